@@ -1,0 +1,142 @@
+// The one error type of harbor-sidecar and the catalogue of its codes.
+// Every failure the program reports carries a stable code from CATALOGUE;
+// logic branches on `code`, never on message text. docs/errors.md lists the
+// same codes and a test keeps the two in step.
+
+/** How a code ends a command: a configuration problem (78), a usage problem (2), a runtime failure (1); a warning does not end it (0). */
+export type ErrorKind = 'config' | 'usage' | 'runtime' | 'warning';
+
+export interface CodeEntry {
+  readonly kind: ErrorKind;
+  /** What the code means, for docs/errors.md. */
+  readonly meaning: string;
+}
+
+/** Every error code, listed once. Never reuse or renumber a code; add new ones at the end of their group. */
+export const CATALOGUE = {
+  // Usage: the command line itself is wrong.
+  E_USAGE: {
+    kind: 'usage',
+    meaning: 'An unknown command or flag, a missing flag value, or a flag value of the wrong form.',
+  },
+
+  // Configuration read from flags and the environment.
+  E_ENV_JSON: { kind: 'config', meaning: 'An environment variable that must hold JSON does not parse.' },
+  E_ENV_SHAPE: { kind: 'config', meaning: 'An environment variable holds JSON of the wrong shape.' },
+  E_SERVICE_FIELD: {
+    kind: 'config',
+    meaning: 'A Harbor service has a missing or invalid field (a port outside 1-65535, say).',
+  },
+  E_VARIABLE_CLASH: {
+    kind: 'config',
+    meaning: 'Two Harbor services map to the same STACKATO_HARBOR_<NAME> variable.',
+  },
+  E_SETTING: { kind: 'config', meaning: 'A setting (flag or environment variable) has an invalid value.' },
+  E_BACKEND: {
+    kind: 'config',
+    meaning: 'The backend address is missing or not of the form host:port or a unix socket path.',
+  },
+  E_NO_SERVICE: { kind: 'config', meaning: 'No Harbor service was found where one is required.' },
+
+  // Certificates.
+  E_CERT_READ: { kind: 'config', meaning: 'A certificate or key file cannot be read.' },
+  E_CERT_PARSE: {
+    kind: 'config',
+    meaning: 'A certificate file does not hold a PEM certificate that parses.',
+  },
+  E_KEY_PARSE: {
+    kind: 'config',
+    meaning:
+      'A key file does not hold a PEM private key that parses (or its passphrase is wrong or missing).',
+  },
+  E_KEY_MISMATCH: { kind: 'config', meaning: 'The private key does not belong to the certificate.' },
+  E_CHAIN_ORDER: {
+    kind: 'config',
+    meaning: 'The certificates in a .crt file are not in order, leaf first, each signed by the next.',
+  },
+  E_CERT_EXPIRED: { kind: 'config', meaning: 'The certificate has expired.' },
+  E_CERT_NOT_YET_VALID: { kind: 'config', meaning: 'The certificate is not valid yet.' },
+  E_NO_PAIR: { kind: 'config', meaning: 'No certificate pair was found for an HTTPS service.' },
+  E_CA_READ: { kind: 'config', meaning: 'A client CA bundle cannot be read or parsed.' },
+  E_CERT_WRITE: { kind: 'runtime', meaning: 'A generated certificate or key cannot be written.' },
+
+  // Serving.
+  E_PORT_IN_USE: { kind: 'runtime', meaning: 'A port the program must listen on is already taken.' },
+  E_LISTEN: {
+    kind: 'runtime',
+    meaning: 'A listener could not be started for another reason (permission, bad address).',
+  },
+  E_RELOAD: {
+    kind: 'runtime',
+    meaning: 'A certificate reload was refused; the previous pair keeps serving.',
+  },
+  E_CHILD: { kind: 'runtime', meaning: 'The command given to exec could not be started.' },
+
+  // Warnings: reported, never fatal.
+  W_SOURCES_DISAGREE: {
+    kind: 'warning',
+    meaning: 'Two service variables describe one service differently; STACKATO_SERVICES wins.',
+  },
+  W_HALF_PAIR: {
+    kind: 'warning',
+    meaning: 'Only one file of a per-service pair exists; the harbor.crt/harbor.key fallback is used.',
+  },
+  W_CERT_EXPIRING: { kind: 'warning', meaning: 'The certificate expires within the warning window.' },
+  W_SAN_MISMATCH: {
+    kind: 'warning',
+    meaning: 'The certificate names neither the external nor the internal hostname.',
+  },
+  W_SELF_SIGNED: { kind: 'warning', meaning: 'The certificate is self-signed; browsers will not trust it.' },
+  W_PROTOCOL: {
+    kind: 'warning',
+    meaning: 'A service name combines rules in a way that drops one (a udp- name ending in https).',
+  },
+} as const satisfies Record<string, CodeEntry>;
+
+export type ErrorCode = keyof typeof CATALOGUE;
+
+/** Process exit status for each kind of error. Config errors use EX_CONFIG from sysexits.h. */
+export const EXIT_STATUS: Readonly<Record<ErrorKind, number>> = {
+  config: 78,
+  usage: 2,
+  runtime: 1,
+  warning: 0,
+};
+
+export class HarborError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'HarborError';
+    this.code = code;
+  }
+
+  get kind(): ErrorKind {
+    return CATALOGUE[this.code].kind;
+  }
+
+  get exitStatus(): number {
+    return EXIT_STATUS[this.kind];
+  }
+}
+
+export function isHarborError(value: unknown, code?: ErrorCode): value is HarborError {
+  return value instanceof HarborError && (code === undefined || value.code === code);
+}
+
+/** A problem found by a validating function that reports every problem at once. */
+export interface Problem {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+export function isWarning(problem: Problem): boolean {
+  return CATALOGUE[problem.code].kind === 'warning';
+}
+
+/** The exit status for a list of problems: the first error's, or 0 when there are only warnings. */
+export function exitStatusOf(problems: readonly Problem[]): number {
+  const error = problems.find((p) => !isWarning(p));
+  return error ? EXIT_STATUS[CATALOGUE[error.code].kind] : 0;
+}
