@@ -71,6 +71,10 @@ export const CATALOGUE = {
     meaning: 'A certificate reload was refused; the previous pair keeps serving.',
   },
   E_CHILD: { kind: 'runtime', meaning: 'The command given to exec could not be started.' },
+  E_ADMIN_UNREACHABLE: {
+    kind: 'runtime',
+    meaning: 'harbor-sidecar status could not reach the admin endpoint, or could not read its answer.',
+  },
 
   // Warnings: reported, never fatal.
   W_SOURCES_DISAGREE: {
@@ -87,6 +91,10 @@ export const CATALOGUE = {
     meaning: 'The certificate names neither the external nor the internal hostname.',
   },
   W_SELF_SIGNED: { kind: 'warning', meaning: 'The certificate is self-signed; browsers will not trust it.' },
+  W_ADMIN_UNAVAILABLE: {
+    kind: 'warning',
+    meaning: 'The admin endpoint could not listen (address taken, bad socket path); serving goes on without it.',
+  },
   W_PROTOCOL: {
     kind: 'warning',
     meaning: 'A service name combines rules in a way that drops one (a udp- name ending in https).',
