@@ -1,0 +1,51 @@
+// `harbor-sidecar exec -- CMD ARGS...`: run a start command with the port
+// variables added, passing signals to it and its exit status back.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { portVariables } from '../../config/variables.js';
+import { HarborError } from '../../errors/index.js';
+import type { CommandContext } from '../context.js';
+import { failOnErrors, printProblems } from '../report.js';
+
+const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = [
+  'SIGTERM',
+  'SIGINT',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+];
+
+export async function execCommand(context: CommandContext): Promise<number> {
+  const { settings, problems, positionals, env, stderr } = context;
+  const [file, ...args] = positionals;
+  if (file === undefined)
+    throw new HarborError('E_USAGE', 'exec needs a command: harbor-sidecar exec -- CMD ARGS...');
+  const failed = failOnErrors(problems, stderr);
+  if (failed !== undefined) return failed;
+  printProblems(problems, stderr);
+  const variables = portVariables(settings.services, {
+    name: settings.appName,
+    upcaseAlreadySet: settings.appNameUpcaseSet,
+  });
+  const child = spawn(file, args, { stdio: 'inherit', env: { ...env, ...Object.fromEntries(variables) } });
+  const relays = FORWARDED_SIGNALS.map((signal) => {
+    const relay = () => child.kill(signal);
+    process.on(signal, relay);
+    return () => process.off(signal, relay);
+  });
+  try {
+    return await new Promise<number>((resolve) => {
+      child.once('error', (error: NodeJS.ErrnoException) => {
+        // Shells use 127 for "not found" and 126 for "cannot run"; wrapped start commands keep those meanings.
+        stderr.write(`harbor-sidecar: cannot run ${file}: ${error.code ?? error.message} [E_CHILD]\n`);
+        resolve(error.code === 'ENOENT' ? 127 : 126);
+      });
+      child.once('exit', (code, signal) => {
+        resolve(signal ? 128 + (constants.signals[signal] ?? 0) : (code ?? 1));
+      });
+    });
+  } finally {
+    for (const remove of relays) remove();
+  }
+}

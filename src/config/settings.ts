@@ -1,0 +1,577 @@
+// The one configuration pipeline of harbor-sidecar: flags and environment in,
+// one defaults object applied, validated by a pure function that returns every
+// problem at once, frozen, handed down. The definitions table below is also
+// what the README's settings table and `--help` are checked against.
+import { join } from 'node:path';
+import type { Problem } from '../errors/index.js';
+import { LOG_LEVELS } from '../log/index.js';
+import { isPlainObject, parseJsonVariable } from './json.js';
+import { ruleForName } from './protocol.js';
+import { readServices } from './services.js';
+import type { Address, HarborService } from './types.js';
+import {
+  type Parsed,
+  parseAddress,
+  parseBoolean,
+  parseChoice,
+  parseDuration,
+  parsePortNumber,
+  parsePositiveInteger,
+} from './values.js';
+import { mangleName, type VariableFormat, variableForService } from './variables.js';
+
+export type SettingType = 'string' | 'boolean' | 'list';
+
+export interface SettingDefinition {
+  /** The long flag, without dashes. */
+  readonly flag: string;
+  /** Environment variables, in order of precedence; flags win over all of them. */
+  readonly env: readonly string[];
+  readonly type: SettingType;
+  readonly description: string;
+  /** The default, as written in docs. */
+  readonly defaultText?: string;
+  /** Commands that read this setting; all when absent. */
+  readonly commands?: readonly string[];
+}
+
+export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
+  {
+    flag: 'app-root',
+    env: ['HARBOR_APP_ROOT', 'STACKATO_APP_ROOT'],
+    type: 'string',
+    description: 'The app root, where certs/ (or cert/) is looked for.',
+    defaultText: 'the working directory',
+  },
+  {
+    flag: 'certs-dir',
+    env: ['HARBOR_CERTS_DIR'],
+    type: 'string',
+    description: 'The certificate folder.',
+    defaultText: '<app root>/certs if it exists, else <app root>/cert',
+  },
+  {
+    flag: 'backend',
+    env: ['HARBOR_BACKEND'],
+    type: 'string',
+    description: "The framework's plain HTTP server: host:port, [ipv6]:port or a unix socket path.",
+    defaultText: '127.0.0.1:$PORT, else 127.0.0.1:$VCAP_APP_PORT',
+  },
+  {
+    flag: 'key-passphrase-file',
+    env: ['HARBOR_KEY_PASSPHRASE_FILE'],
+    type: 'string',
+    description:
+      'A file holding the passphrase of encrypted keys (or set HARBOR_KEY_PASSPHRASE itself; never a flag, so it stays out of ps).',
+  },
+  {
+    flag: 'client-ca',
+    env: ['HARBOR_CLIENT_CA'],
+    type: 'string',
+    description: 'A CA bundle for client-certificate authentication, overriding <service>.ca and harbor.ca.',
+  },
+  {
+    flag: 'listen',
+    env: ['HARBOR_LISTEN'],
+    type: 'string',
+    description: 'Comma-separated addresses the HTTPS servers listen on.',
+    defaultText: '0.0.0.0,::',
+    commands: ['run'],
+  },
+  {
+    flag: 'backend-timeout',
+    env: ['HARBOR_BACKEND_TIMEOUT'],
+    type: 'string',
+    description: 'How long the backend may take to start answering before a 504.',
+    defaultText: '60s',
+    commands: ['run'],
+  },
+  {
+    flag: 'drain-timeout',
+    env: ['HARBOR_DRAIN_TIMEOUT'],
+    type: 'string',
+    description: 'How long in-flight requests may take to finish after SIGTERM.',
+    defaultText: '10s',
+    commands: ['run'],
+  },
+  {
+    flag: 'header-timeout',
+    env: ['HARBOR_HEADER_TIMEOUT'],
+    type: 'string',
+    description: 'How long a client may take to send a TLS handshake and request head.',
+    defaultText: '10s',
+    commands: ['run'],
+  },
+  {
+    flag: 'idle-timeout',
+    env: ['HARBOR_IDLE_TIMEOUT'],
+    type: 'string',
+    description: 'How long an idle keep-alive client connection is kept.',
+    defaultText: '60s',
+    commands: ['run'],
+  },
+  {
+    flag: 'max-header-size',
+    env: ['HARBOR_MAX_HEADER_SIZE'],
+    type: 'string',
+    description: 'The largest request head accepted, in bytes (431 above it).',
+    defaultText: '16384',
+    commands: ['run'],
+  },
+  {
+    flag: 'max-connections',
+    env: ['HARBOR_MAX_CONNECTIONS'],
+    type: 'string',
+    description: 'Client connections per service at once; more wait in the kernel backlog.',
+    defaultText: '10000',
+    commands: ['run'],
+  },
+  {
+    flag: 'admin',
+    env: ['HARBOR_ADMIN'],
+    type: 'string',
+    description:
+      'The admin endpoint (healthz, readyz, metrics, status): host:port, a unix socket path, or off.',
+    defaultText: '127.0.0.1:9701',
+    commands: ['run', 'status'],
+  },
+  {
+    flag: 'node-url',
+    env: ['HARBOR_NODE_URL'],
+    type: 'string',
+    description: 'A harbor-node API to register this instance with (token in HARBOR_NODE_TOKEN).',
+    commands: ['run'],
+  },
+  {
+    flag: 'instance-id',
+    env: ['HARBOR_INSTANCE_ID'],
+    type: 'string',
+    description: 'This instance id for node registration.',
+    defaultText: '$CF_INSTANCE_GUID, else instance_id of $VCAP_APPLICATION, else the hostname',
+    commands: ['run'],
+  },
+  {
+    flag: 'instance-host',
+    env: ['HARBOR_INSTANCE_HOST'],
+    type: 'string',
+    description: 'The address the node reaches this instance at.',
+    defaultText: "the container's first non-internal address",
+    commands: ['run'],
+  },
+  {
+    flag: 'forward',
+    env: ['HARBOR_FORWARD_<NAME>'],
+    type: 'list',
+    description:
+      "NAME=HOST:PORT: listen on that service's int_port and forward TCP/UDP to the app's own port. Repeatable.",
+    commands: ['run'],
+  },
+  {
+    flag: 'proxy-protocol',
+    env: ['HARBOR_PROXY_PROTOCOL'],
+    type: 'string',
+    description: 'Send a PROXY protocol header on TCP forwards: off, v1 or v2.',
+    defaultText: 'off',
+    commands: ['run'],
+  },
+  {
+    flag: 'service',
+    env: ['HARBOR_SERVICE'],
+    type: 'string',
+    description:
+      'Debug shell: serve one service of this name without a platform environment (with --int-port).',
+    commands: ['run', 'check', 'env', 'exec'],
+  },
+  {
+    flag: 'int-port',
+    env: ['HARBOR_INT_PORT'],
+    type: 'string',
+    description: 'Debug shell: the int_port of --service.',
+    commands: ['run', 'check', 'env', 'exec'],
+  },
+  {
+    flag: 'ext-port',
+    env: ['HARBOR_EXT_PORT'],
+    type: 'string',
+    description: 'Debug shell: the external port of --service (for X-Forwarded-Port).',
+    commands: ['run', 'check', 'env', 'exec'],
+  },
+  {
+    flag: 'format',
+    env: ['HARBOR_ENV_FORMAT'],
+    type: 'string',
+    description: 'Output of env: shell (export lines, safe to eval), dotenv or json.',
+    defaultText: 'shell',
+    commands: ['env'],
+  },
+  {
+    flag: 'json',
+    env: ['HARBOR_JSON'],
+    type: 'boolean',
+    description: 'Machine-readable output.',
+    commands: ['check', 'status'],
+  },
+  {
+    flag: 'require',
+    env: ['HARBOR_REQUIRE'],
+    type: 'boolean',
+    description: 'Fail when there is no Harbor service at all.',
+    commands: ['check'],
+  },
+  {
+    flag: 'warn-days',
+    env: ['HARBOR_WARN_DAYS'],
+    type: 'string',
+    description: 'Warn when a certificate expires within this many days.',
+    defaultText: '30',
+    commands: ['check'],
+  },
+  {
+    flag: 'log-level',
+    env: ['HARBOR_LOG_LEVEL'],
+    type: 'string',
+    description: 'fatal, error, warn, info, debug, trace or silent.',
+    defaultText: 'info',
+  },
+  {
+    flag: 'pretty',
+    env: ['HARBOR_LOG_PRETTY'],
+    type: 'boolean',
+    description: 'Human-readable logs (the default when stdout is a terminal).',
+  },
+];
+
+/** Flag values as parsed from the command line: strings, booleans, lists. */
+export type FlagValues = Readonly<Record<string, string | boolean | readonly string[] | undefined>>;
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface ForwardTarget {
+  readonly service: string;
+  readonly target: Address;
+}
+
+export interface SidecarSettings {
+  readonly appRoot: string;
+  readonly certsDir: string;
+  readonly backend: Address | undefined;
+  readonly keyPassphrase: string | undefined;
+  readonly clientCa: string | undefined;
+  readonly listenHosts: readonly string[];
+  readonly backendTimeoutMs: number;
+  readonly drainTimeoutMs: number;
+  readonly headerTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+  readonly maxConnections: number;
+  readonly admin: Address | 'off';
+  readonly nodeUrl: string | undefined;
+  readonly nodeToken: string | undefined;
+  readonly instanceId: string;
+  readonly instanceHost: string | undefined;
+  readonly forwards: readonly ForwardTarget[];
+  readonly proxyProtocol: 'off' | 'v1' | 'v2';
+  readonly format: VariableFormat;
+  readonly json: boolean;
+  readonly require: boolean;
+  readonly warnDays: number;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly pretty: boolean;
+  readonly services: readonly HarborService[];
+  readonly appName: string | undefined;
+  readonly appNameUpcaseSet: boolean;
+}
+
+/** What the pipeline needs from the machine, passed in so tests can set it. */
+export interface Machine {
+  readonly cwd: string;
+  readonly hostname: string;
+  readonly isDirectory: (path: string) => boolean;
+  readonly readFile: (path: string) => string;
+  readonly stdoutIsTerminal: boolean;
+}
+
+export interface SettingsResult {
+  readonly settings: SidecarSettings;
+  readonly problems: readonly Problem[];
+}
+
+/** The raw text of a setting: its flag if given, else its first set variable, with where it came from. */
+function raw(
+  definition: SettingDefinition,
+  flags: FlagValues,
+  env: Environment,
+): { text: string; from: string } | undefined {
+  const flag = flags[definition.flag];
+  if (typeof flag === 'string') return { text: flag, from: `--${definition.flag}` };
+  if (flag === true) return { text: 'true', from: `--${definition.flag}` };
+  for (const name of definition.env) {
+    const value = env[name];
+    if (value !== undefined && value !== '') return { text: value, from: name };
+  }
+  return undefined;
+}
+
+function definitionOf(flag: string): SettingDefinition {
+  const found = SIDECAR_SETTINGS.find((d) => d.flag === flag);
+  if (!found) throw new Error(`no setting --${flag}`);
+  return found;
+}
+
+export function resolveSidecarSettings(
+  flags: FlagValues,
+  env: Environment,
+  machine: Machine,
+): SettingsResult {
+  const problems: Problem[] = [];
+  const setting = <T>(flag: string, parse: (text: string) => Parsed<T>, fallback: T): T => {
+    const found = raw(definitionOf(flag), flags, env);
+    if (!found) return fallback;
+    const parsed = parse(found.text);
+    if (parsed.ok) return parsed.value;
+    problems.push({ code: 'E_SETTING', message: `${found.from} ${parsed.reason}` });
+    return fallback;
+  };
+  const text = (flag: string): string | undefined => raw(definitionOf(flag), flags, env)?.text;
+  const asIs = (t: string): Parsed<string> => ({ ok: true, value: t });
+
+  const appRoot = text('app-root') ?? machine.cwd;
+  const explicitCerts = text('certs-dir');
+  const certsDir =
+    explicitCerts ??
+    (machine.isDirectory(join(appRoot, 'certs')) ? join(appRoot, 'certs') : join(appRoot, 'cert'));
+
+  const services = servicesFrom(flags, env, problems);
+  const backend = backendFrom(flags, env, problems);
+
+  let keyPassphrase = env.HARBOR_KEY_PASSPHRASE || undefined;
+  const passphraseFile = text('key-passphrase-file');
+  if (passphraseFile !== undefined) {
+    try {
+      keyPassphrase = machine.readFile(passphraseFile).replace(/\r?\n$/, '');
+    } catch (error) {
+      problems.push({
+        code: 'E_SETTING',
+        message: `key passphrase file ${passphraseFile} cannot be read: ${(error as NodeJS.ErrnoException).code ?? error}`,
+      });
+    }
+  }
+
+  const admin = setting<Address | 'off'>(
+    'admin',
+    (t) => (t.trim().toLowerCase() === 'off' ? { ok: true, value: 'off' } : parseAddress(t)),
+    { kind: 'tcp', host: '127.0.0.1', port: 9701 },
+  );
+  const { name: appName, upcaseSet } = appNameFrom(env, problems);
+
+  const settings: SidecarSettings = {
+    appRoot,
+    certsDir,
+    backend,
+    keyPassphrase,
+    clientCa: text('client-ca'),
+    listenHosts: setting('listen', parseHostList, ['0.0.0.0', '::']),
+    backendTimeoutMs: setting('backend-timeout', parseDuration, 60_000),
+    drainTimeoutMs: setting('drain-timeout', parseDuration, 10_000),
+    headerTimeoutMs: setting('header-timeout', parseDuration, 10_000),
+    idleTimeoutMs: setting('idle-timeout', parseDuration, 60_000),
+    maxHeaderBytes: setting('max-header-size', parsePositiveInteger, 16_384),
+    maxConnections: setting('max-connections', parsePositiveInteger, 10_000),
+    admin,
+    nodeUrl: setting('node-url', parseUrl, undefined),
+    nodeToken: env.HARBOR_NODE_TOKEN || undefined,
+    instanceId: text('instance-id') ?? instanceIdFrom(env, machine),
+    instanceHost: setting('instance-host', asIs, undefined),
+    forwards: forwardsFrom(flags, env, services, problems),
+    proxyProtocol: setting('proxy-protocol', (t) => parseChoice(t, ['off', 'v1', 'v2'] as const), 'off'),
+    format: setting('format', (t) => parseChoice(t, ['shell', 'dotenv', 'json'] as const), 'shell'),
+    json: setting('json', parseBoolean, false),
+    require: setting('require', parseBoolean, false),
+    warnDays: setting('warn-days', parseNonNegative, 30),
+    logLevel: setting('log-level', (t) => parseChoice(t, LOG_LEVELS), 'info'),
+    pretty: setting('pretty', parseBoolean, machine.stdoutIsTerminal),
+    services,
+    appName,
+    appNameUpcaseSet: upcaseSet,
+  };
+  return { settings: Object.freeze(settings), problems };
+}
+
+function parseNonNegative(text: string): Parsed<number> {
+  return /^\s*\d+\s*$/.test(text)
+    ? { ok: true, value: Number(text) }
+    : { ok: false, reason: `must be a whole number of days, not "${text}"` };
+}
+
+function parseHostList(text: string): Parsed<string[]> {
+  const hosts = text
+    .split(',')
+    .map((h) => h.trim().replace(/^\[(.*)\]$/, '$1'))
+    .filter((h) => h !== '');
+  return hosts.length > 0
+    ? { ok: true, value: hosts }
+    : { ok: false, reason: 'must name at least one address' };
+}
+
+function parseUrl(text: string): Parsed<string | undefined> {
+  try {
+    const url = new URL(text);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      return { ok: false, reason: `must be an http:// or https:// URL, not "${text}"` };
+    }
+    return { ok: true, value: url.href.replace(/\/$/, '') };
+  } catch {
+    return { ok: false, reason: `must be a URL, not "${text}"` };
+  }
+}
+
+/** --service and --int-port describe one service by hand; otherwise the platform's variables do. */
+function servicesFrom(flags: FlagValues, env: Environment, problems: Problem[]): HarborService[] {
+  const name = raw(definitionOf('service'), flags, env);
+  const intPortText = raw(definitionOf('int-port'), flags, env);
+  const extPortText = raw(definitionOf('ext-port'), flags, env);
+  if (name === undefined && intPortText === undefined) {
+    const result = readServices(env);
+    problems.push(...result.problems);
+    return [...result.services];
+  }
+  if (name === undefined || intPortText === undefined) {
+    problems.push({
+      code: 'E_SETTING',
+      message: `${name ? name.from : intPortText?.from} needs ${name ? '--int-port' : '--service'} as well`,
+    });
+    return [];
+  }
+  const intPort = parsePortNumber(intPortText.text);
+  if (!intPort.ok) {
+    problems.push({ code: 'E_SETTING', message: `${intPortText.from} ${intPort.reason}` });
+    return [];
+  }
+  let port: number | undefined;
+  if (extPortText) {
+    const parsed = parsePortNumber(extPortText.text);
+    if (parsed.ok) port = parsed.value;
+    else problems.push({ code: 'E_SETTING', message: `${extPortText.from} ${parsed.reason}` });
+  }
+  const rule = ruleForName(name.text);
+  return [
+    {
+      name: name.text,
+      instanceId: '',
+      nodeId: '',
+      hostname: '',
+      host: '',
+      port,
+      intPort: intPort.value,
+      extHostname: '',
+      extHost: '',
+      transport: rule.transport,
+      https: rule.https,
+      variable: variableForService(name.text),
+    },
+  ];
+}
+
+function backendFrom(flags: FlagValues, env: Environment, problems: Problem[]): Address | undefined {
+  const explicit = raw(definitionOf('backend'), flags, env);
+  const candidates: { text: string; from: string }[] = explicit ? [explicit] : [];
+  for (const variable of ['PORT', 'VCAP_APP_PORT']) {
+    const value = env[variable];
+    if (!explicit && value) candidates.push({ text: value, from: variable });
+  }
+  const first = candidates[0];
+  if (!first) return undefined;
+  const parsed = parseAddress(first.text);
+  if (parsed.ok) return parsed.value;
+  problems.push({ code: 'E_BACKEND', message: `${first.from} ${parsed.reason}` });
+  return undefined;
+}
+
+function vcapApplication(env: Environment, problems: Problem[]): Record<string, unknown> {
+  const text = env.VCAP_APPLICATION;
+  if (!text) return {};
+  try {
+    const parsed = parseJsonVariable('VCAP_APPLICATION', text);
+    if (isPlainObject(parsed)) return parsed;
+    problems.push({ code: 'E_ENV_SHAPE', message: 'VCAP_APPLICATION must be a JSON object' });
+  } catch (error) {
+    problems.push({ code: 'E_ENV_JSON', message: (error as Error).message });
+  }
+  return {};
+}
+
+function appNameFrom(
+  env: Environment,
+  problems: Problem[],
+): { name: string | undefined; upcaseSet: boolean } {
+  const upcaseSet = env.STACKATO_APP_NAME_UPCASE !== undefined && env.STACKATO_APP_NAME_UPCASE !== '';
+  if (env.STACKATO_APP_NAME) return { name: env.STACKATO_APP_NAME, upcaseSet };
+  const app = vcapApplication(env, problems);
+  const name = app.name ?? app.application_name;
+  return { name: typeof name === 'string' && name !== '' ? name : undefined, upcaseSet };
+}
+
+function instanceIdFrom(env: Environment, machine: Machine): string {
+  if (env.CF_INSTANCE_GUID) return env.CF_INSTANCE_GUID;
+  // A malformed VCAP_APPLICATION is reported by appNameFrom; here it only means "no id there".
+  const app = vcapApplication(env, []);
+  if (typeof app.instance_id === 'string' && app.instance_id !== '') return app.instance_id;
+  return machine.hostname;
+}
+
+function forwardsFrom(
+  flags: FlagValues,
+  env: Environment,
+  services: readonly HarborService[],
+  problems: Problem[],
+): ForwardTarget[] {
+  const entries: { name: string; target: string; from: string }[] = [];
+  const flag = flags.forward;
+  const list = typeof flag === 'string' ? [flag] : Array.isArray(flag) ? flag : [];
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) {
+      problems.push({ code: 'E_SETTING', message: `--forward must be NAME=HOST:PORT, not "${item}"` });
+      continue;
+    }
+    entries.push({ name: item.slice(0, eq), target: item.slice(eq + 1), from: '--forward' });
+  }
+  for (const [variable, value] of Object.entries(env)) {
+    if (!variable.startsWith('HARBOR_FORWARD_') || !value) continue;
+    const mangled = variable.slice('HARBOR_FORWARD_'.length);
+    const service = services.find((s) => mangleName(s.name) === mangled);
+    if (!service) {
+      problems.push({
+        code: 'E_SETTING',
+        message: `${variable} names no Harbor service (known: ${knownNames(services)})`,
+      });
+      continue;
+    }
+    if (!entries.some((e) => e.name === service.name))
+      entries.push({ name: service.name, target: value, from: variable });
+  }
+  const forwards: ForwardTarget[] = [];
+  for (const entry of entries) {
+    const service = services.find((s) => s.name === entry.name);
+    if (!service) {
+      problems.push({
+        code: 'E_SETTING',
+        message: `${entry.from} names no Harbor service "${entry.name}" (known: ${knownNames(services)})`,
+      });
+      continue;
+    }
+    const target = parseAddress(entry.target);
+    if (!target.ok || target.value.kind !== 'tcp') {
+      problems.push({
+        code: 'E_SETTING',
+        message: `${entry.from} for "${entry.name}" must be HOST:PORT, not "${entry.target}"`,
+      });
+      continue;
+    }
+    forwards.push({ service: entry.name, target: target.value });
+  }
+  return forwards;
+}
+
+function knownNames(services: readonly HarborService[]): string {
+  return services.length === 0 ? 'none' : services.map((s) => s.name).join(', ');
+}

@@ -1,0 +1,72 @@
+// Parsers for setting values. Each returns the value or a one-line reason
+// (without the setting's name; the caller adds where the value came from).
+import { isAbsolute } from 'node:path';
+import type { Address } from './types.js';
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const bad = (reason: string): Parsed<never> => ({ ok: false, reason });
+
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  '': 1000,
+};
+
+/** `10s`, `500ms`, `2m`, `1h`, or a plain number of seconds. */
+export function parseDuration(text: string): Parsed<number> {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*$/.exec(text);
+  if (!match) return bad(`must be a duration such as 10s, 500ms or 2m, not "${text}"`);
+  return ok(Math.round(Number(match[1]) * (DURATION_UNITS[match[2] ?? ''] ?? 1000)));
+}
+
+export function parsePositiveInteger(text: string): Parsed<number> {
+  if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1) return bad(`must be a positive integer, not "${text}"`);
+  return ok(Number(text));
+}
+
+export function parsePortNumber(text: string): Parsed<number> {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < 1 || n > 65535)
+    return bad(`must be an integer 1-65535, not "${text}"`);
+  return ok(n);
+}
+
+export function parseChoice<T extends string>(text: string, choices: readonly T[]): Parsed<T> {
+  const lower = text.toLowerCase() as T;
+  return choices.includes(lower) ? ok(lower) : bad(`must be one of ${choices.join(', ')}, not "${text}"`);
+}
+
+export function parseBoolean(text: string): Parsed<boolean> {
+  const lower = text.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(lower)) return ok(true);
+  if (['0', 'false', 'no', 'off', ''].includes(lower)) return ok(false);
+  return bad(`must be true or false, not "${text}"`);
+}
+
+/**
+ * A TCP `host:port` (`[::1]:8080` for IPv6), a bare port (loopback), or a unix
+ * socket path (absolute, `./relative`, or `unix:/path`).
+ */
+export function parseAddress(text: string, defaultHost = '127.0.0.1'): Parsed<Address> {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('unix:')) {
+    const path = trimmed.slice('unix:'.length);
+    return path ? ok({ kind: 'unix', path }) : bad('must name a socket path after "unix:"');
+  }
+  if (isAbsolute(trimmed) || trimmed.startsWith('./') || trimmed.startsWith('../')) {
+    return ok({ kind: 'unix', path: trimmed });
+  }
+  if (/^\d+$/.test(trimmed)) {
+    const port = parsePortNumber(trimmed);
+    return port.ok ? ok({ kind: 'tcp', host: defaultHost, port: port.value }) : port;
+  }
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d+)$/.exec(trimmed);
+  if (!match) return bad(`must be host:port, [ipv6]:port or a unix socket path, not "${text}"`);
+  const port = parsePortNumber(match[3] ?? '');
+  if (!port.ok) return bad(`has a port that ${port.reason}`);
+  return ok({ kind: 'tcp', host: match[1] ?? match[2] ?? defaultHost, port: port.value });
+}

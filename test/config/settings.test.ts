@@ -1,0 +1,183 @@
+import t from 'tap';
+import { type Machine, resolveSidecarSettings } from '../../src/config/settings.js';
+
+const machine = (dirs: string[] = [], files: Record<string, string> = {}): Machine => ({
+  cwd: '/srv/app',
+  hostname: 'container-7',
+  isDirectory: (p) => dirs.includes(p),
+  readFile: (p) => {
+    const text = files[p];
+    if (text === undefined) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
+    return text;
+  },
+  stdoutIsTerminal: false,
+});
+
+t.test('defaults', async (t) => {
+  const { settings, problems } = resolveSidecarSettings({}, {}, machine());
+  t.same(problems, []);
+  t.match(settings, {
+    appRoot: '/srv/app',
+    certsDir: '/srv/app/cert',
+    backend: undefined,
+    admin: { kind: 'tcp', host: '127.0.0.1', port: 9701 },
+    drainTimeoutMs: 10_000,
+    backendTimeoutMs: 60_000,
+    listenHosts: ['0.0.0.0', '::'],
+    instanceId: 'container-7',
+    format: 'shell',
+    logLevel: 'info',
+    pretty: false,
+  });
+  t.ok(Object.isFrozen(settings));
+});
+
+t.test('certs/ is preferred when it exists, else cert/; an explicit folder wins', async (t) => {
+  t.equal(resolveSidecarSettings({}, {}, machine(['/srv/app/certs'])).settings.certsDir, '/srv/app/certs');
+  t.equal(
+    resolveSidecarSettings({}, { STACKATO_APP_ROOT: '/app' }, machine()).settings.certsDir,
+    '/app/cert',
+  );
+  t.equal(resolveSidecarSettings({}, { HARBOR_CERTS_DIR: '/x' }, machine()).settings.certsDir, '/x');
+});
+
+t.test('app root: flag, then HARBOR_APP_ROOT, then STACKATO_APP_ROOT', async (t) => {
+  const env = { HARBOR_APP_ROOT: '/h', STACKATO_APP_ROOT: '/s' };
+  t.equal(resolveSidecarSettings({ 'app-root': '/f' }, env, machine()).settings.appRoot, '/f');
+  t.equal(resolveSidecarSettings({}, env, machine()).settings.appRoot, '/h');
+  t.equal(resolveSidecarSettings({}, { STACKATO_APP_ROOT: '/s' }, machine()).settings.appRoot, '/s');
+});
+
+t.test(
+  'backend: flag, HARBOR_BACKEND, then 127.0.0.1:$PORT, then $VCAP_APP_PORT; unix sockets too',
+  async (t) => {
+    const backend = (flags: Record<string, string>, env: Record<string, string>) =>
+      resolveSidecarSettings(flags, env, machine()).settings.backend;
+    t.same(backend({}, { VCAP_APP_PORT: '8081' }), { kind: 'tcp', host: '127.0.0.1', port: 8081 });
+    t.same(backend({}, { PORT: '8080', VCAP_APP_PORT: '8081' }), {
+      kind: 'tcp',
+      host: '127.0.0.1',
+      port: 8080,
+    });
+    t.same(backend({}, { HARBOR_BACKEND: '/tmp/uwsgi.sock', PORT: '1' }), {
+      kind: 'unix',
+      path: '/tmp/uwsgi.sock',
+    });
+    t.same(backend({ backend: '[::1]:9000' }, { HARBOR_BACKEND: '10.0.0.1:1' }), {
+      kind: 'tcp',
+      host: '::1',
+      port: 9000,
+    });
+    t.same(backend({ backend: 'unix:./app.sock' }, {}), { kind: 'unix', path: './app.sock' });
+    const { problems } = resolveSidecarSettings({}, { PORT: 'eighty' }, machine());
+    t.match(problems, [{ code: 'E_BACKEND', message: /^PORT must be host:port/ }]);
+    const port = resolveSidecarSettings({ backend: 'localhost:99999' }, {}, machine()).problems;
+    t.match(port, [{ code: 'E_BACKEND', message: /^--backend has a port that must be an integer 1-65535/ }]);
+  },
+);
+
+t.test('every bad value is reported at once, naming flag or variable', async (t) => {
+  const { problems } = resolveSidecarSettings(
+    { 'drain-timeout': 'soon' },
+    {
+      HARBOR_BACKEND_TIMEOUT: '-1',
+      HARBOR_LOG_LEVEL: 'loud',
+      HARBOR_ADMIN: 'nowhere',
+      HARBOR_MAX_CONNECTIONS: '0',
+    },
+    machine(),
+  );
+  t.same(
+    problems.map((p) => p.message.split(' ')[0]),
+    [
+      'HARBOR_ADMIN',
+      'HARBOR_BACKEND_TIMEOUT',
+      '--drain-timeout',
+      'HARBOR_MAX_CONNECTIONS',
+      'HARBOR_LOG_LEVEL',
+    ],
+  );
+  t.ok(problems.every((p) => p.code === 'E_SETTING'));
+});
+
+t.test('flags win over variables', async (t) => {
+  const { settings } = resolveSidecarSettings(
+    { 'drain-timeout': '500ms', admin: 'off' },
+    { HARBOR_DRAIN_TIMEOUT: '3s', HARBOR_ADMIN: '127.0.0.1:1' },
+    machine(),
+  );
+  t.equal(settings.drainTimeoutMs, 500);
+  t.equal(settings.admin, 'off');
+});
+
+t.test('debug shell: --service and --int-port make one service without a platform environment', async (t) => {
+  const { settings, problems } = resolveSidecarSettings(
+    { service: 'shop-https', 'int-port': '4443', 'ext-port': '35000' },
+    { STACKATO_SERVICES: '{"ignored": {"int_port": 1}}' },
+    machine(),
+  );
+  t.same(problems, []);
+  t.match(settings.services, [{ name: 'shop-https', intPort: 4443, port: 35000, https: true }]);
+  const half = resolveSidecarSettings({ service: 'x' }, {}, machine()).problems;
+  t.match(half, [{ code: 'E_SETTING', message: '--service needs --int-port as well' }]);
+});
+
+t.test('passphrase from HARBOR_KEY_PASSPHRASE or a file; instance id chain; app name', async (t) => {
+  t.equal(
+    resolveSidecarSettings({}, { HARBOR_KEY_PASSPHRASE: 'pw' }, machine()).settings.keyPassphrase,
+    'pw',
+  );
+  const fromFile = resolveSidecarSettings(
+    { 'key-passphrase-file': '/run/pw' },
+    {},
+    machine([], { '/run/pw': 'secret\n' }),
+  );
+  t.equal(fromFile.settings.keyPassphrase, 'secret');
+  const missing = resolveSidecarSettings({ 'key-passphrase-file': '/run/none' }, {}, machine());
+  t.match(missing.problems, [{ code: 'E_SETTING', message: /\/run\/none cannot be read: ENOENT/ }]);
+  const vcap = JSON.stringify({ instance_id: 'abc', name: 'my-app' });
+  t.equal(resolveSidecarSettings({}, { VCAP_APPLICATION: vcap }, machine()).settings.instanceId, 'abc');
+  t.equal(
+    resolveSidecarSettings({}, { VCAP_APPLICATION: vcap, CF_INSTANCE_GUID: 'g' }, machine()).settings
+      .instanceId,
+    'g',
+  );
+  t.equal(resolveSidecarSettings({}, { VCAP_APPLICATION: vcap }, machine()).settings.appName, 'my-app');
+  t.equal(
+    resolveSidecarSettings({}, { VCAP_APPLICATION: vcap, STACKATO_APP_NAME: 'x' }, machine()).settings
+      .appName,
+    'x',
+  );
+  const broken = resolveSidecarSettings({}, { VCAP_APPLICATION: '{' }, machine());
+  t.match(broken.problems, [{ code: 'E_ENV_JSON', message: /^VCAP_APPLICATION is not valid JSON/ }]);
+});
+
+t.test('forwards by flag or HARBOR_FORWARD_<NAME>, checked against the services', async (t) => {
+  const env = {
+    STACKATO_SERVICES: JSON.stringify({ 'ldap-port': { int_port: 4100 }, 'udp-dns': { int_port: 4101 } }),
+    HARBOR_FORWARD_UDP_DNS: '127.0.0.1:5353',
+  };
+  const { settings, problems } = resolveSidecarSettings(
+    { forward: ['ldap-port=127.0.0.1:389'] },
+    env,
+    machine(),
+  );
+  t.same(problems, []);
+  t.same(settings.forwards, [
+    { service: 'ldap-port', target: { kind: 'tcp', host: '127.0.0.1', port: 389 } },
+    { service: 'udp-dns', target: { kind: 'tcp', host: '127.0.0.1', port: 5353 } },
+  ]);
+  const bad = resolveSidecarSettings(
+    { forward: ['nope=1.2.3.4:5', 'ldap-port'] },
+    { ...env, HARBOR_FORWARD_X: '1:1' },
+    machine(),
+  );
+  t.same(
+    bad.problems.map((p) => p.message),
+    [
+      '--forward must be NAME=HOST:PORT, not "ldap-port"',
+      'HARBOR_FORWARD_X names no Harbor service (known: ldap-port, udp-dns)',
+      '--forward names no Harbor service "nope" (known: ldap-port, udp-dns)',
+    ],
+  );
+});

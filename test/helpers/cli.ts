@@ -1,0 +1,79 @@
+// Spawning the built CLIs (dist/, made by `npm run build`, which `npm test` runs first).
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const SIDECAR_BIN = fileURLToPath(new URL('../../dist/cli/sidecar.js', import.meta.url));
+export const NODE_BIN = fileURLToPath(new URL('../../dist/cli/node.js', import.meta.url));
+
+/** An environment with nothing of the platform's in it, so tests see only what they set. */
+export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const key of ['PATH', 'HOME', 'LANG', 'TMPDIR']) {
+    const value = process.env[key];
+    if (value !== undefined) env[key] = value;
+  }
+  return { ...env, HARBOR_ADMIN: 'off', ...extra };
+}
+
+export interface RunResult {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function runSidecar(args: string[], env: Record<string, string> = {}, cwd?: string): RunResult {
+  const result = spawnSync(process.execPath, [SIDECAR_BIN, ...args], {
+    env: cleanEnv(env),
+    encoding: 'utf8',
+    cwd,
+    timeout: 20_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+export function startSidecar(args: string[], env: Record<string, string> = {}, cwd?: string): ChildProcess {
+  return spawn(process.execPath, [SIDECAR_BIN, ...args], {
+    env: cleanEnv(env),
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Resolves with the first stdout/stderr line matching `pattern` (JSON log lines included). */
+export function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      const line = seen.split('\n').find((l) => pattern.test(l));
+      if (line !== undefined) {
+        cleanup();
+        resolve(line);
+      }
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`timed out waiting for ${pattern}; output so far:\n${seen}`));
+    }, timeoutMs);
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`process exited (${code}) before ${pattern}; output:\n${seen}`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stderr?.off('data', onData);
+      child.off('exit', onExit);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
