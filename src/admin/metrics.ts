@@ -1,0 +1,123 @@
+// The Prometheus registry behind GET /metrics. Nothing here runs on a hot
+// path: every metric is filled by its collect() at scrape time from the plain
+// ServiceStats counters, so a request costs an integer increment and never a
+// prom-client label lookup. Each admin server gets its own Registry (not the
+// global one), so two in one process (tests, a node and a sidecar) never clash.
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { StatusClass } from '../stats/index.js';
+import type { MetricsService, MetricsSource } from './types.js';
+
+export interface MetricsOptions {
+  readonly source: MetricsSource;
+  /** Milliseconds since the epoch; certificate expiry is measured from it. */
+  readonly now?: () => number;
+  /** Add prom-client's process and Node.js metrics (process_*, nodejs_*). Default true. */
+  readonly processMetrics?: boolean;
+}
+
+const CLASSES: readonly StatusClass[] = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
+/** The metric names, for docs/operations.md and the tests. */
+export const METRIC_NAMES = {
+  connectionsOpen: 'harbor_connections_open',
+  connectionsTotal: 'harbor_connections_total',
+  requests: 'harbor_requests_total',
+  bytesIn: 'harbor_received_bytes_total',
+  bytesOut: 'harbor_sent_bytes_total',
+  handshakeErrors: 'harbor_handshake_errors_total',
+  reloads: 'harbor_reloads_total',
+  certificateExpiry: 'harbor_certificate_expiry_seconds',
+  backendErrors: 'harbor_backend_errors_total',
+} as const;
+
+type Filler = (metric: Counter<string> | Gauge<string>, service: MetricsService) => void;
+
+export function createMetricsRegistry(options: MetricsOptions): Registry {
+  const registry = new Registry();
+  const now = options.now ?? Date.now;
+  const { source } = options;
+
+  // One helper builds every service-labelled metric: collect() empties the
+  // metric and refills it from the current list, so a service that went away
+  // (node DELETE) disappears from the next scrape instead of lingering.
+  const define = (
+    kind: 'counter' | 'gauge',
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    fill: Filler,
+  ): void => {
+    const config = {
+      name,
+      help,
+      labelNames: ['service', ...labelNames],
+      registers: [registry],
+      collect(this: Counter<string> | Gauge<string>) {
+        this.reset();
+        for (const service of source.services()) fill(this, service);
+      },
+    };
+    if (kind === 'counter') new Counter(config);
+    else new Gauge(config);
+  };
+  const put = (metric: Counter<string> | Gauge<string>, labels: Record<string, string>, value: number) => {
+    if (metric instanceof Gauge) metric.set(labels, value);
+    else metric.inc(labels, value);
+  };
+
+  define('gauge', METRIC_NAMES.connectionsOpen, 'Client connections open now.', [], (m, s) =>
+    put(m, { service: s.name }, s.stats.connectionsOpen),
+  );
+  define('counter', METRIC_NAMES.connectionsTotal, 'Client connections accepted.', [], (m, s) =>
+    put(m, { service: s.name }, s.stats.connectionsTotal),
+  );
+  define(
+    'counter',
+    METRIC_NAMES.requests,
+    'Responses sent to clients, by status class.',
+    ['class'],
+    (m, s) => {
+      for (const statusClass of CLASSES) {
+        put(m, { service: s.name, class: statusClass }, s.stats.requests[statusClass]);
+      }
+    },
+  );
+  define('counter', METRIC_NAMES.bytesIn, 'Bytes received from clients.', [], (m, s) =>
+    put(m, { service: s.name }, s.stats.bytesIn),
+  );
+  define('counter', METRIC_NAMES.bytesOut, 'Bytes sent to clients.', [], (m, s) =>
+    put(m, { service: s.name }, s.stats.bytesOut),
+  );
+  define('counter', METRIC_NAMES.handshakeErrors, 'Failed TLS handshakes, by reason.', ['reason'], (m, s) => {
+    for (const [reason, count] of s.stats.handshakeErrors) put(m, { service: s.name, reason }, count);
+  });
+  define(
+    'counter',
+    METRIC_NAMES.reloads,
+    'Certificate reloads, by result (ok, failed).',
+    ['result'],
+    (m, s) => {
+      put(m, { service: s.name, result: 'ok' }, s.stats.reloadsSucceeded);
+      put(m, { service: s.name, result: 'failed' }, s.stats.reloadsFailed);
+    },
+  );
+  define(
+    'gauge',
+    METRIC_NAMES.certificateExpiry,
+    'Seconds until the served certificate expires (negative once expired).',
+    [],
+    (m, s) => {
+      if (s.notAfter) put(m, { service: s.name }, Math.round((s.notAfter.getTime() - now()) / 1000));
+    },
+  );
+  define(
+    'counter',
+    METRIC_NAMES.backendErrors,
+    'Requests or connections that failed toward the backend.',
+    [],
+    (m, s) => put(m, { service: s.name }, s.stats.backendErrors),
+  );
+
+  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  return registry;
+}
