@@ -1,0 +1,191 @@
+// Checking a pair: everything wrong with it at once (for `check`), or the
+// first hard error as a thrown HarborError (for loading and reloading).
+// Validity is judged against an injected clock.
+import type { KeyObject, X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { isWarning, type Problem } from '../errors/index.js';
+import { chainBreak, type Inspection, inspectChain } from './inspect.js';
+import {
+  displayPath,
+  type PairFiles,
+  type PemMaterial,
+  type ReadOptions,
+  readPair,
+  throwProblems,
+} from './pair.js';
+
+export interface LoadedPair {
+  readonly files: PairFiles;
+  /** Safe to log or print. */
+  readonly inspection: Inspection;
+  /** Secret (`pem.key`): for tls.createSecureContext only. */
+  readonly pem: PemMaterial;
+  readonly chain: readonly X509Certificate[];
+  readonly privateKey: KeyObject;
+  readonly caCerts: readonly X509Certificate[] | undefined;
+}
+
+export interface ValidateOptions extends ReadOptions {
+  readonly now: () => Date;
+  /** Warn when the certificate expires within this many days (default 30). */
+  readonly warnDays?: number | undefined;
+  /** Names clients use (external and internal hostname, IPs); a warning when the SANs cover none. Empty: no check. */
+  readonly hostnames?: readonly string[] | undefined;
+}
+
+export interface Validation {
+  /** Present when every file read and parsed, the key matches and the chain is in order. */
+  readonly loaded: LoadedPair | undefined;
+  /** Present when the certificate parsed, even if the key did not. */
+  readonly inspection: Inspection | undefined;
+  /** Every error and warning, errors first. */
+  readonly problems: Problem[];
+}
+
+const DAY_MS = 86_400_000;
+
+function iso(date: Date): string {
+  return date.toISOString().replace('.000Z', 'Z');
+}
+
+/** Key and chain problems of a parsed pair (not validity: an expired pair still loads). */
+function structureProblems(
+  inspection: Inspection,
+  chain: readonly X509Certificate[],
+  displayRoot: string | undefined,
+): Problem[] {
+  const problems: Problem[] = [];
+  const certShown = displayPath(inspection.certFile, displayRoot);
+  if (inspection.keyMatches === false) {
+    const keyShown = displayPath(inspection.keyFile, displayRoot);
+    const pub = inspection.publicKey.description;
+    const priv = inspection.privateKey?.description ?? 'unknown';
+    const detail = pub === priv ? `both ${pub}, different keys` : `key is ${priv}, certificate is ${pub}`;
+    problems.push({ code: 'E_KEY_MISMATCH', message: `${keyShown} does not match ${certShown} (${detail})` });
+  }
+  const at = chainBreak(chain);
+  if (at !== -1) {
+    const cert = inspection.chain[at]!;
+    const next = inspection.chain[at + 1]!;
+    problems.push({
+      code: 'E_CHAIN_ORDER',
+      message:
+        `${certShown}: certificate ${at + 2} (${next.subject}) did not issue certificate ${at + 1} ` +
+        `(${cert.subject}, issuer ${cert.issuer}); put the leaf first, then each issuer in turn`,
+    });
+  }
+  return problems;
+}
+
+/** Expired / not yet valid (errors) for every certificate of the chain, and expiring soon (warning) for the leaf. */
+export function validityProblems(
+  inspection: Inspection,
+  now: Date,
+  warnDays: number,
+  displayRoot?: string,
+): Problem[] {
+  const problems: Problem[] = [];
+  const shown = displayPath(inspection.certFile, displayRoot);
+  for (const [index, cert] of inspection.chain.entries()) {
+    const which = index === 0 ? '' : ` (certificate ${index + 1}, ${cert.subject})`;
+    if (now.getTime() > cert.notAfter.getTime()) {
+      problems.push({ code: 'E_CERT_EXPIRED', message: `${shown}${which} expired on ${iso(cert.notAfter)}` });
+    } else if (now.getTime() < cert.notBefore.getTime()) {
+      problems.push({
+        code: 'E_CERT_NOT_YET_VALID',
+        message: `${shown}${which} is not valid until ${iso(cert.notBefore)}`,
+      });
+    }
+  }
+  const left = inspection.notAfter.getTime() - now.getTime();
+  if (left >= 0 && left < warnDays * DAY_MS) {
+    const days = Math.floor(left / DAY_MS);
+    problems.push({
+      code: 'W_CERT_EXPIRING',
+      message: `${shown} expires in ${days} day${days === 1 ? '' : 's'} (${iso(inspection.notAfter)})`,
+    });
+  }
+  return problems;
+}
+
+/** True when the certificate's names cover `name` (a DNS name, wildcards per RFC 6125, or an IP against IP SANs). */
+export function certificateCovers(leaf: X509Certificate, name: string): boolean {
+  const bare = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
+  try {
+    if (isIP(bare) !== 0) return leaf.checkIP(bare) !== undefined;
+    return leaf.checkHost(bare, { wildcards: true, partialWildcards: false }) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+export function nameWarnings(
+  leaf: X509Certificate,
+  inspection: Inspection,
+  hostnames: readonly string[],
+  displayRoot?: string,
+): Problem[] {
+  const names = [...new Set(hostnames.filter((h) => h !== ''))];
+  const problems: Problem[] = [];
+  if (names.length > 0 && !names.some((name) => certificateCovers(leaf, name))) {
+    const has = [...inspection.sans.dns.map((d) => `DNS:${d}`), ...inspection.sans.ip.map((i) => `IP:${i}`)];
+    problems.push({
+      code: 'W_SAN_MISMATCH',
+      message: `${displayPath(inspection.certFile, displayRoot)} names none of ${names.join(', ')} (it names ${has.join(', ') || 'nothing'})`,
+    });
+  }
+  if (inspection.selfSigned) {
+    problems.push({
+      code: 'W_SELF_SIGNED',
+      message: `${displayPath(inspection.certFile, displayRoot)} is self-signed (${inspection.subject}); clients trust it only if given it`,
+    });
+  }
+  return problems;
+}
+
+/** Every problem with a pair at once: read, parse, key, chain, validity errors, then warnings. Never throws. */
+export function validatePair(files: PairFiles, options: ValidateOptions): Validation {
+  const read = readPair(files, options);
+  const problems = [...read.problems];
+  const chain = read.chain;
+  if (chain === undefined) return { loaded: undefined, inspection: undefined, problems };
+  const inspection = inspectChain({ ...files, chain, privateKey: read.privateKey, caCerts: read.caCerts });
+  problems.push(...structureProblems(inspection, chain, options.displayRoot));
+  problems.push(...validityProblems(inspection, options.now(), options.warnDays ?? 30, options.displayRoot));
+  problems.push(...nameWarnings(chain[0]!, inspection, options.hostnames ?? [], options.displayRoot));
+  const errors = problems.filter((p) => !isWarning(p));
+  const loaded =
+    read.problems.length === 0 &&
+    !errors.some((p) => p.code === 'E_KEY_MISMATCH' || p.code === 'E_CHAIN_ORDER')
+      ? {
+          files,
+          inspection,
+          pem: { cert: read.pem.cert!, key: read.pem.key!, ca: read.pem.ca },
+          chain,
+          privateKey: read.privateKey!,
+          caCerts: read.caCerts,
+        }
+      : undefined;
+  problems.sort((a, b) => Number(isWarning(a)) - Number(isWarning(b)));
+  return { loaded, inspection, problems };
+}
+
+/**
+ * Reads a pair that must be usable: throws a HarborError (E_CERT_READ, E_CERT_PARSE, E_KEY_PARSE,
+ * E_CA_READ, E_KEY_MISMATCH, E_CHAIN_ORDER). Validity is not judged here: see validityProblems.
+ */
+export function loadPair(files: PairFiles, options: ReadOptions = {}): LoadedPair {
+  const read = readPair(files, options);
+  throwProblems(read.problems);
+  const chain = read.chain!;
+  const inspection = inspectChain({ ...files, chain, privateKey: read.privateKey, caCerts: read.caCerts });
+  throwProblems(structureProblems(inspection, chain, options.displayRoot));
+  return {
+    files,
+    inspection,
+    pem: { cert: read.pem.cert!, key: read.pem.key!, ca: read.pem.ca },
+    chain,
+    privateKey: read.privateKey!,
+    caCerts: read.caCerts,
+  };
+}
