@@ -9,12 +9,14 @@ import { optionsFor, parseCommandLine } from './args.js';
 import { envCommand } from './commands/env.js';
 import { execCommand } from './commands/exec.js';
 import { helpText } from './commands/help.js';
+import { statusCommand } from './commands/status.js';
 import type { Command, CommandContext } from './context.js';
 import { reportError } from './report.js';
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   env: envCommand,
   exec: execCommand,
+  status: statusCommand,
 };
 
 function isDirectory(path: string): boolean {
