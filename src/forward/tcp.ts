@@ -1,0 +1,262 @@
+// The TCP relay: accept, pick a target (trying the next one when a target
+// refuses), then pipe both ways. Half-close passes through (allowHalfOpen on
+// both sockets, pipe ends only the write side), backpressure is pipe's, and a
+// peer that hangs up is counted, not shouted about.
+import * as net from 'node:net';
+import { HarborError } from '../errors/index.js';
+import { isRoutineSocketError, type Logger } from '../log/index.js';
+import type { ServiceStats } from '../stats/index.js';
+import { proxyHeader } from './proxy-protocol.js';
+import {
+  createForwardStats,
+  type Forwarder,
+  type ForwarderOptions,
+  type ForwardStats,
+  type Picker,
+  type ProxyProtocolVersion,
+  type Target,
+} from './types.js';
+
+/** Errors that mean "this target is not there", so the next one is tried. */
+const TRY_NEXT = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/** How long a connect may take before the target counts as down. */
+const CONNECT_TIMEOUT_MS = 5000;
+
+/** One relayed connection: the client, the upstream being tried or used, and how many tries are left. */
+class Relay {
+  readonly client: net.Socket;
+  upstream: net.Socket | undefined;
+  target: Target | undefined;
+  triesLeft: number;
+  readonly forwarder: TcpForwarder;
+
+  constructor(forwarder: TcpForwarder, client: net.Socket, tries: number) {
+    this.forwarder = forwarder;
+    this.client = client;
+    this.triesLeft = tries;
+  }
+}
+
+export class TcpForwarder implements Forwarder {
+  readonly stats: ForwardStats = createForwardStats();
+  readonly #options: ForwarderOptions;
+  readonly #picker: Picker;
+  readonly #logger: Logger;
+  readonly #serviceStats: ServiceStats | undefined;
+  readonly #proxyProtocol: ProxyProtocolVersion | undefined;
+  readonly #relays = new Set<Relay>();
+  #server: net.Server | undefined;
+  /** Set while close() waits for open connections to end. */
+  #drained: (() => void) | undefined;
+  #port: number | undefined;
+
+  constructor(options: ForwarderOptions) {
+    this.#options = options;
+    this.#picker = options.picker;
+    this.#logger = options.logger;
+    this.#serviceStats = options.serviceStats;
+    this.#proxyProtocol = options.proxyProtocol;
+  }
+
+  get port(): number | undefined {
+    return this.#port;
+  }
+
+  start(): Promise<void> {
+    const { host, port } = this.#options.listen;
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, this.#onConnection);
+    this.#server = server;
+    return new Promise((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException): void => {
+        this.#server = undefined;
+        reject(listenError(error, this.#options.name, 'tcp', host, port));
+      };
+      server.once('error', onError);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.off('error', onError);
+        server.on('error', (error: Error) =>
+          this.#logger.error({ err: error, service: this.#options.name }, 'tcp listener error'),
+        );
+        const address = server.address();
+        this.#port = typeof address === 'object' && address ? address.port : port;
+        resolve();
+      });
+    });
+  }
+
+  async close(deadlineMs = 0): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    // server.close() stops accepting now; its callback waits for every open connection.
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    if (this.#relays.size > 0 && deadlineMs > 0) {
+      this.#drained = undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          this.#drained = resolve;
+        }),
+        new Promise<void>((resolve) => setTimeout(resolve, deadlineMs).unref()),
+      ]);
+      this.#drained = undefined;
+    }
+    for (const relay of this.#relays) {
+      relay.client.destroy();
+      relay.upstream?.destroy();
+    }
+    await closed;
+  }
+
+  /** Open relays (for drain decisions). */
+  get openConnections(): number {
+    return this.#relays.size;
+  }
+
+  readonly #onConnection = (client: net.Socket): void => {
+    this.stats.connectionsTotal++;
+    this.stats.connectionsOpen++;
+    if (this.#serviceStats) {
+      this.#serviceStats.connectionsTotal++;
+      this.#serviceStats.connectionsOpen++;
+    }
+    const relay = new Relay(this, client, Math.max(1, this.#picker.size));
+    this.#relays.add(relay);
+    client.setNoDelay(true);
+    client.on('error', this.#onSocketError);
+    client.on('close', () => this.#finish(relay));
+    this.#dial(relay);
+  };
+
+  #dial(relay: Relay): void {
+    const target = this.#picker.pick();
+    if (target === undefined || relay.client.destroyed) {
+      this.#giveUp(relay);
+      return;
+    }
+    relay.target = target;
+    relay.triesLeft--;
+    const upstream = net.connect({
+      host: target.host,
+      port: target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      timeout: CONNECT_TIMEOUT_MS,
+    });
+    relay.upstream = upstream;
+    upstream.once('connect', () => this.#onUpstreamConnect(relay, upstream));
+    upstream.once('timeout', () =>
+      upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+    );
+    upstream.once('error', (error: NodeJS.ErrnoException) => this.#onUpstreamError(relay, upstream, error));
+  }
+
+  #onUpstreamConnect(relay: Relay, upstream: net.Socket): void {
+    upstream.setTimeout(0);
+    upstream.removeAllListeners('timeout');
+    upstream.removeAllListeners('error');
+    upstream.on('error', this.#onSocketError);
+    const client = relay.client;
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    // Either side closing abruptly takes the other down; a clean end is passed by pipe as a half-close.
+    upstream.on('close', () => {
+      if (!client.destroyed && (upstream.errored || !client.writableEnded)) client.destroy();
+    });
+    client.on('close', () => {
+      if (!upstream.destroyed && (client.errored || !upstream.writableEnded)) upstream.destroy();
+    });
+    if (this.#proxyProtocol !== undefined) {
+      upstream.write(
+        proxyHeader(this.#proxyProtocol, {
+          sourceAddress: client.remoteAddress,
+          sourcePort: client.remotePort,
+          destinationAddress: client.localAddress,
+          destinationPort: client.localPort,
+        }),
+      );
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+  }
+
+  #onUpstreamError(relay: Relay, upstream: net.Socket, error: NodeJS.ErrnoException): void {
+    upstream.destroy();
+    this.stats.upstreamErrors++;
+    if (this.#serviceStats) this.#serviceStats.backendErrors++;
+    const target = relay.target;
+    if (target !== undefined) this.#picker.fail(target);
+    if (this.#logger.isLevelEnabled('debug')) {
+      this.#logger.debug(
+        { service: this.#options.name, target: `${target?.host}:${target?.port}`, code: error.code },
+        'target failed',
+      );
+    }
+    relay.upstream = undefined;
+    if (relay.triesLeft > 0 && TRY_NEXT.has(error.code ?? '')) {
+      this.#dial(relay);
+      return;
+    }
+    this.#giveUp(relay);
+  }
+
+  #giveUp(relay: Relay): void {
+    this.stats.connectionsFailed++;
+    relay.client.destroy();
+  }
+
+  #finish(relay: Relay): void {
+    if (!this.#relays.delete(relay)) return;
+    if (this.#relays.size === 0) this.#drained?.();
+    const client = relay.client;
+    this.stats.connectionsOpen--;
+    this.stats.bytesIn += client.bytesRead;
+    this.stats.bytesOut += client.bytesWritten;
+    if (this.#serviceStats) {
+      this.#serviceStats.connectionsOpen--;
+      this.#serviceStats.bytesIn += client.bytesRead;
+      this.#serviceStats.bytesOut += client.bytesWritten;
+    }
+  }
+
+  readonly #onSocketError = (error: Error): void => {
+    if (isRoutineSocketError(error)) {
+      if (this.#logger.isLevelEnabled('debug')) {
+        this.#logger.debug(
+          { service: this.#options.name, code: (error as NodeJS.ErrnoException).code },
+          'peer gone',
+        );
+      }
+      return;
+    }
+    this.#logger.warn({ service: this.#options.name, err: error }, 'connection error');
+  };
+}
+
+/** A listen failure as a HarborError naming the service, transport and address. */
+export function listenError(
+  error: NodeJS.ErrnoException,
+  name: string,
+  transport: 'tcp' | 'udp',
+  host: string | undefined,
+  port: number,
+): HarborError {
+  const where = `${host ?? '*'}:${port}/${transport}`;
+  if (error.code === 'EADDRINUSE') {
+    return new HarborError('E_PORT_IN_USE', `${name}: ${where} is already in use by another process`, {
+      cause: error,
+    });
+  }
+  return new HarborError('E_LISTEN', `${name}: cannot listen on ${where}: ${error.code ?? error.message}`, {
+    cause: error,
+  });
+}

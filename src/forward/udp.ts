@@ -1,0 +1,294 @@
+// The UDP relay. One listening socket; per client address one upstream socket
+// connected to the target, so replies come back on it and go to the right
+// client, and the kernel filters strangers. Sessions end after an idle
+// timeout; the table is bounded.
+//
+// Hot path (per datagram): two Map lookups keyed by the address string and
+// port number dgram already gives us (no key string built), one pick(), one
+// send on a connected socket. Idle time is measured with a coarse clock the
+// sweep timer advances, so no clock is read per datagram. The only allocation
+// is the Buffer and rinfo dgram itself hands to 'message'.
+import * as dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { isRoutineSocketError, type Logger } from '../log/index.js';
+import type { ServiceStats } from '../stats/index.js';
+import { listenError } from './tcp.js';
+import {
+  createForwardStats,
+  type Forwarder,
+  type ForwarderOptions,
+  type ForwardStats,
+  type Picker,
+  type Target,
+} from './types.js';
+
+export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 60_000;
+export const DEFAULT_UDP_MAX_SESSIONS = 4096;
+/** Datagrams held for a session while its upstream socket connects (one event-loop turn for an IP). */
+const MAX_PENDING = 64;
+/** Bigger kernel buffers ride out bursts; best effort (the kernel caps them at net.core.*mem_max). */
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+class Session {
+  readonly address: string;
+  readonly port: number;
+  upstream: dgram.Socket | undefined;
+  target: Target | undefined;
+  connected = false;
+  pending: Buffer[] = [];
+  lastSeen: number;
+  readonly onReply: (message: Buffer) => void;
+  readonly onError: (error: NodeJS.ErrnoException) => void;
+  readonly onConnect: () => void;
+
+  constructor(forwarder: UdpForwarder, address: string, port: number, now: number) {
+    this.address = address;
+    this.port = port;
+    this.lastSeen = now;
+    // Built once per session, not per datagram.
+    this.onReply = (message) => forwarder.reply(this, message);
+    this.onError = (error) => forwarder.upstreamError(this, error);
+    this.onConnect = () => forwarder.upstreamConnected(this);
+  }
+}
+
+export class UdpForwarder implements Forwarder {
+  readonly stats: ForwardStats = createForwardStats();
+  readonly #options: ForwarderOptions;
+  readonly #picker: Picker;
+  readonly #logger: Logger;
+  readonly #serviceStats: ServiceStats | undefined;
+  readonly #idleMs: number;
+  readonly #maxSessions: number;
+  readonly #sweepMs: number;
+  /** client address -> client port -> session */
+  readonly #sessions = new Map<string, Map<number, Session>>();
+  #sessionCount = 0;
+  #socket: dgram.Socket | undefined;
+  #port: number | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+  /** Coarse clock (ms), advanced by the sweeper and when a session opens. */
+  #now = Date.now();
+  #lastFullSweep = 0;
+  #warnedFull = false;
+
+  constructor(options: ForwarderOptions) {
+    this.#options = options;
+    this.#picker = options.picker;
+    this.#logger = options.logger;
+    this.#serviceStats = options.serviceStats;
+    this.#idleMs = options.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_TIMEOUT_MS;
+    this.#maxSessions = options.udpMaxSessions ?? DEFAULT_UDP_MAX_SESSIONS;
+    this.#sweepMs = Math.max(20, Math.min(1000, Math.floor(this.#idleMs / 4)));
+  }
+
+  get port(): number | undefined {
+    return this.#port;
+  }
+
+  get sessionCount(): number {
+    return this.#sessionCount;
+  }
+
+  async start(): Promise<void> {
+    const { host, port } = this.#options.listen;
+    const type = host === undefined || isIPv6(host) ? 'udp6' : 'udp4';
+    try {
+      await this.#bind(type, host ?? '::', port);
+    } catch (error) {
+      // A machine without IPv6 listens on IPv4 only.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (host !== undefined || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw error;
+      await this.#bind('udp4', '0.0.0.0', port);
+    }
+    this.#sweeper = setInterval(this.#sweep, this.#sweepMs);
+    this.#sweeper.unref();
+  }
+
+  #bind(type: 'udp4' | 'udp6', address: string, port: number): Promise<void> {
+    const socket = dgram.createSocket({
+      type,
+      recvBufferSize: SOCKET_BUFFER_BYTES,
+      sendBufferSize: SOCKET_BUFFER_BYTES,
+    });
+    return new Promise((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException): void => {
+        socket.close();
+        reject(listenError(error, this.#options.name, 'udp', this.#options.listen.host, port));
+      };
+      socket.once('error', onError);
+      socket.bind({ address, port, exclusive: true }, () => {
+        socket.off('error', onError);
+        socket.on('error', this.#onListenerError);
+        socket.on('message', this.#onMessage);
+        this.#socket = socket;
+        this.#port = socket.address().port;
+        resolve();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    for (const byPort of this.#sessions.values()) {
+      for (const session of byPort.values()) this.#closeUpstream(session);
+    }
+    this.stats.sessionsOpen -= this.#sessionCount;
+    this.#sessions.clear();
+    this.#sessionCount = 0;
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  readonly #onMessage = (message: Buffer, rinfo: dgram.RemoteInfo): void => {
+    const stats = this.stats;
+    stats.datagramsIn++;
+    stats.bytesIn += message.length;
+    const byPort = this.#sessions.get(rinfo.address);
+    let session = byPort?.get(rinfo.port);
+    if (session === undefined) {
+      session = this.#openSession(rinfo.address, rinfo.port, byPort);
+      if (session === undefined) {
+        stats.datagramsDropped++;
+        return;
+      }
+    }
+    session.lastSeen = this.#now;
+    const target = this.#picker.pick();
+    if (target === undefined) {
+      stats.datagramsDropped++;
+      return;
+    }
+    if (target !== session.target) this.#connect(session, target);
+    if (session.connected) {
+      session.upstream!.send(message);
+    } else if (session.pending.length < MAX_PENDING) {
+      session.pending.push(message);
+    } else {
+      stats.datagramsDropped++;
+    }
+  };
+
+  #openSession(address: string, port: number, byPort: Map<number, Session> | undefined): Session | undefined {
+    if (this.#sessionCount >= this.#maxSessions) {
+      // Expired sessions may not have been swept yet; sweep now, but at most once per sweep period.
+      const now = Date.now();
+      if (now - this.#lastFullSweep >= this.#sweepMs) {
+        this.#lastFullSweep = now;
+        this.#sweep();
+      }
+      if (this.#sessionCount >= this.#maxSessions) {
+        if (!this.#warnedFull) {
+          this.#warnedFull = true;
+          this.#logger.warn(
+            { service: this.#options.name, sessions: this.#sessionCount },
+            'udp session table full; datagrams from new clients are dropped until sessions expire',
+          );
+        }
+        return undefined;
+      }
+    }
+    this.#now = Date.now();
+    const session = new Session(this, address, port, this.#now);
+    let map = byPort;
+    if (map === undefined) {
+      map = new Map();
+      this.#sessions.set(address, map);
+    }
+    map.set(port, session);
+    this.#sessionCount++;
+    this.stats.sessionsOpen++;
+    this.stats.sessionsTotal++;
+    return session;
+  }
+
+  #connect(session: Session, target: Target): void {
+    this.#closeUpstream(session);
+    session.target = target;
+    const upstream = dgram.createSocket(isIPv6(target.host) ? 'udp6' : 'udp4');
+    session.upstream = upstream;
+    upstream.on('message', session.onReply);
+    upstream.on('error', session.onError);
+    upstream.connect(target.port, target.host, session.onConnect);
+  }
+
+  /** @internal called by a session's upstream socket once connected. */
+  upstreamConnected(session: Session): void {
+    session.connected = true;
+    const upstream = session.upstream!;
+    const pending = session.pending;
+    for (let i = 0; i < pending.length; i++) upstream.send(pending[i]!);
+    pending.length = 0;
+  }
+
+  /** @internal a datagram from the target: back to the session's client through the listening socket. */
+  reply(session: Session, message: Buffer): void {
+    const socket = this.#socket;
+    if (socket === undefined) return;
+    session.lastSeen = this.#now;
+    this.stats.datagramsOut++;
+    this.stats.bytesOut += message.length;
+    socket.send(message, session.port, session.address);
+  }
+
+  /** @internal the target refused (ICMP port unreachable) or the socket failed. */
+  upstreamError(session: Session, error: NodeJS.ErrnoException): void {
+    this.stats.upstreamErrors++;
+    if (this.#serviceStats) this.#serviceStats.backendErrors++;
+    const target = session.target;
+    if (error.code === 'ECONNREFUSED' && target !== undefined) {
+      // The target is not listening: let the picker move on; the next datagram reconnects to whoever is next.
+      this.#picker.fail(target);
+      this.#closeUpstream(session);
+      return;
+    }
+    if (!isRoutineSocketError(error)) {
+      this.#logger.warn({ service: this.#options.name, err: error }, 'udp upstream error');
+    }
+    this.#closeUpstream(session);
+  }
+
+  #closeUpstream(session: Session): void {
+    const upstream = session.upstream;
+    session.upstream = undefined;
+    session.target = undefined;
+    session.connected = false;
+    session.pending.length = 0;
+    if (upstream === undefined) return;
+    upstream.removeAllListeners('message');
+    upstream.off('error', session.onError);
+    // Errors after close (a late ICMP) must not become unhandled 'error' events.
+    upstream.on('error', ignore);
+    try {
+      upstream.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  readonly #sweep = (): void => {
+    const now = Date.now();
+    this.#now = now;
+    const oldest = now - this.#idleMs;
+    for (const [address, byPort] of this.#sessions) {
+      for (const [port, session] of byPort) {
+        if (session.lastSeen <= oldest) {
+          this.#closeUpstream(session);
+          byPort.delete(port);
+          this.#sessionCount--;
+          this.stats.sessionsOpen--;
+        }
+      }
+      if (byPort.size === 0) this.#sessions.delete(address);
+    }
+    if (this.#sessionCount < this.#maxSessions) this.#warnedFull = false;
+  };
+
+  readonly #onListenerError = (error: Error): void => {
+    this.#logger.warn({ service: this.#options.name, err: error }, 'udp listener error');
+  };
+}
+
+function ignore(): void {}

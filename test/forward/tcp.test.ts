@@ -1,0 +1,204 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as net from 'node:net';
+import t, { type Test } from 'tap';
+import { fixedPicker, type Picker, type Target, TcpForwarder } from '../../src/forward/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { deadPort, echoServer, listenTcp, tagServer, tcpRequest } from './fixtures/net.js';
+
+const logger = silentLogger();
+
+async function startTcp(
+  t: Test,
+  picker: Picker,
+  extra: Partial<ConstructorParameters<typeof TcpForwarder>[0]> = {},
+) {
+  const forwarder = new TcpForwarder({
+    listen: { host: '127.0.0.1', port: 0 },
+    picker,
+    logger,
+    name: 'test',
+    ...extra,
+  });
+  await forwarder.start();
+  t.teardown(() => forwarder.close());
+  return forwarder;
+}
+
+/** A picker over a list that walks it in order, remembering which targets failed. */
+function listPicker(targets: Target[]): Picker & { failed: Target[] } {
+  let next = 0;
+  const failed: Target[] = [];
+  return {
+    failed,
+    size: targets.length,
+    pick() {
+      const live = targets.filter((x) => !failed.includes(x));
+      if (live.length === 0) return undefined;
+      return live[next++ % live.length];
+    },
+    fail(target) {
+      failed.push(target);
+    },
+  };
+}
+
+t.test('relays a request and the reply', async (t) => {
+  const echo = await echoServer(t);
+  const forwarder = await startTcp(t, fixedPicker({ host: '127.0.0.1', port: echo.port }));
+  const reply = await tcpRequest(forwarder.port!, 'hello through the relay');
+  t.equal(reply, 'hello through the relay');
+  t.equal(forwarder.stats.connectionsTotal, 1);
+});
+
+t.test('half-close: the client ends its side and still reads the whole answer', async (t) => {
+  // The server answers only after it has seen the client's end, so a relay that closed both directions on FIN would lose the answer.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => {
+      setTimeout(() => socket.end(`got ${Buffer.concat(chunks).length} bytes`), 50);
+    });
+  });
+  await listenTcp(server);
+  t.teardown(() => server.close());
+  const forwarder = await startTcp(
+    t,
+    fixedPicker({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }),
+  );
+  t.equal(await tcpRequest(forwarder.port!, 'x'.repeat(1000)), 'got 1000 bytes');
+});
+
+t.test('large transfer both ways arrives intact (backpressure)', async (t) => {
+  const echo = await echoServer(t);
+  const forwarder = await startTcp(t, fixedPicker({ host: '127.0.0.1', port: echo.port }));
+  const payload = randomBytes(24 * 1024 * 1024);
+  const sent = createHash('sha256').update(payload).digest('hex');
+  const received = await new Promise<{ hash: string; length: number }>((resolve, reject) => {
+    const hash = createHash('sha256');
+    let length = 0;
+    const socket = net.connect(forwarder.port!, '127.0.0.1');
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      length += chunk.length;
+      hash.update(chunk);
+    });
+    socket.on('end', () => resolve({ hash: hash.digest('hex'), length }));
+    socket.end(payload);
+  });
+  t.equal(received.length, payload.length);
+  t.equal(received.hash, sent);
+});
+
+t.test('a refusing target is failed and the connection goes to the next', async (t) => {
+  const live = await tagServer(t, 'live');
+  const dead: Target = { host: '127.0.0.1', port: await deadPort() };
+  const picker = listPicker([dead, { host: '127.0.0.1', port: live.port }]);
+  const forwarder = await startTcp(t, picker);
+  t.equal(await tcpRequest(forwarder.port!), 'live');
+  t.same(picker.failed, [dead]);
+  t.equal(forwarder.stats.upstreamErrors, 1);
+  t.equal(forwarder.stats.connectionsFailed, 0);
+});
+
+t.test('with no live target the client is closed at once', async (t) => {
+  const dead: Target = { host: '127.0.0.1', port: await deadPort() };
+  const forwarder = await startTcp(t, listPicker([dead]));
+  // Closed without an answer: a FIN, or a reset when the relay had unread bytes from us.
+  t.equal(
+    await tcpRequest(forwarder.port!, 'anyone?').catch((e: NodeJS.ErrnoException) => e.code),
+    'ECONNRESET',
+  );
+  t.equal(forwarder.stats.connectionsFailed, 1);
+  const empty = await startTcp(t, listPicker([]));
+  t.match(await tcpRequest(empty.port!).catch((e: NodeJS.ErrnoException) => e.code), /^(|ECONNRESET)$/);
+});
+
+t.test('a taken port is E_PORT_IN_USE naming the address', async (t) => {
+  const holder = net.createServer();
+  await listenTcp(holder);
+  t.teardown(() => holder.close());
+  const port = (holder.address() as net.AddressInfo).port;
+  const forwarder = new TcpForwarder({
+    listen: { host: '127.0.0.1', port },
+    picker: fixedPicker({ host: '127.0.0.1', port: 1 }),
+    logger,
+    name: 'busy',
+  });
+  await t.rejects(forwarder.start(), {
+    code: 'E_PORT_IN_USE',
+    message: new RegExp(`busy: 127.0.0.1:${port}/tcp`),
+  });
+});
+
+t.test('PROXY protocol v1 and v2 headers reach the target first', async (t) => {
+  for (const version of [1, 2] as const) {
+    let firstBytes: Buffer = Buffer.alloc(0);
+    const server = net.createServer((socket) => {
+      socket.once('data', (chunk: Buffer) => {
+        firstBytes = chunk;
+        socket.end('ok');
+      });
+    });
+    await listenTcp(server);
+    t.teardown(() => server.close());
+    const forwarder = await startTcp(
+      t,
+      fixedPicker({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }),
+      {
+        proxyProtocol: version,
+      },
+    );
+    const client = net.connect(forwarder.port!, '127.0.0.1');
+    await new Promise((resolve) => client.on('connect', resolve));
+    const clientPort = client.localPort!;
+    const reply = await new Promise<string>((resolve) => {
+      let text = '';
+      client.on('data', (c: Buffer) => {
+        text += c.toString();
+      });
+      client.on('close', () => resolve(text));
+      client.end('payload');
+    });
+    t.equal(reply, 'ok');
+    if (version === 1) {
+      t.match(
+        firstBytes.toString('latin1'),
+        new RegExp(`^PROXY TCP4 127\\.0\\.0\\.1 127\\.0\\.0\\.1 ${clientPort} ${forwarder.port}\\r\\n`),
+      );
+    } else {
+      t.equal(firstBytes.subarray(0, 12).toString('hex'), '0d0a0d0a000d0a515549540a');
+      t.equal(firstBytes[12], 0x21);
+      t.equal(firstBytes[13], 0x11);
+      t.equal(firstBytes.readUInt16BE(24), clientPort);
+      t.equal(firstBytes.readUInt16BE(26), forwarder.port);
+    }
+  }
+});
+
+t.test('close with a deadline lets an open connection finish', async (t) => {
+  const echo = await echoServer(t);
+  const forwarder = await startTcp(t, fixedPicker({ host: '127.0.0.1', port: echo.port }));
+  const client = net.connect(forwarder.port!, '127.0.0.1');
+  client.on('error', () => {});
+  await new Promise((resolve) => client.on('connect', resolve));
+  client.write('before');
+  await new Promise((resolve) => client.once('data', resolve));
+  const closing = forwarder.close(5000);
+  // New connections are refused at once while the old one still answers.
+  await t.rejects(
+    new Promise((resolve, reject) => {
+      const s = net.connect(forwarder.port!, '127.0.0.1');
+      s.on('connect', () => resolve(s.destroy()));
+      s.on('error', reject);
+    }),
+    { code: 'ECONNREFUSED' },
+  );
+  client.write('during');
+  const echoed = await new Promise<string>((resolve) =>
+    client.once('data', (c: Buffer) => resolve(c.toString())),
+  );
+  t.equal(echoed, 'during');
+  client.end();
+  await closing;
+  t.equal(forwarder.stats.connectionsOpen, 0);
+});

@@ -1,0 +1,115 @@
+import * as dgram from 'node:dgram';
+import t, { type Test } from 'tap';
+import { fixedPicker, type Picker, type Target, UdpForwarder } from '../../src/forward/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { udpClient, udpTagServer, waitFor } from './fixtures/net.js';
+
+const logger = silentLogger();
+
+async function startUdp(
+  t: Test,
+  picker: Picker,
+  extra: { udpIdleTimeoutMs?: number; udpMaxSessions?: number } = {},
+) {
+  const forwarder = new UdpForwarder({
+    listen: { host: '127.0.0.1', port: 0 },
+    picker,
+    logger,
+    name: 'udp-test',
+    ...extra,
+  });
+  await forwarder.start();
+  t.teardown(() => forwarder.close());
+  return forwarder;
+}
+
+/** A picker whose current target a test can switch, recording failures. */
+function switchPicker(
+  initial: Target | undefined,
+): Picker & { current: Target | undefined; failed: Target[] } {
+  const picker = {
+    current: initial,
+    failed: [] as Target[],
+    size: 1,
+    pick: () => picker.current,
+    fail(target: Target) {
+      picker.failed.push(target);
+    },
+  };
+  return picker;
+}
+
+t.test('replies reach the right one of several clients', async (t) => {
+  const server = await udpTagServer(t, 'app');
+  const forwarder = await startUdp(t, fixedPicker({ host: '127.0.0.1', port: server.port }));
+  const clients = await Promise.all([udpClient(t), udpClient(t), udpClient(t)]);
+  for (let round = 0; round < 3; round++) {
+    const replies = await Promise.all(
+      clients.map((c, i) => c.ask(forwarder.port!, `client${i}-round${round}`)),
+    );
+    t.same(
+      replies,
+      [0, 1, 2].map((i) => `app:client${i}-round${round}`),
+    );
+  }
+  t.equal(forwarder.sessionCount, 3, 'one session per client address');
+  t.equal(forwarder.stats.datagramsIn, 9);
+  t.equal(forwarder.stats.datagramsOut, 9);
+});
+
+t.test('idle sessions expire and a new datagram opens a fresh one', async (t) => {
+  const server = await udpTagServer(t, 'app');
+  const forwarder = await startUdp(t, fixedPicker({ host: '127.0.0.1', port: server.port }), {
+    udpIdleTimeoutMs: 150,
+  });
+  const client = await udpClient(t);
+  t.equal(await client.ask(forwarder.port!, 'one'), 'app:one');
+  t.equal(forwarder.sessionCount, 1);
+  await waitFor(() => forwarder.sessionCount === 0, 'the idle session to expire');
+  t.equal(forwarder.stats.sessionsOpen, 0);
+  t.equal(await client.ask(forwarder.port!, 'two'), 'app:two');
+  t.equal(forwarder.stats.sessionsTotal, 2);
+});
+
+t.test('the session table is bounded: a client over the limit is dropped, counted', async (t) => {
+  const server = await udpTagServer(t, 'app');
+  const forwarder = await startUdp(t, fixedPicker({ host: '127.0.0.1', port: server.port }), {
+    udpMaxSessions: 2,
+  });
+  const [a, b, c] = await Promise.all([udpClient(t), udpClient(t), udpClient(t)]);
+  t.equal(await a!.ask(forwarder.port!, 'a'), 'app:a');
+  t.equal(await b!.ask(forwarder.port!, 'b'), 'app:b');
+  await t.rejects(c!.ask(forwarder.port!, 'c', 300), /no UDP reply/);
+  t.equal(forwarder.sessionCount, 2);
+  t.equal(forwarder.stats.datagramsDropped, 1);
+  t.equal(await a!.ask(forwarder.port!, 'a2'), 'app:a2', 'existing sessions keep working');
+});
+
+t.test('a new target takes over existing sessions; a refusing target is failed', async (t) => {
+  const first = await udpTagServer(t, 'first');
+  const second = await udpTagServer(t, 'second');
+  const firstTarget = { host: '127.0.0.1', port: first.port };
+  const picker = switchPicker(firstTarget);
+  const forwarder = await startUdp(t, picker);
+  const client = await udpClient(t);
+  t.equal(await client.ask(forwarder.port!, 'x'), 'first:x');
+  picker.current = { host: '127.0.0.1', port: second.port };
+  t.equal(await client.ask(forwarder.port!, 'y'), 'second:y');
+
+  // A target with nothing listening answers with ICMP port unreachable: the picker hears of it.
+  const gone = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => gone.bind(0, '127.0.0.1', () => resolve()));
+  const deadTarget = { host: '127.0.0.1', port: gone.address().port };
+  gone.close();
+  picker.current = deadTarget;
+  client.socket.send('lost', forwarder.port!, '127.0.0.1');
+  await waitFor(() => picker.failed.length > 0, 'the refusal to reach the picker');
+  t.same(picker.failed, [deadTarget]);
+});
+
+t.test('no target: datagrams are dropped, counted', async (t) => {
+  const forwarder = await startUdp(t, switchPicker(undefined));
+  const client = await udpClient(t);
+  await t.rejects(client.ask(forwarder.port!, 'void', 200), /no UDP reply/);
+  t.equal(forwarder.stats.datagramsDropped, 1);
+});
