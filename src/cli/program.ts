@@ -1,11 +1,12 @@
 // The harbor-sidecar program: with the harbor-node one, the only code that
 // reads process.argv and process.env. It resolves settings once and hands them to
 // the command chosen from an explicit map.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolveSidecarSettings, SIDECAR_SETTINGS } from '../config/settings.js';
 import { HarborError } from '../errors/index.js';
 import { optionsFor, parseCommandLine } from './args.js';
+import { checkCommand } from './commands/check.js';
 import { envCommand } from './commands/env.js';
 import { execCommand } from './commands/exec.js';
 import { helpText } from './commands/help.js';
@@ -16,16 +17,9 @@ import { reportError } from './report.js';
 const COMMANDS: Readonly<Record<string, Command>> = {
   env: envCommand,
   exec: execCommand,
+  check: checkCommand,
   status: statusCommand,
 };
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
 export async function main(argv: readonly string[]): Promise<number> {
   const { stdout, stderr } = process;
@@ -51,7 +45,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     const { settings, problems } = resolveSidecarSettings(flags, process.env, {
       cwd: process.cwd(),
       hostname: hostname(),
-      isDirectory,
       readFile: (path) => readFileSync(path, 'utf8'),
       stdoutIsTerminal: Boolean(stdout.isTTY),
     });

@@ -2,7 +2,6 @@
 // one defaults object applied, validated by a pure function that returns every
 // problem at once, frozen, handed down. The definitions table below is also
 // what the README's settings table and `--help` are checked against.
-import { join } from 'node:path';
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 import { isPlainObject, parseJsonVariable } from './json.js';
@@ -252,7 +251,8 @@ export interface ForwardTarget {
 
 export interface SidecarSettings {
   readonly appRoot: string;
-  readonly certsDir: string;
+  /** The explicit certificate folder; when unset, src/certs looks for <app root>/certs, then cert/. */
+  readonly certsDir: string | undefined;
   readonly backend: Address | undefined;
   readonly keyPassphrase: string | undefined;
   readonly clientCa: string | undefined;
@@ -285,7 +285,6 @@ export interface SidecarSettings {
 export interface Machine {
   readonly cwd: string;
   readonly hostname: string;
-  readonly isDirectory: (path: string) => boolean;
   readonly readFile: (path: string) => string;
   readonly stdoutIsTerminal: boolean;
 }
@@ -335,11 +334,6 @@ export function resolveSidecarSettings(
   const asIs = (t: string): Parsed<string> => ({ ok: true, value: t });
 
   const appRoot = text('app-root') ?? machine.cwd;
-  const explicitCerts = text('certs-dir');
-  const certsDir =
-    explicitCerts ??
-    (machine.isDirectory(join(appRoot, 'certs')) ? join(appRoot, 'certs') : join(appRoot, 'cert'));
-
   const services = servicesFrom(flags, env, problems);
   const backend = backendFrom(flags, env, problems);
 
@@ -365,7 +359,7 @@ export function resolveSidecarSettings(
 
   const settings: SidecarSettings = {
     appRoot,
-    certsDir,
+    certsDir: text('certs-dir'),
     backend,
     keyPassphrase,
     clientCa: text('client-ca'),

@@ -1,10 +1,9 @@
 import t from 'tap';
 import { type Machine, resolveSidecarSettings } from '../../src/config/settings.js';
 
-const machine = (dirs: string[] = [], files: Record<string, string> = {}): Machine => ({
+const machine = (files: Record<string, string> = {}): Machine => ({
   cwd: '/srv/app',
   hostname: 'container-7',
-  isDirectory: (p) => dirs.includes(p),
   readFile: (p) => {
     const text = files[p];
     if (text === undefined) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
@@ -18,7 +17,6 @@ t.test('defaults', async (t) => {
   t.same(problems, []);
   t.match(settings, {
     appRoot: '/srv/app',
-    certsDir: '/srv/app/cert',
     backend: undefined,
     admin: { kind: 'tcp', host: '127.0.0.1', port: 9701 },
     drainTimeoutMs: 10_000,
@@ -32,14 +30,17 @@ t.test('defaults', async (t) => {
   t.ok(Object.isFrozen(settings));
 });
 
-t.test('certs/ is preferred when it exists, else cert/; an explicit folder wins', async (t) => {
-  t.equal(resolveSidecarSettings({}, {}, machine(['/srv/app/certs'])).settings.certsDir, '/srv/app/certs');
-  t.equal(
-    resolveSidecarSettings({}, { STACKATO_APP_ROOT: '/app' }, machine()).settings.certsDir,
-    '/app/cert',
-  );
-  t.equal(resolveSidecarSettings({}, { HARBOR_CERTS_DIR: '/x' }, machine()).settings.certsDir, '/x');
-});
+t.test(
+  'an explicit certificate folder by flag or HARBOR_CERTS_DIR (src/certs finds certs/ or cert/ otherwise)',
+  async (t) => {
+    t.equal(resolveSidecarSettings({}, {}, machine()).settings.certsDir, undefined);
+    t.equal(resolveSidecarSettings({}, { HARBOR_CERTS_DIR: '/x' }, machine()).settings.certsDir, '/x');
+    t.equal(
+      resolveSidecarSettings({ 'certs-dir': '/f' }, { HARBOR_CERTS_DIR: '/x' }, machine()).settings.certsDir,
+      '/f',
+    );
+  },
+);
 
 t.test('app root: flag, then HARBOR_APP_ROOT, then STACKATO_APP_ROOT', async (t) => {
   const env = { HARBOR_APP_ROOT: '/h', STACKATO_APP_ROOT: '/s' };
@@ -130,7 +131,7 @@ t.test('passphrase from HARBOR_KEY_PASSPHRASE or a file; instance id chain; app 
   const fromFile = resolveSidecarSettings(
     { 'key-passphrase-file': '/run/pw' },
     {},
-    machine([], { '/run/pw': 'secret\n' }),
+    machine({ '/run/pw': 'secret\n' }),
   );
   t.equal(fromFile.settings.keyPassphrase, 'secret');
   const missing = resolveSidecarSettings({ 'key-passphrase-file': '/run/none' }, {}, machine());

@@ -1,0 +1,178 @@
+// `npm run demo`: the whole system on one machine, on loopback only. A
+// harbor-node hands out an external port for an HTTPS service; two example
+// app instances each run behind their own harbor-sidecar (as two containers
+// would, on 127.0.0.11 and 127.0.0.12, both on the same int_port), and each
+// sidecar registers its instance with the node. Requests to the node's port go
+// round-robin to the instances. Ctrl-C stops everything cleanly.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createExampleApp } from './app.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SERVICE = 'demo-https';
+const INSTANCE_HOSTS = ['127.0.0.11', '127.0.0.12'];
+const CERTS = join(ROOT, 'certs-example');
+
+function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function api<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(100);
+  }
+  throw new Error(`demo: timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+interface Credentials {
+  readonly name: string;
+  readonly port: number;
+  readonly int_port: number;
+  readonly [field: string]: unknown;
+}
+
+async function main(): Promise<void> {
+  const children: ChildProcess[] = [];
+  const apps: Server[] = [];
+  const stateDir = mkdtempSync(join(tmpdir(), 'harbor-demo-'));
+  let stopping = false;
+  const stop = async (status: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    await Promise.all(
+      children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)),
+    );
+    await Promise.all(apps.map((app) => new Promise((r) => app.close(r))));
+    rmSync(stateDir, { recursive: true, force: true });
+    process.exit(status);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  const node = (bin: string, args: string[], env: Record<string, string>) => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist/cli', bin), ...args], {
+      env: { ...process.env, HARBOR_LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    children.push(child);
+    child.once('exit', (code, signal) => {
+      if (!stopping) {
+        process.stderr.write(`demo: ${bin} stopped unexpectedly (${signal ?? code}); stopping the demo\n`);
+        void stop(1);
+      }
+    });
+    return child;
+  };
+
+  try {
+    const apiPort = await freePort();
+    const apiBase = `http://127.0.0.1:${apiPort}`;
+    node(
+      'node.js',
+      [
+        '--api',
+        `127.0.0.1:${apiPort}`,
+        '--ports',
+        '35000-39999',
+        '--state',
+        join(stateDir, 'state.json'),
+        '--listen',
+        '127.0.0.1',
+        '--hostname',
+        'localhost',
+        '--host',
+        '127.0.0.1',
+      ],
+      {},
+    );
+    await until('harbor-node', () => api(apiBase, 'GET', '/v1/services'));
+    const credentials = await api<Credentials>(apiBase, 'POST', '/v1/services', { name: SERVICE });
+
+    for (const [index, host] of INSTANCE_HOSTS.entries()) {
+      const app = createExampleApp(`instance-${index} (${host})`);
+      apps.push(app);
+      const appPort = await listen(app);
+      node('sidecar.js', ['run'], {
+        STACKATO_SERVICES: JSON.stringify({ [SERVICE]: credentials }),
+        HARBOR_BACKEND: `127.0.0.1:${appPort}`,
+        HARBOR_CERTS_DIR: CERTS,
+        HARBOR_LISTEN: host,
+        HARBOR_ADMIN: index === 0 ? '127.0.0.1:9701' : 'off',
+        HARBOR_NODE_URL: apiBase,
+        HARBOR_INSTANCE_ID: `demo-instance-${index}`,
+        HARBOR_INSTANCE_HOST: host,
+      });
+    }
+    await until('both instances registered and up', async () => {
+      const service = await api<{ instances?: { state?: string }[] }>(
+        apiBase,
+        'GET',
+        `/v1/services/${credentials.name}`,
+      );
+      const up = (service.instances ?? []).filter((i) => i.state === undefined || i.state === 'up').length;
+      return up >= INSTANCE_HOSTS.length ? true : undefined;
+    });
+
+    const url = `https://localhost:${credentials.port}/`;
+    const cacert = relative(process.cwd(), join(CERTS, 'harbor.crt')) || join(CERTS, 'harbor.crt');
+    process.stdout.write(
+      [
+        '',
+        `harbor-sidecar demo: service "${SERVICE}" on harbor-node port ${credentials.port} (int_port ${credentials.int_port}),`,
+        `two app instances behind their own sidecars on ${INSTANCE_HOSTS.join(' and ')}.`,
+        '',
+        `  open:  ${url}`,
+        `  try:   curl --cacert ${cacert} ${url}`,
+        '  admin: curl http://127.0.0.1:9701/status   (the first sidecar)',
+        '',
+        'Repeat the curl: the instances answer in turn. Ctrl-C stops everything.',
+        '',
+      ].join('\n'),
+    );
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    await stop(1);
+  }
+}
+
+await main();
