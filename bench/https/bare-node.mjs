@@ -1,0 +1,40 @@
+// The floor for any Node front end: Node's own https server answering by
+// itself (no proxying) with the same bodies as the origin. Same TLS defaults a
+// Node proxy gets (session tickets on, TLS 1.2-1.3).
+// Usage: node bare-node.mjs '{"port":N,"key":PATH,"cert":PATH}'
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+
+const options = JSON.parse(process.argv[2] ?? '{}');
+const small = Buffer.from('hello, harbor\n');
+const large = Buffer.alloc(1024 * 1024);
+for (let i = 0; i < large.length; i++) large[i] = (i * 7 + 13) & 0xff;
+const smallHeaders = { 'content-type': 'text/plain', 'content-length': String(small.length) };
+const largeHeaders = { 'content-type': 'application/octet-stream', 'content-length': String(large.length) };
+
+const server = https.createServer(
+  {
+    key: readFileSync(options.key),
+    cert: readFileSync(options.cert),
+    minVersion: 'TLSv1.2',
+    ALPNProtocols: ['http/1.1'],
+  },
+  (req, res) => {
+    if (req.url === '/1m.bin') {
+      res.writeHead(200, largeHeaders);
+      res.end(large);
+    } else {
+      res.writeHead(200, smallHeaders);
+      res.end(small);
+    }
+  },
+);
+server.keepAliveTimeout = 120_000;
+server.listen(options.port, '127.0.0.1');
+const stop = () => {
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

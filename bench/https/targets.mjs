@@ -1,0 +1,211 @@
+// The HTTPS bench's processes: the nginx origin every proxy forwards to, and
+// the three front ends measured against each other (nginx as a reverse proxy,
+// a bare Node TLS server answering by itself, harbor-sidecar). Each target is
+// started with one certificate pair and exposes { name, pid, port, stop(),
+// swapCert?(nextPair) } where pid is the root of the process tree to measure.
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, startProcess, waitForPort } from '../lib/proc.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = join(here, '..', '..');
+
+export const SMALL_BODY = 'hello, harbor\n';
+export const LARGE_PATH = '/1m.bin';
+export const SMALL_PATH = '/small';
+const LARGE_BYTES = 1024 * 1024;
+
+function nginxCommon(dir, name) {
+  const temp = join(dir, `${name}-temp`);
+  mkdirSync(temp, { recursive: true });
+  // Root runs the worker as root too: the temp dir is 0700 and the worker
+  // must read the 1 MiB file; nothing here is reachable off loopback.
+  const user = process.getuid?.() === 0 ? 'user root;' : '';
+  return {
+    top: `${user}
+worker_processes 1;
+daemon off;
+master_process on;
+pid ${join(dir, `${name}.pid`)};
+error_log ${join(dir, `${name}-error.log`)} warn;
+events { worker_connections 8192; }`,
+    temps: `access_log off;
+  client_body_temp_path ${temp}/body;
+  proxy_temp_path ${temp}/proxy;
+  fastcgi_temp_path ${temp}/fastcgi;
+  uwsgi_temp_path ${temp}/uwsgi;
+  scgi_temp_path ${temp}/scgi;`,
+  };
+}
+
+async function startNginx(dir, name, config, port) {
+  const path = join(dir, `${name}.conf`);
+  writeFileSync(path, config);
+  const proc = startProcess('nginx', ['-p', dir, '-c', path, '-e', join(dir, `${name}-error.log`)], {
+    name: `nginx ${name}`,
+  });
+  await waitForPort(port, { proc });
+  return proc;
+}
+
+/** nginx, one worker, serving /small (14 bytes) and /1m.bin (1 MiB) over plain HTTP/1.1 keep-alive. */
+export async function startOrigin(dir) {
+  const www = join(dir, 'www');
+  mkdirSync(www, { recursive: true });
+  const large = Buffer.alloc(LARGE_BYTES);
+  for (let i = 0; i < large.length; i++) large[i] = (i * 7 + 13) & 0xff;
+  writeFileSync(join(www, LARGE_PATH.slice(1)), large);
+  const port = await freePort();
+  const { top, temps } = nginxCommon(dir, 'origin');
+  const config = `${top}
+http {
+  ${temps}
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    root ${www};
+    location = ${SMALL_PATH} { default_type text/plain; return 200 "${SMALL_BODY.replace('\n', '\\n')}"; }
+    location / { }
+  }
+}
+`;
+  const proc = await startNginx(dir, 'origin', config, port);
+  return { name: 'origin', pid: proc.pid, port, proc, stop: () => proc.stop('SIGQUIT') };
+}
+
+/** nginx as an HTTPS reverse proxy: one worker, keep-alive upstream pool, headers like the sidecar's. */
+export async function startNginxProxy(dir, sourcePair, originPort) {
+  const pair = ownCopy(sourcePair, join(dir, 'nginx-certs'), 'proxy');
+  const port = await freePort();
+  const { top, temps } = nginxCommon(dir, 'proxy');
+  const config = `${top}
+http {
+  ${temps}
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  upstream origin {
+    server 127.0.0.1:${originPort};
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl backlog=4096;
+    ssl_certificate ${pair.cert};
+    ssl_certificate_key ${pair.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_timeout 10m;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_buffer_size 64k;
+      proxy_buffers 16 64k;
+      proxy_busy_buffers_size 128k;
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+`;
+  const proc = await startNginx(dir, 'proxy', config, port);
+  return {
+    name: 'nginx',
+    pid: proc.pid,
+    port,
+    proc,
+    stop: () => proc.stop('SIGQUIT'),
+    // nginx does not watch files: the fair comparison is a rename plus the
+    // reload signal an operator (or a watcher script) would send.
+    swapCert(next) {
+      renameSync(next.key, pair.key);
+      renameSync(next.cert, pair.cert);
+      process.kill(proc.pid, 'SIGHUP');
+    },
+    swapNote: 'rename + SIGHUP',
+  };
+}
+
+/** A bare Node TLS server that answers by itself: what Node costs with no proxying. */
+export async function startBareNode(_dir, pair) {
+  const port = await freePort();
+  const proc = startProcess(
+    process.execPath,
+    [join(here, 'bare-node.mjs'), JSON.stringify({ port, key: pair.key, cert: pair.cert })],
+    { name: 'bare node' },
+  );
+  await waitForPort(port, { proc });
+  return { name: 'node', pid: proc.pid, port, proc, stop: () => proc.stop() };
+}
+
+export const SIDECAR_CLI = join(repoRoot, 'dist', 'cli', 'sidecar.js');
+export const SIDECAR_SERVICE = 'bench-https';
+
+export function sidecarAvailable() {
+  return existsSync(SIDECAR_CLI);
+}
+
+/**
+ * harbor-sidecar in debug-shell mode in front of the origin. The pair is
+ * placed as <service>.crt/.key in its own certs dir so a rename into place is
+ * what the watcher sees. extraNodeArgs lets the profiler add --cpu-prof.
+ */
+export async function startSidecar(dir, pair, originPort, { extraNodeArgs = [], env = {} } = {}) {
+  const port = await freePort();
+  const certsDir = join(dir, 'sidecar-certs');
+  const { cert, key } = ownCopy(pair, certsDir, SIDECAR_SERVICE);
+  const args = [
+    ...extraNodeArgs,
+    SIDECAR_CLI,
+    'run',
+    '--service',
+    SIDECAR_SERVICE,
+    '--int-port',
+    String(port),
+    '--backend',
+    `127.0.0.1:${originPort}`,
+    '--certs-dir',
+    certsDir,
+    '--admin',
+    'off',
+    '--log-level',
+    'warn',
+  ];
+  // A clean environment: the bench's own shell may hold platform variables.
+  const childEnv = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', ...env };
+  const proc = startProcess(process.execPath, args, { name: 'harbor-sidecar', env: childEnv, cwd: dir });
+  await waitForPort(port, { proc, timeoutMs: 15_000 });
+  return {
+    name: 'sidecar',
+    pid: proc.pid,
+    port,
+    proc,
+    certsDir,
+    stop: () => proc.stop('SIGTERM', 12_000),
+    // The way a deploy tool swaps a pair: key then certificate, each renamed
+    // into place (atomic per file); the watcher must pick it up by itself.
+    swapCert(next) {
+      renameSync(next.key, key);
+      renameSync(next.cert, cert);
+    },
+    swapNote: 'rename only (watcher)',
+  };
+}
+
+/** Copies a pair into a target's own folder, so that swapping one target's files leaves the others alone. */
+function ownCopy(pair, certsDir, base) {
+  mkdirSync(certsDir, { recursive: true });
+  const cert = join(certsDir, `${base}.crt`);
+  const key = join(certsDir, `${base}.key`);
+  copyFileSync(pair.key, key);
+  chmodSync(key, 0o600);
+  copyFileSync(pair.cert, cert);
+  return { ...pair, cert, key };
+}

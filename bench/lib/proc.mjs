@@ -1,0 +1,286 @@
+// Child processes, temp dirs and /proc readings for the bench.
+// Every child is spawned in its own process group and remembered, so that one
+// cleanup (normal end, error, Ctrl-C) kills every group and removes every temp
+// dir; nothing started by the bench outlives it.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const children = new Set();
+const tempDirs = new Set();
+let cleaned = false;
+
+/** Kills every child group still running and removes every temp dir (sync: usable from 'exit'). */
+export function cleanupAll() {
+  for (const child of children) killGroup(child, 'SIGKILL');
+  children.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+export function installCleanup() {
+  const onSignal = (signal) => {
+    if (!cleaned) {
+      cleaned = true;
+      process.stderr.write(`\nbench: ${signal}, stopping every child\n`);
+      cleanupAll();
+    }
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  process.on('exit', () => cleanupAll());
+}
+
+export function makeTempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), `harbor-bench-${prefix}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export function removeTempDir(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+function killGroup(child, signal) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
+ * Starts a long-running child in its own process group. stdout/stderr are kept
+ * (bounded) for error messages. Returns { child, pid, output(), stop() }.
+ */
+export function startProcess(cmd, args, options = {}) {
+  const child = spawn(cmd, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let out = '';
+  const keep = (chunk) => {
+    out += chunk.toString();
+    if (out.length > 20000) out = out.slice(-10000);
+    if (options.echo) process.stderr.write(chunk);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    });
+    child.on('error', (error) => {
+      children.delete(child);
+      out += `\nspawn error: ${error.message}`;
+      resolve({ code: -1, signal: null, error });
+    });
+  });
+  return {
+    child,
+    pid: child.pid,
+    name: options.name ?? cmd,
+    exited,
+    output: () => out,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    /** SIGTERM (or the given signal), then SIGKILL of the group after graceMs. */
+    async stop(signal = 'SIGTERM', graceMs = 3000) {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      killGroup(child, signal);
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
+      const result = await exited;
+      clearTimeout(timer);
+      // Workers of a master (nginx) share the group: make sure none is left.
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // group empty
+      }
+      return result;
+    },
+  };
+}
+
+/** Runs a command to completion (bounded by timeoutMs); resolves { code, stdout, stderr, ms }. */
+export function runCommand(cmd, args, options = {}) {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      if (stdout.length < 4_000_000) stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      if (stderr.length < 200_000) stderr += c;
+    });
+    const timer = setTimeout(() => {
+      stderr += `\n(killed after ${options.timeoutMs} ms)`;
+      killGroup(child, 'SIGKILL');
+    }, options.timeoutMs ?? 60_000);
+    child.on('error', (error) => {
+      stderr += `spawn error: ${error.message}`;
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr, ms: performance.now() - started });
+    });
+  });
+}
+
+export function commandExists(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (tcp; also checked for udp when asked). */
+export async function freePort({ udp = false } = {}) {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise((resolve, reject) => {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address();
+        server.close(() => resolve(port));
+      });
+    });
+    if (!udp || (await udpFree(port))) return port;
+  }
+  throw new Error('no free port found');
+}
+
+async function udpFree(port) {
+  const dgram = await import('node:dgram');
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+  });
+}
+
+/** Waits (bounded) until a TCP connect to host:port succeeds. */
+export async function waitForPort(port, { host = '127.0.0.1', timeoutMs = 10_000, proc } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc && !proc.alive()) {
+      throw new Error(`${proc.name} exited before listening on ${port}:\n${proc.output().slice(-2000)}`);
+    }
+    const ok = await new Promise((resolve) => {
+      const socket = net.connect({ host, port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(
+    `nothing listening on ${host}:${port} after ${timeoutMs} ms${proc ? `:\n${proc.output().slice(-2000)}` : ''}`,
+  );
+}
+
+// --- /proc readings -------------------------------------------------------
+
+function readStat(pid) {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may hold spaces: fields start after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+    return { ppid: Number(fields[1]), utime: Number(fields[11]), stime: Number(fields[12]) };
+  } catch {
+    return null;
+  }
+}
+
+/** The pid and every descendant (nginx master + workers, a node process + children). */
+export function processTree(rootPid) {
+  const parents = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(entry);
+    if (stat) parents.set(Number(entry), stat.ppid);
+  }
+  const tree = [rootPid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
+  }
+  return tree;
+}
+
+const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+/** CPU seconds (utime + stime, all threads) summed over the process tree. */
+export function treeCpuSeconds(rootPid) {
+  let ticks = 0;
+  for (const pid of processTree(rootPid)) {
+    const stat = readStat(pid);
+    if (stat) ticks += stat.utime + stat.stime;
+  }
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** Resident set size in MiB summed over the process tree (VmRSS). */
+export function treeRssMiB(rootPid) {
+  let kib = 0;
+  for (const pid of processTree(rootPid)) {
+    try {
+      const match = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (match) kib += Number(match[1]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return kib / 1024;
+}
+
+/**
+ * Samples the tree's RSS every intervalMs while `work` runs; returns
+ * { result, cpuSeconds, peakRssMiB } with the CPU time the tree spent during it.
+ */
+export async function measureDuring(rootPid, work, { intervalMs = 200 } = {}) {
+  const cpuBefore = treeCpuSeconds(rootPid);
+  let peakRssMiB = treeRssMiB(rootPid);
+  const timer = setInterval(() => {
+    peakRssMiB = Math.max(peakRssMiB, treeRssMiB(rootPid));
+  }, intervalMs);
+  try {
+    const result = await work();
+    const cpuSeconds = treeCpuSeconds(rootPid) - cpuBefore;
+    peakRssMiB = Math.max(peakRssMiB, treeRssMiB(rootPid));
+    return { result, cpuSeconds, peakRssMiB };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Load averages and the CPU time of the whole machine, to record how busy it was. */
+export function machineLoad() {
+  const [one, five] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
+  return { load1: one, load5: five };
+}
+
+export { sleep };

@@ -1,0 +1,170 @@
+// npm run bench: harbor-sidecar against nginx and a bare Node TLS server
+// (issue 3), harbor-node against haproxy, socat and direct delivery (issue 4),
+// in one run on loopback. Prints every figure, its ratios and the issues'
+// goals; writes JSON and a markdown table to bench/results/ (gitignored).
+//
+//   node bench/run.mjs [--suite https|node|all] [--rounds 3] [--seconds 5]
+//                      [--targets nginx,node,sidecar,haproxy,socat,harbor-node,direct]
+//                      [--quick]
+//   node bench/profile.mjs   (CPU profile of the sidecar under wrk, see docs/benchmarks.md)
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { HTTPS_HEADER, httpsRows, runHttpsBench } from './https/suite.mjs';
+import { commandExists, installCleanup, machineLoad } from './lib/proc.mjs';
+import { busyBetween, cpuSnapshot, machineInfo, markdownTable, textTable } from './lib/report.mjs';
+import { NODE_HEADER, nodeRows, runNodeBench } from './node/suite.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+const { values } = parseArgs({
+  options: {
+    suite: { type: 'string', default: 'all' },
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '5' },
+    targets: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (values.help) {
+  process.stdout.write(
+    'usage: node bench/run.mjs [--suite https|node|all] [--rounds N] [--seconds S] [--targets a,b] [--quick]\n',
+  );
+  process.exit(0);
+}
+
+const suites = values.suite === 'all' ? ['https', 'node'] : values.suite.split(',');
+for (const s of suites) {
+  if (!['https', 'node'].includes(s)) {
+    process.stderr.write(`bench: --suite must be https, node or all, not ${JSON.stringify(s)}\n`);
+    process.exit(2);
+  }
+}
+const rounds = values.quick ? 1 : Number(values.rounds);
+const seconds = values.quick ? 2 : Number(values.seconds);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
+  process.stderr.write('bench: --rounds must be an integer 1-20\n');
+  process.exit(2);
+}
+if (!(seconds >= 1 && seconds <= 60)) {
+  process.stderr.write('bench: --seconds must be 1-60\n');
+  process.exit(2);
+}
+const opts = {
+  rounds,
+  seconds,
+  warmupSeconds: values.quick ? 1 : 1,
+  targets: values.targets?.split(',').map((t) => t.trim()),
+};
+
+const needed = { https: ['nginx', 'wrk', 'openssl'], node: ['iperf3', 'haproxy', 'socat'] };
+for (const suite of suites) {
+  const missing = needed[suite].filter((cmd) => !commandExists(cmd));
+  if (missing.length > 0) {
+    process.stderr.write(
+      `bench: missing ${missing.join(', ')}; install with: apt-get install -y ${missing.join(' ')}\n`,
+    );
+    process.exit(1);
+  }
+}
+
+installCleanup();
+const log = (line) => process.stdout.write(`${line}\n`);
+const machine = machineInfo();
+const loadBefore = machineLoad();
+const cpuBefore = cpuSnapshot();
+log(
+  `harbor bench ${machine.date} on ${machine.nproc} x ${machine.cpuModel}, node ${machine.node}, commit ${machine.commit}`,
+);
+log(
+  `load average at start: ${loadBefore.load1} (1 min), ${loadBefore.load5} (5 min); ${rounds} round(s) of ${seconds} s`,
+);
+
+const results = { machine, options: { suites, rounds, seconds }, load: { before: loadBefore } };
+const started = Date.now();
+let exitCode = 0;
+try {
+  if (suites.includes('https')) {
+    log('\n== HTTPS (issue 3): nginx vs bare Node TLS vs harbor-sidecar ==');
+    results.https = await runHttpsBench(opts, log);
+  }
+  if (suites.includes('node')) {
+    log('\n== Edge node (issue 4): harbor-node vs haproxy vs socat vs direct ==');
+    results.node = await runNodeBench(opts, log);
+  }
+} catch (error) {
+  log(`\nbench aborted: ${error.stack ?? error}`);
+  results.aborted = String(error.stack ?? error);
+  exitCode = 1;
+}
+results.load.after = machineLoad();
+results.load.machineBusy = busyBetween(cpuBefore, cpuSnapshot());
+results.elapsedSeconds = (Date.now() - started) / 1000;
+
+const md = [];
+md.push(`### Benchmark run ${machine.date.slice(0, 16).replace('T', ' ')} UTC`);
+md.push('');
+md.push(
+  `Machine: ${machine.nproc} x ${machine.cpuModel}, ${machine.memGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}; ` +
+    `commit ${machine.commit}. Load average ${results.load.before.load1} at start, ${results.load.after.load1} at end; ` +
+    `whole machine ${Math.round((results.load.machineBusy ?? 0) * 100)}% busy during the run (bench included). ` +
+    `Median of ${rounds} round(s) of ${seconds} s each; wrk -t1, loopback.`,
+);
+for (const [suite, header, rowsOf] of [
+  ['https', HTTPS_HEADER, httpsRows],
+  ['node', NODE_HEADER, nodeRows],
+]) {
+  const summary = results[suite];
+  if (!summary) continue;
+  const rows = rowsOf(summary);
+  log(`\n${suite === 'https' ? 'HTTPS' : 'Edge node'}: medians of ${rounds} round(s)`);
+  log(textTable(header, rows));
+  md.push('', markdownTable(header, rows));
+  if (summary.goals.length > 0) {
+    log('\nGoals:');
+    md.push('', '| goal | measured | verdict |', '| --- | --- | --- |');
+    for (const goal of summary.goals) {
+      const measured =
+        goal.value === null || goal.value === undefined
+          ? 'n/a'
+          : goal.count
+            ? String(goal.value)
+            : `${goal.value.toFixed(2)}x`;
+      log(`  ${goal.verdict.padEnd(4)}  ${goal.label}: ${measured}`);
+      md.push(`| ${goal.label} | ${measured} | ${goal.verdict} |`);
+      if (goal.verdict === 'FAIL') exitCode = exitCode || 3;
+    }
+  }
+  for (const note of summary.notes) {
+    log(`  note: ${note}`);
+    md.push('', `Note: ${note}`);
+  }
+  const errors = [];
+  summary.rounds.forEach((round, i) => {
+    for (const [kind, figures] of Object.entries(round)) {
+      for (const error of figures?.errors ?? [])
+        errors.push(`round ${i + 1} ${kind}: ${error.split('\n')[0]}`);
+    }
+  });
+  if (errors.length > 0) {
+    log('\nErrors and failures:');
+    for (const e of errors) log(`  ${e}`);
+    md.push('', 'Errors and failures:', '', ...errors.map((e) => `- ${e}`));
+  }
+}
+
+const outDir = join(here, 'results');
+mkdirSync(outDir, { recursive: true });
+const stamp = machine.date.replace(/[:.]/g, '-');
+const tag = suites.join('+');
+writeFileSync(join(outDir, `${stamp}-${tag}.json`), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(join(outDir, `${stamp}-${tag}.md`), `${md.join('\n')}\n`);
+writeFileSync(join(outDir, `latest-${tag}.json`), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(join(outDir, `latest-${tag}.md`), `${md.join('\n')}\n`);
+log(
+  `\nwrote bench/results/${stamp}-${tag}.json and .md (also latest-${tag}.*); ${Math.round(results.elapsedSeconds)} s`,
+);
+process.exit(exitCode);
