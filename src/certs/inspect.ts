@@ -135,6 +135,18 @@ export function isIssuedBy(cert: X509Certificate, issuer: X509Certificate): bool
   }
 }
 
+/**
+ * Issuer name equals subject and the certificate's own key verifies it. Not checkIssued(self): OpenSSL's
+ * check also wants keyCertSign in a keyUsage extension, which a self-signed server certificate often lacks.
+ */
+export function isSelfSigned(cert: X509Certificate): boolean {
+  try {
+    return cert.subject === cert.issuer && cert.verify(cert.publicKey);
+  } catch {
+    return false;
+  }
+}
+
 /** The index of the first certificate the next one did not issue, or -1 when the chain is in order. */
 export function chainBreak(chain: readonly X509Certificate[]): number {
   for (let i = 0; i + 1 < chain.length; i++) {
@@ -174,7 +186,7 @@ export function inspectChain(input: InspectInput): Inspection {
     keyMatches: input.privateKey ? keyMatches(leaf, input.privateKey) : undefined,
     chain: input.chain.map(summarize),
     chainInOrder: chainBreak(input.chain) === -1,
-    selfSigned: isIssuedBy(leaf, leaf),
+    selfSigned: isSelfSigned(leaf),
     clientCa: input.caCerts?.map(summarize),
   };
 }
