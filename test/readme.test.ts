@@ -1,0 +1,32 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { COMMAND_SUMMARIES } from '../src/cli/commands/help.js';
+import { SIDECAR_SETTINGS } from '../src/config/settings.js';
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+t.test('the README opens with the two commands: the demo and the tests', async (t) => {
+  const firstBlock = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+  const commands = firstBlock
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.replace(/\s+#.*$/, '').trim());
+  t.same(commands, ['npm ci && npm run demo', 'npm ci && npm test']);
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  t.ok(pkg.scripts.demo, 'package.json has the demo script');
+  t.ok(pkg.scripts.test, 'package.json has the test script');
+});
+
+t.test('every setting of harbor-sidecar is in the README table, flag and variable', async (t) => {
+  for (const setting of SIDECAR_SETTINGS) {
+    t.match(readme, `\`--${setting.flag}`, `--${setting.flag}`);
+    for (const variable of setting.env) t.match(readme, `\`${variable}\``, variable);
+  }
+});
+
+t.test('every command is in the README', async (t) => {
+  for (const [name] of COMMAND_SUMMARIES) {
+    const word = name.split(' ')[0] ?? name;
+    t.match(readme, `harbor-sidecar ${word}`, word);
+  }
+});
