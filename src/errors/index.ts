@@ -59,6 +59,10 @@ export const CATALOGUE = {
   E_NO_PAIR: { kind: 'config', meaning: 'No certificate pair was found for an HTTPS service.' },
   E_CA_READ: { kind: 'config', meaning: 'A client CA bundle cannot be read or parsed.' },
   E_CERT_WRITE: { kind: 'runtime', meaning: 'A generated certificate or key cannot be written.' },
+  E_CERT_UNUSABLE: {
+    kind: 'config',
+    meaning: 'OpenSSL refused the pair for TLS although it parses (a key too small for its security level, say).',
+  },
 
   // Serving.
   E_PORT_IN_USE: { kind: 'runtime', meaning: 'A port the program must listen on is already taken.' },
@@ -98,6 +102,10 @@ export const CATALOGUE = {
   W_PROTOCOL: {
     kind: 'warning',
     meaning: 'A service name combines rules in a way that drops one (a udp- name ending in https).',
+  },
+  W_CERT_EXPIRES_SOONER: {
+    kind: 'warning',
+    meaning: 'A reloaded certificate expires sooner than the one it replaced (it is loaded all the same).',
   },
 } as const satisfies Record<string, CodeEntry>;
 
