@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { resolveSidecarSettings, SIDECAR_SETTINGS } from '../config/settings.js';
 import { HarborError } from '../errors/index.js';
 import { optionsFor, parseCommandLine } from './args.js';
+import { CERTS_OPTIONS, certsCommand } from './commands/certs.js';
 import { checkCommand } from './commands/check.js';
 import { envCommand } from './commands/env.js';
 import { execCommand } from './commands/exec.js';
@@ -18,13 +19,14 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   env: envCommand,
   exec: execCommand,
   check: checkCommand,
+  certs: certsCommand,
   status: statusCommand,
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
   const { stdout, stderr } = process;
   try {
-    const options = optionsFor(SIDECAR_SETTINGS, { version: { type: 'boolean' } });
+    const options = optionsFor(SIDECAR_SETTINGS, { ...CERTS_OPTIONS, version: { type: 'boolean' } });
     const { flags, positionals } = parseCommandLine(argv, options);
     const [word, ...rest] = positionals;
     if (flags.version) {
