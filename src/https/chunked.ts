@@ -1,0 +1,181 @@
+// Finds where a chunked body ends (RFC 9112 section 7.1) while its bytes are
+// relayed unchanged, or decodes it for a peer that cannot take chunked framing
+// (HTTP/2, HTTP/1.0). Strict like llhttp: hex sizes without spaces, CRLF only,
+// trailer fields checked like header fields.
+
+/** Receives the data of a body being decoded, and its trailer section. */
+export interface ChunkSink {
+  onChunkData(buf: Buffer, start: number, end: number): void;
+}
+
+const S_SIZE_FIRST = 0;
+const S_SIZE = 1;
+const S_EXT = 2;
+const S_SIZE_LF = 3;
+const S_DATA = 4;
+const S_DATA_CR = 5;
+const S_DATA_LF = 6;
+const S_TRAILER_START = 7;
+const S_TRAILER_NAME = 8;
+const S_TRAILER_VALUE = 9;
+const S_TRAILER_LF = 10;
+const S_END_LF = 11;
+const S_DONE = 12;
+
+const HEX = new Int8Array(256).fill(-1);
+for (let i = 0; i < 10; i++) HEX[0x30 + i] = i;
+for (let i = 0; i < 6; i++) {
+  HEX[0x41 + i] = 10 + i;
+  HEX[0x61 + i] = 10 + i;
+}
+const TOKEN = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TOKEN[c.charCodeAt(0)] = 1;
+}
+const FIELD = new Uint8Array(256);
+FIELD[0x09] = 1;
+for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) FIELD[c] = 1;
+
+export class ChunkedParser {
+  #state = S_SIZE_FIRST;
+  #size = 0;
+  #digits = 0;
+  #trailerBytes = 0;
+  #trailerStart = -1;
+  readonly #maxTrailerBytes: number;
+  /** Why the body was refused, once it was. */
+  error: string | null = null;
+  /** When decoding: the raw trailer section ("name: value\r\n" lines), '' when none. */
+  trailers = '';
+  #collectTrailers = false;
+
+  constructor(maxTrailerBytes: number) {
+    this.#maxTrailerBytes = maxTrailerBytes;
+  }
+
+  reset(collectTrailers = false): void {
+    this.#state = S_SIZE_FIRST;
+    this.#size = 0;
+    this.#digits = 0;
+    this.#trailerBytes = 0;
+    this.error = null;
+    this.trailers = '';
+    this.#collectTrailers = collectTrailers;
+  }
+
+  get done(): boolean {
+    return this.#state === S_DONE;
+  }
+
+  /**
+   * Consumes `buf[start, end)`. Returns the index just past the end of the
+   * body, -1 when all of it belongs to the body and more is needed, or -2 on
+   * a framing error (see `error`). With a sink, chunk data is handed to it.
+   */
+  execute(buf: Buffer, start: number, end: number, sink: ChunkSink | null): number {
+    let i = start;
+    this.#trailerStart = this.#collectTrailers && this.#state >= S_TRAILER_START ? start : -1;
+    while (i < end) {
+      const state = this.#state;
+      if (state === S_DATA) {
+        const n = Math.min(this.#size, end - i);
+        if (sink !== null) sink.onChunkData(buf, i, i + n);
+        this.#size -= n;
+        i += n;
+        if (this.#size === 0) this.#state = S_DATA_CR;
+        continue;
+      }
+      const c = buf[i] as number;
+      i++;
+      switch (state) {
+        case S_SIZE_FIRST:
+        case S_SIZE: {
+          const h = HEX[c] as number;
+          if (h >= 0) {
+            if (++this.#digits > 13) return this.#fail('chunk size too large');
+            this.#size = this.#size * 16 + h;
+            this.#state = S_SIZE;
+          } else if (state === S_SIZE && c === 0x3b) {
+            this.#state = S_EXT;
+          } else if (state === S_SIZE && c === 0x0d) {
+            this.#state = S_SIZE_LF;
+          } else {
+            return this.#fail('bad chunk size');
+          }
+          break;
+        }
+        case S_EXT:
+          if (c === 0x0d) this.#state = S_SIZE_LF;
+          else if (FIELD[c] !== 1) return this.#fail('bad chunk extension');
+          break;
+        case S_SIZE_LF:
+          if (c !== 0x0a) return this.#fail('bad line ending after chunk size');
+          this.#digits = 0;
+          if (this.#size === 0) {
+            this.#state = S_TRAILER_START;
+            if (this.#collectTrailers) this.#trailerStart = i;
+          } else {
+            this.#state = S_DATA;
+          }
+          break;
+        case S_DATA_CR:
+          if (c !== 0x0d) return this.#fail('chunk data longer than its size');
+          this.#state = S_DATA_LF;
+          break;
+        case S_DATA_LF:
+          if (c !== 0x0a) return this.#fail('bad line ending after chunk data');
+          this.#state = S_SIZE_FIRST;
+          break;
+        case S_TRAILER_START:
+          if (c === 0x0d) this.#state = S_END_LF;
+          else if (TOKEN[c] === 1) this.#state = S_TRAILER_NAME;
+          else return this.#fail('bad trailer field');
+          break;
+        case S_TRAILER_NAME:
+          if (c === 0x3a) this.#state = S_TRAILER_VALUE;
+          else if (TOKEN[c] !== 1) return this.#fail('bad trailer field name');
+          break;
+        case S_TRAILER_VALUE:
+          if (c === 0x0d) this.#state = S_TRAILER_LF;
+          else if (FIELD[c] !== 1) return this.#fail('bad trailer field value');
+          break;
+        case S_TRAILER_LF:
+          if (c !== 0x0a) return this.#fail('bad line ending in trailers');
+          this.#state = S_TRAILER_START;
+          break;
+        case S_END_LF:
+          if (c !== 0x0a) return this.#fail('bad line ending after trailers');
+          this.#state = S_DONE;
+          if (this.#trailerStart >= 0 && i - 2 > this.#trailerStart) {
+            this.trailers += buf.toString('latin1', this.#trailerStart, i - 2);
+          }
+          return i;
+        default:
+          return this.#fail('data after the end of the body');
+      }
+      if (this.#state >= S_TRAILER_START && ++this.#trailerBytes > this.#maxTrailerBytes) {
+        return this.#fail('trailers too large');
+      }
+    }
+    if (this.#trailerStart >= 0 && this.#state >= S_TRAILER_START) {
+      this.trailers += buf.toString('latin1', this.#trailerStart, end);
+    }
+    return -1;
+  }
+
+  #fail(reason: string): number {
+    this.error = reason;
+    return -2;
+  }
+}
+
+/** Parses a raw trailer section ("name: value" lines) into pairs; names lower-cased. */
+export function parseTrailers(raw: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const line of raw.split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    out.push([line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()]);
+  }
+  return out;
+}

@@ -1,0 +1,97 @@
+// What every client connection of one proxy shares, built once per proxy: the
+// backend pool, the forwarding settings, limits, counters, and the canned
+// answers the proxy gives itself.
+import type { Logger } from '../log/index.js';
+import type { ServiceStats } from '../stats/index.js';
+import type { ForwardSettings } from './forwarding.js';
+import type { BackendPool } from './pool.js';
+
+export interface Limits {
+  /** Longest time a client may take to send a whole request head. */
+  readonly headerTimeoutMs: number;
+  /** Longest time an idle keep-alive connection stays open. */
+  readonly idleTimeoutMs: number;
+  /** Largest request head (431 beyond it); also bounds response heads and trailers. */
+  readonly maxHeaderBytes: number;
+  /** Most client connections open at once; more are closed at accept. */
+  readonly maxConnections: number;
+  /** Longest wait for the backend (connect, then the response head, then each pause in its body): 504. */
+  readonly backendTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  headerTimeoutMs: 20_000,
+  idleTimeoutMs: 60_000,
+  maxHeaderBytes: 16 * 1024,
+  maxConnections: 10_000,
+  backendTimeoutMs: 60_000,
+});
+
+/** A client connection the proxy can drain and close. */
+export interface ClientConnection {
+  /** Draining: close now when idle, else after the exchange in flight. */
+  drain(): void;
+  destroy(): void;
+}
+
+export interface ProxyCore {
+  readonly service: string;
+  readonly pool: BackendPool;
+  readonly settings: ForwardSettings;
+  readonly stats: ServiceStats;
+  readonly logger: Logger;
+  readonly limits: Limits;
+  readonly connections: Set<ClientConnection>;
+  draining: boolean;
+}
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
+};
+
+const BODIES: Record<number, string> = {
+  400: 'Bad request.\n',
+  405: 'Method not allowed.\n',
+  408: 'Request timed out.\n',
+  431: 'Request header fields too large.\n',
+  501: 'Not implemented.\n',
+  502: 'Bad gateway: the application did not answer.\n',
+  503: 'Service unavailable: the application is not listening yet.\n',
+  504: 'Gateway timeout: the application did not answer in time.\n',
+  505: 'HTTP version not supported.\n',
+};
+
+/** Seconds a 503 asks the client to wait: frameworks usually start within a few seconds. */
+export const RETRY_AFTER_SECONDS = 2;
+
+const cannedCache = new Map<number, string>();
+
+/** A complete short plain-text response the proxy gives itself. `close` adds Connection: close. */
+export function cannedResponse(status: number, close: boolean): string {
+  const key = close ? -status : status;
+  let text = cannedCache.get(key);
+  if (text === undefined) {
+    const body = BODIES[status] ?? `${status}\n`;
+    text =
+      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n` +
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      (status === 503 ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : '') +
+      (close ? 'Connection: close\r\n' : '') +
+      `\r\n${body}`;
+    cannedCache.set(key, text);
+  }
+  return text;
+}
+
+export function cannedBody(status: number): string {
+  return BODIES[status] ?? `${status}\n`;
+}

@@ -1,0 +1,198 @@
+// The header rules of docs/headers.md: how a client's request head becomes
+// the head the backend receives, and how the backend's response head becomes
+// the one the client receives. Built as one latin1 string per message so that
+// each head goes out in one write.
+
+import type { Head } from './head-parser.js';
+import { isFieldValue } from './head-parser.js';
+
+/** What the proxy knows about one client connection, computed once when it is accepted. */
+export interface Peer {
+  /** The client's address as it goes into X-Forwarded-For (IPv4-mapped IPv6 unmapped). */
+  readonly forwardedFor: string;
+  /** The client's address as an RFC 7239 node: IPv6 quoted and bracketed. */
+  readonly forwardedNode: string;
+  /** The verified client certificate subject, when client authentication is on. */
+  readonly certSubject: string | undefined;
+}
+
+/** Per proxy: what every forwarded request gets. */
+export interface ForwardSettings {
+  /** X-Forwarded-Port: the external port clients dial (falls back to int_port). */
+  readonly port: string;
+  /** Host to send an HTTP/1.0 request that came without one. */
+  readonly defaultHost: string;
+}
+
+// What each special request header is: dropped as hop-by-hop, collected to be
+// extended, or replaced by the proxy's own value.
+const DROP = 1;
+const XFF = 2;
+const FORWARDED = 3;
+const TE = 4;
+const UPGRADE = 5;
+const REQUEST_RULES = new Map<string, number>([
+  ['connection', DROP],
+  ['keep-alive', DROP],
+  ['proxy-connection', DROP],
+  ['http2-settings', DROP],
+  ['te', TE],
+  ['upgrade', UPGRADE],
+  ['x-forwarded-for', XFF],
+  ['forwarded', FORWARDED],
+  ['x-forwarded-proto', DROP],
+  ['x-forwarded-host', DROP],
+  ['x-forwarded-port', DROP],
+  ['x-client-cert-subject', DROP],
+]);
+
+/** Headers a Connection header may not remove: the framing and the target must reach the backend. */
+const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding']);
+
+function connectionTokens(head: Head): Set<string> | null {
+  if (head.connection === '') return null;
+  let tokens: Set<string> | null = null;
+  for (const part of head.connection.split(',')) {
+    const token = part.trim();
+    if (token === '' || token === 'close' || token === 'keep-alive' || token === 'upgrade') continue;
+    if (PROTECTED.has(token)) continue;
+    tokens ??= new Set();
+    tokens.add(token);
+  }
+  return tokens;
+}
+
+export function peerOf(remoteAddress: string | undefined, certSubject: string | undefined): Peer {
+  let address = remoteAddress ?? 'unknown';
+  if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
+  const forwardedNode = address.includes(':')
+    ? `"[${address}]"`
+    : address === 'unknown'
+      ? 'unknown'
+      : address;
+  return { forwardedFor: address, forwardedNode, certSubject };
+}
+
+/**
+ * The request head sent to the backend (always HTTP/1.1). `upgrade` keeps
+ * the Upgrade header and sends `Connection: upgrade`.
+ */
+export function buildRequestHead(
+  head: Head,
+  peer: Peer,
+  settings: ForwardSettings,
+  upgrade: boolean,
+): string {
+  const text = head.text;
+  let out = `${head.method} ${head.target} HTTP/1.1\r\n`;
+  let xff = '';
+  let forwarded = '';
+  const named = connectionTokens(head);
+  const names = head.names;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    const rule = REQUEST_RULES.get(name);
+    if (rule !== undefined) {
+      if (rule === XFF) {
+        xff = xff === '' ? (head.values[i] as string) : `${xff}, ${head.values[i]}`;
+        continue;
+      }
+      if (rule === FORWARDED) {
+        forwarded = forwarded === '' ? (head.values[i] as string) : `${forwarded}, ${head.values[i]}`;
+        continue;
+      }
+      if (rule === TE) {
+        // "TE: trailers" still holds: the proxy relays chunked bodies and their trailers unchanged.
+        if ((head.values[i] as string).toLowerCase() !== 'trailers') continue;
+      } else if (rule !== UPGRADE || !upgrade) {
+        continue;
+      }
+    }
+    if (named?.has(name)) continue;
+    out += `${text.slice(head.lineStart[i], head.lineEnd[i])}\r\n`;
+  }
+  if (upgrade) out += 'Connection: upgrade\r\n';
+  const host = head.host;
+  if (host === undefined) out += `Host: ${settings.defaultHost}\r\n`;
+  out += `X-Forwarded-For: ${xff === '' ? peer.forwardedFor : `${xff}, ${peer.forwardedFor}`}\r\n`;
+  out += 'X-Forwarded-Proto: https\r\n';
+  if (host !== undefined) out += `X-Forwarded-Host: ${host}\r\n`;
+  out += `X-Forwarded-Port: ${settings.port}\r\n`;
+  const element =
+    host === undefined
+      ? `for=${peer.forwardedNode};proto=https`
+      : `for=${peer.forwardedNode};host="${host}";proto=https`;
+  out += `Forwarded: ${forwarded === '' ? element : `${forwarded}, ${element}`}\r\n`;
+  if (peer.certSubject !== undefined) out += `X-Client-Cert-Subject: ${peer.certSubject}\r\n`;
+  return `${out}\r\n`;
+}
+
+/** How the response head must be changed for the client. */
+export const RESPONSE_KEEP = 0;
+/** Add `Connection: close`: the proxy closes the client connection after this response. */
+export const RESPONSE_CLOSE = 1;
+/** Add `Connection: keep-alive`: an HTTP/1.0 client asked to keep its connection. */
+export const RESPONSE_KEEP_ALIVE_10 = 2;
+
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection']);
+
+/**
+ * The response head for the client, or null when the backend's head can be
+ * relayed byte for byte (the common case: HTTP/1.1, nothing hop-by-hop).
+ * `dechunk` drops Transfer-Encoding because the proxy decodes the body.
+ */
+export function buildResponseHead(head: Head, connection: number, dechunk: boolean): string | null {
+  const names = head.names;
+  const upgrade = head.status === 101;
+  let clean = head.minor === 1 && connection === RESPONSE_KEEP && !dechunk;
+  if (clean) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      if (RESPONSE_DROP.has(name) || (name === 'upgrade' && !upgrade)) {
+        clean = false;
+        break;
+      }
+    }
+    if (clean) return null;
+  }
+  const text = head.text;
+  const named = connectionTokens(head);
+  let out = `HTTP/1.1 ${text.slice(9, head.startLineEnd)}\r\n`;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    if (RESPONSE_DROP.has(name)) continue;
+    if (name === 'upgrade' && !upgrade) continue;
+    if (dechunk && name === 'transfer-encoding') continue;
+    if (named?.has(name)) continue;
+    out += `${text.slice(head.lineStart[i], head.lineEnd[i])}\r\n`;
+  }
+  if (upgrade) out += 'Connection: upgrade\r\n';
+  else if (connection === RESPONSE_CLOSE) out += 'Connection: close\r\n';
+  else if (connection === RESPONSE_KEEP_ALIVE_10) out += 'Connection: keep-alive\r\n';
+  return `${out}\r\n`;
+}
+
+/**
+ * A certificate subject as one header-safe line, RFC 4514 style
+ * ("CN=client,O=Example"): separators inside values escaped, anything
+ * outside printable ASCII as \XX hex escapes of its UTF-8 bytes.
+ */
+export function formatSubject(subject: string | undefined): string | undefined {
+  if (subject === undefined || subject === '') return undefined;
+  const parts: string[] = [];
+  for (const line of subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const value = line.slice(eq + 1).replace(/[,+"\\<>;]/g, '\\$&');
+    let escaped = '';
+    for (const byte of Buffer.from(value, 'utf8')) {
+      escaped +=
+        byte >= 0x20 && byte < 0x7f
+          ? String.fromCharCode(byte)
+          : `\\${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    }
+    parts.push(`${line.slice(0, eq)}=${escaped}`);
+  }
+  const out = parts.join(',');
+  return isFieldValue(out) ? out : undefined;
+}

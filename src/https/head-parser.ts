@@ -1,0 +1,270 @@
+// Strict parsing of HTTP/1.x message heads (request and response), as strict
+// as Node's own llhttp without its lenient flags: the proxy relays bodies as
+// raw bytes, so the framing it derives from a head must be the framing the
+// backend derives too. Anything ambiguous is refused (RFC 9112 section 11.2,
+// request smuggling): duplicate or malformed Content-Length, Content-Length
+// with Transfer-Encoding, a transfer coding other than chunked, obs-fold,
+// bare CR or LF, a space before the colon, control characters.
+
+/** Token characters (RFC 9110 section 5.6.2). */
+const TOKEN = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TOKEN[c.charCodeAt(0)] = 1;
+}
+/** Characters allowed in a field value: HTAB, visible ASCII, SP, obs-text. */
+const FIELD = new Uint8Array(256);
+FIELD[0x09] = 1;
+for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) FIELD[c] = 1;
+/** Characters allowed in a request target: visible ASCII only. */
+const TARGET = new Uint8Array(256);
+for (let c = 0x21; c <= 0x7e; c++) TARGET[c] = 1;
+
+export function isToken(s: string, from = 0, to = s.length): boolean {
+  if (from >= to) return false;
+  for (let i = from; i < to; i++) if (TOKEN[s.charCodeAt(i)] !== 1) return false;
+  return true;
+}
+
+export function isFieldValue(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (FIELD[s.charCodeAt(i)] !== 1) return false;
+  return true;
+}
+
+/** Why a head was refused; also the debug log reason. */
+export type HeadError =
+  | 'bad-line-ending'
+  | 'bad-request-line'
+  | 'bad-method'
+  | 'bad-target'
+  | 'bad-version'
+  | 'obs-fold'
+  | 'bad-header-name'
+  | 'bad-header-value'
+  | 'duplicate-content-length'
+  | 'bad-content-length'
+  | 'content-length-with-transfer-encoding'
+  | 'unsupported-transfer-encoding'
+  | 'transfer-encoding-in-http-1.0'
+  | 'missing-host'
+  | 'duplicate-host'
+  | 'bad-host'
+  | 'bad-status-line';
+
+/** The fields of one head. Reused from message to message: `reset()` clears it. */
+export class Head {
+  /** The head as a latin1 string, from the first line to the blank line (excluded). */
+  text = '';
+  /** Request: method and target; response: status and reason. */
+  method = '';
+  target = '';
+  status = 0;
+  reason = '';
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minor = 1;
+  /** End of the start line in `text`. */
+  startLineEnd = 0;
+  /** Each header line: its start and end in `text`, lower-cased name, trimmed value. */
+  readonly lineStart: number[] = [];
+  readonly lineEnd: number[] = [];
+  readonly names: string[] = [];
+  readonly values: string[] = [];
+  /** -1 when there is no Content-Length. */
+  contentLength = -1;
+  chunked = false;
+  hasTransferEncoding = false;
+  host: string | undefined;
+  /** Lower-cased tokens of the Connection header(s), '' when none. */
+  connection = '';
+  upgrade: string | undefined;
+  expectContinue = false;
+
+  reset(): void {
+    this.text = '';
+    this.method = '';
+    this.target = '';
+    this.status = 0;
+    this.reason = '';
+    this.minor = 1;
+    this.startLineEnd = 0;
+    this.lineStart.length = 0;
+    this.lineEnd.length = 0;
+    this.names.length = 0;
+    this.values.length = 0;
+    this.contentLength = -1;
+    this.chunked = false;
+    this.hasTransferEncoding = false;
+    this.host = undefined;
+    this.connection = '';
+    this.upgrade = undefined;
+    this.expectContinue = false;
+  }
+
+  /** True when the Connection header lists `token` (lower-case). */
+  connectionHas(token: string): boolean {
+    if (this.connection === '') return false;
+    if (this.connection === token) return true;
+    for (const part of this.connection.split(',')) if (part.trim() === token) return true;
+    return false;
+  }
+
+  /** The value of the first header called `lower`, or undefined. */
+  get(lower: string): string | undefined {
+    const i = this.names.indexOf(lower);
+    return i === -1 ? undefined : this.values[i];
+  }
+}
+
+/**
+ * Finds the end of a head in `buf[from, to)`: the index just past the blank
+ * line, -1 when the head is not complete yet, or -2 when a bare LF ends a
+ * line (refused at once rather than waiting for a CRLF that never comes).
+ */
+export function findHeadEnd(buf: Buffer, from: number, to: number): number {
+  let i = buf.indexOf(10, from);
+  while (i !== -1 && i < to) {
+    if (i === from || buf[i - 1] !== 13) return -2;
+    if (i + 2 < to) {
+      if (buf[i + 1] === 13) return buf[i + 2] === 10 ? i + 3 : -2;
+      if (buf[i + 1] === 10) return -2;
+    } else if (i + 1 < to && buf[i + 1] === 10) {
+      return -2;
+    }
+    i = buf.indexOf(10, i + 1);
+  }
+  return -1;
+}
+
+/** Parses header lines of `head.text` from `pos`. Returns an error or null. */
+function parseFields(head: Head, pos: number): HeadError | null {
+  const s = head.text;
+  const end = s.length;
+  let clSeen = false;
+  while (pos < end) {
+    let eol = s.indexOf('\r\n', pos);
+    if (eol === -1) eol = end;
+    const first = s.charCodeAt(pos);
+    if (first === 0x20 || first === 0x09) return 'obs-fold';
+    const colon = s.indexOf(':', pos);
+    if (colon === -1 || colon >= eol || !isToken(s, pos, colon)) return 'bad-header-name';
+    let vs = colon + 1;
+    let ve = eol;
+    while (vs < ve && (s.charCodeAt(vs) === 0x20 || s.charCodeAt(vs) === 0x09)) vs++;
+    while (ve > vs && (s.charCodeAt(ve - 1) === 0x20 || s.charCodeAt(ve - 1) === 0x09)) ve--;
+    for (let i = vs; i < ve; i++) if (FIELD[s.charCodeAt(i)] !== 1) return 'bad-header-value';
+    const name = s.slice(pos, colon).toLowerCase();
+    const value = s.slice(vs, ve);
+    head.lineStart.push(pos);
+    head.lineEnd.push(eol);
+    head.names.push(name);
+    head.values.push(value);
+    switch (name) {
+      case 'content-length': {
+        if (clSeen) return 'duplicate-content-length';
+        clSeen = true;
+        if (value.length === 0 || value.length > 15) return 'bad-content-length';
+        for (let i = 0; i < value.length; i++) {
+          const c = value.charCodeAt(i);
+          if (c < 0x30 || c > 0x39) return 'bad-content-length';
+        }
+        head.contentLength = Number(value);
+        break;
+      }
+      case 'transfer-encoding':
+        // Only a lone "chunked" is accepted: a second header, a list, or any other coding is refused.
+        if (head.hasTransferEncoding || value.toLowerCase() !== 'chunked')
+          return 'unsupported-transfer-encoding';
+        head.hasTransferEncoding = true;
+        head.chunked = true;
+        break;
+      case 'host':
+        if (head.host !== undefined) return 'duplicate-host';
+        head.host = value;
+        break;
+      case 'connection':
+        head.connection =
+          head.connection === '' ? value.toLowerCase() : `${head.connection},${value.toLowerCase()}`;
+        break;
+      case 'upgrade':
+        head.upgrade = value;
+        break;
+      case 'expect':
+        if (value.toLowerCase() === '100-continue') head.expectContinue = true;
+        break;
+    }
+    pos = eol + 2;
+  }
+  if (head.hasTransferEncoding && clSeen) return 'content-length-with-transfer-encoding';
+  return null;
+}
+
+const HOST_CHARS = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
+/** True for a Host value that can be echoed into a header or a Location safely. */
+export function isValidHost(host: string): boolean {
+  return host.length > 0 && host.length <= 255 && HOST_CHARS.test(host);
+}
+
+/**
+ * Parses a request head: `buf[from, end)` where `end` is what findHeadEnd
+ * returned. Leading empty lines are skipped (RFC 9112 section 2.2).
+ */
+export function parseRequestHead(head: Head, buf: Buffer, from: number, end: number): HeadError | null {
+  head.reset();
+  while (from + 1 < end && buf[from] === 13 && buf[from + 1] === 10) from += 2;
+  if (end - from < 4) return 'bad-request-line';
+  const s = buf.toString('latin1', from, end - 4);
+  head.text = s;
+  let eol = s.indexOf('\r\n');
+  if (eol === -1) eol = s.length;
+  head.startLineEnd = eol;
+  const sp1 = s.indexOf(' ');
+  if (sp1 <= 0 || sp1 >= eol) return 'bad-request-line';
+  const sp2 = s.indexOf(' ', sp1 + 1);
+  if (sp2 === -1 || sp2 >= eol || sp2 === sp1 + 1) return 'bad-request-line';
+  if (!isToken(s, 0, sp1)) return 'bad-method';
+  for (let i = sp1 + 1; i < sp2; i++) if (TARGET[s.charCodeAt(i)] !== 1) return 'bad-target';
+  if (eol - sp2 !== 9 || !s.startsWith('HTTP/1.', sp2 + 1)) return 'bad-version';
+  const minor = s.charCodeAt(eol - 1);
+  if (minor !== 0x30 && minor !== 0x31) return 'bad-version';
+  head.minor = minor - 0x30;
+  head.method = s.slice(0, sp1);
+  head.target = s.slice(sp1 + 1, sp2);
+  const error = parseFields(head, eol + 2);
+  if (error !== null) return error;
+  if (head.hasTransferEncoding && head.minor === 0) return 'transfer-encoding-in-http-1.0';
+  if (head.host === undefined) {
+    if (head.minor === 1) return 'missing-host';
+  } else if (!isValidHost(head.host)) {
+    return 'bad-host';
+  }
+  return null;
+}
+
+/** Parses a response head from the backend (same strictness; the status line may lack a reason). */
+export function parseResponseHead(head: Head, buf: Buffer, from: number, end: number): HeadError | null {
+  head.reset();
+  const s = buf.toString('latin1', from, end - 4);
+  head.text = s;
+  let eol = s.indexOf('\r\n');
+  if (eol === -1) eol = s.length;
+  head.startLineEnd = eol;
+  // "HTTP/1.1 200 OK": version, space, three digits, then a space and a reason (or nothing).
+  if (eol < 12 || !s.startsWith('HTTP/1.') || s.charCodeAt(8) !== 0x20) return 'bad-status-line';
+  const minor = s.charCodeAt(7);
+  if (minor !== 0x30 && minor !== 0x31) return 'bad-status-line';
+  head.minor = minor - 0x30;
+  let status = 0;
+  for (let i = 9; i < 12; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return 'bad-status-line';
+    status = status * 10 + (c - 0x30);
+  }
+  if (status < 100) return 'bad-status-line';
+  if (eol > 12) {
+    if (s.charCodeAt(12) !== 0x20) return 'bad-status-line';
+    for (let i = 13; i < eol; i++) if (FIELD[s.charCodeAt(i)] !== 1) return 'bad-status-line';
+  }
+  head.status = status;
+  head.reason = eol > 13 ? s.slice(13, eol) : '';
+  return parseFields(head, eol + 2);
+}

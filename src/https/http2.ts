@@ -1,0 +1,355 @@
+// HTTP/2 clients (ALPN h2): node:http2 speaks the protocol; each stream is
+// forwarded to the backend as an HTTP/1.1 request over the same pool and with
+// the same header rules as HTTP/1 (the stream's head is written out as an
+// HTTP/1.1 head and goes through the same strict parser). Bodies stream both
+// ways with backpressure; chunked responses are decoded into DATA frames.
+import * as http2 from 'node:http2';
+import type * as tls from 'node:tls';
+import { countResponse } from '../stats/index.js';
+import { parseTrailers } from './chunked.js';
+import { type ClientConnection, cannedBody, type ProxyCore, RETRY_AFTER_SECONDS } from './core.js';
+import { buildRequestHead, type Peer } from './forwarding.js';
+import { findHeadEnd, Head, parseRequestHead } from './head-parser.js';
+import type { BackendConn, BackendOwner } from './pool.js';
+import { ResponseReader, type ResponseSink } from './response-reader.js';
+
+/** Request headers HTTP/2 forbids or the HTTP/1.1 head gets from elsewhere. */
+const SKIP_REQUEST = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'http2-settings',
+]);
+/** Response headers that must not appear in an HTTP/2 response (RFC 9113 section 8.2.2). */
+const SKIP_RESPONSE = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+class H2Exchange implements BackendOwner, ResponseSink {
+  readonly #core: ProxyCore;
+  readonly #stream: http2.ServerHttp2Stream;
+  readonly #reader: ResponseReader;
+  #backend: BackendConn | null = null;
+  #chunkedBody = false;
+  #requestDone = false;
+  #responded = false;
+  #finished = false;
+  #reusable = true;
+  #status = 0;
+  #backendPaused = false;
+  #wantTrailers = false;
+
+  constructor(
+    core: ProxyCore,
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    peer: Peer,
+  ) {
+    this.#core = core;
+    this.#stream = stream;
+    this.#reader = new ResponseReader(core.limits.maxHeaderBytes);
+    const text = this.#http1Head(stream, headers);
+    const head = new Head();
+    const buf = Buffer.from(text, 'latin1');
+    const end = findHeadEnd(buf, 0, buf.length);
+    const error = end < 0 ? 'bad-line-ending' : parseRequestHead(head, buf, 0, end);
+    if (error !== null || head.method === 'CONNECT') {
+      this.#finished = true;
+      this.#respondCanned(400);
+      return;
+    }
+    const method = head.method;
+    this.#reader.reset(method === 'HEAD', true);
+    stream.on('data', this.#onData);
+    stream.on('end', this.#onEnd);
+    stream.on('drain', this.#onDrain);
+    stream.on('close', this.#onClose);
+    stream.on('error', noop);
+    const backend = core.pool.acquire(this);
+    this.#backend = backend;
+    backend.socket.setTimeout(core.limits.backendTimeoutMs);
+    backend.socket.write(buildRequestHead(head, peer, core.settings, false), 'latin1');
+  }
+
+  /** The stream's head as an HTTP/1.1 head, so that one parser and one set of rules serve both protocols. */
+  #http1Head(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): string {
+    const method = String(headers[':method'] ?? 'GET');
+    const path = String(headers[':path'] ?? '/');
+    const authority = headers[':authority'] ?? headers.host;
+    let out = `${method} ${path} HTTP/1.1\r\n`;
+    if (authority !== undefined) out += `Host: ${authority}\r\n`;
+    let hasLength = false;
+    for (const name of Object.keys(headers)) {
+      if (name.charCodeAt(0) === 0x3a || SKIP_REQUEST.has(name)) continue;
+      if (name === 'te') continue;
+      const value = headers[name];
+      if (value === undefined) continue;
+      if (name === 'content-length') hasLength = true;
+      if (Array.isArray(value)) for (const v of value) out += `${name}: ${v}\r\n`;
+      else out += `${name}: ${value}\r\n`;
+    }
+    if (stream.endAfterHeaders) {
+      this.#requestDone = true;
+    } else if (!hasLength) {
+      // A body of unknown length goes to the HTTP/1.1 backend chunked.
+      this.#chunkedBody = true;
+      out += 'Transfer-Encoding: chunked\r\n';
+    }
+    return `${out}\r\n`;
+  }
+
+  #onData = (chunk: Buffer): void => {
+    const backend = this.#backend;
+    if (backend === null) return;
+    this.#core.stats.bytesIn += chunk.length;
+    const socket = backend.socket;
+    let ok: boolean;
+    if (this.#chunkedBody) {
+      socket.cork();
+      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk);
+      ok = socket.write('\r\n', 'latin1');
+      socket.uncork();
+    } else {
+      ok = socket.write(chunk);
+    }
+    if (!ok) this.#stream.pause();
+  };
+
+  #onEnd = (): void => {
+    this.#requestDone = true;
+    const backend = this.#backend;
+    if (backend !== null && this.#chunkedBody) backend.socket.write('0\r\n\r\n', 'latin1');
+  };
+
+  #onDrain = (): void => {
+    if (this.#backendPaused) {
+      this.#backendPaused = false;
+      const backend = this.#backend;
+      if (backend !== null) {
+        backend.socket.resume();
+        backend.socket.setTimeout(this.#core.limits.backendTimeoutMs);
+      }
+    }
+  };
+
+  #onClose = (): void => {
+    if (!this.#finished) {
+      this.#finished = true;
+      this.#dropBackend();
+    }
+  };
+
+  onBackendConnect(_conn: BackendConn): void {}
+
+  onBackendData(_conn: BackendConn, chunk: Buffer): void {
+    this.#reader.feed(chunk, this);
+  }
+
+  onBackendDrain(_conn: BackendConn): void {
+    this.#stream.resume();
+  }
+
+  onBackendTimeout(_conn: BackendConn): void {
+    if (this.#backendPaused) return;
+    this.#core.pool.failure('timeout', null);
+    this.#fail(504);
+  }
+
+  onBackendGone(conn: BackendConn, error: Error | null): void {
+    this.#backend = null;
+    if (this.#finished) return;
+    if (this.#reader.closed()) {
+      this.#reusable = false;
+      this.onResponseEnd(0);
+      return;
+    }
+    if (!conn.connected) {
+      this.#core.pool.failure('connect', error);
+      this.#fail(this.#core.pool.answered ? 502 : 503);
+      return;
+    }
+    this.#core.pool.failure(this.#responded ? 'closed mid-response' : 'closed before answering', error);
+    this.#fail(502);
+  }
+
+  onInformational(head: Head): void {
+    const stream = this.#stream;
+    if (!stream.destroyed && !stream.headersSent) stream.additionalHeaders({ ':status': head.status });
+  }
+
+  onResponseHead(head: Head): void {
+    const stream = this.#stream;
+    this.#status = head.status;
+    if (head.minor === 0 ? !head.connectionHas('keep-alive') : head.connectionHas('close'))
+      this.#reusable = false;
+    const headers: http2.OutgoingHttpHeaders = { ':status': head.status };
+    const names = head.names;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      if (SKIP_RESPONSE.has(name)) continue;
+      const value = head.values[i] as string;
+      const prior = headers[name];
+      if (prior === undefined) headers[name] = value;
+      else if (name === 'set-cookie')
+        headers[name] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
+      else headers[name] = `${String(prior)}, ${value}`;
+    }
+    this.#wantTrailers = head.chunked && head.get('trailer') !== undefined;
+    this.#responded = true;
+    if (stream.destroyed) return;
+    const endStream = !this.#reader.active && this.#reader.gotHead;
+    stream.respond(headers, { endStream, waitForTrailers: this.#wantTrailers && !endStream });
+    if (this.#wantTrailers) stream.once('wantTrailers', this.#sendTrailers);
+  }
+
+  #sendTrailers = (): void => {
+    const trailers: http2.OutgoingHttpHeaders = {};
+    for (const [name, value] of parseTrailers(this.#reader.trailers)) {
+      if (!SKIP_RESPONSE.has(name)) trailers[name] = value;
+    }
+    this.#stream.sendTrailers(trailers);
+  };
+
+  onResponseBody(buf: Buffer, start: number, end: number): void {
+    const stream = this.#stream;
+    if (stream.destroyed) return;
+    this.#core.stats.bytesOut += end - start;
+    if (!stream.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end))) {
+      const backend = this.#backend;
+      if (backend !== null && !this.#backendPaused) {
+        this.#backendPaused = true;
+        backend.socket.pause();
+        backend.socket.setTimeout(0);
+      }
+    }
+  }
+
+  onChunkData(buf: Buffer, start: number, end: number): void {
+    this.onResponseBody(buf, start, end);
+  }
+
+  onResponseEnd(rest: number): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    countResponse(this.#core.stats, this.#status);
+    const backend = this.#backend;
+    this.#backend = null;
+    if (backend !== null) {
+      if (this.#backendPaused) backend.socket.resume();
+      if (this.#reusable && rest === 0 && this.#requestDone && !this.#reader.untilClose) {
+        this.#core.pool.release(backend);
+      } else {
+        backend.owner = null;
+        backend.socket.destroy();
+      }
+    }
+    const stream = this.#stream;
+    if (!stream.destroyed && !stream.writableEnded && this.#reader.gotHead) stream.end();
+  }
+
+  onSwitchingProtocols(): void {
+    this.onResponseError('101 on an HTTP/2 stream');
+  }
+
+  onResponseError(reason: string): void {
+    this.#core.pool.failure(`bad response: ${reason}`, null);
+    this.#fail(502);
+  }
+
+  #fail(status: number): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#dropBackend();
+    if (this.#responded) {
+      if (!this.#stream.destroyed) this.#stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    this.#respondCanned(status);
+  }
+
+  #respondCanned(status: number): void {
+    countResponse(this.#core.stats, status);
+    const stream = this.#stream;
+    if (stream.destroyed) return;
+    const headers: http2.OutgoingHttpHeaders = {
+      ':status': status,
+      'content-type': 'text/plain; charset=utf-8',
+    };
+    if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+    stream.respond(headers);
+    stream.end(cannedBody(status));
+  }
+
+  #dropBackend(): void {
+    const backend = this.#backend;
+    if (backend !== null) {
+      this.#backend = null;
+      backend.owner = null;
+      backend.socket.destroy();
+    }
+  }
+}
+
+function noop(): void {}
+
+/**
+ * The HTTP/2 side of a proxy: TLS sockets that negotiated h2 are handed to
+ * `accept`, which gives them to a node:http2 server that never listens itself.
+ */
+export class Http2Front {
+  readonly #core: ProxyCore;
+  readonly #server: http2.Http2Server;
+  readonly #peers = new WeakMap<http2.Http2Session, Peer>();
+  #pendingPeer: Peer | undefined;
+
+  constructor(core: ProxyCore) {
+    this.#core = core;
+    this.#server = http2.createServer({
+      maxSessionMemory: 32,
+      settings: { enablePush: false, maxConcurrentStreams: 128 },
+    });
+    this.#server.on('session', this.#onSession);
+    this.#server.on('stream', this.#onStream);
+  }
+
+  accept(socket: tls.TLSSocket, peer: Peer): void {
+    // 'session' is emitted synchronously inside emit('connection'): hand it the peer there.
+    this.#pendingPeer = peer;
+    this.#server.emit('connection', socket);
+    this.#pendingPeer = undefined;
+  }
+
+  #onSession = (session: http2.ServerHttp2Session): void => {
+    const peer = this.#pendingPeer;
+    if (peer !== undefined) this.#peers.set(session, peer);
+    const core = this.#core;
+    const entry: ClientConnection = {
+      drain: () => {
+        if (!session.closed && !session.destroyed) session.close();
+      },
+      destroy: () => session.destroy(),
+    };
+    core.connections.add(entry);
+    session.on('close', () => core.connections.delete(entry));
+    session.on('error', noop);
+    session.setTimeout(core.limits.idleTimeoutMs, () => session.close());
+    if (core.draining) session.close();
+  };
+
+  #onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
+    const peer = this.#peers.get(stream.session as http2.ServerHttp2Session);
+    if (peer === undefined) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    new H2Exchange(this.#core, stream, headers, peer);
+  };
+}

@@ -1,0 +1,331 @@
+// The HTTPS container proxy: terminates TLS on a service's int_port (IPv4 and
+// IPv6) with the app's certificate and forwards HTTP/1.1 and HTTP/2 requests
+// to the framework's plain HTTP server over a keep-alive pool. Owns the
+// listeners, the TLS settings, the header rules (docs/headers.md), the
+// certificate swap without dropping connections, and draining on shutdown.
+// Certificate loading and watching live in src/certs; wiring in src/cli.
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Address, HarborService } from '../config/types.js';
+import { HarborError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import { countHandshakeError, type ServiceStats } from '../stats/index.js';
+import { type ClientConnection, DEFAULT_LIMITS, type Limits, type ProxyCore } from './core.js';
+import { formatSubject, peerOf } from './forwarding.js';
+import { Http1Connection } from './http1.js';
+import { Http2Front } from './http2.js';
+import { answerPlainHttp } from './plain-http.js';
+import { BackendPool } from './pool.js';
+import { ALPN_PROTOCOLS, TicketKeys } from './tls.js';
+
+export { DEFAULT_LIMITS, type Limits } from './core.js';
+export {
+  ALPN_PROTOCOLS,
+  CIPHERS,
+  createServerSecureContext,
+  type PemPair,
+  SECURE_CONTEXT_OPTIONS,
+} from './tls.js';
+
+/** Where the proxy's certificate comes from: a fixed context, or a getter read at each new connection. */
+export type SecureContextSource = tls.SecureContext | (() => tls.SecureContext);
+
+export interface HttpsProxyOptions {
+  readonly service: HarborService;
+  /** Port (0 picks a free one, shared by every host) and hosts; hosts default to 0.0.0.0 and ::. */
+  readonly listen: { readonly port: number; readonly hosts?: readonly string[] };
+  readonly backend: Address;
+  /** Must come from createServerSecureContext (or use SECURE_CONTEXT_OPTIONS), with `ca` when clientAuth is on. */
+  readonly secureContext: SecureContextSource;
+  /** Refuse clients without a certificate that verifies against the context's CA; pass the subject on. */
+  readonly clientAuth?: boolean;
+  readonly stats: ServiceStats;
+  readonly logger: Logger;
+  readonly limits?: Partial<Limits>;
+  /** How long drain() waits for requests in flight when not given a deadline. */
+  readonly drainTimeoutMs?: number;
+}
+
+export type ProxyState = 'created' | 'starting' | 'listening' | 'draining' | 'stopped';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly family: string;
+}
+
+export interface HttpsProxy {
+  readonly state: ProxyState;
+  /** Listens on every host; rejects with E_PORT_IN_USE or E_LISTEN. */
+  start(): Promise<void>;
+  /** New handshakes use `context`; open connections keep theirs. */
+  setSecureContext(context: tls.SecureContext): void;
+  /** Stops accepting, closes idle connections, waits up to `deadlineMs` for the rest, then closes them. */
+  drain(deadlineMs?: number): Promise<void>;
+  /** Closes everything now. */
+  close(): Promise<void>;
+  address(): ListenAddress[];
+  /** Open client connections (HTTP/1 connections and HTTP/2 sessions). */
+  readonly openConnections: number;
+}
+
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+
+/** Node keeps a tls.Server's context in `_sharedCreds`; its own setSecureContext only takes PEM options. */
+interface SharedCreds {
+  _sharedCreds: tls.SecureContext;
+}
+
+class HarborHttpsProxy implements HttpsProxy {
+  readonly #options: HttpsProxyOptions;
+  readonly #core: ProxyCore;
+  readonly #tls: tls.Server;
+  readonly #h2: Http2Front;
+  readonly #ticketKeys = new TicketKeys();
+  readonly #getContext: (() => tls.SecureContext) | null;
+  readonly #listeners: net.Server[] = [];
+  readonly #raw = new Set<net.Socket>();
+  readonly #externalPort: number;
+  #state: ProxyState = 'created';
+  #drained: Promise<void> | null = null;
+  #onAllClosed: (() => void) | null = null;
+
+  constructor(options: HttpsProxyOptions) {
+    this.#options = options;
+    const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
+    const service = options.service;
+    this.#externalPort = service.port ?? service.intPort;
+    const pool = new BackendPool({
+      address: options.backend,
+      service: service.name,
+      logger: options.logger,
+      stats: options.stats,
+      idleTimeoutMs: Math.min(limits.idleTimeoutMs, 30_000),
+    });
+    this.#core = {
+      service: service.name,
+      pool,
+      settings: { port: String(this.#externalPort), defaultHost: `localhost:${this.#externalPort}` },
+      stats: options.stats,
+      logger: options.logger,
+      limits,
+      connections: new Set<ClientConnection>(),
+      draining: false,
+    };
+    this.#tls = tls.createServer({
+      ALPNProtocols: ALPN_PROTOCOLS,
+      requestCert: options.clientAuth === true,
+      rejectUnauthorized: true,
+      handshakeTimeout: limits.headerTimeoutMs,
+    });
+    if (!('_sharedCreds' in this.#tls)) throw new Error('this Node version keeps no tls.Server._sharedCreds');
+    const source = options.secureContext;
+    this.#getContext = typeof source === 'function' ? source : null;
+    this.setSecureContext(typeof source === 'function' ? source() : source);
+    this.#tls.on('secureConnection', this.#onSecure);
+    this.#tls.on('tlsClientError', this.#onTlsError);
+    this.#h2 = new Http2Front(this.#core);
+  }
+
+  get state(): ProxyState {
+    return this.#state;
+  }
+
+  get openConnections(): number {
+    return this.#core.connections.size;
+  }
+
+  setSecureContext(context: tls.SecureContext): void {
+    this.#ticketKeys.apply(context);
+    (this.#tls as unknown as SharedCreds)._sharedCreds = context;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'created') throw new Error(`start() called in state ${this.#state}`);
+    this.#state = 'starting';
+    const hosts = this.#options.listen.hosts ?? ['0.0.0.0', '::'];
+    const defaultHosts = this.#options.listen.hosts === undefined;
+    let port = this.#options.listen.port;
+    try {
+      for (const host of hosts) {
+        const server = net.createServer({ noDelay: true, pauseOnConnect: false }, this.#onConnection);
+        try {
+          await listen(server, host, port);
+        } catch (error) {
+          const code = (error as { code?: string }).code;
+          // A machine without IPv6 still serves IPv4 when the hosts were not chosen explicitly.
+          if (defaultHosts && host === '::' && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) {
+            this.#options.logger.warn(
+              { service: this.#core.service, host },
+              'IPv6 unavailable; serving IPv4 only',
+            );
+            continue;
+          }
+          throw this.#listenError(error, host, port);
+        }
+        this.#listeners.push(server);
+        if (port === 0) port = (server.address() as net.AddressInfo).port;
+      }
+    } catch (error) {
+      for (const server of this.#listeners.splice(0)) server.close();
+      this.#state = 'stopped';
+      throw error;
+    }
+    this.#state = 'listening';
+    this.#options.logger.info(
+      { service: this.#core.service, listen: this.address(), backend: this.#options.backend },
+      'https proxy listening',
+    );
+  }
+
+  #listenError(error: unknown, host: string, port: number): HarborError {
+    const code = (error as { code?: string }).code;
+    const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    if (code === 'EADDRINUSE') {
+      return new HarborError(
+        'E_PORT_IN_USE',
+        `port ${port} (int_port of service "${this.#core.service}") is already taken on ${where}`,
+        { cause: error },
+      );
+    }
+    return new HarborError(
+      'E_LISTEN',
+      `cannot listen on ${where} for service "${this.#core.service}": ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+
+  address(): ListenAddress[] {
+    const out: ListenAddress[] = [];
+    for (const server of this.#listeners) {
+      const a = server.address();
+      if (a !== null && typeof a === 'object') out.push({ host: a.address, port: a.port, family: a.family });
+    }
+    return out;
+  }
+
+  #onConnection = (socket: net.Socket): void => {
+    const core = this.#core;
+    if (this.#state !== 'listening' || this.#raw.size >= core.limits.maxConnections) {
+      socket.destroy();
+      return;
+    }
+    const stats = core.stats;
+    stats.connectionsOpen++;
+    stats.connectionsTotal++;
+    this.#raw.add(socket);
+    socket.on('error', noop);
+    socket.once('close', () => {
+      stats.connectionsOpen--;
+      this.#raw.delete(socket);
+      if (this.#raw.size === 0) this.#onAllClosed?.();
+    });
+    socket.setTimeout(core.limits.headerTimeoutMs, () => socket.destroy());
+    // Peek at the first byte: a TLS handshake starts with 0x16; anything else is plain HTTP.
+    socket.once('data', (chunk: Buffer) => {
+      socket.setTimeout(0);
+      if (chunk[0] !== 0x16) {
+        countHandshakeError(stats, 'plain-http');
+        answerPlainHttp(socket, chunk, this.#externalPort, core.limits.headerTimeoutMs);
+        return;
+      }
+      socket.pause();
+      socket.unshift(chunk);
+      if (this.#getContext !== null) this.setSecureContext(this.#getContext());
+      this.#tls.emit('connection', socket);
+    });
+  };
+
+  #onSecure = (socket: tls.TLSSocket): void => {
+    if (this.#core.draining) {
+      socket.destroy();
+      return;
+    }
+    const subject =
+      this.#options.clientAuth === true ? formatSubject(socket.getPeerX509Certificate()?.subject) : undefined;
+    const peer = peerOf(socket.remoteAddress, subject);
+    if (socket.alpnProtocol === 'h2') this.#h2.accept(socket, peer);
+    else new Http1Connection(this.#core, socket, peer);
+  };
+
+  #onTlsError = (error: Error, socket: tls.TLSSocket): void => {
+    const code = (error as { code?: string }).code;
+    const reason = socket.authorizationError
+      ? String(socket.authorizationError)
+      : code === 'ECONNRESET'
+        ? 'reset'
+        : code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+          ? 'timeout'
+          : (code ?? 'unknown');
+    countHandshakeError(this.#core.stats, reason);
+    const logger = this.#core.logger;
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug(
+        { service: this.#core.service, reason, peer: socket.remoteAddress },
+        'TLS handshake failed',
+      );
+    }
+    socket.destroy();
+  };
+
+  drain(deadlineMs = this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS): Promise<void> {
+    if (this.#drained !== null) return this.#drained;
+    this.#state = 'draining';
+    const core = this.#core;
+    core.draining = true;
+    for (const server of this.#listeners) server.close();
+    core.pool.closeIdle();
+    for (const conn of [...core.connections]) conn.drain();
+    this.#drained = new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        this.#onAllClosed = null;
+        this.#destroyAll();
+        this.#state = 'stopped';
+        resolve();
+      };
+      if (this.#raw.size === 0) return done();
+      this.#onAllClosed = done;
+      timer = setTimeout(() => {
+        this.#options.logger.warn(
+          { service: core.service, open: this.#raw.size },
+          'drain deadline reached; closing the connections still open',
+        );
+        done();
+      }, deadlineMs);
+    });
+    return this.#drained;
+  }
+
+  async close(): Promise<void> {
+    this.#core.draining = true;
+    for (const server of this.#listeners) server.close();
+    this.#destroyAll();
+    this.#state = 'stopped';
+    this.#drained ??= Promise.resolve();
+  }
+
+  #destroyAll(): void {
+    for (const conn of [...this.#core.connections]) conn.destroy();
+    for (const socket of [...this.#raw]) socket.destroy();
+    this.#core.pool.destroy();
+  }
+}
+
+function noop(): void {}
+
+function listen(server: net.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen({ host, port, ipv6Only: host.includes(':'), exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export function createHttpsProxy(options: HttpsProxyOptions): HttpsProxy {
+  return new HarborHttpsProxy(options);
+}

@@ -1,0 +1,238 @@
+// A keep-alive pool of plain connections to the backend (TCP or a unix
+// socket). Each backend connection routes its events to whoever holds it (an
+// HTTP/1 client connection or an HTTP/2 stream); its listeners are set once
+// when it is dialled, so lending it out costs no closure. The pool also knows
+// whether the backend has ever answered (503 before, 502 after) and keeps
+// backend failures to one log line per burst.
+import * as net from 'node:net';
+import { type Address, formatAddress } from '../config/types.js';
+import type { Logger } from '../log/index.js';
+import type { ServiceStats } from '../stats/index.js';
+
+/** Whoever holds a backend connection gets its events. */
+export interface BackendOwner {
+  onBackendConnect(conn: BackendConn): void;
+  onBackendData(conn: BackendConn, chunk: Buffer): void;
+  /** The backend closed or failed; `error` is null for a clean end. */
+  onBackendGone(conn: BackendConn, error: Error | null): void;
+  onBackendDrain(conn: BackendConn): void;
+  onBackendTimeout(conn: BackendConn): void;
+}
+
+export class BackendConn {
+  readonly socket: net.Socket;
+  readonly #pool: BackendPool;
+  owner: BackendOwner | null;
+  connected = false;
+  /** True once the connection has carried a whole exchange: a failure before any byte may be a stale keep-alive. */
+  reused = false;
+  #gone = false;
+
+  constructor(pool: BackendPool, socket: net.Socket, owner: BackendOwner) {
+    this.#pool = pool;
+    this.socket = socket;
+    this.owner = owner;
+    socket.on('connect', this.#onConnect);
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+    socket.on('drain', this.#onDrain);
+    socket.on('timeout', this.#onTimeout);
+  }
+
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  #onConnect = (): void => {
+    this.connected = true;
+    this.#pool.markAnswered();
+    this.owner?.onBackendConnect(this);
+  };
+
+  #onData = (chunk: Buffer): void => {
+    const owner = this.owner;
+    if (owner === null) {
+      // An idle backend connection must not talk: drop it.
+      this.socket.destroy();
+      return;
+    }
+    owner.onBackendData(this, chunk);
+  };
+
+  #onEnd = (): void => {
+    this.#finish(null);
+    this.socket.destroy();
+  };
+
+  #onError = (error: Error): void => {
+    this.#finish(error);
+  };
+
+  #onClose = (): void => {
+    this.#finish(null);
+  };
+
+  #onDrain = (): void => {
+    this.owner?.onBackendDrain(this);
+  };
+
+  #onTimeout = (): void => {
+    const owner = this.owner;
+    if (owner === null) this.socket.destroy();
+    else owner.onBackendTimeout(this);
+  };
+
+  #finish(error: Error | null): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    this.#pool.forget(this);
+    const owner = this.owner;
+    this.owner = null;
+    owner?.onBackendGone(this, error);
+  }
+}
+
+export interface BackendPoolOptions {
+  readonly address: Address;
+  readonly service: string;
+  readonly logger: Logger;
+  readonly stats: ServiceStats;
+  /** How long an unused keep-alive connection stays in the pool. */
+  readonly idleTimeoutMs: number;
+  /** Most idle connections kept. */
+  readonly maxIdle?: number;
+  /** Clock for the once-per-burst log; Date.now by default. */
+  readonly now?: () => number;
+}
+
+/** A quiet period after which a new backend failure is logged again. */
+const BURST_MS = 10_000;
+
+export class BackendPool {
+  readonly #options: BackendPoolOptions;
+  readonly #idle: BackendConn[] = [];
+  readonly #all = new Set<BackendConn>();
+  readonly #connectOptions: net.NetConnectOpts;
+  readonly #maxIdle: number;
+  readonly #now: () => number;
+  #answered = false;
+  #lastLogAt = -Infinity;
+  #suppressed = 0;
+  #failing = false;
+
+  constructor(options: BackendPoolOptions) {
+    this.#options = options;
+    this.#maxIdle = options.maxIdle ?? 256;
+    this.#now = options.now ?? Date.now;
+    const a = options.address;
+    this.#connectOptions =
+      a.kind === 'unix' ? { path: a.path } : { host: a.host, port: a.port, noDelay: true, keepAlive: true };
+  }
+
+  /** True once the backend has accepted a connection since start. */
+  get answered(): boolean {
+    return this.#answered;
+  }
+
+  /** Lends a connection: an idle one (connected at once) or a new one (`onBackendConnect` follows). */
+  acquire(owner: BackendOwner): BackendConn {
+    const idle = this.#idle;
+    while (idle.length > 0) {
+      const conn = idle.pop() as BackendConn;
+      if (conn.gone || conn.socket.destroyed) continue;
+      conn.owner = owner;
+      conn.socket.setTimeout(0);
+      return conn;
+    }
+    return this.dial(owner);
+  }
+
+  /** A new connection, never a pooled one (a retry after a stale keep-alive). */
+  dial(owner: BackendOwner): BackendConn {
+    const socket = net.connect(this.#connectOptions);
+    const conn = new BackendConn(this, socket, owner);
+    this.#all.add(conn);
+    return conn;
+  }
+
+  /** Takes a connection back after a complete exchange, or closes it when the pool is full. */
+  release(conn: BackendConn): void {
+    conn.owner = null;
+    conn.reused = true;
+    const socket = conn.socket;
+    if (conn.gone || socket.destroyed || this.#idle.length >= this.#maxIdle || socket.isPaused()) {
+      socket.destroy();
+      return;
+    }
+    socket.setTimeout(this.#options.idleTimeoutMs);
+    this.#idle.push(conn);
+  }
+
+  markAnswered(): void {
+    if (this.#failing) {
+      this.#failing = false;
+      this.#options.logger.info(
+        {
+          service: this.#options.service,
+          backend: formatAddress(this.#options.address),
+          failures: this.#suppressed,
+        },
+        'backend answers again',
+      );
+      this.#suppressed = 0;
+    } else if (!this.#answered) {
+      this.#options.logger.debug(
+        { service: this.#options.service, backend: formatAddress(this.#options.address) },
+        'backend answered for the first time',
+      );
+    }
+    this.#answered = true;
+  }
+
+  /** Counts a failed exchange and logs the first of a burst. */
+  failure(reason: string, error: Error | null): void {
+    this.#options.stats.backendErrors++;
+    const now = this.#now();
+    if (now - this.#lastLogAt < BURST_MS) {
+      this.#suppressed++;
+      return;
+    }
+    this.#lastLogAt = now;
+    this.#failing = true;
+    const code = (error as { code?: string } | null)?.code;
+    const fields = {
+      service: this.#options.service,
+      backend: formatAddress(this.#options.address),
+      reason,
+      ...(code === undefined ? {} : { code }),
+      ...(this.#suppressed > 0 ? { failuresSinceLastLine: this.#suppressed } : {}),
+    };
+    this.#suppressed = 0;
+    if (this.#answered) this.#options.logger.warn(fields, 'backend failed; answering 502/504');
+    else this.#options.logger.info(fields, 'backend not answering yet; answering 503');
+  }
+
+  forget(conn: BackendConn): void {
+    this.#all.delete(conn);
+    const i = this.#idle.indexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+  }
+
+  /** Closes the idle connections (draining). */
+  closeIdle(): void {
+    for (const conn of this.#idle.splice(0)) conn.socket.destroy();
+  }
+
+  /** Closes every connection. */
+  destroy(): void {
+    this.closeIdle();
+    for (const conn of this.#all) conn.socket.destroy();
+    this.#all.clear();
+  }
+
+  get size(): { idle: number; total: number } {
+    return { idle: this.#idle.length, total: this.#all.size };
+  }
+}

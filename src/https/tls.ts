@@ -1,0 +1,77 @@
+// TLS settings of the HTTPS proxy, in one place, so that every SecureContext
+// the proxy serves (at start and after each certificate reload) is built the
+// same way: TLS 1.2 and 1.3 only, forward-secret AEAD ciphers, the chain sent
+// as it is in the file.
+import { randomBytes } from 'node:crypto';
+import * as tls from 'node:tls';
+
+/**
+ * TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only, ECDSA before
+ * RSA (Mozilla "intermediate"). TLS 1.3 suites are OpenSSL's defaults, which
+ * are all AEAD already.
+ */
+export const CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/**
+ * Resumed sessions are only accepted for the same context id; with client
+ * authentication on, OpenSSL refuses to resume without one.
+ */
+const SESSION_ID_CONTEXT = 'harbor-sidecar';
+
+/** Options every server SecureContext gets, whoever builds it. */
+export const SECURE_CONTEXT_OPTIONS: Readonly<tls.SecureContextOptions> = Object.freeze({
+  minVersion: 'TLSv1.2',
+  maxVersion: 'TLSv1.3',
+  ciphers: CIPHERS,
+  honorCipherOrder: true,
+  ecdhCurve: 'X25519:prime256v1:secp384r1',
+  sessionIdContext: SESSION_ID_CONTEXT,
+  sessionTimeout: 300,
+});
+
+export interface PemPair {
+  /** The certificate file's contents: the leaf first, then its chain, served as written. */
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  readonly passphrase?: string;
+  /** A client CA bundle: when present, clients must present a certificate that verifies against it. */
+  readonly ca?: string | Buffer;
+}
+
+/** Builds the SecureContext the proxy serves for a pair (throws what OpenSSL throws for a bad pair). */
+export function createServerSecureContext(pair: PemPair): tls.SecureContext {
+  return tls.createSecureContext({
+    ...SECURE_CONTEXT_OPTIONS,
+    cert: pair.cert,
+    key: pair.key,
+    ...(pair.passphrase === undefined ? {} : { passphrase: pair.passphrase }),
+    ...(pair.ca === undefined ? {} : { ca: pair.ca }),
+  });
+}
+
+/** ALPN: h2 first; http/1.0 is listed so that a client offering only it is served, not refused. */
+export const ALPN_PROTOCOLS = ['h2', 'http/1.1', 'http/1.0'];
+
+/**
+ * Session-ticket keys shared by every context one proxy serves, so that a
+ * ticket issued before a certificate swap still resumes after it.
+ */
+export class TicketKeys {
+  readonly #keys = randomBytes(48);
+  #last: tls.SecureContext | undefined;
+
+  /** Gives `context` this proxy's ticket keys (once per context). */
+  apply(context: tls.SecureContext): void {
+    if (context === this.#last) return;
+    this.#last = context;
+    const native = (context as { context?: { setTicketKeys?: (keys: Buffer) => void } }).context;
+    native?.setTicketKeys?.(this.#keys);
+  }
+}
