@@ -61,7 +61,8 @@ export const CATALOGUE = {
   E_CERT_WRITE: { kind: 'runtime', meaning: 'A generated certificate or key cannot be written.' },
   E_CERT_UNUSABLE: {
     kind: 'config',
-    meaning: 'OpenSSL refused the pair for TLS although it parses (a key too small for its security level, say).',
+    meaning:
+      'OpenSSL refused the pair for TLS although it parses (a key too small for its security level, say).',
   },
 
   // Serving.
@@ -78,6 +79,39 @@ export const CATALOGUE = {
   E_ADMIN_UNREACHABLE: {
     kind: 'runtime',
     meaning: 'harbor-sidecar status could not reach the admin endpoint, or could not read its answer.',
+  },
+
+  // The Harbor node (harbor-node) and the sidecar's registration with it.
+  E_PORT_RANGE_EXHAUSTED: {
+    kind: 'runtime',
+    meaning:
+      "No port of the node's range is free: all held by services or bound by other processes (API: 503).",
+  },
+  E_PORT_TAKEN: {
+    kind: 'runtime',
+    meaning:
+      "A service's port is held by another process; the node logs it and retries while the rest serve.",
+  },
+  E_STATE_CORRUPT: {
+    kind: 'config',
+    meaning:
+      "The node's state file cannot be read, does not parse or has the wrong shape; it is left untouched.",
+  },
+  E_STATE_WRITE: {
+    kind: 'runtime',
+    meaning: "The node's state file cannot be written; the change is refused.",
+  },
+  E_API_REQUEST: {
+    kind: 'runtime',
+    meaning: 'A node API request is malformed: bad JSON, an unknown field, a value of the wrong type (400).',
+  },
+  E_API_AUTH: {
+    kind: 'runtime',
+    meaning: 'A node API request lacks the bearer token or carries a wrong one (401).',
+  },
+  E_API_NOT_FOUND: {
+    kind: 'runtime',
+    meaning: 'A node API request names an unknown path, service or instance (404).',
   },
 
   // Warnings: reported, never fatal.
@@ -97,7 +131,8 @@ export const CATALOGUE = {
   W_SELF_SIGNED: { kind: 'warning', meaning: 'The certificate is self-signed; browsers will not trust it.' },
   W_ADMIN_UNAVAILABLE: {
     kind: 'warning',
-    meaning: 'The admin endpoint could not listen (address taken, bad socket path); serving goes on without it.',
+    meaning:
+      'The admin endpoint could not listen (address taken, bad socket path); serving goes on without it.',
   },
   W_PROTOCOL: {
     kind: 'warning',
@@ -106,6 +141,11 @@ export const CATALOGUE = {
   W_CERT_EXPIRES_SOONER: {
     kind: 'warning',
     meaning: 'A reloaded certificate expires sooner than the one it replaced (it is loaded all the same).',
+  },
+  W_NODE_UNREACHABLE: {
+    kind: 'warning',
+    meaning:
+      'The sidecar cannot register with the Harbor node (down, refusing, or answering an error); it retries with backoff and keeps serving.',
   },
 } as const satisfies Record<string, CodeEntry>;
 
