@@ -209,8 +209,14 @@ function readStat(pid) {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name may hold spaces: fields start after the last ')'.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-    return { ppid: Number(fields[1]), utime: Number(fields[11]), stime: Number(fields[12]) };
+    // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15, and
+    // cutime 16 + cstime 17 hold children already reaped (socat's forks).
+    return {
+      ppid: Number(fields[1]),
+      utime: Number(fields[11]),
+      stime: Number(fields[12]),
+      reaped: Number(fields[13]) + Number(fields[14]),
+    };
   } catch {
     return null;
   }
@@ -233,14 +239,31 @@ export function processTree(rootPid) {
 
 const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
 
-/** CPU seconds (utime + stime, all threads) summed over the process tree. */
+/**
+ * CPU seconds (utime + stime, all threads) summed over the process tree,
+ * plus what reaped children spent (a forking proxy's finished connections).
+ */
 export function treeCpuSeconds(rootPid) {
-  let ticks = 0;
+  return treeCpu(rootPid).total;
+}
+
+/** { user, system, total } CPU seconds of the tree (reaped children counted in total only). */
+export function treeCpu(rootPid) {
+  let user = 0;
+  let system = 0;
+  let reaped = 0;
   for (const pid of processTree(rootPid)) {
     const stat = readStat(pid);
-    if (stat) ticks += stat.utime + stat.stime;
+    if (!stat) continue;
+    user += stat.utime;
+    system += stat.stime;
+    reaped += stat.reaped;
   }
-  return ticks / TICKS_PER_SECOND;
+  return {
+    user: user / TICKS_PER_SECOND,
+    system: system / TICKS_PER_SECOND,
+    total: (user + system + reaped) / TICKS_PER_SECOND,
+  };
 }
 
 /** Resident set size in MiB summed over the process tree (VmRSS). */
@@ -262,16 +285,22 @@ export function treeRssMiB(rootPid) {
  * { result, cpuSeconds, peakRssMiB } with the CPU time the tree spent during it.
  */
 export async function measureDuring(rootPid, work, { intervalMs = 200 } = {}) {
-  const cpuBefore = treeCpuSeconds(rootPid);
+  if (!rootPid) return { result: await work(), cpuSeconds: null, systemSeconds: null, peakRssMiB: null };
+  const before = treeCpu(rootPid);
   let peakRssMiB = treeRssMiB(rootPid);
   const timer = setInterval(() => {
     peakRssMiB = Math.max(peakRssMiB, treeRssMiB(rootPid));
   }, intervalMs);
   try {
     const result = await work();
-    const cpuSeconds = treeCpuSeconds(rootPid) - cpuBefore;
+    const after = treeCpu(rootPid);
     peakRssMiB = Math.max(peakRssMiB, treeRssMiB(rootPid));
-    return { result, cpuSeconds, peakRssMiB };
+    return {
+      result,
+      cpuSeconds: after.total - before.total,
+      systemSeconds: after.system - before.system,
+      peakRssMiB,
+    };
   } finally {
     clearInterval(timer);
   }

@@ -1,7 +1,289 @@
-export const NODE_HEADER = [];
-export function nodeRows() {
-  return [];
+// The edge-node bench (issue 4): TCP throughput (iperf3, one stream), UDP
+// packet rate with 64-byte datagrams (iperf3 -u -l 64 -b 0), the highest UDP
+// rate carried with under 1% loss, and new TCP connections per second,
+// through harbor-node, haproxy, socat and direct, round by round in one run.
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeTempDir, measureDuring, removeTempDir, runCommand, sleep } from '../lib/proc.mjs';
+import { fmt, fmtRatio, judge, median, ratio } from '../lib/report.mjs';
+import {
+  nodeAvailable,
+  startDirect,
+  startEchoServer,
+  startHaproxy,
+  startHarborNode,
+  startIperfServer,
+  startSocat,
+} from './targets.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export const NODE_TARGETS = ['harbor-node', 'haproxy', 'socat', 'direct'];
+const STARTERS = {
+  'harbor-node': startHarborNode,
+  haproxy: startHaproxy,
+  socat: startSocat,
+  direct: startDirect,
+};
+
+export const NODE_FIGURES = [
+  ['tcp_gbps', 'TCP throughput, 1 stream (iperf3)', 'Gbit/s'],
+  ['tcp_cpu_ms_per_gb', 'forwarder CPU per GB carried', 'ms'],
+  ['udp_sent_pps', 'UDP 64 B offered as fast as possible', 'pkt/s'],
+  ['udp_delivered_pps', 'UDP 64 B delivered', 'pkt/s'],
+  ['udp_loss_pct', 'UDP 64 B lost at full offered rate', '%'],
+  ['udp_cpu_us_per_pkt', 'forwarder CPU per delivered datagram', 'us'],
+  ['udp_clean_pps', 'highest UDP rate with < 1% loss', 'pkt/s'],
+  ['conn_per_s', 'new TCP connections/s (1 byte echoed, closed)', 'conn/s'],
+  ['conn_cpu_us', 'forwarder CPU per new connection', 'us'],
+];
+
+const UDP_BYTES = 64;
+
+/** Issue 4's goals. */
+function nodeGoals(m) {
+  const h = m['harbor-node'] ?? {};
+  return [
+    {
+      label: 'TCP throughput >= 1.0x haproxy',
+      value: ratio(h.tcp_gbps, m.haproxy?.tcp_gbps),
+      op: '>=',
+      limit: 1.0,
+    },
+    {
+      label: 'UDP delivered packets/s >= 1.0x socat',
+      value: ratio(h.udp_delivered_pps, m.socat?.udp_delivered_pps),
+      op: '>=',
+      limit: 1.0,
+    },
+  ].map(judge);
 }
-export async function runNodeBench() {
-  return { rounds: [], goals: [], notes: ['not written yet'] };
+
+async function iperf(port, args, seconds) {
+  const full = ['-c', '127.0.0.1', '-p', String(port), '-J', ...args];
+  const { code, stdout, stderr } = await runCommand('iperf3', full, { timeoutMs: (seconds + 25) * 1000 });
+  let json = null;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    // reported below
+  }
+  if (code !== 0 || !json || json.error) {
+    throw new Error(`iperf3 ${full.join(' ')}: ${json?.error ?? (stderr.trim() || `exit ${code}`)}`);
+  }
+  return json.end;
+}
+
+async function tcpRun(port, seconds) {
+  const end = await iperf(port, ['-t', String(seconds)], seconds);
+  return { gbps: end.sum_received.bits_per_second / 1e9, bytes: end.sum_received.bytes };
+}
+
+/** One UDP run at `pps` offered (0 = as fast as the sender goes). */
+async function udpRun(port, seconds, pps) {
+  const bitrate = pps === 0 ? '0' : String(Math.round(pps * UDP_BYTES * 8));
+  const end = await iperf(
+    port,
+    ['-u', '-l', String(UDP_BYTES), '-b', bitrate, '-t', String(seconds)],
+    seconds,
+  );
+  const sum = end.sum;
+  const delivered = sum.packets - sum.lost_packets;
+  return {
+    sentPps: sum.packets / sum.seconds,
+    deliveredPps: delivered / sum.seconds,
+    delivered,
+    lossPct: sum.lost_percent,
+  };
+}
+
+/** Retries a warm-up until it works: harbor-node checks an instance before it takes traffic. */
+async function warm(what, fn, attempts = 6) {
+  let last;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await fn();
+    } catch (error) {
+      last = error;
+      await sleep(500);
+    }
+  }
+  throw new Error(`${what} never worked: ${last?.message}`);
+}
+
+async function connectRun(port, seconds) {
+  const args = [
+    join(here, 'connect-client.mjs'),
+    JSON.stringify({ port, seconds, concurrency: 32, maxCount: 40_000 }),
+  ];
+  const { code, stdout, stderr } = await runCommand(process.execPath, args, {
+    timeoutMs: (seconds + 20) * 1000,
+  });
+  if (code !== 0) throw new Error(`connect client failed (exit ${code}): ${stderr}`);
+  return JSON.parse(stdout.trim().split('\n').pop());
+}
+
+/**
+ * Highest offered rate with < 1% loss: double from 10k pkt/s until loss
+ * reaches 1% (or 1.28M), then bisect the bracket 3 times. At most 11 trials.
+ */
+async function cleanRateSearch(port, trialSeconds, log) {
+  let good = 0;
+  let bad = null;
+  for (let pps = 10_000; pps <= 1_280_000; pps *= 2) {
+    const r = await udpRun(port, trialSeconds, pps);
+    if (r.lossPct < 1) good = Math.max(good, r.deliveredPps);
+    else {
+      bad = pps;
+      break;
+    }
+  }
+  if (bad !== null) {
+    let low = bad / 2;
+    let high = bad;
+    for (let i = 0; i < 3; i++) {
+      const mid = Math.round((low + high) / 2);
+      const r = await udpRun(port, trialSeconds, mid);
+      if (r.lossPct < 1) {
+        low = mid;
+        good = Math.max(good, r.deliveredPps);
+      } else high = mid;
+    }
+  }
+  log(`    clean UDP  ${fmt(good)} pkt/s with < 1% loss`);
+  return good;
+}
+
+async function withForwarder(kind, route, body) {
+  const dir = makeTempDir(`node-${kind}`);
+  let target = null;
+  try {
+    target = await STARTERS[kind](dir, route);
+    if (!target) return null;
+    return await body(target);
+  } finally {
+    if (target) await target.stop();
+    removeTempDir(dir);
+  }
+}
+
+async function measureForwarder(kind, backends, opts, round, log) {
+  const figures = { errors: [] };
+  const seconds = opts.seconds;
+  const attempt = async (what, fn) => {
+    try {
+      await fn();
+    } catch (error) {
+      log(`    ${what} failed: ${error.message.split('\n').slice(0, 4).join('\n      ')}`);
+      figures.errors.push(`${what}: ${error.message.slice(0, 1500)}`);
+    }
+  };
+
+  await attempt('TCP throughput', () =>
+    withForwarder(kind, { backendPort: backends.iperf.port, udp: false }, async (target) => {
+      await warm('TCP warm-up', () => tcpRun(target.port, 1));
+      const m = await measureDuring(target.pid, () => tcpRun(target.port, seconds));
+      figures.tcp_gbps = m.result.gbps;
+      if (m.cpuSeconds !== null) figures.tcp_cpu_ms_per_gb = (m.cpuSeconds * 1e3) / (m.result.bytes / 1e9);
+      figures.rss_mib = m.peakRssMiB ?? undefined;
+      log(`    TCP        ${fmt(m.result.gbps, 2)} Gbit/s cpu ${fmt(figures.tcp_cpu_ms_per_gb)} ms/GB`);
+    }),
+  );
+
+  await attempt('new connections', () =>
+    withForwarder(kind, { backendPort: backends.echo.port, udp: false }, async (target) => {
+      await warm('connect warm-up', async () => {
+        const r = await connectRun(target.port, 1);
+        if (r.completed === 0) throw new Error(`no connection completed (${r.lastError})`);
+      });
+      const m = await measureDuring(target.pid, () => connectRun(target.port, seconds));
+      figures.conn_per_s = m.result.rate;
+      figures.conn_errors = m.result.errors;
+      if (m.cpuSeconds !== null) figures.conn_cpu_us = (m.cpuSeconds * 1e6) / Math.max(1, m.result.completed);
+      if (m.result.errors > 0)
+        figures.errors.push(`new connections: ${m.result.errors} failed (${m.result.lastError})`);
+      log(`    connect    ${fmt(m.result.rate)} conn/s cpu ${fmt(figures.conn_cpu_us)} us/conn`);
+    }),
+  );
+
+  await attempt('UDP', () =>
+    withForwarder(kind, { backendPort: backends.iperf.port, udp: true }, async (target) => {
+      await warm('UDP warm-up', () => udpRun(target.port, 1, 20_000));
+      const m = await measureDuring(target.pid, () => udpRun(target.port, seconds, 0));
+      figures.udp_sent_pps = m.result.sentPps;
+      figures.udp_delivered_pps = m.result.deliveredPps;
+      figures.udp_loss_pct = m.result.lossPct;
+      if (m.cpuSeconds !== null)
+        figures.udp_cpu_us_per_pkt = (m.cpuSeconds * 1e6) / Math.max(1, m.result.delivered);
+      log(
+        `    UDP        ${fmt(m.result.deliveredPps)} of ${fmt(m.result.sentPps)} pkt/s delivered (${fmt(m.result.lossPct)}% lost) cpu ${fmt(figures.udp_cpu_us_per_pkt, 2)} us/pkt`,
+      );
+      if (round === 0 && opts.cleanSearch !== false) {
+        figures.udp_clean_pps = await cleanRateSearch(target.port, opts.searchSeconds ?? 2, log);
+      }
+    }),
+  );
+  return figures;
+}
+
+export async function runNodeBench(opts, log) {
+  const targets = (opts.targets ?? NODE_TARGETS).filter((t) => NODE_TARGETS.includes(t));
+  const notes = [];
+  if (targets.includes('harbor-node') && !nodeAvailable()) {
+    notes.push('harbor-node not measured: dist/cli/node.js does not exist (not built or not landed yet)');
+    targets.splice(targets.indexOf('harbor-node'), 1);
+  }
+  notes.push('haproxy has no UDP forwarding (community 2.x): UDP is compared with socat and direct delivery');
+  const backends = { iperf: await startIperfServer(), echo: await startEchoServer() };
+  const rounds = [];
+  try {
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+      const perTarget = {};
+      for (const kind of order) {
+        log(`  round ${round + 1}/${opts.rounds}: ${kind}`);
+        if (!backends.iperf.proc.alive()) backends.iperf = await startIperfServer();
+        perTarget[kind] = await measureForwarder(kind, backends, opts, round, log);
+      }
+      rounds.push(perTarget);
+    }
+  } finally {
+    await backends.iperf.stop();
+    await backends.echo.stop();
+  }
+  const medians = {};
+  for (const kind of targets) {
+    medians[kind] = {};
+    for (const [key] of NODE_FIGURES) medians[kind][key] = median(rounds.map((r) => r[kind]?.[key]));
+  }
+  const goals = targets.includes('harbor-node') ? nodeGoals(medians) : [];
+  return { targets, rounds, medians, goals, notes };
+}
+
+export const NODE_HEADER = [
+  'figure (median)',
+  'harbor-node',
+  'haproxy',
+  'socat',
+  'direct',
+  'node/haproxy',
+  'node/socat',
+  'node/direct',
+];
+
+export function nodeRows(summary) {
+  const { medians } = summary;
+  return NODE_FIGURES.map(([key, label, unit]) => {
+    const cells = [`${label} (${unit})`];
+    for (const kind of NODE_TARGETS) {
+      cells.push(
+        medians[kind] ? fmt(medians[kind][key], key === 'tcp_gbps' || key.includes('per_pkt') ? 2 : 1) : '-',
+      );
+    }
+    const h = medians['harbor-node']?.[key];
+    cells.push(fmtRatio(ratio(h, medians.haproxy?.[key])));
+    cells.push(fmtRatio(ratio(h, medians.socat?.[key])));
+    cells.push(fmtRatio(ratio(h, medians.direct?.[key])));
+    return cells;
+  });
 }
