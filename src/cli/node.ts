@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+// The harbor-node bin: reads argv and the environment (the only place that
+// does for the node), starts the node and its API, drains on SIGTERM/SIGINT.
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { parseArgs } from 'node:util';
+import { HarborError } from '../errors/index.js';
+import { createLogger } from '../log/index.js';
+import { HarborNode, NodeApi, StateFile } from '../node/index.js';
+import { NODE_SETTINGS, nodeHelpText, resolveNodeSettings } from '../node/settings.js';
+import { printProblems, reportError } from './report.js';
+
+const PROGRAM = 'harbor-node';
+
+function firstNonInternalIPv4(): string | undefined {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
+}
+
+function parseCommandLine(argv: readonly string[]): Record<string, string | boolean | undefined> {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean' },
+    pretty: { type: 'boolean' },
+  };
+  for (const d of Object.values(NODE_SETTINGS)) options[d.flag] = { type: 'string' };
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length > 0) {
+      throw new Error(`unexpected argument "${positionals[0]}" (harbor-node takes flags only)`);
+    }
+    return values as Record<string, string | boolean | undefined>;
+  } catch (error) {
+    throw new HarborError('E_USAGE', (error as Error).message.split('\n')[0] ?? 'bad command line', {
+      cause: error,
+    });
+  }
+}
+
+function readVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const { stdout, stderr } = process;
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseCommandLine(argv);
+  } catch (error) {
+    return reportError(error, stderr, PROGRAM);
+  }
+  if (flags.help) {
+    stdout.write(nodeHelpText());
+    return 0;
+  }
+  if (flags.version) {
+    stdout.write(`${readVersion()}\n`);
+    return 0;
+  }
+  const { settings, problems } = resolveNodeSettings(flags, process.env, {
+    firstAddress: firstNonInternalIPv4(),
+    stdoutIsTerminal: Boolean(stdout.isTTY),
+  });
+  if (!settings) {
+    printProblems(problems, stderr);
+    return 78;
+  }
+  const logger = createLogger({ level: settings.logLevel, pretty: settings.pretty, name: PROGRAM });
+  const stateFile = settings.state ? new StateFile(settings.state) : undefined;
+  if (!stateFile)
+    logger.warn('no state file (--state / HARBOR_NODE_STATE): services will not survive a restart');
+  const node = new HarborNode({
+    range: settings.ports,
+    listenHost: settings.listen,
+    nodeId: settings.nodeId,
+    hostname: settings.hostname,
+    host: settings.host,
+    extHostname: settings.extHostname,
+    extHost: settings.extHost,
+    stateFile,
+    udpIdleTimeoutMs: settings.udpIdleTimeoutMs,
+    logger,
+  });
+  const api = new NodeApi({ node, token: settings.token, logger });
+  let apiPort: number;
+  try {
+    await node.start();
+    try {
+      apiPort = await api.listen(settings.api.host, settings.api.port);
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      throw new HarborError(
+        e.code === 'EADDRINUSE' ? 'E_PORT_IN_USE' : 'E_LISTEN',
+        `API address ${settings.api.host}:${settings.api.port}: ${e.code === 'EADDRINUSE' ? 'already in use' : e.message}`,
+        { cause: error },
+      );
+    }
+  } catch (error) {
+    await node.drain(0);
+    if (error instanceof HarborError) logger.error({ code: error.code }, error.message);
+    return reportError(error, stderr, PROGRAM);
+  }
+  logger.info(
+    {
+      api: `${settings.api.host}:${apiPort}`,
+      ports: `${settings.ports.first}-${settings.ports.last}`,
+      listen: settings.listen ?? 'all',
+      node_id: settings.nodeId,
+      auth: settings.token ? 'bearer token' : 'none',
+    },
+    'harbor-node ready',
+  );
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      logger.info({ signal, deadline_ms: settings.drainTimeoutMs }, 'draining');
+      void Promise.all([api.close(), node.drain(settings.drainTimeoutMs)]).then(() => {
+        logger.info('stopped');
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+const status = await main(process.argv.slice(2));
+process.stdout.write('', () => process.exit(status));

@@ -1,0 +1,257 @@
+// The node's HTTP/JSON API (issue 4; the rules are in docs/node.md):
+//   POST   /v1/services                          {"name", "int_port"?} -> 201 credentials
+//   GET    /v1/services, /v1/services/{id}       credentials, protocol, instances, counters
+//   DELETE /v1/services/{id}                     -> 204
+//   PUT    /v1/services/{id}/instances/{inst}    {"host", "port", "ttl"?} -> 201 new / 200 refreshed
+//   DELETE /v1/services/{id}/instances/{inst}    -> 204
+// Every error is one line of JSON: {"error": "...", "code": "E_..."}.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import * as http from 'node:http';
+import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import type { HarborNode } from './node.js';
+
+export interface NodeApiOptions {
+  readonly node: HarborNode;
+  /** When set, every request needs `Authorization: Bearer <token>`. */
+  readonly token: string | undefined;
+  readonly logger: Logger;
+}
+
+const MAX_BODY_BYTES = 64 * 1024;
+const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const HOST = /^[A-Za-z0-9.:-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$/;
+const MAX_TTL_SECONDS = 86_400;
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  E_API_REQUEST: 400,
+  E_API_AUTH: 401,
+  E_API_NOT_FOUND: 404,
+  E_PORT_RANGE_EXHAUSTED: 503,
+};
+
+class ApiError extends HarborError {
+  readonly status: number;
+  constructor(code: ErrorCode, message: string, status?: number) {
+    super(code, message);
+    this.status = status ?? STATUS[code] ?? 500;
+  }
+}
+
+const badRequest = (message: string): ApiError => new ApiError('E_API_REQUEST', message);
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function isPort(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+}
+
+/** The body as a JSON object with only `allowed` keys, or a 400 naming what is wrong. */
+function parseObject(text: string, allowed: readonly string[]): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw badRequest(`body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badRequest('body must be a JSON object');
+  }
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) throw badRequest(`unknown field "${key}" (allowed: ${allowed.join(', ')})`);
+  }
+  return value as Record<string, unknown>;
+}
+
+export function parseServiceBody(text: string): { name: string; intPort: number | undefined } {
+  const body = parseObject(text, ['name', 'int_port']);
+  if (typeof body.name !== 'string' || !SERVICE_NAME.test(body.name)) {
+    throw badRequest(
+      '"name" must be a service name: 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit',
+    );
+  }
+  if (body.int_port !== undefined && !isPort(body.int_port)) {
+    throw badRequest(`"int_port" must be an integer 1-65535, not ${JSON.stringify(body.int_port)}`);
+  }
+  return { name: body.name, intPort: body.int_port as number | undefined };
+}
+
+export function parseInstanceBody(text: string): { host: string; port: number; ttl: number | undefined } {
+  const body = parseObject(text, ['host', 'port', 'ttl']);
+  if (typeof body.host !== 'string' || !HOST.test(body.host)) {
+    throw badRequest('"host" must be an IP address or a hostname');
+  }
+  if (!isPort(body.port))
+    throw badRequest(`"port" must be an integer 1-65535, not ${JSON.stringify(body.port)}`);
+  const ttl = body.ttl ?? undefined;
+  if (
+    ttl !== undefined &&
+    !(Number.isInteger(ttl) && (ttl as number) >= 1 && (ttl as number) <= MAX_TTL_SECONDS)
+  ) {
+    throw badRequest(
+      `"ttl" must be an integer number of seconds 1-${MAX_TTL_SECONDS}, not ${JSON.stringify(ttl)}`,
+    );
+  }
+  const host = body.host.startsWith('[') ? body.host.slice(1, -1) : body.host;
+  return { host, port: body.port, ttl: ttl as number | undefined };
+}
+
+export class NodeApi {
+  readonly #node: HarborNode;
+  readonly #logger: Logger;
+  readonly #tokenDigest: Buffer | undefined;
+  readonly #server: http.Server;
+
+  constructor(options: NodeApiOptions) {
+    this.#node = options.node;
+    this.#logger = options.logger;
+    this.#tokenDigest = options.token ? digest(`Bearer ${options.token}`) : undefined;
+    this.#server = http.createServer({ requestTimeout: 30_000 }, (req, res) => void this.#handle(req, res));
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host, port }, () => {
+        this.#server.off('error', reject);
+        resolve((this.#server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeIdleConnections();
+    });
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    try {
+      this.#authorize(req);
+      const body = await readBody(req);
+      await this.#route(req, res, body);
+    } catch (error) {
+      const status =
+        error instanceof ApiError ? error.status : isHarborError(error) ? (STATUS[error.code] ?? 500) : 500;
+      const code = isHarborError(error) ? error.code : 'E_API_REQUEST';
+      const message = error instanceof Error ? error.message : String(error);
+      if (status >= 500) this.#logger.error({ err: error, code, url: req.url }, 'api request failed');
+      else if (this.#logger.isLevelEnabled('debug'))
+        this.#logger.debug({ code, url: req.url, status }, message);
+      const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+      if (status === 401) headers['www-authenticate'] = 'Bearer realm="harbor-node"';
+      if (error instanceof ApiError && status === 405) headers.allow = (error as MethodError).allow;
+      if (!res.headersSent) res.writeHead(status, headers);
+      res.end(`${JSON.stringify({ error: message, code })}\n`);
+    }
+  }
+
+  #authorize(req: http.IncomingMessage): void {
+    if (!this.#tokenDigest) return;
+    const given = req.headers.authorization;
+    // Compare fixed-size digests so neither length nor content leaks through timing.
+    if (given === undefined || !timingSafeEqual(digest(given), this.#tokenDigest)) {
+      throw new ApiError(
+        'E_API_AUTH',
+        given === undefined ? 'missing bearer token (Authorization: Bearer ...)' : 'wrong bearer token',
+      );
+    }
+  }
+
+  async #route(req: http.IncomingMessage, res: http.ServerResponse, body: string): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://node').pathname;
+    const parts = path.split('/').filter(Boolean).map(decodeSegment);
+    const method = req.method ?? 'GET';
+    if (
+      parts[0] !== 'v1' ||
+      parts[1] !== 'services' ||
+      parts.length > 5 ||
+      (parts.length >= 4 && parts[3] !== 'instances')
+    ) {
+      throw new ApiError('E_API_NOT_FOUND', `no such path: ${path}`);
+    }
+    const [, , serviceId, , instanceId] = parts;
+    if (serviceId === undefined) {
+      if (method === 'GET') return json(res, 200, { services: this.#node.list() });
+      if (method === 'POST') {
+        const { name, intPort } = parseServiceBody(body);
+        const credentials = await this.#node.createService(name, intPort);
+        res.setHeader('location', `/v1/services/${credentials.name}`);
+        return json(res, 201, credentials);
+      }
+      throw new MethodError(method, 'GET, POST');
+    }
+    if (parts.length === 3) {
+      if (method === 'GET') return json(res, 200, this.#node.view(serviceId));
+      if (method === 'DELETE') {
+        await this.#node.deleteService(serviceId);
+        return empty(res);
+      }
+      throw new MethodError(method, 'GET, DELETE');
+    }
+    if (instanceId === undefined) throw new ApiError('E_API_NOT_FOUND', `no such path: ${path}`);
+    if (!INSTANCE_ID.test(instanceId)) {
+      throw badRequest('instance id must be 1-128 letters, digits, ".", "_", ":" or "-"');
+    }
+    if (method === 'PUT') {
+      this.#node.view(serviceId); // 404 for an unknown service before the body is judged
+      const spec = parseInstanceBody(body);
+      const created = await this.#node.putInstance(serviceId, instanceId, spec);
+      const view = this.#node.view(serviceId).instances.find((i) => i.id === instanceId);
+      return json(res, created ? 201 : 200, view);
+    }
+    if (method === 'DELETE') {
+      await this.#node.deleteInstance(serviceId, instanceId);
+      return empty(res);
+    }
+    throw new MethodError(method, 'PUT, DELETE');
+  }
+}
+
+class MethodError extends ApiError {
+  readonly allow: string;
+  constructor(method: string, allow: string) {
+    super('E_API_REQUEST', `method ${method} not allowed here (allowed: ${allow})`, 405);
+    this.allow = allow;
+  }
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw badRequest(`path segment "${segment}" is not valid percent-encoding`);
+  }
+}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new ApiError('E_API_REQUEST', `body larger than ${MAX_BODY_BYTES} bytes`, 413));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function json(res: http.ServerResponse, status: number, value: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(`${JSON.stringify(value)}\n`);
+}
+
+function empty(res: http.ServerResponse): void {
+  res.writeHead(204);
+  res.end();
+}

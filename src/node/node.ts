@@ -1,0 +1,342 @@
+// HarborNode: the services of one node, their ports and instances, the state
+// file behind them, and the lifecycle (start restores state, drain stops).
+// The HTTP API (api.ts) calls these methods; nothing here speaks HTTP.
+import { randomUUID } from 'node:crypto';
+import { protocolLabel } from '../config/protocol.js';
+import { HarborError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import { DEFAULT_DOWN_MS, type Instance, type InstanceSpec } from './balancer.js';
+import { type InstanceCheck, tcpConnectCheck } from './health.js';
+import { bindProbe, PortAllocator, type PortProbe, type PortRange } from './ports.js';
+import { NodeService } from './service.js';
+import type { NodeState, ServiceRecord, StateFile } from './state.js';
+
+export interface HarborNodeOptions {
+  readonly range: PortRange;
+  /** Address the service ports listen on; undefined: all. */
+  readonly listenHost?: string | undefined;
+  readonly nodeId: string;
+  readonly hostname: string;
+  readonly host: string;
+  readonly extHostname?: string | undefined;
+  readonly extHost?: string | undefined;
+  /** Without a state file the node keeps its services in memory only. */
+  readonly stateFile?: StateFile | undefined;
+  readonly udpIdleTimeoutMs: number;
+  readonly logger: Logger;
+  readonly probe?: PortProbe | undefined;
+  readonly check?: InstanceCheck | undefined;
+  /** How often a port held by another process, and an instance failing its check, are retried. */
+  readonly retryMs?: number | undefined;
+  /** How long an instance that refused stays down. */
+  readonly downMs?: number | undefined;
+}
+
+/** The credentials in the seed's shape and key order. */
+export interface Credentials {
+  hostname: string;
+  host: string;
+  port: number;
+  name: string;
+  node_id: string;
+  int_port: number;
+  ext_hostname?: string;
+  ext_host?: string;
+}
+
+export interface ServiceView {
+  readonly service: string;
+  readonly protocol: string;
+  readonly listening: boolean;
+  readonly conflict: string | null;
+  readonly created_at: string;
+  readonly credentials: Credentials;
+  readonly instances: ReturnType<NodeService['instanceViews']>;
+  readonly counters: ReturnType<NodeService['counters']>;
+}
+
+const FIRST_INT_PORT = 4100;
+/** Tries to get a port and listen before a POST gives up (another process may grab a probed port). */
+const LISTEN_ATTEMPTS = 5;
+
+export class HarborNode {
+  readonly #options: HarborNodeOptions;
+  readonly #logger: Logger;
+  readonly #allocator: PortAllocator;
+  readonly #check: InstanceCheck;
+  readonly #retryMs: number;
+  readonly #services = new Map<string, NodeService>();
+  /** Instances restored from the state file that have not passed their check yet. */
+  readonly #unchecked = new Set<Instance>();
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retrying = false;
+  #draining = false;
+
+  constructor(options: HarborNodeOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+    this.#allocator = new PortAllocator({
+      range: options.range,
+      probe: options.probe ?? bindProbe(options.listenHost),
+    });
+    this.#check = options.check ?? tcpConnectCheck();
+    this.#retryMs = options.retryMs ?? 3000;
+  }
+
+  get services(): IterableIterator<NodeService> {
+    return this.#services.values();
+  }
+
+  /** Restores the state file (E_STATE_CORRUPT stops here), listens on every port, checks restored instances. */
+  async start(): Promise<void> {
+    const state = await this.#options.stateFile?.load();
+    for (const record of state?.services ?? []) {
+      this.#allocator.reserve(record.port, record.name);
+      const service = this.#newService(record);
+      for (const inst of record.instances) {
+        // A UDP-only app may accept no TCP at all, so only TCP-carrying services are checked.
+        service.upsert(inst.id, inst, service.udpOnly ? 'up' : 'checking');
+        if (!service.udpOnly) this.#unchecked.add(service.instance(inst.id)!);
+      }
+      this.#services.set(service.id, service);
+      const { first, last } = this.#options.range;
+      if (record.port < first || record.port > last) {
+        this.#logger.warn(
+          { service: record.name, port: record.port },
+          'restored port lies outside the range; kept',
+        );
+      }
+    }
+    await Promise.all([...this.#services.values()].map((s) => this.#listen(s, true)));
+    if (this.#services.size > 0) {
+      this.#logger.info(
+        { services: this.#services.size, state: this.#options.stateFile?.path },
+        'state restored',
+      );
+    }
+    void this.#checkInstances();
+    this.#retryTimer = setInterval(() => void this.#retry(), this.#retryMs);
+    this.#retryTimer.unref();
+  }
+
+  /** Provisions a service: a free port, listeners, persisted. Throws E_PORT_RANGE_EXHAUSTED (503). */
+  async createService(name: string, intPort?: number): Promise<Credentials> {
+    const chosenIntPort = intPort ?? this.#lowestFreeIntPort();
+    for (let attempt = 1; ; attempt++) {
+      const port = await this.#allocator.acquire();
+      const service = this.#newService({
+        id: randomUUID(),
+        name,
+        port,
+        intPort: chosenIntPort,
+        createdAt: new Date().toISOString(),
+      });
+      const failures = await service.listen();
+      if (failures.length > 0) {
+        // Someone bound the port between the probe and the listen: give it back and try another.
+        await service.close();
+        this.#allocator.release(port);
+        if (attempt < LISTEN_ATTEMPTS && failures.every((f) => f.code === 'E_PORT_IN_USE')) continue;
+        throw failures[0]!;
+      }
+      this.#services.set(service.id, service);
+      try {
+        await this.#persist();
+      } catch (error) {
+        this.#services.delete(service.id);
+        await service.close();
+        this.#allocator.release(port);
+        throw error;
+      }
+      this.#logger.info(
+        { service: name, id: service.id, port, protocol: this.#protocol(service) },
+        'service provisioned',
+      );
+      return this.credentials(service);
+    }
+  }
+
+  async deleteService(id: string): Promise<void> {
+    const service = this.#require(id);
+    this.#services.delete(id);
+    for (const instance of service.instances) this.#unchecked.delete(instance);
+    await service.close();
+    this.#allocator.release(service.port);
+    await this.#persist();
+    this.#logger.info({ service: service.name, id, port: service.port }, 'service removed');
+  }
+
+  /** Registers or refreshes an instance; returns true when it is new. Refreshes that change nothing are not written. */
+  async putInstance(serviceId: string, instanceId: string, spec: InstanceSpec): Promise<boolean> {
+    const service = this.#require(serviceId);
+    const before = service.instance(instanceId);
+    const wasUnchecked = before !== undefined && this.#unchecked.delete(before);
+    const changed = before?.ttl !== spec.ttl;
+    const result = service.upsert(instanceId, spec);
+    // A sidecar refreshing its registration vouches for an instance restored from state.
+    if (result === 'refreshed' && wasUnchecked) before.markUp();
+    if (changed || result !== 'refreshed') await this.#persist();
+    if (result !== 'refreshed') {
+      this.#logger.info(
+        { service: service.name, instance: instanceId, address: `${spec.host}:${spec.port}`, ttl: spec.ttl },
+        result === 'created' ? 'instance registered' : 'instance address changed',
+      );
+    }
+    return result === 'created';
+  }
+
+  async deleteInstance(serviceId: string, instanceId: string): Promise<void> {
+    const service = this.#require(serviceId);
+    const instance = service.instance(instanceId);
+    if (!instance || !service.remove(instanceId)) {
+      throw new HarborError('E_API_NOT_FOUND', `service ${serviceId} has no instance ${instanceId}`);
+    }
+    this.#unchecked.delete(instance);
+    await this.#persist();
+    this.#logger.info({ service: service.name, instance: instanceId }, 'instance removed');
+  }
+
+  view(id: string): ServiceView {
+    return this.#view(this.#require(id));
+  }
+
+  list(): ServiceView[] {
+    return [...this.#services.values()].map((s) => this.#view(s));
+  }
+
+  credentials(service: NodeService): Credentials {
+    const o = this.#options;
+    const credentials: Credentials = {
+      hostname: o.hostname,
+      host: o.host,
+      port: service.port,
+      name: service.id,
+      node_id: o.nodeId,
+      int_port: service.intPort,
+    };
+    // Seed: "If Harbor is set up to allow public port access, the following two settings will also be displayed".
+    if (o.extHostname || o.extHost) {
+      credentials.ext_hostname = o.extHostname ?? '';
+      credentials.ext_host = o.extHost ?? '';
+    }
+    return credentials;
+  }
+
+  /** Stops accepting everywhere; open TCP connections get until the deadline. State stays as it is on disk. */
+  async drain(deadlineMs: number): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    clearInterval(this.#retryTimer);
+    this.#unchecked.clear();
+    await Promise.all([...this.#services.values()].map((s) => s.close(deadlineMs)));
+  }
+
+  #newService(record: Omit<ServiceRecord, 'instances'>): NodeService {
+    return new NodeService({
+      record,
+      listenHost: this.#options.listenHost,
+      logger: this.#logger,
+      udpIdleTimeoutMs: this.#options.udpIdleTimeoutMs,
+      downMs: this.#options.downMs ?? DEFAULT_DOWN_MS,
+      onExpire: (service, instance) => {
+        this.#unchecked.delete(instance);
+        this.#logger.info(
+          { service: service.name, instance: instance.id, ttl: instance.ttl },
+          'instance expired',
+        );
+        this.#persist().catch((error: unknown) => this.#logger.error({ err: error }, 'state not saved'));
+      },
+    });
+  }
+
+  /** Listens; a port held by another process is logged as a conflict (first time) and left to #retry. */
+  async #listen(service: NodeService, first: boolean): Promise<void> {
+    const wasConflict = service.conflict !== undefined;
+    const failures = await service.listen();
+    for (const failure of failures) {
+      const conflict = failure.code === 'E_PORT_IN_USE';
+      if (first || !wasConflict) {
+        this.#logger.error(
+          {
+            code: conflict ? 'E_PORT_TAKEN' : failure.code,
+            service: service.name,
+            id: service.id,
+            port: service.port,
+          },
+          `port conflict: ${failure.message}; retrying every ${Math.round(this.#retryMs / 1000)} s`,
+        );
+      }
+    }
+    if (failures.length === 0 && wasConflict) {
+      this.#logger.info({ service: service.name, port: service.port }, 'port conflict resolved; listening');
+    }
+  }
+
+  async #retry(): Promise<void> {
+    if (this.#retrying || this.#draining) return;
+    this.#retrying = true;
+    try {
+      for (const service of this.#services.values()) {
+        if (!service.listening) await this.#listen(service, false);
+      }
+      await this.#checkInstances();
+    } finally {
+      this.#retrying = false;
+    }
+  }
+
+  async #checkInstances(): Promise<void> {
+    await Promise.all(
+      [...this.#unchecked].map(async (instance) => {
+        const ok = await this.#check(instance.host, instance.port);
+        if (ok && this.#unchecked.delete(instance)) {
+          instance.markUp();
+          this.#logger.info(
+            { instance: instance.id, address: `${instance.host}:${instance.port}` },
+            'instance passed its check',
+          );
+        }
+      }),
+    );
+  }
+
+  #require(id: string): NodeService {
+    const service = this.#services.get(id);
+    if (!service) throw new HarborError('E_API_NOT_FOUND', `no service with id ${id}`);
+    return service;
+  }
+
+  #lowestFreeIntPort(): number {
+    const used = new Set([...this.#services.values()].map((s) => s.intPort));
+    let port = FIRST_INT_PORT;
+    while (used.has(port)) port++;
+    return port;
+  }
+
+  #protocol(service: NodeService): string {
+    // On the node an https service is plain TCP: TLS ends in the container.
+    return protocolLabel({ transport: service.transport, https: false });
+  }
+
+  #view(service: NodeService): ServiceView {
+    return {
+      service: service.name,
+      protocol: this.#protocol(service),
+      listening: service.listening,
+      conflict: service.conflict ?? null,
+      created_at: service.createdAt,
+      credentials: this.credentials(service),
+      instances: service.instanceViews(),
+      counters: service.counters(),
+    };
+  }
+
+  #snapshot(): NodeState {
+    return { services: [...this.#services.values()].map((s) => s.record()) };
+  }
+
+  async #persist(): Promise<void> {
+    const file = this.#options.stateFile;
+    if (file) await file.save(this.#snapshot());
+  }
+}

@@ -1,0 +1,222 @@
+// One provisioned Harbor service on the node: its port, its instances with
+// their TTLs, a balancer per forwarder kind over the same instances, and the
+// forwarders listening on the port (TCP, UDP or both by the name's protocol).
+// A kind whose port is held by another process stays down and is retried by
+// the node; the other kinds serve meanwhile.
+import { ruleForName } from '../config/protocol.js';
+import type { Transport } from '../config/types.js';
+import type { HarborError } from '../errors/index.js';
+import {
+  createForwarder,
+  type Forwarder,
+  type ForwarderKind,
+  type ForwardStats,
+  KINDS_BY_TRANSPORT,
+} from '../forward/index.js';
+import type { Logger } from '../log/index.js';
+import {
+  BALANCER_FOR_FORWARDER,
+  type Balancer,
+  createBalancer,
+  Instance,
+  type InstanceSpec,
+  type InstanceState,
+} from './balancer.js';
+import type { InstanceRecord, ServiceRecord } from './state.js';
+
+export interface NodeServiceOptions {
+  readonly record: Omit<ServiceRecord, 'instances'>;
+  readonly listenHost: string | undefined;
+  readonly logger: Logger;
+  readonly udpIdleTimeoutMs: number;
+  readonly downMs: number;
+  /** Called when an instance's TTL runs out (after it was removed), so the node can persist and log. */
+  readonly onExpire: (service: NodeService, instance: Instance) => void;
+}
+
+interface Listener {
+  readonly kind: ForwarderKind;
+  readonly forwarder: Forwarder;
+  listening: boolean;
+}
+
+export type UpsertResult = 'created' | 'refreshed' | 'replaced';
+
+export interface InstanceView {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  readonly ttl: number | null;
+  readonly state: InstanceState;
+}
+
+export class NodeService {
+  readonly id: string;
+  readonly name: string;
+  readonly port: number;
+  readonly intPort: number;
+  readonly createdAt: string;
+  readonly transport: Transport;
+  /** The last listen failure of a kind still down (a port conflict), for status. */
+  conflict: string | undefined;
+  readonly #options: NodeServiceOptions;
+  readonly #instances = new Map<string, Instance>();
+  readonly #ttlTimers = new Map<string, NodeJS.Timeout>();
+  readonly #balancers: readonly Balancer[];
+  readonly #listeners: readonly Listener[];
+
+  constructor(options: NodeServiceOptions) {
+    const { record } = options;
+    this.#options = options;
+    this.id = record.id;
+    this.name = record.name;
+    this.port = record.port;
+    this.intPort = record.intPort;
+    this.createdAt = record.createdAt;
+    this.transport = ruleForName(record.name).transport;
+    const balancers: Balancer[] = [];
+    this.#listeners = KINDS_BY_TRANSPORT[this.transport].map((kind) => {
+      const balancer = createBalancer(BALANCER_FOR_FORWARDER[kind], options.downMs);
+      balancers.push(balancer);
+      const forwarder = createForwarder(kind, {
+        listen: { host: options.listenHost, port: record.port },
+        picker: balancer,
+        logger: options.logger,
+        name: record.name,
+        udpIdleTimeoutMs: options.udpIdleTimeoutMs,
+      });
+      return { kind, forwarder, listening: false };
+    });
+    this.#balancers = balancers;
+  }
+
+  /** True when UDP is the only transport, so a TCP connect cannot tell whether an instance lives. */
+  get udpOnly(): boolean {
+    return this.transport === 'udp';
+  }
+
+  get listening(): boolean {
+    return this.#listeners.every((l) => l.listening);
+  }
+
+  /** Starts every kind not yet listening; returns the failures (E_PORT_IN_USE, E_LISTEN), empty when all listen. */
+  async listen(): Promise<HarborError[]> {
+    const failures: HarborError[] = [];
+    for (const listener of this.#listeners) {
+      if (listener.listening) continue;
+      try {
+        await listener.forwarder.start();
+        listener.listening = true;
+      } catch (error) {
+        failures.push(error as HarborError);
+      }
+    }
+    this.conflict = failures.length > 0 ? failures.map((f) => f.message).join('; ') : undefined;
+    return failures;
+  }
+
+  async close(deadlineMs = 0): Promise<void> {
+    for (const timer of this.#ttlTimers.values()) clearTimeout(timer);
+    this.#ttlTimers.clear();
+    await Promise.all(
+      this.#listeners.map(async (l) => {
+        if (l.listening) await l.forwarder.close(deadlineMs);
+        l.listening = false;
+      }),
+    );
+    for (const instance of this.#instances.values()) instance.dispose();
+  }
+
+  get instances(): IterableIterator<Instance> {
+    return this.#instances.values();
+  }
+
+  instance(id: string): Instance | undefined {
+    return this.#instances.get(id);
+  }
+
+  /**
+   * Registers or refreshes an instance. A new address replaces the old
+   * instance (it goes to the back of the UDP queue; open connections to the
+   * old address run on).
+   */
+  upsert(id: string, spec: InstanceSpec, state: InstanceState = 'up'): UpsertResult {
+    const existing = this.#instances.get(id);
+    let result: UpsertResult = 'created';
+    if (existing && existing.host === spec.host && existing.port === spec.port) {
+      existing.ttl = spec.ttl;
+      this.#armTtl(existing);
+      return 'refreshed';
+    }
+    if (existing) {
+      this.#drop(existing);
+      result = 'replaced';
+    }
+    const instance = new Instance(id, spec, state);
+    this.#instances.set(id, instance);
+    for (const balancer of this.#balancers) balancer.add(instance);
+    this.#armTtl(instance);
+    return result;
+  }
+
+  remove(id: string): boolean {
+    const instance = this.#instances.get(id);
+    if (!instance) return false;
+    this.#drop(instance);
+    return true;
+  }
+
+  #drop(instance: Instance): void {
+    this.#instances.delete(instance.id);
+    for (const balancer of this.#balancers) balancer.remove(instance);
+    clearTimeout(this.#ttlTimers.get(instance.id));
+    this.#ttlTimers.delete(instance.id);
+    instance.dispose();
+  }
+
+  #armTtl(instance: Instance): void {
+    const old = this.#ttlTimers.get(instance.id);
+    if (old) clearTimeout(old);
+    this.#ttlTimers.delete(instance.id);
+    if (instance.ttl === undefined) return;
+    const timer = setTimeout(() => {
+      if (this.#instances.get(instance.id) !== instance) return;
+      this.#drop(instance);
+      this.#options.onExpire(this, instance);
+    }, instance.ttl * 1000);
+    timer.unref();
+    this.#ttlTimers.set(instance.id, timer);
+  }
+
+  instanceRecords(): InstanceRecord[] {
+    return [...this.#instances.values()].map((i) => ({ id: i.id, host: i.host, port: i.port, ttl: i.ttl }));
+  }
+
+  record(): ServiceRecord {
+    return {
+      id: this.id,
+      name: this.name,
+      port: this.port,
+      intPort: this.intPort,
+      createdAt: this.createdAt,
+      instances: this.instanceRecords(),
+    };
+  }
+
+  instanceViews(): InstanceView[] {
+    return [...this.#instances.values()].map((i) => ({
+      id: i.id,
+      host: i.host,
+      port: i.port,
+      ttl: i.ttl ?? null,
+      state: i.state,
+    }));
+  }
+
+  /** Counters per forwarder kind, and whether each listens. */
+  counters(): Record<string, ForwardStats & { listening: boolean }> {
+    const out: Record<string, ForwardStats & { listening: boolean }> = {};
+    for (const l of this.#listeners) out[l.kind] = { listening: l.listening, ...l.forwarder.stats };
+    return out;
+  }
+}

@@ -1,0 +1,178 @@
+// harbor-node's settings: each a flag and an environment variable (flags
+// win), one defaults object, one pure function that returns the settings or
+// every problem at once. Only src/cli/node.ts hands it process.argv/env.
+import { isIP } from 'node:net';
+import type { LevelWithSilent } from 'pino';
+import { parseAddress, parseChoice, parseDuration } from '../config/values.js';
+import type { Problem } from '../errors/index.js';
+import { LOG_LEVELS } from '../log/index.js';
+import { type PortRange, parsePortRange } from './ports.js';
+
+export interface NodeSettings {
+  readonly ports: PortRange;
+  readonly api: { readonly host: string; readonly port: number };
+  readonly state: string | undefined;
+  readonly nodeId: string;
+  readonly hostname: string;
+  readonly host: string;
+  readonly extHostname: string | undefined;
+  readonly extHost: string | undefined;
+  /** Undefined: every address. */
+  readonly listen: string | undefined;
+  readonly udpIdleTimeoutMs: number;
+  readonly drainTimeoutMs: number;
+  readonly token: string | undefined;
+  readonly logLevel: LevelWithSilent;
+  readonly pretty: boolean;
+}
+
+/** Each setting: its flag (without --), the variables it reads, the default. */
+export const NODE_SETTINGS = {
+  ports: { flag: 'ports', env: ['HARBOR_NODE_PORTS'], default: '35000-40000' },
+  api: { flag: 'api', env: ['HARBOR_NODE_API'], default: '127.0.0.1:9700' },
+  state: { flag: 'state', env: ['HARBOR_NODE_STATE'], default: '' },
+  nodeId: { flag: 'node-id', env: ['HARBOR_NODE_ID'], default: 'harbor_node_1' },
+  hostname: { flag: 'hostname', env: ['HARBOR_NODE_HOSTNAME'], default: '' },
+  host: { flag: 'host', env: ['HARBOR_NODE_HOST'], default: '' },
+  extHostname: { flag: 'ext-hostname', env: ['HARBOR_NODE_EXT_HOSTNAME'], default: '' },
+  extHost: { flag: 'ext-host', env: ['HARBOR_NODE_EXT_HOST'], default: '' },
+  listen: { flag: 'listen', env: ['HARBOR_NODE_LISTEN'], default: '' },
+  udpIdleTimeout: { flag: 'udp-idle-timeout', env: ['HARBOR_NODE_UDP_IDLE_TIMEOUT'], default: '60s' },
+  drainTimeout: { flag: 'drain-timeout', env: ['HARBOR_NODE_DRAIN_TIMEOUT'], default: '10s' },
+  logLevel: { flag: 'log-level', env: ['HARBOR_LOG_LEVEL'], default: 'info' },
+} as const;
+
+export type NodeFlagValues = Partial<Record<string, string | boolean | undefined>>;
+
+export interface NodeSettingsContext {
+  /** The machine's first non-internal IPv4 address, if any. */
+  readonly firstAddress: string | undefined;
+  readonly stdoutIsTerminal: boolean;
+}
+
+type Key = keyof typeof NODE_SETTINGS;
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+export function resolveNodeSettings(
+  flags: NodeFlagValues,
+  env: Readonly<Record<string, string | undefined>>,
+  context: NodeSettingsContext,
+): { settings: NodeSettings | undefined; problems: Problem[] } {
+  const problems: Problem[] = [];
+  /** The raw text and where it came from ("--ports" or "HARBOR_NODE_PORTS"), flag first. */
+  const raw = (key: Key): { text: string; source: string | undefined } => {
+    const def = NODE_SETTINGS[key];
+    const flag = flags[def.flag];
+    if (typeof flag === 'string') return { text: flag, source: `--${def.flag}` };
+    for (const name of def.env) {
+      const value = env[name];
+      if (value !== undefined && value !== '') return { text: value, source: name };
+    }
+    return { text: def.default, source: undefined };
+  };
+  const problem = (source: string | undefined, text: string, reason: string): void => {
+    problems.push({
+      code: 'E_SETTING',
+      message: `${source ?? 'default'} ${JSON.stringify(text)}: ${reason}`,
+    });
+  };
+
+  const portsRaw = raw('ports');
+  const ports = parsePortRange(portsRaw.text);
+  if (typeof ports === 'string') problem(portsRaw.source, portsRaw.text, ports);
+
+  const apiRaw = raw('api');
+  // Port 0 asks for any free port (tests use it; the ready log line says which).
+  const anyPort = /:0$/.test(apiRaw.text.trim());
+  const api = parseAddress(anyPort ? `${apiRaw.text.trim().slice(0, -1)}1` : apiRaw.text);
+  let apiAddress: { host: string; port: number } | undefined;
+  if (!api.ok) problem(apiRaw.source, apiRaw.text, api.reason);
+  else if (api.value.kind !== 'tcp') problem(apiRaw.source, apiRaw.text, 'must be a TCP host:port');
+  else apiAddress = { host: api.value.host, port: anyPort ? 0 : api.value.port };
+
+  const listenRaw = raw('listen');
+  let listen: string | undefined;
+  if (listenRaw.text !== '' && listenRaw.text !== '*' && listenRaw.text !== 'all') {
+    const host = listenRaw.text.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(host) === 0) problem(listenRaw.source, listenRaw.text, 'must be an IP address (or "all")');
+    else listen = host;
+  }
+
+  const duration = (key: Key): number => {
+    const r = raw(key);
+    const parsed = parseDuration(r.text);
+    if (!parsed.ok) problem(r.source, r.text, parsed.reason);
+    else if (parsed.value <= 0) problem(r.source, r.text, 'must be longer than 0');
+    return parsed.ok ? parsed.value : 0;
+  };
+  const udpIdleTimeoutMs = duration('udpIdleTimeout');
+  const drainTimeoutMs = duration('drainTimeout');
+
+  const levelRaw = raw('logLevel');
+  const level = parseChoice(levelRaw.text, LOG_LEVELS);
+  if (!level.ok) problem(levelRaw.source, levelRaw.text, level.reason);
+
+  const nodeIdRaw = raw('nodeId');
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeIdRaw.text)) {
+    problem(nodeIdRaw.source, nodeIdRaw.text, 'must be 1-64 letters, digits, ".", "_" or "-"');
+  }
+
+  const fallbackAddress = context.firstAddress ?? '127.0.0.1';
+  const host = raw('host').text || fallbackAddress;
+  const hostname = raw('hostname').text || host;
+  const token = env.HARBOR_NODE_TOKEN || undefined;
+
+  if (apiAddress && !token && !isLoopback(apiAddress.host)) {
+    problems.push({
+      code: 'E_SETTING',
+      message: `${apiRaw.source ?? 'default'} ${JSON.stringify(apiRaw.text)}: the API is not on a loopback address and HARBOR_NODE_TOKEN is not set; refusing to serve it without a token`,
+    });
+  }
+
+  if (problems.length > 0 || typeof ports === 'string' || !apiAddress || !level.ok) {
+    return { settings: undefined, problems };
+  }
+  const pretty = flags.pretty === true || (flags.pretty === undefined && context.stdoutIsTerminal);
+  return {
+    settings: Object.freeze({
+      ports,
+      api: apiAddress,
+      state: raw('state').text || undefined,
+      nodeId: nodeIdRaw.text,
+      hostname,
+      host,
+      extHostname: raw('extHostname').text || undefined,
+      extHost: raw('extHost').text || undefined,
+      listen,
+      udpIdleTimeoutMs,
+      drainTimeoutMs,
+      token,
+      logLevel: level.value,
+      pretty,
+    }),
+    problems,
+  };
+}
+
+export function nodeHelpText(): string {
+  const rows = Object.values(NODE_SETTINGS).map(
+    (d) =>
+      `  --${d.flag.padEnd(18)} ${d.env.join(', ').padEnd(30)} ${d.default ? `default ${d.default}` : ''}`,
+  );
+  return [
+    'Usage: harbor-node [flags]',
+    '',
+    'The Harbor edge node: provisions ports for Harbor services and forwards them to app instances.',
+    'Each setting is a flag or an environment variable; flags win.',
+    '',
+    ...rows,
+    `  --pretty             ${''.padEnd(30)} human-readable logs (default when stdout is a terminal)`,
+    `  ${''.padEnd(20)} HARBOR_NODE_TOKEN              bearer token for the API (required off loopback)`,
+    '',
+    'See docs/node.md for the API.',
+    '',
+  ].join('\n');
+}
