@@ -171,6 +171,12 @@ t.test('the tarball installs into an empty folder with production dependencies o
       return lock.packages[`node_modules/${name}`]?.version !== version;
     });
   t.same(drift, [], 'every installed dependency is the version package-lock.json locks');
+
+  // The figure docs/operations.md quotes for the image's own layer; a budget so that a
+  // development tool slipping into "dependencies" (typescript alone is ~23 MiB) is caught.
+  const kib = Number(sh('du', ['-sk', join(app, 'node_modules')], app).stdout.split('\t')[0]);
+  t.comment(`installed: ${installed.length} packages, ${kib} KiB on disk (du -sk node_modules)`);
+  t.ok(kib > 0 && kib < 25 * 1024, `the production install stays under 25 MiB (${kib} KiB)`);
 });
 
 // `run` is the lead's (src/cli); until it lands this part is a todo, not a failure.
