@@ -145,7 +145,9 @@ export async function startBareNode(_dir, pair) {
   return { name: 'node', pid: proc.pid, port, proc, stop: () => proc.stop() };
 }
 
-export const SIDECAR_CLI = join(repoRoot, 'dist', 'cli', 'sidecar.js');
+// HARBOR_BENCH_SIDECAR points at another build's entry point (e.g. a worktree
+// of an older commit, to compare two versions in one run).
+export const SIDECAR_CLI = process.env.HARBOR_BENCH_SIDECAR ?? join(repoRoot, 'dist', 'cli', 'sidecar.js');
 export const SIDECAR_SERVICE = 'bench-https';
 
 export function sidecarAvailable() {

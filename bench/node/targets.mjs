@@ -11,7 +11,7 @@ import { freePort, sleep, startProcess, waitForPort } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
-export const NODE_CLI = join(repoRoot, 'dist', 'cli', 'node.js');
+export const NODE_CLI = process.env.HARBOR_BENCH_NODE ?? join(repoRoot, 'dist', 'cli', 'node.js');
 
 export function nodeAvailable() {
   return existsSync(NODE_CLI);

@@ -1,0 +1,185 @@
+// Where harbor-sidecar's CPU goes: runs the sidecar in front of the nginx
+// origin, warms it up, then records a V8 CPU profile (through the inspector,
+// only for the measured window) while wrk or the handshake client loads it,
+// and prints the top functions by self time, time by area, and (with --perf)
+// the split between JS, OpenSSL, libuv/Node C++ and the kernel from `perf`.
+//
+//   node bench/profile.mjs [--scenario ka|mib|close|full] [--seconds 10] [--perf] [--top N] [--type ecdsa|rsa]
+//
+// The raw .cpuprofile is written to bench/results/ (open it in Chrome DevTools
+// or speedscope for the flame graph).
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { LARGE_PATH, SMALL_PATH, sidecarAvailable, startOrigin, startSidecar } from './https/targets.mjs';
+import { makePair } from './lib/certs.mjs';
+import { summarisePerf, summariseProfile } from './lib/cpuprofile.mjs';
+import {
+  commandExists,
+  freePort,
+  installCleanup,
+  makeTempDir,
+  measureDuring,
+  runCommand,
+  sleep,
+  startProcess,
+} from './lib/proc.mjs';
+import { fmt } from './lib/report.mjs';
+import { runHandshakes, waitForOk } from './lib/tls-probe.mjs';
+import { runWrk } from './lib/wrk.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'ka' },
+    seconds: { type: 'string', default: '10' },
+    perf: { type: 'boolean', default: false },
+    top: { type: 'string', default: '30' },
+    type: { type: 'string', default: 'ecdsa' },
+  },
+});
+const seconds = Number(values.seconds);
+const scenarios = ['ka', 'mib', 'close', 'full'];
+if (!scenarios.includes(values.scenario) || !(seconds >= 1 && seconds <= 60)) {
+  process.stderr.write(
+    `usage: node bench/profile.mjs [--scenario ${scenarios.join('|')}] [--seconds 1-60] [--perf]\n`,
+  );
+  process.exit(2);
+}
+if (!sidecarAvailable()) {
+  process.stderr.write('profile: dist/cli/sidecar.js does not exist; run npm run build first\n');
+  process.exit(1);
+}
+
+installCleanup();
+const log = (line) => process.stdout.write(`${line}\n`);
+
+/** A minimal Chrome DevTools Protocol session over the inspector WebSocket. */
+async function inspectorSession(inspectPort) {
+  let targets = null;
+  for (let i = 0; i < 50 && !targets; i++) {
+    try {
+      targets = await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json();
+    } catch {
+      await sleep(100);
+    }
+  }
+  if (!targets?.[0]) throw new Error('inspector did not answer');
+  const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  let nextId = 1;
+  const pending = new Map();
+  ws.on('message', (data) => {
+    const message = JSON.parse(data.toString());
+    const waiter = pending.get(message.id);
+    if (waiter) {
+      pending.delete(message.id);
+      if (message.error) waiter.reject(new Error(message.error.message));
+      else waiter.resolve(message.result);
+    }
+  });
+  return {
+    send(method, params = {}) {
+      const id = nextId++;
+      ws.send(JSON.stringify({ id, method, params }));
+      return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
+    },
+    close: () => ws.close(),
+  };
+}
+
+const dir = makeTempDir('profile');
+const pair = await makePair(dir, 'pair', values.type);
+const origin = await startOrigin(makeTempDir('profile-origin'));
+const inspectPort = await freePort();
+const sidecar = await startSidecar(dir, pair, origin.port, {
+  extraNodeArgs: [
+    `--inspect=127.0.0.1:${inspectPort}`,
+    ...(values.perf ? ['--perf-basic-prof-only-functions'] : []),
+  ],
+});
+const url = (path) => `https://127.0.0.1:${sidecar.port}${path}`;
+const load = {
+  ka: () => runWrk(url(SMALL_PATH), { connections: 50, seconds }),
+  mib: () => runWrk(url(LARGE_PATH), { connections: 10, seconds }),
+  close: () => runWrk(url(SMALL_PATH), { connections: 50, seconds, headers: ['Connection: close'] }),
+  full: () => runHandshakes(sidecar.port, { seconds }),
+}[values.scenario];
+
+try {
+  await waitForOk(sidecar.port, SMALL_PATH);
+  log(`sidecar pid ${sidecar.pid} on ${sidecar.port}; warming up (${values.scenario})`);
+  await runWrk(url(SMALL_PATH), { connections: 50, seconds: 2 });
+  await runWrk(url(LARGE_PATH), { connections: 10, seconds: 1 });
+
+  // perf and the V8 profiler are not run together: each would show the other's cost.
+  const usePerf = values.perf && commandExists('perf');
+  const session = usePerf ? null : await inspectorSession(inspectPort);
+  let perf = null;
+  const perfData = join(dir, 'perf.data');
+  if (usePerf) {
+    perf = startProcess('perf', ['record', '-F', '999', '-g', '-p', String(sidecar.pid), '-o', perfData], {
+      name: 'perf',
+    });
+    await sleep(300);
+  } else {
+    await session.send('Profiler.enable');
+    await session.send('Profiler.setSamplingInterval', { interval: 200 });
+    await session.send('Profiler.start');
+  }
+  const measured = await measureDuring(sidecar.pid, load);
+  const profile = session ? (await session.send('Profiler.stop')).profile : null;
+  session?.close();
+  if (perf) await perf.stop('SIGINT', 10_000);
+
+  const r = measured.result;
+  const operations = r.requests ?? r.completed;
+  const usPerOp = (measured.cpuSeconds * 1e6) / Math.max(1, operations);
+  log(
+    `\nload: ${values.scenario}, ${operations} operations in ${fmt(r.seconds ?? seconds, 2)} s; sidecar CPU ${fmt(
+      measured.cpuSeconds,
+      2,
+    )} s (${fmt((measured.systemSeconds / measured.cpuSeconds) * 100)}% in the kernel) = ${fmt(usPerOp)} us per operation`,
+  );
+  if (profile) {
+    const out = join(here, 'results');
+    mkdirSync(out, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const file = join(out, `sidecar-${values.scenario}-${stamp}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    log(summariseProfile(profile, { top: Number(values.top), usPerOp }));
+    log(`\nprofile written to ${file}`);
+  }
+
+  if (perf) {
+    const symbols = await runCommand(
+      'perf',
+      [
+        'report',
+        '-i',
+        perfData,
+        '--no-children',
+        '--sort',
+        'dso,sym',
+        '--stdio',
+        '-g',
+        'none',
+        '--percent-limit',
+        '0',
+      ],
+      { timeoutMs: 120_000 },
+    );
+    log(summarisePerf(symbols.stdout, Number(values.top)));
+  }
+} finally {
+  await sidecar.stop();
+  await origin.stop();
+  // --perf-basic-prof leaves its symbol map in /tmp.
+  rmSync(`/tmp/perf-${sidecar.pid}.map`, { force: true });
+}
+process.exit(0);
