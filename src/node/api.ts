@@ -154,10 +154,10 @@ export class NodeApi {
     if (!this.#tokenDigest) return;
     const given = req.headers.authorization;
     // Compare fixed-size digests so neither length nor content leaks through timing.
-    if (given === undefined || !timingSafeEqual(digest(given), this.#tokenDigest)) {
+    if (!given || !timingSafeEqual(digest(given), this.#tokenDigest)) {
       throw new ApiError(
         'E_API_AUTH',
-        given === undefined ? 'missing bearer token (Authorization: Bearer ...)' : 'wrong bearer token',
+        !given ? 'missing bearer token (Authorization: Bearer ...)' : 'wrong bearer token',
       );
     }
   }

@@ -1,0 +1,227 @@
+// The sidecar's registration with the Harbor node: for each Harbor service,
+// PUT this instance (host, int_port, ttl) to the node, refresh it well
+// within the TTL, and DELETE it on stop. A node that is down or answers an
+// error is retried with capped exponential backoff and logged once per
+// change (W_NODE_UNREACHABLE); nothing here ever throws at the sidecar.
+import type { Logger } from '../log/index.js';
+
+export interface RegisteredService {
+  /** The credentials' `name` field: the service instance id, which is the node's service id. */
+  readonly serviceId: string;
+  /** The service name, for log lines. */
+  readonly serviceName: string;
+  /** The port the node forwards to: the service's int_port in this container. */
+  readonly port: number;
+}
+
+export interface RegistrationOptions {
+  /** The node API's base URL, e.g. http://10.0.0.5:9700 (HARBOR_NODE_URL). */
+  readonly nodeUrl: string;
+  /** Bearer token for the node API (HARBOR_NODE_TOKEN). */
+  readonly token?: string | undefined;
+  /** This app instance's id (see resolveInstanceId). */
+  readonly instanceId: string;
+  /** The address the node dials to reach this container (see resolveInstanceHost). */
+  readonly host: string;
+  readonly services: readonly RegisteredService[];
+  readonly logger: Logger;
+  /** TTL the node applies; refreshes go out every ttl/3. Default 30 s. */
+  readonly ttlSeconds?: number | undefined;
+  /** Per-request deadline. Default 5 s. */
+  readonly requestTimeoutMs?: number | undefined;
+  /** Retry delays start at this and double up to maxBackoffMs. Defaults 1 s and 30 s. */
+  readonly minBackoffMs?: number | undefined;
+  readonly maxBackoffMs?: number | undefined;
+  /** Injected for tests; defaults to global fetch. */
+  readonly fetch?: typeof fetch | undefined;
+}
+
+export interface RegistrationStatus {
+  readonly service: string;
+  readonly serviceId: string;
+  readonly registered: boolean;
+  readonly refreshes: number;
+  readonly failures: number;
+  readonly lastError: string | undefined;
+}
+
+export const DEFAULT_TTL_SECONDS = 30;
+
+class Registration {
+  readonly service: RegisteredService;
+  registered = false;
+  refreshes = 0;
+  failures = 0;
+  backoffMs = 0;
+  lastError: string | undefined;
+  timer: NodeJS.Timeout | undefined;
+  inflight: Promise<void> | undefined;
+
+  constructor(service: RegisteredService) {
+    this.service = service;
+  }
+}
+
+export class RegistrationClient {
+  readonly #options: RegistrationOptions;
+  readonly #logger: Logger;
+  readonly #fetch: typeof fetch;
+  readonly #ttl: number;
+  readonly #registrations: Registration[];
+  readonly #base: string;
+  #stopped = false;
+
+  constructor(options: RegistrationOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+    this.#fetch = options.fetch ?? fetch;
+    this.#ttl = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    this.#base = options.nodeUrl.replace(/\/+$/, '');
+    this.#registrations = options.services.map((s) => new Registration(s));
+  }
+
+  /** Registers every service now and keeps refreshing in the background. Never throws, never waits. */
+  start(): void {
+    for (const r of this.#registrations) this.#run(r);
+  }
+
+  /** Stops refreshing and removes this instance from the node (best effort, bounded by the request timeout). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const r of this.#registrations) clearTimeout(r.timer);
+    await Promise.all(
+      this.#registrations.map(async (r) => {
+        await r.inflight;
+        try {
+          const response = await this.#request('DELETE', r.service);
+          if (response.ok || response.status === 404) {
+            this.#logger.info({ service: r.service.serviceName }, 'deregistered from the Harbor node');
+          } else {
+            this.#logger.warn(
+              { code: 'W_NODE_UNREACHABLE', service: r.service.serviceName, status: response.status },
+              'the Harbor node refused the deregistration',
+            );
+          }
+        } catch (error) {
+          this.#logger.warn(
+            { code: 'W_NODE_UNREACHABLE', service: r.service.serviceName, reason: describe(error) },
+            'could not deregister from the Harbor node',
+          );
+        }
+        r.registered = false;
+      }),
+    );
+  }
+
+  status(): RegistrationStatus[] {
+    return this.#registrations.map((r) => ({
+      service: r.service.serviceName,
+      serviceId: r.service.serviceId,
+      registered: r.registered,
+      refreshes: r.refreshes,
+      failures: r.failures,
+      lastError: r.lastError,
+    }));
+  }
+
+  #run(r: Registration): void {
+    if (this.#stopped) return;
+    r.inflight = this.#register(r).finally(() => {
+      r.inflight = undefined;
+    });
+  }
+
+  async #register(r: Registration): Promise<void> {
+    let problem: string | undefined;
+    try {
+      const response = await this.#request('PUT', r.service, {
+        host: this.#options.host,
+        port: r.service.port,
+        ttl: this.#ttl,
+      });
+      if (!response.ok) problem = `HTTP ${response.status}: ${await errorText(response)}`;
+    } catch (error) {
+      problem = describe(error);
+    }
+    if (this.#stopped) return;
+    const name = r.service.serviceName;
+    if (problem === undefined) {
+      if (!r.registered) {
+        this.#logger.info(
+          {
+            service: name,
+            node: this.#base,
+            instance: this.#options.instanceId,
+            address: `${this.#options.host}:${r.service.port}`,
+            ttl: this.#ttl,
+          },
+          r.failures > 0
+            ? 'registered with the Harbor node after failures'
+            : 'registered with the Harbor node',
+        );
+      }
+      r.registered = true;
+      r.refreshes++;
+      r.backoffMs = 0;
+      r.lastError = undefined;
+      // A third of the TTL: two refreshes may be lost before the node drops the instance.
+      this.#schedule(r, Math.max(200, (this.#ttl * 1000) / 3));
+      return;
+    }
+    r.failures++;
+    const min = this.#options.minBackoffMs ?? 1000;
+    const max = this.#options.maxBackoffMs ?? 30_000;
+    r.backoffMs = r.backoffMs === 0 ? min : Math.min(max, r.backoffMs * 2);
+    if (problem !== r.lastError) {
+      this.#logger.warn(
+        {
+          code: 'W_NODE_UNREACHABLE',
+          service: name,
+          node: this.#base,
+          reason: problem,
+          retry_ms: r.backoffMs,
+        },
+        'cannot register with the Harbor node; retrying (serving goes on)',
+      );
+    }
+    r.lastError = problem;
+    r.registered = false;
+    this.#schedule(r, r.backoffMs);
+  }
+
+  #schedule(r: Registration, delayMs: number): void {
+    clearTimeout(r.timer);
+    r.timer = setTimeout(() => this.#run(r), delayMs);
+    r.timer.unref();
+  }
+
+  #request(method: 'PUT' | 'DELETE', service: RegisteredService, body?: unknown): Promise<Response> {
+    const url = `${this.#base}/v1/services/${encodeURIComponent(service.serviceId)}/instances/${encodeURIComponent(this.#options.instanceId)}`;
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.#options.token) headers.authorization = `Bearer ${this.#options.token}`;
+    return this.#fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 5000),
+    });
+  }
+}
+
+async function errorText(response: Response): Promise<string> {
+  try {
+    const text = await response.text();
+    const parsed = JSON.parse(text) as { error?: unknown };
+    return typeof parsed.error === 'string' ? parsed.error : text.slice(0, 200);
+  } catch {
+    return response.statusText;
+  }
+}
+
+function describe(error: unknown): string {
+  const e = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError') return 'request timed out';
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(error);
+}

@@ -1,0 +1,235 @@
+import t from 'tap';
+import {
+  deadPort,
+  tagServer,
+  tcpRequest,
+  udpClient,
+  udpTagServer,
+  waitFor,
+} from '../forward/fixtures/net.js';
+import { startNode } from './fixtures/node.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+t.test(
+  'POST /v1/services: credentials in the seed shape, a free port of the range, int_port from 4100',
+  async (t) => {
+    const n = await startNode(t);
+    const first = await n.call('POST', '/v1/services', { name: 'my-port' });
+    t.equal(first.status, 201);
+    t.same(Object.keys(first.json), ['hostname', 'host', 'port', 'name', 'node_id', 'int_port']);
+    t.match(first.json, {
+      hostname: 'node.internal',
+      host: '127.0.0.1',
+      node_id: 'harbor_node_1',
+      int_port: 4100,
+    });
+    t.match(first.json.name, UUID);
+    t.ok(first.json.port >= n.range.first && first.json.port <= n.range.last);
+    const second = await n.call('POST', '/v1/services', { name: 'udp-other' });
+    t.equal(second.json.int_port, 4101);
+    t.not(second.json.port, first.json.port);
+    const explicit = await n.call('POST', '/v1/services', { name: 'tcp-x', int_port: 5000 });
+    t.equal(explicit.json.int_port, 5000);
+    const view = await n.call('GET', `/v1/services/${second.json.name}`);
+    t.match(view.json, {
+      service: 'udp-other',
+      protocol: 'udp',
+      listening: true,
+      credentials: second.json,
+      instances: [],
+    });
+    const list = await n.call('GET', '/v1/services');
+    t.equal(list.json.services.length, 3);
+  },
+);
+
+t.test('ext_hostname and ext_host appear when configured', async (t) => {
+  const n = await startNode(t, { extHostname: 'ports.example.com' });
+  const created = await n.call('POST', '/v1/services', { name: 'my-port' });
+  t.same(Object.keys(created.json), [
+    'hostname',
+    'host',
+    'port',
+    'name',
+    'node_id',
+    'int_port',
+    'ext_hostname',
+    'ext_host',
+  ]);
+  t.equal(created.json.ext_hostname, 'ports.example.com');
+  t.equal(created.json.ext_host, '');
+});
+
+t.test('TCP round-robin: 30 connections over 3 instances give 10 each', async (t) => {
+  const n = await startNode(t);
+  const servers = await Promise.all(['a', 'b', 'c'].map((tag) => tagServer(t, tag)));
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-rr' });
+  for (const [i, s] of servers.entries()) {
+    t.equal(
+      (await n.call('PUT', `/v1/services/${creds.name}/instances/i${i}`, { host: '127.0.0.1', port: s.port }))
+        .status,
+      201,
+    );
+  }
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < 30; i++) {
+    const tag = await tcpRequest(creds.port);
+    counts[tag] = (counts[tag] ?? 0) + 1;
+  }
+  t.same(counts, { a: 10, b: 10, c: 10 });
+});
+
+t.test('one instance down: the others take every connection and none fails', async (t) => {
+  const n = await startNode(t);
+  const servers = await Promise.all(['a', 'c'].map((tag) => tagServer(t, tag)));
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-down' });
+  const ports = [servers[0]!.port, await deadPort(), servers[1]!.port];
+  for (const [i, port] of ports.entries()) {
+    await n.call('PUT', `/v1/services/${creds.name}/instances/i${i}`, { host: '127.0.0.1', port });
+  }
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < 30; i++) {
+    const tag = await tcpRequest(creds.port);
+    counts[tag] = (counts[tag] ?? 0) + 1;
+  }
+  t.equal((counts.a ?? 0) + (counts.c ?? 0), 30, 'every connection answered');
+  t.ok((counts.a ?? 0) > 0 && (counts.c ?? 0) > 0, 'both live instances serve');
+  const view = await n.call('GET', `/v1/services/${creds.name}`);
+  t.equal(view.json.counters.tcp.connectionsFailed, 0);
+  t.equal(view.json.instances.find((i: { id: string }) => i.id === 'i1').state, 'down');
+});
+
+t.test('no instance at all: a connection is closed at once', async (t) => {
+  const n = await startNode(t);
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-empty' });
+  t.match(await tcpRequest(creds.port, 'hi').catch((e: NodeJS.ErrnoException) => e.code), /^(|ECONNRESET)$/);
+});
+
+t.test('UDP: the primary gets every datagram; remove it and the next one does', async (t) => {
+  const n = await startNode(t);
+  const [a, b] = await Promise.all([udpTagServer(t, 'a'), udpTagServer(t, 'b')]);
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'udp-game' });
+  await n.call('PUT', `/v1/services/${creds.name}/instances/first`, { host: '127.0.0.1', port: a.port });
+  await n.call('PUT', `/v1/services/${creds.name}/instances/second`, { host: '127.0.0.1', port: b.port });
+  const client = await udpClient(t);
+  for (let i = 0; i < 10; i++) t.equal(await client.ask(creds.port, `m${i}`), `a:m${i}`);
+  t.equal(b.received, 0, 'the queued instance got nothing');
+  t.equal((await n.call('DELETE', `/v1/services/${creds.name}/instances/first`)).status, 204);
+  for (let i = 0; i < 5; i++) t.equal(await client.ask(creds.port, `n${i}`), `b:n${i}`);
+  t.equal(a.received, 10);
+});
+
+t.test('UDP: replies reach the right one of several clients; idle sessions expire', async (t) => {
+  const n = await startNode(t, { udpIdleTimeoutMs: 200 });
+  const app = await udpTagServer(t, 'app');
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'udp-chat' });
+  await n.call('PUT', `/v1/services/${creds.name}/instances/only`, { host: '127.0.0.1', port: app.port });
+  const clients = await Promise.all([0, 1, 2, 3].map(() => udpClient(t)));
+  const replies = await Promise.all(clients.map((c, i) => c.ask(creds.port, `from-${i}`)));
+  t.same(
+    replies,
+    [0, 1, 2, 3].map((i) => `app:from-${i}`),
+  );
+  const sessions = async () =>
+    (await n.call('GET', `/v1/services/${creds.name}`)).json.counters.udp.sessionsOpen;
+  t.equal(await sessions(), 4);
+  await waitFor(async () => (await sessions()) === 0, 'idle UDP sessions to expire');
+  t.equal(await clients[0]!.ask(creds.port, 'again'), 'app:again', 'a new session opens after expiry');
+});
+
+t.test('TTL: an instance not refreshed is dropped; one without a TTL stays', async (t) => {
+  const n = await startNode(t);
+  const app = await tagServer(t, 'app');
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-ttl' });
+  t.equal(
+    (
+      await n.call('PUT', `/v1/services/${creds.name}/instances/short`, {
+        host: '127.0.0.1',
+        port: app.port,
+        ttl: 1,
+      })
+    ).status,
+    201,
+  );
+  t.equal(
+    (
+      await n.call('PUT', `/v1/services/${creds.name}/instances/short`, {
+        host: '127.0.0.1',
+        port: app.port,
+        ttl: 1,
+      })
+    ).status,
+    200,
+    'a refresh answers 200',
+  );
+  await n.call('PUT', `/v1/services/${creds.name}/instances/forever`, { host: '127.0.0.1', port: app.port });
+  const ids = async () =>
+    (await n.call('GET', `/v1/services/${creds.name}`)).json.instances.map((i: { id: string }) => i.id);
+  t.same(await ids(), ['short', 'forever']);
+  await waitFor(async () => (await ids()).length === 1, 'the TTL to run out', 4000);
+  t.same(await ids(), ['forever']);
+});
+
+t.test('DELETE /v1/services/{id}: 204, the port closes and returns to the pool', async (t) => {
+  const n = await startNode(t, { size: 1 });
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-gone' });
+  t.equal((await n.call('POST', '/v1/services', { name: 'tcp-more' })).status, 503);
+  t.equal((await n.call('DELETE', `/v1/services/${creds.name}`)).status, 204);
+  await t.rejects(tcpRequest(creds.port), { code: 'ECONNREFUSED' });
+  t.equal((await n.call('GET', `/v1/services/${creds.name}`)).status, 404);
+  const again = await n.call('POST', '/v1/services', { name: 'tcp-more' });
+  t.equal(again.status, 201);
+  t.equal(again.json.port, creds.port);
+});
+
+t.test('bad input: one-line JSON errors with 400, 404, 405, 503', async (t) => {
+  const n = await startNode(t, { size: 1 });
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-a' });
+  const svc = `/v1/services/${creds.name}`;
+  const cases: [string, string, unknown, number, RegExp][] = [
+    ['POST', '/v1/services', '{"name": ', 400, /not valid JSON/],
+    ['POST', '/v1/services', '[1]', 400, /must be a JSON object/],
+    ['POST', '/v1/services', { name: 'x', color: 'red' }, 400, /unknown field "color"/],
+    ['POST', '/v1/services', { name: '' }, 400, /"name" must be/],
+    ['POST', '/v1/services', { name: 'x', int_port: 70000 }, 400, /"int_port" must be an integer 1-65535/],
+    ['POST', '/v1/services', { name: 'x', int_port: '4100' }, 400, /"int_port"/],
+    ['POST', '/v1/services', { name: 'no-room' }, 503, /no free port/],
+    ['PUT', `${svc}/instances/i1`, { host: '127.0.0.1' }, 400, /"port" must be/],
+    ['PUT', `${svc}/instances/i1`, { host: '127.0.0.1', port: 80, ttl: 0 }, 400, /"ttl" must be/],
+    ['PUT', `${svc}/instances/i1`, { host: 'bad host!', port: 80 }, 400, /"host" must be/],
+    ['PUT', `${svc}/instances/i1`, { host: '127.0.0.1', port: 80, weight: 2 }, 400, /unknown field "weight"/],
+    ['PUT', `${svc}/instances/bad%20id`, { host: '127.0.0.1', port: 80 }, 400, /instance id/],
+    [
+      'PUT',
+      '/v1/services/nope/instances/i1',
+      { host: '127.0.0.1', port: 80 },
+      404,
+      /no service with id nope/,
+    ],
+    ['DELETE', `${svc}/instances/never`, undefined, 404, /has no instance never/],
+    ['DELETE', '/v1/services/nope', undefined, 404, /no service with id nope/],
+    ['GET', '/v2/anything', undefined, 404, /no such path/],
+    ['PATCH', svc, undefined, 405, /not allowed/],
+  ];
+  for (const [method, path, body, status, message] of cases) {
+    const r = await n.call(method, path, body);
+    t.equal(r.status, status, `${method} ${path} ${JSON.stringify(body)}`);
+    t.match(r.json?.error, message);
+    t.match(r.json?.code, /^E_/);
+    t.equal(r.text.trim().split('\n').length, 1, 'one line');
+  }
+  t.same((await n.call('GET', svc)).json.instances, [], 'nothing registered by the bad requests');
+});
+
+t.test('token: missing or wrong is 401, the right one passes', async (t) => {
+  const n = await startNode(t, { token: 's3cret' });
+  const missing = await n.call('GET', '/v1/services', undefined, { authorization: '' });
+  t.equal(missing.status, 401);
+  t.match(missing.json, { code: 'E_API_AUTH', error: /missing bearer token/ });
+  const wrong = await n.call('POST', '/v1/services', { name: 'x' }, { authorization: 'Bearer guess' });
+  t.equal(wrong.status, 401);
+  t.match(wrong.json, { code: 'E_API_AUTH', error: /wrong bearer token/ });
+  t.equal((await n.call('GET', '/v1/services')).json.services.length, 0, 'the refused POST created nothing');
+  t.equal((await n.call('POST', '/v1/services', { name: 'x' })).status, 201);
+});
