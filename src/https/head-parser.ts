@@ -103,6 +103,7 @@ export class Head {
   connectionHas(token: string): boolean {
     if (this.connection === '') return false;
     if (this.connection === token) return true;
+    if (!this.connection.includes(token)) return false;
     for (const part of this.connection.split(',')) if (part.trim() === token) return true;
     return false;
   }

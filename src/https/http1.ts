@@ -68,6 +68,12 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   #status = 0;
   #clientPaused = false;
   #backendPaused = false;
+  #headerTimer = false;
+  /** A response head not yet written: it goes out with the first body bytes, in one write. */
+  #pendingHead: string | null = null;
+  #pendingRaw: Buffer | null = null;
+  #pendingRawStart = 0;
+  #pendingRawEnd = 0;
 
   constructor(core: ProxyCore, socket: tls.TLSSocket, peer: Peer) {
     this.#core = core;
@@ -125,14 +131,17 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
       const backend = this.#backend;
       if (backend !== null) {
         backend.socket.resume();
-        if (this.#state !== C_TUNNEL) backend.socket.setTimeout(this.#core.limits.backendTimeoutMs);
       }
     }
   };
 
+  // One inactivity timer per connection, armed once (Node refreshes it on every read and write):
+  // idle between requests, the header timeout while a head is incomplete. While the backend
+  // works or a tunnel is open, the backend's timer decides instead.
   #onTimeout = (): void => {
-    if (this.#state === C_HEAD) this.#reject(408);
-    else this.#socket.destroy();
+    const state = this.#state;
+    if (state === C_HEAD) this.#reject(408);
+    else if (state !== C_WAIT && state !== C_TUNNEL) this.#socket.destroy();
   };
 
   #onError = (_error: Error): void => {
@@ -183,7 +192,10 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
       if (this.#state === C_IDLE) {
         this.#state = C_HEAD;
         this.#headStartedAt = Date.now();
-        this.#socket.setTimeout(limits.headerTimeoutMs);
+        if (limits.headerTimeoutMs !== limits.idleTimeoutMs) {
+          this.#headerTimer = true;
+          this.#socket.setTimeout(limits.headerTimeoutMs);
+        }
       } else if (Date.now() - this.#headStartedAt > limits.headerTimeoutMs) {
         this.#reject(408);
       }
@@ -258,12 +270,13 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     this.#backendReusable = true;
     this.#status = 0;
     this.#state = this.#requestDone ? C_WAIT : C_BODY;
-    // While the backend works, its timeout applies, not the client's idle timeout.
-    this.#socket.setTimeout(this.#requestDone ? 0 : core.limits.idleTimeoutMs);
+    if (this.#headerTimer) {
+      this.#headerTimer = false;
+      this.#socket.setTimeout(core.limits.idleTimeoutMs);
+    }
 
     const backend = core.pool.acquire(this);
     this.#backend = backend;
-    backend.socket.setTimeout(core.limits.backendTimeoutMs);
     const rest = this.#buf;
     if (this.#requestDone) {
       backend.socket.write(this.#sentHead, 'latin1');
@@ -306,10 +319,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
         this.#buf = buf.subarray(stop);
         this.#pauseClient();
       }
-      if (this.#state === C_BODY) {
-        this.#state = C_WAIT;
-        this.#socket.setTimeout(0);
-      }
+      if (this.#state === C_BODY) this.#state = C_WAIT;
     }
   }
 
@@ -335,10 +345,8 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
       }
       return;
     }
-    const socket = this.#socket;
-    socket.cork();
     this.#reader.feed(chunk, this);
-    socket.uncork();
+    this.#flushHead();
   }
 
   onBackendDrain(_conn: BackendConn): void {
@@ -346,7 +354,8 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   }
 
   onBackendTimeout(conn: BackendConn): void {
-    if (this.#backendPaused) return;
+    // Paused because the client reads slowly, or a quiet tunnel: not the backend's delay.
+    if (this.#backendPaused || this.#state === C_TUNNEL) return;
     this.#core.pool.failure('timeout', null);
     this.#dropBackend();
     if (this.#responseStarted || this.#state === C_TUNNEL) {
@@ -387,7 +396,6 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
       this.#retried = true;
       const fresh = this.#core.pool.dial(this);
       this.#backend = fresh;
-      fresh.socket.setTimeout(this.#core.limits.backendTimeoutMs);
       fresh.socket.write(this.#sentHead, 'latin1');
       return;
     }
@@ -439,23 +447,55 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     const text = buildResponseHead(head, connection, dechunk);
     this.#responseStarted = true;
     if (text === null) {
-      this.#core.stats.bytesOut += end - start;
-      this.#socket.write(raw.subarray(start, end));
+      this.#pendingRaw = raw;
+      this.#pendingRawStart = start;
+      this.#pendingRawEnd = end;
     } else {
+      this.#pendingHead = text;
+    }
+  }
+
+  /** Writes a response head still held back (no body bytes came with it). */
+  #flushHead(): void {
+    const raw = this.#pendingRaw;
+    if (raw !== null) {
+      this.#pendingRaw = null;
+      this.#core.stats.bytesOut += this.#pendingRawEnd - this.#pendingRawStart;
+      this.#socket.write(raw.subarray(this.#pendingRawStart, this.#pendingRawEnd));
+    } else if (this.#pendingHead !== null) {
+      const text = this.#pendingHead;
+      this.#pendingHead = null;
       this.#writeClient(text);
     }
   }
 
   onResponseBody(buf: Buffer, start: number, end: number): void {
-    this.#core.stats.bytesOut += end - start;
-    const ok = this.#socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    let out: Buffer;
+    const raw = this.#pendingRaw;
+    const head = this.#pendingHead;
+    if (raw === buf && this.#pendingRawEnd === start) {
+      // Head and body arrived together and the head needs no change: relay them as one slice.
+      this.#pendingRaw = null;
+      start = this.#pendingRawStart;
+      out = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+    } else if (head !== null && end - start <= 16384) {
+      // A rewritten head and a small body: one buffer, one write, one TLS record.
+      this.#pendingHead = null;
+      out = Buffer.allocUnsafe(head.length + end - start);
+      out.write(head, 0, 'latin1');
+      buf.copy(out, head.length, start, end);
+    } else {
+      this.#flushHead();
+      out = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+    }
+    this.#core.stats.bytesOut += out.length;
+    const ok = this.#socket.write(out);
     if (!ok && !this.#backendPaused) {
       const backend = this.#backend;
       if (backend !== null) {
         // The client reads slowly: stop reading the backend, and do not count it as the backend's delay.
         this.#backendPaused = true;
         backend.socket.pause();
-        backend.socket.setTimeout(0);
       }
     }
   }
@@ -483,8 +523,6 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     this.#state = C_TUNNEL;
     this.#responseStarted = true;
     if (rest.length > 0) this.onBackendData(backend, rest);
-    backend.socket.setTimeout(0);
-    this.#socket.setTimeout(0);
     const pending = this.#buf;
     this.#buf = null;
     if (pending !== null) backend.socket.write(pending);
@@ -502,6 +540,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   }
 
   #finishExchange(): void {
+    this.#flushHead();
     countResponse(this.#core.stats, this.#status);
     const backend = this.#backend;
     this.#backend = null;
@@ -527,7 +566,6 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
       return;
     }
     this.#state = C_IDLE;
-    this.#socket.setTimeout(this.#core.limits.idleTimeoutMs);
     if (this.#buf !== null) this.#readHead();
     if (this.#state === C_IDLE || this.#state === C_HEAD) this.#resumeClient();
   }

@@ -74,7 +74,6 @@ class H2Exchange implements BackendOwner, ResponseSink {
     stream.on('error', noop);
     const backend = core.pool.acquire(this);
     this.#backend = backend;
-    backend.socket.setTimeout(core.limits.backendTimeoutMs);
     backend.socket.write(buildRequestHead(head, peer, core.settings, false), 'latin1');
   }
 
@@ -135,7 +134,6 @@ class H2Exchange implements BackendOwner, ResponseSink {
       const backend = this.#backend;
       if (backend !== null) {
         backend.socket.resume();
-        backend.socket.setTimeout(this.#core.limits.backendTimeoutMs);
       }
     }
   };
@@ -227,7 +225,6 @@ class H2Exchange implements BackendOwner, ResponseSink {
       if (backend !== null && !this.#backendPaused) {
         this.#backendPaused = true;
         backend.socket.pause();
-        backend.socket.setTimeout(0);
       }
     }
   }

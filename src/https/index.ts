@@ -100,7 +100,7 @@ class HarborHttpsProxy implements HttpsProxy {
       service: service.name,
       logger: options.logger,
       stats: options.stats,
-      idleTimeoutMs: Math.min(limits.idleTimeoutMs, 30_000),
+      timeoutMs: limits.backendTimeoutMs,
     });
     this.#core = {
       service: service.name,

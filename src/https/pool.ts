@@ -99,8 +99,8 @@ export interface BackendPoolOptions {
   readonly service: string;
   readonly logger: Logger;
   readonly stats: ServiceStats;
-  /** How long an unused keep-alive connection stays in the pool. */
-  readonly idleTimeoutMs: number;
+  /** Inactivity timeout of each backend connection: the backend timeout when lent, the idle timeout when pooled. */
+  readonly timeoutMs: number;
   /** Most idle connections kept. */
   readonly maxIdle?: number;
   /** Clock for the once-per-burst log; Date.now by default. */
@@ -143,7 +143,6 @@ export class BackendPool {
       const conn = idle.pop() as BackendConn;
       if (conn.gone || conn.socket.destroyed) continue;
       conn.owner = owner;
-      conn.socket.setTimeout(0);
       return conn;
     }
     return this.dial(owner);
@@ -152,6 +151,9 @@ export class BackendPool {
   /** A new connection, never a pooled one (a retry after a stale keep-alive). */
   dial(owner: BackendOwner): BackendConn {
     const socket = net.connect(this.#connectOptions);
+    // Armed once: writing a request refreshes it, so a lent connection gets the whole timeout,
+    // and an idle pooled one is closed when it fires.
+    socket.setTimeout(this.#options.timeoutMs);
     const conn = new BackendConn(this, socket, owner);
     this.#all.add(conn);
     return conn;
@@ -166,7 +168,6 @@ export class BackendPool {
       socket.destroy();
       return;
     }
-    socket.setTimeout(this.#options.idleTimeoutMs);
     this.#idle.push(conn);
   }
 
