@@ -45,7 +45,8 @@ function row(service: StatusService, now: number): string[] {
   const inspection = service.pair?.inspection ?? null;
   let certificate = '-';
   let days = '-';
-  if (service.pair) {
+  if (service.pair || service.protocol === 'https') {
+    // An HTTPS service with no pair (or a pair with no valid inspection) is waiting for certificates.
     certificate = inspection ? inspection.subject : 'none loaded';
     const left = daysLeft(inspection?.notAfter, now);
     if (left !== undefined) days = left < 0 ? `expired (${left})` : String(left);

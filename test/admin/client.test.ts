@@ -142,6 +142,8 @@ t.test('formatStatusTable: one aligned line per service, failed reloads spelled 
   );
   t.equal(lines.length, 6);
   t.equal(formatStatusTable({ ...report, services: [] }, NOW), 'harbor-sidecar: no Harbor services\n');
+  const waiting = { ...report, services: [{ ...report.services[2]!, pair: null }] };
+  t.match(formatStatusTable(waiting, NOW), /^new-https +https +4102 +35050 +none loaded +- /m, 'no pair yet');
 });
 
 t.test('readinessExitStatus: 0 only for HTTP 200', async (t) => {
