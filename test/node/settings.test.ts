@@ -1,0 +1,103 @@
+import t from 'tap';
+import { resolveNodeSettings } from '../../src/node/settings.js';
+
+const context = { firstAddress: '10.0.0.5', stdoutIsTerminal: false };
+
+t.test('defaults', async (t) => {
+  const { settings, problems } = resolveNodeSettings({}, {}, context);
+  t.same(problems, []);
+  t.match(settings, {
+    ports: { first: 35000, last: 40000 },
+    api: { host: '127.0.0.1', port: 9700 },
+    state: undefined,
+    nodeId: 'harbor_node_1',
+    hostname: '10.0.0.5',
+    host: '10.0.0.5',
+    extHostname: undefined,
+    extHost: undefined,
+    listen: undefined,
+    udpIdleTimeoutMs: 60_000,
+    token: undefined,
+    logLevel: 'info',
+    pretty: false,
+  });
+  t.equal(
+    resolveNodeSettings({}, {}, { firstAddress: undefined, stdoutIsTerminal: true }).settings?.host,
+    '127.0.0.1',
+  );
+});
+
+t.test('every setting from its variable; flags win over variables', async (t) => {
+  const env = {
+    HARBOR_NODE_PORTS: '30000-30010',
+    HARBOR_NODE_API: '127.0.0.1:9800',
+    HARBOR_NODE_STATE: '/var/lib/harbor/state.json',
+    HARBOR_NODE_ID: 'harbor_node_2',
+    HARBOR_NODE_HOSTNAME: 'node.internal',
+    HARBOR_NODE_HOST: '10.0.0.9',
+    HARBOR_NODE_EXT_HOSTNAME: 'ports.example.com',
+    HARBOR_NODE_EXT_HOST: '203.0.113.4',
+    HARBOR_NODE_LISTEN: '127.0.0.1',
+    HARBOR_NODE_UDP_IDLE_TIMEOUT: '90s',
+    HARBOR_NODE_TOKEN: 't',
+    HARBOR_LOG_LEVEL: 'debug',
+  };
+  const fromEnv = resolveNodeSettings({}, env, context).settings;
+  t.match(fromEnv, {
+    ports: { first: 30000, last: 30010 },
+    api: { port: 9800 },
+    state: '/var/lib/harbor/state.json',
+    nodeId: 'harbor_node_2',
+    hostname: 'node.internal',
+    host: '10.0.0.9',
+    extHostname: 'ports.example.com',
+    extHost: '203.0.113.4',
+    listen: '127.0.0.1',
+    udpIdleTimeoutMs: 90_000,
+    token: 't',
+    logLevel: 'debug',
+  });
+  const flags = {
+    ports: '31000-31001',
+    'node-id': 'flagged',
+    'udp-idle-timeout': '5s',
+    listen: '::1',
+    host: '10.9.9.9',
+  };
+  t.match(resolveNodeSettings(flags, env, context).settings, {
+    ports: { first: 31000, last: 31001 },
+    nodeId: 'flagged',
+    udpIdleTimeoutMs: 5000,
+    listen: '::1',
+    host: '10.9.9.9',
+    hostname: 'node.internal',
+  });
+});
+
+t.test('bad values: every problem at once, each naming its flag or variable', async (t) => {
+  const { settings, problems } = resolveNodeSettings(
+    { ports: '40000-35000', 'udp-idle-timeout': 'soon' },
+    { HARBOR_NODE_API: 'nowhere', HARBOR_NODE_LISTEN: 'eth0', HARBOR_LOG_LEVEL: 'loud' },
+    context,
+  );
+  t.equal(settings, undefined);
+  t.equal(problems.length, 5);
+  t.ok(problems.every((p) => p.code === 'E_SETTING'));
+  const text = problems.map((p) => p.message).join('\n');
+  t.match(text, /--ports "40000-35000"/);
+  t.match(text, /--udp-idle-timeout "soon"/);
+  t.match(text, /HARBOR_NODE_API "nowhere"/);
+  t.match(text, /HARBOR_NODE_LISTEN "eth0": must be an IP address/);
+  t.match(text, /HARBOR_LOG_LEVEL "loud"/);
+});
+
+t.test('an API off loopback needs a token', async (t) => {
+  const refused = resolveNodeSettings({ api: '0.0.0.0:9700' }, {}, context);
+  t.equal(refused.settings, undefined);
+  t.match(
+    refused.problems[0]?.message,
+    /--api "0.0.0.0:9700": the API is not on a loopback address and HARBOR_NODE_TOKEN is not set/,
+  );
+  t.ok(resolveNodeSettings({ api: '0.0.0.0:9700' }, { HARBOR_NODE_TOKEN: 'x' }, context).settings);
+  t.ok(resolveNodeSettings({ api: '[::1]:9700' }, {}, context).settings);
+});
