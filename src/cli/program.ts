@@ -11,11 +11,13 @@ import { checkCommand } from './commands/check.js';
 import { envCommand } from './commands/env.js';
 import { execCommand } from './commands/exec.js';
 import { helpText } from './commands/help.js';
+import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import type { Command, CommandContext } from './context.js';
 import { reportError } from './report.js';
 
 const COMMANDS: Readonly<Record<string, Command>> = {
+  run: runCommand,
   env: envCommand,
   exec: execCommand,
   check: checkCommand,
@@ -37,7 +39,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       stdout.write(helpText());
       return 0;
     }
-    const name = word ?? 'env';
+    const name = word ?? 'run';
     const command = COMMANDS[name];
     if (!command)
       throw new HarborError(

@@ -4,6 +4,7 @@
 // what the README's settings table and `--help` are checked against.
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
+import { resolveInstanceId } from '../registration/identity.js';
 import { isPlainObject, parseJsonVariable } from './json.js';
 import { ruleForName } from './protocol.js';
 import { readServices } from './services.js';
@@ -373,7 +374,13 @@ export function resolveSidecarSettings(
     admin,
     nodeUrl: setting('node-url', parseUrl, undefined),
     nodeToken: env.HARBOR_NODE_TOKEN || undefined,
-    instanceId: text('instance-id') ?? instanceIdFrom(env, machine),
+    instanceId:
+      text('instance-id') ??
+      resolveInstanceId({
+        cfInstanceGuid: env.CF_INSTANCE_GUID,
+        vcapApplication: env.VCAP_APPLICATION,
+        hostname: machine.hostname,
+      }),
     instanceHost: setting('instance-host', asIs, undefined),
     forwards: forwardsFrom(flags, env, services, problems),
     proxyProtocol: setting('proxy-protocol', (t) => parseChoice(t, ['off', 'v1', 'v2'] as const), 'off'),
@@ -502,14 +509,6 @@ function appNameFrom(
   const app = vcapApplication(env, problems);
   const name = app.name ?? app.application_name;
   return { name: typeof name === 'string' && name !== '' ? name : undefined, upcaseSet };
-}
-
-function instanceIdFrom(env: Environment, machine: Machine): string {
-  if (env.CF_INSTANCE_GUID) return env.CF_INSTANCE_GUID;
-  // A malformed VCAP_APPLICATION is reported by appNameFrom; here it only means "no id there".
-  const app = vcapApplication(env, []);
-  if (typeof app.instance_id === 'string' && app.instance_id !== '') return app.instance_id;
-  return machine.hostname;
 }
 
 function forwardsFrom(

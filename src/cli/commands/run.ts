@@ -1,0 +1,112 @@
+// `harbor-sidecar run` (the default command): serve until SIGTERM or SIGINT,
+// then drain; a second signal exits at once; SIGHUP reloads every
+// certificate pair (ignored while draining).
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { watchPair } from '../../certs/watch.js';
+import type { SidecarSettings } from '../../config/settings.js';
+import { createLogger, type Logger } from '../../log/index.js';
+import { RegistrationClient, resolveInstanceHost } from '../../registration/index.js';
+import { Sidecar } from '../../sidecar/index.js';
+import type { CommandContext } from '../context.js';
+import { failOnErrors } from '../report.js';
+
+function createRegistration(settings: SidecarSettings, logger: Logger): RegistrationClient | undefined {
+  if (settings.nodeUrl === undefined) return undefined;
+  const services = settings.services
+    .filter((s) => s.instanceId !== '')
+    .map((s) => ({ serviceId: s.instanceId, serviceName: s.name, port: s.intPort }));
+  if (services.length === 0) {
+    logger.warn(
+      "HARBOR_NODE_URL is set, but no service has an instance id (the credentials' name) to register under",
+    );
+    return undefined;
+  }
+  const host = resolveInstanceHost(settings.instanceHost, networkInterfaces());
+  return new RegistrationClient({
+    nodeUrl: settings.nodeUrl,
+    token: settings.nodeToken,
+    instanceId: settings.instanceId,
+    host,
+    services,
+    logger,
+  });
+}
+
+function version(): string {
+  const url = new URL('../../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+}
+
+export async function runCommand(context: CommandContext): Promise<number> {
+  const { settings, problems, stderr } = context;
+  const failed = failOnErrors(problems, stderr);
+  if (failed !== undefined) return failed;
+  const logger = createLogger({ name: 'harbor-sidecar', level: settings.logLevel, pretty: settings.pretty });
+  for (const p of problems) logger.warn({ code: p.code }, p.message);
+  const registration = createRegistration(settings, logger);
+  const sidecar = new Sidecar({
+    settings,
+    logger,
+    version: version(),
+    watch: (pair, serviceLogger) => {
+      const watcher = watchPair(pair, { logger: serviceLogger });
+      return () => watcher.close();
+    },
+    registration,
+  });
+  if (!sidecar.hasWork) {
+    context.stdout.write(
+      settings.services.length === 0
+        ? 'harbor-sidecar: no Harbor services in this environment; nothing to serve\n'
+        : `harbor-sidecar: no HTTPS service and no --forward among ${settings.services.map((s) => s.name).join(', ')}; nothing to serve\n`,
+    );
+    return 0;
+  }
+  return serve(sidecar, logger);
+}
+
+async function serve(sidecar: Sidecar, logger: Logger): Promise<number> {
+  let stopping = false;
+  let finish: (status: number) => void = () => {};
+  const done = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  const onStop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      finish(1);
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping: draining connections');
+    sidecar.drain().then(
+      () => finish(0),
+      (error: Error) => {
+        logger.error({ err: error }, 'drain failed');
+        finish(1);
+      },
+    );
+  };
+  const onHup = () => {
+    if (stopping) {
+      logger.info('SIGHUP ignored while draining');
+      return;
+    }
+    logger.info('SIGHUP: reloading every certificate pair');
+    void sidecar.reload('SIGHUP');
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', onHup);
+  try {
+    await sidecar.start();
+  } catch (error) {
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+    process.off('SIGHUP', onHup);
+    throw error;
+  }
+  logger.info({ services: sidecar.describe() }, 'harbor-sidecar serving');
+  return done;
+}

@@ -1,0 +1,248 @@
+// The sidecar at run time: composes an HTTPS proxy per `*https` service, the
+// `--forward`s, registration with a harbor-node and the admin endpoint, and
+// owns the lifecycle: starting, listening, draining, stopped. Reload
+// triggers (file watch, SIGHUP) call reload(); signals are wired in src/cli.
+
+import { type AdminServer, countersOf, createAdminServer } from '../admin/index.js';
+import type { StatusReport, StatusService } from '../admin/types.js';
+import type { ReloadablePair } from '../certs/reloadable.js';
+import { formatAddress, protocolLabel, type SidecarSettings } from '../config/index.js';
+import { HarborError } from '../errors/index.js';
+import { ForwarderGroup, fixedPicker } from '../forward/index.js';
+import type { Logger } from '../log/index.js';
+import { createServiceStats, type ServiceStats } from '../stats/index.js';
+import { HttpsService } from './https-service.js';
+
+export type SidecarState = 'created' | 'starting' | 'listening' | 'draining' | 'stopped';
+
+export interface SidecarOptions {
+  readonly settings: SidecarSettings;
+  readonly logger: Logger;
+  readonly version: string;
+  /** Starts watching a pair's files; returns a stop function. */
+  readonly watch: (pair: ReloadablePair, logger: Logger) => () => Promise<void> | void;
+  /** Registration with a harbor-node, when configured: started after listening, stopped first on drain. */
+  readonly registration?: { start(): Promise<void> | void; stop(): Promise<void> } | undefined;
+}
+
+interface ForwardEntry {
+  readonly name: string;
+  readonly group: ForwarderGroup;
+  readonly stats: ServiceStats;
+  readonly target: string;
+}
+
+export class Sidecar {
+  readonly #options: SidecarOptions;
+  readonly #logger: Logger;
+  readonly #https: HttpsService[] = [];
+  readonly #forwards: ForwardEntry[] = [];
+  readonly #startedAt = new Date();
+  #admin: AdminServer | undefined;
+  #state: SidecarState = 'created';
+
+  constructor(options: SidecarOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+    const { settings } = options;
+    const limits = {
+      headerTimeoutMs: settings.headerTimeoutMs,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      maxHeaderBytes: settings.maxHeaderBytes,
+      maxConnections: settings.maxConnections,
+      backendTimeoutMs: settings.backendTimeoutMs,
+    };
+    for (const service of settings.services) {
+      const forward = settings.forwards.find((f) => f.service === service.name);
+      if (service.https) {
+        if (settings.backend === undefined) {
+          throw new HarborError(
+            'E_BACKEND',
+            `service "${service.name}" needs a backend to forward HTTPS to: set HARBOR_BACKEND, --backend or PORT`,
+          );
+        }
+        this.#https.push(
+          new HttpsService({
+            service,
+            backend: settings.backend,
+            appRoot: settings.appRoot,
+            certsDir: settings.certsDir,
+            clientCa: settings.clientCa,
+            passphrase: settings.keyPassphrase,
+            listenHosts: settings.listenHosts,
+            limits,
+            drainTimeoutMs: settings.drainTimeoutMs,
+            logger: options.logger,
+            watch: options.watch,
+          }),
+        );
+      }
+      if (forward && forward.target.kind === 'tcp') {
+        // The HTTPS proxy owns TCP on int_port; a forward then carries only the UDP side.
+        const transport = service.https
+          ? service.transport === 'both'
+            ? 'udp'
+            : undefined
+          : service.transport;
+        if (transport === undefined) {
+          throw new HarborError(
+            'E_SETTING',
+            `service "${service.name}" is served by the HTTPS proxy; --forward does not apply to it`,
+          );
+        }
+        const stats = createServiceStats();
+        const group = new ForwarderGroup(transport, {
+          listen: { port: service.intPort },
+          picker: fixedPicker({ host: forward.target.host, port: forward.target.port }),
+          logger: options.logger,
+          name: service.name,
+          serviceStats: stats,
+          proxyProtocol:
+            settings.proxyProtocol === 'off' ? undefined : settings.proxyProtocol === 'v1' ? 1 : 2,
+        });
+        this.#forwards.push({ name: service.name, group, stats, target: formatAddress(forward.target) });
+      }
+    }
+  }
+
+  get state(): SidecarState {
+    return this.#state;
+  }
+
+  /** True when there is anything to serve: HTTPS services, forwards or a node to register with. */
+  get hasWork(): boolean {
+    return this.#https.length > 0 || this.#forwards.length > 0 || this.#options.registration !== undefined;
+  }
+
+  async start(): Promise<void> {
+    this.#state = 'starting';
+    const { settings } = this.#options;
+    this.#admin = createAdminServer({
+      address: settings.admin,
+      logger: this.#logger,
+      readiness: () => this.notReady(),
+      status: () => this.status(),
+      metrics: {
+        services: () => [
+          ...this.#https.map((s) => ({
+            name: s.name,
+            stats: s.stats,
+            notAfter: s.pair?.current()?.inspection.notAfter,
+          })),
+          ...this.#forwards.map((f) => ({ name: f.name, stats: f.stats })),
+        ],
+      },
+    });
+    try {
+      for (const service of this.#https) await service.start();
+      for (const forward of this.#forwards) {
+        await forward.group.start();
+        this.#logger.info({ service: forward.name, target: forward.target }, 'forwarding');
+      }
+    } catch (error) {
+      await this.#stopAll(0);
+      this.#state = 'stopped';
+      throw error;
+    }
+    await this.#admin.start();
+    await this.#options.registration?.start();
+    this.#state = 'listening';
+  }
+
+  /** Reloads every service's certificate pair now (SIGHUP). Ignored while draining. */
+  async reload(trigger: string): Promise<void> {
+    if (this.#state !== 'listening') {
+      this.#logger.info({ trigger, state: this.#state }, 'reload ignored');
+      return;
+    }
+    await Promise.all(this.#https.map((s) => s.reload(trigger)));
+  }
+
+  /** Stops accepting, deregisters, lets requests in flight finish within the drain timeout. */
+  async drain(): Promise<void> {
+    if (this.#state === 'draining' || this.#state === 'stopped') return;
+    this.#state = 'draining';
+    this.#logger.info({ deadlineMs: this.#options.settings.drainTimeoutMs }, 'draining');
+    await this.#options.registration?.stop().catch(() => undefined);
+    await this.#stopAll(this.#options.settings.drainTimeoutMs);
+    await this.#admin?.close();
+    this.#state = 'stopped';
+  }
+
+  async #stopAll(deadlineMs: number): Promise<void> {
+    await Promise.all([
+      ...this.#https.map((s) => s.drain(deadlineMs)),
+      ...this.#forwards.map((f) => f.group.close(deadlineMs)),
+    ]);
+  }
+
+  async notReady(): Promise<string[]> {
+    if (this.#state !== 'listening') return [`sidecar is ${this.#state}`];
+    const reasons = await Promise.all(this.#https.map((s) => s.notReady()));
+    return reasons.flat();
+  }
+
+  status(): StatusReport {
+    const services: StatusService[] = [];
+    for (const s of this.#https) {
+      const value = s.pair?.current();
+      const last = s.pair?.lastReload;
+      services.push({
+        name: s.name,
+        protocol: 'https',
+        int_port: s.service.intPort,
+        port: s.service.port ?? null,
+        backend: formatAddress(s.backend),
+        pair: value
+          ? {
+              certFile: value.files.certFile,
+              keyFile: value.files.keyFile,
+              reason: value.reason,
+              inspection: {
+                subject: value.inspection.subject,
+                sans: [...value.inspection.sans.dns, ...value.inspection.sans.ip],
+                issuer: value.inspection.issuer,
+                notBefore: value.inspection.notBefore.toISOString(),
+                notAfter: value.inspection.notAfter.toISOString(),
+                fingerprint256: value.inspection.fingerprint256,
+                keyType: value.inspection.privateKey?.description ?? value.inspection.publicKey.description,
+                selfSigned: value.inspection.selfSigned,
+              },
+            }
+          : null,
+        lastReload: last
+          ? { at: last.at.toISOString(), ok: last.ok, error: last.error?.message ?? null }
+          : null,
+        counters: countersOf(s.stats),
+      });
+    }
+    for (const f of this.#forwards) {
+      const service = this.#options.settings.services.find((s) => s.name === f.name);
+      services.push({
+        name: f.name,
+        protocol: service?.transport ?? 'tcp',
+        int_port: service?.intPort ?? 0,
+        port: service?.port ?? null,
+        backend: f.target,
+        pair: null,
+        lastReload: null,
+        counters: countersOf(f.stats),
+      });
+    }
+    return {
+      program: 'harbor-sidecar',
+      version: this.#options.version,
+      pid: process.pid,
+      startedAt: this.#startedAt.toISOString(),
+      state: this.#state,
+      services,
+    };
+  }
+
+  /** One line per service for the start-up log. */
+  describe(): string[] {
+    return this.#options.settings.services.map(
+      (s) => `${s.name} ${protocolLabel(s)} int_port ${s.intPort}${s.port ? ` port ${s.port}` : ''}`,
+    );
+  }
+}

@@ -1,0 +1,83 @@
+// Small loopback helpers for tests: free ports, a backend that echoes what it
+// received, a TLS probe that reports the certificate served.
+import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer } from 'node:net';
+import * as tls from 'node:tls';
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface EchoBackend {
+  readonly server: Server;
+  readonly port: number;
+  /** The headers of every request received, in order. */
+  readonly seen: IncomingHttpHeaders[];
+  close(): Promise<void>;
+}
+
+/** A plain HTTP backend answering `backend:<method> <url>` and recording request headers. */
+export async function echoBackend(port = 0): Promise<EchoBackend> {
+  const seen: IncomingHttpHeaders[] = [];
+  const server = createHttpServer((req, res) => {
+    seen.push(req.headers);
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(`backend:${req.method} ${req.url}`);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    server,
+    port: (server.address() as { port: number }).port,
+    seen,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The SHA-256 fingerprint of the certificate a TLS server on host:port serves. */
+export function servedFingerprint(port: number, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host, port, rejectUnauthorized: false, servername: 'localhost' }, () => {
+      const fingerprint = socket.getPeerX509Certificate()?.fingerprint256 ?? '';
+      socket.destroy();
+      resolve(fingerprint);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** GET over HTTPS trusting `ca`; resolves with status and body. */
+export function httpsGet(
+  port: number,
+  ca: string,
+  path = '/',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    import('node:https').then(({ request }) => {
+      const req = request(
+        { host: '127.0.0.1', port, path, ca, servername: 'localhost', headers, agent: false },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            body += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        },
+      );
+      req.once('error', reject);
+      req.end();
+    }, reject);
+  });
+}
