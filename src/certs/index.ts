@@ -42,6 +42,15 @@ export {
 } from './pair.js';
 export { isEncryptedKeyPem, type PemBlock, splitPem } from './pem.js';
 export {
+  type ChangeListener,
+  type PairState,
+  type PairValue,
+  ReloadablePair,
+  type ReloadablePairOptions,
+  type ReloadOutcome,
+  type ReloadStatus,
+} from './reloadable.js';
+export {
   type CaReason,
   type CertsDir,
   type CertsDirOptions,
@@ -64,3 +73,4 @@ export {
   validatePair,
   validityProblems,
 } from './validate.js';
+export { CertWatcher, type CertWatcherOptions, type WatchPairOptions, watchPair } from './watch.js';
