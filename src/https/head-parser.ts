@@ -230,6 +230,8 @@ export function parseRequestHead(head: Head, buf: Buffer, from: number, end: num
   head.minor = minor - 0x30;
   head.method = s.slice(0, sp1);
   head.target = s.slice(sp1 + 1, sp2);
+  // Reported as obs-fold even when the folded header would fail another check first.
+  if (s.includes('\r\n ') || s.includes('\r\n\t')) return 'obs-fold';
   const error = parseFields(head, eol + 2);
   if (error !== null) return error;
   if (head.hasTransferEncoding && head.minor === 0) return 'transfer-encoding-in-http-1.0';

@@ -1,0 +1,209 @@
+// The strict head parser and the chunked framing, byte by byte.
+import t from 'tap';
+import { ChunkedParser, parseTrailers } from '../../src/https/chunked.js';
+import { findHeadEnd, Head, parseRequestHead, parseResponseHead } from '../../src/https/head-parser.js';
+
+function parseRequest(text: string): { error: string | null; head: Head } {
+  const buf = Buffer.from(text, 'latin1');
+  const head = new Head();
+  const end = findHeadEnd(buf, 0, buf.length);
+  if (end === -2) return { error: 'bad-line-ending', head };
+  if (end === -1) return { error: 'incomplete', head };
+  return { error: parseRequestHead(head, buf, 0, end), head };
+}
+
+t.test('a valid request head', async (t) => {
+  const { error, head } = parseRequest(
+    'POST /x?y=1 HTTP/1.1\r\nHost: example.com:8443\r\nContent-Length: 12\r\nX-A:  spaced value \t\r\nConnection: Keep-Alive, X-A\r\n\r\n',
+  );
+  t.equal(error, null);
+  t.equal(head.method, 'POST');
+  t.equal(head.target, '/x?y=1');
+  t.equal(head.minor, 1);
+  t.equal(head.host, 'example.com:8443');
+  t.equal(head.contentLength, 12);
+  t.equal(head.get('x-a'), 'spaced value');
+  t.ok(head.connectionHas('keep-alive'));
+  t.ok(head.connectionHas('x-a'));
+  t.notOk(head.connectionHas('close'));
+});
+
+t.test('leading empty line skipped; HTTP/1.0 needs no Host; chunked recognised', async (t) => {
+  t.equal(parseRequest('\r\nGET / HTTP/1.0\r\n\r\n').error, null);
+  const { head } = parseRequest('PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n');
+  t.ok(head.chunked);
+});
+
+t.test('findHeadEnd: incomplete, complete, bare LF', async (t) => {
+  const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+  t.equal(findHeadEnd(b('GET / HTTP/1.1\r\nHost: h\r\n'), 0, 25), -1);
+  t.equal(findHeadEnd(b('GET / HTTP/1.1\r\nHost: h\r\n\r\nxyz'), 0, 30), 27);
+  t.equal(findHeadEnd(b('GET / HTTP/1.1\nHost: h\r\n\r\n'), 0, 26), -2);
+  t.equal(findHeadEnd(b('GET / HTTP/1.1\r\nHost: h\n\n'), 0, 25), -2);
+});
+
+// Each of these must be refused (RFC 9112 section 11.2; the cases llhttp refuses without lenient flags).
+const refused: [string, string, string][] = [
+  [
+    'duplicate Content-Length',
+    'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n',
+    'duplicate-content-length',
+  ],
+  [
+    'conflicting Content-Length',
+    'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n',
+    'duplicate-content-length',
+  ],
+  ['Content-Length list', 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n', 'bad-content-length'],
+  ['signed Content-Length', 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n', 'bad-content-length'],
+  ['hex Content-Length', 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x5\r\n\r\n', 'bad-content-length'],
+  [
+    'huge Content-Length',
+    'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n',
+    'bad-content-length',
+  ],
+  [
+    'CL + TE',
+    'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n',
+    'content-length-with-transfer-encoding',
+  ],
+  [
+    'TE + CL',
+    'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n',
+    'content-length-with-transfer-encoding',
+  ],
+  [
+    'TE gzip, chunked',
+    'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n',
+    'unsupported-transfer-encoding',
+  ],
+  [
+    'TE chunked twice',
+    'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n',
+    'unsupported-transfer-encoding',
+  ],
+  [
+    'TE identity',
+    'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\n',
+    'unsupported-transfer-encoding',
+  ],
+  [
+    'TE chunked with junk',
+    'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n',
+    'unsupported-transfer-encoding',
+  ],
+  [
+    'TE in HTTP/1.0',
+    'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n',
+    'transfer-encoding-in-http-1.0',
+  ],
+  [
+    'space before colon',
+    'GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n',
+    'bad-header-name',
+  ],
+  ['obs-fold', 'GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n', 'obs-fold'],
+  ['obs-fold with tab', 'GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n\tb\r\n\r\n', 'obs-fold'],
+  ['header without colon', 'GET / HTTP/1.1\r\nHost: h\r\nX-A\r\n\r\n', 'bad-header-name'],
+  ['empty header name', 'GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n', 'bad-header-name'],
+  ['invalid char in name', 'GET / HTTP/1.1\r\nHost: h\r\nX(A): v\r\n\r\n', 'bad-header-name'],
+  ['NUL in value', 'GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x00b\r\n\r\n', 'bad-header-value'],
+  ['bare CR in value', 'GET / HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n', 'bad-header-value'],
+  ['DEL in value', 'GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x7fb\r\n\r\n', 'bad-header-value'],
+  ['bare LF line ending', 'GET / HTTP/1.1\r\nHost: h\nX-A: b\r\n\r\n', 'bad-line-ending'],
+  ['missing Host in 1.1', 'GET / HTTP/1.1\r\nX-A: b\r\n\r\n', 'missing-host'],
+  ['two Hosts', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 'duplicate-host'],
+  ['Host with space', 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n', 'bad-host'],
+  ['Host with slash', 'GET / HTTP/1.1\r\nHost: a/b\r\n\r\n', 'bad-host'],
+  ['HTTP/2.0 line', 'GET / HTTP/2.0\r\nHost: h\r\n\r\n', 'bad-version'],
+  ['HTTP/1.2', 'GET / HTTP/1.2\r\nHost: h\r\n\r\n', 'bad-version'],
+  ['lower-case http', 'GET / http/1.1\r\nHost: h\r\n\r\n', 'bad-version'],
+  ['two spaces', 'GET  / HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-request-line'],
+  ['no version', 'GET /\r\nHost: h\r\n\r\n', 'bad-request-line'],
+  ['bad method', 'G(T / HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-method'],
+  ['control char in target', 'GET /a\x01b HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-target'],
+  ['non-ASCII in target', 'GET /\xe9 HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-target'],
+];
+
+for (const [name, text, reason] of refused) {
+  t.test(`refused: ${name}`, async (t) => {
+    t.equal(parseRequest(text).error, reason);
+  });
+}
+
+t.test('response heads', async (t) => {
+  const parse = (s: string): { error: string | null; head: Head } => {
+    const buf = Buffer.from(s, 'latin1');
+    const head = new Head();
+    return { error: parseResponseHead(head, buf, 0, findHeadEnd(buf, 0, buf.length)), head };
+  };
+  const ok = parse('HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\n');
+  t.equal(ok.error, null);
+  t.equal(ok.head.status, 404);
+  t.equal(ok.head.reason, 'Not Found');
+  t.equal(parse('HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n').error, null, 'no reason phrase');
+  t.equal(parse('HTTP/1.1 20 OK\r\n\r\n').error, 'bad-status-line');
+  t.equal(
+    parse('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n').error,
+    'duplicate-content-length',
+  );
+  t.equal(parse('HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n').error, 'obs-fold');
+});
+
+t.test('chunked: split at every byte gives the same end', async (t) => {
+  const body = Buffer.from(
+    '5\r\nhello\r\nA;name="v"\r\n0123456789\r\n0\r\nX-Sum: 1\r\nX-B: 2\r\n\r\nNEXT',
+    'latin1',
+  );
+  const expectedEnd = body.length - 4;
+  for (let split = 1; split < body.length - 4; split++) {
+    const p = new ChunkedParser(1024);
+    p.reset();
+    const first = p.execute(body, 0, split, null);
+    t.equal(first, -1, `split ${split}: first part needs more`);
+    const end = p.execute(body, split, body.length, null);
+    if (end !== expectedEnd) t.fail(`split ${split}: ended at ${end}`);
+  }
+  const data: string[] = [];
+  const p = new ChunkedParser(1024);
+  p.reset(true);
+  const end = p.execute(body, 0, body.length, {
+    onChunkData: (b, s, e) => data.push(b.toString('latin1', s, e)),
+  });
+  t.equal(end, expectedEnd);
+  t.equal(data.join(''), 'hello0123456789');
+  t.same(parseTrailers(p.trailers), [
+    ['x-sum', '1'],
+    ['x-b', '2'],
+  ]);
+});
+
+const badChunked: [string, string][] = [
+  ['non-hex size', 'g\r\nx\r\n0\r\n\r\n'],
+  ['empty size', '\r\nx\r\n0\r\n\r\n'],
+  ['space after size', '5 \r\nhello\r\n0\r\n\r\n'],
+  ['size then LF only', '5\nhello\r\n0\r\n\r\n'],
+  ['chunk longer than its size', '3\r\nhello\r\n0\r\n\r\n'],
+  ['missing CRLF after data', '5\r\nhelloX\r\n0\r\n\r\n'],
+  ['size overflow', 'fffffffffffffffff\r\n'],
+  ['negative size', '-5\r\nhello\r\n0\r\n\r\n'],
+  ['bad trailer', '0\r\nX Y: z\r\n\r\n'],
+  ['obs-fold trailer', '0\r\nX: a\r\n b\r\n\r\n'],
+  ['trailer with bare LF', '0\r\nX: a\n\r\n'],
+];
+for (const [name, text] of badChunked) {
+  t.test(`chunked refused: ${name}`, async (t) => {
+    const p = new ChunkedParser(1024);
+    p.reset();
+    const buf = Buffer.from(text, 'latin1');
+    t.equal(p.execute(buf, 0, buf.length, null), -2);
+    t.type(p.error, 'string');
+  });
+}
+
+t.test('chunked: trailers beyond the limit refused', async (t) => {
+  const p = new ChunkedParser(16);
+  p.reset();
+  const buf = Buffer.from(`0\r\nX-Long: ${'a'.repeat(40)}\r\n\r\n`);
+  t.equal(p.execute(buf, 0, buf.length, null), -2);
+});
