@@ -146,7 +146,7 @@ t.test('HEAD and 304 have no body; the connection stays usable', async (t) => {
   );
   t.match(
     response,
-    /^HTTP\/1\.1 200 OK\r\n[^]*content-length: 100\r\n[^]*?\r\n\r\nHTTP\/1\.1 304 Not Modified\r\n[^]*\r\n\r\nHTTP\/1\.1 200 OK/i,
+    /^HTTP\/1\.1 200 OK\r\n[\s\S]*content-length: 100\r\n[\s\S]*?\r\n\r\nHTTP\/1\.1 304 Not Modified\r\n[\s\S]*\r\n\r\nHTTP\/1\.1 200 OK/i,
   );
   t.notMatch(response, /aaaa/);
   t.match(response, /"url":"\/last"/);
