@@ -12,8 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HTTPS_HEADER, httpsRows, runHttpsBench } from './https/suite.mjs';
-import { commandExists, installCleanup, machineLoad } from './lib/proc.mjs';
-import { busyBetween, cpuSnapshot, machineInfo, markdownTable, textTable } from './lib/report.mjs';
+import { commandExists, installCleanup, machineBusy, machineCpu, machineLoad } from './lib/proc.mjs';
+import { machineInfo, markdownTable, textTable } from './lib/report.mjs';
 import { NODE_HEADER, nodeRows, runNodeBench } from './node/suite.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -75,7 +75,7 @@ installCleanup();
 const log = (line) => process.stdout.write(`${line}\n`);
 const machine = machineInfo();
 const loadBefore = machineLoad();
-const cpuBefore = cpuSnapshot();
+const cpuBefore = machineCpu();
 log(
   `harbor bench ${machine.date} on ${machine.nproc} x ${machine.cpuModel}, node ${machine.node}, commit ${machine.commit}`,
 );
@@ -101,7 +101,7 @@ try {
   exitCode = 1;
 }
 results.load.after = machineLoad();
-results.load.machineBusy = busyBetween(cpuBefore, cpuSnapshot());
+results.load.machineBusy = machineBusy(cpuBefore);
 results.elapsedSeconds = (Date.now() - started) / 1000;
 
 const md = [];

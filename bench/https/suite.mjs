@@ -119,6 +119,7 @@ async function measureTarget(kind, startTarget, pairs, opts, log) {
     figures.ka_p99_ms = ka.result.latencyMs.p99;
     figures.ka_requests = ka.result.requests;
     figures.ka_cpu_us = (ka.cpuSeconds / Math.max(1, ka.result.requests)) * 1e6;
+    figures.ka_machine_busy = ka.machineBusy;
     addFailures('keep-alive', ka.result);
     log(
       `    keep-alive ${fmt(ka.result.rps)} req/s p99 ${fmt(figures.ka_p99_ms, 2)} ms cpu ${fmt(figures.ka_cpu_us)} us/req`,
@@ -130,6 +131,13 @@ async function measureTarget(kind, startTarget, pairs, opts, log) {
     figures.mib_p99_ms = big.result.latencyMs.p99;
     figures.mib_cpu_ms = (big.cpuSeconds / Math.max(1, big.result.bytes / 1024 ** 2)) * 1e3;
     addFailures('1 MiB', big.result);
+    // A proxy that answered with short bodies would look fast: check the size.
+    if (big.result.requests > 0 && big.result.bytes / big.result.requests < 1024 * 1024) {
+      figures.failed_total += 1;
+      figures.errors.push(
+        `1 MiB: only ${Math.round(big.result.bytes / big.result.requests)} bytes per response`,
+      );
+    }
     log(`    1 MiB      ${fmt(figures.mib_s)} MiB/s cpu ${fmt(figures.mib_cpu_ms, 2)} ms/MiB`);
 
     const closeRun = await measureDuring(target.pid, () =>

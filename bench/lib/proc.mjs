@@ -285,7 +285,17 @@ export function treeRssMiB(rootPid) {
  * { result, cpuSeconds, peakRssMiB } with the CPU time the tree spent during it.
  */
 export async function measureDuring(rootPid, work, { intervalMs = 200 } = {}) {
-  if (!rootPid) return { result: await work(), cpuSeconds: null, systemSeconds: null, peakRssMiB: null };
+  const machineBefore = machineCpu();
+  if (!rootPid) {
+    const result = await work();
+    return {
+      result,
+      cpuSeconds: null,
+      systemSeconds: null,
+      peakRssMiB: null,
+      machineBusy: machineBusy(machineBefore),
+    };
+  }
   const before = treeCpu(rootPid);
   let peakRssMiB = treeRssMiB(rootPid);
   const timer = setInterval(() => {
@@ -300,13 +310,27 @@ export async function measureDuring(rootPid, work, { intervalMs = 200 } = {}) {
       cpuSeconds: after.total - before.total,
       systemSeconds: after.system - before.system,
       peakRssMiB,
+      machineBusy: machineBusy(machineBefore),
     };
   } finally {
     clearInterval(timer);
   }
 }
 
-/** Load averages and the CPU time of the whole machine, to record how busy it was. */
+/** Idle and total jiffies of the whole machine (first line of /proc/stat). */
+export function machineCpu() {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total: fields.reduce((a, b) => a + b, 0) };
+}
+
+/** Fraction of the whole machine's CPU busy since `before` (everything: bench, peers, other users). */
+export function machineBusy(before) {
+  const now = machineCpu();
+  const total = now.total - before.total;
+  return total > 0 ? 1 - (now.idle - before.idle) / total : null;
+}
+
+/** Load averages, to record how busy the machine was. */
 export function machineLoad() {
   const [one, five] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
   return { load1: one, load5: five };

@@ -86,19 +86,6 @@ export function machineInfo() {
   };
 }
 
-/** Whole-machine CPU busy fraction between two readings of /proc/stat. */
-export function cpuSnapshot() {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-  const total = fields.reduce((a, b) => a + b, 0);
-  return { idle, total };
-}
-
-export function busyBetween(a, b) {
-  const total = b.total - a.total;
-  return total > 0 ? 1 - (b.idle - a.idle) / total : null;
-}
-
 /** A markdown table from a header row and rows of cells. */
 export function markdownTable(header, rows) {
   const line = (cells) => `| ${cells.join(' | ')} |`;

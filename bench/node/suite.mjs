@@ -61,7 +61,7 @@ function nodeGoals(m) {
 
 async function iperf(port, args, seconds) {
   const full = ['-c', '127.0.0.1', '-p', String(port), '-J', ...args];
-  const { code, stdout, stderr } = await runCommand('iperf3', full, { timeoutMs: (seconds + 25) * 1000 });
+  const { code, stdout, stderr } = await runCommand('iperf3', full, { timeoutMs: (seconds + 10) * 1000 });
   let json = null;
   try {
     json = JSON.parse(stdout);
@@ -79,14 +79,38 @@ async function tcpRun(port, seconds) {
   return { gbps: end.sum_received.bits_per_second / 1e9, bytes: end.sum_received.bytes };
 }
 
-/** One UDP run at `pps` offered (0 = as fast as the sender goes). */
-async function udpRun(port, seconds, pps) {
+/**
+ * One UDP run at `pps` offered (0 = as fast as the sender goes), then a pause
+ * for the forwarder's queues and the iperf3 server to settle (after a flood
+ * the server takes a moment before it takes the next test). A failed run is
+ * retried after a longer pause, then once more after restarting the iperf3
+ * server (and waiting for a forwarder that marked it down to take it back).
+ */
+async function udpRun(port, seconds, pps, iperfServer) {
+  try {
+    return await udpRunOnce(port, seconds, pps);
+  } catch (error) {
+    if (!iperfServer) throw error;
+  }
+  await sleep(3000);
+  try {
+    return await udpRunOnce(port, seconds, pps);
+  } catch (error) {
+    if (!iperfServer) throw error;
+  }
+  await iperfServer.restart();
+  await sleep(5000);
+  return await udpRunOnce(port, seconds, pps);
+}
+
+async function udpRunOnce(port, seconds, pps) {
   const bitrate = pps === 0 ? '0' : String(Math.round(pps * UDP_BYTES * 8));
   const end = await iperf(
     port,
     ['-u', '-l', String(UDP_BYTES), '-b', bitrate, '-t', String(seconds)],
     seconds,
   );
+  await sleep(pps === 0 ? 3000 : 500);
   const sum = end.sum;
   const delivered = sum.packets - sum.lost_packets;
   return {
@@ -127,11 +151,11 @@ async function connectRun(port, seconds) {
  * Highest offered rate with < 1% loss: double from 10k pkt/s until loss
  * reaches 1% (or 1.28M), then bisect the bracket 3 times. At most 11 trials.
  */
-async function cleanRateSearch(port, trialSeconds, log) {
+async function cleanRateSearch(port, trialSeconds, iperfServer, log) {
   let good = 0;
   let bad = null;
   for (let pps = 10_000; pps <= 1_280_000; pps *= 2) {
-    const r = await udpRun(port, trialSeconds, pps);
+    const r = await udpRun(port, trialSeconds, pps, iperfServer);
     if (r.lossPct < 1) good = Math.max(good, r.deliveredPps);
     else {
       bad = pps;
@@ -143,7 +167,7 @@ async function cleanRateSearch(port, trialSeconds, log) {
     let high = bad;
     for (let i = 0; i < 3; i++) {
       const mid = Math.round((low + high) / 2);
-      const r = await udpRun(port, trialSeconds, mid);
+      const r = await udpRun(port, trialSeconds, mid, iperfServer);
       if (r.lossPct < 1) {
         low = mid;
         good = Math.max(good, r.deliveredPps);
@@ -161,6 +185,10 @@ async function withForwarder(kind, route, body) {
     target = await STARTERS[kind](dir, route);
     if (!target) return null;
     return await body(target);
+  } catch (error) {
+    const said = target?.proc?.output().trim();
+    if (said) error.message += `\n${kind} said:\n${said.slice(-1500)}`;
+    throw error;
   } finally {
     if (target) await target.stop();
     removeTempDir(dir);
@@ -208,8 +236,8 @@ async function measureForwarder(kind, backends, opts, round, log) {
 
   await attempt('UDP', () =>
     withForwarder(kind, { backendPort: backends.iperf.port, udp: true }, async (target) => {
-      await warm('UDP warm-up', () => udpRun(target.port, 1, 20_000));
-      const m = await measureDuring(target.pid, () => udpRun(target.port, seconds, 0));
+      await warm('UDP warm-up', () => udpRun(target.port, 1, 20_000, backends.iperf));
+      const m = await measureDuring(target.pid, () => udpRun(target.port, seconds, 0, backends.iperf));
       figures.udp_sent_pps = m.result.sentPps;
       figures.udp_delivered_pps = m.result.deliveredPps;
       figures.udp_loss_pct = m.result.lossPct;
@@ -219,7 +247,12 @@ async function measureForwarder(kind, backends, opts, round, log) {
         `    UDP        ${fmt(m.result.deliveredPps)} of ${fmt(m.result.sentPps)} pkt/s delivered (${fmt(m.result.lossPct)}% lost) cpu ${fmt(figures.udp_cpu_us_per_pkt, 2)} us/pkt`,
       );
       if (round === 0 && opts.cleanSearch !== false) {
-        figures.udp_clean_pps = await cleanRateSearch(target.port, opts.searchSeconds ?? 2, log);
+        figures.udp_clean_pps = await cleanRateSearch(
+          target.port,
+          opts.searchSeconds ?? 2,
+          backends.iperf,
+          log,
+        );
       }
     }),
   );
@@ -242,7 +275,7 @@ export async function runNodeBench(opts, log) {
       const perTarget = {};
       for (const kind of order) {
         log(`  round ${round + 1}/${opts.rounds}: ${kind}`);
-        if (!backends.iperf.proc.alive()) backends.iperf = await startIperfServer();
+        if (!backends.iperf.alive()) await backends.iperf.restart();
         perTarget[kind] = await measureForwarder(kind, backends, opts, round, log);
       }
       rounds.push(perTarget);

@@ -17,12 +17,29 @@ export function nodeAvailable() {
   return existsSync(NODE_CLI);
 }
 
-/** iperf3 in server mode on 127.0.0.1 (TCP and UDP tests, one at a time). */
+/**
+ * iperf3 in server mode on 127.0.0.1 (TCP and UDP tests, one at a time).
+ * restart() brings it back on the same port (forwarders keep pointing at it):
+ * a UDP test whose first datagram was a stale one from a previous flood
+ * leaves the server waiting on the wrong peer.
+ */
 export async function startIperfServer() {
   const port = await freePort({ udp: true });
-  const proc = startProcess('iperf3', ['-s', '-p', String(port), '-B', '127.0.0.1'], { name: 'iperf3 -s' });
-  await waitForPort(port, { proc });
-  return { port, proc, stop: () => proc.stop() };
+  const server = { port, proc: null };
+  const launch = async () => {
+    server.proc = startProcess('iperf3', ['-s', '-p', String(port), '-B', '127.0.0.1'], {
+      name: 'iperf3 -s',
+    });
+    await waitForPort(port, { proc: server.proc });
+  };
+  await launch();
+  server.alive = () => server.proc.alive();
+  server.stop = () => server.proc.stop();
+  server.restart = async () => {
+    await server.proc.stop('SIGKILL');
+    await launch();
+  };
+  return server;
 }
 
 export async function startEchoServer() {
