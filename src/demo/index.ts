@@ -36,6 +36,19 @@ function listen(server: Server): Promise<number> {
   });
 }
 
+/** SIGTERM, then wait for the exit (SIGKILL after 15 s: the drain deadline has long passed by then). */
+function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function api<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
@@ -78,21 +91,26 @@ async function main(): Promise<void> {
   const stop = async (status: number) => {
     if (stopping) return;
     stopping = true;
-    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
-    await Promise.all(
-      children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)),
-    );
+    // Sidecars first, so they deregister from a node that is still up; then the node.
+    const [nodeProcess, ...sidecars] = children;
+    await Promise.all(sidecars.map(terminate));
+    if (nodeProcess) await terminate(nodeProcess);
     await Promise.all(apps.map((app) => new Promise((r) => app.close(r))));
     rmSync(stateDir, { recursive: true, force: true });
     process.exit(status);
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
+  process.on('exit', () => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  });
 
   const node = (bin: string, args: string[], env: Record<string, string>) => {
     const child = spawn(process.execPath, [join(ROOT, 'dist/cli', bin), ...args], {
       env: { ...process.env, HARBOR_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'inherit', 'inherit'],
+      // Their own process group: Ctrl-C reaches the demo alone, which then stops them in order, once.
+      detached: true,
     });
     children.push(child);
     child.once('exit', (code, signal) => {
