@@ -180,6 +180,15 @@ export class ReloadablePair {
    * at most one more is queued and every further call shares that queued one. Never rejects.
    */
   reload(trigger = 'request'): Promise<ReloadOutcome> {
+    if (this.#state === 'closed') {
+      return Promise.resolve({
+        at: this.#now(),
+        ok: false,
+        changed: false,
+        value: this.#value,
+        error: { code: 'E_RELOAD', message: `service ${this.service}: closed` },
+      });
+    }
     if (this.#queued) return this.#queued;
     if (this.#running) {
       this.#queued = this.#running.then(() => {
