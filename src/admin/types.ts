@@ -92,7 +92,7 @@ export interface StatusReport {
   readonly pid: number;
   /** ISO 8601. */
   readonly startedAt: string;
-  /** `starting`, `listening`, `reloading`, `draining`... */
+  /** The lifecycle state: `created`, `starting`, `listening`, `draining`, `stopped` (harbor-node may add its own). */
   readonly state: string;
   readonly services: readonly StatusService[];
 }
