@@ -1,0 +1,157 @@
+// What clients get when the backend is not there yet (503), goes away (502),
+// is too slow (504) or talks nonsense (502), and that a burst of failures is
+// logged once.
+import * as net from 'node:net';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { createLogger } from '../../src/log/index.js';
+import { httpsRequest, makePair, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+
+const pair = makePair();
+t.teardown(() => removeDir(pair.dir));
+
+function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'info', pretty: false, name: 'test', destination }), lines };
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A backend that accepts connections and runs `onConnection` on each. */
+async function rawBackend(
+  onConnection: (socket: net.Socket) => void,
+): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+t.test(
+  'not listening yet: 503 with Retry-After; then 200; gone later: 502; one log line per burst',
+  async (t) => {
+    const port = await freePort();
+    const { logger, lines } = captureLogger();
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port }, { pair, logger });
+    t.teardown(() => fx.proxy.close());
+    for (let i = 0; i < 5; i++) {
+      const r = await httpsRequest(fx.port, pair, { path: '/' });
+      t.equal(r.status, 503);
+      t.equal(r.headers['retry-after'], '2');
+      t.match(r.body.toString(), /not listening yet/);
+    }
+    t.equal(lines.filter((l) => l.reason === 'connect').length, 1, 'five refusals, one line');
+    t.equal(fx.stats.backendErrors, 5);
+
+    const backend = await startEchoBackend();
+    backend.server.close();
+    await new Promise<void>((resolve) => backend.server.listen(port, '127.0.0.1', resolve));
+    const ok = await httpsRequest(fx.port, pair, { path: '/' });
+    t.equal(ok.status, 200);
+
+    await backend.close();
+    const gone = await httpsRequest(fx.port, pair, { path: '/' });
+    t.equal(gone.status, 502);
+    t.match(gone.body.toString(), /Bad gateway/);
+    t.equal(gone.headers['content-type'], 'text/plain; charset=utf-8');
+  },
+);
+
+t.test('a unix socket that does not exist yet: 503', async (t) => {
+  const fx = await startProxy({ kind: 'unix', path: `${pair.dir}/missing.sock` }, { pair });
+  t.teardown(() => fx.proxy.close());
+  const r = await httpsRequest(fx.port, pair, { path: '/' });
+  t.equal(r.status, 503);
+});
+
+t.test('no answer within the backend timeout: 504, and the connection stays usable', async (t) => {
+  const silent = await rawBackend(() => {});
+  t.teardown(() => silent.close());
+  const fx = await startProxy(
+    { kind: 'tcp', host: '127.0.0.1', port: silent.port },
+    {
+      pair,
+      limits: { backendTimeoutMs: 300 },
+    },
+  );
+  t.teardown(() => fx.proxy.close());
+  const r = await httpsRequest(fx.port, pair, { path: '/' });
+  t.equal(r.status, 504);
+  t.match(r.body.toString(), /Gateway timeout/);
+  t.equal(fx.stats.requests['5xx'], 1);
+});
+
+t.test('a malformed response: 502', async (t) => {
+  const liar = await rawBackend((socket) => {
+    socket.once('data', () =>
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'),
+    );
+  });
+  t.teardown(() => liar.close());
+  const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: liar.port }, { pair });
+  t.teardown(() => fx.proxy.close());
+  const r = await httpsRequest(fx.port, pair, { path: '/' });
+  t.equal(r.status, 502);
+});
+
+t.test('the backend closing mid-body cuts the client connection (no silent truncation)', async (t) => {
+  const quitter = await rawBackend((socket) => {
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part');
+      setTimeout(() => socket.destroy(), 50);
+    });
+  });
+  t.teardown(() => quitter.close());
+  const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: quitter.port }, { pair });
+  t.teardown(() => fx.proxy.close());
+  const outcome = await httpsRequest(fx.port, pair, { path: '/' }).then(
+    (r) => `complete ${r.body.length}`,
+    (e: Error & { code?: string }) => `error ${e.code ?? e.message}`,
+  );
+  t.match(outcome, /^error/);
+});
+
+t.test('a kept-alive backend connection closed by the backend is retried once on a fresh one', async (t) => {
+  // Answers each request and then closes the connection shortly after, without saying so.
+  let connections = 0;
+  const flaky = await rawBackend((socket) => {
+    connections++;
+    socket.on('data', () => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      setTimeout(() => socket.end(), 30);
+    });
+  });
+  t.teardown(() => flaky.close());
+  const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: flaky.port }, { pair });
+  t.teardown(() => fx.proxy.close());
+  for (let i = 0; i < 4; i++) {
+    const r = await httpsRequest(fx.port, pair, { path: '/' });
+    t.equal(r.status, 200);
+    t.equal(r.body.toString(), 'ok');
+    await new Promise((resolve) => setTimeout(resolve, 60));
+  }
+  t.equal(connections, 4);
+});
