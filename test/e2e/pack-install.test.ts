@@ -30,7 +30,11 @@ const repo = fileURLToPath(new URL('../../', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'harbor-pack-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
 
-function sh(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) {
+// Under `npm test` the environment carries npm_config_local_prefix and friends for the
+// repo; nested npm commands here must work on their own folders only.
+const npmFreeEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key)));
+
+function sh(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = npmFreeEnv) {
   const result = spawnSync(command, args, { cwd, env, encoding: 'utf8', timeout: 180_000 });
   return {
     status: result.status,
