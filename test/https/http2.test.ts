@@ -1,0 +1,146 @@
+// HTTP/2 clients (Node's http2 and curl --http2) forwarded to an HTTP/1.1
+// backend: heads, streamed bodies both ways, trailers, errors.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as http2 from 'node:http2';
+import t from 'tap';
+import { removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+
+const backend = await startEchoBackend();
+const fx = await startProxy(backend.address);
+t.teardown(async () => {
+  await fx.proxy.close();
+  await backend.close();
+  removeDir(fx.pair.dir);
+});
+
+const session = http2.connect(`https://localhost:${fx.port}`, { ca: fx.pair.cert });
+t.teardown(() => session.close());
+
+function request(
+  headers: http2.OutgoingHttpHeaders,
+  body?: Buffer | ((stream: http2.ClientHttp2Stream) => void),
+): Promise<{ headers: http2.IncomingHttpHeaders; body: Buffer; trailers: http2.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    const chunks: Buffer[] = [];
+    let head: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    stream.on('response', (h) => {
+      head = h;
+    });
+    stream.on('trailers', (h) => {
+      trailers = h;
+    });
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve({ headers: head, body: Buffer.concat(chunks), trailers }));
+    stream.on('error', reject);
+    if (typeof body === 'function') body(stream);
+    else if (body !== undefined) stream.end(body);
+  });
+}
+
+t.test('GET: forwarded as HTTP/1.1 with the forwarding headers', async (t) => {
+  const r = await request({ ':path': '/h2?x=1', 'x-forwarded-proto': 'http', cookie: ['a=1', 'b=2'] });
+  t.equal(r.headers[':status'], 200);
+  const echo = JSON.parse(r.body.toString());
+  t.equal(echo.httpVersion, '1.1');
+  t.equal(echo.url, '/h2?x=1');
+  t.equal(echo.headers.host, `localhost:${fx.port}`);
+  t.equal(echo.headers['x-forwarded-proto'], 'https');
+  t.equal(echo.headers['x-forwarded-port'], '35048');
+  t.equal(echo.headers.cookie, 'a=1; b=2');
+  t.equal(r.headers['x-backend'], 'echo');
+  t.equal(r.headers.connection, undefined);
+});
+
+t.test('concurrent streams on one session', async (t) => {
+  const results = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      request({ ':path': `/c/${i}` }).then((r) => JSON.parse(r.body.toString()).url),
+    ),
+  );
+  t.same(
+    results,
+    Array.from({ length: 20 }, (_, i) => `/c/${i}`),
+  );
+});
+
+t.test('POST bodies with and without content-length; large download', async (t) => {
+  const body = Buffer.alloc(3 * 1024 * 1024, 7);
+  const sha = createHash('sha256').update(body).digest('hex');
+  const withLength = await request(
+    { ':method': 'POST', ':path': '/up', 'content-length': String(body.length) },
+    body,
+  );
+  t.equal(JSON.parse(withLength.body.toString()).bodySha, sha);
+  const streamed = await request({ ':method': 'POST', ':path': '/up' }, (stream) => {
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < body.length) {
+        const piece = body.subarray(sent, sent + 100_000);
+        sent += piece.length;
+        if (!stream.write(piece)) {
+          stream.once('drain', pump);
+          return;
+        }
+      }
+      stream.end();
+    };
+    pump();
+  });
+  const echo = JSON.parse(streamed.body.toString());
+  t.equal(echo.bodySha, sha);
+  t.equal(echo.headers['transfer-encoding'], 'chunked', 'unknown length goes chunked to the backend');
+  const down = await request({ ':path': '/bytes?n=5000000' });
+  t.equal(down.body.length, 5_000_000);
+});
+
+t.test('chunked response decoded, trailers passed as HTTP/2 trailers', async (t) => {
+  const r = await request({ ':path': '/chunked' });
+  t.equal(r.body.toString(), 'hello chunked world');
+  t.equal(r.trailers['x-checksum'], 'abc123');
+  t.equal(r.headers['transfer-encoding'], undefined);
+});
+
+t.test('HEAD and 204', async (t) => {
+  const head = await request({ ':method': 'HEAD', ':path': '/bytes?n=10' });
+  t.equal(head.headers['content-length'], '10');
+  t.equal(head.body.length, 0);
+  const none = await request({ ':path': '/status?code=204' });
+  t.equal(none.headers[':status'], 204);
+});
+
+t.test('curl --http2', async (t) => {
+  const out = await new Promise<string>((resolve) => {
+    execFile(
+      'curl',
+      [
+        '-sS',
+        '--http2',
+        '-w',
+        '\\n%{http_version}',
+        '--cacert',
+        fx.pair.certFile,
+        `https://localhost:${fx.port}/curl-h2`,
+      ],
+      { timeout: 10_000 },
+      (_e, stdout) => resolve(stdout),
+    );
+  });
+  t.match(out, /"url":"\/curl-h2"/);
+  t.match(out, /\n2$/);
+});
+
+t.test('backend not there: 503 on the stream', async (t) => {
+  const down = await startProxy({ kind: 'unix', path: `${fx.pair.dir}/none.sock` }, { pair: fx.pair });
+  t.teardown(() => down.proxy.close());
+  const s = http2.connect(`https://localhost:${down.port}`, { ca: fx.pair.cert });
+  t.teardown(() => s.close());
+  const status = await new Promise<number>((resolve) => {
+    const stream = s.request({ ':path': '/' });
+    stream.on('response', (h) => resolve(Number(h[':status'])));
+    stream.resume();
+  });
+  t.equal(status, 503);
+});
