@@ -40,11 +40,11 @@ export {
   type ReadResult,
   readPair,
 } from './pair.js';
+export { describePair, type PairValue } from './pair-value.js';
 export { isEncryptedKeyPem, type PemBlock, splitPem } from './pem.js';
 export {
   type ChangeListener,
   type PairState,
-  type PairValue,
   ReloadablePair,
   type ReloadablePairOptions,
   type ReloadOutcome,

@@ -4,37 +4,17 @@
 // chain checks, validity, the TLS context) and only then swaps one
 // reference. A refused reload keeps the old value, logs one E_RELOAD error,
 // counts, and shows on lastReload. What triggers a reload lives in watch.ts.
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
-import { type ErrorCode, HarborError, isHarborError, isWarning, type Problem } from '../errors/index.js';
+import { existsSync } from 'node:fs';
+import type { SecureContextOptions } from 'node:tls';
+import { type ErrorCode, isHarborError, type Problem } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { ServiceStats } from '../stats/index.js';
-import type { Inspection } from './inspect.js';
 import { displayPath, type PairFiles } from './pair.js';
-import {
-  candidateFiles,
-  type Selection,
-  type SelectionReason,
-  type SelectOptions,
-  selectPair,
-} from './select.js';
-import { type LoadedPair, loadPair, validityProblems } from './validate.js';
+import { buildCandidate, type Candidate, describePair, type PairValue, signatureOf } from './pair-value.js';
+import { candidateFiles, type Selection, type SelectOptions, selectPair } from './select.js';
+import { type LoadedPair, loadPair } from './validate.js';
 
-export interface PairValue {
-  /** Built once per load; hand it to handshakes (SNICallback, `secureContext`). */
-  readonly secureContext: SecureContext;
-  /** What secureContext was built from, for server.setSecureContext(). Holds the key: never log it. */
-  readonly contextOptions: SecureContextOptions;
-  /** Safe to log and print. */
-  readonly inspection: Inspection;
-  readonly files: PairFiles;
-  readonly reason: SelectionReason;
-  readonly selection: Selection;
-  /** Whether the certificate was within its validity period when loaded. */
-  readonly valid: boolean;
-  readonly loadedAt: Date;
-}
+export type { PairValue } from './pair-value.js';
 
 export type PairState = 'waiting' | 'serving' | 'closed';
 
@@ -72,48 +52,12 @@ export interface ReloadablePairOptions {
   readonly onChange?: ChangeListener | undefined;
 }
 
-interface Candidate {
-  readonly value: PairValue;
-  /** Same files and same bytes as the current value. */
-  readonly identity: string;
-  readonly warnings: readonly Problem[];
-  readonly validityErrors: readonly Problem[];
-}
-
 type Attempt =
   | { readonly ok: true; readonly candidate: Candidate; readonly settled: boolean }
   | { readonly ok: false; readonly problem: Problem; readonly signature: string };
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** What a log line says about a pair: never key material. */
-function describe(value: PairValue | undefined) {
-  if (value === undefined) return undefined;
-  const i = value.inspection;
-  return {
-    fingerprint: i.fingerprint256,
-    subject: i.subject,
-    sans: [...i.sans.dns, ...i.sans.ip],
-    notAfter: i.notAfter.toISOString(),
-    certFile: value.files.certFile,
-    reason: value.reason,
-  };
-}
-
-/** A digest of the raw bytes of the files, so one broken state is reported once however often it is re-read. */
-function signatureOf(files: readonly string[]): string {
-  const hash = createHash('sha256');
-  for (const file of files) {
-    try {
-      hash.update(readFileSync(file));
-    } catch (error) {
-      hash.update(`missing:${(error as NodeJS.ErrnoException).code}`);
-    }
-    hash.update('\0');
-  }
-  return hash.digest('hex');
 }
 
 export class ReloadablePair {
@@ -236,7 +180,7 @@ export class ReloadablePair {
     this.#identity = candidate.identity;
     this.#state = 'serving';
     this.#logger.info(
-      { pair: describe(candidate.value) },
+      { pair: describePair(candidate.value) },
       `service ${this.service}: serving ${this.#summary(candidate.value)}`,
     );
   }
@@ -261,54 +205,13 @@ export class ReloadablePair {
     return `${this.#shown(value.files.certFile)} (${value.reason}; ${i.subject}; ${i.fingerprint256}; expires ${i.notAfter.toISOString()})`;
   }
 
-  /** The value for a loaded pair, its context built; throws E_CERT_UNUSABLE when OpenSSL refuses it. */
   #build(selection: Selection, loaded: LoadedPair): Candidate {
-    const contextOptions: SecureContextOptions = {
-      ...this.#options.contextOptions,
-      cert: loaded.pem.cert,
-      key: loaded.pem.key,
-      ...(loaded.pem.ca === undefined ? {} : { ca: loaded.pem.ca }),
-    };
-    let secureContext: SecureContext;
-    try {
-      secureContext = createSecureContext(contextOptions);
-    } catch (error) {
-      throw new HarborError(
-        'E_CERT_UNUSABLE',
-        `${this.#shown(loaded.files.certFile)}: OpenSSL refused the pair for TLS (${(error as Error).message})`,
-        { cause: error },
-      );
-    }
-    const problems = validityProblems(
-      loaded.inspection,
-      this.#now(),
-      this.#options.warnDays ?? 30,
-      this.#readOptions().displayRoot,
-    );
-    const validityErrors = problems.filter((p) => !isWarning(p));
-    const value: PairValue = {
-      secureContext,
-      contextOptions,
-      inspection: loaded.inspection,
-      files: loaded.files,
-      reason: selection.reason,
-      selection,
-      valid: validityErrors.length === 0,
-      loadedAt: this.#now(),
-    };
-    return {
-      value,
-      identity: [
-        loaded.files.certFile,
-        loaded.files.keyFile,
-        loaded.files.caFile ?? '',
-        loaded.pem.cert,
-        loaded.pem.key,
-        loaded.pem.ca ?? '',
-      ].join('\0'),
-      warnings: [...selection.warnings, ...problems.filter(isWarning)],
-      validityErrors,
-    };
+    return buildCandidate(selection, loaded, {
+      contextOptions: this.#options.contextOptions,
+      now: this.#now(),
+      warnDays: this.#options.warnDays ?? 30,
+      displayRoot: this.#readOptions().displayRoot,
+    });
   }
 
   /** The W_HALF_PAIR problem when exactly one of a pair's two files is gone. */
@@ -416,7 +319,7 @@ export class ReloadablePair {
     this.#state = 'serving';
     if (this.#options.stats) this.#options.stats.reloadsSucceeded++;
     this.#lastReload = { at: this.#now(), ok: true, changed: true };
-    const fields = { trigger, old: describe(previous), new: describe(next) };
+    const fields = { trigger, old: describePair(previous), new: describePair(next) };
     if (wasWaiting) {
       this.#logger.info(
         fields,
@@ -469,7 +372,7 @@ export class ReloadablePair {
       this.#lastFailure = key;
       if (this.#options.stats) this.#options.stats.reloadsFailed++;
       this.#logger.error(
-        { code: 'E_RELOAD', reason: problem.code, trigger, current: describe(current) },
+        { code: 'E_RELOAD', reason: problem.code, trigger, current: describePair(current) },
         error.message,
       );
     }

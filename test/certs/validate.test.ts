@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadPair, validatePair } from '../../src/certs/validate.js';
 import { isHarborError } from '../../src/errors/index.js';
-import { OpensslFactory, opensslFingerprint, read } from '../fixtures/certs-helpers.js';
+import { OpensslFactory, openssl, opensslFingerprint, read } from '../fixtures/certs-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'harbor-certs-validate-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -58,6 +58,16 @@ t.test('RSA and ECDSA pairs in every key format load and inspect', async (t) => 
     t.notOk(JSON.stringify(i).includes('PRIVATE KEY'), 'the inspection holds no key material');
     t.same(loadPair(files).inspection.fingerprint256, i.fingerprint256);
   }
+});
+
+t.test('a key from `openssl ecparam -genkey` (EC PARAMETERS block before the key) loads', async (t) => {
+  const keyFile = join(root, 'ecparam.key');
+  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-out', keyFile]);
+  t.match(read(keyFile), /^-----BEGIN EC PARAMETERS-----/);
+  const certFile = ssl.cert({ cn: 'ecparam.test', keyFile });
+  const v = validatePair(install('ecparam-https', certFile, keyFile), { now });
+  t.ok(v.loaded);
+  t.equal(v.inspection?.privateKey?.description, 'EC P-256');
 });
 
 t.test('encrypted keys: PKCS#8 and legacy PEM, right, wrong and missing passphrase', async (t) => {
