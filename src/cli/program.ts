@@ -6,23 +6,19 @@ import { hostname } from 'node:os';
 import { resolveSidecarSettings, SIDECAR_SETTINGS } from '../config/settings.js';
 import { HarborError } from '../errors/index.js';
 import { optionsFor, parseCommandLine } from './args.js';
-import { CERTS_OPTIONS, certsCommand } from './commands/certs.js';
-import { checkCommand } from './commands/check.js';
-import { envCommand } from './commands/env.js';
-import { execCommand } from './commands/exec.js';
+import { CERTS_OPTIONS } from './commands/certs-options.js';
 import { helpText } from './commands/help.js';
-import { runCommand } from './commands/run.js';
-import { statusCommand } from './commands/status.js';
 import type { Command, CommandContext } from './context.js';
 import { reportError } from './report.js';
 
-const COMMANDS: Readonly<Record<string, Command>> = {
-  run: runCommand,
-  env: envCommand,
-  exec: execCommand,
-  check: checkCommand,
-  certs: certsCommand,
-  status: statusCommand,
+// Loaded on demand: `env` in a staging hook should not pay for the TLS proxy, node-forge or prom-client.
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  run: async () => (await import('./commands/run.js')).runCommand,
+  env: async () => (await import('./commands/env.js')).envCommand,
+  exec: async () => (await import('./commands/exec.js')).execCommand,
+  check: async () => (await import('./commands/check.js')).checkCommand,
+  certs: async () => (await import('./commands/certs.js')).certsCommand,
+  status: async () => (await import('./commands/status.js')).statusCommand,
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -40,8 +36,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     const name = word ?? 'run';
-    const command = COMMANDS[name];
-    if (!command)
+    const load = COMMANDS[name];
+    if (!load)
       throw new HarborError(
         'E_USAGE',
         `unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`,
@@ -61,6 +57,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       stdout,
       stderr,
     };
+    const command = await load();
     return await command(context);
   } catch (error) {
     return reportError(error, stderr, 'harbor-sidecar');

@@ -4,16 +4,7 @@
 import { resolve } from 'node:path';
 import { type GeneratedKeyType, generateSelfSigned } from '../../certs/index.js';
 import { HarborError } from '../../errors/index.js';
-import type { OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
-
-export const CERTS_OPTIONS: OptionSpec = {
-  name: { type: 'string' },
-  host: { type: 'string', multiple: true },
-  out: { type: 'string' },
-  days: { type: 'string' },
-  type: { type: 'string' },
-};
 
 export async function certsCommand(context: CommandContext): Promise<number> {
   const { flags, positionals, stdout } = context;
