@@ -88,6 +88,8 @@ export class CertWatcher {
   #baseline = '';
   #closed = false;
   #ready: Promise<void> = Promise.resolve();
+  /** Watchers being closed after a re-arm; close() waits for them too. */
+  #closing = new Set<Promise<void>>();
 
   private constructor(options: CertWatcherOptions) {
     this.#options = options;
@@ -121,7 +123,7 @@ export class CertWatcher {
     clearInterval(this.#poll);
     const watcher = this.#watcher;
     this.#watcher = undefined;
-    await watcher?.close();
+    await Promise.all([watcher?.close(), ...this.#closing]);
   }
 
   #signature(): string {
@@ -189,7 +191,10 @@ export class CertWatcher {
       if (!initial) this.#check('re-armed');
     });
     this.#options.logger.debug({ watching: plan.targets }, 'watching certificate folders');
-    void previous?.close();
+    if (previous) {
+      const closing = previous.close().finally(() => this.#closing.delete(closing));
+      this.#closing.add(closing);
+    }
   }
 
   #event(event: string, path: string): void {
