@@ -7,6 +7,7 @@
 // /readyz following the backend, and SIGTERM.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -325,5 +326,110 @@ t.test(
     child.kill('SIGTERM');
     t.same(await exited(child), { code: 0, signal: null }, 'SIGTERM: exit 0');
     t.notOk(existsSync(socket), 'the admin socket is removed on exit');
+  },
+);
+
+/** Why the image-like run cannot happen here, or false when it can. */
+function imageRunUnavailable(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (unshare --pid, setpriv) as in CI';
+  if (!existsSync('/usr/bin/tini')) return 'tini is not installed (Debian package tini)';
+  if (sh('unshare', ['--pid', '--fork', 'true'], work).status !== 0)
+    return 'unshare --pid is not permitted here';
+  return false;
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const procField = (pid: number, field: string) =>
+  new RegExp(`^${field}:\\s*(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+
+t.test(
+  'as the image runs it: tini as PID 1, uid 1000, PATH and settings from ENV, HEALTHCHECK, SIGTERM',
+  { skip: imageRunUnavailable() },
+  async (t) => {
+    // What the runtime stage sets up: a certificate mount readable by uid 1000, the image's ENV.
+    chmodSync(work, 0o755);
+    const certs = join(work, 'image-certs');
+    mkdirSync(certs);
+    const openssl = sh(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(certs, 'harbor.key')]
+        .concat(['-out', join(certs, 'harbor.crt'), '-days', '10', '-subj', '/CN=localhost'])
+        .concat(['-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']),
+      work,
+    );
+    t.equal(openssl.status, 0, 'openssl makes the pair', { stderr: openssl.stderr });
+    chmodSync(join(certs, 'harbor.key'), 0o644); // a Kubernetes secret volume's defaultMode
+    const backendPort = await freePort();
+    const backend = await startBackend(backendPort);
+    t.teardown(() => new Promise<void>((resolve) => backend.close(() => resolve())));
+    const intPort = await freePort();
+    const adminPort = await freePort();
+    const env = {
+      ...cleanEnv(),
+      PATH: `${join(app, 'node_modules/.bin')}:${process.env.PATH}`,
+      NODE_ENV: 'production',
+      HARBOR_APP_ROOT: app,
+      HARBOR_CERTS_DIR: certs,
+      HARBOR_ADMIN: `127.0.0.1:${adminPort}`,
+      STACKATO_SERVICES: JSON.stringify({ 'shop-https': { int_port: intPort, port: 35048 } }),
+      HARBOR_BACKEND: `127.0.0.1:${backendPort}`,
+    };
+    // `USER 1000:1000`, emulated by setpriv, which execs in place as Docker does.
+    const asUser = ['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups'];
+    // ENTRYPOINT ["/usr/bin/tini", "--", "harbor-sidecar"] + CMD ["run"], in a PID namespace of its own.
+    const box = spawn(
+      'unshare',
+      ['--pid', '--fork', '--kill-child', '/usr/bin/tini', '--', ...asUser, 'harbor-sidecar', 'run'],
+      { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    t.teardown(() => {
+      if (box.exitCode === null) box.kill('SIGKILL');
+    });
+    let output = '';
+    box.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    box.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+
+    const admin: Address = { kind: 'tcp', host: '127.0.0.1', port: adminPort };
+    const ready = await waitForReadiness(box, admin, true);
+    t.equal(ready.httpStatus, 200, 'ready', { output: output.slice(-3000) });
+    if (!ready.ready) return;
+
+    const [tini] = childrenOf(box.pid ?? 0);
+    t.ok(tini, 'unshare started tini');
+    t.equal(procField(tini ?? 0, 'Name'), 'tini', 'PID 1 is tini');
+    t.match(procField(tini ?? 0, 'NSpid'), /\s1$/, 'tini is PID 1 in its namespace');
+    const [sidecar] = childrenOf(tini ?? 0);
+    t.match(procField(sidecar ?? 0, 'Uid'), /^1000\s/, 'harbor-sidecar runs as uid 1000');
+
+    const answer = await httpsGet(intPort, readFileSync(join(certs, 'harbor.crt'), 'utf8'), '/image');
+    t.equal(
+      answer.body,
+      'hello from the backend: GET /image\n',
+      'HTTPS through it, harbor.crt from HARBOR_CERTS_DIR',
+    );
+
+    // HEALTHCHECK CMD ["harbor-sidecar", "status"], as the image's user with the image's ENV.
+    const health = sh(asUser[0] ?? 'setpriv', [...asUser.slice(1), 'harbor-sidecar', 'status'], app, env);
+    t.equal(health.status, 0, 'the HEALTHCHECK command passes', { output: health.stdout + health.stderr });
+    t.match(health.stdout, /^shop-https +https /m, 'and prints the service');
+
+    // `docker stop` signals PID 1; tini passes it on and exits with harbor-sidecar's status.
+    process.kill(tini ?? 0, 'SIGTERM');
+    t.same(await exited(box), { code: 0, signal: null }, 'SIGTERM to PID 1: a clean drain, exit 0');
   },
 );
