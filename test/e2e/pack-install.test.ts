@@ -4,7 +4,9 @@
 // into an empty folder with --omit=dev, and run the installed
 // `harbor-sidecar run` end to end: HTTPS through it to a real backend, the
 // admin endpoint on a unix socket, `harbor-sidecar status` (the HEALTHCHECK),
-// /readyz following the backend, and SIGTERM.
+// /readyz following the backend, and SIGTERM. Then once more as the image
+// runs it: tini as PID 1 (a PID namespace of its own), uid 1000, the image's
+// ENV and PATH, its HEALTHCHECK command, SIGTERM to PID 1.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
