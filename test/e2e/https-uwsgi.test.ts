@@ -1,0 +1,130 @@
+// The HTTPS proxy in front of a real framework server: uWSGI (Debian
+// uwsgi-core + uwsgi-plugin-python3) serving a small WSGI app that echoes the
+// headers it received, on a TCP port and on a unix socket. uWSGI closes its
+// connection after each response, so this also exercises the pool's handling
+// of backend connections that do not stay alive.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import type { Address } from '../../src/config/types.js';
+import { httpsRequest, makePair, removeDir, startProxy } from '../https/fixtures/helpers.js';
+
+const APP = `
+import json
+def application(environ, start_response):
+    length = int(environ.get('CONTENT_LENGTH') or 0)
+    body = environ['wsgi.input'].read(length) if length else b''
+    headers = {k[5:].replace('_', '-').lower(): v for k, v in environ.items() if k.startswith('HTTP_')}
+    out = json.dumps({'method': environ['REQUEST_METHOD'], 'path': environ.get('PATH_INFO', ''),
+                      'headers': headers, 'bodyLength': len(body)}).encode()
+    start_response('200 OK', [('Content-Type', 'application/json'), ('Content-Length', str(len(out)))])
+    return [out]
+`;
+
+const dir = mkdtempSync(join(tmpdir(), 'harbor-uwsgi-'));
+writeFileSync(join(dir, 'app.py'), APP);
+const pair = makePair();
+t.teardown(() => {
+  rmSync(dir, { recursive: true, force: true });
+  removeDir(pair.dir);
+});
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function startUwsgi(socket: string): Promise<ChildProcess> {
+  const child = spawn(
+    'uwsgi',
+    [
+      '--plugin',
+      'python3',
+      '--http-socket',
+      socket,
+      '--wsgi-file',
+      join(dir, 'app.py'),
+      '--disable-logging',
+      '--die-on-term',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    log += c.toString();
+  });
+  const address = socket.startsWith('/')
+    ? { path: socket }
+    : { host: '127.0.0.1', port: Number(socket.split(':')[1]) };
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(address as net.NetConnectOpts);
+      s.on('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (up) return child;
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`uwsgi did not start on ${socket}: ${log.slice(-500)}`);
+}
+
+for (const kind of ['tcp', 'unix'] as const) {
+  t.test(`uWSGI on a ${kind} socket sees https and the external port`, async (t) => {
+    const socket = kind === 'tcp' ? `127.0.0.1:${await freePort()}` : join(dir, 'uwsgi.sock');
+    const child = await startUwsgi(socket);
+    t.teardown(() => {
+      child.kill('SIGKILL');
+    });
+    const backend: Address =
+      kind === 'tcp'
+        ? { kind: 'tcp', host: '127.0.0.1', port: Number(socket.split(':')[1]) }
+        : { kind: 'unix', path: socket };
+    const fx = await startProxy(backend, { pair });
+    t.teardown(() => fx.proxy.close());
+
+    const r = await httpsRequest(fx.port, pair, {
+      path: '/hello',
+      headers: { 'x-forwarded-proto': 'http', 'x-forwarded-port': '80', 'x-custom': 'kept' },
+    });
+    t.equal(r.status, 200);
+    const echo = JSON.parse(r.body.toString());
+    t.equal(echo.path, '/hello');
+    t.equal(echo.headers['x-forwarded-proto'], 'https');
+    t.equal(echo.headers['x-forwarded-port'], '35048');
+    t.equal(echo.headers['x-forwarded-for'], '127.0.0.1');
+    t.equal(echo.headers['x-custom'], 'kept');
+    t.equal(echo.headers.forwarded, `for=127.0.0.1;host="127.0.0.1:${fx.port}";proto=https`);
+
+    const post = await httpsRequest(fx.port, pair, {
+      method: 'POST',
+      path: '/form',
+      body: Buffer.alloc(200_000, 1),
+    });
+    t.equal(JSON.parse(post.body.toString()).bodyLength, 200_000);
+
+    // Sequential and concurrent requests over a backend that closes after every response.
+    for (let i = 0; i < 20; i++) {
+      const again = await httpsRequest(fx.port, pair, { path: `/seq/${i}` });
+      t.equal(again.status, 200);
+    }
+    const all = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => httpsRequest(fx.port, pair, { path: `/par/${i}` })),
+    );
+    t.same(
+      all.map((x) => x.status),
+      Array(10).fill(200),
+    );
+    t.equal(fx.stats.requests['5xx'], 0);
+  });
+}
