@@ -6,7 +6,13 @@ import { connect, createServer } from 'node:tls';
 import t from 'tap';
 import { type PairValue, ReloadablePair } from '../../src/certs/reloadable.js';
 import { createServiceStats } from '../../src/stats/index.js';
-import { captureLogger, OpensslFactory, opensslFingerprint, read } from '../fixtures/certs-helpers.js';
+import {
+  captureLogger,
+  OpensslFactory,
+  openssl,
+  opensslFingerprint,
+  read,
+} from '../fixtures/certs-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'harbor-certs-reload-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -287,3 +293,24 @@ t.test('start-up refuses a broken pair; a client CA goes into the context', asyn
     ['CN=c.test'],
   );
 });
+
+t.test(
+  'a pair OpenSSL refuses for TLS (RSA 512) is E_CERT_UNUSABLE; base context options are merged',
+  async (t) => {
+    const app = appRoot();
+    const weakKey = join(root, 'weak.key');
+    openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:512', '-out', weakKey]);
+    put(app, 'harbor', { keyFile: weakKey, certFile: ssl.cert({ cn: 'weak.test', keyFile: weakKey }) });
+    t.throws(() => make(app), {
+      code: 'E_CERT_UNUSABLE',
+      message: /certs\/harbor.crt: OpenSSL refused the pair for TLS \(.*key too small/,
+    });
+    put(app, 'harbor', A);
+    const { pair, errors } = make(app, { contextOptions: { minVersion: 'TLSv1.3' } });
+    t.equal(pair.current()?.contextOptions.minVersion, 'TLSv1.3');
+    put(app, 'harbor', { keyFile: weakKey, certFile: ssl.cert({ cn: 'weak.test', keyFile: weakKey }) });
+    t.match(await pair.reload(), { ok: false });
+    t.match(errors(), [{ code: 'E_RELOAD', reason: 'E_CERT_UNUSABLE' }]);
+    t.equal(pair.current()?.inspection.fingerprint256, fp(A));
+  },
+);
