@@ -30,3 +30,13 @@ t.test('every command is in the README', async (t) => {
     t.match(readme, `harbor-sidecar ${word}`, word);
   }
 });
+
+t.test('docs/architecture.md has a line for every folder of src/', async (t) => {
+  const { readdirSync } = await import('node:fs');
+  const architecture = readFileSync(new URL('../docs/architecture.md', import.meta.url), 'utf8');
+  const folders = readdirSync(new URL('../src/', import.meta.url), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
+  t.ok(folders.length > 5);
+  for (const folder of folders) t.match(architecture, `| \`src/${folder}/\``, folder);
+});
