@@ -177,6 +177,8 @@ class HttpAdminServer implements AdminServer {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     server.keepAliveTimeout = 5_000;
+    // Probes and a scraper need a handful; a runaway client must not take file descriptors from the proxy.
+    server.maxConnections = 64;
     server.on('error', (error) => this.#logger.warn({ err: error }, 'admin endpoint error'));
 
     let error = await listen(server, address);

@@ -298,6 +298,14 @@ t.test('a unix socket address works, replaces a stale socket, and leaves a live 
   await t.rejects(stat(path), { code: 'ENOENT' }, 'closing removes the socket file');
 });
 
+t.test('an IPv6 loopback address works', async (t) => {
+  const server = start(t, { kind: 'tcp', host: '::1', port: 0 });
+  await server.start();
+  const address = server.address();
+  t.equal(address?.kind === 'tcp' && address.host, '::1');
+  t.equal((await fetchAdmin(address!, '/healthz')).body, 'ok\n');
+});
+
 t.test("'off' listens nowhere", async (t) => {
   const server = start(t, 'off');
   await server.start();
