@@ -3,7 +3,7 @@
 // the same header rules as HTTP/1 (the stream's head is written out as an
 // HTTP/1.1 head and goes through the same strict parser). Bodies stream both
 // ways with backpressure; chunked responses are decoded into DATA frames.
-import * as http2 from 'node:http2';
+import type * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
 import { parseTrailers } from './chunked.js';
@@ -266,7 +266,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
     this.#finished = true;
     this.#dropBackend();
     if (this.#responded) {
-      if (!this.#stream.destroyed) this.#stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      if (!this.#stream.destroyed) this.#stream.close(NGHTTP2_INTERNAL_ERROR);
       return;
     }
     this.#respondCanned(status);
@@ -297,6 +297,10 @@ class H2Exchange implements BackendOwner, ResponseSink {
 
 function noop(): void {}
 
+// RFC 9113 error codes (node:http2's constants, without loading the module for them).
+const NGHTTP2_REFUSED_STREAM = 7;
+const NGHTTP2_INTERNAL_ERROR = 2;
+
 /**
  * The HTTP/2 side of a proxy: TLS sockets that negotiated h2 are handed to
  * `accept`, which gives them to a node:http2 server that never listens itself.
@@ -309,6 +313,8 @@ export class Http2Front {
 
   constructor(core: ProxyCore) {
     this.#core = core;
+    // Loaded on the first HTTP/2 client: a proxy only HTTP/1 clients use idles without it (~2 MB).
+    const http2 = process.getBuiltinModule('node:http2') as typeof import('node:http2');
     this.#server = http2.createServer({
       maxSessionMemory: 32,
       settings: { enablePush: false, maxConcurrentStreams: 128 },
@@ -344,7 +350,7 @@ export class Http2Front {
   #onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
     const peer = this.#peers.get(stream.session as http2.ServerHttp2Session);
     if (peer === undefined) {
-      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      stream.close(NGHTTP2_REFUSED_STREAM);
       return;
     }
     new H2Exchange(this.#core, stream, headers, peer);

@@ -80,7 +80,7 @@ class HarborHttpsProxy implements HttpsProxy {
   readonly #options: HttpsProxyOptions;
   readonly #core: ProxyCore;
   readonly #tls: tls.Server;
-  readonly #h2: Http2Front;
+  #h2: Http2Front | null = null;
   readonly #ticketKeys = new TicketKeys();
   readonly #getContext: (() => tls.SecureContext) | null;
   readonly #listeners: net.Server[] = [];
@@ -124,7 +124,6 @@ class HarborHttpsProxy implements HttpsProxy {
     this.setSecureContext(typeof source === 'function' ? source() : source);
     this.#tls.on('secureConnection', this.#onSecure);
     this.#tls.on('tlsClientError', this.#onTlsError);
-    this.#h2 = new Http2Front(this.#core);
   }
 
   get state(): ProxyState {
@@ -244,8 +243,10 @@ class HarborHttpsProxy implements HttpsProxy {
     const subject =
       this.#options.clientAuth === true ? formatSubject(socket.getPeerX509Certificate()?.subject) : undefined;
     const peer = peerOf(socket.remoteAddress, subject);
-    if (socket.alpnProtocol === 'h2') this.#h2.accept(socket, peer);
-    else new Http1Connection(this.#core, socket, peer);
+    if (socket.alpnProtocol === 'h2') {
+      this.#h2 ??= new Http2Front(this.#core);
+      this.#h2.accept(socket, peer);
+    } else new Http1Connection(this.#core, socket, peer);
   };
 
   #onTlsError = (error: Error, socket: tls.TLSSocket): void => {
