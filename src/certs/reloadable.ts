@@ -60,6 +60,10 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+function warningsKey(selection: Selection): string {
+  return selection.warnings.map((w) => w.message).join('\n');
+}
+
 export class ReloadablePair {
   readonly service: string;
   #options: ReloadablePairOptions;
@@ -75,6 +79,8 @@ export class ReloadablePair {
   #identity: string | undefined;
   /** The last refused state (problem + file bytes), so a repeat is not logged or counted twice. */
   #lastFailure: string | undefined;
+  /** The selection warnings last logged (a per-service half pair beside the fallback in use): each is said once. */
+  #warned = '';
 
   private constructor(options: ReloadablePairOptions) {
     this.#options = options;
@@ -171,6 +177,7 @@ export class ReloadablePair {
       throw error;
     }
     for (const warning of selection.warnings) this.#logger.warn({ code: warning.code }, warning.message);
+    this.#warned = warningsKey(selection);
     const candidate = this.#build(selection, loadPair(this.#files(selection), this.#readOptions()));
     for (const problem of candidate.validityErrors) {
       this.#logger.error({ code: problem.code }, `${problem.message}; serving it anyway`);
@@ -272,9 +279,10 @@ export class ReloadablePair {
     if (!candidate.value.valid && (current === undefined || current.valid)) {
       return { ok: false, problem: candidate.validityErrors[0]!, signature };
     }
-    const settled = !(
-      current?.reason === 'per-service pair' && candidate.value.reason !== 'per-service pair'
-    );
+    // A per-service file without its partner may be the first of two writes: give the second one the window too.
+    const settled =
+      !(current?.reason === 'per-service pair' && candidate.value.reason !== 'per-service pair') &&
+      selection.halfPair === undefined;
     return { ok: true, candidate, settled };
   }
 
@@ -285,7 +293,12 @@ export class ReloadablePair {
     let attempt = this.#attempt();
     // Files are often written one after the other (key, then certificate): give the writer a moment.
     while (!(attempt.ok && attempt.settled) && performance.now() - started < settleMs) {
-      if (attempt.ok && attempt.candidate.identity === this.#identity) break;
+      if (
+        attempt.ok &&
+        attempt.candidate.identity === this.#identity &&
+        attempt.candidate.value.selection.halfPair === undefined
+      )
+        break;
       await sleep(retryMs);
       if (this.#state === 'closed') break;
       attempt = this.#attempt();
@@ -309,12 +322,18 @@ export class ReloadablePair {
     const previous = this.#value;
     if (previous !== undefined && candidate.identity === this.#identity) {
       this.#logger.debug({ trigger }, `service ${this.service}: certificate unchanged`);
+      // Nothing served changes, but a per-service file that appeared without its partner was meant to: say so once.
+      if (warningsKey(candidate.value.selection) !== this.#warned) {
+        this.#warned = warningsKey(candidate.value.selection);
+        for (const w of candidate.value.selection.warnings) this.#logger.warn({ code: w.code }, w.message);
+      }
       this.#lastReload = { at: this.#now(), ok: true, changed: false };
       return { ...this.#lastReload, value: previous };
     }
     const next = candidate.value;
     this.#value = next;
     this.#identity = candidate.identity;
+    this.#warned = warningsKey(next.selection);
     const wasWaiting = this.#state === 'waiting';
     this.#state = 'serving';
     if (this.#options.stats) this.#options.stats.reloadsSucceeded++;
