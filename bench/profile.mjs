@@ -3,17 +3,30 @@
 // only for the measured window) while wrk or the handshake client loads it,
 // and prints the top functions by self time, time by area, and (with --perf)
 // the split between JS, OpenSSL, libuv/Node C++ and the kernel from `perf`.
+// --target nginx|node profiles a peer the same way (nginx: perf only), so
+// that the kernel's and OpenSSL's shares can be compared. --strace counts
+// system calls per operation instead (strace slows the target: only the
+// counts mean something, not the CPU figures of that run).
 //
-//   node bench/profile.mjs [--scenario ka|mib|close|full] [--seconds 10] [--perf] [--top N] [--type ecdsa|rsa]
+//   node bench/profile.mjs [--target sidecar|nginx|node] [--scenario ka|mib|close|full]
+//                          [--seconds 10] [--perf] [--top N] [--type ecdsa|rsa]
 //
 // The raw .cpuprofile is written to bench/results/ (open it in Chrome DevTools
 // or speedscope for the flame graph).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { LARGE_PATH, SMALL_PATH, sidecarAvailable, startOrigin, startSidecar } from './https/targets.mjs';
+import {
+  LARGE_PATH,
+  SMALL_PATH,
+  sidecarAvailable,
+  startBareNode,
+  startNginxProxy,
+  startOrigin,
+  startSidecar,
+} from './https/targets.mjs';
 import { makePair } from './lib/certs.mjs';
 import { summarisePerf, summariseProfile } from './lib/cpuprofile.mjs';
 import {
@@ -22,20 +35,23 @@ import {
   installCleanup,
   makeTempDir,
   measureDuring,
+  processTree,
   runCommand,
   sleep,
   startProcess,
 } from './lib/proc.mjs';
-import { fmt } from './lib/report.mjs';
+import { fmt, textTable } from './lib/report.mjs';
 import { runHandshakes, waitForOk } from './lib/tls-probe.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
+    target: { type: 'string', default: 'sidecar' },
     scenario: { type: 'string', default: 'ka' },
     seconds: { type: 'string', default: '10' },
     perf: { type: 'boolean', default: false },
+    strace: { type: 'boolean', default: false },
     top: { type: 'string', default: '30' },
     type: { type: 'string', default: 'ecdsa' },
   },
@@ -97,12 +113,15 @@ const dir = makeTempDir('profile');
 const pair = await makePair(dir, 'pair', values.type);
 const origin = await startOrigin(makeTempDir('profile-origin'));
 const inspectPort = await freePort();
-const sidecar = await startSidecar(dir, pair, origin.port, {
-  extraNodeArgs: [
-    `--inspect=127.0.0.1:${inspectPort}`,
-    ...(values.perf ? ['--perf-basic-prof-only-functions'] : []),
-  ],
-});
+const nodeArgs = [
+  `--inspect=127.0.0.1:${inspectPort}`,
+  ...(values.perf ? ['--perf-basic-prof-only-functions'] : []),
+];
+const sidecar = await {
+  sidecar: () => startSidecar(dir, pair, origin.port, { extraNodeArgs: nodeArgs }),
+  node: () => startBareNode(dir, pair, { extraNodeArgs: nodeArgs }),
+  nginx: () => startNginxProxy(dir, pair, origin.port),
+}[values.target]();
 const url = (path) => `https://127.0.0.1:${sidecar.port}${path}`;
 const load = {
   ka: () => runWrk(url(SMALL_PATH), { connections: 50, seconds }),
@@ -113,26 +132,35 @@ const load = {
 
 try {
   await waitForOk(sidecar.port, SMALL_PATH);
-  log(`sidecar pid ${sidecar.pid} on ${sidecar.port}; warming up (${values.scenario})`);
+  log(`${values.target} pid ${sidecar.pid} on ${sidecar.port}; warming up (${values.scenario})`);
   await runWrk(url(SMALL_PATH), { connections: 50, seconds: 2 });
   await runWrk(url(LARGE_PATH), { connections: 10, seconds: 1 });
 
   // perf and the V8 profiler are not run together: each would show the other's cost.
   const usePerf = values.perf && commandExists('perf');
-  const session = usePerf ? null : await inspectorSession(inspectPort);
+  const session = usePerf || values.strace ? null : await inspectorSession(inspectPort);
   let perf = null;
   const perfData = join(dir, 'perf.data');
   if (usePerf) {
-    perf = startProcess('perf', ['record', '-F', '999', '-g', '-p', String(sidecar.pid), '-o', perfData], {
+    const pids = processTree(sidecar.pid).join(',');
+    perf = startProcess('perf', ['record', '-F', '999', '-p', pids, '-o', perfData], {
       name: 'perf',
     });
     await sleep(300);
-  } else {
+  } else if (session) {
     await session.send('Profiler.enable');
     await session.send('Profiler.setSamplingInterval', { interval: 200 });
     await session.send('Profiler.start');
   }
+  let strace = null;
+  const straceOut = join(dir, 'strace.txt');
+  if (values.strace && commandExists('strace')) {
+    const pidArgs = processTree(sidecar.pid).flatMap((pid) => ['-p', String(pid)]);
+    strace = startProcess('strace', ['-c', '-f', '-qq', '-o', straceOut, ...pidArgs], { name: 'strace' });
+    await sleep(500);
+  }
   const measured = await measureDuring(sidecar.pid, load);
+  if (strace) await strace.stop('SIGINT', 10_000);
   const profile = session ? (await session.send('Profiler.stop')).profile : null;
   session?.close();
   if (perf) await perf.stop('SIGINT', 10_000);
@@ -141,16 +169,17 @@ try {
   const operations = r.requests ?? r.completed;
   const usPerOp = (measured.cpuSeconds * 1e6) / Math.max(1, operations);
   log(
-    `\nload: ${values.scenario}, ${operations} operations in ${fmt(r.seconds ?? seconds, 2)} s; sidecar CPU ${fmt(
+    `\nload: ${values.scenario}, ${operations} operations in ${fmt(r.seconds ?? seconds, 2)} s; ${values.target} CPU ${fmt(
       measured.cpuSeconds,
       2,
     )} s (${fmt((measured.systemSeconds / measured.cpuSeconds) * 100)}% in the kernel) = ${fmt(usPerOp)} us per operation`,
   );
+  if (strace) log(summariseStrace(readFileSync(straceOut, 'utf8'), operations));
   if (profile) {
     const out = join(here, 'results');
     mkdirSync(out, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const file = join(out, `sidecar-${values.scenario}-${stamp}.cpuprofile`);
+    const file = join(out, `${values.target}-${values.scenario}-${stamp}.cpuprofile`);
     writeFileSync(file, JSON.stringify(profile));
     log(summariseProfile(profile, { top: Number(values.top), usPerOp }));
     log(`\nprofile written to ${file}`);
@@ -183,3 +212,23 @@ try {
   rmSync(`/tmp/perf-${sidecar.pid}.map`, { force: true });
 }
 process.exit(0);
+
+/** System calls per operation from `strace -c` output. */
+function summariseStrace(text, operations) {
+  const rows = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)$/.exec(line);
+    if (m && m[3] !== 'total') rows.push([m[3], Number(m[1]), Number(m[2] ?? 0)]);
+  }
+  rows.sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((a, r) => a + r[1], 0);
+  return [
+    `\nsystem calls per operation (strace -c, ${operations} operations): ${fmt(total / Math.max(1, operations), 2)} in all`,
+    textTable(
+      ['syscall', 'per op', 'errors per op'],
+      rows
+        .slice(0, 15)
+        .map(([name, calls, errors]) => [name, fmt(calls / operations, 2), fmt(errors / operations, 2)]),
+    ),
+  ].join('\n');
+}

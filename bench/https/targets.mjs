@@ -134,11 +134,11 @@ http {
 }
 
 /** A bare Node TLS server that answers by itself: what Node costs with no proxying. */
-export async function startBareNode(_dir, pair) {
+export async function startBareNode(_dir, pair, { extraNodeArgs = [] } = {}) {
   const port = await freePort();
   const proc = startProcess(
     process.execPath,
-    [join(here, 'bare-node.mjs'), JSON.stringify({ port, key: pair.key, cert: pair.cert })],
+    [...extraNodeArgs, join(here, 'bare-node.mjs'), JSON.stringify({ port, key: pair.key, cert: pair.cert })],
     { name: 'bare node' },
   );
   await waitForPort(port, { proc });

@@ -26,7 +26,7 @@ export async function makePair(dir, base, type, commonName = 'harbor-bench') {
       '-out',
       cert,
       '-days',
-      '2',
+      '90',
       '-subj',
       `/CN=${commonName}`,
       '-addext',

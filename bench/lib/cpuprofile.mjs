@@ -143,8 +143,8 @@ function nativeArea(dso, symbol) {
   if (dso.startsWith('[JIT]') || symbol.startsWith('JS:') || /^(LazyCompile|Function|Script):/.test(symbol)) {
     return 'JavaScript (JIT code)';
   }
-  if (/libc|ld-linux|libpthread|libm\b/.test(dso)) return 'libc (malloc, memcpy)';
   if (/libssl|libcrypto/.test(dso)) return 'OpenSSL (crypto, records)';
+  if (/libc[.-]|ld-linux|libpthread|libm[.-]/.test(dso)) return 'libc (malloc, memcpy)';
   if (dso === 'node' || dso.endsWith('/node')) {
     for (const [re, area] of NATIVE_AREAS) if (re.test(symbol)) return area;
     return 'node binary, other';
