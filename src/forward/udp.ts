@@ -146,6 +146,8 @@ export class UdpForwarder implements Forwarder {
     const stats = this.stats;
     stats.datagramsIn++;
     stats.bytesIn += message.length;
+    // The admin endpoint's counters (the sidecar's --forward); the node passes none.
+    if (this.#serviceStats) this.#serviceStats.bytesIn += message.length;
     const byPort = this.#sessions.get(rinfo.address);
     let session = byPort?.get(rinfo.port);
     if (session === undefined) {
@@ -230,6 +232,7 @@ export class UdpForwarder implements Forwarder {
     session.lastSeen = this.#now;
     this.stats.datagramsOut++;
     this.stats.bytesOut += message.length;
+    if (this.#serviceStats) this.#serviceStats.bytesOut += message.length;
     socket.send(message, session.port, session.address);
   }
 

@@ -151,6 +151,7 @@ t.test(
       'both-dns': { int_port: ports.bothDns, port: 35003, name: 'id-both-dns' },
       'udp-echo': { int_port: ports.udpEcho, port: 35004, name: 'id-udp-echo' },
     };
+    const adminPort = await freePort();
     const child = startSidecar(
       [
         'run',
@@ -158,6 +159,8 @@ t.test(
         `ldap-port=127.0.0.1:${tcpEcho.port}`,
         '--forward',
         `udp-dns=127.0.0.1:${dnsPort}`,
+        '--admin',
+        `127.0.0.1:${adminPort}`,
       ],
       {
         STACKATO_SERVICES: JSON.stringify(services),
@@ -193,6 +196,25 @@ t.test(
         (p) => p.startsWith('127.0.0.1:') && !p.endsWith(`:${a.from}`) && !p.endsWith(`:${b.from}`),
       ),
       'the app hears the sidecar, not the clients',
+    );
+
+    // What the admin endpoint reports for the forwards: each service's protocol, and UDP bytes both ways.
+    const status = (await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()) as {
+      services: { name: string; protocol: string; int_port: number; backend: string }[];
+    };
+    t.same(status.services.map((s) => [s.name, s.protocol, s.int_port, s.backend]).sort(), [
+      ['both-dns', 'both', ports.bothDns, `127.0.0.1:${dnsPort}`],
+      ['ldap-port', 'tcp', ports.ldap, `127.0.0.1:${tcpEcho.port}`],
+      ['udp-dns', 'udp', ports.udpDns, `127.0.0.1:${dnsPort}`],
+      ['udp-echo', 'udp', ports.udpEcho, `127.0.0.1:${udpEcho.port}`],
+    ]);
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    const sample = (name: string) =>
+      Number(new RegExp(`^${name}\\{service="udp-echo"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? Number.NaN);
+    t.ok(sample('harbor_received_bytes_total') >= 'from-a'.length * 2, 'UDP bytes from clients are counted');
+    t.ok(
+      sample('harbor_sent_bytes_total') >= 'echo:from-a'.length * 2,
+      'UDP bytes back to clients are counted',
     );
 
     child.kill('SIGTERM');
