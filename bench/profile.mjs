@@ -17,7 +17,6 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import WebSocket from 'ws';
 import {
   LARGE_PATH,
   SMALL_PATH,
@@ -29,6 +28,7 @@ import {
 } from './https/targets.mjs';
 import { makePair } from './lib/certs.mjs';
 import { summarisePerf, summariseProfile } from './lib/cpuprofile.mjs';
+import { inspectorSession } from './lib/inspector.mjs';
 import {
   commandExists,
   freePort,
@@ -71,43 +71,6 @@ if (!sidecarAvailable()) {
 
 installCleanup();
 const log = (line) => process.stdout.write(`${line}\n`);
-
-/** A minimal Chrome DevTools Protocol session over the inspector WebSocket. */
-async function inspectorSession(inspectPort) {
-  let targets = null;
-  for (let i = 0; i < 50 && !targets; i++) {
-    try {
-      targets = await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json();
-    } catch {
-      await sleep(100);
-    }
-  }
-  if (!targets?.[0]) throw new Error('inspector did not answer');
-  const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  let nextId = 1;
-  const pending = new Map();
-  ws.on('message', (data) => {
-    const message = JSON.parse(data.toString());
-    const waiter = pending.get(message.id);
-    if (waiter) {
-      pending.delete(message.id);
-      if (message.error) waiter.reject(new Error(message.error.message));
-      else waiter.resolve(message.result);
-    }
-  });
-  return {
-    send(method, params = {}) {
-      const id = nextId++;
-      ws.send(JSON.stringify({ id, method, params }));
-      return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
-    },
-    close: () => ws.close(),
-  };
-}
 
 const dir = makeTempDir('profile');
 const pair = await makePair(dir, 'pair', values.type);

@@ -74,7 +74,7 @@ async function iperf(port, args, seconds) {
   return json.end;
 }
 
-async function tcpRun(port, seconds) {
+export async function tcpRun(port, seconds) {
   const end = await iperf(port, ['-t', String(seconds)], seconds);
   return { gbps: end.sum_received.bits_per_second / 1e9, bytes: end.sum_received.bytes };
 }
@@ -86,7 +86,7 @@ async function tcpRun(port, seconds) {
  * retried after a longer pause, then once more after restarting the iperf3
  * server (and waiting for a forwarder that marked it down to take it back).
  */
-async function udpRun(port, seconds, pps, iperfServer) {
+export async function udpRun(port, seconds, pps, iperfServer) {
   try {
     return await udpRunOnce(port, seconds, pps);
   } catch (error) {
@@ -135,7 +135,7 @@ async function warm(what, fn, attempts = 6) {
   throw new Error(`${what} never worked: ${last?.message}`);
 }
 
-async function connectRun(port, seconds) {
+export async function connectRun(port, seconds) {
   const args = [
     join(here, 'connect-client.mjs'),
     JSON.stringify({ port, seconds, concurrency: 32, maxCount: 40_000 }),

@@ -159,10 +159,11 @@ async function api(apiPort, method, path, body) {
  * harbor-node with one service for the route (`bench-tcp`, or `both-bench`
  * when the route carries UDP: TCP and UDP on the same port) and one instance.
  */
-export async function startHarborNode(dir, route) {
+export async function startHarborNode(dir, route, { extraNodeArgs = [] } = {}) {
   const [low, high] = await freeRange(8);
   const apiPort = await freePort();
   const args = [
+    ...extraNodeArgs,
     NODE_CLI,
     '--ports',
     `${low}-${high}`,
