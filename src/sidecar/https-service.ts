@@ -3,7 +3,7 @@
 // A service whose pair does not exist yet waits and starts serving once a
 // valid pair appears.
 import { ReloadablePair } from '../certs/reloadable.js';
-import type { Address, HarborService } from '../config/types.js';
+import { type Address, formatAddress, type HarborService } from '../config/types.js';
 import { createHttpsProxy, type HttpsProxy, type Limits, SECURE_CONTEXT_OPTIONS } from '../https/index.js';
 import type { Logger } from '../log/index.js';
 import { createServiceStats, type ServiceStats } from '../stats/index.js';
@@ -122,7 +122,7 @@ export class HttpsService {
     if (this.#proxy?.state !== 'listening')
       reasons.push(`${this.name}: not listening on ${this.service.intPort}`);
     const backend = await probeBackend(this.#options.backend);
-    if (backend !== undefined) reasons.push(`${this.name}: backend does not accept connections (${backend})`);
+    if (backend !== undefined) reasons.push(`${this.name}: backend ${formatAddress(this.#options.backend)} does not accept connections (${backend})`);
     return reasons;
   }
 
