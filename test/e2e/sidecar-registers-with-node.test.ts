@@ -201,3 +201,61 @@ t.test('registers with a real harbor-node, refreshes, carries traffic, deregiste
   node.child.kill('SIGTERM');
   t.same(await exited(node.child), { code: 0, signal: null });
 });
+
+t.test(
+  'registration only: the app listens on int_port itself; the sidecar registers it and stays up',
+  async (t) => {
+    const range = await freeRange(4);
+    const node = await startNode(['--ports', `${range.first}-${range.last}`]);
+    t.teardown(() => {
+      node.child.kill('SIGKILL');
+    });
+    const created = await call(node.api, 'POST', '/v1/services', {
+      name: 'znc-port',
+      int_port: await freePort(),
+    });
+    const creds = created.json as Credentials;
+    // The app (an IRC bouncer, say) listens on int_port itself: nothing for the sidecar to serve.
+    const app = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.end(':znc NOTICE * :hello\r\n');
+    });
+    await new Promise<void>((resolve) => app.listen(creds.int_port, '127.0.0.1', resolve));
+    t.teardown(() => app.close());
+
+    // The admin endpoint is off (cleanEnv), so no listener of the sidecar's own holds its event loop.
+    const sidecar = startSidecar(['run'], {
+      STACKATO_SERVICES: JSON.stringify({ 'znc-port': creds }),
+      HARBOR_NODE_URL: node.api,
+      HARBOR_NODE_TOKEN: TOKEN,
+      HARBOR_INSTANCE_HOST: '127.0.0.1',
+      VCAP_APPLICATION: JSON.stringify({ instance_id: 'vcap-instance-7', name: 'znc' }),
+    });
+    t.teardown(() => {
+      sidecar.kill('SIGKILL');
+    });
+    const registered = JSON.parse(
+      await waitForOutput(sidecar, /"msg":"registered with the Harbor node"/),
+    ) as Record<string, unknown>;
+    t.equal(
+      registered.instance,
+      'vcap-instance-7',
+      "the instance id comes from VCAP_APPLICATION's instance_id",
+    );
+    t.same(await instancesOf(node.api, creds.name), [
+      { id: 'vcap-instance-7', host: '127.0.0.1', port: creds.int_port, ttl: 30, state: 'up' },
+    ]);
+    t.equal(
+      await tcpRoundTrip(creds.port, ''),
+      ':znc NOTICE * :hello\r\n',
+      'the node reaches the app itself',
+    );
+
+    // Still running a while later (it must keep refreshing), then a clean stop that deregisters.
+    await new Promise((r) => setTimeout(r, 1500));
+    t.equal(sidecar.exitCode, null, 'the sidecar is still running');
+    sidecar.kill('SIGTERM');
+    t.same(await exited(sidecar), { code: 0, signal: null });
+    t.same(await instancesOf(node.api, creds.name), [], 'deregistered on SIGTERM');
+  },
+);

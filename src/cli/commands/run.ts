@@ -108,5 +108,10 @@ async function serve(sidecar: Sidecar, logger: Logger): Promise<number> {
     throw error;
   }
   logger.info({ services: sidecar.describe() }, 'harbor-sidecar serving');
-  return done;
+  // A sidecar that only registers (the app listens on int_port itself, admin
+  // off) has no listener to hold the event loop, and the registration timers
+  // are unref'd: without this it would exit at once, leaving its instance on
+  // the node. Held until a signal settles `done`.
+  const hold = setInterval(() => {}, 2 ** 30);
+  return done.finally(() => clearInterval(hold));
 }
