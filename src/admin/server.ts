@@ -179,8 +179,6 @@ class HttpAdminServer implements AdminServer {
     server.keepAliveTimeout = 5_000;
     // Probes and a scraper need a handful; a runaway client must not take file descriptors from the proxy.
     server.maxConnections = 64;
-    server.on('error', (error) => this.#logger.warn({ err: error }, 'admin endpoint error'));
-
     let error = await listen(server, address);
     if (error?.code === 'EADDRINUSE' && address.kind === 'unix' && (await removeStaleSocket(address.path))) {
       error = await listen(server, address);
@@ -195,6 +193,8 @@ class HttpAdminServer implements AdminServer {
       server.close();
       return;
     }
+    // Errors while listening are reported once above; later ones (rare) are logged here.
+    server.on('error', (error) => this.#logger.warn({ err: error }, 'admin endpoint error'));
     this.#server = server;
     this.#bound = boundAddress(server, address);
     this.#logger.info(
