@@ -5,11 +5,15 @@
 // `--forward NAME=HOST:PORT` and as HARBOR_FORWARD_<NAME>.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { OpensslFactory, read } from '../fixtures/certs-helpers.js';
 import { exited, runSidecar, startSidecar, waitForOutput } from '../helpers/cli.js';
-import { freePort } from '../helpers/net.js';
+import { echoBackend, freePort, httpsGet } from '../helpers/net.js';
 
 const run = promisify(execFile);
 
@@ -232,3 +236,45 @@ t.test('HARBOR_FORWARD_<NAME> for no service, or a bad target: one line, exit 78
   t.equal(bad.status, 78);
   t.match(bad.stderr, /HARBOR_FORWARD_UDP_DNS for "udp-dns" must be HOST:PORT, not "not-an-address"/);
 });
+
+t.test(
+  'both-dns-https: HTTPS on the TCP side of int_port, UDP forwarded to dnsmasq on the same port',
+  async (t) => {
+    const root = mkdtempSync(join(tmpdir(), 'harbor-both-https-'));
+    t.teardown(() => rmSync(root, { recursive: true, force: true }));
+    const pair = new OpensslFactory(root).pair(
+      'localhost',
+      { type: 'ec' },
+      { hosts: ['localhost', '127.0.0.1'] },
+    );
+    mkdirSync(join(root, 'app', 'certs'), { recursive: true });
+    copyFileSync(pair.certFile, join(root, 'app', 'certs', 'harbor.crt'));
+    copyFileSync(pair.keyFile, join(root, 'app', 'certs', 'harbor.key'));
+    const dnsPort = await freeDualPort();
+    const dnsmasq = await startDnsmasq(dnsPort);
+    t.teardown(() => {
+      dnsmasq.kill('SIGTERM');
+    });
+    const backend = await echoBackend();
+    t.teardown(() => backend.close());
+    const intPort = await freeDualPort();
+    const child = startSidecar(['run', '--listen', '127.0.0.1'], {
+      STACKATO_SERVICES: JSON.stringify({
+        'both-dns-https': { int_port: intPort, port: 35053, name: 'id-both' },
+      }),
+      HARBOR_FORWARD_BOTH_DNS_HTTPS: `127.0.0.1:${dnsPort}`,
+      PORT: String(backend.port),
+      HARBOR_APP_ROOT: join(root, 'app'),
+    });
+    t.teardown(() => {
+      child.kill('SIGKILL');
+    });
+    await waitForOutput(child, /"msg":"harbor-sidecar serving"/);
+    const answer = await httpsGet(intPort, read(pair.certFile), '/over-tls');
+    t.equal(answer.status, 200, 'TCP on int_port is the HTTPS proxy');
+    t.equal(answer.body, 'backend:GET /over-tls');
+    t.equal(await dig(intPort, 'app.test'), '192.0.2.7', 'UDP on the same int_port reaches dnsmasq');
+    child.kill('SIGTERM');
+    t.same(await exited(child), { code: 0, signal: null });
+  },
+);
