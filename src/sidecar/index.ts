@@ -239,6 +239,11 @@ export class Sidecar {
     };
   }
 
+  /** HTTPS services that have no pair yet and so do not listen. */
+  waitingForPairs(): string[] {
+    return this.#https.filter((s) => s.proxy === undefined).map((s) => s.name);
+  }
+
   /** One line per service for the start-up log. */
   describe(): string[] {
     return this.#options.settings.services.map(

@@ -35,7 +35,7 @@ t.test('folder appears later, SIGHUP reloads now, SIGHUP while draining is ignor
 
   const waiting = await sidecar.waitForLog((l) => /waiting for .*appear/.test(l.msg), 'waiting');
   t.match(waiting.msg, /tls does not exist/, 'says the folder does not exist and that it waits');
-  await sidecar.waitForLog((l) => l.msg === 'harbor-sidecar serving', 'up');
+  await sidecar.waitForLog((l) => l.msg === 'harbor-sidecar started; waiting for certificate pairs', 'up');
   t.equal(await refused(sidecar.port), 'ECONNREFUSED', 'not serving while there is no pair');
   t.equal(sidecar.child.exitCode, null, 'still running');
 

@@ -107,7 +107,13 @@ async function serve(sidecar: Sidecar, logger: Logger): Promise<number> {
     process.off('SIGHUP', onHup);
     throw error;
   }
-  logger.info({ services: sidecar.describe() }, 'harbor-sidecar serving');
+  const waiting = sidecar.waitingForPairs();
+  if (waiting.length === 0) logger.info({ services: sidecar.describe() }, 'harbor-sidecar serving');
+  else
+    logger.info(
+      { services: sidecar.describe(), waiting },
+      'harbor-sidecar started; waiting for certificate pairs',
+    );
   // A sidecar that only registers (the app listens on int_port itself, admin
   // off) has no listener to hold the event loop, and the registration timers
   // are unref'd: without this it would exit at once, leaving its instance on
