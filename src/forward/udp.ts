@@ -110,6 +110,7 @@ export class UdpForwarder implements Forwarder {
       type,
       recvBufferSize: SOCKET_BUFFER_BYTES,
       sendBufferSize: SOCKET_BUFFER_BYTES,
+      lookup: literalLookup,
     });
     return new Promise((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException): void => {
@@ -295,3 +296,16 @@ export class UdpForwarder implements Forwarder {
 }
 
 function ignore(): void {}
+
+/**
+ * Replies go to the address dgram reported for the client, always an IP
+ * literal; answering the "lookup" synchronously saves a DNS call and an event
+ * loop turn per reply datagram.
+ */
+function literalLookup(
+  address: string,
+  family: unknown,
+  callback: (error: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  callback(null, address, typeof family === 'number' ? family : isIPv6(address) ? 6 : 4);
+}

@@ -202,3 +202,28 @@ t.test('close with a deadline lets an open connection finish', async (t) => {
   await closing;
   t.equal(forwarder.stats.connectionsOpen, 0);
 });
+
+t.test('a slow client: the target-to-client direction pauses and loses nothing', async (t) => {
+  const payload = randomBytes(8 * 1024 * 1024);
+  const server = net.createServer((socket) => socket.end(payload));
+  await listenTcp(server);
+  t.teardown(() => server.close());
+  const forwarder = await startTcp(
+    t,
+    fixedPicker({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }),
+  );
+  const received = await new Promise<Buffer>((resolve, reject) => {
+    const socket = net.connect(forwarder.port!, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('error', reject);
+    socket.pause();
+    // Let the kernel buffers fill up before reading anything.
+    setTimeout(() => {
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.resume();
+    }, 300);
+    socket.on('end', () => resolve(Buffer.concat(chunks)));
+  });
+  t.equal(received.length, payload.length);
+  t.ok(received.equals(payload), 'same bytes in the same order');
+});
