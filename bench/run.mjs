@@ -82,6 +82,12 @@ log(
 log(
   `load average at start: ${loadBefore.load1} (1 min), ${loadBefore.load5} (5 min); ${rounds} round(s) of ${seconds} s`,
 );
+if (loadBefore.load1 > machine.nproc) {
+  log(
+    `warning: the machine is busy (load ${loadBefore.load1} on ${machine.nproc} cores): figures will be noisy; ` +
+      'CPU per operation and ratios hold up better than rates',
+  );
+}
 
 const results = { machine, options: { suites, rounds, seconds }, load: { before: loadBefore } };
 const started = Date.now();
