@@ -295,12 +295,13 @@ t.test('healthz, readyz, status and metrics of a running sidecar, with real traf
     await backend.close();
     const down = await adminGet(adminPort, '/readyz');
     t.equal(down.status, 503);
-    t.equal(down.body, 'not ready\nshop-https: backend does not accept connections (ECONNREFUSED)\n');
+    const reason = `shop-https: backend 127.0.0.1:${backendPort} does not accept connections (ECONNREFUSED)`;
+    t.equal(down.body, `not ready\n${reason}\n`);
     const json = await adminGet(adminPort, '/readyz?format=json');
     t.equal(json.status, 503);
     t.same(JSON.parse(json.body), {
       ready: false,
-      reasons: ['shop-https: backend does not accept connections (ECONNREFUSED)'],
+      reasons: [reason],
     });
     t.equal((await adminGet(adminPort, '/healthz')).status, 200, '/healthz stays 200: the process is up');
 
