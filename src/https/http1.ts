@@ -69,6 +69,8 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   #clientPaused = false;
   #backendPaused = false;
   #headerTimer = false;
+  /** True once the backend sent any byte of this exchange: then a failure is not retried. */
+  #backendSpoke = false;
   /** A response head not yet written: it goes out with the first body bytes, in one write. */
   #pendingHead: string | null = null;
   #pendingRaw: Buffer | null = null;
@@ -92,7 +94,11 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
 
   drain(): void {
     this.#closeAfter = true;
-    if (this.#state === C_IDLE) this.#close();
+    if (this.#state === C_IDLE) {
+      // Nothing in flight: close at once, whatever the client does with its side.
+      this.#state = C_CLOSED;
+      this.#socket.destroySoon();
+    }
   }
 
   destroy(): void {
@@ -266,6 +272,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     this.#sentHead = buildRequestHead(head, this.#peer, core.settings, this.#upgrade);
     this.#bodyBytesSent = 0;
     this.#retried = false;
+    this.#backendSpoke = false;
     this.#responseStarted = false;
     this.#backendReusable = true;
     this.#status = 0;
@@ -337,6 +344,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   onBackendConnect(_conn: BackendConn): void {}
 
   onBackendData(conn: BackendConn, chunk: Buffer): void {
+    this.#backendSpoke = true;
     if (this.#state === C_TUNNEL) {
       this.#core.stats.bytesOut += chunk.length;
       if (!this.#socket.write(chunk)) {
@@ -391,7 +399,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
       this.#answer(this.#core.pool.answered ? 502 : 503, !this.#requestDone);
       return;
     }
-    if (conn.reused && !reader.gotHead && this.#bodyBytesSent === 0 && !this.#retried) {
+    if (conn.reused && !this.#backendSpoke && this.#bodyBytesSent === 0 && !this.#retried) {
       // A kept-alive connection the backend closed as we reused it: try once on a fresh one.
       this.#retried = true;
       const fresh = this.#core.pool.dial(this);
