@@ -1,7 +1,7 @@
 // What every client connection of one proxy shares, built once per proxy: the
 // backend pool, the forwarding settings, limits, counters, and the canned
 // answers the proxy gives itself.
-import type { Logger } from '../log/index.js';
+import { isRoutineSocketError, type Logger } from '../log/index.js';
 import type { ServiceStats } from '../stats/index.js';
 import type { ForwardSettings } from './forwarding.js';
 import type { BackendPool } from './pool.js';
@@ -94,4 +94,16 @@ export function cannedResponse(status: number, close: boolean): string {
 
 export function cannedBody(status: number): string {
   return BODIES[status] ?? `${status}\n`;
+}
+
+/** A client socket failed: a routine end (reset, broken pipe) quietly at debug, anything else at warn. */
+export function reportSocketError(core: ProxyCore, error: Error, where: string): void {
+  const logger = core.logger;
+  const code = (error as { code?: string }).code;
+  if (isRoutineSocketError(error)) {
+    if (logger.isLevelEnabled('debug'))
+      logger.debug({ service: core.service, where, code }, 'client went away');
+    return;
+  }
+  logger.warn({ service: core.service, where, code, error: error.message }, 'client socket error');
 }

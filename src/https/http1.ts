@@ -7,7 +7,7 @@
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
 import { ChunkedParser } from './chunked.js';
-import { type ClientConnection, cannedResponse, type ProxyCore } from './core.js';
+import { type ClientConnection, cannedResponse, type ProxyCore, reportSocketError } from './core.js';
 import {
   buildRequestHead,
   buildResponseHead,
@@ -150,8 +150,9 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     else if (state !== C_WAIT && state !== C_TUNNEL) this.#socket.destroy();
   };
 
-  #onError = (_error: Error): void => {
-    // Routine (a client that went away); the close handler cleans up.
+  #onError = (error: Error): void => {
+    // The close handler cleans up; this only decides how loudly to say it.
+    reportSocketError(this.#core, error, 'http1');
   };
 
   #onClose = (): void => {

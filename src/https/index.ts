@@ -10,7 +10,13 @@ import type { Address, HarborService } from '../config/types.js';
 import { HarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { countHandshakeError, type ServiceStats } from '../stats/index.js';
-import { type ClientConnection, DEFAULT_LIMITS, type Limits, type ProxyCore } from './core.js';
+import {
+  type ClientConnection,
+  DEFAULT_LIMITS,
+  type Limits,
+  type ProxyCore,
+  reportSocketError,
+} from './core.js';
 import { formatSubject, peerOf } from './forwarding.js';
 import { Http1Connection } from './http1.js';
 import { Http2Front } from './http2.js';
@@ -213,7 +219,7 @@ class HarborHttpsProxy implements HttpsProxy {
     stats.connectionsOpen++;
     stats.connectionsTotal++;
     this.#raw.add(socket);
-    socket.on('error', noop);
+    socket.on('error', (error: Error) => reportSocketError(core, error, 'accept'));
     socket.once('close', () => {
       stats.connectionsOpen--;
       this.#raw.delete(socket);
@@ -313,8 +319,6 @@ class HarborHttpsProxy implements HttpsProxy {
     this.#core.pool.destroy();
   }
 }
-
-function noop(): void {}
 
 function listen(server: net.Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
