@@ -93,6 +93,8 @@ t.test('an admin address another process holds: a warning, and HTTPS is served o
   const admin = `127.0.0.1:${(holder.address() as { port: number }).port}`;
 
   const { child, httpsPort } = await sidecarWithAdmin(t, admin, backend.port);
+  // Both waits attach now: the two lines may come in one chunk.
+  const serving = waitForOutput(child, /"msg":"harbor-sidecar serving"/);
   const warning = JSON.parse(await waitForOutput(child, /"code":"W_ADMIN_UNAVAILABLE"/)) as Record<
     string,
     unknown
@@ -101,7 +103,7 @@ t.test('an admin address another process holds: a warning, and HTTPS is served o
   t.equal(warning.admin, admin);
   t.equal(warning.reason, 'address in use');
   t.match(warning.msg, `admin endpoint ${admin} not started (address in use); serving goes on`);
-  await waitForOutput(child, /"msg":"harbor-sidecar serving"/);
+  await serving;
   const answer = await httpsGet(httpsPort, read(pair.certFile), '/still-serving');
   t.equal(answer.status, 200);
   t.equal(answer.body, 'backend:GET /still-serving');
