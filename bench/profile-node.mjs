@@ -65,7 +65,7 @@ const load = {
     return { ...r, operations: r.bytes / 1e9, unit: 'GB' };
   },
   udp: async () => {
-    const r = await udpRun(node.port, seconds, 0, backend);
+    const r = await udpRun(node.port, seconds, 0, backend, node.pid);
     return { ...r, operations: r.delivered, unit: 'datagram' };
   },
   conn: async () => {
@@ -77,7 +77,7 @@ const load = {
 try {
   log(`harbor-node pid ${node.pid}, service port ${node.port}; warming up (${values.scenario})`);
   if (values.scenario === 'tcp') await tcpRun(node.port, 1);
-  if (values.scenario === 'udp') await udpRun(node.port, 1, 20_000, backend);
+  if (values.scenario === 'udp') await udpRun(node.port, 1, 20_000, backend, node.pid);
   if (values.scenario === 'conn') await connectRun(node.port, 1);
 
   const usePerf = values.perf && commandExists('perf');

@@ -2,14 +2,7 @@
 // Node TLS server and harbor-sidecar, each in front of (or standing in for)
 // the same nginx origin, measured round by round in one run.
 import { makePair } from '../lib/certs.mjs';
-import {
-  makeTempDir,
-  measureDuring,
-  removeTempDir,
-  sleep,
-  treeCpuSeconds,
-  treeRssMiB,
-} from '../lib/proc.mjs';
+import { makeTempDir, measureDuring, removeTempDir, sleep, treeRssMiB } from '../lib/proc.mjs';
 import { fmt, fmtRatio, judge, median, ratio } from '../lib/report.mjs';
 import { resumes, runHandshakes, waitForFingerprint, waitForOk } from '../lib/tls-probe.mjs';
 import { runWrk } from '../lib/wrk.mjs';
@@ -87,134 +80,200 @@ function httpsGoals(m) {
   ].map(judge);
 }
 
-async function measureTarget(kind, startTarget, pairs, opts, log) {
-  const figures = { failed_total: 0, errors: [] };
-  const seconds = opts.seconds;
-  const addFailures = (what, wrk) => {
-    figures.failed_total += wrk.failed;
-    if (wrk.failed > 0) {
-      figures.errors.push(`${what}: non2xx ${wrk.non2xx}, socket errors ${JSON.stringify(wrk.socketErrors)}`);
+/**
+ * The measurements, in the order they run. Each runs for every target back to
+ * back (rotating order) before the next begins, so that the targets compared
+ * in a figure see the machine in the same few seconds: on a shared machine
+ * that matters more than anything else.
+ */
+const STEPS = [
+  {
+    name: 'keep-alive',
+    run: (t, o) => runWrk(t.url(SMALL_PATH), { connections: 50, seconds: o.seconds }),
+    record(f, m) {
+      f.ka_rps = m.result.rps;
+      f.ka_p50_ms = m.result.latencyMs.p50;
+      f.ka_p99_ms = m.result.latencyMs.p99;
+      f.ka_requests = m.result.requests;
+      f.ka_cpu_us = (m.cpuSeconds / Math.max(1, m.result.requests)) * 1e6;
+      f.ka_sys_share = m.systemSeconds / Math.max(1e-9, m.cpuSeconds);
+      f.ka_machine_busy = m.machineBusy;
+      return `keep-alive ${fmt(m.result.rps)} req/s p99 ${fmt(f.ka_p99_ms, 2)} ms cpu ${fmt(f.ka_cpu_us)} us/req`;
+    },
+  },
+  {
+    name: '1 MiB',
+    run: (t, o) => runWrk(t.url(LARGE_PATH), { connections: 10, seconds: o.seconds }),
+    record(f, m) {
+      f.mib_s = m.result.mibPerSecond;
+      f.mib_p99_ms = m.result.latencyMs.p99;
+      f.mib_cpu_ms = (m.cpuSeconds / Math.max(1, m.result.bytes / 1024 ** 2)) * 1e3;
+      // A proxy that answered with short bodies would look fast: check the size
+      // (wrk prints "1.36GB read": 3 digits, so allow 1% of rounding).
+      if (m.result.requests > 0 && m.result.bytes / m.result.requests < 0.99 * 1024 * 1024) {
+        f.failed_total += 1;
+        f.errors.push(`1 MiB: only ${Math.round(m.result.bytes / m.result.requests)} bytes per response`);
+      }
+      return `1 MiB      ${fmt(f.mib_s)} MiB/s cpu ${fmt(f.mib_cpu_ms, 2)} ms/MiB`;
+    },
+  },
+  {
+    name: 'Connection: close',
+    run: (t, o) =>
+      runWrk(t.url(SMALL_PATH), { connections: 50, seconds: o.seconds, headers: ['Connection: close'] }),
+    record(f, m) {
+      f.close_rps = m.result.rps;
+      f.close_cpu_us = (m.cpuSeconds / Math.max(1, m.result.requests)) * 1e6;
+      return `conn/req   ${fmt(f.close_rps)} req/s cpu ${fmt(f.close_cpu_us)} us/conn (wrk, Connection: close)`;
+    },
+  },
+  {
+    name: 'resumed handshakes',
+    run: (t, o) => runHandshakes(t.port, { seconds: o.seconds, resume: true }),
+    record(f, m) {
+      f.resumed_per_s = m.result.rate;
+      f.resumed_cpu_us = (m.cpuSeconds / Math.max(1, m.result.completed)) * 1e6;
+      f.resumed_fraction = m.result.reused / Math.max(1, m.result.completed);
+      if (m.result.errors > 0)
+        f.errors.push(`resumed handshakes: ${m.result.errors} errors (${m.result.lastError})`);
+      return `resumed    ${fmt(f.resumed_per_s)} hs/s cpu ${fmt(f.resumed_cpu_us)} us/hs (${fmt(100 * f.resumed_fraction)}% resumed)`;
+    },
+  },
+  {
+    name: 'full ECDSA handshakes',
+    run: (t, o) => runHandshakes(t.port, { seconds: o.seconds }),
+    record(f, m) {
+      f.full_ecdsa_per_s = m.result.rate;
+      f.full_ecdsa_cpu_us = (m.cpuSeconds / Math.max(1, m.result.completed)) * 1e6;
+      f.full_ecdsa_sys_share = m.systemSeconds / Math.max(1e-9, m.cpuSeconds);
+      f.full_ecdsa_protocol = m.result.protocol;
+      f.full_ecdsa_reused = m.result.reused;
+      if (m.result.errors > 0)
+        f.errors.push(`full ECDSA handshakes: ${m.result.errors} errors (${m.result.lastError})`);
+      return `full ECDSA ${fmt(f.full_ecdsa_per_s)} hs/s cpu ${fmt(f.full_ecdsa_cpu_us)} us/hs (${m.result.protocol}, reused ${m.result.reused})`;
+    },
+  },
+];
+
+const RSA_STEP = {
+  name: 'full RSA handshakes',
+  run: (t, o) => runHandshakes(t.port, { seconds: o.seconds }),
+  record(f, m) {
+    f.full_rsa_per_s = m.result.rate;
+    f.full_rsa_cpu_us = (m.cpuSeconds / Math.max(1, m.result.completed)) * 1e6;
+    f.full_rsa_reused = m.result.reused;
+    if (m.result.errors > 0)
+      f.errors.push(`full RSA handshakes: ${m.result.errors} errors (${m.result.lastError})`);
+    return `full RSA   ${fmt(f.full_rsa_per_s)} hs/s cpu ${fmt(f.full_rsa_cpu_us)} us/hs`;
+  },
+};
+
+/** Starts every target of the round with one pair; a target that cannot start is recorded, not fatal. */
+async function startAll(order, starters, pair, figures, log) {
+  const running = [];
+  for (const kind of order) {
+    const dir = makeTempDir(kind);
+    try {
+      const target = await starters[kind](dir, pair);
+      target.dir = dir;
+      target.kind = kind;
+      target.url = (path) => `https://127.0.0.1:${target.port}${path}`;
+      await waitForOk(target.port, SMALL_PATH);
+      running.push(target);
+    } catch (error) {
+      log(`    ${kind} did not start: ${error.message.split('\n').slice(0, 6).join('\n      ')}`);
+      figures[kind].errors.push(`start: ${error.message.slice(0, 2000)}`);
+      figures[kind].incomplete = true;
+      removeTempDir(dir);
     }
-  };
+  }
+  return running;
+}
 
-  // --- ECDSA instance: everything but the RSA handshakes.
-  let dir = makeTempDir(kind);
-  let target = await startTarget(dir, pairs.ecdsa);
-  try {
-    const url = (path) => `https://127.0.0.1:${target.port}${path}`;
-    await waitForOk(target.port, SMALL_PATH);
-    await sleep(1000);
-    figures.rss_idle_mib = treeRssMiB(target.pid);
-    figures.resumption = await resumes(target.port).catch(() => false);
+async function stopAll(running) {
+  for (const target of running) {
+    await target.stop();
+    removeTempDir(target.dir);
+  }
+}
 
-    // Warm-up (not counted): JIT, pools, session caches.
-    await runWrk(url(SMALL_PATH), { connections: 50, seconds: opts.warmupSeconds });
-    await runWrk(url(LARGE_PATH), { connections: 10, seconds: opts.warmupSeconds });
-
-    let peak = 0;
-    const ka = await measureDuring(target.pid, () => runWrk(url(SMALL_PATH), { connections: 50, seconds }));
-    peak = Math.max(peak, ka.peakRssMiB);
-    figures.ka_rps = ka.result.rps;
-    figures.ka_p50_ms = ka.result.latencyMs.p50;
-    figures.ka_p99_ms = ka.result.latencyMs.p99;
-    figures.ka_requests = ka.result.requests;
-    figures.ka_cpu_us = (ka.cpuSeconds / Math.max(1, ka.result.requests)) * 1e6;
-    figures.ka_machine_busy = ka.machineBusy;
-    addFailures('keep-alive', ka.result);
-    log(
-      `    keep-alive ${fmt(ka.result.rps)} req/s p99 ${fmt(figures.ka_p99_ms, 2)} ms cpu ${fmt(figures.ka_cpu_us)} us/req`,
-    );
-
-    const big = await measureDuring(target.pid, () => runWrk(url(LARGE_PATH), { connections: 10, seconds }));
-    peak = Math.max(peak, big.peakRssMiB);
-    figures.mib_s = big.result.mibPerSecond;
-    figures.mib_p99_ms = big.result.latencyMs.p99;
-    figures.mib_cpu_ms = (big.cpuSeconds / Math.max(1, big.result.bytes / 1024 ** 2)) * 1e3;
-    addFailures('1 MiB', big.result);
-    // A proxy that answered with short bodies would look fast: check the size
-    // (wrk prints "1.36GB read": 3 digits, so allow 1% of rounding).
-    if (big.result.requests > 0 && big.result.bytes / big.result.requests < 0.99 * 1024 * 1024) {
-      figures.failed_total += 1;
-      figures.errors.push(
-        `1 MiB: only ${Math.round(big.result.bytes / big.result.requests)} bytes per response`,
-      );
+/** Runs one step for every running target, recording into figures[kind]. */
+async function runStep(step, running, figures, peaks, opts, log) {
+  for (const target of running) {
+    const f = figures[target.kind];
+    try {
+      const m = await measureDuring(target.pid, () => step.run(target, opts));
+      peaks[target.kind] = Math.max(peaks[target.kind] ?? 0, m.peakRssMiB);
+      if (m.result.failed !== undefined && m.result.failed > 0) {
+        f.failed_total += m.result.failed;
+        f.errors.push(
+          `${step.name}: non2xx ${m.result.non2xx}, socket errors ${JSON.stringify(m.result.socketErrors)}`,
+        );
+      }
+      log(`    ${target.kind.padEnd(8)} ${step.record(f, m)}`);
+    } catch (error) {
+      log(`    ${target.kind.padEnd(8)} ${step.name} failed: ${error.message.split('\n')[0]}`);
+      f.errors.push(`${step.name}: ${error.message.slice(0, 1000)}`);
+      f.incomplete = true;
     }
-    log(`    1 MiB      ${fmt(figures.mib_s)} MiB/s cpu ${fmt(figures.mib_cpu_ms, 2)} ms/MiB`);
+  }
+}
 
-    const closeRun = await measureDuring(target.pid, () =>
-      runWrk(url(SMALL_PATH), { connections: 50, seconds, headers: ['Connection: close'] }),
-    );
-    peak = Math.max(peak, closeRun.peakRssMiB);
-    figures.close_rps = closeRun.result.rps;
-    figures.close_cpu_us = (closeRun.cpuSeconds / Math.max(1, closeRun.result.requests)) * 1e6;
-    addFailures('Connection: close', closeRun.result);
-    log(
-      `    conn/req   ${fmt(figures.close_rps)} req/s cpu ${fmt(figures.close_cpu_us)} us/conn (wrk, Connection: close)`,
-    );
-
-    const resumed = await measureDuring(target.pid, () =>
-      runHandshakes(target.port, { seconds, resume: true }),
-    );
-    peak = Math.max(peak, resumed.peakRssMiB);
-    figures.resumed_per_s = resumed.result.rate;
-    figures.resumed_cpu_us = (resumed.cpuSeconds / Math.max(1, resumed.result.completed)) * 1e6;
-    figures.resumed_fraction = resumed.result.reused / Math.max(1, resumed.result.completed);
-    if (resumed.result.errors > 0) {
-      figures.errors.push(
-        `resumed handshakes: ${resumed.result.errors} errors (${resumed.result.lastError})`,
-      );
-    }
-    log(
-      `    resumed    ${fmt(figures.resumed_per_s)} hs/s cpu ${fmt(figures.resumed_cpu_us)} us/hs (${fmt(100 * figures.resumed_fraction)}% resumed)`,
-    );
-
-    const full = await measureDuring(target.pid, () => runHandshakes(target.port, { seconds }));
-    peak = Math.max(peak, full.peakRssMiB);
-    figures.full_ecdsa_per_s = full.result.rate;
-    figures.full_ecdsa_cpu_us = (full.cpuSeconds / Math.max(1, full.result.completed)) * 1e6;
-    figures.full_ecdsa_protocol = full.result.protocol;
-    figures.full_ecdsa_reused = full.result.reused;
-    if (full.result.errors > 0)
-      figures.errors.push(`full ECDSA handshakes: ${full.result.errors} errors (${full.result.lastError})`);
-    log(
-      `    full ECDSA ${fmt(figures.full_ecdsa_per_s)} hs/s cpu ${fmt(figures.full_ecdsa_cpu_us)} us/hs (${full.result.protocol}, reused ${full.result.reused})`,
-    );
-    figures.rss_load_mib = peak;
-
-    if (target.swapCert) {
-      const staging = makeTempDir(`${kind}-next`);
+/** Renames a new pair into place and times until it is served. */
+async function swapStep(running, figures, log) {
+  for (const target of running) {
+    if (!target.swapCert) continue;
+    const f = figures[target.kind];
+    const staging = makeTempDir(`${target.kind}-next`);
+    try {
       const next = await makePair(staging, 'next', 'ecdsa', `harbor-bench-next-${Date.now()}`);
       const since = performance.now();
       target.swapCert(next);
       const ms = await waitForFingerprint(target.port, next.fingerprint, since);
-      figures.swap_ms = ms ?? undefined;
-      figures.swap_how = target.swapNote;
-      if (ms === null) figures.errors.push('new certificate not served within 10 s of the rename');
-      log(`    swap       ${ms === null ? 'NOT SERVED within 10 s' : `${fmt(ms)} ms`} (${target.swapNote})`);
+      f.swap_ms = ms ?? undefined;
+      f.swap_how = target.swapNote;
+      if (ms === null) f.errors.push('new certificate not served within 10 s of the rename');
+      log(
+        `    ${target.kind.padEnd(8)} swap       ${ms === null ? 'NOT SERVED within 10 s' : `${fmt(ms)} ms`} (${target.swapNote})`,
+      );
+    } finally {
       removeTempDir(staging);
     }
-    figures.cpu_total_s = treeCpuSeconds(target.pid);
+  }
+}
+
+async function runRound(round, targets, starters, pairs, opts, log) {
+  // Rotate the order so no target always runs first (or right after another).
+  const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+  const figures = Object.fromEntries(targets.map((k) => [k, { failed_total: 0, errors: [] }]));
+  const peaks = {};
+  log(`  round ${round + 1}/${opts.rounds} (order: ${order.join(', ')})`);
+
+  let running = await startAll(order, starters, pairs.ecdsa, figures, log);
+  try {
+    await sleep(1000);
+    for (const target of running) {
+      figures[target.kind].rss_idle_mib = treeRssMiB(target.pid);
+      figures[target.kind].resumption = await resumes(target.port).catch(() => false);
+    }
+    // Warm-up (not counted): JIT, pools, session caches.
+    for (const target of running) {
+      await runWrk(target.url(SMALL_PATH), { connections: 50, seconds: opts.warmupSeconds });
+      await runWrk(target.url(LARGE_PATH), { connections: 10, seconds: opts.warmupSeconds });
+    }
+    for (const step of STEPS) await runStep(step, running, figures, peaks, opts, log);
+    for (const target of running) figures[target.kind].rss_load_mib = peaks[target.kind];
+    await swapStep(running, figures, log);
   } finally {
-    await target.stop();
-    removeTempDir(dir);
+    await stopAll(running);
   }
 
-  // --- RSA instance: full handshakes only.
-  dir = makeTempDir(`${kind}-rsa`);
-  target = await startTarget(dir, pairs.rsa);
+  running = await startAll(order, starters, pairs.rsa, figures, log);
   try {
-    await waitForOk(target.port, SMALL_PATH);
-    await runHandshakes(target.port, { seconds: opts.warmupSeconds });
-    const full = await measureDuring(target.pid, () => runHandshakes(target.port, { seconds }));
-    figures.full_rsa_per_s = full.result.rate;
-    figures.full_rsa_cpu_us = (full.cpuSeconds / Math.max(1, full.result.completed)) * 1e6;
-    figures.full_rsa_reused = full.result.reused;
-    if (full.result.errors > 0)
-      figures.errors.push(`full RSA handshakes: ${full.result.errors} errors (${full.result.lastError})`);
-    log(`    full RSA   ${fmt(figures.full_rsa_per_s)} hs/s cpu ${fmt(figures.full_rsa_cpu_us)} us/hs`);
+    for (const target of running) await runHandshakes(target.port, { seconds: opts.warmupSeconds });
+    await runStep(RSA_STEP, running, figures, peaks, opts, log);
   } finally {
-    await target.stop();
-    removeTempDir(dir);
+    await stopAll(running);
   }
   return figures;
 }
@@ -243,23 +302,7 @@ export async function runHttpsBench(opts, log) {
   const rounds = [];
   try {
     for (let round = 0; round < opts.rounds; round++) {
-      // Rotate the order so no target always runs first (or right after another).
-      const order = targets.map((_, i) => targets[(i + round) % targets.length]);
-      const perTarget = {};
-      for (const kind of order) {
-        log(`  round ${round + 1}/${opts.rounds}: ${kind}`);
-        try {
-          perTarget[kind] = await measureTarget(kind, starters[kind], pairs, opts, log);
-        } catch (error) {
-          log(`    ${kind} failed: ${error.message.split('\n').slice(0, 6).join('\n      ')}`);
-          perTarget[kind] = {
-            error: error.message.slice(0, 2000),
-            failed_total: null,
-            errors: [error.message],
-          };
-        }
-      }
-      rounds.push(perTarget);
+      rounds.push(await runRound(round, targets, starters, pairs, opts, log));
     }
   } finally {
     await origin.stop();
@@ -274,7 +317,7 @@ function summarise(targets, rounds, notes, pairs) {
   for (const kind of targets) {
     medians[kind] = {};
     for (const [key] of HTTPS_FIGURES) medians[kind][key] = median(rounds.map((r) => r[kind]?.[key]));
-    const failedCounts = rounds.map((r) => r[kind]?.failed_total);
+    const failedCounts = rounds.map((r) => (r[kind]?.incomplete ? null : r[kind]?.failed_total));
     // A round that could not run at all counts as failed, not as zero failures.
     medians[kind].failed_total = failedCounts.some((c) => c === null || c === undefined)
       ? null

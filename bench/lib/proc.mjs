@@ -330,6 +330,26 @@ export function machineBusy(before) {
   return total > 0 ? 1 - (now.idle - before.idle) / total : null;
 }
 
+/**
+ * Waits (bounded) until the tree uses less than `busyFraction` of a core over
+ * a window: a forwarder still relaying a backlog after its load stopped.
+ * Resolves { ms, cpuSeconds }: the time waited (the quiet window excluded)
+ * and the CPU the tree spent meanwhile.
+ */
+export async function waitQuiet(rootPid, { busyFraction = 0.03, windowMs = 250, timeoutMs = 20_000 } = {}) {
+  const started = performance.now();
+  const first = treeCpu(rootPid).total;
+  while (performance.now() - started < timeoutMs) {
+    const before = treeCpu(rootPid).total;
+    await sleep(windowMs);
+    const after = treeCpu(rootPid).total;
+    if ((after - before) * 1000 < busyFraction * windowMs) {
+      return { ms: Math.max(0, performance.now() - started - windowMs), cpuSeconds: after - first };
+    }
+  }
+  return { ms: timeoutMs, cpuSeconds: treeCpu(rootPid).total - first };
+}
+
 /** Load averages, to record how busy the machine was. */
 export function machineLoad() {
   const [one, five] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);

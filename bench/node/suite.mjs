@@ -4,7 +4,7 @@
 // through harbor-node, haproxy, socat and direct, round by round in one run.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir, measureDuring, removeTempDir, runCommand, sleep } from '../lib/proc.mjs';
+import { makeTempDir, measureDuring, removeTempDir, runCommand, sleep, waitQuiet } from '../lib/proc.mjs';
 import { fmt, fmtRatio, judge, median, ratio } from '../lib/report.mjs';
 import {
   nodeAvailable,
@@ -33,6 +33,7 @@ export const NODE_FIGURES = [
   ['udp_delivered_pps', 'UDP 64 B delivered', 'pkt/s'],
   ['udp_loss_pct', 'UDP 64 B lost at full offered rate', '%'],
   ['udp_cpu_us_per_pkt', 'forwarder CPU per delivered datagram', 'us'],
+  ['udp_drain_ms', 'UDP still relayed after the flood stops (backlog)', 'ms'],
   ['udp_clean_pps', 'highest UDP rate with < 1% loss', 'pkt/s'],
   ['conn_per_s', 'new TCP connections/s (1 byte echoed, closed)', 'conn/s'],
   ['conn_cpu_us', 'forwarder CPU per new connection', 'us'],
@@ -80,37 +81,40 @@ export async function tcpRun(port, seconds) {
 }
 
 /**
- * One UDP run at `pps` offered (0 = as fast as the sender goes), then a pause
- * for the forwarder's queues and the iperf3 server to settle (after a flood
- * the server takes a moment before it takes the next test). A failed run is
- * retried after a longer pause, then once more after restarting the iperf3
+ * One UDP run at `pps` offered (0 = as fast as the sender goes). Afterwards it
+ * waits for the forwarder (quietPid) to stop relaying what it had queued:
+ * a stale datagram reaching iperf3 first would make the next test's server
+ * talk to the wrong peer. That wait is reported (drainMs): how long a
+ * forwarder keeps delivering old datagrams after an overload ends. A failed
+ * run is retried after a pause, then once more after restarting the iperf3
  * server (and waiting for a forwarder that marked it down to take it back).
  */
-export async function udpRun(port, seconds, pps, iperfServer) {
+export async function udpRun(port, seconds, pps, iperfServer, quietPid = null) {
   try {
-    return await udpRunOnce(port, seconds, pps);
+    return await udpRunOnce(port, seconds, pps, quietPid);
   } catch (error) {
     if (!iperfServer) throw error;
   }
   await sleep(3000);
   try {
-    return await udpRunOnce(port, seconds, pps);
+    return await udpRunOnce(port, seconds, pps, quietPid);
   } catch (error) {
     if (!iperfServer) throw error;
   }
   await iperfServer.restart();
   await sleep(5000);
-  return await udpRunOnce(port, seconds, pps);
+  return await udpRunOnce(port, seconds, pps, quietPid);
 }
 
-async function udpRunOnce(port, seconds, pps) {
+async function udpRunOnce(port, seconds, pps, quietPid) {
   const bitrate = pps === 0 ? '0' : String(Math.round(pps * UDP_BYTES * 8));
   const end = await iperf(
     port,
     ['-u', '-l', String(UDP_BYTES), '-b', bitrate, '-t', String(seconds)],
     seconds,
   );
-  await sleep(pps === 0 ? 3000 : 500);
+  const drain = quietPid ? await waitQuiet(quietPid) : null;
+  await sleep(pps === 0 ? 1000 : 300);
   const sum = end.sum;
   const delivered = sum.packets - sum.lost_packets;
   return {
@@ -118,6 +122,8 @@ async function udpRunOnce(port, seconds, pps) {
     deliveredPps: delivered / sum.seconds,
     delivered,
     lossPct: sum.lost_percent,
+    drainMs: drain?.ms ?? null,
+    drainCpuSeconds: drain?.cpuSeconds ?? 0,
   };
 }
 
@@ -151,11 +157,11 @@ export async function connectRun(port, seconds) {
  * Highest offered rate with < 1% loss: double from 10k pkt/s until loss
  * reaches 1% (or 1.28M), then bisect the bracket 3 times. At most 11 trials.
  */
-async function cleanRateSearch(port, trialSeconds, iperfServer, log) {
+async function cleanRateSearch(port, trialSeconds, iperfServer, quietPid) {
   let good = 0;
   let bad = null;
   for (let pps = 10_000; pps <= 1_280_000; pps *= 2) {
-    const r = await udpRun(port, trialSeconds, pps, iperfServer);
+    const r = await udpRun(port, trialSeconds, pps, iperfServer, quietPid);
     if (r.lossPct < 1) good = Math.max(good, r.deliveredPps);
     else {
       bad = pps;
@@ -167,14 +173,13 @@ async function cleanRateSearch(port, trialSeconds, iperfServer, log) {
     let high = bad;
     for (let i = 0; i < 3; i++) {
       const mid = Math.round((low + high) / 2);
-      const r = await udpRun(port, trialSeconds, mid, iperfServer);
+      const r = await udpRun(port, trialSeconds, mid, iperfServer, quietPid);
       if (r.lossPct < 1) {
         low = mid;
         good = Math.max(good, r.deliveredPps);
       } else high = mid;
     }
   }
-  log(`    clean UDP  ${fmt(good)} pkt/s with < 1% loss`);
   return good;
 }
 
@@ -195,69 +200,72 @@ async function withForwarder(kind, route, body) {
   }
 }
 
-async function measureForwarder(kind, backends, opts, round, log) {
-  const figures = { errors: [] };
-  const seconds = opts.seconds;
-  const attempt = async (what, fn) => {
-    try {
-      await fn();
-    } catch (error) {
-      log(`    ${what} failed: ${error.message.split('\n').slice(0, 4).join('\n      ')}`);
-      figures.errors.push(`${what}: ${error.message.slice(0, 1500)}`);
-    }
-  };
-
-  await attempt('TCP throughput', () =>
-    withForwarder(kind, { backendPort: backends.iperf.port, udp: false }, async (target) => {
+/**
+ * The measurements. Each runs for every forwarder back to back (rotating
+ * order) before the next begins, so that compared figures see the machine in
+ * the same few seconds. A step takes (target, figures, ctx) and returns a log line.
+ */
+const STEPS = [
+  {
+    name: 'TCP throughput',
+    route: (b) => ({ backendPort: b.iperf.port, udp: false }),
+    async run(target, f, { seconds }) {
       await warm('TCP warm-up', () => tcpRun(target.port, 1));
       const m = await measureDuring(target.pid, () => tcpRun(target.port, seconds));
-      figures.tcp_gbps = m.result.gbps;
-      if (m.cpuSeconds !== null) figures.tcp_cpu_ms_per_gb = (m.cpuSeconds * 1e3) / (m.result.bytes / 1e9);
-      figures.rss_mib = m.peakRssMiB ?? undefined;
-      log(`    TCP        ${fmt(m.result.gbps, 2)} Gbit/s cpu ${fmt(figures.tcp_cpu_ms_per_gb)} ms/GB`);
-    }),
-  );
-
-  await attempt('new connections', () =>
-    withForwarder(kind, { backendPort: backends.echo.port, udp: false }, async (target) => {
+      f.tcp_gbps = m.result.gbps;
+      if (m.cpuSeconds !== null) f.tcp_cpu_ms_per_gb = (m.cpuSeconds * 1e3) / (m.result.bytes / 1e9);
+      f.tcp_machine_busy = m.machineBusy;
+      return `TCP        ${fmt(m.result.gbps, 2)} Gbit/s cpu ${fmt(f.tcp_cpu_ms_per_gb)} ms/GB`;
+    },
+  },
+  {
+    name: 'new connections',
+    route: (b) => ({ backendPort: b.echo.port, udp: false }),
+    async run(target, f, { seconds }) {
       await warm('connect warm-up', async () => {
         const r = await connectRun(target.port, 1);
         if (r.completed === 0) throw new Error(`no connection completed (${r.lastError})`);
       });
       const m = await measureDuring(target.pid, () => connectRun(target.port, seconds));
-      figures.conn_per_s = m.result.rate;
-      figures.conn_errors = m.result.errors;
-      if (m.cpuSeconds !== null) figures.conn_cpu_us = (m.cpuSeconds * 1e6) / Math.max(1, m.result.completed);
+      f.conn_per_s = m.result.rate;
+      f.conn_errors = m.result.errors;
+      if (m.cpuSeconds !== null) f.conn_cpu_us = (m.cpuSeconds * 1e6) / Math.max(1, m.result.completed);
       if (m.result.errors > 0)
-        figures.errors.push(`new connections: ${m.result.errors} failed (${m.result.lastError})`);
-      log(`    connect    ${fmt(m.result.rate)} conn/s cpu ${fmt(figures.conn_cpu_us)} us/conn`);
-    }),
-  );
-
-  await attempt('UDP', () =>
-    withForwarder(kind, { backendPort: backends.iperf.port, udp: true }, async (target) => {
-      await warm('UDP warm-up', () => udpRun(target.port, 1, 20_000, backends.iperf));
-      const m = await measureDuring(target.pid, () => udpRun(target.port, seconds, 0, backends.iperf));
-      figures.udp_sent_pps = m.result.sentPps;
-      figures.udp_delivered_pps = m.result.deliveredPps;
-      figures.udp_loss_pct = m.result.lossPct;
-      if (m.cpuSeconds !== null)
-        figures.udp_cpu_us_per_pkt = (m.cpuSeconds * 1e6) / Math.max(1, m.result.delivered);
-      log(
-        `    UDP        ${fmt(m.result.deliveredPps)} of ${fmt(m.result.sentPps)} pkt/s delivered (${fmt(m.result.lossPct)}% lost) cpu ${fmt(figures.udp_cpu_us_per_pkt, 2)} us/pkt`,
-      );
-      if (round === 0 && opts.cleanSearch !== false) {
-        figures.udp_clean_pps = await cleanRateSearch(
-          target.port,
-          opts.searchSeconds ?? 2,
-          backends.iperf,
-          log,
-        );
+        f.errors.push(`new connections: ${m.result.errors} failed (${m.result.lastError})`);
+      return `connect    ${fmt(m.result.rate)} conn/s cpu ${fmt(f.conn_cpu_us)} us/conn`;
+    },
+  },
+  {
+    name: 'UDP',
+    udp: true,
+    route: (b) => ({ backendPort: b.iperf.port, udp: true }),
+    async run(target, f, { seconds, iperf }) {
+      await warm('UDP warm-up', () => udpRun(target.port, 1, 20_000, iperf, target.pid));
+      const m = await measureDuring(target.pid, () => udpRun(target.port, seconds, 0, iperf, target.pid));
+      f.udp_drain_ms = m.result.drainMs ?? undefined;
+      f.udp_sent_pps = m.result.sentPps;
+      f.udp_delivered_pps = m.result.deliveredPps;
+      f.udp_loss_pct = m.result.lossPct;
+      // The backlog relayed after the run is not in iperf3's count: leave its CPU out.
+      if (m.cpuSeconds !== null) {
+        f.udp_cpu_us_per_pkt =
+          ((m.cpuSeconds - m.result.drainCpuSeconds) * 1e6) / Math.max(1, m.result.delivered);
       }
-    }),
-  );
-  return figures;
-}
+      return `UDP        ${fmt(m.result.deliveredPps)} of ${fmt(m.result.sentPps)} pkt/s delivered (${fmt(m.result.lossPct)}% lost) cpu ${fmt(f.udp_cpu_us_per_pkt, 2)} us/pkt; still relaying ${fmt(m.result.drainMs)} ms after`;
+    },
+  },
+  {
+    name: 'UDP clean rate',
+    udp: true,
+    firstRoundOnly: true,
+    route: (b) => ({ backendPort: b.iperf.port, udp: true }),
+    async run(target, f, { iperf, searchSeconds }) {
+      await warm('UDP warm-up', () => udpRun(target.port, 1, 20_000, iperf, target.pid));
+      f.udp_clean_pps = await cleanRateSearch(target.port, searchSeconds, iperf, target.pid);
+      return `clean UDP  ${fmt(f.udp_clean_pps)} pkt/s with < 1% loss`;
+    },
+  },
+];
 
 export async function runNodeBench(opts, log) {
   const targets = (opts.targets ?? NODE_TARGETS).filter((t) => NODE_TARGETS.includes(t));
@@ -272,13 +280,32 @@ export async function runNodeBench(opts, log) {
   try {
     for (let round = 0; round < opts.rounds; round++) {
       const order = targets.map((_, i) => targets[(i + round) % targets.length]);
-      const perTarget = {};
-      for (const kind of order) {
-        log(`  round ${round + 1}/${opts.rounds}: ${kind}`);
-        if (!backends.iperf.alive()) await backends.iperf.restart();
-        perTarget[kind] = await measureForwarder(kind, backends, opts, round, log);
+      const figures = Object.fromEntries(targets.map((k) => [k, { errors: [] }]));
+      log(`  round ${round + 1}/${opts.rounds} (order: ${order.join(', ')})`);
+      for (const step of STEPS) {
+        if (step.firstRoundOnly && (round > 0 || opts.cleanSearch === false)) continue;
+        for (const kind of order) {
+          if (step.udp && kind === 'haproxy') continue;
+          if (!backends.iperf.alive()) await backends.iperf.restart();
+          const ctx = {
+            seconds: opts.seconds,
+            iperf: backends.iperf,
+            searchSeconds: opts.searchSeconds ?? 2,
+          };
+          try {
+            const line = await withForwarder(kind, step.route(backends), (target) =>
+              step.run(target, figures[kind], ctx),
+            );
+            if (line) log(`    ${kind.padEnd(11)} ${line}`);
+          } catch (error) {
+            log(
+              `    ${kind.padEnd(11)} ${step.name} failed: ${error.message.split('\n').slice(0, 4).join('\n      ')}`,
+            );
+            figures[kind].errors.push(`${step.name}: ${error.message.slice(0, 1500)}`);
+          }
+        }
       }
-      rounds.push(perTarget);
+      rounds.push(figures);
     }
   } finally {
     await backends.iperf.stop();
