@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { HarborError } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
-import { HarborNode, NodeApi, StateFile } from '../node/index.js';
+import { createNodeAdmin, HarborNode, NodeApi, StateFile } from '../node/index.js';
 import { NODE_SETTINGS, nodeHelpText, resolveNodeSettings } from '../node/settings.js';
 import { printProblems, reportError } from './report.js';
 
@@ -91,7 +91,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     udpIdleTimeoutMs: settings.udpIdleTimeoutMs,
     logger,
   });
-  const api = new NodeApi({ node, token: settings.token, logger });
+  const admin = createNodeAdmin({ node, logger, version: readVersion(), startedAt: new Date() });
+  const api = new NodeApi({ node, token: settings.token, logger, admin });
   let apiPort: number;
   try {
     await node.start();

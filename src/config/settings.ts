@@ -74,7 +74,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     flag: 'listen',
     env: ['HARBOR_LISTEN'],
     type: 'string',
-    description: 'Comma-separated addresses the HTTPS servers listen on.',
+    description: 'Comma-separated addresses the HTTPS servers and --forward listeners listen on.',
     defaultText: '0.0.0.0,::',
     commands: ['run'],
   },
@@ -122,7 +122,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     flag: 'max-connections',
     env: ['HARBOR_MAX_CONNECTIONS'],
     type: 'string',
-    description: 'Client connections per service at once; more wait in the kernel backlog.',
+    description: 'Client connections per service at once; more are closed as they arrive.',
     defaultText: '10000',
     commands: ['run'],
   },
@@ -140,6 +140,15 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_NODE_URL'],
     type: 'string',
     description: 'A harbor-node API to register this instance with (token in HARBOR_NODE_TOKEN).',
+    commands: ['run'],
+  },
+  {
+    flag: 'node-ttl',
+    env: ['HARBOR_NODE_TTL'],
+    type: 'string',
+    description:
+      'How long the node keeps this instance without a refresh; refreshes go out every third of it.',
+    defaultText: '30s',
     commands: ['run'],
   },
   {
@@ -267,6 +276,7 @@ export interface SidecarSettings {
   readonly admin: Address | 'off';
   readonly nodeUrl: string | undefined;
   readonly nodeToken: string | undefined;
+  readonly nodeTtlMs: number;
   readonly instanceId: string;
   readonly instanceHost: string | undefined;
   readonly forwards: readonly ForwardTarget[];
@@ -374,6 +384,7 @@ export function resolveSidecarSettings(
     admin,
     nodeUrl: setting('node-url', parseUrl, undefined),
     nodeToken: env.HARBOR_NODE_TOKEN || undefined,
+    nodeTtlMs: setting('node-ttl', parseDuration, 30_000),
     instanceId:
       text('instance-id') ??
       resolveInstanceId({

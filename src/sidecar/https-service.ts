@@ -122,7 +122,10 @@ export class HttpsService {
     if (this.#proxy?.state !== 'listening')
       reasons.push(`${this.name}: not listening on ${this.service.intPort}`);
     const backend = await probeBackend(this.#options.backend);
-    if (backend !== undefined) reasons.push(`${this.name}: backend ${formatAddress(this.#options.backend)} does not accept connections (${backend})`);
+    if (backend !== undefined)
+      reasons.push(
+        `${this.name}: backend ${formatAddress(this.#options.backend)} does not accept connections (${backend})`,
+      );
     return reasons;
   }
 

@@ -27,9 +27,13 @@ export interface SidecarOptions {
 
 interface ForwardEntry {
   readonly name: string;
-  readonly group: ForwarderGroup;
+  readonly groups: readonly ForwarderGroup[];
   readonly stats: ServiceStats;
   readonly target: string;
+}
+
+function isDefaultListen(hosts: readonly string[]): boolean {
+  return hosts.length === 2 && hosts.includes('0.0.0.0') && hosts.includes('::');
 }
 
 export class Sidecar {
@@ -91,16 +95,22 @@ export class Sidecar {
           );
         }
         const stats = createServiceStats();
-        const group = new ForwarderGroup(transport, {
-          listen: { port: service.intPort },
-          picker: fixedPicker({ host: forward.target.host, port: forward.target.port }),
-          logger: options.logger,
-          name: service.name,
-          serviceStats: stats,
-          proxyProtocol:
-            settings.proxyProtocol === 'off' ? undefined : settings.proxyProtocol === 'v1' ? 1 : 2,
-        });
-        this.#forwards.push({ name: service.name, group, stats, target: formatAddress(forward.target) });
+        const target = { host: forward.target.host, port: forward.target.port };
+        // On the default hosts a forwarder binds every address itself; an explicit --listen is honoured host by host.
+        const hosts = isDefaultListen(settings.listenHosts) ? [undefined] : settings.listenHosts;
+        const groups = hosts.map(
+          (host) =>
+            new ForwarderGroup(transport, {
+              listen: { host, port: service.intPort },
+              picker: fixedPicker(target),
+              logger: options.logger,
+              name: service.name,
+              serviceStats: stats,
+              proxyProtocol:
+                settings.proxyProtocol === 'off' ? undefined : settings.proxyProtocol === 'v1' ? 1 : 2,
+            }),
+        );
+        this.#forwards.push({ name: service.name, groups, stats, target: formatAddress(forward.target) });
       }
     }
   }
@@ -136,7 +146,7 @@ export class Sidecar {
     try {
       for (const service of this.#https) await service.start();
       for (const forward of this.#forwards) {
-        await forward.group.start();
+        for (const group of forward.groups) await group.start();
         this.#logger.info({ service: forward.name, target: forward.target }, 'forwarding');
       }
     } catch (error) {
@@ -172,7 +182,7 @@ export class Sidecar {
   async #stopAll(deadlineMs: number): Promise<void> {
     await Promise.all([
       ...this.#https.map((s) => s.drain(deadlineMs)),
-      ...this.#forwards.map((f) => f.group.close(deadlineMs)),
+      ...this.#forwards.flatMap((f) => f.groups.map((g) => g.close(deadlineMs))),
     ]);
   }
 

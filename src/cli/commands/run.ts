@@ -30,6 +30,7 @@ function createRegistration(settings: SidecarSettings, logger: Logger): Registra
     host,
     services,
     logger,
+    ttlSeconds: Math.max(1, Math.round(settings.nodeTtlMs / 1000)),
   });
 }
 
