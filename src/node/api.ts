@@ -7,6 +7,7 @@
 // Every error is one line of JSON: {"error": "...", "code": "E_..."}.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
+import type { AdminRequestHandler } from '../admin/index.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { HarborNode } from './node.js';
@@ -16,7 +17,15 @@ export interface NodeApiOptions {
   /** When set, every request needs `Authorization: Bearer <token>`. */
   readonly token: string | undefined;
   readonly logger: Logger;
+  /**
+   * The admin endpoint's handler (/healthz, /readyz, /metrics, /status),
+   * mounted on the API address. The two probes answer without the token, so
+   * an orchestrator can use them; /metrics and /status need it like the API.
+   */
+  readonly admin?: AdminRequestHandler | undefined;
 }
+
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 
 const MAX_BODY_BYTES = 64 * 1024;
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -104,9 +113,11 @@ export class NodeApi {
   readonly #logger: Logger;
   readonly #tokenDigest: Buffer | undefined;
   readonly #server: http.Server;
+  readonly #admin: AdminRequestHandler | undefined;
 
   constructor(options: NodeApiOptions) {
     this.#node = options.node;
+    this.#admin = options.admin;
     this.#logger = options.logger;
     this.#tokenDigest = options.token ? digest(`Bearer ${options.token}`) : undefined;
     this.#server = http.createServer({ requestTimeout: 30_000 }, (req, res) => void this.#handle(req, res));
@@ -131,6 +142,11 @@ export class NodeApi {
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     try {
+      if (this.#admin) {
+        const path = new URL(req.url ?? '/', 'http://node').pathname;
+        if (!OPEN_PATHS.has(path) && !path.startsWith('/v1/')) this.#authorize(req);
+        if (this.#admin(req, res)) return;
+      }
       this.#authorize(req);
       const body = await readBody(req);
       await this.#route(req, res, body);

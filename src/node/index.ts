@@ -3,6 +3,7 @@
 // connections over the app's instances (round-robin for TCP, a primary with
 // queued failovers for UDP), learns instances through its HTTP API with TTLs,
 // and keeps all of it in an atomically written state file across restarts.
+export { createNodeAdmin, type NodeAdminOptions, nodeReadiness, nodeStatusReport } from './admin.js';
 export { NodeApi, type NodeApiOptions, parseInstanceBody, parseServiceBody } from './api.js';
 export {
   type Balancer,

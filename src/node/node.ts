@@ -71,6 +71,7 @@ export class HarborNode {
   #retryTimer: NodeJS.Timeout | undefined;
   #retrying = false;
   #draining = false;
+  #lifecycle: 'created' | 'starting' | 'listening' | 'draining' | 'stopped' = 'created';
 
   constructor(options: HarborNodeOptions) {
     this.#options = options;
@@ -87,8 +88,14 @@ export class HarborNode {
     return this.#services.values();
   }
 
+  /** created, starting, listening, draining, stopped. */
+  get lifecycle(): string {
+    return this.#lifecycle;
+  }
+
   /** Restores the state file (E_STATE_CORRUPT stops here), listens on every port, checks restored instances. */
   async start(): Promise<void> {
+    this.#lifecycle = 'starting';
     const state = await this.#options.stateFile?.load();
     for (const record of state?.services ?? []) {
       this.#allocator.reserve(record.port, record.name);
@@ -117,6 +124,7 @@ export class HarborNode {
     void this.#checkInstances();
     this.#retryTimer = setInterval(() => void this.#retry(), this.#retryMs);
     this.#retryTimer.unref();
+    this.#lifecycle = 'listening';
   }
 
   /** Provisions a service: a free port, listeners, persisted. Throws E_PORT_RANGE_EXHAUSTED (503). */
@@ -226,9 +234,11 @@ export class HarborNode {
   async drain(deadlineMs: number): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
+    this.#lifecycle = 'draining';
     clearInterval(this.#retryTimer);
     this.#unchecked.clear();
     await Promise.all([...this.#services.values()].map((s) => s.close(deadlineMs)));
+    this.#lifecycle = 'stopped';
   }
 
   #newService(record: Omit<ServiceRecord, 'instances'>): NodeService {

@@ -14,6 +14,7 @@ import {
   KINDS_BY_TRANSPORT,
 } from '../forward/index.js';
 import type { Logger } from '../log/index.js';
+import { createServiceStats, type ServiceStats } from '../stats/index.js';
 import {
   BALANCER_FOR_FORWARDER,
   type Balancer,
@@ -59,6 +60,8 @@ export class NodeService {
   readonly transport: Transport;
   /** The last listen failure of a kind still down (a port conflict), for status. */
   conflict: string | undefined;
+  /** Counters of all its forwarders together, as the admin endpoint's /metrics reads them. */
+  readonly stats: ServiceStats = createServiceStats();
   readonly #options: NodeServiceOptions;
   readonly #instances = new Map<string, Instance>();
   readonly #ttlTimers = new Map<string, NodeJS.Timeout>();
@@ -84,6 +87,7 @@ export class NodeService {
         logger: options.logger,
         name: record.name,
         udpIdleTimeoutMs: options.udpIdleTimeoutMs,
+        serviceStats: this.stats,
       });
       return { kind, forwarder, listening: false };
     });

@@ -1,0 +1,61 @@
+// What the admin endpoint (src/admin) reads from harbor-node: readiness
+// (every service listens on its port), the /status document, and the
+// per-service counters /metrics turns into Prometheus text.
+import { type AdminRequestHandler, adminHandler, countersOf, type StatusReport } from '../admin/index.js';
+import type { Logger } from '../log/index.js';
+import type { HarborNode } from './node.js';
+
+export interface NodeAdminOptions {
+  readonly node: HarborNode;
+  readonly logger: Logger;
+  readonly version: string;
+  readonly startedAt: Date;
+}
+
+/** Reasons the node is not ready: a service whose port another process holds. Empty when ready. */
+export function nodeReadiness(node: HarborNode): string[] {
+  const reasons: string[] = [];
+  if (node.lifecycle !== 'listening') reasons.push(`harbor-node is ${node.lifecycle}`);
+  for (const service of node.services) {
+    if (!service.listening) {
+      reasons.push(`${service.name}: port ${service.port} not listening (${service.conflict ?? 'starting'})`);
+    }
+  }
+  return reasons;
+}
+
+export function nodeStatusReport(options: NodeAdminOptions): StatusReport {
+  const { node } = options;
+  return {
+    program: 'harbor-node',
+    version: options.version,
+    pid: process.pid,
+    startedAt: options.startedAt.toISOString(),
+    state: node.lifecycle,
+    services: [...node.services].map((s) => ({
+      name: s.name,
+      protocol: s.transport,
+      int_port: s.intPort,
+      port: s.port,
+      // Where connections go: the instances, in arrival order.
+      backend:
+        [...s.instances]
+          .map((i) => `${i.host.includes(':') ? `[${i.host}]` : i.host}:${i.port}`)
+          .join(', ') || null,
+      pair: null,
+      lastReload: null,
+      counters: countersOf(s.stats),
+    })),
+  };
+}
+
+export function createNodeAdmin(options: NodeAdminOptions): AdminRequestHandler {
+  return adminHandler({
+    readiness: async () => nodeReadiness(options.node),
+    status: () => nodeStatusReport(options),
+    metrics: {
+      services: () => [...options.node.services].map((s) => ({ name: s.name, stats: s.stats })),
+    },
+    logger: options.logger,
+  });
+}
