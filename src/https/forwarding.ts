@@ -2,9 +2,24 @@
 // the head the backend receives, and how the backend's response head becomes
 // the one the client receives. Built as one latin1 string per message so that
 // each head goes out in one write.
-
-import type { Head } from './head-parser.js';
-import { isFieldValue } from './head-parser.js';
+import {
+  type Head,
+  isFieldValue,
+  K_CONNECTION,
+  K_FORWARDED,
+  K_HTTP2_SETTINGS,
+  K_KEEP_ALIVE,
+  K_OTHER,
+  K_PROXY_CONNECTION,
+  K_TE,
+  K_TRANSFER_ENCODING,
+  K_UPGRADE,
+  K_X_CLIENT_CERT_SUBJECT,
+  K_X_FORWARDED_FOR,
+  K_X_FORWARDED_HOST,
+  K_X_FORWARDED_PORT,
+  K_X_FORWARDED_PROTO,
+} from './head-parser.js';
 
 /** What the proxy knows about one client connection, computed once when it is accepted. */
 export interface Peer {
@@ -24,35 +39,22 @@ export interface ForwardSettings {
   readonly defaultHost: string;
 }
 
-// What each special request header is: dropped as hop-by-hop, collected to be
-// extended, or replaced by the proxy's own value.
-const DROP = 1;
-const XFF = 2;
-const FORWARDED = 3;
-const TE = 4;
-const UPGRADE = 5;
-const REQUEST_RULES = new Map<string, number>([
-  ['connection', DROP],
-  ['keep-alive', DROP],
-  ['proxy-connection', DROP],
-  ['http2-settings', DROP],
-  ['te', TE],
-  ['upgrade', UPGRADE],
-  ['x-forwarded-for', XFF],
-  ['forwarded', FORWARDED],
-  ['x-forwarded-proto', DROP],
-  ['x-forwarded-host', DROP],
-  ['x-forwarded-port', DROP],
-  ['x-client-cert-subject', DROP],
-]);
-
 /** Headers a Connection header may not remove: the framing and the target must reach the backend. */
 const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding']);
 
+/** Lower-cased header names listed in Connection, other than the ones with a meaning of their own. */
 function connectionTokens(head: Head): Set<string> | null {
-  if (head.connection === '') return null;
+  const connection = head.connection;
+  if (
+    connection === '' ||
+    connection === 'close' ||
+    connection === 'keep-alive' ||
+    connection === 'upgrade'
+  ) {
+    return null;
+  }
   let tokens: Set<string> | null = null;
-  for (const part of head.connection.split(',')) {
+  for (const part of connection.split(',')) {
     const token = part.trim();
     if (token === '' || token === 'close' || token === 'keep-alive' || token === 'upgrade') continue;
     if (PROTECTED.has(token)) continue;
@@ -88,29 +90,53 @@ export function buildRequestHead(
   let xff = '';
   let forwarded = '';
   const named = connectionTokens(head);
-  const names = head.names;
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i] as string;
-    const rule = REQUEST_RULES.get(name);
-    if (rule !== undefined) {
-      if (rule === XFF) {
-        xff = xff === '' ? (head.values[i] as string) : `${xff}, ${head.values[i]}`;
-        continue;
-      }
-      if (rule === FORWARDED) {
-        forwarded = forwarded === '' ? (head.values[i] as string) : `${forwarded}, ${head.values[i]}`;
-        continue;
-      }
-      if (rule === TE) {
-        // "TE: trailers" still holds: the proxy relays chunked bodies and their trailers unchanged.
-        if ((head.values[i] as string).toLowerCase() !== 'trailers') continue;
-      } else if (rule !== UPGRADE || !upgrade) {
-        continue;
+  const kinds = head.kind;
+  const count = head.count;
+  // Kept lines are copied in runs: consecutive kept lines are one slice of the head.
+  let runStart = -1;
+  let runEnd = -1;
+  for (let i = 0; i < count; i++) {
+    const kind = kinds[i] as number;
+    let keep = true;
+    if (kind !== K_OTHER) {
+      switch (kind) {
+        case K_X_FORWARDED_FOR:
+          xff = xff === '' ? head.value(i) : `${xff}, ${head.value(i)}`;
+          keep = false;
+          break;
+        case K_FORWARDED:
+          forwarded = forwarded === '' ? head.value(i) : `${forwarded}, ${head.value(i)}`;
+          keep = false;
+          break;
+        case K_TE:
+          // "TE: trailers" still holds: the proxy relays chunked bodies and their trailers unchanged.
+          keep = head.value(i).toLowerCase() === 'trailers';
+          break;
+        case K_UPGRADE:
+          keep = upgrade;
+          break;
+        case K_CONNECTION:
+        case K_KEEP_ALIVE:
+        case K_PROXY_CONNECTION:
+        case K_HTTP2_SETTINGS:
+        case K_X_FORWARDED_PROTO:
+        case K_X_FORWARDED_HOST:
+        case K_X_FORWARDED_PORT:
+        case K_X_CLIENT_CERT_SUBJECT:
+          keep = false;
+          break;
       }
     }
-    if (named?.has(name)) continue;
-    out += `${text.slice(head.lineStart[i], head.lineEnd[i])}\r\n`;
+    if (keep && named?.has(head.name(i).toLowerCase())) keep = false;
+    if (keep) {
+      if (runStart === -1) runStart = head.lineStart[i] as number;
+      runEnd = head.lineEnd[i] as number;
+    } else if (runStart !== -1) {
+      out += `${text.slice(runStart, runEnd)}\r\n`;
+      runStart = -1;
+    }
   }
+  if (runStart !== -1) out += `${text.slice(runStart, runEnd)}\r\n`;
   if (upgrade) out += 'Connection: upgrade\r\n';
   const host = head.host;
   if (host === undefined) out += `Host: ${settings.defaultHost}\r\n`;
@@ -134,21 +160,27 @@ export const RESPONSE_CLOSE = 1;
 /** Add `Connection: keep-alive`: an HTTP/1.0 client asked to keep its connection. */
 export const RESPONSE_KEEP_ALIVE_10 = 2;
 
-const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection']);
-
 /**
  * The response head for the client, or null when the backend's head can be
- * relayed byte for byte (the common case: HTTP/1.1, nothing hop-by-hop).
+ * relayed byte for byte: HTTP/1.1, nothing hop-by-hop, or only a
+ * `Connection: keep-alive` that is just as true of the client's connection.
  * `dechunk` drops Transfer-Encoding because the proxy decodes the body.
  */
 export function buildResponseHead(head: Head, connection: number, dechunk: boolean): string | null {
-  const names = head.names;
+  const kinds = head.kind;
+  const count = head.count;
   const upgrade = head.status === 101;
-  let clean = head.minor === 1 && connection === RESPONSE_KEEP && !dechunk;
-  if (clean) {
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i] as string;
-      if (RESPONSE_DROP.has(name) || (name === 'upgrade' && !upgrade)) {
+  if (head.minor === 1 && connection === RESPONSE_KEEP && !dechunk && !upgrade) {
+    let clean = true;
+    for (let i = 0; i < count; i++) {
+      const kind = kinds[i] as number;
+      if (kind === K_OTHER) continue;
+      if (
+        kind === K_KEEP_ALIVE ||
+        kind === K_PROXY_CONNECTION ||
+        kind === K_UPGRADE ||
+        (kind === K_CONNECTION && head.connection !== 'keep-alive')
+      ) {
         clean = false;
         break;
       }
@@ -158,13 +190,13 @@ export function buildResponseHead(head: Head, connection: number, dechunk: boole
   const text = head.text;
   const named = connectionTokens(head);
   let out = `HTTP/1.1 ${text.slice(9, head.startLineEnd)}\r\n`;
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i] as string;
-    if (RESPONSE_DROP.has(name)) continue;
-    if (name === 'upgrade' && !upgrade) continue;
-    if (dechunk && name === 'transfer-encoding') continue;
-    if (named?.has(name)) continue;
-    out += `${text.slice(head.lineStart[i], head.lineEnd[i])}\r\n`;
+  for (let i = 0; i < count; i++) {
+    const kind = kinds[i] as number;
+    if (kind === K_CONNECTION || kind === K_KEEP_ALIVE || kind === K_PROXY_CONNECTION) continue;
+    if (kind === K_UPGRADE && !upgrade) continue;
+    if (kind === K_TRANSFER_ENCODING && dechunk) continue;
+    if (named !== null && kind === K_OTHER && named.has(head.name(i).toLowerCase())) continue;
+    out += `${head.line(i)}\r\n`;
   }
   if (upgrade) out += 'Connection: upgrade\r\n';
   else if (connection === RESPONSE_CLOSE) out += 'Connection: close\r\n';

@@ -48,9 +48,77 @@ export type HeadError =
   | 'missing-host'
   | 'duplicate-host'
   | 'bad-host'
-  | 'bad-status-line';
+  | 'bad-status-line'
+  | 'too-many-headers';
 
-/** The fields of one head. Reused from message to message: `reset()` clears it. */
+/** Header kinds the proxy acts on; every other header is K_OTHER and is never turned into strings. */
+export const K_OTHER = 0;
+export const K_CONTENT_LENGTH = 1;
+export const K_TRANSFER_ENCODING = 2;
+export const K_HOST = 3;
+export const K_CONNECTION = 4;
+export const K_UPGRADE = 5;
+export const K_EXPECT = 6;
+export const K_KEEP_ALIVE = 7;
+export const K_PROXY_CONNECTION = 8;
+export const K_TE = 9;
+export const K_HTTP2_SETTINGS = 10;
+export const K_X_FORWARDED_FOR = 11;
+export const K_X_FORWARDED_PROTO = 12;
+export const K_X_FORWARDED_HOST = 13;
+export const K_X_FORWARDED_PORT = 14;
+export const K_FORWARDED = 15;
+export const K_X_CLIENT_CERT_SUBJECT = 16;
+export const K_TRAILER = 17;
+
+const KNOWN: [string, number][] = [
+  ['content-length', K_CONTENT_LENGTH],
+  ['transfer-encoding', K_TRANSFER_ENCODING],
+  ['host', K_HOST],
+  ['connection', K_CONNECTION],
+  ['upgrade', K_UPGRADE],
+  ['expect', K_EXPECT],
+  ['keep-alive', K_KEEP_ALIVE],
+  ['proxy-connection', K_PROXY_CONNECTION],
+  ['te', K_TE],
+  ['http2-settings', K_HTTP2_SETTINGS],
+  ['x-forwarded-for', K_X_FORWARDED_FOR],
+  ['x-forwarded-proto', K_X_FORWARDED_PROTO],
+  ['x-forwarded-host', K_X_FORWARDED_HOST],
+  ['x-forwarded-port', K_X_FORWARDED_PORT],
+  ['forwarded', K_FORWARDED],
+  ['x-client-cert-subject', K_X_CLIENT_CERT_SUBJECT],
+  ['trailer', K_TRAILER],
+];
+/** Known names by length, for a case-insensitive match without building the name. */
+const KNOWN_BY_LENGTH: [string, number][][] = [];
+for (const entry of KNOWN) {
+  const list = KNOWN_BY_LENGTH[entry[0].length] ?? [];
+  list.push(entry);
+  KNOWN_BY_LENGTH[entry[0].length] = list;
+}
+
+/** The kind of the (token-checked) name `s[from, to)`. */
+function kindOf(s: string, from: number, to: number): number {
+  const candidates = KNOWN_BY_LENGTH[to - from];
+  if (candidates === undefined) return K_OTHER;
+  outer: for (const [lower, kind] of candidates) {
+    // Tokens hold no character that |0x20 could confuse with a lower-case letter, digit or '-'.
+    for (let i = 0; i < lower.length; i++) {
+      if ((s.charCodeAt(from + i) | 0x20) !== lower.charCodeAt(i)) continue outer;
+    }
+    return kind;
+  }
+  return K_OTHER;
+}
+
+/** Most header lines in one head; more is answered 431. */
+export const MAX_FIELDS = 200;
+
+/**
+ * The fields of one head, as positions in its text: nothing is sliced out of
+ * it unless asked for. Reused from message to message: `reset()` clears it.
+ */
 export class Head {
   /** The head as a latin1 string, from the first line to the blank line (excluded). */
   text = '';
@@ -63,17 +131,22 @@ export class Head {
   minor = 1;
   /** End of the start line in `text`. */
   startLineEnd = 0;
-  /** Each header line: its start and end in `text`, lower-cased name, trimmed value. */
-  readonly lineStart: number[] = [];
-  readonly lineEnd: number[] = [];
-  readonly names: string[] = [];
-  readonly values: string[] = [];
+  /** How many header lines. */
+  count = 0;
+  /** Per header line, positions in `text`: line start (= name start), colon, trimmed value, line end. */
+  readonly lineStart = new Int32Array(MAX_FIELDS);
+  readonly colon = new Int32Array(MAX_FIELDS);
+  readonly valueStart = new Int32Array(MAX_FIELDS);
+  readonly valueEnd = new Int32Array(MAX_FIELDS);
+  readonly lineEnd = new Int32Array(MAX_FIELDS);
+  readonly kind = new Uint8Array(MAX_FIELDS);
   /** -1 when there is no Content-Length. */
   contentLength = -1;
   chunked = false;
   hasTransferEncoding = false;
+  hasTrailer = false;
   host: string | undefined;
-  /** Lower-cased tokens of the Connection header(s), '' when none. */
+  /** Lower-cased value of the Connection header(s), '' when none. */
   connection = '';
   upgrade: string | undefined;
   expectContinue = false;
@@ -86,17 +159,30 @@ export class Head {
     this.reason = '';
     this.minor = 1;
     this.startLineEnd = 0;
-    this.lineStart.length = 0;
-    this.lineEnd.length = 0;
-    this.names.length = 0;
-    this.values.length = 0;
+    this.count = 0;
     this.contentLength = -1;
     this.chunked = false;
     this.hasTransferEncoding = false;
+    this.hasTrailer = false;
     this.host = undefined;
     this.connection = '';
     this.upgrade = undefined;
     this.expectContinue = false;
+  }
+
+  /** The name of header `i` as sent. */
+  name(i: number): string {
+    return this.text.slice(this.lineStart[i], this.colon[i]);
+  }
+
+  /** The trimmed value of header `i`. */
+  value(i: number): string {
+    return this.text.slice(this.valueStart[i], this.valueEnd[i]);
+  }
+
+  /** Header line `i` as sent, without its CRLF. */
+  line(i: number): string {
+    return this.text.slice(this.lineStart[i], this.lineEnd[i]);
   }
 
   /** True when the Connection header lists `token` (lower-case). */
@@ -108,10 +194,10 @@ export class Head {
     return false;
   }
 
-  /** The value of the first header called `lower`, or undefined. */
+  /** The value of the first header called `lower`, or undefined (not for hot paths). */
   get(lower: string): string | undefined {
-    const i = this.names.indexOf(lower);
-    return i === -1 ? undefined : this.values[i];
+    for (let i = 0; i < this.count; i++) if (this.name(i).toLowerCase() === lower) return this.value(i);
+    return undefined;
   }
 }
 
@@ -140,60 +226,75 @@ function parseFields(head: Head, pos: number): HeadError | null {
   const s = head.text;
   const end = s.length;
   let clSeen = false;
+  let n = 0;
   while (pos < end) {
+    if (n === MAX_FIELDS) return 'too-many-headers';
     let eol = s.indexOf('\r\n', pos);
     if (eol === -1) eol = end;
     const first = s.charCodeAt(pos);
     if (first === 0x20 || first === 0x09) return 'obs-fold';
-    const colon = s.indexOf(':', pos);
-    if (colon === -1 || colon >= eol || !isToken(s, pos, colon)) return 'bad-header-name';
+    let colon = pos;
+    while (colon < eol && TOKEN[s.charCodeAt(colon)] === 1) colon++;
+    if (colon === pos || colon === eol || s.charCodeAt(colon) !== 0x3a) return 'bad-header-name';
     let vs = colon + 1;
     let ve = eol;
     while (vs < ve && (s.charCodeAt(vs) === 0x20 || s.charCodeAt(vs) === 0x09)) vs++;
     while (ve > vs && (s.charCodeAt(ve - 1) === 0x20 || s.charCodeAt(ve - 1) === 0x09)) ve--;
     for (let i = vs; i < ve; i++) if (FIELD[s.charCodeAt(i)] !== 1) return 'bad-header-value';
-    const name = s.slice(pos, colon).toLowerCase();
-    const value = s.slice(vs, ve);
-    head.lineStart.push(pos);
-    head.lineEnd.push(eol);
-    head.names.push(name);
-    head.values.push(value);
-    switch (name) {
-      case 'content-length': {
-        if (clSeen) return 'duplicate-content-length';
-        clSeen = true;
-        if (value.length === 0 || value.length > 15) return 'bad-content-length';
-        for (let i = 0; i < value.length; i++) {
-          const c = value.charCodeAt(i);
-          if (c < 0x30 || c > 0x39) return 'bad-content-length';
+    const kind = kindOf(s, pos, colon);
+    head.lineStart[n] = pos;
+    head.colon[n] = colon;
+    head.valueStart[n] = vs;
+    head.valueEnd[n] = ve;
+    head.lineEnd[n] = eol;
+    head.kind[n] = kind;
+    n++;
+    if (kind !== K_OTHER) {
+      switch (kind) {
+        case K_CONTENT_LENGTH: {
+          if (clSeen) return 'duplicate-content-length';
+          clSeen = true;
+          if (ve === vs || ve - vs > 15) return 'bad-content-length';
+          let length = 0;
+          for (let i = vs; i < ve; i++) {
+            const c = s.charCodeAt(i);
+            if (c < 0x30 || c > 0x39) return 'bad-content-length';
+            length = length * 10 + (c - 0x30);
+          }
+          head.contentLength = length;
+          break;
         }
-        head.contentLength = Number(value);
-        break;
+        case K_TRANSFER_ENCODING:
+          // Only a lone "chunked" is accepted: a second header, a list, or any other coding is refused.
+          if (head.hasTransferEncoding || ve - vs !== 7 || s.slice(vs, ve).toLowerCase() !== 'chunked') {
+            return 'unsupported-transfer-encoding';
+          }
+          head.hasTransferEncoding = true;
+          head.chunked = true;
+          break;
+        case K_HOST:
+          if (head.host !== undefined) return 'duplicate-host';
+          head.host = s.slice(vs, ve);
+          break;
+        case K_CONNECTION: {
+          const value = s.slice(vs, ve).toLowerCase();
+          head.connection = head.connection === '' ? value : `${head.connection},${value}`;
+          break;
+        }
+        case K_UPGRADE:
+          head.upgrade = s.slice(vs, ve);
+          break;
+        case K_EXPECT:
+          if (s.slice(vs, ve).toLowerCase() === '100-continue') head.expectContinue = true;
+          break;
+        case K_TRAILER:
+          head.hasTrailer = true;
+          break;
       }
-      case 'transfer-encoding':
-        // Only a lone "chunked" is accepted: a second header, a list, or any other coding is refused.
-        if (head.hasTransferEncoding || value.toLowerCase() !== 'chunked')
-          return 'unsupported-transfer-encoding';
-        head.hasTransferEncoding = true;
-        head.chunked = true;
-        break;
-      case 'host':
-        if (head.host !== undefined) return 'duplicate-host';
-        head.host = value;
-        break;
-      case 'connection':
-        head.connection =
-          head.connection === '' ? value.toLowerCase() : `${head.connection},${value.toLowerCase()}`;
-        break;
-      case 'upgrade':
-        head.upgrade = value;
-        break;
-      case 'expect':
-        if (value.toLowerCase() === '100-continue') head.expectContinue = true;
-        break;
     }
     pos = eol + 2;
   }
+  head.count = n;
   if (head.hasTransferEncoding && clSeen) return 'content-length-with-transfer-encoding';
   return null;
 }

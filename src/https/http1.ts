@@ -39,6 +39,7 @@ const BODY_CHUNKED = 2;
 function statusForHeadError(error: HeadError): number {
   if (error === 'unsupported-transfer-encoding') return 501;
   if (error === 'bad-version') return 505;
+  if (error === 'too-many-headers') return 431;
   return 400;
 }
 

@@ -189,18 +189,17 @@ class H2Exchange implements BackendOwner, ResponseSink {
     if (head.minor === 0 ? !head.connectionHas('keep-alive') : head.connectionHas('close'))
       this.#reusable = false;
     const headers: http2.OutgoingHttpHeaders = { ':status': head.status };
-    const names = head.names;
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i] as string;
+    for (let i = 0; i < head.count; i++) {
+      const name = head.name(i).toLowerCase();
       if (SKIP_RESPONSE.has(name)) continue;
-      const value = head.values[i] as string;
+      const value = head.value(i);
       const prior = headers[name];
       if (prior === undefined) headers[name] = value;
       else if (name === 'set-cookie')
         headers[name] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
       else headers[name] = `${String(prior)}, ${value}`;
     }
-    this.#wantTrailers = head.chunked && head.get('trailer') !== undefined;
+    this.#wantTrailers = head.chunked && head.hasTrailer;
     this.#responded = true;
     if (stream.destroyed) return;
     const endStream = !this.#reader.active && this.#reader.gotHead;

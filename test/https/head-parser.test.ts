@@ -131,6 +131,30 @@ for (const [name, text, reason] of refused) {
   });
 }
 
+t.test('more than 200 header lines refused', async (t) => {
+  const many = Array.from({ length: 201 }, (_, i) => `X-${i}: v\r\n`).join('');
+  t.equal(parseRequest(`GET / HTTP/1.1\r\nHost: h\r\n${many}\r\n`).error, 'too-many-headers');
+});
+
+t.test('a lone Connection: keep-alive response head is relayed as it is', async (t) => {
+  const { buildResponseHead, RESPONSE_KEEP, RESPONSE_CLOSE } = await import('../../src/https/forwarding.js');
+  const buf = Buffer.from(
+    'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n',
+  );
+  const head = new Head();
+  t.equal(parseResponseHead(head, buf, 0, buf.length), null);
+  t.equal(buildResponseHead(head, RESPONSE_KEEP, false), null);
+  t.equal(
+    buildResponseHead(head, RESPONSE_CLOSE, false),
+    'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: close\r\n\r\n',
+  );
+  const alive = Buffer.from(
+    'HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n',
+  );
+  t.equal(parseResponseHead(head, alive, 0, alive.length), null);
+  t.equal(buildResponseHead(head, RESPONSE_KEEP, false), 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n');
+});
+
 t.test('response heads', async (t) => {
   const parse = (s: string): { error: string | null; head: Head } => {
     const buf = Buffer.from(s, 'latin1');

@@ -189,6 +189,9 @@ t.test('R13: response hop-by-hop headers removed; clean heads relayed', async (t
   // The backend said Connection: close and so did the client: the client is told once.
   t.equal(response.match(/^connection:/gim)?.length, 1);
   t.match(response, /\r\nConnection: close\r\n/);
+  // Node's backend says "Connection: keep-alive" and "Keep-Alive: timeout=...": both are about the backend hop.
+  const kept = await send('GET / HTTP/1.1\r\nHost: h\r\n', '', '}');
+  t.notMatch(kept.response, /keep-alive/i);
   const ok = await send('GET /status?code=201 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n');
   t.match(ok.response, /^HTTP\/1\.1 201 Created\r\n/);
   t.match(ok.response, /\r\nx-status: 201\r\n/);
