@@ -43,7 +43,7 @@ t.test(
     await writeFile(
       join(dir, 'nginx.conf'),
       // One process (no master and worker), so killing it leaves nothing behind.
-    `daemon off;
+      `daemon off;
 master_process off;
 pid ${dir}/nginx.pid;
 error_log stderr warn;

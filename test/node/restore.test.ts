@@ -54,7 +54,7 @@ t.test(
     const second = await node(t, {
       range,
       stateFile,
-      check: async (host, port) => {
+      check: async (_host, port) => {
         checks++;
         return port !== dead;
       },
