@@ -28,18 +28,48 @@ export interface NodeSettings {
 
 /** Each setting: its flag (without --), the variables it reads, the default. */
 export const NODE_SETTINGS = {
-  ports: { flag: 'ports', env: ['HARBOR_NODE_PORTS'], default: '35000-40000' },
-  api: { flag: 'api', env: ['HARBOR_NODE_API'], default: '127.0.0.1:9700' },
-  state: { flag: 'state', env: ['HARBOR_NODE_STATE'], default: '' },
-  nodeId: { flag: 'node-id', env: ['HARBOR_NODE_ID'], default: 'harbor_node_1' },
-  hostname: { flag: 'hostname', env: ['HARBOR_NODE_HOSTNAME'], default: '' },
-  host: { flag: 'host', env: ['HARBOR_NODE_HOST'], default: '' },
-  extHostname: { flag: 'ext-hostname', env: ['HARBOR_NODE_EXT_HOSTNAME'], default: '' },
-  extHost: { flag: 'ext-host', env: ['HARBOR_NODE_EXT_HOST'], default: '' },
-  listen: { flag: 'listen', env: ['HARBOR_NODE_LISTEN'], default: '' },
-  udpIdleTimeout: { flag: 'udp-idle-timeout', env: ['HARBOR_NODE_UDP_IDLE_TIMEOUT'], default: '60s' },
-  drainTimeout: { flag: 'drain-timeout', env: ['HARBOR_NODE_DRAIN_TIMEOUT'], default: '10s' },
-  logLevel: { flag: 'log-level', env: ['HARBOR_LOG_LEVEL'], default: 'info' },
+  ports: { flag: 'ports', env: ['HARBOR_NODE_PORTS'], default: '35000-40000', help: 'service port range' },
+  api: { flag: 'api', env: ['HARBOR_NODE_API'], default: '127.0.0.1:9700', help: 'API address' },
+  state: { flag: 'state', env: ['HARBOR_NODE_STATE'], default: '', help: 'state file (none: memory only)' },
+  nodeId: { flag: 'node-id', env: ['HARBOR_NODE_ID'], default: 'harbor_node_1', help: 'node_id' },
+  hostname: {
+    flag: 'hostname',
+    env: ['HARBOR_NODE_HOSTNAME'],
+    default: '',
+    help: 'internal hostname (default --host)',
+  },
+  host: {
+    flag: 'host',
+    env: ['HARBOR_NODE_HOST'],
+    default: '',
+    help: 'internal IP (default first non-internal IPv4)',
+  },
+  extHostname: {
+    flag: 'ext-hostname',
+    env: ['HARBOR_NODE_EXT_HOSTNAME'],
+    default: '',
+    help: 'public hostname',
+  },
+  extHost: { flag: 'ext-host', env: ['HARBOR_NODE_EXT_HOST'], default: '', help: 'public IP' },
+  listen: {
+    flag: 'listen',
+    env: ['HARBOR_NODE_LISTEN'],
+    default: '',
+    help: 'service listen IP (default all)',
+  },
+  udpIdleTimeout: {
+    flag: 'udp-idle-timeout',
+    env: ['HARBOR_NODE_UDP_IDLE_TIMEOUT'],
+    default: '60s',
+    help: 'UDP session idle timeout',
+  },
+  drainTimeout: {
+    flag: 'drain-timeout',
+    env: ['HARBOR_NODE_DRAIN_TIMEOUT'],
+    default: '10s',
+    help: 'drain deadline on SIGTERM',
+  },
+  logLevel: { flag: 'log-level', env: ['HARBOR_LOG_LEVEL'], default: 'info', help: 'log level' },
 } as const;
 
 export type NodeFlagValues = Partial<Record<string, string | boolean | undefined>>;
@@ -160,7 +190,7 @@ export function resolveNodeSettings(
 export function nodeHelpText(): string {
   const rows = Object.values(NODE_SETTINGS).map(
     (d) =>
-      `  --${d.flag.padEnd(18)} ${d.env.join(', ').padEnd(30)} ${d.default ? `default ${d.default}` : ''}`,
+      `  --${d.flag.padEnd(18)} ${d.env.join(', ').padEnd(30)} ${d.help}${d.default ? ` (default ${d.default})` : ''}`,
   );
   return [
     'Usage: harbor-node [flags]',
