@@ -173,17 +173,25 @@ async function startAll(order, starters, pair, figures, log) {
   const running = [];
   for (const kind of order) {
     const dir = makeTempDir(kind);
+    let target = null;
     try {
-      const target = await starters[kind](dir, pair);
+      target = await starters[kind](dir, pair);
       target.dir = dir;
       target.kind = kind;
       target.url = (path) => `https://127.0.0.1:${target.port}${path}`;
       await waitForOk(target.port, SMALL_PATH);
       running.push(target);
     } catch (error) {
-      log(`    ${kind} did not start: ${error.message.split('\n').slice(0, 6).join('\n      ')}`);
-      figures[kind].errors.push(`start: ${error.message.slice(0, 2000)}`);
+      const said = target?.proc?.output().trim();
+      const exit =
+        target?.proc && !target.proc.alive()
+          ? ` (it exited: ${JSON.stringify(await target.proc.exited)})`
+          : '';
+      const message = `${error.message}${exit}${said ? `\n${kind} said:\n${said.slice(-1500)}` : ''}`;
+      log(`    ${kind} did not start: ${message.split('\n').slice(0, 8).join('\n      ')}`);
+      figures[kind].errors.push(`start: ${message.slice(0, 2500)}`);
       figures[kind].incomplete = true;
+      if (target) await target.stop();
       removeTempDir(dir);
     }
   }
