@@ -7,6 +7,7 @@ import { HarborError } from '../errors/index.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
 import type { ServiceStats } from '../stats/index.js';
 import { proxyHeader } from './proxy-protocol.js';
+import { adoptReadBuffer } from './read-buffer.js';
 import {
   createForwardStats,
   type Forwarder,
@@ -31,13 +32,11 @@ const TRY_NEXT = new Set([
 const CONNECT_TIMEOUT_MS = 5000;
 
 /**
- * Bytes read from a target at a time. Each connection reuses one buffer of
- * this size for the target-to-client direction (node:net `onread`), so that
- * direction allocates nothing per read and copies through memory that stays
- * in cache. (The client-to-target direction uses the stream default: node:net
- * offers `onread` only on sockets it creates for us to dial.)
+ * Bytes read at a time in each direction. Each connection reuses one buffer
+ * of this size per direction (see read-buffer.ts): 64 KiB per connection,
+ * what a default read would allocate afresh every time.
  */
-const UPSTREAM_READ_BYTES = 64 * 1024;
+const READ_BYTES = 32 * 1024;
 
 /** One relayed connection: the client, the upstream being tried or used, and how many tries are left. */
 class Relay {
@@ -45,14 +44,14 @@ class Relay {
   upstream: net.Socket | undefined;
   target: Target | undefined;
   triesLeft: number;
-  readonly buffer = Buffer.allocUnsafe(UPSTREAM_READ_BYTES);
+  readonly upstreamBuffer = Buffer.allocUnsafe(READ_BYTES);
 
   constructor(client: net.Socket, tries: number) {
     this.client = client;
     this.triesLeft = tries;
   }
 
-  /** node:net onread callback: a chunk from the target, in our reused buffer. */
+  /** A chunk from the target, in the reused buffer. */
   readonly onUpstreamRead = (nread: number, buffer: Buffer): boolean => {
     const client = this.client;
     if (client.destroyed) return false;
@@ -65,6 +64,18 @@ class Relay {
   readonly onClientWritten = (): void => {
     const upstream = this.upstream;
     if (upstream !== undefined && !upstream.destroyed) upstream.resume();
+  };
+
+  /** A chunk from the client, in the reused buffer (when adoptReadBuffer worked). */
+  readonly onClientRead = (nread: number, buffer: Buffer): boolean => {
+    const upstream = this.upstream;
+    if (upstream === undefined || upstream.destroyed) return false;
+    upstream.write(buffer.subarray(0, nread), this.onUpstreamWritten);
+    return upstream.writableLength === 0;
+  };
+
+  readonly onUpstreamWritten = (): void => {
+    if (!this.client.destroyed) this.client.resume();
   };
 }
 
@@ -171,7 +182,7 @@ export class TcpForwarder implements Forwarder {
       allowHalfOpen: true,
       noDelay: true,
       timeout: CONNECT_TIMEOUT_MS,
-      onread: { buffer: relay.buffer, callback: relay.onUpstreamRead },
+      onread: { buffer: relay.upstreamBuffer, callback: relay.onUpstreamRead },
     });
     relay.upstream = upstream;
     upstream.once('connect', () => this.#onUpstreamConnect(relay, upstream));
@@ -208,11 +219,15 @@ export class TcpForwarder implements Forwarder {
         }),
       );
     }
-    // Client to target: pipe (backpressure and half-close included). Target to client: onread
-    // above (backpressure by pausing reads until a pending write completes); its end is passed
-    // on as a half-close.
+    // Each direction reads into its reused buffer and pauses while a write is pending
+    // (backpressure); an end is passed on as a half-close. Where Node does not let the
+    // client side adopt a buffer, that direction is a plain pipe().
     upstream.on('end', () => client.end());
-    client.pipe(upstream);
+    if (adoptReadBuffer(client, Buffer.allocUnsafe(READ_BYTES), relay.onClientRead)) {
+      client.on('end', () => upstream.end());
+    } else {
+      client.pipe(upstream);
+    }
     upstream.resume();
     client.resume();
   }

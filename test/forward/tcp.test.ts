@@ -227,3 +227,34 @@ t.test('a slow client: the target-to-client direction pauses and loses nothing',
   t.equal(received.length, payload.length);
   t.ok(received.equals(payload), 'same bytes in the same order');
 });
+
+t.test('a slow target: the client-to-target direction pauses and loses nothing', async (t) => {
+  const payload = randomBytes(8 * 1024 * 1024);
+  let resolveReceived: (b: Buffer) => void = () => {};
+  const received = new Promise<Buffer>((resolve) => {
+    resolveReceived = resolve;
+  });
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const chunks: Buffer[] = [];
+    socket.pause();
+    // Let the kernel buffers fill up before reading anything.
+    setTimeout(() => {
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.resume();
+    }, 300);
+    socket.on('end', () => {
+      resolveReceived(Buffer.concat(chunks));
+      socket.end('done');
+    });
+  });
+  await listenTcp(server);
+  t.teardown(() => server.close());
+  const forwarder = await startTcp(
+    t,
+    fixedPicker({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }),
+  );
+  const [reply, bytes] = await Promise.all([tcpRequest(forwarder.port!, payload), received]);
+  t.equal(reply, 'done');
+  t.equal(bytes.length, payload.length);
+  t.ok(bytes.equals(payload), 'same bytes in the same order');
+});
