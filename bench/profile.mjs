@@ -137,6 +137,10 @@ try {
       2,
     )} s (${fmt((measured.systemSeconds / measured.cpuSeconds) * 100)}% in the kernel) = ${fmt(usPerOp)} us per operation`,
   );
+  log(
+    `context switches per operation: ${fmt(measured.switches.voluntary / Math.max(1, operations), 3)} voluntary (waits), ` +
+      `${fmt(measured.switches.involuntary / Math.max(1, operations), 3)} involuntary (preempted)`,
+  );
   if (strace) log(summariseStrace(readFileSync(straceOut, 'utf8'), operations));
   if (profile) {
     const out = join(here, 'results');

@@ -98,6 +98,8 @@ const STEPS = [
       f.ka_cpu_us = (m.cpuSeconds / Math.max(1, m.result.requests)) * 1e6;
       f.ka_sys_share = m.systemSeconds / Math.max(1e-9, m.cpuSeconds);
       f.ka_machine_busy = m.machineBusy;
+      f.ka_switches_per_req =
+        (m.switches.voluntary + m.switches.involuntary) / Math.max(1, m.result.requests);
       return `keep-alive ${fmt(m.result.rps)} req/s p99 ${fmt(f.ka_p99_ms, 2)} ms cpu ${fmt(f.ka_cpu_us)} us/req`;
     },
   },

@@ -266,6 +266,30 @@ export function treeCpu(rootPid) {
   };
 }
 
+/** Context switches of every thread of the tree: { voluntary, involuntary }. */
+export function treeSwitches(rootPid) {
+  let voluntary = 0;
+  let involuntary = 0;
+  for (const pid of processTree(rootPid)) {
+    let tasks = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      try {
+        const text = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+        voluntary += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(text)?.[1] ?? 0);
+        involuntary += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      } catch {
+        // thread gone
+      }
+    }
+  }
+  return { voluntary, involuntary };
+}
+
 /** Resident set size in MiB summed over the process tree (VmRSS). */
 export function treeRssMiB(rootPid) {
   let kib = 0;
@@ -282,7 +306,9 @@ export function treeRssMiB(rootPid) {
 
 /**
  * Samples the tree's RSS every intervalMs while `work` runs; returns
- * { result, cpuSeconds, peakRssMiB } with the CPU time the tree spent during it.
+ * { result, cpuSeconds, systemSeconds, peakRssMiB, machineBusy, switches }:
+ * the CPU time the tree spent during it (and the kernel's part), the whole
+ * machine's busy fraction, and the tree's context switches.
  */
 export async function measureDuring(rootPid, work, { intervalMs = 200 } = {}) {
   const machineBefore = machineCpu();
@@ -294,9 +320,11 @@ export async function measureDuring(rootPid, work, { intervalMs = 200 } = {}) {
       systemSeconds: null,
       peakRssMiB: null,
       machineBusy: machineBusy(machineBefore),
+      switches: null,
     };
   }
   const before = treeCpu(rootPid);
+  const switchesBefore = treeSwitches(rootPid);
   let peakRssMiB = treeRssMiB(rootPid);
   const timer = setInterval(() => {
     peakRssMiB = Math.max(peakRssMiB, treeRssMiB(rootPid));
@@ -304,6 +332,7 @@ export async function measureDuring(rootPid, work, { intervalMs = 200 } = {}) {
   try {
     const result = await work();
     const after = treeCpu(rootPid);
+    const switchesAfter = treeSwitches(rootPid);
     peakRssMiB = Math.max(peakRssMiB, treeRssMiB(rootPid));
     return {
       result,
@@ -311,6 +340,10 @@ export async function measureDuring(rootPid, work, { intervalMs = 200 } = {}) {
       systemSeconds: after.system - before.system,
       peakRssMiB,
       machineBusy: machineBusy(machineBefore),
+      switches: {
+        voluntary: switchesAfter.voluntary - switchesBefore.voluntary,
+        involuntary: switchesAfter.involuntary - switchesBefore.involuntary,
+      },
     };
   } finally {
     clearInterval(timer);
