@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HTTPS_HEADER, httpsRows, runHttpsBench } from './https/suite.mjs';
 import { commandExists, installCleanup, machineBusy, machineCpu, machineLoad } from './lib/proc.mjs';
-import { machineInfo, markdownTable, textTable } from './lib/report.mjs';
+import { formatGoalValue, machineInfo, markdownTable, textTable } from './lib/report.mjs';
 import { NODE_HEADER, nodeRows, runNodeBench } from './node/suite.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -126,19 +126,15 @@ for (const [suite, header, rowsOf] of [
   const summary = results[suite];
   if (!summary) continue;
   const rows = rowsOf(summary);
-  log(`\n${suite === 'https' ? 'HTTPS' : 'Edge node'}: medians of ${rounds} round(s)`);
+  const title = suite === 'https' ? 'HTTPS (issue 3)' : 'Edge node (issue 4)';
+  log(`\n${title}: medians of ${rounds} round(s)`);
   log(textTable(header, rows));
-  md.push('', markdownTable(header, rows));
+  md.push('', `#### ${title}`, '', markdownTable(header, rows));
   if (summary.goals.length > 0) {
     log('\nGoals:');
     md.push('', '| goal | measured | verdict |', '| --- | --- | --- |');
     for (const goal of summary.goals) {
-      const measured =
-        goal.value === null || goal.value === undefined
-          ? 'n/a'
-          : goal.count
-            ? String(goal.value)
-            : `${goal.value.toFixed(2)}x`;
+      const measured = formatGoalValue(goal);
       log(`  ${goal.verdict.padEnd(4)}  ${goal.label}: ${measured}`);
       md.push(`| ${goal.label} | ${measured} | ${goal.verdict} |`);
       if (goal.verdict === 'FAIL') exitCode = exitCode || 3;

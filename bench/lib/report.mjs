@@ -41,6 +41,29 @@ export function judge(goal) {
   return { ...goal, verdict };
 }
 
+/**
+ * Goals declared as data: { label, subject, peer, key, op, limit } compares
+ * median(subject.key) / median(peer.key); { label, subject, key: 'failed_total',
+ * count: true } sums a count. Each goal also gets the same ratio round by round
+ * (how much the rounds agree).
+ */
+export function evaluateGoals(specs, medians, rounds) {
+  return specs.map((spec) => {
+    if (spec.count) return judge({ ...spec, value: medians[spec.subject]?.[spec.key] ?? null });
+    const value = ratio(medians[spec.subject]?.[spec.key], medians[spec.peer]?.[spec.key]);
+    const perRound = rounds.map((r) => ratio(r[spec.subject]?.[spec.key], r[spec.peer]?.[spec.key]));
+    return judge({ ...spec, value, perRound });
+  });
+}
+
+/** "1.97x (rounds 2.05, 1.81, 1.97)" or a count. */
+export function formatGoalValue(goal) {
+  if (goal.value === null || goal.value === undefined) return 'n/a';
+  if (goal.count) return String(goal.value);
+  const rounds = (goal.perRound ?? []).map((v) => (v === null ? 'n/a' : v.toFixed(2))).join(', ');
+  return `${goal.value.toFixed(2)}x${rounds ? ` (rounds: ${rounds})` : ''}`;
+}
+
 export function machineInfo() {
   let cpuModel = cpus()[0]?.model ?? 'unknown';
   try {

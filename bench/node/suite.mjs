@@ -5,7 +5,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTempDir, measureDuring, removeTempDir, runCommand, sleep, waitQuiet } from '../lib/proc.mjs';
-import { fmt, fmtRatio, judge, median, ratio } from '../lib/report.mjs';
+import { evaluateGoals, fmt, fmtRatio, median, ratio } from '../lib/report.mjs';
 import {
   nodeAvailable,
   startDirect,
@@ -42,23 +42,24 @@ export const NODE_FIGURES = [
 const UDP_BYTES = 64;
 
 /** Issue 4's goals. */
-function nodeGoals(m) {
-  const h = m['harbor-node'] ?? {};
-  return [
-    {
-      label: 'TCP throughput >= 1.0x haproxy',
-      value: ratio(h.tcp_gbps, m.haproxy?.tcp_gbps),
-      op: '>=',
-      limit: 1.0,
-    },
-    {
-      label: 'UDP delivered packets/s >= 1.0x socat',
-      value: ratio(h.udp_delivered_pps, m.socat?.udp_delivered_pps),
-      op: '>=',
-      limit: 1.0,
-    },
-  ].map(judge);
-}
+const NODE_GOALS = [
+  {
+    label: 'TCP throughput >= 1.0x haproxy',
+    subject: 'harbor-node',
+    peer: 'haproxy',
+    key: 'tcp_gbps',
+    op: '>=',
+    limit: 1.0,
+  },
+  {
+    label: 'UDP delivered packets/s >= 1.0x socat',
+    subject: 'harbor-node',
+    peer: 'socat',
+    key: 'udp_delivered_pps',
+    op: '>=',
+    limit: 1.0,
+  },
+];
 
 async function iperf(port, args, seconds) {
   const full = ['-c', '127.0.0.1', '-p', String(port), '-J', ...args];
@@ -316,7 +317,7 @@ export async function runNodeBench(opts, log) {
     medians[kind] = {};
     for (const [key] of NODE_FIGURES) medians[kind][key] = median(rounds.map((r) => r[kind]?.[key]));
   }
-  const goals = targets.includes('harbor-node') ? nodeGoals(medians) : [];
+  const goals = targets.includes('harbor-node') ? evaluateGoals(NODE_GOALS, medians, rounds) : [];
   return { targets, rounds, medians, goals, notes };
 }
 
