@@ -166,24 +166,44 @@ export class HarborNode {
 
   async deleteService(id: string): Promise<void> {
     const service = this.#require(id);
+    // Written first: if the state file cannot be written, the service stays as it was.
     this.#services.delete(id);
+    try {
+      await this.#persist();
+    } catch (error) {
+      this.#services.set(id, service);
+      throw error;
+    }
     for (const instance of service.instances) this.#unchecked.delete(instance);
     await service.close();
     this.#allocator.release(service.port);
-    await this.#persist();
     this.#logger.info({ service: service.name, id, port: service.port }, 'service removed');
   }
 
-  /** Registers or refreshes an instance; returns true when it is new. Refreshes that change nothing are not written. */
+  /**
+   * Registers or refreshes an instance; returns true when it is new. Refreshes
+   * that change nothing are not written; a change the state file refuses is
+   * undone (E_STATE_WRITE).
+   */
   async putInstance(serviceId: string, instanceId: string, spec: InstanceSpec): Promise<boolean> {
     const service = this.#require(serviceId);
     const before = service.instance(instanceId);
     const wasUnchecked = before !== undefined && this.#unchecked.delete(before);
-    const changed = before?.ttl !== spec.ttl;
+    // Kept apart: a refresh changes the instance object in place.
+    const previous = before && { host: before.host, port: before.port, ttl: before.ttl };
+    const changed = previous?.ttl !== spec.ttl;
     const result = service.upsert(instanceId, spec);
     // A sidecar refreshing its registration vouches for an instance restored from state.
     if (result === 'refreshed' && wasUnchecked) before.markUp();
-    if (changed || result !== 'refreshed') await this.#persist();
+    if (changed || result !== 'refreshed') {
+      try {
+        await this.#persist();
+      } catch (error) {
+        if (previous === undefined) service.remove(instanceId);
+        else service.upsert(instanceId, previous);
+        throw error;
+      }
+    }
     if (result !== 'refreshed') {
       this.#logger.info(
         { service: service.name, instance: instanceId, address: `${spec.host}:${spec.port}`, ttl: spec.ttl },
@@ -199,8 +219,13 @@ export class HarborNode {
     if (!instance || !service.remove(instanceId)) {
       throw new HarborError('E_API_NOT_FOUND', `service ${serviceId} has no instance ${instanceId}`);
     }
+    try {
+      await this.#persist();
+    } catch (error) {
+      service.upsert(instanceId, { host: instance.host, port: instance.port, ttl: instance.ttl });
+      throw error;
+    }
     this.#unchecked.delete(instance);
-    await this.#persist();
     this.#logger.info({ service: service.name, instance: instanceId }, 'instance removed');
   }
 

@@ -89,20 +89,33 @@ t.test(
 t.test('a state write that fails refuses the change and keeps the old state', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'harbor-restore-'));
   const stateFile = new StateFile(join(dir, 'state.json'));
-  const range = await freeRange(2);
+  const range = await freeRange(3);
+  const app = await tagServer(t, 'app');
   const n = await node(t, { range, stateFile });
+  const kept = await n.createService('tcp-kept');
+  await n.putInstance(kept.name, 'i1', { host: '127.0.0.1', port: app.port });
   // The folder vanishes under the running node: even root cannot write there now.
   await rm(dir, { recursive: true });
-  await t.rejects(n.createService('tcp-x'), {
-    code: 'E_STATE_WRITE',
-    message: /state file .* cannot be written/,
-  });
-  t.same(n.list(), [], 'the service was rolled back');
-  for (const port of [range.first, range.last]) {
+  const refused = { code: 'E_STATE_WRITE', message: /state file .* cannot be written/ };
+  await t.rejects(n.createService('tcp-x'), refused);
+  t.same(
+    n.list().map((v) => v.service),
+    ['tcp-kept'],
+    'the new service was rolled back',
+  );
+  const before = new Set([range.first, range.first + 1, range.last]);
+  before.delete(kept.port);
+  for (const port of before) {
     t.equal(
       await tcpRequest(port).catch((e: NodeJS.ErrnoException) => e.code),
       'ECONNREFUSED',
       `${port} not left listening`,
     );
   }
+  await t.rejects(n.putInstance(kept.name, 'i2', { host: '127.0.0.1', port: app.port }), refused);
+  await t.rejects(n.putInstance(kept.name, 'i1', { host: '127.0.0.1', port: app.port, ttl: 5 }), refused);
+  await t.rejects(n.deleteInstance(kept.name, 'i1'), refused);
+  t.match(n.view(kept.name).instances, [{ id: 'i1', ttl: null }], 'instances as they were');
+  await t.rejects(n.deleteService(kept.name), refused);
+  t.equal(await tcpRequest(kept.port), 'app', 'the service still serves');
 });
