@@ -185,27 +185,32 @@ const RSA_STEP = {
 async function startAll(order, starters, pair, figures, log) {
   const running = [];
   for (const kind of order) {
-    const dir = makeTempDir(kind);
-    let target = null;
-    try {
-      target = await starters[kind](dir, pair);
-      target.dir = dir;
-      target.kind = kind;
-      target.url = (path) => `https://127.0.0.1:${target.port}${path}`;
-      await waitForOk(target.port, SMALL_PATH);
-      running.push(target);
-    } catch (error) {
-      const said = target?.proc?.output().trim();
-      const exit =
-        target?.proc && !target.proc.alive()
-          ? ` (it exited: ${JSON.stringify(await target.proc.exited)})`
-          : '';
-      const message = `${error.message}${exit}${said ? `\n${kind} said:\n${said.slice(-1500)}` : ''}`;
-      log(`    ${kind} did not start: ${message.split('\n').slice(0, 8).join('\n      ')}`);
-      figures[kind].errors.push(`start: ${message.slice(0, 2500)}`);
-      figures[kind].incomplete = true;
-      if (target) await target.stop();
-      removeTempDir(dir);
+    // Two tries: on a machine shared with other test suites, a port picked as
+    // free can be taken before the target binds it.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const dir = makeTempDir(kind);
+      let target = null;
+      try {
+        target = await starters[kind](dir, pair);
+        target.dir = dir;
+        target.kind = kind;
+        target.url = (path) => `https://127.0.0.1:${target.port}${path}`;
+        await waitForOk(target.port, SMALL_PATH);
+        running.push(target);
+        break;
+      } catch (error) {
+        const said = target?.proc?.output().trim();
+        const exited = target?.proc && !target.proc.alive();
+        const exit = exited ? ` (it exited: ${JSON.stringify(await target.proc.exited)})` : '';
+        const message = `${error.message}${exit}${said ? `\n${kind} said:\n${said.slice(-1500)}` : ''}`;
+        log(
+          `    ${kind} did not start (try ${attempt}): ${message.split('\n').slice(0, 8).join('\n      ')}`,
+        );
+        figures[kind].errors.push(`start (try ${attempt}): ${message.slice(0, 2500)}`);
+        if (target) await target.stop();
+        removeTempDir(dir);
+        if (attempt === 2) figures[kind].incomplete = true;
+      }
     }
   }
   return running;
