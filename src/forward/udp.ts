@@ -147,7 +147,7 @@ export class UdpForwarder implements Forwarder {
     const stats = this.stats;
     stats.datagramsIn++;
     stats.bytesIn += message.length;
-    // The admin endpoint's counters (the sidecar's --forward); the node passes none.
+    // The admin endpoint's counters for the service (/metrics), when the owner passes them.
     if (this.#serviceStats) this.#serviceStats.bytesIn += message.length;
     const byPort = this.#sessions.get(rinfo.address);
     let session = byPort?.get(rinfo.port);
