@@ -133,13 +133,17 @@ export class Head {
   startLineEnd = 0;
   /** How many header lines. */
   count = 0;
-  /** Per header line, positions in `text`: line start (= name start), colon, trimmed value, line end. */
-  readonly lineStart = new Int32Array(MAX_FIELDS);
-  readonly colon = new Int32Array(MAX_FIELDS);
-  readonly valueStart = new Int32Array(MAX_FIELDS);
-  readonly valueEnd = new Int32Array(MAX_FIELDS);
-  readonly lineEnd = new Int32Array(MAX_FIELDS);
-  readonly kind = new Uint8Array(MAX_FIELDS);
+  /**
+   * Per header line, positions in `text`: line start (= name start), colon,
+   * trimmed value, line end; and its kind. Plain arrays written by index (they
+   * only grow to the most lines seen): nothing to allocate per connection.
+   */
+  readonly lineStart: number[] = [];
+  readonly colon: number[] = [];
+  readonly valueStart: number[] = [];
+  readonly valueEnd: number[] = [];
+  readonly lineEnd: number[] = [];
+  readonly kind: number[] = [];
   /** -1 when there is no Content-Length. */
   contentLength = -1;
   chunked = false;

@@ -45,6 +45,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
   #status = 0;
   #backendPaused = false;
   #wantTrailers = false;
+  #requestTrailers: http2.IncomingHttpHeaders | null = null;
 
   constructor(
     core: ProxyCore,
@@ -69,6 +70,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
     this.#reader.reset(method === 'HEAD', true);
     stream.on('data', this.#onData);
     stream.on('end', this.#onEnd);
+    stream.on('trailers', this.#onTrailers);
     stream.on('drain', this.#onDrain);
     stream.on('close', this.#onClose);
     stream.on('error', noop);
@@ -122,10 +124,25 @@ class H2Exchange implements BackendOwner, ResponseSink {
     if (!ok) this.#stream.pause();
   };
 
+  #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
+    this.#requestTrailers = trailers;
+  };
+
   #onEnd = (): void => {
     this.#requestDone = true;
     const backend = this.#backend;
-    if (backend !== null && this.#chunkedBody) backend.socket.write('0\r\n\r\n', 'latin1');
+    if (backend === null || !this.#chunkedBody) return;
+    let last = '0\r\n';
+    const trailers = this.#requestTrailers;
+    if (trailers !== null) {
+      // Request trailers ride in the chunked body's trailer section (nghttp2 has checked their syntax).
+      for (const name of Object.keys(trailers)) {
+        const value = trailers[name];
+        if (name.charCodeAt(0) === 0x3a || value === undefined) continue;
+        for (const v of Array.isArray(value) ? value : [value]) last += `${name}: ${v}\r\n`;
+      }
+    }
+    backend.socket.write(`${last}\r\n`, 'latin1');
   };
 
   #onDrain = (): void => {

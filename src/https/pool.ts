@@ -26,6 +26,8 @@ export class BackendConn {
   connected = false;
   /** True once the connection has carried a whole exchange: a failure before any byte may be a stale keep-alive. */
   reused = false;
+  /** When it went back to the pool (0 while lent). */
+  idleSince = 0;
   #gone = false;
 
   constructor(pool: BackendPool, socket: net.Socket, owner: BackendOwner) {
@@ -62,6 +64,7 @@ export class BackendConn {
   };
 
   #onEnd = (): void => {
+    if (this.owner === null && this.idleSince > 0) this.#pool.closedWhileIdle(this);
     this.#finish(null);
     this.socket.destroy();
   };
@@ -109,6 +112,10 @@ export interface BackendPoolOptions {
 
 /** A quiet period after which a new backend failure is logged again. */
 const BURST_MS = 10_000;
+/** A pooled connection closed this soon after its response means the backend does not keep connections. */
+const QUICK_CLOSE_MS = 1000;
+/** How long pooling stays off before it is tried again (the backend may have been restarted or reconfigured). */
+const RELEARN_MS = 60_000;
 
 export class BackendPool {
   readonly #options: BackendPoolOptions;
@@ -121,6 +128,8 @@ export class BackendPool {
   #lastLogAt = -Infinity;
   #suppressed = 0;
   #failing = false;
+  #keepAlive = true;
+  #keepAliveOffSince = 0;
 
   constructor(options: BackendPoolOptions) {
     this.#options = options;
@@ -143,6 +152,7 @@ export class BackendPool {
       const conn = idle.pop() as BackendConn;
       if (conn.gone || conn.socket.destroyed) continue;
       conn.owner = owner;
+      conn.idleSince = 0;
       return conn;
     }
     return this.dial(owner);
@@ -164,11 +174,36 @@ export class BackendPool {
     conn.owner = null;
     conn.reused = true;
     const socket = conn.socket;
-    if (conn.gone || socket.destroyed || this.#idle.length >= this.#maxIdle || socket.isPaused()) {
+    if (!this.#keepAlive && this.#now() - this.#keepAliveOffSince > RELEARN_MS) this.#keepAlive = true;
+    if (
+      !this.#keepAlive ||
+      conn.gone ||
+      socket.destroyed ||
+      this.#idle.length >= this.#maxIdle ||
+      socket.isPaused()
+    ) {
       socket.destroy();
       return;
     }
+    conn.idleSince = this.#now();
     this.#idle.push(conn);
+  }
+
+  /**
+   * The backend closed a pooled connection. Right after its response, that is
+   * a backend that does not keep connections (uWSGI's --http-socket, say)
+   * while saying nothing: stop pooling for a while, so that no request is sent
+   * down a connection the backend is closing (a request with a body could not
+   * be retried).
+   */
+  closedWhileIdle(conn: BackendConn): void {
+    if (this.#now() - conn.idleSince > QUICK_CLOSE_MS || !this.#keepAlive) return;
+    this.#keepAlive = false;
+    this.#keepAliveOffSince = this.#now();
+    this.#options.logger.debug(
+      { service: this.#options.service, backend: formatAddress(this.#options.address) },
+      'backend closes connections after each response; not pooling them',
+    );
   }
 
   markAnswered(): void {
@@ -231,6 +266,11 @@ export class BackendPool {
     this.closeIdle();
     for (const conn of this.#all) conn.socket.destroy();
     this.#all.clear();
+  }
+
+  /** False while the pool has learnt that the backend closes connections after each response. */
+  get pooling(): boolean {
+    return this.#keepAlive;
   }
 
   get size(): { idle: number; total: number } {

@@ -155,3 +155,32 @@ t.test('a kept-alive backend connection closed by the backend is retried once on
   }
   t.equal(connections, 4);
 });
+
+t.test(
+  'a backend that closes after every response (uWSGI --http-socket) never costs a request',
+  async (t) => {
+    const oneShot = await rawBackend((socket) => {
+      let seen = '';
+      socket.on('data', (c: Buffer) => {
+        seen += c.toString('latin1');
+        const headEnd = seen.indexOf('\r\n\r\n');
+        if (headEnd === -1) return;
+        const length = Number(/content-length: (\d+)/i.exec(seen)?.[1] ?? 0);
+        if (seen.length - headEnd - 4 < length) return;
+        socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      });
+    });
+    t.teardown(() => oneShot.close());
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: oneShot.port }, { pair });
+    t.teardown(() => fx.proxy.close());
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      statuses.push((await httpsRequest(fx.port, pair, { path: '/' })).status);
+      statuses.push(
+        (await httpsRequest(fx.port, pair, { method: 'POST', path: '/', body: Buffer.alloc(100_000, 1) }))
+          .status,
+      );
+    }
+    t.same(statuses, Array(20).fill(200));
+  },
+);

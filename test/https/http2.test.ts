@@ -22,7 +22,10 @@ function request(
   body?: Buffer | ((stream: http2.ClientHttp2Stream) => void),
 ): Promise<{ headers: http2.IncomingHttpHeaders; body: Buffer; trailers: http2.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const stream = session.request(headers, { endStream: body === undefined });
+    const stream = session.request(headers, {
+      endStream: body === undefined,
+      waitForTrailers: headers[':path'] === '/trailers',
+    });
     const chunks: Buffer[] = [];
     let head: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
@@ -94,6 +97,16 @@ t.test('POST bodies with and without content-length; large download', async (t) 
   t.equal(echo.headers['transfer-encoding'], 'chunked', 'unknown length goes chunked to the backend');
   const down = await request({ ':path': '/bytes?n=5000000' });
   t.equal(down.body.length, 5_000_000);
+});
+
+t.test('request trailers reach the backend in the chunked body', async (t) => {
+  const r = await request({ ':method': 'POST', ':path': '/trailers' }, (stream) => {
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'x-digest': 'sha-256=abc' }));
+    stream.end('body');
+  });
+  const echo = JSON.parse(r.body.toString());
+  t.equal(echo.bodyLength, 4);
+  t.same(echo.trailers, { 'x-digest': 'sha-256=abc' });
 });
 
 t.test('chunked response decoded, trailers passed as HTTP/2 trailers', async (t) => {
