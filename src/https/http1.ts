@@ -32,6 +32,9 @@ const C_WAIT = 3;
 const C_TUNNEL = 4;
 const C_CLOSED = 5;
 
+/** How long the backend may take to answer Expect: 100-continue before the proxy does. */
+const CONTINUE_WAIT_MS = 250;
+
 const BODY_NONE = 0;
 const BODY_LENGTH = 1;
 const BODY_CHUNKED = 2;
@@ -70,6 +73,9 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   #clientPaused = false;
   #backendPaused = false;
   #headerTimer = false;
+  #continueTimer: NodeJS.Timeout | null = null;
+  /** The proxy answered Expect: 100-continue itself (the backend's own 100 is then dropped). */
+  #ownContinue = false;
   /** True once the backend sent any byte of this exchange: then a failure is not retried. */
   #backendSpoke = false;
   /** A response head not yet written: it goes out with the first body bytes, in one write. */
@@ -157,6 +163,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   };
 
   #onClose = (): void => {
+    this.#stopContinueTimer();
     this.#state = C_CLOSED;
     this.#core.connections.delete(this);
     this.#buf = null;
@@ -270,6 +277,13 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
       this.#bodyMode = BODY_NONE;
     }
     this.#requestDone = this.#bodyMode === BODY_NONE;
+    this.#ownContinue = false;
+    if (head.expectContinue && !this.#requestDone && !this.#http10) {
+      // Many framework servers (uWSGI among them) never answer Expect: the client would wait
+      // about a second before sending its body. The backend gets a moment to answer; then the
+      // proxy says 100 Continue itself.
+      this.#continueTimer = setTimeout(this.#onContinueTimeout, CONTINUE_WAIT_MS);
+    }
     this.#reader.reset(head.method === 'HEAD', this.#http10);
     this.#sentHead = buildRequestHead(head, this.#peer, core.settings, this.#upgrade);
     this.#bodyBytesSent = 0;
@@ -302,7 +316,22 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     if (this.#state === C_BODY && !backend.socket.writableNeedDrain) this.#resumeClient();
   }
 
+  #onContinueTimeout = (): void => {
+    this.#continueTimer = null;
+    if (this.#state !== C_BODY || this.#responseStarted || this.#bodyBytesSent > 0) return;
+    this.#ownContinue = true;
+    this.#writeClient('HTTP/1.1 100 Continue\r\n\r\n');
+  };
+
+  #stopContinueTimer(): void {
+    if (this.#continueTimer !== null) {
+      clearTimeout(this.#continueTimer);
+      this.#continueTimer = null;
+    }
+  }
+
   #relayBody(buf: Buffer, start: number): void {
+    if (this.#continueTimer !== null) this.#stopContinueTimer();
     const backend = this.#backend;
     let stop: number;
     if (this.#bodyMode === BODY_LENGTH) {
@@ -433,14 +462,20 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
 
   // ---- response ----------------------------------------------------------
 
-  onInformational(_head: Head, raw: Buffer, start: number, end: number): void {
+  onInformational(head: Head, raw: Buffer, start: number, end: number): void {
     // HTTP/1.0 clients do not understand 1xx (RFC 9110 section 15.2).
     if (this.#http10) return;
+    if (head.status === 100) {
+      this.#stopContinueTimer();
+      // The proxy already said it; once is enough.
+      if (this.#ownContinue) return;
+    }
     this.#core.stats.bytesOut += end - start;
     this.#socket.write(raw.subarray(start, end));
   }
 
   onResponseHead(head: Head, raw: Buffer, start: number, end: number): void {
+    if (this.#continueTimer !== null) this.#stopContinueTimer();
     this.#status = head.status;
     if (head.minor === 0 ? !head.connectionHas('keep-alive') : head.connectionHas('close')) {
       this.#backendReusable = false;
@@ -571,6 +606,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   }
 
   #afterExchange(): void {
+    this.#stopContinueTimer();
     if (this.#closeAfter) {
       this.#close();
       return;

@@ -3,7 +3,7 @@
 // headers it received, on a TCP port and on a unix socket. uWSGI closes its
 // connection after each response, so this also exercises the pool's handling
 // of backend connections that do not stay alive.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -112,6 +112,26 @@ for (const kind of ['tcp', 'unix'] as const) {
       body: Buffer.alloc(200_000, 1),
     });
     t.equal(JSON.parse(post.body.toString()).bodyLength, 200_000);
+
+    // curl asks Expect: 100-continue; uWSGI never answers it, the proxy does.
+    const curl = await new Promise<string>((resolve) => {
+      execFile(
+        'curl',
+        [
+          '-sS',
+          '--cacert',
+          pair.certFile,
+          '-H',
+          'Expect: 100-continue',
+          '--data-binary',
+          `@${join(dir, 'app.py')}`,
+          `https://localhost:${fx.port}/upload`,
+        ],
+        { timeout: 10_000 },
+        (_e, stdout) => resolve(stdout),
+      );
+    });
+    t.equal(JSON.parse(curl).bodyLength, APP.length);
 
     // Sequential and concurrent requests over a backend that closes after every response.
     for (let i = 0; i < 20; i++) {

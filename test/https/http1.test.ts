@@ -138,6 +138,34 @@ t.test('Expect: 100-continue passes through', async (t) => {
   t.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/);
 });
 
+t.test('Expect: 100-continue to a backend that never answers it: the proxy says 100 Continue', async (t) => {
+  const mute = net.createServer((s) => {
+    let seen = '';
+    s.on('data', (c: Buffer) => {
+      seen += c.toString('latin1');
+      if (seen.endsWith('data')) s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${seen.length}\r\n\r\n${seen}`);
+    });
+  });
+  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => mute.close());
+  const muteFx = await startProxy(
+    { kind: 'tcp', host: '127.0.0.1', port: (mute.address() as net.AddressInfo).port },
+    { pair: fx.pair },
+  );
+  t.teardown(() => muteFx.proxy.close());
+  const socket = await connectTls(muteFx.port, fx.pair);
+  t.teardown(() => socket.destroy());
+  let text = '';
+  socket.on('data', (c: Buffer) => {
+    text += c.toString('latin1');
+    if (text === 'HTTP/1.1 100 Continue\r\n\r\n') socket.write('data');
+  });
+  socket.write('PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n');
+  while (!text.includes('data')) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  t.match(text, /\r\nExpect: 100-continue\r\n/i, 'the backend still saw the Expect header');
+});
+
 t.test('HEAD and 304 have no body; the connection stays usable', async (t) => {
   const response = await rawExchange(
     fx.port,
