@@ -233,3 +233,29 @@ t.test('token: missing or wrong is 401, the right one passes', async (t) => {
   t.equal((await n.call('GET', '/v1/services')).json.services.length, 0, 'the refused POST created nothing');
   t.equal((await n.call('POST', '/v1/services', { name: 'x' })).status, 201);
 });
+
+t.test(
+  'UDP: a primary that answers "port unreachable" is marked down and the next one takes over',
+  async (t) => {
+    const n = await startNode(t);
+    const live = await udpTagServer(t, 'live');
+    const gone = await udpTagServer(t, 'gone');
+    const { json: creds } = await n.call('POST', '/v1/services', { name: 'udp-failover' });
+    await n.call('PUT', `/v1/services/${creds.name}/instances/first`, { host: '127.0.0.1', port: gone.port });
+    await n.call('PUT', `/v1/services/${creds.name}/instances/second`, {
+      host: '127.0.0.1',
+      port: live.port,
+    });
+    const client = await udpClient(t);
+    t.equal(await client.ask(creds.port, 'a'), 'gone:a', 'the primary answers while it lives');
+    gone.socket.close();
+    // The next datagram meets ICMP port unreachable; the ones after go to the queued instance.
+    await waitFor(
+      async () => (await client.ask(creds.port, 'b', 300).catch(() => '')) === 'live:b',
+      'the failover',
+    );
+    const view = (await n.call('GET', `/v1/services/${creds.name}`)).json;
+    t.equal(view.instances[0].state, 'down');
+    t.ok(view.counters.udp.upstreamErrors >= 1);
+  },
+);
