@@ -333,7 +333,13 @@ export class Http2Front {
     const http2 = process.getBuiltinModule('node:http2') as typeof import('node:http2');
     this.#server = http2.createServer({
       maxSessionMemory: 32,
-      settings: { enablePush: false, maxConcurrentStreams: 128 },
+      // The same head limit as HTTP/1 (431 there; nghttp2 refuses the stream here).
+      maxHeaderListPairs: 200,
+      settings: {
+        enablePush: false,
+        maxConcurrentStreams: 128,
+        maxHeaderListSize: core.limits.maxHeaderBytes,
+      },
     });
     this.#server.on('session', this.#onSession);
     this.#server.on('stream', this.#onStream);

@@ -124,6 +124,22 @@ t.test('HEAD and 204', async (t) => {
   t.equal(none.headers[':status'], 204);
 });
 
+t.test('a header list over the limit is refused; the session lives on', async (t) => {
+  const s = http2.connect(`https://localhost:${fx.port}`, { ca: fx.pair.cert });
+  t.teardown(() => s.close());
+  s.on('error', () => {});
+  const outcome = await new Promise<string>((resolve) => {
+    const stream = s.request({ ':path': '/big', 'x-big': 'a'.repeat(40_000) });
+    stream.on('response', (h) => resolve(`status ${h[':status']}`));
+    stream.on('error', (e: Error & { code?: string }) => resolve(`error ${e.code}`));
+    stream.on('close', () => resolve(`closed ${stream.rstCode}`));
+    stream.resume();
+  });
+  t.notMatch(outcome, /status 200/, outcome);
+  const again = await request({ ':path': '/after-big' });
+  t.equal(again.headers[':status'], 200);
+});
+
 t.test('curl --http2', async (t) => {
   const out = await new Promise<string>((resolve) => {
     execFile(
