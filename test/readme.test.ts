@@ -40,3 +40,12 @@ t.test('docs/architecture.md has a line for every folder of src/', async (t) => 
   t.ok(folders.length > 5);
   for (const folder of folders) t.match(architecture, `| \`src/${folder}/\``, folder);
 });
+
+t.test('every setting of harbor-node is in the README', async (t) => {
+  const { NODE_SETTINGS } = await import('../src/node/settings.js');
+  for (const setting of Object.values(NODE_SETTINGS)) {
+    t.match(readme, `\`--${setting.flag}\``, `--${setting.flag}`);
+    for (const variable of setting.env) t.match(readme, `\`${variable}\``, variable);
+  }
+  t.match(readme, '`HARBOR_NODE_TOKEN`');
+});
