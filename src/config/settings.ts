@@ -306,8 +306,8 @@ export interface SettingsResult {
 }
 
 /** The raw text of a setting: its flag if given, else its first set variable, with where it came from. */
-function raw(
-  definition: SettingDefinition,
+export function rawSetting(
+  definition: Pick<SettingDefinition, 'flag' | 'env'>,
   flags: FlagValues,
   env: Environment,
 ): { text: string; from: string } | undefined {
@@ -334,14 +334,14 @@ export function resolveSidecarSettings(
 ): SettingsResult {
   const problems: Problem[] = [];
   const setting = <T>(flag: string, parse: (text: string) => Parsed<T>, fallback: T): T => {
-    const found = raw(definitionOf(flag), flags, env);
+    const found = rawSetting(definitionOf(flag), flags, env);
     if (!found) return fallback;
     const parsed = parse(found.text);
     if (parsed.ok) return parsed.value;
     problems.push({ code: 'E_SETTING', message: `${found.from} ${parsed.reason}` });
     return fallback;
   };
-  const text = (flag: string): string | undefined => raw(definitionOf(flag), flags, env)?.text;
+  const text = (flag: string): string | undefined => rawSetting(definitionOf(flag), flags, env)?.text;
   const asIs = (t: string): Parsed<string> => ({ ok: true, value: t });
 
   const appRoot = text('app-root') ?? machine.cwd;
@@ -438,9 +438,9 @@ function parseUrl(text: string): Parsed<string | undefined> {
 
 /** --service and --int-port describe one service by hand; otherwise the platform's variables do. */
 function servicesFrom(flags: FlagValues, env: Environment, problems: Problem[]): HarborService[] {
-  const name = raw(definitionOf('service'), flags, env);
-  const intPortText = raw(definitionOf('int-port'), flags, env);
-  const extPortText = raw(definitionOf('ext-port'), flags, env);
+  const name = rawSetting(definitionOf('service'), flags, env);
+  const intPortText = rawSetting(definitionOf('int-port'), flags, env);
+  const extPortText = rawSetting(definitionOf('ext-port'), flags, env);
   if (name === undefined && intPortText === undefined) {
     const result = readServices(env);
     problems.push(...result.problems);
@@ -484,7 +484,7 @@ function servicesFrom(flags: FlagValues, env: Environment, problems: Problem[]):
 }
 
 function backendFrom(flags: FlagValues, env: Environment, problems: Problem[]): Address | undefined {
-  const explicit = raw(definitionOf('backend'), flags, env);
+  const explicit = rawSetting(definitionOf('backend'), flags, env);
   const candidates: { text: string; from: string }[] = explicit ? [explicit] : [];
   for (const variable of ['PORT', 'VCAP_APP_PORT']) {
     const value = env[variable];

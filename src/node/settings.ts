@@ -3,6 +3,7 @@
 // every problem at once. Only src/cli/node.ts hands it process.argv/env.
 import { isIP } from 'node:net';
 import type { LevelWithSilent } from 'pino';
+import { rawSetting } from '../config/settings.js';
 import { parseAddress, parseChoice, parseDuration } from '../config/values.js';
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
@@ -95,13 +96,8 @@ export function resolveNodeSettings(
   /** The raw text and where it came from ("--ports" or "HARBOR_NODE_PORTS"), flag first. */
   const raw = (key: Key): { text: string; source: string | undefined } => {
     const def = NODE_SETTINGS[key];
-    const flag = flags[def.flag];
-    if (typeof flag === 'string') return { text: flag, source: `--${def.flag}` };
-    for (const name of def.env) {
-      const value = env[name];
-      if (value !== undefined && value !== '') return { text: value, source: name };
-    }
-    return { text: def.default, source: undefined };
+    const found = rawSetting(def, flags, env);
+    return found ? { text: found.text, source: found.from } : { text: def.default, source: undefined };
   };
   const problem = (source: string | undefined, text: string, reason: string): void => {
     problems.push({
