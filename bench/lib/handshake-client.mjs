@@ -57,7 +57,11 @@ function one(slot) {
       done = true;
       completed++;
       if (socket.isSessionReused()) reused++;
-      protocol = socket.getProtocol() ?? '';
+      if (protocol === '') {
+        // What was negotiated, once: every target must be compared on the same suite and group.
+        protocol =
+          `${socket.getProtocol()} ${socket.getCipher()?.name} ${socket.getEphemeralKeyInfo()?.name ?? ''}`.trim();
+      }
       if (needTicket && slot.session === undefined) {
         socket.write('GET /small HTTP/1.1\r\nHost: localhost\r\n\r\n');
         socket.resume();
