@@ -35,6 +35,9 @@ const C_CLOSED = 5;
 /** How long the backend may take to answer Expect: 100-continue before the proxy does. */
 const CONTINUE_WAIT_MS = 250;
 
+/** Bytes queued for a slow client before the backend is paused. */
+const RELAY_QUEUE_BYTES = 256 * 1024;
+
 const BODY_NONE = 0;
 const BODY_LENGTH = 1;
 const BODY_CHUNKED = 2;
@@ -132,7 +135,13 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
         break;
       case C_TUNNEL: {
         const backend = this.#backend;
-        if (backend !== null && !backend.socket.write(chunk)) this.#pauseClient();
+        if (
+          backend !== null &&
+          !backend.socket.write(chunk) &&
+          backend.socket.writableLength > RELAY_QUEUE_BYTES
+        ) {
+          this.#pauseClient();
+        }
         break;
       }
     }
@@ -313,7 +322,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     if (rest !== null) this.#relayBody(rest, 0);
     backend.socket.uncork();
     // Reading may have been paused for pipelined bytes; the body must flow now.
-    if (this.#state === C_BODY && !backend.socket.writableNeedDrain) this.#resumeClient();
+    if (this.#state === C_BODY && backend.socket.writableLength <= RELAY_QUEUE_BYTES) this.#resumeClient();
   }
 
   #onContinueTimeout = (): void => {
@@ -350,7 +359,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     if (stop > start && backend !== null) {
       this.#bodyBytesSent += stop - start;
       const ok = backend.socket.write(start === 0 && stop === buf.length ? buf : buf.subarray(start, stop));
-      if (!ok) this.#pauseClient();
+      if (!ok && backend.socket.writableLength > RELAY_QUEUE_BYTES) this.#pauseClient();
     }
     if (this.#requestDone) {
       if (stop < buf.length) {
@@ -378,7 +387,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     this.#backendSpoke = true;
     if (this.#state === C_TUNNEL) {
       this.#core.stats.bytesOut += chunk.length;
-      if (!this.#socket.write(chunk)) {
+      if (!this.#socket.write(chunk) && this.#socket.writableLength > RELAY_QUEUE_BYTES) {
         conn.socket.pause();
         this.#backendPaused = true;
       }
@@ -535,7 +544,10 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     }
     this.#core.stats.bytesOut += out.length;
     const ok = this.#socket.write(out);
-    if (!ok && !this.#backendPaused) {
+    // A socket's write buffer is "full" at 16 KiB, less than one backend read: pausing there would
+    // stop and restart the backend on every read. Pause once a few reads are queued instead ('drain'
+    // still comes, when the queue is empty).
+    if (!ok && !this.#backendPaused && this.#socket.writableLength > RELAY_QUEUE_BYTES) {
       const backend = this.#backend;
       if (backend !== null) {
         // The client reads slowly: stop reading the backend, and do not count it as the backend's delay.

@@ -13,6 +13,9 @@ import { findHeadEnd, Head, parseRequestHead } from './head-parser.js';
 import type { BackendConn, BackendOwner } from './pool.js';
 import { ResponseReader, type ResponseSink } from './response-reader.js';
 
+/** Bytes queued on one side before the other is paused (a socket's own mark, 16 KiB, is less than one read). */
+const RELAY_QUEUE_BYTES = 256 * 1024;
+
 /** Request headers HTTP/2 forbids or the HTTP/1.1 head gets from elsewhere. */
 const SKIP_REQUEST = new Set([
   'connection',
@@ -121,7 +124,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
     } else {
       ok = socket.write(chunk);
     }
-    if (!ok) this.#stream.pause();
+    if (!ok && socket.writableLength > RELAY_QUEUE_BYTES) this.#stream.pause();
   };
 
   #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
@@ -236,7 +239,8 @@ class H2Exchange implements BackendOwner, ResponseSink {
     const stream = this.#stream;
     if (stream.destroyed) return;
     this.#core.stats.bytesOut += end - start;
-    if (!stream.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end))) {
+    const ok = stream.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    if (!ok && stream.writableLength > RELAY_QUEUE_BYTES) {
       const backend = this.#backend;
       if (backend !== null && !this.#backendPaused) {
         this.#backendPaused = true;
