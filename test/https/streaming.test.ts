@@ -1,7 +1,8 @@
 // Bodies stream through with backpressure both ways: 20 MB up and down arrive
 // intact; with 60 MB in flight, a client that stops reading stalls the
 // backend, and a backend that stops reading stalls the client, before the
-// whole body has moved (kernel buffers hold some MB; the proxy adds 256 KiB). (200 MB with RSS measured: test/https/fixtures/soak.ts.)
+// whole body has moved (kernel buffers hold some MB; the proxy adds 256 KiB).
+// 200 MB each way with the proxy's RSS measured: test/https/fixtures/soak.ts.
 import { createHash } from 'node:crypto';
 import * as net from 'node:net';
 import t from 'tap';
