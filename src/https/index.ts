@@ -91,6 +91,8 @@ class HarborHttpsProxy implements HttpsProxy {
   readonly #getContext: (() => tls.SecureContext) | null;
   readonly #listeners: net.Server[] = [];
   readonly #raw = new Set<net.Socket>();
+  /** Accepted connections that have not sent a byte yet: idle, so draining closes them at once. */
+  readonly #silent = new Set<net.Socket>();
   readonly #externalPort: number;
   #state: ProxyState = 'created';
   #drained: Promise<void> | null = null;
@@ -223,11 +225,14 @@ class HarborHttpsProxy implements HttpsProxy {
     socket.once('close', () => {
       stats.connectionsOpen--;
       this.#raw.delete(socket);
+      this.#silent.delete(socket);
       if (this.#raw.size === 0) this.#onAllClosed?.();
     });
     socket.setTimeout(core.limits.headerTimeoutMs, () => socket.destroy());
+    this.#silent.add(socket);
     // Peek at the first byte: a TLS handshake starts with 0x16; anything else is plain HTTP.
     socket.once('data', (chunk: Buffer) => {
+      this.#silent.delete(socket);
       socket.setTimeout(0);
       if (chunk[0] !== 0x16) {
         countHandshakeError(stats, 'plain-http');
@@ -282,6 +287,7 @@ class HarborHttpsProxy implements HttpsProxy {
     core.draining = true;
     for (const server of this.#listeners) server.close();
     core.pool.closeIdle();
+    for (const socket of [...this.#silent]) socket.destroy();
     for (const conn of [...core.connections]) conn.drain();
     this.#drained = new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;

@@ -102,6 +102,11 @@ t.test('drain: in-flight request completes, idle connections close at once, new 
   const h2 = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
   await new Promise<void>((resolve) => h2.once('connect', () => resolve()));
   const h2Closed = new Promise<void>((resolve) => h2.once('close', () => resolve()));
+  // A connection that has sent nothing at all is idle too.
+  const silent = net.connect(fx.port, '127.0.0.1');
+  silent.on('error', () => {});
+  await new Promise<void>((resolve) => silent.once('connect', () => resolve()));
+  const silentClosed = new Promise<void>((resolve) => silent.once('close', () => resolve()));
 
   const before = backend.requests;
   const slow = rawExchange(fx.port, pair, 'GET /slow?ms=700 HTTP/1.1\r\nHost: h\r\n\r\n', {
@@ -113,7 +118,10 @@ t.test('drain: in-flight request completes, idle connections close at once, new 
   t.equal(fx.proxy.state, 'draining');
   await idleClosed;
   await h2Closed;
-  t.pass('idle HTTP/1 connection and idle HTTP/2 session closed while a request is still in flight');
+  await silentClosed;
+  t.pass(
+    'idle HTTP/1 connection, idle HTTP/2 session and silent connection closed while a request is in flight',
+  );
   const refused = await new Promise<string>((resolve) => {
     const s = net.connect(fx.port, '127.0.0.1');
     s.on('connect', () => resolve('accepted'));
