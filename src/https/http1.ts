@@ -162,8 +162,13 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   // works or a tunnel is open, the backend's timer decides instead.
   #onTimeout = (): void => {
     const state = this.#state;
-    if (state === C_HEAD) this.#reject(408);
-    else if (state !== C_WAIT && state !== C_TUNNEL) this.#socket.destroy();
+    if (state === C_HEAD) {
+      this.#reject(408);
+      return;
+    }
+    // An upload held back by a slow backend is not idle.
+    if (state === C_BODY && this.#clientPaused) return;
+    if (state !== C_WAIT && state !== C_TUNNEL) this.#socket.destroy();
   };
 
   #onError = (error: Error): void => {
