@@ -200,7 +200,12 @@ class H2Exchange implements BackendOwner, ResponseSink {
 
   onInformational(head: Head): void {
     const stream = this.#stream;
-    if (!stream.destroyed && !stream.headersSent) stream.additionalHeaders({ ':status': head.status });
+    if (stream.destroyed || stream.closed || stream.headersSent) return;
+    try {
+      stream.additionalHeaders({ ':status': head.status });
+    } catch {
+      // The client reset the stream meanwhile.
+    }
   }
 
   onResponseHead(head: Head): void {
@@ -220,10 +225,20 @@ class H2Exchange implements BackendOwner, ResponseSink {
       else headers[name] = `${String(prior)}, ${value}`;
     }
     this.#wantTrailers = head.chunked && head.hasTrailer;
-    this.#responded = true;
-    if (stream.destroyed) return;
+    if (stream.destroyed || stream.closed) {
+      this.#responded = true;
+      return;
+    }
     const endStream = !this.#reader.active && this.#reader.gotHead;
-    stream.respond(headers, { endStream, waitForTrailers: this.#wantTrailers && !endStream });
+    try {
+      stream.respond(headers, { endStream, waitForTrailers: this.#wantTrailers && !endStream });
+    } catch (error) {
+      // A header value HTTP/2 cannot carry, or a stream reset meanwhile: the stream fails alone.
+      this.#core.pool.failure(`response head not valid for HTTP/2: ${(error as Error).message}`, null);
+      this.#fail(502);
+      return;
+    }
+    this.#responded = true;
     if (this.#wantTrailers) stream.once('wantTrailers', this.#sendTrailers);
   }
 
@@ -232,7 +247,11 @@ class H2Exchange implements BackendOwner, ResponseSink {
     for (const [name, value] of parseTrailers(this.#reader.trailers)) {
       if (!SKIP_RESPONSE.has(name)) trailers[name] = value;
     }
-    this.#stream.sendTrailers(trailers);
+    try {
+      this.#stream.sendTrailers(trailers);
+    } catch {
+      this.#stream.close(NGHTTP2_INTERNAL_ERROR);
+    }
   };
 
   onResponseBody(buf: Buffer, start: number, end: number): void {
@@ -295,7 +314,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
   #respondCanned(status: number): void {
     countResponse(this.#core.stats, status);
     const stream = this.#stream;
-    if (stream.destroyed) return;
+    if (stream.destroyed || stream.closed || stream.headersSent) return;
     const headers: http2.OutgoingHttpHeaders = {
       ':status': status,
       'content-type': 'text/plain; charset=utf-8',

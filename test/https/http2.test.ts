@@ -173,3 +173,27 @@ t.test('backend not there: 503 on the stream', async (t) => {
   });
   t.equal(status, 503);
 });
+
+t.test('a response head HTTP/2 cannot carry fails that stream alone (502), nothing crashes', async (t) => {
+  const net = await import('node:net');
+  const odd = net.createServer((s) => {
+    s.on('data', () => s.write('HTTP/1.1 200 OK\r\nTE: gzip\r\nContent-Length: 2\r\n\r\nok'));
+  });
+  await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => odd.close());
+  const oddFx = await startProxy(
+    { kind: 'tcp', host: '127.0.0.1', port: (odd.address() as import('node:net').AddressInfo).port },
+    { pair: fx.pair },
+  );
+  t.teardown(() => oddFx.proxy.close());
+  const s = http2.connect(`https://localhost:${oddFx.port}`, { ca: fx.pair.cert });
+  t.teardown(() => s.close());
+  const status = await new Promise<number>((resolve) => {
+    const stream = s.request({ ':path': '/' });
+    stream.on('response', (h) => resolve(Number(h[':status'])));
+    stream.resume();
+  });
+  t.equal(status, 502);
+  const again = await request({ ':path': '/still-up' });
+  t.equal(again.headers[':status'], 200);
+});
