@@ -5,16 +5,17 @@
 //
 //   node bench/run.mjs [--suite https|node|all] [--rounds 3] [--seconds 5]
 //                      [--targets nginx,node,sidecar,haproxy,socat,harbor-node,direct]
+//                      [--steps ka,mib,close,resumed,full-ecdsa,swap,full-rsa,tcp,conn,udp,udp-clean]
 //                      [--quick]
 //   node bench/profile.mjs   (CPU profile of the sidecar under wrk, see docs/benchmarks.md)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { HTTPS_HEADER, httpsRows, runHttpsBench } from './https/suite.mjs';
+import { HTTPS_HEADER, HTTPS_STEP_IDS, httpsRows, runHttpsBench } from './https/suite.mjs';
 import { commandExists, installCleanup, machineBusy, machineCpu, machineLoad } from './lib/proc.mjs';
 import { formatGoalValue, machineInfo, markdownTable, textTable } from './lib/report.mjs';
-import { NODE_HEADER, nodeRows, runNodeBench } from './node/suite.mjs';
+import { NODE_HEADER, NODE_STEP_IDS, nodeRows, runNodeBench } from './node/suite.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '5' },
     targets: { type: 'string' },
+    steps: { type: 'string' },
     quick: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -31,7 +33,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   process.stdout.write(
-    'usage: node bench/run.mjs [--suite https|node|all] [--rounds N] [--seconds S] [--targets a,b] [--quick]\n',
+    'usage: node bench/run.mjs [--suite https|node|all] [--rounds N] [--seconds S] [--targets a,b] [--steps a,b] [--quick]\n',
   );
   process.exit(0);
 }
@@ -58,7 +60,15 @@ const opts = {
   seconds,
   warmupSeconds: values.quick ? 1 : 1,
   targets: values.targets?.split(',').map((t) => t.trim()),
+  steps: values.steps?.split(',').map((t) => t.trim()),
 };
+const knownSteps = [...HTTPS_STEP_IDS, ...NODE_STEP_IDS];
+for (const step of opts.steps ?? []) {
+  if (!knownSteps.includes(step)) {
+    process.stderr.write(`bench: --steps takes ${knownSteps.join(', ')}; not ${JSON.stringify(step)}\n`);
+    process.exit(2);
+  }
+}
 
 const needed = { https: ['nginx', 'wrk', 'openssl'], node: ['iperf3', 'haproxy', 'socat'] };
 for (const suite of suites) {

@@ -99,6 +99,7 @@ const HTTPS_GOALS = [
  */
 const STEPS = [
   {
+    id: 'ka',
     name: 'keep-alive',
     run: (t, o) => runWrk(t.url(SMALL_PATH), { connections: 50, seconds: o.seconds }),
     record(f, m) {
@@ -115,6 +116,7 @@ const STEPS = [
     },
   },
   {
+    id: 'mib',
     name: '1 MiB',
     run: (t, o) => runWrk(t.url(LARGE_PATH), { connections: 10, seconds: o.seconds }),
     record(f, m) {
@@ -131,6 +133,7 @@ const STEPS = [
     },
   },
   {
+    id: 'close',
     name: 'Connection: close',
     run: (t, o) =>
       runWrk(t.url(SMALL_PATH), { connections: 50, seconds: o.seconds, headers: ['Connection: close'] }),
@@ -141,6 +144,7 @@ const STEPS = [
     },
   },
   {
+    id: 'resumed',
     name: 'resumed handshakes',
     run: (t, o) => runHandshakes(t.port, { seconds: o.seconds, resume: true }),
     record(f, m) {
@@ -153,6 +157,7 @@ const STEPS = [
     },
   },
   {
+    id: 'full-ecdsa',
     name: 'full ECDSA handshakes',
     run: (t, o) => runHandshakes(t.port, { seconds: o.seconds }),
     record(f, m) {
@@ -169,6 +174,7 @@ const STEPS = [
 ];
 
 const RSA_STEP = {
+  id: 'full-rsa',
   name: 'full RSA handshakes',
   run: (t, o) => runHandshakes(t.port, { seconds: o.seconds }),
   record(f, m) {
@@ -268,6 +274,13 @@ async function swapStep(running, figures, log) {
   }
 }
 
+/** Step ids a run can be limited to with --steps (all when not given). */
+export const HTTPS_STEP_IDS = ['ka', 'mib', 'close', 'resumed', 'full-ecdsa', 'swap', 'full-rsa'];
+
+function wanted(opts, id) {
+  return !opts.steps || opts.steps.includes(id);
+}
+
 async function runRound(round, targets, starters, pairs, opts, log) {
   // Rotate the order so no target always runs first (or right after another).
   const order = targets.map((_, i) => targets[(i + round) % targets.length]);
@@ -287,13 +300,15 @@ async function runRound(round, targets, starters, pairs, opts, log) {
       await runWrk(target.url(SMALL_PATH), { connections: 50, seconds: opts.warmupSeconds });
       await runWrk(target.url(LARGE_PATH), { connections: 10, seconds: opts.warmupSeconds });
     }
-    for (const step of STEPS) await runStep(step, running, figures, peaks, opts, log);
+    for (const step of STEPS)
+      if (wanted(opts, step.id)) await runStep(step, running, figures, peaks, opts, log);
     for (const target of running) figures[target.kind].rss_load_mib = peaks[target.kind];
-    await swapStep(running, figures, log);
+    if (wanted(opts, 'swap')) await swapStep(running, figures, log);
   } finally {
     await stopAll(running);
   }
 
+  if (!wanted(opts, RSA_STEP.id)) return figures;
   running = await startAll(order, starters, pairs.rsa, figures, log);
   try {
     for (const target of running) await runHandshakes(target.port, { seconds: opts.warmupSeconds });

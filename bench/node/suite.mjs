@@ -19,6 +19,8 @@ import {
 const here = dirname(fileURLToPath(import.meta.url));
 
 export const NODE_TARGETS = ['harbor-node', 'haproxy', 'socat', 'direct'];
+/** Step ids a run can be limited to with --steps (all when not given). */
+export const NODE_STEP_IDS = ['tcp', 'conn', 'udp', 'udp-clean'];
 const STARTERS = {
   'harbor-node': startHarborNode,
   haproxy: startHaproxy,
@@ -208,6 +210,7 @@ async function withForwarder(kind, route, body) {
  */
 const STEPS = [
   {
+    id: 'tcp',
     name: 'TCP throughput',
     route: (b) => ({ backendPort: b.iperf.port, udp: false }),
     async run(target, f, { seconds }) {
@@ -220,6 +223,7 @@ const STEPS = [
     },
   },
   {
+    id: 'conn',
     name: 'new connections',
     route: (b) => ({ backendPort: b.echo.port, udp: false }),
     async run(target, f, { seconds }) {
@@ -237,6 +241,7 @@ const STEPS = [
     },
   },
   {
+    id: 'udp',
     name: 'UDP',
     udp: true,
     route: (b) => ({ backendPort: b.iperf.port, udp: true }),
@@ -256,6 +261,7 @@ const STEPS = [
     },
   },
   {
+    id: 'udp-clean',
     name: 'UDP clean rate',
     udp: true,
     firstRoundOnly: true,
@@ -285,6 +291,7 @@ export async function runNodeBench(opts, log) {
       log(`  round ${round + 1}/${opts.rounds} (order: ${order.join(', ')})`);
       for (const step of STEPS) {
         if (step.firstRoundOnly && (round > 0 || opts.cleanSearch === false)) continue;
+        if (opts.steps && !opts.steps.includes(step.id)) continue;
         for (const kind of order) {
           if (step.udp && kind === 'haproxy') continue;
           if (!backends.iperf.alive()) await backends.iperf.restart();
