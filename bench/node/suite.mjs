@@ -35,7 +35,7 @@ export const NODE_FIGURES = [
   ['udp_delivered_pps', 'UDP 64 B delivered', 'pkt/s'],
   ['udp_loss_pct', 'UDP 64 B lost at full offered rate', '%'],
   ['udp_cpu_us_per_pkt', 'forwarder CPU per delivered datagram', 'us'],
-  ['udp_drain_ms', 'UDP still relayed after the flood stops (backlog)', 'ms'],
+  ['udp_drain_ms', 'UDP forwarder still busy after the flood stops (queue, GC)', 'ms'],
   ['udp_clean_pps', 'highest UDP rate with < 1% loss', 'pkt/s'],
   ['conn_per_s', 'new TCP connections/s (1 byte echoed, closed)', 'conn/s'],
   ['conn_cpu_us', 'forwarder CPU per new connection', 'us'],
@@ -257,7 +257,7 @@ const STEPS = [
         f.udp_cpu_us_per_pkt =
           ((m.cpuSeconds - m.result.drainCpuSeconds) * 1e6) / Math.max(1, m.result.delivered);
       }
-      return `UDP        ${fmt(m.result.deliveredPps)} of ${fmt(m.result.sentPps)} pkt/s delivered (${fmt(m.result.lossPct)}% lost) cpu ${fmt(f.udp_cpu_us_per_pkt, 2)} us/pkt; still relaying ${fmt(m.result.drainMs)} ms after`;
+      return `UDP        ${fmt(m.result.deliveredPps)} of ${fmt(m.result.sentPps)} pkt/s delivered (${fmt(m.result.lossPct)}% lost) cpu ${fmt(f.udp_cpu_us_per_pkt, 2)} us/pkt; busy ${fmt(m.result.drainMs)} ms after`;
     },
   },
   {
