@@ -66,6 +66,12 @@ export interface HttpsProxy {
   start(): Promise<void>;
   /** New handshakes use `context`; open connections keep theirs. */
   setSecureContext(context: tls.SecureContext): void;
+  /**
+   * Turns client-certificate authentication on or off for new handshakes (a
+   * CA bundle appeared or went away). Give the matching context first: with
+   * it on, the context must hold the CA.
+   */
+  setClientAuth(on: boolean): void;
   /** Stops accepting, closes idle connections, waits up to `deadlineMs` for the rest, then closes them. */
   drain(deadlineMs?: number): Promise<void>;
   /** Closes everything now. */
@@ -95,6 +101,7 @@ class HarborHttpsProxy implements HttpsProxy {
   readonly #silent = new Set<net.Socket>();
   readonly #externalPort: number;
   #state: ProxyState = 'created';
+  #clientAuth: boolean;
   #drained: Promise<void> | null = null;
   #onAllClosed: (() => void) | null = null;
 
@@ -103,6 +110,7 @@ class HarborHttpsProxy implements HttpsProxy {
     const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
     const service = options.service;
     this.#externalPort = service.port ?? service.intPort;
+    this.#clientAuth = options.clientAuth === true;
     const pool = new BackendPool({
       address: options.backend,
       service: service.name,
@@ -140,6 +148,12 @@ class HarborHttpsProxy implements HttpsProxy {
 
   get openConnections(): number {
     return this.#core.connections.size;
+  }
+
+  setClientAuth(on: boolean): void {
+    this.#clientAuth = on;
+    // tls.Server reads this field (set from its requestCert option) at each new connection.
+    (this.#tls as unknown as { requestCert: boolean }).requestCert = on;
   }
 
   setSecureContext(context: tls.SecureContext): void {
@@ -251,8 +265,11 @@ class HarborHttpsProxy implements HttpsProxy {
       socket.destroy();
       return;
     }
+    // Only a connection that was asked for a certificate (and so verified it) passes a subject on.
     const subject =
-      this.#options.clientAuth === true ? formatSubject(socket.getPeerX509Certificate()?.subject) : undefined;
+      this.#clientAuth && socket.authorized
+        ? formatSubject(socket.getPeerX509Certificate()?.subject)
+        : undefined;
     const peer = peerOf(socket.remoteAddress, subject);
     if (socket.alpnProtocol === 'h2') {
       this.#h2 ??= new Http2Front(this.#core);

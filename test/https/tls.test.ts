@@ -268,3 +268,32 @@ t.test('client certificates: verified clients served, others refused in the hand
   const reasons = [...auth.stats.handshakeErrors.keys()];
   t.ok(reasons.length >= 1, `counted by reason: ${reasons.join(', ')}`);
 });
+
+t.test('setClientAuth turns client certificates on and off for new handshakes', async (t) => {
+  const pki = makeClientPki();
+  t.teardown(() => removeDir(pki.dir));
+  const toggled = await startProxy(backend.address, { pair: ec });
+  t.teardown(() => toggled.proxy.close());
+  const url = `https://localhost:${toggled.port}/toggle`;
+  const open = await run('curl', ['-sS', '--cacert', ec.certFile, url]);
+  t.equal(open.code, 0, 'no client certificate needed at first');
+  toggled.proxy.setSecureContext(createServerSecureContext({ cert: ec.cert, key: ec.key, ca: pki.caCert }));
+  toggled.proxy.setClientAuth(true);
+  const refused = await run('curl', ['-sS', '--cacert', ec.certFile, url]);
+  t.not(refused.code, 0, 'refused without a certificate once on');
+  const good = await run('curl', [
+    '-sS',
+    '--cacert',
+    ec.certFile,
+    '--cert',
+    pki.clientCertFile,
+    '--key',
+    pki.clientKeyFile,
+    url,
+  ]);
+  t.match(good.stdout, /"x-client-cert-subject":"O=Harbor Test,CN=client-one"/);
+  toggled.proxy.setClientAuth(false);
+  const again = await run('curl', ['-sS', '--cacert', ec.certFile, url]);
+  t.equal(again.code, 0, 'no certificate needed once off');
+  t.notMatch(again.stdout, /x-client-cert-subject/);
+});
