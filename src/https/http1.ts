@@ -406,7 +406,7 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     if (this.#state === C_BODY || this.#state === C_TUNNEL) this.#resumeClient();
   }
 
-  onBackendTimeout(conn: BackendConn): void {
+  onBackendTimeout(_conn: BackendConn): void {
     // Paused because the client reads slowly, or a quiet tunnel: not the backend's delay.
     if (this.#backendPaused || this.#state === C_TUNNEL) return;
     this.#core.pool.failure('timeout', null);
@@ -415,7 +415,6 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
       this.#socket.destroy();
       return;
     }
-    void conn;
     this.#answer(504, !this.#requestDone);
   }
 
