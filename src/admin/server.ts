@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import type { Address } from '../config/types.js';
 import { formatAddress } from '../config/types.js';
 import type { Logger } from '../log/index.js';
-import { createMetricsRegistry } from './metrics.js';
+import type { createMetricsRegistry } from './metrics.js';
 import type { MetricsSource, ReadinessReport } from './types.js';
 
 export const DEFAULT_ADMIN_ADDRESS: Address = { kind: 'tcp', host: '127.0.0.1', port: 9701 };
@@ -34,11 +34,17 @@ export interface AdminHandlerOptions {
 export type AdminRequestHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export function adminHandler(options: AdminHandlerOptions): AdminRequestHandler {
-  const registry = createMetricsRegistry({
-    source: options.metrics,
-    now: options.now,
-    processMetrics: options.processMetrics,
-  });
+  // prom-client (about 12 MB resident) is loaded at the first scrape, not at start: a sidecar nobody scrapes
+  // stays as small as the proxy itself.
+  let registry: Promise<ReturnType<typeof createMetricsRegistry>> | undefined;
+  const getRegistry = () =>
+    (registry ??= import('./metrics.js').then((m) =>
+      m.createMetricsRegistry({
+        source: options.metrics,
+        now: options.now,
+        processMetrics: options.processMetrics,
+      }),
+    ));
   const { logger } = options;
   const readinessTimeoutMs = options.readinessTimeoutMs ?? 5000;
 
@@ -85,8 +91,9 @@ export function adminHandler(options: AdminHandlerOptions): AdminRequestHandler 
   };
 
   const metrics = async (res: ServerResponse) => {
-    const text = await registry.metrics();
-    send(res, 200, registry.contentType, text);
+    const metricsRegistry = await getRegistry();
+    const text = await metricsRegistry.metrics();
+    send(res, 200, metricsRegistry.contentType, text);
   };
 
   const fail = (res: ServerResponse, path: string) => (error: unknown) => {

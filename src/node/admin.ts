@@ -1,7 +1,9 @@
 // What the admin endpoint (src/admin) reads from harbor-node: readiness
 // (every service listens on its port), the /status document, and the
 // per-service counters /metrics turns into Prometheus text.
-import { type AdminRequestHandler, adminHandler, countersOf, type StatusReport } from '../admin/index.js';
+import { type AdminRequestHandler, adminHandler } from '../admin/server.js';
+import { countersOf } from '../admin/table.js';
+import type { StatusReport } from '../admin/types.js';
 import type { Logger } from '../log/index.js';
 import type { HarborNode } from './node.js';
 

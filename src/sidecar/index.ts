@@ -3,7 +3,8 @@
 // owns the lifecycle: starting, listening, draining, stopped. Reload
 // triggers (file watch, SIGHUP) call reload(); signals are wired in src/cli.
 
-import { type AdminServer, countersOf, createAdminServer } from '../admin/index.js';
+import { type AdminServer, createAdminServer } from '../admin/server.js';
+import { countersOf } from '../admin/table.js';
 import type { StatusReport, StatusService } from '../admin/types.js';
 import type { ReloadablePair } from '../certs/reloadable.js';
 import { formatAddress, protocolLabel, type SidecarSettings } from '../config/index.js';
