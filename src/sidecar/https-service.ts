@@ -68,13 +68,16 @@ export class HttpsService {
       waitForPair: true,
       onChange: (next) => {
         if (this.#proxy) {
-          if (Boolean(next.files.caFile) !== this.#clientAuth) {
-            this.#logger.warn(
-              { code: 'E_RELOAD' },
-              'a client CA appeared or went away: restart the sidecar to turn client authentication on or off',
+          this.#proxy.setSecureContext(next.secureContext);
+          const clientAuth = Boolean(next.files.caFile);
+          if (clientAuth !== this.#clientAuth) {
+            this.#clientAuth = clientAuth;
+            this.#proxy.setClientAuth(clientAuth);
+            this.#logger.info(
+              { clientAuth },
+              `client certificate authentication ${clientAuth ? 'on' : 'off'}`,
             );
           }
-          this.#proxy.setSecureContext(next.secureContext);
         } else {
           void this.#listen().catch((error: Error) =>
             this.#logger.error({ err: error }, `cannot start serving: ${error.message}`),
