@@ -9,37 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { OpensslFactory, read } from '../fixtures/certs-helpers.js';
-import {
-  cleanEnv,
-  exited,
-  type RunResult,
-  SIDECAR_BIN,
-  startSidecar,
-  waitForOutput,
-} from '../helpers/cli.js';
+import { exited, type RunResult, runSidecarAsync, startSidecar, waitForOutput } from '../helpers/cli.js';
 import { echoBackend, freePort, httpsGet } from '../helpers/net.js';
 
 function status(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SIDECAR_BIN, 'status', ...args], {
-      env: cleanEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ status: code, stdout, stderr });
-    });
-  });
+  return runSidecarAsync(['status', ...args], env);
 }
 
 function unixGet(socketPath: string, path: string): Promise<{ status: number; body: string }> {

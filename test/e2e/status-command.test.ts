@@ -1,48 +1,14 @@
-// `harbor-sidecar status` against a real running sidecar: the table (exit 0
-// when ready), --json, the admin address from --admin or HARBOR_ADMIN, exit 1
-// when not ready (the backend is down) and when the endpoint cannot be reached.
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { OpensslFactory, opensslFingerprint, read } from '../fixtures/certs-helpers.js';
-import {
-  cleanEnv,
-  exited,
-  type RunResult,
-  SIDECAR_BIN,
-  startSidecar,
-  waitForOutput,
-} from '../helpers/cli.js';
+import { exited, type RunResult, runSidecarAsync, startSidecar, waitForOutput } from '../helpers/cli.js';
 import { type EchoBackend, echoBackend, freePort, httpsGet } from '../helpers/net.js';
 
-/**
- * Runs `harbor-sidecar status ...` without blocking this process's event loop
- * (the backend the sidecar probes lives in this process).
- */
 function status(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SIDECAR_BIN, 'status', ...args], {
-      env: cleanEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ status: code, stdout, stderr });
-    });
-  });
+  return runSidecarAsync(['status', ...args], env);
 }
 
 const root = mkdtempSync(join(tmpdir(), 'harbor-status-'));
