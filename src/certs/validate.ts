@@ -10,6 +10,7 @@ import {
   type PairFiles,
   type PemMaterial,
   type ReadOptions,
+  type ReadResult,
   readPair,
   throwProblems,
 } from './pair.js';
@@ -157,14 +158,7 @@ export function validatePair(files: PairFiles, options: ValidateOptions): Valida
   const loaded =
     read.problems.length === 0 &&
     !errors.some((p) => p.code === 'E_KEY_MISMATCH' || p.code === 'E_CHAIN_ORDER')
-      ? {
-          files,
-          inspection,
-          pem: { cert: read.pem.cert!, key: read.pem.key!, ca: read.pem.ca },
-          chain,
-          privateKey: read.privateKey!,
-          caCerts: read.caCerts,
-        }
+      ? loadedPair(files, inspection, read)
       : undefined;
   problems.sort((a, b) => Number(isWarning(a)) - Number(isWarning(b)));
   return { loaded, inspection, problems };
@@ -180,11 +174,16 @@ export function loadPair(files: PairFiles, options: ReadOptions = {}): LoadedPai
   const chain = read.chain!;
   const inspection = inspectChain({ ...files, chain, privateKey: read.privateKey, caCerts: read.caCerts });
   throwProblems(structureProblems(inspection, chain, options.displayRoot));
+  return loadedPair(files, inspection, read);
+}
+
+/** The usable pair from a read that succeeded (every part present). */
+function loadedPair(files: PairFiles, inspection: Inspection, read: ReadResult): LoadedPair {
   return {
     files,
     inspection,
     pem: { cert: read.pem.cert!, key: read.pem.key!, ca: read.pem.ca },
-    chain,
+    chain: read.chain!,
     privateKey: read.privateKey!,
     caCerts: read.caCerts,
   };

@@ -3,15 +3,24 @@ import { formatVariables, portVariables } from '../../config/variables.js';
 import type { CommandContext } from '../context.js';
 import { failOnErrors, printProblems } from '../report.js';
 
-export async function envCommand(context: CommandContext): Promise<number> {
-  const { settings, problems, stdout, stderr } = context;
+/**
+ * The port variables for `env` and `exec`: the exit status instead when the
+ * configuration has errors (printed, with any warnings, to stderr).
+ */
+export function portVariablesOrStatus(context: CommandContext): Map<string, string> | number {
+  const { settings, problems, stderr } = context;
   const failed = failOnErrors(problems, stderr);
   if (failed !== undefined) return failed;
   printProblems(problems, stderr);
-  const variables = portVariables(settings.services, {
+  return portVariables(settings.services, {
     name: settings.appName,
     upcaseAlreadySet: settings.appNameUpcaseSet,
   });
-  stdout.write(formatVariables(variables, settings.format));
+}
+
+export async function envCommand(context: CommandContext): Promise<number> {
+  const variables = portVariablesOrStatus(context);
+  if (typeof variables === 'number') return variables;
+  context.stdout.write(formatVariables(variables, context.settings.format));
   return 0;
 }

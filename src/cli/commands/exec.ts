@@ -2,10 +2,9 @@
 // variables added, passing signals to it and its exit status back.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { portVariables } from '../../config/variables.js';
 import { HarborError } from '../../errors/index.js';
 import type { CommandContext } from '../context.js';
-import { failOnErrors, printProblems } from '../report.js';
+import { portVariablesOrStatus } from './env.js';
 
 const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = [
   'SIGTERM',
@@ -17,17 +16,12 @@ const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = [
 ];
 
 export async function execCommand(context: CommandContext): Promise<number> {
-  const { settings, problems, positionals, env, stderr } = context;
+  const { positionals, env, stderr } = context;
   const [file, ...args] = positionals;
   if (file === undefined)
     throw new HarborError('E_USAGE', 'exec needs a command: harbor-sidecar exec -- CMD ARGS...');
-  const failed = failOnErrors(problems, stderr);
-  if (failed !== undefined) return failed;
-  printProblems(problems, stderr);
-  const variables = portVariables(settings.services, {
-    name: settings.appName,
-    upcaseAlreadySet: settings.appNameUpcaseSet,
-  });
+  const variables = portVariablesOrStatus(context);
+  if (typeof variables === 'number') return variables;
   const child = spawn(file, args, { stdio: 'inherit', env: { ...env, ...Object.fromEntries(variables) } });
   const relays = FORWARDED_SIGNALS.map((signal) => {
     const relay = () => child.kill(signal);
