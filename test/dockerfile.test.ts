@@ -94,6 +94,9 @@ interface PackageJson {
   readonly license: string;
   readonly files: readonly string[];
   readonly bin: Readonly<Record<string, string>>;
+  readonly dependencies?: Readonly<Record<string, string>>;
+  readonly bundleDependencies?: boolean | readonly string[];
+  readonly scripts?: Readonly<Record<string, string>>;
 }
 
 /** Every problem with the recipe, one line each; empty when the image would be what the issue asks for. */
@@ -125,11 +128,20 @@ function checkRecipe(dockerfile: string, dockerignore: string, pkg: PackageJson)
   }
   if (!/\bnpm run build\b/.test(buildRuns)) problems.push('build stage: must run npm run build');
   if (!/\bnpm pack\b/.test(buildRuns)) problems.push('build stage: must npm pack the package');
-  if (
-    !/cp package-lock\.json npm-shrinkwrap\.json/.test(buildRuns) ||
-    !/files\[\]=npm-shrinkwrap\.json/.test(buildRuns)
-  ) {
-    problems.push('build stage: must pack npm-shrinkwrap.json so the runtime gets the locked versions');
+  // The tarball carries the locked production tree (docs/operations.md, "Why the package
+  // bundles its dependencies"): every dependency bundled, and the prepack check that refuses
+  // a node_modules that differs from the lockfile must be in the build context to run.
+  const bundled = pkg.bundleDependencies;
+  const unbundled = Object.keys(pkg.dependencies ?? {}).filter(
+    (name) => bundled !== true && !(Array.isArray(bundled) && bundled.includes(name)),
+  );
+  if (unbundled.length > 0) {
+    problems.push(
+      `package.json: ${unbundled.join(', ')} not in "bundleDependencies", so the install takes them from the registry`,
+    );
+  }
+  if (!/scripts\/locked-tree\.mjs/.test(pkg.scripts?.prepack ?? '')) {
+    problems.push('package.json: "prepack" must run scripts/locked-tree.mjs (no pack of an unlocked tree)');
   }
   const buildSources = of(build, 'COPY').flatMap((i) => {
     const parts = i.args.split(/\s+/).filter((p) => !p.startsWith('--'));
@@ -137,7 +149,14 @@ function checkRecipe(dockerfile: string, dockerignore: string, pkg: PackageJson)
   });
   const copied = (path: string) =>
     buildSources.some((source) => source.replace(/\/$/, '') === path.replace(/\/$/, ''));
-  for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src']) {
+  for (const needed of [
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'src',
+    'scripts',
+  ]) {
     if (!copied(needed)) problems.push(`build stage: does not COPY ${needed}`);
   }
   for (const entry of pkg.files) {
@@ -172,6 +191,9 @@ function checkRecipe(dockerfile: string, dockerignore: string, pkg: PackageJson)
     problems.push('runtime stage: must npm install --omit=dev the packed harbor-sidecar-*.tgz');
   }
   if (/\bnpm ci\b/.test(runtimeRuns)) problems.push('runtime stage: must not npm ci (dev dependencies)');
+  if (!/npm install [^&]*--offline[^&]*harbor-sidecar-\*\.tgz/.test(runtimeRuns)) {
+    problems.push('runtime stage: must install the tarball --offline (its bundled tree, never the registry)');
+  }
 
   // PID 1, user, health, ports, mount point, labels.
   const entrypoint = jsonArray(of(runtime, 'ENTRYPOINT').at(-1)?.args ?? '') ?? [];
@@ -280,7 +302,8 @@ t.test('each check fails when its step is dropped', async (t) => {
     ['ARG NODE_IMAGE=node:20.20.2-bookworm-slim', 'ARG NODE_IMAGE=node:latest', /pinned/],
     [/npm pack --pack-destination \/pkg/, 'true', /npm pack/],
     [/npm ci --no-audit --no-fund/, 'npm install', /npm ci/],
-    [/ && npm pkg set 'files\[\]=npm-shrinkwrap.json'/, '', /shrinkwrap/],
+    [/^COPY scripts .*$/m, '', /COPY scripts/],
+    [/npm install --offline /, 'npm install ', /--offline/],
     [/^COPY certs-example .*$/m, '', /certs-example/],
     [/^COPY src .*$/m, '', /COPY src/],
     [/--omit=dev --no-audit --no-fund --no-save/, '--no-save', /--omit=dev/],
@@ -305,6 +328,18 @@ t.test('each check fails when its step is dropped', async (t) => {
     );
   }
   t.match(checkRecipe(dockerfile, `${dockerignore}\nsrc\n`, pkg).join('\n'), /\.dockerignore excludes src/);
+  t.match(
+    checkRecipe(dockerfile, dockerignore, { ...pkg, bundleDependencies: undefined }).join('\n'),
+    /not in "bundleDependencies"/,
+  );
+  t.match(
+    checkRecipe(dockerfile, dockerignore, { ...pkg, bundleDependencies: ['pino'] }).join('\n'),
+    /chokidar.*not in "bundleDependencies"/,
+  );
+  t.match(
+    checkRecipe(dockerfile, dockerignore, { ...pkg, scripts: { ...pkg.scripts, prepack: '' } }).join('\n'),
+    /prepack/,
+  );
   t.match(
     checkRecipe(dockerfile, dockerignore, { ...pkg, files: [...pkg.files, 'docs/'] }).join('\n'),
     /"files" has docs\//,

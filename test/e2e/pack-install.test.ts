@@ -1,7 +1,9 @@
 // What the runtime stage of Dockerfile.sidecar does, without Docker: build
 // the package from the same context the image gets (.dockerignore's list),
-// `npm pack` it with the lockfile as npm-shrinkwrap.json, install the tarball
-// into an empty folder with --omit=dev, and run the installed
+// `npm pack` it (its production dependencies bundled, as locked), install the
+// tarball into an empty folder --offline with --omit=dev and compare the
+// installed tree with package-lock.json, show that a newer version of a
+// dependency on the registry is not taken, and run the installed
 // `harbor-sidecar run` end to end: HTTPS through it to a real backend, the
 // admin endpoint on a unix socket, `harbor-sidecar status` (the HEALTHCHECK),
 // /readyz following the backend, and SIGTERM. Then once more as the image
@@ -14,17 +16,18 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { createServer, get as httpGet, type IncomingHttpHeaders, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { installedPackagePaths, lockedTreeDifferences } from '../../scripts/locked-tree.mjs';
 import { fetchReadiness } from '../../src/admin/index.js';
 import type { Address } from '../../src/config/types.js';
 import { cleanEnv, exited } from '../helpers/cli.js';
@@ -114,7 +117,7 @@ t.test('npm pack of the build context holds what the image runs, and nothing els
   for (const path of allowed) {
     if (existsSync(join(repo, path))) cpSync(join(repo, path), join(stage, path), { recursive: true });
   }
-  // The image's `npm ci` gives the build its dev dependencies; the repo's are the same lockfile's.
+  // The image's `npm ci` gives the build its dependencies; the repo's are the same lockfile's.
   symlinkSync(join(repo, 'node_modules'), join(stage, 'node_modules'), 'dir');
 
   // --noCheck: the same emit as the image's `npm run build` (verbatimModuleSyntax makes
@@ -123,35 +126,128 @@ t.test('npm pack of the build context holds what the image runs, and nothing els
   t.equal(build.status, 0, 'npm run build succeeds', {
     output: `${build.stdout}${build.stderr}`.slice(-4000),
   });
-  cpSync(join(stage, 'package-lock.json'), join(stage, 'npm-shrinkwrap.json'));
-  t.equal(sh('npm', ['pkg', 'set', 'files[]=npm-shrinkwrap.json'], stage).status, 0, 'npm pkg set files[]');
   mkdirSync(pkgDir);
   const pack = sh('npm', ['pack', '--json', '--pack-destination', pkgDir], stage);
-  t.equal(pack.status, 0, 'npm pack succeeds', { stderr: pack.stderr });
-  const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  t.equal(pack.status, 0, 'npm pack succeeds (its prepack check finds the locked tree)', {
+    stderr: pack.stderr,
+  });
+  const [info] = JSON.parse(pack.stdout) as Array<{
+    filename: string;
+    files: Array<{ path: string }>;
+    bundled: string[];
+  }>;
   tarball = join(pkgDir, info?.filename ?? 'missing.tgz');
   const files = (info?.files ?? []).map((f) => f.path);
-  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
+    bin: Record<string, string>;
+    dependencies: Record<string, string>;
+  };
   for (const target of Object.values(pkg.bin)) {
     t.ok(files.includes(target), `the tarball has the bin ${target}`);
   }
-  for (const needed of ['package.json', 'README.md', 'npm-shrinkwrap.json', 'dist/admin/index.js']) {
+  for (const needed of ['package.json', 'README.md', 'dist/admin/index.js']) {
     t.ok(files.includes(needed), `the tarball has ${needed}`);
   }
-  const strays = files.filter((f) => /^(src|test|bench|node_modules|\.tap)\/|\.ts$|^tsconfig/.test(f));
+  const bundled = info?.bundled ?? [];
+  for (const name of Object.keys(pkg.dependencies))
+    t.ok(bundled.includes(name), `the tarball bundles ${name}`);
+  const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean }>;
+  };
+  t.same(
+    bundled.filter((name) => lock.packages[`node_modules/${name}`]?.dev === true),
+    [],
+    'it bundles production dependencies only',
+  );
+  const own = files.filter((f) => !f.startsWith('node_modules/'));
+  const strays = own.filter((f) => /^(src|test|bench|scripts|\.tap)\/|\.ts$|^tsconfig/.test(f));
   t.same(strays, [], 'no sources, tests or build config in the tarball');
+
+  // The prepack check is what keeps a drifted tree out of a tarball: it must refuse one.
+  const drifted = join(work, 'drifted');
+  mkdirSync(join(drifted, 'node_modules/fast-copy'), { recursive: true });
+  cpSync(join(repo, 'package-lock.json'), join(drifted, 'package-lock.json'));
+  writeFileSync(
+    join(drifted, 'node_modules/fast-copy/package.json'),
+    JSON.stringify({ name: 'fast-copy', version: '99.0.0' }),
+  );
+  const check = sh(process.execPath, [join(repo, 'scripts/locked-tree.mjs'), drifted], work);
+  t.equal(check.status, 1, 'prepack refuses a node_modules that differs from the lock');
+  t.match(
+    check.stderr,
+    /node_modules\/fast-copy: locked at [\d.]+, installed 99\.0\.0/,
+    'naming the package',
+  );
 });
 
-t.test('the tarball installs into an empty folder with production dependencies only', async (t) => {
-  mkdirSync(app);
-  const args = ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-save'];
-  // Offline first: every locked version is in the npm cache after `npm ci`. The registry is the fallback.
-  let install = sh('npm', [...args, '--offline', tarball], app);
-  if (install.status !== 0) {
-    t.comment(`offline install failed, retrying with the registry:\n${install.stderr.slice(0, 2000)}`);
-    install = sh('npm', [...args, '--prefer-offline', tarball], app);
-  }
-  t.equal(install.status, 0, 'npm install --omit=dev of the tarball succeeds', { stderr: install.stderr });
+/** `npm install` of the tarball into `folder` (created), with the flags the recipes use. */
+function installTarball(folder: string, extra: string[]) {
+  mkdirSync(folder, { recursive: true });
+  return sh(
+    'npm',
+    ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-save', ...extra, tarball],
+    folder,
+  );
+}
+
+interface FakeRegistry {
+  readonly url: string;
+  /** The path of every request it has had so far (a marker request it answers last tells when all are in). */
+  readonly requests: () => Promise<string[]>;
+}
+
+/** test/fixtures/npm-registry.mjs in a process of its own, offering `offers` (NAME@VERSION). */
+async function startFakeRegistry(t: Test, offers: string[]): Promise<FakeRegistry> {
+  const dir = join(work, 'registry');
+  mkdirSync(dir);
+  const fixture = join(repo, 'test/fixtures/npm-registry.mjs');
+  const child = spawn(process.execPath, [fixture, dir, ...offers], {
+    env: npmFreeEnv,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8');
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk: string) => {
+      output += chunk;
+      const found = /^url (\S+)$/m.exec(output)?.[1];
+      if (found) resolve(found);
+    });
+    child.once('exit', (code) => reject(new Error(`the test registry exited (${code}) before listening`)));
+  });
+  let markers = 0;
+  const requests = async () => {
+    const marker = `/-/marker-${++markers}`;
+    await new Promise<void>((resolve, reject) =>
+      httpGet(`${url}${marker.slice(1)}`, { agent: false }, (res) => res.resume().on('end', resolve)).on(
+        'error',
+        reject,
+      ),
+    );
+    // The registry prints each request as it comes, in order: once the marker's line is
+    // read, every request before it has been read too.
+    while (!output.includes(`request ${marker}\n`)) await new Promise((resolve) => setImmediate(resolve));
+    return [...output.matchAll(/^request (\S+)$/gm)]
+      .map((m) => m[1] ?? '')
+      .filter((path) => !path.startsWith('/-/marker-'));
+  };
+  return { url, requests };
+}
+
+/** Every difference between the tree installed under `packageRoot` and package-lock.json's production tree. */
+const treeDrift = (packageRoot: string) =>
+  lockedTreeDifferences(join(repo, 'package-lock.json'), packageRoot, { production: true });
+
+t.test('the tarball installs the locked tree, offline, with production dependencies only', async (t) => {
+  // An empty cache and --offline: the tarball alone must be enough. No registry, so nothing
+  // the registry publishes can reach the install.
+  const install = installTarball(app, ['--offline', '--cache', join(work, 'empty-cache')]);
+  t.equal(install.status, 0, 'npm install --offline --omit=dev of the tarball succeeds', {
+    stderr: install.stderr,
+  });
   t.ok(existsSync(join(app, 'node_modules/.bin/harbor-sidecar')), 'node_modules/.bin/harbor-sidecar');
   const version = sh(join(app, 'node_modules/.bin/harbor-sidecar'), ['--version'], app, cleanEnv());
   t.equal(
@@ -162,36 +258,74 @@ t.test('the tarball installs into an empty folder with production dependencies o
   const nodeHelp = sh(join(app, 'node_modules/.bin/harbor-node'), ['--help'], app, cleanEnv());
   t.equal(nodeHelp.status, 0, 'the installed harbor-node starts (--help)', { stderr: nodeHelp.stderr });
 
-  const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, { version?: string; dev?: boolean }>;
-  };
-  const installed: string[] = [];
-  for (const entry of readdirSync(join(app, 'node_modules'))) {
-    if (entry.startsWith('.')) continue;
-    const names = entry.startsWith('@')
-      ? readdirSync(join(app, 'node_modules', entry)).map((sub) => `${entry}/${sub}`)
-      : [entry];
-    installed.push(...names);
-  }
-  const dev = installed.filter((name) => lock.packages[`node_modules/${name}`]?.dev === true);
-  t.same(dev, [], 'no development dependency is installed');
-  for (const name of ['typescript', 'tap', '@biomejs/biome', 'ws'])
-    t.notOk(installed.includes(name), `no ${name}`);
-  const drift = installed
-    .filter((name) => name !== 'harbor-sidecar')
-    .filter((name) => {
-      const version = JSON.parse(
-        readFileSync(join(app, 'node_modules', name, 'package.json'), 'utf8'),
-      ).version;
-      return lock.packages[`node_modules/${name}`]?.version !== version;
-    });
-  t.same(drift, [], 'every installed dependency is the version package-lock.json locks');
+  t.same(
+    installedPackagePaths(app).filter((path) => !path.includes('/node_modules/')),
+    ['node_modules/harbor-sidecar'],
+    'one package at the top: ours',
+  );
+  t.same(
+    treeDrift(join(app, 'node_modules/harbor-sidecar')),
+    [],
+    'every installed dependency is where and the version package-lock.json locks, no dev dependency',
+  );
 
   // The figure docs/operations.md quotes for the image's own layer; a budget so that a
   // development tool slipping into "dependencies" (typescript alone is ~23 MiB) is caught.
   const kib = Number(sh('du', ['-sk', join(app, 'node_modules')], app).stdout.split('\t')[0]);
-  t.comment(`installed: ${installed.length} packages, ${kib} KiB on disk (du -sk node_modules)`);
+  const count = installedPackagePaths(join(app, 'node_modules/harbor-sidecar')).length;
+  t.comment(`installed: ${count} dependencies, ${kib} KiB on disk (du -sk node_modules)`);
   t.ok(kib > 0 && kib < 25 * 1024, `the production install stays under 25 MiB (${kib} KiB)`);
+});
+
+t.test('a newer transitive dependency on the registry is not taken, locally or globally', async (t) => {
+  // The day's registry: fast-copy (pino-pretty's dependency, the one that drifted on
+  // 2026-11-30) at a version inside every caret range of the locked one.
+  const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { version?: string }>;
+  };
+  const locked = lock.packages['node_modules/fast-copy']?.version ?? '';
+  t.match(locked, /^\d+\.\d+\.\d+$/, `fast-copy is locked (${locked})`);
+  const newer = `${locked.split('.')[0]}.999.0`;
+  const registry = await startFakeRegistry(t, [`fast-copy@${newer}`]);
+  const online = ['--registry', registry.url, '--prefer-online'];
+
+  // The control: a project that asks for fast-copy by range gets the newer version from it.
+  const probe = join(work, 'probe');
+  mkdirSync(probe);
+  writeFileSync(
+    join(probe, 'package.json'),
+    JSON.stringify({ name: 'probe', version: '1.0.0', dependencies: { 'fast-copy': `^${locked}` } }),
+  );
+  const control = sh(
+    'npm',
+    ['install', '--no-audit', '--no-fund', ...online, '--cache', join(work, 'c1')],
+    probe,
+  );
+  t.equal(control.status, 0, 'the control install succeeds', { stderr: control.stderr });
+  t.equal(
+    JSON.parse(readFileSync(join(probe, 'node_modules/fast-copy/package.json'), 'utf8')).version,
+    newer,
+    `the registry really offers fast-copy ${newer}, and a range takes it`,
+  );
+
+  const controlRequests = (await registry.requests()).length;
+  t.ok(controlRequests > 0, `the control install asked the registry (${controlRequests} requests)`);
+  const local = join(work, 'app-online');
+  const install = installTarball(local, [...online, '--cache', join(work, 'c2')]);
+  t.equal(install.status, 0, 'the tarball installs with that registry online', { stderr: install.stderr });
+  t.same(treeDrift(join(local, 'node_modules/harbor-sidecar')), [], 'the locked tree, not the newer one');
+
+  // The systemd recipe's global install (npm install -g), into a prefix of its own.
+  const prefix = join(work, 'global');
+  const global = installTarball(prefix, ['-g', '--prefix', prefix, ...online, '--cache', join(work, 'c3')]);
+  t.equal(global.status, 0, 'npm install -g of the tarball succeeds', { stderr: global.stderr });
+  t.same(treeDrift(join(prefix, 'lib/node_modules/harbor-sidecar')), [], 'a global install gets it too');
+  t.ok(existsSync(join(prefix, 'bin/harbor-sidecar')), 'and links the bin');
+  t.same(
+    (await registry.requests()).slice(controlRequests),
+    [],
+    'neither install asked the registry for anything',
+  );
 });
 
 t.test(
