@@ -11,6 +11,7 @@ import t from 'tap';
 import { OpensslFactory, opensslFingerprint, read } from '../fixtures/certs-helpers.js';
 import { exited, startSidecar, waitForOutput } from '../helpers/cli.js';
 import { type EchoBackend, echoBackend, freePort, httpsGet } from '../helpers/net.js';
+import { eventually } from '../helpers/wait.js';
 
 interface Answer {
   readonly status: number;
@@ -113,16 +114,6 @@ const value = (samples: Samples, key: string): number => {
   if (found === undefined) throw new Error(`no sample ${key}`);
   return found;
 };
-
-/** Polls (bounded in count and time) until `check` holds. */
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 200 && Date.now() < deadline; i++) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
-}
 
 const root = mkdtempSync(join(tmpdir(), 'harbor-admin-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));

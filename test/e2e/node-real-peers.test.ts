@@ -5,7 +5,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
-import { waitFor } from '../forward/fixtures/net.js';
+import { waitFor } from '../helpers/wait.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, startNodeProcess } from '../node/fixtures/spawn.js';
 

@@ -4,14 +4,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import {
-  bothTagServer,
-  deadPort,
-  tagServer,
-  tcpRequest,
-  udpClient,
-  waitFor,
-} from '../forward/fixtures/net.js';
+import { bothTagServer, deadPort, tagServer, tcpRequest, udpClient } from '../forward/fixtures/net.js';
+import { waitFor } from '../helpers/wait.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, startNodeProcess } from '../node/fixtures/spawn.js';
 

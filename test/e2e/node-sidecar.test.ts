@@ -6,7 +6,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { deadPort, tagServer, tcpRequest, waitFor } from '../forward/fixtures/net.js';
+import { deadPort, tagServer, tcpRequest } from '../forward/fixtures/net.js';
+import { waitFor } from '../helpers/wait.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, startNodeProcess } from '../node/fixtures/spawn.js';
 

@@ -6,6 +6,7 @@ import t from 'tap';
 import { OpensslFactory, opensslFingerprint, read } from '../fixtures/certs-helpers.js';
 import { exited, runSidecar, startSidecar, waitForOutput } from '../helpers/cli.js';
 import { echoBackend, freePort, httpsGet, servedFingerprint } from '../helpers/net.js';
+import { eventually } from '../helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'harbor-run-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -41,10 +42,10 @@ t.test('run serves HTTPS on int_port to the backend, reloads on SIGHUP, drains o
   child.kill('SIGHUP');
   const expected = opensslFingerprint(second.certFile);
   let served = '';
-  for (let i = 0; i < 50 && served !== expected; i++) {
-    await new Promise((r) => setTimeout(r, 100));
+  await eventually(async () => {
     served = await servedFingerprint(intPort);
-  }
+    return served === expected;
+  });
   t.equal(served, expected, 'the new certificate is served after the swap');
 
   child.kill('SIGTERM');

@@ -13,6 +13,7 @@ import t from 'tap';
 import { OpensslFactory, read } from '../fixtures/certs-helpers.js';
 import { cleanEnv, exited, NODE_BIN, startSidecar, waitForOutput } from '../helpers/cli.js';
 import { echoBackend, freePort, httpsGet } from '../helpers/net.js';
+import { DEADLINE_MS, eventually } from '../helpers/wait.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 
 const TOKEN = 'e2e-node-token';
@@ -67,16 +68,6 @@ async function instancesOf(api: string, id: string): Promise<InstanceView[]> {
   return (answer.json as { instances: InstanceView[] }).instances;
 }
 
-/** Polls (bounded: count and time) until `check` holds; returns whether it did. */
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return check();
-}
-
 function tcpRoundTrip(port: number, payload: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
@@ -84,7 +75,7 @@ function tcpRoundTrip(port: number, payload: string): Promise<string> {
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`no end of stream on ${port}; got ${JSON.stringify(text)}`));
-    }, 5000);
+    }, DEADLINE_MS);
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.end(payload));
     socket.on('data', (c: string) => {
@@ -170,7 +161,7 @@ t.test('registers with a real harbor-node, refreshes, carries traffic, deregiste
     await eventually(async () => {
       seen = await instancesOf(node.api, creds.name);
       return seen.length > 0;
-    }, 5000);
+    });
     t.same(seen, expected(creds), `the instance shows up on the node for ${name}`);
   }
 
@@ -184,7 +175,7 @@ t.test('registers with a real harbor-node, refreshes, carries traffic, deregiste
   // The node loses the instance (an operator deletes it): the sidecar's next refresh (every ttl/3) puts it back.
   t.equal((await call(node.api, 'DELETE', `/v1/services/${shop.name}/instances/${INSTANCE}`)).status, 204);
   t.same(await instancesOf(node.api, shop.name), []);
-  const back = await eventually(async () => (await instancesOf(node.api, shop.name)).length === 1, 15_000);
+  const back = await eventually(async () => (await instancesOf(node.api, shop.name)).length === 1);
   t.ok(back, 'a refresh registers the instance again');
   t.same(await instancesOf(node.api, shop.name), expected(shop));
 

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { fixedPicker, TcpForwarder } from '../../src/forward/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { deadPort, waitFor } from './fixtures/net.js';
+import { waitFor } from '../helpers/wait.js';
+import { deadPort } from './fixtures/net.js';
 
 const haveNginx = await new Promise<boolean>((resolve) => {
   const probe = spawn('nginx', ['-v'], { stdio: 'ignore' });

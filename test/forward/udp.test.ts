@@ -2,7 +2,8 @@ import * as dgram from 'node:dgram';
 import t, { type Test } from 'tap';
 import { fixedPicker, type Picker, type Target, UdpForwarder } from '../../src/forward/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { udpClient, udpTagServer, waitFor } from './fixtures/net.js';
+import { waitFor } from '../helpers/wait.js';
+import { udpClient, udpTagServer } from './fixtures/net.js';
 
 const logger = silentLogger();
 

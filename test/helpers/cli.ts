@@ -1,6 +1,7 @@
 // Spawning the built CLIs (dist/, made by `npm run build`, which `npm test` runs first).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { DEADLINE_MS } from './wait.js';
 
 export const SIDECAR_BIN = fileURLToPath(new URL('../../dist/cli/sidecar.js', import.meta.url));
 export const NODE_BIN = fileURLToPath(new URL('../../dist/cli/node.js', import.meta.url));
@@ -40,7 +41,11 @@ export function startSidecar(args: string[], env: Record<string, string> = {}, c
 }
 
 /** Resolves with the first stdout/stderr line matching `pattern` (JSON log lines included). */
-export function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+export function waitForOutput(
+  child: ChildProcess,
+  pattern: RegExp,
+  timeoutMs = DEADLINE_MS,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     let seen = '';
     const onData = (chunk: Buffer) => {

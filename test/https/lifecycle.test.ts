@@ -10,6 +10,7 @@ import { isHarborError } from '../../src/errors/index.js';
 import { createHttpsProxy, createServerSecureContext } from '../../src/https/index.js';
 import { createLogger, silentLogger } from '../../src/log/index.js';
 import { createServiceStats } from '../../src/stats/index.js';
+import { eventually, waitFor } from '../helpers/wait.js';
 import {
   connectTls,
   httpsRequest,
@@ -187,14 +188,12 @@ t.test('no file descriptors left after many connections of every kind', async (t
         });
     }
   }
-  for (let i = 0; i < 50 && fx.stats.connectionsOpen > 0; i++)
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  await waitFor(() => fx.stats.connectionsOpen === 0, 'every connection counted closed');
   t.equal(fx.stats.connectionsOpen, 0);
   t.equal(fx.proxy.openConnections, 0);
   const after = openFds();
   // The pool may keep a few idle backend connections (both ends are in this process).
   t.ok(after - before <= 8, `fds before ${before}, after ${after}`);
   await fx.proxy.close();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  t.ok(openFds() <= before + 2, `after close: ${openFds()}`);
+  t.ok(await eventually(() => openFds() <= before + 2), `after close: ${openFds()} (before ${before})`);
 });

@@ -6,6 +6,7 @@ import type * as net from 'node:net';
 import t from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createServerSecureContext } from '../../src/https/index.js';
+import { eventually } from '../helpers/wait.js';
 import { makePair, rawExchange, removeDir, startProxy } from './fixtures/helpers.js';
 
 const server = http.createServer((_req, res) => res.end('plain'));
@@ -83,7 +84,7 @@ t.test('many WebSockets opened and closed leave no connection behind', async (t)
     ws.close();
     await closed;
   }
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await eventually(() => fx.proxy.openConnections === 0 && wss.clients.size === 0);
   t.equal(fx.proxy.openConnections, 0);
   t.equal(wss.clients.size, 0);
 });

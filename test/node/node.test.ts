@@ -1,12 +1,6 @@
 import t from 'tap';
-import {
-  deadPort,
-  tagServer,
-  tcpRequest,
-  udpClient,
-  udpTagServer,
-  waitFor,
-} from '../forward/fixtures/net.js';
+import { deadPort, tagServer, tcpRequest, udpClient, udpTagServer } from '../forward/fixtures/net.js';
+import { waitFor } from '../helpers/wait.js';
 import { startNode } from './fixtures/node.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -167,7 +161,7 @@ t.test('TTL: an instance not refreshed is dropped; one without a TTL stays', asy
   const ids = async () =>
     (await n.call('GET', `/v1/services/${creds.name}`)).json.instances.map((i: { id: string }) => i.id);
   t.same(await ids(), ['short', 'forever']);
-  await waitFor(async () => (await ids()).length === 1, 'the TTL to run out', 4000);
+  await waitFor(async () => (await ids()).length === 1, 'the TTL to run out');
   t.same(await ids(), ['forever']);
 });
 

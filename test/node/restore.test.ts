@@ -6,14 +6,8 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { silentLogger } from '../../src/log/index.js';
 import { HarborNode, type HarborNodeOptions, StateFile } from '../../src/node/index.js';
-import {
-  deadPort,
-  tagServer,
-  tcpRequest,
-  udpClient,
-  udpTagServer,
-  waitFor,
-} from '../forward/fixtures/net.js';
+import { deadPort, tagServer, tcpRequest, udpClient, udpTagServer } from '../forward/fixtures/net.js';
+import { waitFor } from '../helpers/wait.js';
 import { freeRange } from './fixtures/ranges.js';
 
 async function node(t: Test, options: Partial<HarborNodeOptions>): Promise<HarborNode> {
