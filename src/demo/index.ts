@@ -29,6 +29,32 @@ function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/** Whether `port` can be listened on at every one of `hosts` right now. */
+async function freeOnAll(hosts: readonly string[], port: number): Promise<boolean> {
+  for (const host of hosts) {
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, host, () => probe.close(() => resolve(true)));
+    });
+    if (!free) return false;
+  }
+  return true;
+}
+
+/**
+ * The usual port when it is free on every host, else one that is (another demo or a test
+ * suite may be running on this machine: issue 8). Bounded: 20 tries.
+ */
+async function portFor(hosts: readonly string[], usual: number): Promise<number> {
+  if (await freeOnAll(hosts, usual)) return usual;
+  for (let i = 0; i < 20; i++) {
+    const port = await freePort(hosts[0]);
+    if (await freeOnAll(hosts, port)) return port;
+  }
+  throw new Error(`demo: no port free on ${hosts.join(' and ')}`);
+}
+
 function listen(server: Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -144,7 +170,13 @@ async function main(): Promise<void> {
       {},
     );
     await until('harbor-node', () => api(apiBase, 'GET', '/v1/services'));
-    const credentials = await api<Credentials>(apiBase, 'POST', '/v1/services', { name: SERVICE });
+    // The seed's usual first int_port (4100) and admin port (9701), unless something holds them.
+    const intPort = await portFor(INSTANCE_HOSTS, 4100);
+    const adminPort = await portFor(['127.0.0.1'], 9701);
+    const credentials = await api<Credentials>(apiBase, 'POST', '/v1/services', {
+      name: SERVICE,
+      int_port: intPort,
+    });
 
     for (const [index, host] of INSTANCE_HOSTS.entries()) {
       const app = createExampleApp(`instance-${index} (${host})`);
@@ -155,7 +187,7 @@ async function main(): Promise<void> {
         HARBOR_BACKEND: `127.0.0.1:${appPort}`,
         HARBOR_CERTS_DIR: CERTS,
         HARBOR_LISTEN: host,
-        HARBOR_ADMIN: index === 0 ? '127.0.0.1:9701' : 'off',
+        HARBOR_ADMIN: index === 0 ? `127.0.0.1:${adminPort}` : 'off',
         HARBOR_NODE_URL: apiBase,
         HARBOR_INSTANCE_ID: `demo-instance-${index}`,
         HARBOR_INSTANCE_HOST: host,
@@ -181,7 +213,7 @@ async function main(): Promise<void> {
         '',
         `  open:  ${url}`,
         `  try:   curl --cacert ${cacert} ${url}`,
-        '  admin: curl http://127.0.0.1:9701/status   (the first sidecar)',
+        `  admin: curl http://127.0.0.1:${adminPort}/status   (the first sidecar)`,
         '',
         'Repeat the curl: the instances answer in turn. Ctrl-C stops everything.',
         '',

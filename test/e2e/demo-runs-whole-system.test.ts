@@ -1,4 +1,5 @@
 import { execSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { exited, waitForOutput } from '../helpers/cli.js';
@@ -8,12 +9,29 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 t.test(
   'npm run demo: the printed curl works as printed, both instances answer, Ctrl-C stops it cleanly',
   async (t) => {
+    // Another demo or test suite on this machine may hold the demo's usual int_port (4100 on
+    // the instance addresses) and admin port (9701): hold them here, and the demo must pick others.
+    for (const [host, port] of [
+      ['127.0.0.11', 4100],
+      ['127.0.0.1', 9701],
+    ] as const) {
+      const holder = createServer();
+      const held = await new Promise<boolean>((resolve) => {
+        holder.once('error', () => resolve(false)); // already held by someone else: the same case
+        holder.listen(port, host, () => resolve(true));
+      });
+      if (held) t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+    }
     const demo = spawn(process.execPath, ['dist/demo/index.js'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     t.teardown(() => demo.kill('SIGKILL'));
-    const line = await waitForOutput(demo, /^\s+try:\s+curl /, 30_000);
+    let printed = '';
+    demo.stdout.on('data', (chunk: Buffer) => {
+      printed += chunk.toString();
+    });
+    const line = await waitForOutput(demo, /^\s+try:\s+curl /);
     const command = line.replace(/^\s+try:\s+/, '');
     t.match(command, /^curl --cacert certs-example\/harbor\.crt https:\/\/localhost:\d+\/$/);
     const answered = new Set<string>();
@@ -23,6 +41,10 @@ t.test(
       answered.add(/^instance: (.*)$/m.exec(body)?.[1] ?? '');
     }
     t.same([...answered].sort(), ['instance-0 (127.0.0.11)', 'instance-1 (127.0.0.12)']);
+    const admin = /admin: curl (http:\/\/127\.0\.0\.1:(\d+)\/status)/.exec(printed);
+    t.not(admin?.[2], '9701', 'the admin port held here was not taken');
+    const status = execSync(`curl --silent --show-error --max-time 5 ${admin?.[1]}`, { encoding: 'utf8' });
+    t.match(JSON.parse(status), { services: [{ name: 'demo-https' }] }, 'the printed admin address answers');
     demo.kill('SIGINT');
     t.same(await exited(demo), { code: 0, signal: null });
   },
