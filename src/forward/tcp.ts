@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import { HarborError } from '../errors/index.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
 import type { ServiceStats } from '../stats/index.js';
+import { isLocalResourceError, ThrottledWarning, warnLocalFailure } from './failures.js';
 import { proxyHeader } from './proxy-protocol.js';
 import { adoptReadBuffer } from './read-buffer.js';
 import {
@@ -84,6 +85,7 @@ export class TcpForwarder implements Forwarder {
   readonly #options: ForwarderOptions;
   readonly #picker: Picker;
   readonly #logger: Logger;
+  readonly #localFailures: ThrottledWarning;
   readonly #serviceStats: ServiceStats | undefined;
   readonly #proxyProtocol: ProxyProtocolVersion | undefined;
   readonly #relays = new Set<Relay>();
@@ -96,6 +98,7 @@ export class TcpForwarder implements Forwarder {
     this.#options = options;
     this.#picker = options.picker;
     this.#logger = options.logger;
+    this.#localFailures = new ThrottledWarning(options.logger);
     this.#serviceStats = options.serviceStats;
     this.#proxyProtocol = options.proxyProtocol;
   }
@@ -234,6 +237,15 @@ export class TcpForwarder implements Forwarder {
 
   #onUpstreamError(relay: Relay, upstream: net.Socket, error: NodeJS.ErrnoException): void {
     upstream.destroy();
+    relay.upstream = undefined;
+    if (isLocalResourceError(error)) {
+      // This process or host is out of something: not the target's fault, and no other
+      // target would fare better now.
+      this.stats.localFailures++;
+      warnLocalFailure(this.#localFailures, this.#options.name, error, 'a connection to an instance');
+      this.#giveUp(relay);
+      return;
+    }
     this.stats.upstreamErrors++;
     if (this.#serviceStats) this.#serviceStats.backendErrors++;
     const target = relay.target;
@@ -244,7 +256,6 @@ export class TcpForwarder implements Forwarder {
         'target failed',
       );
     }
-    relay.upstream = undefined;
     if (relay.triesLeft > 0 && TRY_NEXT.has(error.code ?? '')) {
       this.#dial(relay);
       return;

@@ -48,6 +48,8 @@ export interface ForwardStats {
   sessionsTotal: number;
   /** Targets that refused or errored (each try counts). */
   upstreamErrors: number;
+  /** Connects and sends that failed for lack of a local resource (EMFILE, ENOBUFS...): no target blamed. */
+  localFailures: number;
 }
 
 export function createForwardStats(): ForwardStats {
@@ -63,6 +65,7 @@ export function createForwardStats(): ForwardStats {
     sessionsOpen: 0,
     sessionsTotal: 0,
     upstreamErrors: 0,
+    localFailures: 0,
   };
 }
 

@@ -12,6 +12,7 @@ import * as dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
 import type { ServiceStats } from '../stats/index.js';
+import { isLocalResourceError, ThrottledWarning, warnLocalFailure } from './failures.js';
 import { listenError } from './tcp.js';
 import {
   createForwardStats,
@@ -39,7 +40,7 @@ class Session {
   lastSeen: number;
   readonly onReply: (message: Buffer) => void;
   readonly onError: (error: NodeJS.ErrnoException) => void;
-  readonly onConnect: () => void;
+  readonly onConnect: (error?: Error) => void;
 
   constructor(forwarder: UdpForwarder, address: string, port: number, now: number) {
     this.address = address;
@@ -48,7 +49,7 @@ class Session {
     // Built once per session, not per datagram.
     this.onReply = (message) => forwarder.reply(this, message);
     this.onError = (error) => forwarder.upstreamError(this, error);
-    this.onConnect = () => forwarder.upstreamConnected(this);
+    this.onConnect = (error) => forwarder.upstreamConnected(this, error);
   }
 }
 
@@ -57,6 +58,8 @@ export class UdpForwarder implements Forwarder {
   readonly #options: ForwarderOptions;
   readonly #picker: Picker;
   readonly #logger: Logger;
+  readonly #localFailures: ThrottledWarning;
+  readonly #targetErrors: ThrottledWarning;
   readonly #serviceStats: ServiceStats | undefined;
   readonly #idleMs: number;
   readonly #maxSessions: number;
@@ -76,6 +79,8 @@ export class UdpForwarder implements Forwarder {
     this.#options = options;
     this.#picker = options.picker;
     this.#logger = options.logger;
+    this.#localFailures = new ThrottledWarning(options.logger);
+    this.#targetErrors = new ThrottledWarning(options.logger);
     this.#serviceStats = options.serviceStats;
     this.#idleMs = options.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_TIMEOUT_MS;
     this.#maxSessions = options.udpMaxSessions ?? DEFAULT_UDP_MAX_SESSIONS;
@@ -217,8 +222,19 @@ export class UdpForwarder implements Forwarder {
     upstream.connect(target.port, target.host, session.onConnect);
   }
 
-  /** @internal called by a session's upstream socket once connected. */
-  upstreamConnected(session: Session): void {
+  /**
+   * @internal called by a session's upstream socket once its connect ends. A connect
+   * can fail (a host name that does not resolve, an address the kernel refuses such as
+   * 255.255.255.255): then the session has no upstream and its datagrams are dropped,
+   * never sent on an unconnected socket (issue 9, item 1: that threw and ended the node).
+   */
+  upstreamConnected(session: Session, error: Error | undefined): void {
+    if (error !== undefined) {
+      const dropped = session.pending.length;
+      this.stats.datagramsDropped += dropped;
+      this.upstreamError(session, error as NodeJS.ErrnoException);
+      return;
+    }
     session.connected = true;
     const upstream = session.upstream!;
     const pending = session.pending;
@@ -237,21 +253,26 @@ export class UdpForwarder implements Forwarder {
     socket.send(message, session.port, session.address);
   }
 
-  /** @internal the target refused (ICMP port unreachable) or the socket failed. */
+  /** @internal the target refused (ICMP port unreachable), could not be connected to, or the socket failed. */
   upstreamError(session: Session, error: NodeJS.ErrnoException): void {
-    this.stats.upstreamErrors++;
-    if (this.#serviceStats) this.#serviceStats.backendErrors++;
     const target = session.target;
-    if (error.code === 'ECONNREFUSED' && target !== undefined) {
-      // The target is not listening: let the picker move on; the next datagram reconnects to whoever is next.
-      this.#picker.fail(target);
-      this.#closeUpstream(session);
+    this.#closeUpstream(session);
+    if (isLocalResourceError(error)) {
+      this.stats.localFailures++;
+      warnLocalFailure(this.#localFailures, this.#options.name, error, 'a datagram toward an instance');
       return;
     }
-    if (!isRoutineSocketError(error)) {
-      this.#logger.warn({ service: this.#options.name, err: error }, 'udp upstream error');
+    this.stats.upstreamErrors++;
+    if (this.#serviceStats) this.#serviceStats.backendErrors++;
+    // The target is not listening or cannot be reached: the picker moves on; the next
+    // datagram of the session connects to whoever is next.
+    if (target !== undefined) this.#picker.fail(target);
+    if (error.code !== 'ECONNREFUSED' && !isRoutineSocketError(error)) {
+      this.#targetErrors.warn(
+        { service: this.#options.name, target: target && `${target.host}:${target.port}`, err: error },
+        'udp instance unreachable',
+      );
     }
-    this.#closeUpstream(session);
   }
 
   #closeUpstream(session: Session): void {

@@ -3,11 +3,19 @@
 //   round-robin (TCP): each pick is the next live instance after the last one;
 //   primary (UDP): the first live instance in arrival order gets everything,
 //   later ones queue behind it (seed: "Multiple Application Instances").
-// An instance that fails is down for `downMs`, then eligible again; a
-// balancer never reads a clock in pick().
+// Each balancer reads and marks one protocol's health of an instance, so a
+// UDP failure never stops TCP and the reverse (issue 9). An instance that fails
+// is down on that protocol for `downMs`, then eligible again; when none is up,
+// both still answer one (panic) rather than refuse. A balancer never reads a
+// clock in pick().
 import type { Picker } from '../forward/index.js';
 
-export type InstanceState = 'up' | 'down' | 'checking';
+/** What an instance's health is for one protocol. */
+export type HealthState = 'up' | 'down' | 'checking';
+/** An instance as status shows it: its one health, or across TCP and UDP, `degraded` when they differ. */
+export type InstanceState = HealthState | 'degraded';
+/** The transports an instance is balanced on; each has its own health (issue 9: one ICMP error must not stop TCP). */
+export type Protocol = 'tcp' | 'udp';
 
 export const DEFAULT_DOWN_MS = 10_000;
 
@@ -18,26 +26,18 @@ export interface InstanceSpec {
   readonly ttl?: number | undefined;
 }
 
-/** One app instance (a sidecar's int_port). Shared by a service's TCP and UDP balancers. */
-export class Instance {
-  readonly id: string;
-  readonly host: string;
-  readonly port: number;
-  ttl: number | undefined;
-  state: InstanceState;
-  /** When the instance was last marked down (epoch ms), for status. */
+/** An instance's health on one protocol: up, down for a while after a failure, or being checked. */
+export class Health {
+  state: HealthState;
+  /** When it was last marked down (epoch ms), for status. */
   downSince: number | undefined;
   #downTimer: NodeJS.Timeout | undefined;
 
-  constructor(id: string, spec: InstanceSpec, state: InstanceState = 'up') {
-    this.id = id;
-    this.host = spec.host;
-    this.port = spec.port;
-    this.ttl = spec.ttl;
+  constructor(state: HealthState) {
     this.state = state;
   }
 
-  /** Marks the instance down; after `downMs` it is up again (and will be tried). */
+  /** Marks it down; after `downMs` it is up again (and will be tried). */
   markDown(downMs: number): void {
     if (this.state === 'down' && this.#downTimer) return;
     this.state = 'down';
@@ -57,14 +57,56 @@ export class Instance {
     this.downSince = undefined;
   }
 
-  /** Stops its timer; called when the instance is removed. */
   dispose(): void {
     clearTimeout(this.#downTimer);
     this.#downTimer = undefined;
   }
 }
 
+/** One app instance (a sidecar's int_port), shared by a service's TCP and UDP balancers. */
+export class Instance {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  ttl: number | undefined;
+  /** The protocols its service carries: what `state` sums up. */
+  readonly protocols: readonly Protocol[];
+  readonly health: Readonly<Record<Protocol, Health>>;
+
+  /** `initial`: one state for every protocol, or per protocol (unnamed ones start up). */
+  constructor(
+    id: string,
+    spec: InstanceSpec,
+    initial: HealthState | Partial<Record<Protocol, HealthState>> = 'up',
+    protocols: readonly Protocol[] = ['tcp', 'udp'],
+  ) {
+    this.id = id;
+    this.host = spec.host;
+    this.port = spec.port;
+    this.ttl = spec.ttl;
+    this.protocols = protocols;
+    const start = (p: Protocol): HealthState =>
+      typeof initial === 'string' ? initial : (initial[p] ?? 'up');
+    this.health = { tcp: new Health(start('tcp')), udp: new Health(start('udp')) };
+  }
+
+  /** Its health across its protocols: the common state, or `degraded` when they differ. */
+  get state(): InstanceState {
+    const [first, ...rest] = this.protocols.map((p) => this.health[p].state);
+    if (first === undefined) return 'up';
+    return rest.every((s) => s === first) ? first : 'degraded';
+  }
+
+  /** Stops its timers; called when the instance is removed. */
+  dispose(): void {
+    this.health.tcp.dispose();
+    this.health.udp.dispose();
+  }
+}
+
 export interface Balancer extends Picker<Instance> {
+  /** The protocol whose health it reads and marks. */
+  readonly protocol: Protocol;
   /** Adds at the end of the arrival order. */
   add(instance: Instance): void;
   remove(instance: Instance): void;
@@ -73,10 +115,13 @@ export interface Balancer extends Picker<Instance> {
 
 abstract class ListBalancer implements Balancer {
   protected readonly list: Instance[] = [];
+  /** Which of an instance's healths this balancer reads and marks. */
+  readonly protocol: Protocol;
   readonly #downMs: number;
 
-  constructor(downMs = DEFAULT_DOWN_MS) {
+  constructor(downMs = DEFAULT_DOWN_MS, protocol: Protocol = 'tcp') {
     this.#downMs = downMs;
+    this.protocol = protocol;
   }
 
   get size(): number {
@@ -101,27 +146,39 @@ abstract class ListBalancer implements Balancer {
   }
 
   fail(instance: Instance): void {
-    instance.markDown(this.#downMs);
+    instance.health[this.protocol].markDown(this.#downMs);
+  }
+
+  protected isUp(instance: Instance): boolean {
+    return instance.health[this.protocol].state === 'up';
   }
 
   abstract pick(): Instance | undefined;
 }
 
+/**
+ * Round-robin over the instances that are up. When none is up, the next one in
+ * turn is tried anyway ("panic", as HAProxy and Envoy do): a health verdict
+ * may be stale, and trying costs a client less than a certain refusal.
+ */
 export class RoundRobinBalancer extends ListBalancer {
   #cursor = 0;
 
   pick(): Instance | undefined {
     const list = this.list;
     const n = list.length;
+    if (n === 0) return undefined;
     for (let k = 0; k < n; k++) {
       const index = (this.#cursor + k) % n;
       const instance = list[index]!;
-      if (instance.state === 'up') {
+      if (this.isUp(instance)) {
         this.#cursor = (index + 1) % n;
         return instance;
       }
     }
-    return undefined;
+    const panic = list[this.#cursor % n]!;
+    this.#cursor = (this.#cursor + 1) % n;
+    return panic;
   }
 
   protected override removed(index: number): void {
@@ -132,14 +189,15 @@ export class RoundRobinBalancer extends ListBalancer {
   }
 }
 
+/** The first instance in arrival order that is up; when none is, the first one (panic, as above). */
 export class PrimaryBalancer extends ListBalancer {
   pick(): Instance | undefined {
     const list = this.list;
     for (let i = 0; i < list.length; i++) {
       const instance = list[i]!;
-      if (instance.state === 'up') return instance;
+      if (this.isUp(instance)) return instance;
     }
-    return undefined;
+    return list[0];
   }
 }
 
@@ -150,6 +208,8 @@ export const BALANCER_FOR_FORWARDER: Readonly<Record<'tcp' | 'udp', BalancerKind
   udp: 'primary',
 };
 
-export function createBalancer(kind: BalancerKind, downMs?: number): Balancer {
-  return kind === 'round-robin' ? new RoundRobinBalancer(downMs) : new PrimaryBalancer(downMs);
+export function createBalancer(kind: BalancerKind, protocol: Protocol, downMs?: number): Balancer {
+  return kind === 'round-robin'
+    ? new RoundRobinBalancer(downMs, protocol)
+    : new PrimaryBalancer(downMs, protocol);
 }

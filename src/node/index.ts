@@ -9,10 +9,13 @@ export {
   type Balancer,
   createBalancer,
   DEFAULT_DOWN_MS,
+  Health,
+  type HealthState,
   Instance,
   type InstanceSpec,
   type InstanceState,
   PrimaryBalancer,
+  type Protocol,
   RoundRobinBalancer,
 } from './balancer.js';
 export { type InstanceCheck, tcpConnectCheck } from './health.js';

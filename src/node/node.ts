@@ -101,9 +101,11 @@ export class HarborNode {
       this.#allocator.reserve(record.port, record.name);
       const service = this.#newService(record);
       for (const inst of record.instances) {
-        // A UDP-only app may accept no TCP at all, so only TCP-carrying services are checked.
-        service.upsert(inst.id, inst, service.udpOnly ? 'up' : 'checking');
-        if (!service.udpOnly) this.#unchecked.add(service.instance(inst.id)!);
+        // Restored, an instance's TCP side is checked (a connect) before it gets connections;
+        // its UDP side cannot be checked that way (an app may answer UDP only), so it is up at
+        // once: a UDP failure marks it down like any other (issue 9, item 7).
+        service.upsert(inst.id, inst, { tcp: 'checking', udp: 'up' });
+        if (service.protocols.includes('tcp')) this.#unchecked.add(service.instance(inst.id)!);
       }
       this.#services.set(service.id, service);
       const { first, last } = this.#options.range;
@@ -194,7 +196,7 @@ export class HarborNode {
     const changed = previous?.ttl !== spec.ttl;
     const result = service.upsert(instanceId, spec);
     // A sidecar refreshing its registration vouches for an instance restored from state.
-    if (result === 'refreshed' && wasUnchecked) before.markUp();
+    if (result === 'refreshed' && wasUnchecked) before.health.tcp.markUp();
     if (changed || result !== 'refreshed') {
       try {
         await this.#persist();
@@ -325,7 +327,7 @@ export class HarborNode {
       [...this.#unchecked].map(async (instance) => {
         const ok = await this.#check(instance.host, instance.port);
         if (ok && this.#unchecked.delete(instance)) {
-          instance.markUp();
+          instance.health.tcp.markUp();
           this.#logger.info(
             { instance: instance.id, address: `${instance.host}:${instance.port}` },
             'instance passed its check',

@@ -19,9 +19,11 @@ import {
   BALANCER_FOR_FORWARDER,
   type Balancer,
   createBalancer,
+  type HealthState,
   Instance,
   type InstanceSpec,
   type InstanceState,
+  type Protocol,
 } from './balancer.js';
 import type { InstanceRecord, ServiceRecord } from './state.js';
 
@@ -48,7 +50,10 @@ export interface InstanceView {
   readonly host: string;
   readonly port: number;
   readonly ttl: number | null;
+  /** Its health; for a service on TCP and UDP, `degraded` when the two differ. */
   readonly state: InstanceState;
+  /** Per protocol, only for a service on both TCP and UDP. */
+  readonly health?: Readonly<Partial<Record<Protocol, HealthState>>>;
 }
 
 export class NodeService {
@@ -79,7 +84,7 @@ export class NodeService {
     this.transport = ruleForName(record.name).transport;
     const balancers: Balancer[] = [];
     this.#listeners = KINDS_BY_TRANSPORT[this.transport].map((kind) => {
-      const balancer = createBalancer(BALANCER_FOR_FORWARDER[kind], options.downMs);
+      const balancer = createBalancer(BALANCER_FOR_FORWARDER[kind], kind, options.downMs);
       balancers.push(balancer);
       const forwarder = createForwarder(kind, {
         listen: { host: options.listenHost, port: record.port },
@@ -94,9 +99,9 @@ export class NodeService {
     this.#balancers = balancers;
   }
 
-  /** True when UDP is the only transport, so a TCP connect cannot tell whether an instance lives. */
-  get udpOnly(): boolean {
-    return this.transport === 'udp';
+  /** The protocols it carries, each with its own instance health. */
+  get protocols(): readonly Protocol[] {
+    return this.#balancers.map((b) => b.protocol);
   }
 
   get listening(): boolean {
@@ -144,7 +149,11 @@ export class NodeService {
    * instance (it goes to the back of the UDP queue; open connections to the
    * old address run on).
    */
-  upsert(id: string, spec: InstanceSpec, state: InstanceState = 'up'): UpsertResult {
+  upsert(
+    id: string,
+    spec: InstanceSpec,
+    initial: HealthState | Partial<Record<Protocol, HealthState>> = 'up',
+  ): UpsertResult {
     const existing = this.#instances.get(id);
     let result: UpsertResult = 'created';
     if (existing && existing.host === spec.host && existing.port === spec.port) {
@@ -156,7 +165,7 @@ export class NodeService {
       this.#drop(existing);
       result = 'replaced';
     }
-    const instance = new Instance(id, spec, state);
+    const instance = new Instance(id, spec, initial, this.protocols);
     this.#instances.set(id, instance);
     for (const balancer of this.#balancers) balancer.add(instance);
     this.#armTtl(instance);
@@ -208,12 +217,16 @@ export class NodeService {
   }
 
   instanceViews(): InstanceView[] {
+    const protocols = this.protocols;
     return [...this.#instances.values()].map((i) => ({
       id: i.id,
       host: i.host,
       port: i.port,
       ttl: i.ttl ?? null,
       state: i.state,
+      ...(protocols.length > 1 && {
+        health: Object.fromEntries(protocols.map((p) => [p, i.health[p].state])),
+      }),
     }));
   }
 

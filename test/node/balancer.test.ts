@@ -4,12 +4,30 @@ import { balancerConformance } from './fixtures/balancer-conformance.js';
 
 const make = (id: string): Instance => new Instance(id, { host: '127.0.0.1', port: 1 });
 
-t.test('round-robin passes the conformance suite', async (t) =>
-  balancerConformance(t, (ms) => new RoundRobinBalancer(ms)),
-);
-t.test('primary passes the conformance suite', async (t) =>
-  balancerConformance(t, (ms) => new PrimaryBalancer(ms)),
-);
+for (const protocol of ['tcp', 'udp'] as const) {
+  t.test(`round-robin on ${protocol} passes the conformance suite`, async (t) =>
+    balancerConformance(t, (ms) => new RoundRobinBalancer(ms, protocol)),
+  );
+  t.test(`primary on ${protocol} passes the conformance suite`, async (t) =>
+    balancerConformance(t, (ms) => new PrimaryBalancer(ms, protocol)),
+  );
+}
+
+t.test('round-robin in panic (every instance down) still goes round, in turn', async (t) => {
+  const b = new RoundRobinBalancer(60_000);
+  const list = ['a', 'b', 'c'].map(make);
+  for (const x of list) {
+    b.add(x);
+    b.fail(x);
+  }
+  t.same(
+    Array.from({ length: 6 }, () => b.pick()!.id),
+    ['a', 'b', 'c', 'a', 'b', 'c'],
+  );
+  list[1]!.health.tcp.markUp();
+  t.same([b.pick()!.id, b.pick()!.id], ['b', 'b'], 'one up again: it alone gets connections');
+  for (const x of list) x.dispose();
+});
 
 t.test('round-robin: 30 picks over 3 instances give 10 each, in turn', async (t) => {
   const b = new RoundRobinBalancer();
