@@ -3,7 +3,7 @@
 //   - an instance host that cannot be connected to over UDP must not end the node;
 //   - TCP and UDP health are separate on a both- service;
 //   - when every instance is down, a new connection still tries one (panic).
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { createServer } from 'node:net';
 import t from 'tap';
 import {
@@ -118,4 +118,49 @@ t.test('every instance down: a new connection still tries them, and one that is 
   t.equal(await tcpRequest(creds.port), 'back', 'served by the instance still marked down');
   const after = await api(node.api, 'GET', `/v1/services/${creds.name}`);
   t.equal(after.json.instances[0].state, 'down', 'it was not yet marked up: the panic path served it');
+});
+
+t.test("the node's own descriptor limit is not blamed on a healthy instance", async (t) => {
+  // A node with few descriptors, and UDP clients from many source ports: each session opens
+  // one upstream socket, until the node has none left (EMFILE). The instance is healthy
+  // throughout and must stay up; the failures are the node's, counted and logged as such.
+  const range = await freeRange(2);
+  const node = await startNodeProcess(
+    t,
+    ['--ports', `${range.first}-${range.last}`, '--udp-idle-timeout', '1s'],
+    {},
+    ['prlimit', '--nofile=48:48'],
+  );
+  const { json: creds } = await api(node.api, 'POST', '/v1/services', { name: 'udp-many' });
+  const app = await udpTagServer(t, 'app');
+  await api(node.api, 'PUT', `/v1/services/${creds.name}/instances/ok`, {
+    host: '127.0.0.1',
+    port: app.port,
+  });
+  const clients: Socket[] = [];
+  t.teardown(() => {
+    for (const c of clients) c.close();
+  });
+  for (let i = 0; i < 60; i++) {
+    const c = createSocket('udp4');
+    c.on('error', () => {});
+    clients.push(c);
+    c.send(`c${i}`, creds.port, '127.0.0.1');
+  }
+  await node.waitLog(
+    (l) => typeof l.msg === 'string' && l.msg.includes('lack of a local resource'),
+    'the node to log its own EMFILE',
+  );
+  const view = await api(node.api, 'GET', `/v1/services/${creds.name}`);
+  t.equal(view.json.instances[0].state, 'up', 'the healthy instance is still up');
+  t.ok(view.json.counters.udp.localFailures > 0, `counted: ${view.json.counters.udp.localFailures}`);
+  t.equal(view.json.counters.udp.upstreamErrors, 0, 'no failure was charged to the instance');
+  for (const c of clients.splice(0)) c.close();
+  // Once the sessions idle out, a new client is served by the same instance.
+  const client = await udpClient(t);
+  await waitFor(
+    async () => (await client.ask(creds.port, 'again', 500).catch(() => '')) === 'app:again',
+    'the instance to answer once descriptors are free',
+  );
+  t.equal(node.child.exitCode, null, 'the node ran through it');
 });
