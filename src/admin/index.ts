@@ -13,8 +13,14 @@ export {
   type StatusCommandOptions,
   type StatusCommandResult,
 } from './client.js';
+export {
+  type ConnectionGuard,
+  type ConnectionGuardOptions,
+  guardConnections,
+} from './connection-guard.js';
 export { createMetricsRegistry, METRIC_NAMES, type MetricsOptions } from './metrics.js';
 export {
+  ADMIN_CONNECTIONS,
   ADMIN_PATHS,
   type AdminHandlerOptions,
   type AdminRequestHandler,

@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import type { Address } from '../config/types.js';
 import { formatAddress } from '../config/types.js';
 import type { Logger } from '../log/index.js';
+import { type ConnectionGuard, type ConnectionGuardOptions, guardConnections } from './connection-guard.js';
 import type { createMetricsRegistry } from './metrics.js';
 import type { MetricsSource, ReadinessReport } from './types.js';
 
@@ -147,10 +148,18 @@ export interface AdminServerOptions extends AdminHandlerOptions {
 export interface AdminServer {
   /** Listens; resolves in every case (an address that cannot be had is logged as a warning). */
   start(): Promise<void>;
-  close(): Promise<void>;
+  /** Closes idle and half-open connections at once, requests in flight within `deadlineMs` (default: now). */
+  close(deadlineMs?: number): Promise<void>;
   /** Where it listens (the real port when 0 was asked), or undefined when it is off or could not listen. */
   address(): Address | undefined;
 }
+
+/** The admin endpoint's and harbor-node API's connection limits (src/admin/connection-guard.ts). */
+export const ADMIN_CONNECTIONS: ConnectionGuardOptions = {
+  maxConnections: 64,
+  firstByteMs: 5_000,
+  headersTimeoutMs: 10_000,
+};
 
 export function createAdminServer(options: AdminServerOptions): AdminServer {
   return new HttpAdminServer(options);
@@ -160,6 +169,7 @@ class HttpAdminServer implements AdminServer {
   readonly #options: AdminServerOptions;
   readonly #logger: Logger;
   #server: Server | undefined;
+  #guard: ConnectionGuard | undefined;
   #bound: Address | undefined;
 
   constructor(options: AdminServerOptions) {
@@ -175,17 +185,17 @@ class HttpAdminServer implements AdminServer {
     }
     if (this.#server) return;
     const handle = adminHandler(this.#options);
-    const server = createServer((req, res) => {
+    // Head timeouts are checked every second, not Node's default 30 s.
+    const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
       if (!handle(req, res)) {
         send(res, 404, 'text/plain; charset=utf-8', `not found; try ${ADMIN_PATHS.join(', ')}\n`);
       }
     });
-    // A slow or idle client must not hold the endpoint (or shutdown) open.
-    server.headersTimeout = 10_000;
+    // A slow or idle client must not hold the endpoint (or shutdown) open, and idle ones
+    // make room for a probe. Probes and a scraper need a handful; a runaway client must
+    // not take file descriptors from the proxy.
     server.requestTimeout = 30_000;
-    server.keepAliveTimeout = 5_000;
-    // Probes and a scraper need a handful; a runaway client must not take file descriptors from the proxy.
-    server.maxConnections = 64;
+    const guard = guardConnections(server, ADMIN_CONNECTIONS);
     let error = await listen(server, address);
     if (error?.code === 'EADDRINUSE' && address.kind === 'unix' && (await removeStaleSocket(address.path))) {
       error = await listen(server, address);
@@ -203,6 +213,7 @@ class HttpAdminServer implements AdminServer {
     // Errors while listening are reported once above; later ones (rare) are logged here.
     server.on('error', (error) => this.#logger.warn({ err: error }, 'admin endpoint error'));
     this.#server = server;
+    this.#guard = guard;
     this.#bound = boundAddress(server, address);
     this.#logger.info(
       { admin: formatAddress(this.#bound) },
@@ -210,15 +221,15 @@ class HttpAdminServer implements AdminServer {
     );
   }
 
-  async close(): Promise<void> {
+  /** Closes idle and half-open connections at once, requests in flight within `deadlineMs` (default: now). */
+  async close(deadlineMs = 0): Promise<void> {
     const server = this.#server;
-    if (!server) return;
+    const guard = this.#guard;
+    if (!server || !guard) return;
     this.#server = undefined;
+    this.#guard = undefined;
     this.#bound = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await guard.shutdown(deadlineMs);
   }
 
   address(): Address | undefined {

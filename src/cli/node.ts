@@ -132,7 +132,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       stopping = true;
       logger.info({ signal, deadline_ms: settings.drainTimeoutMs }, 'draining');
-      void Promise.all([api.close(), node.drain(settings.drainTimeoutMs)]).then(() => {
+      void Promise.all([api.close(settings.drainTimeoutMs), node.drain(settings.drainTimeoutMs)]).then(() => {
         logger.info('stopped');
         resolve(0);
       });

@@ -7,7 +7,12 @@
 // Every error is one line of JSON: {"error": "...", "code": "E_..."}.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
-import type { AdminRequestHandler } from '../admin/index.js';
+import {
+  ADMIN_CONNECTIONS,
+  type AdminRequestHandler,
+  type ConnectionGuard,
+  guardConnections,
+} from '../admin/index.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { HarborNode } from './node.js';
@@ -113,6 +118,7 @@ export class NodeApi {
   readonly #logger: Logger;
   readonly #tokenDigest: Buffer | undefined;
   readonly #server: http.Server;
+  readonly #guard: ConnectionGuard;
   readonly #admin: AdminRequestHandler | undefined;
 
   constructor(options: NodeApiOptions) {
@@ -120,7 +126,12 @@ export class NodeApi {
     this.#admin = options.admin;
     this.#logger = options.logger;
     this.#tokenDigest = options.token ? digest(`Bearer ${options.token}`) : undefined;
-    this.#server = http.createServer({ requestTimeout: 30_000 }, (req, res) => void this.#handle(req, res));
+    this.#server = http.createServer(
+      { requestTimeout: 30_000, connectionsCheckingInterval: 1_000 },
+      (req, res) => void this.#handle(req, res),
+    );
+    // Idle or half-open clients neither lock the API out nor stall a shutdown (issue 9, item 2).
+    this.#guard = guardConnections(this.#server, ADMIN_CONNECTIONS);
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -133,11 +144,9 @@ export class NodeApi {
     });
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeIdleConnections();
-    });
+  /** Stops accepting; idle and half-open connections close now, requests in flight within `deadlineMs`. */
+  close(deadlineMs = 0): Promise<void> {
+    return this.#guard.shutdown(deadlineMs);
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
