@@ -139,6 +139,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    // A closing terminal or an operator's reload: never a reason to stop (issue 9, item 5).
+    process.on('SIGHUP', () => {
+      if (stopping) {
+        logger.info({ signal: 'SIGHUP' }, 'reload ignored while draining');
+        return;
+      }
+      void node.reload('SIGHUP');
+    });
   });
 }
 

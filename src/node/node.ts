@@ -70,6 +70,7 @@ export class HarborNode {
   readonly #unchecked = new Set<Instance>();
   #retryTimer: NodeJS.Timeout | undefined;
   #retrying = false;
+  #reloading: Promise<void> = Promise.resolve();
   #draining = false;
   #lifecycle: 'created' | 'starting' | 'listening' | 'draining' | 'stopped' = 'created';
 
@@ -255,6 +256,85 @@ export class HarborNode {
       credentials.ext_host = o.extHost ?? '';
     }
     return credentials;
+  }
+
+  /**
+   * SIGHUP: re-reads the state file and applies what differs, by service id (services
+   * added or removed by hand, instances added, removed or moved), then retries port
+   * conflicts and instance checks. A state file that cannot be read changes nothing.
+   * Serialised; ignored while draining. Returns a one-line summary for the log.
+   */
+  reload(trigger: string): Promise<string> {
+    const run = this.#reloading.then(() => this.#reload(trigger));
+    this.#reloading = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  async #reload(trigger: string): Promise<string> {
+    if (this.#draining) return `${trigger} ignored while draining`;
+    const file = this.#options.stateFile;
+    let summary = 'no state file to re-read';
+    if (file) {
+      let state: NodeState | undefined;
+      try {
+        state = await file.load();
+      } catch (error) {
+        this.#logger.error({ err: error, trigger }, 'state file not reloaded; everything stays as it was');
+        return `state file not reloaded: ${(error as Error).message}`;
+      }
+      summary = await this.#apply(state?.services ?? []);
+    }
+    await this.#retry();
+    this.#logger.info({ trigger }, `reloaded: ${summary}; port conflicts and instance checks retried`);
+    return summary;
+  }
+
+  /** Makes the running services what `records` say, by id; the file already says it, so nothing is written. */
+  async #apply(records: readonly ServiceRecord[]): Promise<string> {
+    const wanted = new Map(records.map((r) => [r.id, r]));
+    let added = 0;
+    let removed = 0;
+    let instances = 0;
+    for (const [id, service] of this.#services) {
+      if (wanted.has(id)) continue;
+      this.#services.delete(id);
+      for (const instance of service.instances) this.#unchecked.delete(instance);
+      await service.close();
+      this.#allocator.release(service.port);
+      removed++;
+    }
+    for (const record of records) {
+      let service = this.#services.get(record.id);
+      if (service === undefined) {
+        this.#allocator.reserve(record.port, record.name);
+        service = this.#newService(record);
+        this.#services.set(service.id, service);
+        await this.#listen(service, true);
+        added++;
+      }
+      const kept = new Set(record.instances.map((i) => i.id));
+      for (const instance of [...service.instances]) {
+        if (kept.has(instance.id)) continue;
+        this.#unchecked.delete(instance);
+        service.remove(instance.id);
+        instances++;
+      }
+      for (const inst of record.instances) {
+        const before = service.instance(inst.id);
+        if (before && before.host === inst.host && before.port === inst.port) {
+          service.upsert(inst.id, inst); // the same address: its TTL as the file says, re-armed
+          continue;
+        }
+        if (before) this.#unchecked.delete(before);
+        service.upsert(inst.id, inst, { tcp: 'checking', udp: 'up' });
+        if (service.protocols.includes('tcp')) this.#unchecked.add(service.instance(inst.id)!);
+        instances++;
+      }
+    }
+    return `${added} service(s) added, ${removed} removed, ${instances} instance change(s)`;
   }
 
   /** Stops accepting everywhere; open TCP connections get until the deadline. State stays as it is on disk. */

@@ -1,0 +1,50 @@
+// SIGHUP to harbor-node (issue 9, item 5): a closing terminal sends it, and
+// operators send it to reload. The node never dies of it: it re-reads its
+// state file and applies what an operator changed, says so in one log line,
+// and keeps serving every connection.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { tagServer, tcpRequest } from '../forward/fixtures/net.js';
+import { waitFor } from '../helpers/wait.js';
+import { freeRange } from '../node/fixtures/ranges.js';
+import { api, startNodeProcess } from '../node/fixtures/spawn.js';
+
+t.test('SIGHUP re-reads the state file, applies the change, and the node serves on', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'harbor-sighup-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const state = join(dir, 'state.json');
+  const range = await freeRange(4);
+  const node = await startNodeProcess(t, ['--ports', `${range.first}-${range.last}`, '--state', state]);
+  const { json: creds } = await api(node.api, 'POST', '/v1/services', { name: 'tcp-app' });
+  const first = await tagServer(t, 'first');
+  const second = await tagServer(t, 'second');
+  await api(node.api, 'PUT', `/v1/services/${creds.name}/instances/a`, {
+    host: '127.0.0.1',
+    port: first.port,
+  });
+  t.equal(await tcpRequest(creds.port), 'first');
+
+  // An operator moves instance a to the second app by editing the state file, then SIGHUP.
+  const document = JSON.parse(readFileSync(state, 'utf8'));
+  const text = JSON.stringify(document).replace(`"port":${first.port}`, `"port":${second.port}`);
+  t.not(text, JSON.stringify(document), 'the edit applies');
+  writeFileSync(state, text);
+  node.child.kill('SIGHUP');
+  const line = await node.waitLog((l) => String(l.msg).startsWith('reloaded:'), 'the reload line');
+  t.match(line.msg, /1 instance change/, `the log says what changed: ${line.msg}`);
+  await waitFor(
+    async () => (await tcpRequest(creds.port).catch(() => '')) === 'second',
+    'the moved instance',
+  );
+
+  // A state file that no longer parses: an error line, and nothing changes.
+  writeFileSync(state, '{"services": [');
+  node.child.kill('SIGHUP');
+  await node.waitLog((l) => String(l.msg).startsWith('state file not reloaded'), 'the refusal');
+  t.equal(await tcpRequest(creds.port), 'second', 'still serving as before');
+  t.equal(node.child.exitCode, null, 'SIGHUP never ends the node');
+  node.child.kill('SIGTERM');
+  t.equal(await node.exited, 0);
+});
