@@ -13,6 +13,7 @@ import {
   K_PROXY_CONNECTION,
   K_TE,
   K_TRANSFER_ENCODING,
+  K_UNDERSCORE,
   K_UPGRADE,
   K_X_CLIENT_CERT_SUBJECT,
   K_X_FORWARDED_FOR,
@@ -123,6 +124,7 @@ export function buildRequestHead(
         case K_X_FORWARDED_HOST:
         case K_X_FORWARDED_PORT:
         case K_X_CLIENT_CERT_SUBJECT:
+        case K_UNDERSCORE:
           keep = false;
           break;
       }
@@ -195,7 +197,12 @@ export function buildResponseHead(head: Head, connection: number, dechunk: boole
     if (kind === K_CONNECTION || kind === K_KEEP_ALIVE || kind === K_PROXY_CONNECTION) continue;
     if (kind === K_UPGRADE && !upgrade) continue;
     if (kind === K_TRANSFER_ENCODING && dechunk) continue;
-    if (named !== null && kind === K_OTHER && named.has(head.name(i).toLowerCase())) continue;
+    if (
+      named !== null &&
+      (kind === K_OTHER || kind === K_UNDERSCORE) &&
+      named.has(head.name(i).toLowerCase())
+    )
+      continue;
     out += `${head.line(i)}\r\n`;
   }
   if (upgrade) out += 'Connection: upgrade\r\n';

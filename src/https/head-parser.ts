@@ -70,6 +70,12 @@ export const K_X_FORWARDED_PORT = 14;
 export const K_FORWARDED = 15;
 export const K_X_CLIENT_CERT_SUBJECT = 16;
 export const K_TRAILER = 17;
+/**
+ * A name with an underscore. CGI and WSGI servers (uWSGI, gunicorn) map `-` and `_` alike
+ * to `_`, so `Content_Length` would be their CONTENT_LENGTH and `X_Forwarded_For` their
+ * HTTP_X_FORWARDED_FOR: such headers are never forwarded (docs/headers.md R16, issue 9).
+ */
+export const K_UNDERSCORE = 18;
 
 const KNOWN: [string, number][] = [
   ['content-length', K_CONTENT_LENGTH],
@@ -238,14 +244,20 @@ function parseFields(head: Head, pos: number): HeadError | null {
     const first = s.charCodeAt(pos);
     if (first === 0x20 || first === 0x09) return 'obs-fold';
     let colon = pos;
-    while (colon < eol && TOKEN[s.charCodeAt(colon)] === 1) colon++;
+    let underscore = false;
+    while (colon < eol) {
+      const c = s.charCodeAt(colon);
+      if (TOKEN[c] !== 1) break;
+      if (c === 0x5f) underscore = true;
+      colon++;
+    }
     if (colon === pos || colon === eol || s.charCodeAt(colon) !== 0x3a) return 'bad-header-name';
     let vs = colon + 1;
     let ve = eol;
     while (vs < ve && (s.charCodeAt(vs) === 0x20 || s.charCodeAt(vs) === 0x09)) vs++;
     while (ve > vs && (s.charCodeAt(ve - 1) === 0x20 || s.charCodeAt(ve - 1) === 0x09)) ve--;
     for (let i = vs; i < ve; i++) if (FIELD[s.charCodeAt(i)] !== 1) return 'bad-header-value';
-    const kind = kindOf(s, pos, colon);
+    const kind = underscore ? K_UNDERSCORE : kindOf(s, pos, colon);
     head.lineStart[n] = pos;
     head.colon[n] = colon;
     head.valueStart[n] = vs;

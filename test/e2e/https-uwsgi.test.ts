@@ -106,6 +106,27 @@ for (const kind of ['tcp', 'unix'] as const) {
     t.equal(echo.headers['x-custom'], 'kept');
     t.equal(echo.headers.forwarded, `for=127.0.0.1;host="127.0.0.1:${fx.port}";proto=https`);
 
+    // R16: a header name with `_` is never forwarded. uWSGI (as every CGI/WSGI server) maps
+    // `_` like `-`, so these would spoof what the proxy sets and move the body's end.
+    const spoof = await httpsRequest(fx.port, pair, {
+      method: 'POST',
+      path: '/spoof',
+      headers: {
+        x_forwarded_proto: 'http',
+        x_forwarded_for: '10.9.9.9',
+        x_client_cert_subject: 'CN=admin',
+        content_length: '3',
+        x_custom_kept: 'dropped too',
+      },
+      body: 'ten bytes!',
+    });
+    const seen = JSON.parse(spoof.body.toString());
+    t.equal(seen.headers['x-forwarded-proto'], 'https', 'X_Forwarded_Proto does not reach the app');
+    t.equal(seen.headers['x-forwarded-for'], '127.0.0.1', 'nor X_Forwarded_For');
+    t.notOk('x-client-cert-subject' in seen.headers, 'nor X_Client_Cert_Subject');
+    t.notOk('x-custom-kept' in seen.headers, 'no underscore name at all');
+    t.equal(seen.bodyLength, 10, 'Content_Length cannot move the end of the body');
+
     const post = await httpsRequest(fx.port, pair, {
       method: 'POST',
       path: '/form',

@@ -1,4 +1,4 @@
-// Each rule of docs/headers.md (R1-R15), through a real proxy to a real
+// Each rule of docs/headers.md (R1-R16), through a real proxy to a real
 // backend, with byte-exact requests on a TLS socket.
 import t from 'tap';
 import {
@@ -182,6 +182,20 @@ t.test('R12: other headers pass byte for byte, in order', async (t) => {
     'GET / HTTP/1.1\r\nHost: h\r\nX-CaSe: A  b\r\ncookie: a=1; b=2\r\nX-Empty:\r\nConnection: close\r\n',
   );
   t.same(echo.rawHeaders.slice(0, 8), ['Host', 'h', 'X-CaSe', 'A  b', 'cookie', 'a=1; b=2', 'X-Empty', '']);
+});
+
+t.test('R16: no request header with an underscore in its name reaches the backend', async (t) => {
+  const { echo } = await send(
+    'GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\nContent_Length: 99\r\nX-Ok: 1\r\nX_Client_Cert_Subject: CN=admin\r\nConnection: close\r\n',
+  );
+  const names = echo.rawHeaders.filter((_: string, i: number) => i % 2 === 0);
+  t.same(
+    names.filter((n: string) => n.includes('_')),
+    [],
+    'every underscore name dropped',
+  );
+  t.ok(names.includes('X-Ok'), 'the others pass');
+  t.equal(echo.headers['x-forwarded-for'], '127.0.0.1', 'X-Forwarded-For is the peer alone');
 });
 
 t.test('R13: response hop-by-hop headers removed; clean heads relayed', async (t) => {
