@@ -297,3 +297,20 @@ t.test('setClientAuth turns client certificates on and off for new handshakes', 
   t.equal(again.code, 0, 'no certificate needed once off');
   t.notMatch(again.stdout, /x-client-cert-subject/);
 });
+
+t.test('TLS 1.2 renegotiation is refused', async (t) => {
+  // Client-initiated renegotiation costs the server a full handshake each time, as often as
+  // a client likes (issue 9, item 18): refused, as nginx and HAProxy refuse it.
+  const socket = await connectTls(fx.port, ec, { maxVersion: 'TLSv1.2' });
+  t.teardown(() => socket.destroy());
+  t.equal(socket.getProtocol(), 'TLSv1.2');
+  const outcome = await new Promise<string>((resolve) => {
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(`error ${error.code ?? error.message}`));
+    const accepted = socket.renegotiate({}, (error) =>
+      resolve(error ? `refused ${error.message}` : 'accepted'),
+    );
+    if (!accepted) resolve('not started');
+    setTimeout(() => resolve('no answer'), 5_000).unref();
+  });
+  t.not(outcome, 'accepted', `renegotiation: ${outcome}`);
+});
