@@ -99,7 +99,10 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
     socket.on('timeout', this.#onTimeout);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
-    socket.setTimeout(core.limits.idleTimeoutMs);
+    // The first request's head is due within the header timeout from the handshake, not the
+    // idle timeout: a client that connects and sends nothing is a half-open one (issue 9, item 20).
+    this.#headerTimer = core.limits.headerTimeoutMs !== core.limits.idleTimeoutMs;
+    socket.setTimeout(core.limits.headerTimeoutMs);
   }
 
   drain(): void {

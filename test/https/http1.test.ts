@@ -194,6 +194,23 @@ t.test('a head not complete within the header timeout gets 408', async (t) => {
   t.match(response, /^HTTP\/1\.1 408 /);
 });
 
+t.test('a connection that sends nothing after the handshake is closed by the header timeout', async (t) => {
+  // Idle timeout 60 s, header timeout 300 ms: a close well before the idle timeout can only be
+  // the header timeout's (issue 9, item 20: it used to wait for the idle one).
+  const quiet = await startProxy(backend.address, {
+    pair: fx.pair,
+    limits: { headerTimeoutMs: 300, idleTimeoutMs: 60_000 },
+  });
+  t.teardown(() => quiet.proxy.close());
+  const socket = await connectTls(quiet.port, quiet.pair);
+  const started = Date.now();
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.resume();
+  await closed;
+  const elapsed = Date.now() - started;
+  t.ok(elapsed < 30_000, `closed after ${elapsed} ms, not the 60 s idle timeout`);
+});
+
 t.test('an idle keep-alive connection is closed by the idle timeout', async (t) => {
   const socket = await connectTls(fx.port, fx.pair);
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
