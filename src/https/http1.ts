@@ -164,6 +164,12 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   // idle between requests, the header timeout while a head is incomplete. While the backend
   // works or a tunnel is open, the backend's timer decides instead.
   #onTimeout = (): void => {
+    // The backend is paused because this client took nothing for the whole idle timeout: a
+    // client that stops reading must not hold a backend worker for ever (issue 9, item 16).
+    if (this.#backendPaused) {
+      this.#socket.destroy();
+      return;
+    }
     const state = this.#state;
     if (state === C_HEAD) {
       this.#reject(408);

@@ -3,7 +3,7 @@
 // the same header rules as HTTP/1 (the stream's head is written out as an
 // HTTP/1.1 head and goes through the same strict parser). Bodies stream both
 // ways with backpressure; chunked responses are decoded into DATA frames.
-import type * as http2 from 'node:http2';
+import * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
 import { parseTrailers } from './chunked.js';
@@ -47,6 +47,8 @@ class H2Exchange implements BackendOwner, ResponseSink {
   #reusable = true;
   #status = 0;
   #backendPaused = false;
+  /** Armed while the backend waits on this stream's client: a client that takes nothing for the idle timeout is cut. */
+  #stallTimer: NodeJS.Timeout | undefined;
   #wantTrailers = false;
   #requestTrailers: http2.IncomingHttpHeaders | null = null;
 
@@ -151,6 +153,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
   #onDrain = (): void => {
     if (this.#backendPaused) {
       this.#backendPaused = false;
+      clearTimeout(this.#stallTimer);
       const backend = this.#backend;
       if (backend !== null) {
         backend.socket.resume();
@@ -158,7 +161,12 @@ class H2Exchange implements BackendOwner, ResponseSink {
     }
   };
 
+  #onStalled = (): void => {
+    if (this.#backendPaused && !this.#stream.destroyed) this.#stream.close(http2.constants.NGHTTP2_CANCEL);
+  };
+
   #onClose = (): void => {
+    clearTimeout(this.#stallTimer);
     if (!this.#finished) {
       this.#finished = true;
       this.#dropBackend();
@@ -264,6 +272,9 @@ class H2Exchange implements BackendOwner, ResponseSink {
       if (backend !== null && !this.#backendPaused) {
         this.#backendPaused = true;
         backend.socket.pause();
+        // A client that stops reading would hold the backend (a worker of a threaded app) for
+        // ever: it gets the idle timeout to take data, then the stream is cancelled (issue 9, item 16).
+        this.#stallTimer = setTimeout(this.#onStalled, this.#core.limits.idleTimeoutMs);
       }
     }
   }

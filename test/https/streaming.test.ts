@@ -4,8 +4,10 @@
 // whole body has moved (kernel buffers hold some MB; the proxy adds 256 KiB).
 // 200 MB each way with the proxy's RSS measured: test/https/fixtures/soak.ts.
 import { createHash } from 'node:crypto';
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import t from 'tap';
+import { waitFor } from '../helpers/wait.js';
 import { connectTls, httpsRequest, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
 
 const SIZE = 20 * 1024 * 1024;
@@ -137,4 +139,41 @@ t.test('a backend that stops reading stops the client', async (t) => {
   held?.resume();
   while (!response.includes(sha)) await wait(20);
   t.match(response, /^HTTP\/1\.1 200 OK/);
+});
+
+t.test('a client that stops reading is cut after the idle timeout, and frees the backend', async (t) => {
+  // Issue 9, item 16: two such clients took a 2-thread gunicorn app down for everyone.
+  const own = await startEchoBackend();
+  t.teardown(() => own.close());
+  const backendSockets: net.Socket[] = [];
+  own.server.on('connection', (s: net.Socket) => backendSockets.push(s));
+  const ownFx = await startProxy(own.address, {
+    pair: fx.pair,
+    limits: { idleTimeoutMs: 500, headerTimeoutMs: 500 },
+  });
+  t.teardown(() => ownFx.proxy.close());
+  const closed = (s: net.Socket) =>
+    new Promise<void>((resolve) => (s.destroyed ? resolve() : s.once('close', resolve)));
+
+  // HTTP/1.1: reads nothing of a 60 MB answer.
+  const socket = await connectTls(ownFx.port, fx.pair);
+  t.teardown(() => socket.destroy());
+  socket.pause();
+  socket.write(`GET /bytes?n=${3 * SIZE} HTTP/1.1\r\nHost: h\r\n\r\n`);
+  await waitFor(() => backendSockets.length === 1, 'the backend connection');
+  await closed(backendSockets[0]!);
+  t.pass('HTTP/1.1: the backend connection is closed, not held for the stalled client');
+
+  // HTTP/2: a stream whose client never reads (its flow-control window stays shut).
+  const session = http2.connect(`https://localhost:${ownFx.port}`, { ca: fx.pair.cert });
+  t.teardown(() => session.destroy());
+  session.on('error', () => {});
+  const stream = session.request({ ':path': `/bytes?n=${3 * SIZE}` });
+  stream.on('error', () => {});
+  stream.pause();
+  await waitFor(() => backendSockets.length === 2, 'the second backend connection');
+  await closed(backendSockets[1]!);
+  t.pass('HTTP/2: the stream is cancelled and its backend connection closed');
+  await waitFor(() => stream.destroyed || stream.rstCode !== undefined, 'the client to see the stream reset');
+  t.equal(stream.rstCode, http2.constants.NGHTTP2_CANCEL, 'reset with CANCEL');
 });
