@@ -316,7 +316,11 @@ class H2Exchange implements BackendOwner, ResponseSink {
     this.#finished = true;
     this.#dropBackend();
     if (this.#responded) {
-      if (!this.#stream.destroyed) this.#stream.close(NGHTTP2_INTERNAL_ERROR);
+      // A response already under way can only be cut: RST_STREAM with no END_STREAM before it,
+      // so that the client knows the body is incomplete. close(code) would end the writable
+      // side first, which sends END_STREAM, and the client would take half a body as whole
+      // (issue 9, item 17); destroy() resets the stream without ending it.
+      if (!this.#stream.destroyed) this.#stream.destroy(new Error('the backend failed mid-response'));
       return;
     }
     this.#respondCanned(status);

@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import t from 'tap';
 import { removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
 
@@ -196,4 +197,55 @@ t.test('a response head HTTP/2 cannot carry fails that stream alone (502), nothi
   t.equal(status, 502);
   const again = await request({ ':path': '/still-up' });
   t.equal(again.headers[':status'], 200);
+});
+
+t.test('a backend that dies mid-body: the stream is reset, never ended as if whole', async (t) => {
+  // Chunked, so HTTP/2 has no length to check: only RST_STREAM without END_STREAM tells the
+  // client the body is cut (issue 9, item 17: curl --http2 exited 0 with half a document).
+  const dying = net.createServer((socket) => {
+    socket.once('data', () => {
+      socket.write(
+        `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n4000\r\n{"a":"${'x'.repeat(8000)}`,
+      );
+      setTimeout(() => socket.destroy(), 50);
+    });
+  });
+  await new Promise<void>((resolve) => dying.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => dying.close());
+  const cut = await startProxy(
+    { kind: 'tcp', host: '127.0.0.1', port: (dying.address() as net.AddressInfo).port },
+    { pair: fx.pair },
+  );
+  t.teardown(() => cut.proxy.close());
+
+  const client = http2.connect(`https://localhost:${cut.port}`, { ca: fx.pair.cert });
+  t.teardown(() => client.close());
+  const outcome = await new Promise<{ ended: boolean; rstCode: number | undefined; bytes: number }>(
+    (resolve) => {
+      const stream = client.request({ ':path': '/' });
+      let bytes = 0;
+      let ended = false;
+      stream.on('data', (c: Buffer) => {
+        bytes += c.length;
+      });
+      stream.on('end', () => {
+        ended = true;
+      });
+      stream.on('error', () => {});
+      stream.on('close', () => resolve({ ended, rstCode: stream.rstCode, bytes }));
+    },
+  );
+  t.ok(outcome.bytes > 0, `part of the body arrived (${outcome.bytes} bytes)`);
+  t.equal(outcome.ended, false, 'the stream did not end cleanly');
+  t.equal(outcome.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, 'RST_STREAM INTERNAL_ERROR');
+
+  const curl = await new Promise<number>((resolve) => {
+    execFile(
+      'curl',
+      ['-sS', '--http2', '--cacert', fx.pair.certFile, `https://localhost:${cut.port}/`, '-o', '/dev/null'],
+      { timeout: 10_000 },
+      (error) => resolve(error ? Number((error as { code?: number }).code ?? 1) : 0),
+    );
+  });
+  t.not(curl, 0, `curl --http2 reports the cut body (exit ${curl})`);
 });
