@@ -5,8 +5,16 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { HarborError } from '../errors/index.js';
-import { createLogger } from '../log/index.js';
-import { createNodeAdmin, HarborNode, NodeApi, StateFile } from '../node/index.js';
+import { createLogger, type Logger } from '../log/index.js';
+import {
+  createNodeAdmin,
+  ephemeralOverlap,
+  HarborNode,
+  NodeApi,
+  type PortRange,
+  parsePortList,
+  StateFile,
+} from '../node/index.js';
 import { NODE_SETTINGS, nodeHelpText, resolveNodeSettings } from '../node/settings.js';
 import { printProblems, reportError } from './report.js';
 
@@ -76,6 +84,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 78;
   }
   const logger = createLogger({ level: settings.logLevel, pretty: settings.pretty, name: PROGRAM });
+  warnEphemeralPorts(settings.ports, logger);
   const stateFile = settings.state ? new StateFile(settings.state) : undefined;
   if (!stateFile)
     logger.warn('no state file (--state / HARBOR_NODE_STATE): services will not survive a restart');
@@ -148,6 +157,27 @@ export async function main(argv: readonly string[]): Promise<number> {
       void node.reload('SIGHUP');
     });
   });
+}
+
+/** Warns when the port range lies in Linux's ephemeral range unreserved (W_PORTS_EPHEMERAL). */
+function warnEphemeralPorts(range: PortRange, logger: Logger): void {
+  let ephemeral: PortRange;
+  let reserved: PortRange[];
+  try {
+    [ephemeral = { first: 0, last: -1 }] = parsePortList(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').replace(/\s+/, '-'),
+    );
+    reserved = parsePortList(readFileSync('/proc/sys/net/ipv4/ip_local_reserved_ports', 'utf8'));
+  } catch {
+    return; // not Linux, or /proc not mounted: nothing to say
+  }
+  const count = ephemeralOverlap(range, ephemeral, reserved);
+  if (count === 0) return;
+  const ports = `${range.first}-${range.last}`;
+  logger.warn(
+    { code: 'W_PORTS_EPHEMERAL', ports, ephemeral: `${ephemeral.first}-${ephemeral.last}`, overlap: count },
+    `${count} ports of --ports ${ports} lie in the kernel's ephemeral range ${ephemeral.first}-${ephemeral.last}, where outgoing connections take ports: reserve them (sysctl -w net.ipv4.ip_local_reserved_ports=${ports}) or choose a range outside it`,
+  );
 }
 
 const status = await main(process.argv.slice(2));

@@ -101,6 +101,11 @@ export const CATALOGUE = {
     kind: 'runtime',
     meaning: "The node's state file cannot be written; the change is refused.",
   },
+  E_STATE_FOLDER: {
+    kind: 'config',
+    meaning:
+      "The state file's folder cannot be created or is not writable: the node does not start rather than refuse every change.",
+  },
   E_API_REQUEST: {
     kind: 'runtime',
     meaning: 'A node API request is malformed: bad JSON, an unknown field, a value of the wrong type (400).',
@@ -129,6 +134,11 @@ export const CATALOGUE = {
     meaning: 'The certificate names neither the external nor the internal hostname.',
   },
   W_SELF_SIGNED: { kind: 'warning', meaning: 'The certificate is self-signed; browsers will not trust it.' },
+  W_PORTS_EPHEMERAL: {
+    kind: 'warning',
+    meaning:
+      "Ports of harbor-node's range lie in the kernel's ephemeral range unreserved: outgoing connections can take them.",
+  },
   W_ADMIN_UNAVAILABLE: {
     kind: 'warning',
     meaning:

@@ -15,6 +15,7 @@ import {
 } from '../admin/index.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { isInstanceHost } from './host.js';
 import type { HarborNode } from './node.js';
 
 export interface NodeApiOptions {
@@ -35,7 +36,6 @@ const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 const MAX_BODY_BYTES = 64 * 1024;
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-const HOST = /^[A-Za-z0-9.:-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$/;
 const MAX_TTL_SECONDS = 86_400;
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -95,8 +95,8 @@ export function parseServiceBody(text: string): { name: string; intPort: number 
 
 export function parseInstanceBody(text: string): { host: string; port: number; ttl: number | undefined } {
   const body = parseObject(text, ['host', 'port', 'ttl']);
-  if (typeof body.host !== 'string' || !HOST.test(body.host)) {
-    throw badRequest('"host" must be an IP address or a hostname');
+  if (typeof body.host !== 'string' || !isInstanceHost(body.host)) {
+    throw badRequest(`"host" must be an IP address or a hostname, not ${JSON.stringify(body.host)}`);
   }
   if (!isPort(body.port))
     throw badRequest(`"port" must be an integer 1-65535, not ${JSON.stringify(body.port)}`);

@@ -20,6 +20,14 @@ export {
 } from './balancer.js';
 export { type InstanceCheck, tcpConnectCheck } from './health.js';
 export { type Credentials, HarborNode, type HarborNodeOptions, type ServiceView } from './node.js';
-export { bindProbe, PortAllocator, type PortProbe, type PortRange, parsePortRange } from './ports.js';
+export {
+  bindProbe,
+  ephemeralOverlap,
+  PortAllocator,
+  type PortProbe,
+  type PortRange,
+  parsePortList,
+  parsePortRange,
+} from './ports.js';
 export { NodeService } from './service.js';
 export { type NodeState, parseState, type ServiceRecord, StateFile, serializeState } from './state.js';

@@ -97,6 +97,10 @@ export class HarborNode {
   /** Restores the state file (E_STATE_CORRUPT stops here), listens on every port, checks restored instances. */
   async start(): Promise<void> {
     this.#lifecycle = 'starting';
+    const leftovers = await this.#options.stateFile?.prepare();
+    if (leftovers && leftovers.length > 0) {
+      this.#logger.info({ removed: leftovers }, 'removed temporary state files a stopped node left');
+    }
     const state = await this.#options.stateFile?.load();
     for (const record of state?.services ?? []) {
       this.#allocator.reserve(record.port, record.name);

@@ -113,3 +113,32 @@ function canBindUdp(port: number, host: string | undefined): Promise<boolean> {
 export function bindProbe(host: string | undefined): PortProbe {
   return async (port) => (await canBindTcp(port, host)) && (await canBindUdp(port, host));
 }
+
+/** "a-b,c" (Linux's ip_local_reserved_ports) as ranges; an empty or unreadable list is none. */
+export function parsePortList(text: string): PortRange[] {
+  const ranges: PortRange[] = [];
+  for (const part of text.trim().split(',')) {
+    const match = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (match) ranges.push({ first: Number(match[1]), last: Number(match[2] ?? match[1]) });
+  }
+  return ranges;
+}
+
+/**
+ * How many ports of `range` lie in the kernel's ephemeral range and are not reserved:
+ * ports outgoing connections may take at any time, so a service can lose its port to
+ * one (on a restart, or when its port is probed). Issue 9, item 13.
+ */
+export function ephemeralOverlap(
+  range: PortRange,
+  ephemeral: PortRange,
+  reserved: readonly PortRange[],
+): number {
+  let count = 0;
+  const first = Math.max(range.first, ephemeral.first);
+  const last = Math.min(range.last, ephemeral.last);
+  for (let port = first; port <= last; port++) {
+    if (!reserved.some((r) => port >= r.first && port <= r.last)) count++;
+  }
+  return count;
+}

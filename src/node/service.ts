@@ -27,6 +27,9 @@ import {
 } from './balancer.js';
 import type { InstanceRecord, ServiceRecord } from './state.js';
 
+/** The longest delay setTimeout takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface NodeServiceOptions {
   readonly record: Omit<ServiceRecord, 'instances'>;
   readonly listenHost: string | undefined;
@@ -192,13 +195,26 @@ export class NodeService {
     if (old) clearTimeout(old);
     this.#ttlTimers.delete(instance.id);
     if (instance.ttl === undefined) return;
-    const timer = setTimeout(() => {
-      if (this.#instances.get(instance.id) !== instance) return;
-      this.#drop(instance);
-      this.#options.onExpire(this, instance);
-    }, instance.ttl * 1000);
-    timer.unref();
-    this.#ttlTimers.set(instance.id, timer);
+    const deadline = Date.now() + instance.ttl * 1000;
+    // A timer holds at most 2^31-1 ms (24.8 days); a longer TTL (a hand-edited state file) would
+    // fire at once, so it is waited out in steps (issue 9, item 12).
+    const arm = (): void => {
+      const timer = setTimeout(
+        () => {
+          if (this.#instances.get(instance.id) !== instance) return;
+          if (Date.now() < deadline) {
+            arm();
+            return;
+          }
+          this.#drop(instance);
+          this.#options.onExpire(this, instance);
+        },
+        Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS),
+      );
+      timer.unref();
+      this.#ttlTimers.set(instance.id, timer);
+    };
+    arm();
   }
 
   instanceRecords(): InstanceRecord[] {

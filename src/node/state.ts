@@ -3,9 +3,11 @@
 // same folder, fsync, rename, fsync of the folder); writes are serialised and
 // coalesced. A file that does not parse or has the wrong shape is an error
 // that names it; it is never overwritten by an empty state.
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { HarborError } from '../errors/index.js';
+import { isInstanceHost } from './host.js';
 
 export interface InstanceRecord {
   readonly id: string;
@@ -29,6 +31,42 @@ export interface NodeState {
   readonly services: readonly ServiceRecord[];
 }
 
+/**
+ * Fields of the file this version does not know (written by a newer node, or by hand),
+ * by where they were, so that a write keeps them instead of dropping them (issue 9, item 12).
+ */
+export interface UnknownFields {
+  readonly root: Readonly<Record<string, unknown>>;
+  /** By service id. */
+  readonly services: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
+  /** By `${serviceId} ${instanceId}`. */
+  readonly instances: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
+}
+
+const ROOT_FIELDS = new Set(['version', 'services']);
+const SERVICE_FIELDS = new Set(['id', 'name', 'port', 'int_port', 'created_at', 'instances']);
+const INSTANCE_FIELDS = new Set(['id', 'host', 'port', 'ttl']);
+
+function unknownOf(value: Record<string, unknown>, known: ReadonlySet<string>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).filter(([key]) => !known.has(key)));
+}
+
+/** The fields of a parsed (valid) state file that this version does not know. */
+export function unknownFields(text: string): UnknownFields {
+  const root = JSON.parse(text) as Record<string, unknown>;
+  const services = new Map<string, Record<string, unknown>>();
+  const instances = new Map<string, Record<string, unknown>>();
+  for (const s of root.services as Record<string, unknown>[]) {
+    const extra = unknownOf(s, SERVICE_FIELDS);
+    if (Object.keys(extra).length > 0) services.set(String(s.id), extra);
+    for (const i of s.instances as Record<string, unknown>[]) {
+      const more = unknownOf(i, INSTANCE_FIELDS);
+      if (Object.keys(more).length > 0) instances.set(`${s.id} ${i.id}`, more);
+    }
+  }
+  return { root: unknownOf(root, ROOT_FIELDS), services, instances };
+}
+
 const VERSION = 1;
 
 function corrupt(path: string, reason: string, cause?: unknown): HarborError {
@@ -46,8 +84,8 @@ const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 
 function parseInstance(path: string, where: string, value: unknown): InstanceRecord {
   const o = value as Record<string, unknown>;
   if (typeof o !== 'object' || o === null) throw corrupt(path, `has ${where} that is not an object`);
-  if (!isText(o.id) || !isText(o.host) || !isPort(o.port)) {
-    throw corrupt(path, `has ${where} without a valid id, host and port`);
+  if (!isText(o.id) || !isText(o.host) || !isInstanceHost(o.host) || !isPort(o.port)) {
+    throw corrupt(path, `has ${where} without a valid id, host (an IP address or hostname) and port`);
   }
   if (o.ttl !== undefined && !(Number.isInteger(o.ttl) && (o.ttl as number) > 0)) {
     throw corrupt(path, `has ${where} with a ttl that is not a positive integer`);
@@ -97,17 +135,27 @@ export function parseState(path: string, text: string): NodeState {
   return { services };
 }
 
-export function serializeState(state: NodeState): string {
+const NO_UNKNOWN_FIELDS: UnknownFields = { root: {}, services: new Map(), instances: new Map() };
+
+export function serializeState(state: NodeState, unknown: UnknownFields = NO_UNKNOWN_FIELDS): string {
   return `${JSON.stringify(
     {
+      ...unknown.root,
       version: VERSION,
       services: state.services.map((s) => ({
+        ...unknown.services.get(s.id),
         id: s.id,
         name: s.name,
         port: s.port,
         int_port: s.intPort,
         created_at: s.createdAt,
-        instances: s.instances.map((i) => ({ id: i.id, host: i.host, port: i.port, ttl: i.ttl })),
+        instances: s.instances.map((i) => ({
+          ...unknown.instances.get(`${s.id} ${i.id}`),
+          id: i.id,
+          host: i.host,
+          port: i.port,
+          ttl: i.ttl,
+        })),
       })),
     },
     null,
@@ -117,11 +165,45 @@ export function serializeState(state: NodeState): string {
 
 export class StateFile {
   readonly path: string;
+  /** What the last file read held that this version does not know; kept on every write. */
+  #unknown: UnknownFields = NO_UNKNOWN_FIELDS;
   #writing: Promise<void> | undefined;
   #next: { state: NodeState; waiters: { resolve: () => void; reject: (e: unknown) => void }[] } | undefined;
 
   constructor(path: string) {
     this.path = path;
+  }
+
+  /**
+   * Makes sure changes can be saved before the node says it is ready: creates the folder
+   * when it is missing, checks it is writable (E_STATE_FOLDER otherwise: a node that
+   * started would refuse every change with a 500), and removes temporary files that a
+   * killed node left (issue 9, item 12). Returns the names of those removed.
+   */
+  async prepare(): Promise<string[]> {
+    const dir = dirname(this.path);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o750 });
+      await access(dir, constants.W_OK | constants.X_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      throw new HarborError(
+        'E_STATE_FOLDER',
+        `state file ${this.path}: its folder ${dir} cannot be ${code === 'ENOENT' ? 'created' : 'written'} (${code}); choose another --state or fix the folder`,
+        { cause: error },
+      );
+    }
+    const prefix = `.${basename(this.path)}.`;
+    const mine = `${prefix}${process.pid}.tmp`;
+    const removed: string[] = [];
+    for (const name of await readdir(dir)) {
+      if (!name.startsWith(prefix) || !name.endsWith('.tmp') || name === mine) continue;
+      await unlink(join(dir, name)).then(
+        () => removed.push(name),
+        () => undefined,
+      );
+    }
+    return removed;
   }
 
   /** The saved state, or undefined when there is no file yet. Throws E_STATE_CORRUPT. */
@@ -139,7 +221,9 @@ export class StateFile {
         },
       );
     }
-    return parseState(this.path, text);
+    const state = parseState(this.path, text);
+    this.#unknown = unknownFields(text);
+    return state;
   }
 
   /**
@@ -163,7 +247,7 @@ export class StateFile {
       const { state, waiters } = this.#next;
       this.#next = undefined;
       try {
-        await this.#write(serializeState(state));
+        await this.#write(serializeState(state, this.#unknown));
         for (const w of waiters) w.resolve();
       } catch (error) {
         const wrapped = new HarborError(

@@ -1,6 +1,12 @@
 import * as net from 'node:net';
 import t from 'tap';
-import { bindProbe, PortAllocator, parsePortRange } from '../../src/node/index.js';
+import {
+  bindProbe,
+  ephemeralOverlap,
+  PortAllocator,
+  parsePortList,
+  parsePortRange,
+} from '../../src/node/index.js';
 import { listenTcp } from '../forward/fixtures/net.js';
 import { freeRange } from './fixtures/ranges.js';
 
@@ -55,4 +61,25 @@ t.test('parsePortRange', async (t) => {
   t.match(parsePortRange('40000-35000'), /first <= last/);
   t.match(parsePortRange('0-10'), /within 1-65535/);
   t.match(parsePortRange('a-b'), /must be a port range/);
+});
+
+t.test('ephemeralOverlap: ports of the range in the ephemeral range, less the reserved ones', async (t) => {
+  const ephemeral = { first: 32768, last: 60999 };
+  t.equal(
+    ephemeralOverlap({ first: 35000, last: 40000 }, ephemeral, []),
+    5001,
+    'the default range: all of it',
+  );
+  t.equal(ephemeralOverlap({ first: 20000, last: 25000 }, ephemeral, []), 0, 'below it: none');
+  t.equal(ephemeralOverlap({ first: 32000, last: 32999 }, ephemeral, []), 232, 'straddling: the part inside');
+  t.equal(
+    ephemeralOverlap({ first: 35000, last: 40000 }, ephemeral, parsePortList('35000-39999,40000\n')),
+    0,
+    'all reserved: none',
+  );
+  t.same(parsePortList(''), [], 'an empty reserved list');
+  t.same(parsePortList('1-2,7'), [
+    { first: 1, last: 2 },
+    { first: 7, last: 7 },
+  ]);
 });
