@@ -68,6 +68,8 @@ export class HarborNode {
   readonly #services = new Map<string, NodeService>();
   /** Instances restored from the state file that have not passed their check yet. */
   readonly #unchecked = new Set<Instance>();
+  /** int_ports chosen by creates still under way. */
+  readonly #intPortsPending = new Set<number>();
   #retryTimer: NodeJS.Timeout | undefined;
   #retrying = false;
   #reloading: Promise<void> = Promise.resolve();
@@ -136,7 +138,19 @@ export class HarborNode {
 
   /** Provisions a service: a free port, listeners, persisted. Throws E_PORT_RANGE_EXHAUSTED (503). */
   async createService(name: string, intPort?: number): Promise<Credentials> {
+    // Chosen and held before the first await: creates that overlap each get their own
+    // (issue 9, item 11: they all got 4100).
     const chosenIntPort = intPort ?? this.#lowestFreeIntPort();
+    const held = !this.#intPortsPending.has(chosenIntPort);
+    if (held) this.#intPortsPending.add(chosenIntPort);
+    try {
+      return await this.#provision(name, chosenIntPort);
+    } finally {
+      if (held) this.#intPortsPending.delete(chosenIntPort);
+    }
+  }
+
+  async #provision(name: string, chosenIntPort: number): Promise<Credentials> {
     for (let attempt = 1; ; attempt++) {
       const port = await this.#allocator.acquire();
       const service = this.#newService({
@@ -428,7 +442,9 @@ export class HarborNode {
   }
 
   #lowestFreeIntPort(): number {
-    const used = new Set([...this.#services.values()].map((s) => s.intPort));
+    const used = new Set(
+      [...this.#services.values()].map((s) => s.intPort).concat([...this.#intPortsPending]),
+    );
     let port = FIRST_INT_PORT;
     while (used.has(port)) port++;
     return port;

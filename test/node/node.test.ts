@@ -5,6 +5,14 @@ import { startNode } from './fixtures/node.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
+t.test('overlapping creates each get their own int_port', async (t) => {
+  const n = await startNode(t, { size: 8 });
+  // Started in one turn of the event loop: each has chosen before any has finished.
+  const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => n.node.createService(`tcp-${i}`)));
+  const intPorts = answers.map((a) => a.int_port).sort();
+  t.same(intPorts, [4100, 4101, 4102, 4103, 4104], 'five creates at once: five int_ports');
+});
+
 t.test(
   'POST /v1/services: credentials in the seed shape, a free port of the range, int_port from 4100',
   async (t) => {
