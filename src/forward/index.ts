@@ -20,7 +20,12 @@ export {
   type ProxyProtocolVersion,
   type Target,
 } from './types.js';
-export { DEFAULT_UDP_IDLE_TIMEOUT_MS, DEFAULT_UDP_MAX_SESSIONS, UdpForwarder } from './udp.js';
+export {
+  DEFAULT_UDP_IDLE_TIMEOUT_MS,
+  DEFAULT_UDP_MAX_SESSIONS,
+  DEFAULT_UDP_MAX_SESSIONS_PER_SOURCE,
+  UdpForwarder,
+} from './udp.js';
 
 export type ForwarderKind = 'tcp' | 'udp';
 

@@ -46,6 +46,8 @@ export interface ForwardStats {
   datagramsDropped: number;
   sessionsOpen: number;
   sessionsTotal: number;
+  /** UDP sessions closed to keep one client address within its share. */
+  sessionsEvicted: number;
   /** Targets that refused or errored (each try counts). */
   upstreamErrors: number;
   /** Connects and sends that failed for lack of a local resource (EMFILE, ENOBUFS...): no target blamed. */
@@ -64,6 +66,7 @@ export function createForwardStats(): ForwardStats {
     datagramsDropped: 0,
     sessionsOpen: 0,
     sessionsTotal: 0,
+    sessionsEvicted: 0,
     upstreamErrors: 0,
     localFailures: 0,
   };
@@ -100,4 +103,6 @@ export interface ForwarderOptions {
   readonly udpIdleTimeoutMs?: number | undefined;
   /** UDP only: at most this many client sessions at once. Default 4096. */
   readonly udpMaxSessions?: number | undefined;
+  /** UDP: sessions one client address may hold; its oldest makes room for its newest (default 256). */
+  readonly udpMaxSessionsPerSource?: number | undefined;
 }

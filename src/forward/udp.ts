@@ -25,6 +25,12 @@ import {
 
 export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 60_000;
 export const DEFAULT_UDP_MAX_SESSIONS = 4096;
+/**
+ * Sessions one client address may hold. One host sending from many source ports must
+ * not take the whole table and lock everyone else out (issue 9, item 6): past this, its
+ * own least recently seen session makes room. A NAT gateway of many users fits.
+ */
+export const DEFAULT_UDP_MAX_SESSIONS_PER_SOURCE = 256;
 /** Datagrams held for a session while its upstream socket connects (one event-loop turn for an IP). */
 const MAX_PENDING = 64;
 /** Bigger kernel buffers ride out bursts; best effort (the kernel caps them at net.core.*mem_max). */
@@ -63,6 +69,7 @@ export class UdpForwarder implements Forwarder {
   readonly #serviceStats: ServiceStats | undefined;
   readonly #idleMs: number;
   readonly #maxSessions: number;
+  readonly #maxPerSource: number;
   readonly #sweepMs: number;
   /** client address -> client port -> session */
   readonly #sessions = new Map<string, Map<number, Session>>();
@@ -84,6 +91,10 @@ export class UdpForwarder implements Forwarder {
     this.#serviceStats = options.serviceStats;
     this.#idleMs = options.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_TIMEOUT_MS;
     this.#maxSessions = options.udpMaxSessions ?? DEFAULT_UDP_MAX_SESSIONS;
+    this.#maxPerSource = Math.min(
+      this.#maxSessions,
+      options.udpMaxSessionsPerSource ?? DEFAULT_UDP_MAX_SESSIONS_PER_SOURCE,
+    );
     this.#sweepMs = Math.max(20, Math.min(1000, Math.floor(this.#idleMs / 4)));
   }
 
@@ -180,6 +191,7 @@ export class UdpForwarder implements Forwarder {
   };
 
   #openSession(address: string, port: number, byPort: Map<number, Session> | undefined): Session | undefined {
+    if (byPort !== undefined && byPort.size >= this.#maxPerSource) this.#evictOldest(byPort);
     if (this.#sessionCount >= this.#maxSessions) {
       // Expired sessions may not have been swept yet; sweep now, but at most once per sweep period.
       const now = Date.now();
@@ -210,6 +222,20 @@ export class UdpForwarder implements Forwarder {
     this.stats.sessionsOpen++;
     this.stats.sessionsTotal++;
     return session;
+  }
+
+  /** Closes the least recently seen session of one client address (it is at its share). */
+  #evictOldest(byPort: Map<number, Session>): void {
+    let oldest: Session | undefined;
+    for (const session of byPort.values()) {
+      if (oldest === undefined || session.lastSeen < oldest.lastSeen) oldest = session;
+    }
+    if (oldest === undefined) return;
+    this.#closeUpstream(oldest);
+    byPort.delete(oldest.port);
+    this.#sessionCount--;
+    this.stats.sessionsOpen--;
+    this.stats.sessionsEvicted++;
   }
 
   #connect(session: Session, target: Target): void {

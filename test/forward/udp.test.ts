@@ -10,7 +10,7 @@ const logger = silentLogger();
 async function startUdp(
   t: Test,
   picker: Picker,
-  extra: { udpIdleTimeoutMs?: number; udpMaxSessions?: number } = {},
+  extra: { udpIdleTimeoutMs?: number; udpMaxSessions?: number; udpMaxSessionsPerSource?: number } = {},
 ) {
   const forwarder = new UdpForwarder({
     listen: { host: '127.0.0.1', port: 0 },
@@ -77,10 +77,11 @@ t.test('the session table is bounded: a client over the limit is dropped, counte
   const forwarder = await startUdp(t, fixedPicker({ host: '127.0.0.1', port: server.port }), {
     udpMaxSessions: 2,
   });
-  const [a, b, c] = await Promise.all([udpClient(t), udpClient(t), udpClient(t)]);
+  // Three hosts (a share per source would let one host's new session replace its old one).
+  const [a, b, c] = await Promise.all(['127.0.0.1', '127.0.0.2', '127.0.0.3'].map((h) => clientOn(t, h)));
   t.equal(await a!.ask(forwarder.port!, 'a'), 'app:a');
   t.equal(await b!.ask(forwarder.port!, 'b'), 'app:b');
-  await t.rejects(c!.ask(forwarder.port!, 'c', 300), /no UDP reply/);
+  t.equal(await c!.ask(forwarder.port!, 'c', 300), '(no reply)');
   t.equal(forwarder.sessionCount, 2);
   t.equal(forwarder.stats.datagramsDropped, 1);
   t.equal(await a!.ask(forwarder.port!, 'a2'), 'app:a2', 'existing sessions keep working');
@@ -113,4 +114,66 @@ t.test('no target: datagrams are dropped, counted', async (t) => {
   const client = await udpClient(t);
   await t.rejects(client.ask(forwarder.port!, 'void', 200), /no UDP reply/);
   t.equal(forwarder.stats.datagramsDropped, 1);
+});
+
+/** Sends one datagram from each of `count` new sockets bound to `address`; resolves once all are sent. */
+async function burstFrom(t: Test, address: string, count: number, port: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const socket = dgram.createSocket('udp4');
+    t.teardown(() => socket.close());
+    await new Promise<void>((resolve) => socket.bind(0, address, () => resolve()));
+    await new Promise<void>((resolve) => socket.send(`from-${i}`, port, '127.0.0.1', () => resolve()));
+  }
+}
+
+/** A UDP client bound to `address`; ask() resolves with the reply, or '(no reply)' after `timeoutMs`. */
+async function clientOn(
+  t: Test,
+  address: string,
+): Promise<{ ask(port: number, text: string, timeoutMs?: number): Promise<string> }> {
+  const socket = dgram.createSocket('udp4');
+  t.teardown(() => socket.close());
+  await new Promise<void>((resolve) => socket.bind(0, address, () => resolve()));
+  return {
+    ask: (port, text, timeoutMs = 10_000) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          socket.off('message', onMessage);
+          resolve('(no reply)');
+        }, timeoutMs);
+        const onMessage = (m: Buffer) => {
+          clearTimeout(timer);
+          resolve(m.toString());
+        };
+        socket.once('message', onMessage);
+        socket.send(text, port, '127.0.0.1');
+      }),
+  };
+}
+
+t.test('one host with many source ports cannot take the whole session table', async (t) => {
+  const server = await udpTagServer(t, 'app');
+  const picker = fixedPicker({ host: '127.0.0.1', port: server.port });
+  // Without a share per source (issue 9, item 6): 16 ports of one host fill a table of 16,
+  // and a datagram from another host is dropped. This is what the share prevents.
+  const unfair = await startUdp(t, picker, { udpMaxSessions: 16, udpMaxSessionsPerSource: 16 });
+  await burstFrom(t, '127.0.0.1', 16, unfair.port!);
+  await waitFor(() => unfair.sessionCount === 16, 'the table to fill');
+  t.equal(
+    await (await clientOn(t, '127.0.0.2')).ask(unfair.port!, 'hi', 1000),
+    '(no reply)',
+    'without a share: locked out',
+  );
+
+  const fair = await startUdp(t, picker, { udpMaxSessions: 16, udpMaxSessionsPerSource: 4 });
+  await burstFrom(t, '127.0.0.1', 40, fair.port!);
+  await waitFor(() => fair.stats.datagramsIn === 40, 'the burst');
+  t.equal(fair.sessionCount, 4, 'the busy host holds its share, no more');
+  t.equal(fair.stats.sessionsEvicted, 36, 'its oldest sessions made room for its newest');
+  t.equal(await (await clientOn(t, '127.0.0.2')).ask(fair.port!, 'hi'), 'app:hi', 'another host is served');
+  t.equal(
+    await (await clientOn(t, '127.0.0.1')).ask(fair.port!, 'me'),
+    'app:me',
+    'and the busy host still is',
+  );
 });
