@@ -170,6 +170,8 @@ export class NodeApi {
       const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
       if (status === 401) headers['www-authenticate'] = 'Bearer realm="harbor-node"';
       if (error instanceof ApiError && status === 405) headers.allow = (error as MethodError).allow;
+      // A body the API refused is not read to its end: the connection cannot carry another request.
+      if (status === 413) headers.connection = 'close';
       if (!res.headersSent) res.writeHead(status, headers);
       res.end(`${JSON.stringify({ error: message, code })}\n`);
     }
@@ -253,21 +255,42 @@ function decodeSegment(segment: string): string {
   }
 }
 
+/** What the API still reads (and drops) of a body over the limit, so that its 413 is not lost to a reset. */
+const MAX_DISCARD_BYTES = 1024 * 1024;
+
 function readBody(req: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
+    const tooLarge = () => new ApiError('E_API_REQUEST', `body larger than ${MAX_BODY_BYTES} bytes`, 413);
+    const declared = Number(req.headers['content-length'] ?? 0);
     const chunks: Buffer[] = [];
     let size = 0;
+    let refused = false;
+    const refuse = () => {
+      refused = true;
+      chunks.length = 0;
+      reject(tooLarge());
+    };
+    if (declared > MAX_BODY_BYTES) refuse();
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
+      if (refused) {
+        // Read on (and drop) while the 413 goes out: closing on unread data would reset the
+        // connection and the client would never see the answer (issue 9, item 10). Bounded.
+        if (size > MAX_BODY_BYTES + MAX_DISCARD_BYTES) req.socket.destroy();
+        return;
+      }
       if (size > MAX_BODY_BYTES) {
-        reject(new ApiError('E_API_REQUEST', `body larger than ${MAX_BODY_BYTES} bytes`, 413));
-        req.destroy();
+        refuse();
         return;
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    req.on('end', () => {
+      if (!refused) resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', (error) => {
+      if (!refused) reject(error);
+    });
   });
 }
 

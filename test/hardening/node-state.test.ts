@@ -1,5 +1,6 @@
 // harbor-node's state file and API input against an unlucky or careless world
 // (issue 9, items 12 and 13), with the built program.
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,3 +109,36 @@ t.test(
     t.match(warning.msg, /ip_local_reserved_ports/, 'it says how to reserve them');
   },
 );
+
+t.test('a body over the API limit gets its 413, not a reset', async (t) => {
+  const node = await startNodeProcess(t, await ports());
+  const big = JSON.stringify({ name: 'tcp-big', pad: 'x'.repeat(100_000) });
+  for (const framing of [
+    ['-H', 'Content-Type: application/json'],
+    ['-H', 'Transfer-Encoding: chunked'],
+  ]) {
+    const out = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      const child = execFile(
+        'curl',
+        [
+          '-sS',
+          '-X',
+          'POST',
+          ...framing,
+          '--data-binary',
+          '@-',
+          '-w',
+          '\\n%{http_code}',
+          `${node.api}/v1/services`,
+        ],
+        { timeout: 20_000 },
+        (error, stdout) =>
+          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout }),
+      );
+      child.stdin?.end(big);
+    });
+    t.equal(out.code, 0, `curl (${framing[1]}) completes without a reset`);
+    t.match(out.stdout, /"code":"E_API_REQUEST"[\s\S]*\n413$/, 'and gets 413 with the error');
+  }
+  t.equal((await api(node.api, 'GET', '/v1/services')).status, 200, 'the API serves on');
+});
