@@ -43,6 +43,8 @@ export interface RegistrationStatus {
   readonly refreshes: number;
   readonly failures: number;
   readonly lastError: string | undefined;
+  /** While not registered: the delay before the next try (never more than a third of the TTL). */
+  readonly retryMs?: number | undefined;
 }
 
 export const DEFAULT_TTL_SECONDS = 30;
@@ -67,6 +69,8 @@ export class RegistrationClient {
   readonly #logger: Logger;
   readonly #fetch: typeof fetch;
   readonly #ttl: number;
+  /** A third of the TTL: two refreshes may be lost before the node drops the instance. */
+  readonly #refreshMs: number;
   readonly #registrations: Registration[];
   readonly #base: string;
   #stopped = false;
@@ -76,6 +80,7 @@ export class RegistrationClient {
     this.#logger = options.logger;
     this.#fetch = options.fetch ?? fetch;
     this.#ttl = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    this.#refreshMs = Math.max(200, (this.#ttl * 1000) / 3);
     this.#base = options.nodeUrl.replace(/\/+$/, '');
     this.#registrations = options.services.map((s) => new Registration(s));
   }
@@ -122,6 +127,7 @@ export class RegistrationClient {
       refreshes: r.refreshes,
       failures: r.failures,
       lastError: r.lastError,
+      retryMs: r.registered ? undefined : r.backoffMs,
     }));
   }
 
@@ -165,13 +171,14 @@ export class RegistrationClient {
       r.refreshes++;
       r.backoffMs = 0;
       r.lastError = undefined;
-      // A third of the TTL: two refreshes may be lost before the node drops the instance.
-      this.#schedule(r, Math.max(200, (this.#ttl * 1000) / 3));
+      this.#schedule(r, this.#refreshMs);
       return;
     }
     r.failures++;
-    const min = this.#options.minBackoffMs ?? 1000;
-    const max = this.#options.maxBackoffMs ?? 30_000;
+    // Never slower than the refresh: a node back from an outage restores the instance with
+    // its TTL running, and the next try must come before that TTL ends (issue 9, item 8).
+    const min = Math.min(this.#options.minBackoffMs ?? 1000, this.#refreshMs);
+    const max = Math.min(this.#options.maxBackoffMs ?? 30_000, this.#refreshMs);
     r.backoffMs = r.backoffMs === 0 ? min : Math.min(max, r.backoffMs * 2);
     if (problem !== r.lastError) {
       this.#logger.warn(

@@ -128,3 +128,23 @@ t.test('instance host: HARBOR_INSTANCE_HOST, else the first non-internal address
   t.equal(resolveInstanceHost(undefined, { eth0: [{ ...v6, ...common, scopeid: 0 }] }), '2001:db8::5');
   t.equal(resolveInstanceHost(undefined, { lo: [{ ...lo, ...common }] }), '127.0.0.1');
 });
+
+t.test('retries never wait longer than a third of the TTL, whatever the backoff says', async (t) => {
+  // Issue 9, item 8: after a node outage longer than the TTL, a 30 s backoff let the restored
+  // instance expire before the next try.
+  const client = new RegistrationClient({
+    nodeUrl: `http://127.0.0.1:${await deadPort()}`,
+    instanceId: 'ttl-1',
+    host: '127.0.0.1',
+    services: [{ serviceId: 'x', serviceName: 'tcp-x', port: 4100 }],
+    ttlSeconds: 3,
+    minBackoffMs: 50,
+    maxBackoffMs: 30_000,
+    logger,
+  });
+  t.teardown(() => client.stop());
+  client.start();
+  await waitFor(() => client.status()[0]!.failures >= 6, 'six failed tries');
+  const retryMs = client.status()[0]!.retryMs ?? 0;
+  t.ok(retryMs > 0 && retryMs <= 1000, `the next try in ${retryMs} ms: at most ttl/3 = 1000 ms`);
+});
