@@ -30,6 +30,14 @@ export const METRIC_NAMES = {
   backendErrors: 'harbor_backend_errors_total',
 } as const;
 
+/**
+ * A service's labels: its name, and on harbor-node its id too, since two services may share
+ * a name there and must not add up into one series (issue 9, item 9).
+ */
+function labelsOf(s: MetricsService): Record<string, string> {
+  return s.id === undefined ? { service: s.name } : { service: s.name, service_id: s.id };
+}
+
 type Filler = (metric: Counter<string> | Gauge<string>, service: MetricsService) => void;
 
 export function createMetricsRegistry(options: MetricsOptions): Registry {
@@ -50,7 +58,7 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
     const config = {
       name,
       help,
-      labelNames: ['service', ...labelNames],
+      labelNames: ['service', 'service_id', ...labelNames],
       registers: [registry],
       collect(this: Counter<string> | Gauge<string>) {
         this.reset();
@@ -66,10 +74,10 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
   };
 
   define('gauge', METRIC_NAMES.connectionsOpen, 'Client connections open now.', [], (m, s) =>
-    put(m, { service: s.name }, s.stats.connectionsOpen),
+    put(m, labelsOf(s), s.stats.connectionsOpen),
   );
   define('counter', METRIC_NAMES.connectionsTotal, 'Client connections accepted.', [], (m, s) =>
-    put(m, { service: s.name }, s.stats.connectionsTotal),
+    put(m, labelsOf(s), s.stats.connectionsTotal),
   );
   define(
     'counter',
@@ -78,18 +86,18 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
     ['class'],
     (m, s) => {
       for (const statusClass of CLASSES) {
-        put(m, { service: s.name, class: statusClass }, s.stats.requests[statusClass]);
+        put(m, { ...labelsOf(s), class: statusClass }, s.stats.requests[statusClass]);
       }
     },
   );
   define('counter', METRIC_NAMES.bytesIn, 'Bytes received from clients.', [], (m, s) =>
-    put(m, { service: s.name }, s.stats.bytesIn),
+    put(m, labelsOf(s), s.stats.bytesIn),
   );
   define('counter', METRIC_NAMES.bytesOut, 'Bytes sent to clients.', [], (m, s) =>
-    put(m, { service: s.name }, s.stats.bytesOut),
+    put(m, labelsOf(s), s.stats.bytesOut),
   );
   define('counter', METRIC_NAMES.handshakeErrors, 'Failed TLS handshakes, by reason.', ['reason'], (m, s) => {
-    for (const [reason, count] of s.stats.handshakeErrors) put(m, { service: s.name, reason }, count);
+    for (const [reason, count] of s.stats.handshakeErrors) put(m, { ...labelsOf(s), reason }, count);
   });
   define(
     'counter',
@@ -97,8 +105,8 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
     'Certificate reloads, by result (ok, failed).',
     ['result'],
     (m, s) => {
-      put(m, { service: s.name, result: 'ok' }, s.stats.reloadsSucceeded);
-      put(m, { service: s.name, result: 'failed' }, s.stats.reloadsFailed);
+      put(m, { ...labelsOf(s), result: 'ok' }, s.stats.reloadsSucceeded);
+      put(m, { ...labelsOf(s), result: 'failed' }, s.stats.reloadsFailed);
     },
   );
   define(
@@ -107,7 +115,7 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
     'Seconds until the served certificate expires (negative once expired).',
     [],
     (m, s) => {
-      if (s.notAfter) put(m, { service: s.name }, Math.round((s.notAfter.getTime() - now()) / 1000));
+      if (s.notAfter) put(m, labelsOf(s), Math.round((s.notAfter.getTime() - now()) / 1000));
     },
   );
   define(
@@ -115,7 +123,7 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
     METRIC_NAMES.backendErrors,
     'Requests or connections that failed toward the backend.',
     [],
-    (m, s) => put(m, { service: s.name }, s.stats.backendErrors),
+    (m, s) => put(m, labelsOf(s), s.stats.backendErrors),
   );
 
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });

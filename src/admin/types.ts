@@ -6,6 +6,8 @@ import type { ServiceStats, StatusClass } from '../stats/index.js';
 /** One service's entry in MetricsSource: its plain counters and, for HTTPS, when its certificate expires. */
 export interface MetricsService {
   readonly name: string;
+  /** A unique id where names need not be unique (harbor-node's service id). */
+  readonly id?: string | undefined;
   readonly stats: ServiceStats;
   /** notAfter of the certificate now served; undefined for services without one (TCP, UDP, no pair yet). */
   readonly notAfter?: Date | undefined;

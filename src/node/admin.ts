@@ -56,7 +56,7 @@ export function createNodeAdmin(options: NodeAdminOptions): AdminRequestHandler 
     readiness: async () => nodeReadiness(options.node),
     status: () => nodeStatusReport(options),
     metrics: {
-      services: () => [...options.node.services].map((s) => ({ name: s.name, stats: s.stats })),
+      services: () => [...options.node.services].map((s) => ({ name: s.name, id: s.id, stats: s.stats })),
     },
     logger: options.logger,
   });

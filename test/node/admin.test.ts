@@ -21,7 +21,10 @@ t.test('the admin endpoint on the API address: open probes, token for metrics an
   t.equal((await n.call('GET', '/status', undefined, open)).status, 401);
   const metrics = await n.call('GET', '/metrics');
   t.equal(metrics.status, 200);
-  t.match(metrics.text, /harbor_connections_total\{service="tcp-shop"\} 1/);
+  t.match(
+    metrics.text,
+    new RegExp(`harbor_connections_total\\{service="tcp-shop",service_id="${creds.name}"\\} 1`),
+  );
   const status = await n.call('GET', '/status');
   t.match(status.json, {
     program: 'harbor-node',
@@ -58,4 +61,16 @@ t.test('/readyz is 503 naming a service whose port another process holds', async
   const ready = await n.call('GET', '/readyz', undefined, { accept: 'application/json' });
   t.equal(ready.status, 503);
   t.match(ready.text, new RegExp(`tcp-held: port ${range.first} not listening`));
+});
+
+t.test('two services with one name are two series, told apart by service_id', async (t) => {
+  const n = await startNode(t);
+  const app = await tagServer(t, 'app');
+  const a = (await n.call('POST', '/v1/services', { name: 'tcp-same' })).json;
+  const b = (await n.call('POST', '/v1/services', { name: 'tcp-same' })).json;
+  await n.call('PUT', `/v1/services/${a.name}/instances/i`, { host: '127.0.0.1', port: app.port });
+  for (let i = 0; i < 3; i++) t.equal(await tcpRequest(a.port), 'app');
+  const text = (await n.call('GET', '/metrics')).text;
+  t.match(text, new RegExp(`harbor_connections_total\\{service="tcp-same",service_id="${a.name}"\\} 3`));
+  t.match(text, new RegExp(`harbor_connections_total\\{service="tcp-same",service_id="${b.name}"\\} 0`));
 });
