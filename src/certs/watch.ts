@@ -32,8 +32,14 @@ export interface CertWatcherOptions {
 }
 
 interface Plan {
-  /** What chokidar watches, sorted: the joined list tells whether a re-arm is needed. */
+  /** What chokidar watches, sorted. */
   readonly targets: readonly string[];
+  /**
+   * The targets with the inode each is now: a re-arm is needed when it changes. A folder
+   * deleted and made again under the same name is a new inode, which the old watch never
+   * sees (issue 9, item 21: changes were then caught by the 3 s poll only).
+   */
+  readonly identity: string;
   /** Folders whose every entry matters. */
   readonly full: ReadonlySet<string>;
   /** Folders that do not exist yet (their ancestors are watched for them). */
@@ -53,6 +59,16 @@ function realpath(path: string): string | undefined {
     return realpathSync(path);
   } catch {
     return undefined;
+  }
+}
+
+/** Which folder a path is now: a folder made again after a delete often gets the same inode number back, never the same birth time. */
+function inodeOf(path: string): string {
+  try {
+    const stat = statSync(path);
+    return `${stat.dev}:${stat.ino}:${stat.birthtimeMs}`;
+  } catch {
+    return '-';
   }
 }
 
@@ -80,7 +96,7 @@ function fileState(file: string): string {
 export class CertWatcher {
   #options: CertWatcherOptions;
   #watcher: FSWatcher | undefined;
-  #plan: Plan = { targets: [], full: new Set(), missing: new Set() };
+  #plan: Plan = { targets: [], identity: '', full: new Set(), missing: new Set() };
   #debounce: NodeJS.Timeout | undefined;
   #firstPending = 0;
   #pendingReason = '';
@@ -150,7 +166,13 @@ export class CertWatcher {
       if (real !== undefined) full.add(dirname(real));
     }
     for (const dir of full) targets.add(dir);
-    return { targets: [...targets].sort(), full, missing };
+    const sorted = [...targets].sort();
+    return {
+      targets: sorted,
+      identity: sorted.map((dir) => `${dir}@${inodeOf(dir)}`).join('\n'),
+      full,
+      missing,
+    };
   }
 
   #relevant(path: string): boolean {
@@ -165,13 +187,20 @@ export class CertWatcher {
   #rearm(initial = false): void {
     if (this.#closed) return;
     const plan = this.#makePlan();
-    if (!initial && plan.targets.join('\n') === this.#plan.targets.join('\n')) {
+    if (!initial && plan.identity === this.#plan.identity) {
       this.#plan = plan;
       return;
     }
     this.#plan = plan;
     if (this.#options.fileEvents === false) return;
+    // The old watcher is closed first: chokidar shares one fs.watch per path between its
+    // watchers, so a new watcher made while the old one is open would join the old handle,
+    // which is dead when the folder was deleted and made again (issue 9, item 21).
     const previous = this.#watcher;
+    if (previous) {
+      const closing = previous.close().finally(() => this.#closing.delete(closing));
+      this.#closing.add(closing);
+    }
     // A fresh watcher rather than add/unwatch: chokidar's bookkeeping for folders deleted and recreated under it
     // is the part most likely to go stale, and a re-plan is rare.
     const watcher = watch([...plan.targets], {
@@ -191,10 +220,6 @@ export class CertWatcher {
       if (!initial) this.#check('re-armed');
     });
     this.#options.logger.debug({ watching: plan.targets }, 'watching certificate folders');
-    if (previous) {
-      const closing = previous.close().finally(() => this.#closing.delete(closing));
-      this.#closing.add(closing);
-    }
   }
 
   #event(event: string, path: string): void {

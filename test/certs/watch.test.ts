@@ -187,6 +187,22 @@ t.test(
   },
 );
 
+t.test('the certs folder deleted and made again: later changes are still seen at once', async (t) => {
+  // Issue 9, item 21: the watch stayed on the deleted folder's inode, and only the poll (here
+  // a minute, so it cannot help) saw later changes.
+  const s = freshApp();
+  put(s.dir, 'harbor', P(0));
+  const w = await start(t, { ...s, pollMs: 60_000 });
+  rmSync(s.dir, { recursive: true, force: true });
+  mkdirSync(s.dir);
+  put(s.dir, 'harbor', P(1));
+  t.ok(await until(() => w.fingerprint() === fp[1], 30_000), 'the pair in the new folder is served');
+  await w.watcher.ready();
+  put(s.dir, 'harbor', P(2));
+  t.ok(await until(() => w.fingerprint() === fp[2], 30_000), 'and a later change in it too');
+  t.same(w.errors(), []);
+});
+
 t.test('the stat poll alone catches a change (file events off)', async (t) => {
   const s = freshApp();
   put(s.dir, 'harbor', P(0));
