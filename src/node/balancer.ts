@@ -37,11 +37,13 @@ export class Health {
     this.state = state;
   }
 
-  /** Marks it down; after `downMs` it is up again (and will be tried). */
+  /**
+   * Marks it down; after `downMs` it is up again (and will be tried). Marked down again while
+   * down (an active check that failed), the time starts over; `downSince` stays.
+   */
   markDown(downMs: number): void {
-    if (this.state === 'down' && this.#downTimer) return;
+    if (this.state !== 'down') this.downSince = Date.now();
     this.state = 'down';
-    this.downSince = Date.now();
     clearTimeout(this.#downTimer);
     this.#downTimer = setTimeout(() => {
       this.#downTimer = undefined;

@@ -420,9 +420,23 @@ export class HarborNode {
     }
   }
 
+  /**
+   * Checks (a TCP connect) the restored instances not yet checked, and every instance whose
+   * TCP side is down: one that answers is up at once; one that still does not stays down
+   * (its down time starts over), so a blackholed instance costs one client its connect
+   * timeout, not one client every down time (issue 9: HAProxy's and Envoy's active checks).
+   */
   async #checkInstances(): Promise<void> {
-    await Promise.all(
-      [...this.#unchecked].map(async (instance) => {
+    const down: Instance[] = [];
+    for (const service of this.#services.values()) {
+      if (!service.protocols.includes('tcp')) continue;
+      for (const instance of service.instances) {
+        if (instance.health.tcp.state === 'down' && !this.#unchecked.has(instance)) down.push(instance);
+      }
+    }
+    const downMs = this.#options.downMs ?? DEFAULT_DOWN_MS;
+    await Promise.all([
+      ...[...this.#unchecked].map(async (instance) => {
         const ok = await this.#check(instance.host, instance.port);
         if (ok && this.#unchecked.delete(instance)) {
           instance.health.tcp.markUp();
@@ -432,7 +446,20 @@ export class HarborNode {
           );
         }
       }),
-    );
+      ...down.map(async (instance) => {
+        const ok = await this.#check(instance.host, instance.port);
+        if (instance.health.tcp.state !== 'down') return;
+        if (ok) {
+          instance.health.tcp.markUp();
+          this.#logger.info(
+            { instance: instance.id, address: `${instance.host}:${instance.port}` },
+            'instance answers again; back in rotation',
+          );
+        } else {
+          instance.health.tcp.markDown(downMs);
+        }
+      }),
+    ]);
   }
 
   #require(id: string): NodeService {
