@@ -98,6 +98,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     extHost: settings.extHost,
     stateFile,
     udpIdleTimeoutMs: settings.udpIdleTimeoutMs,
+    tcpIdleTimeoutMs: settings.tcpIdleTimeoutMs,
     logger,
   });
   const admin = createNodeAdmin({ node, logger, version: readVersion(), startedAt: new Date() });

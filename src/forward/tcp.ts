@@ -198,6 +198,17 @@ export class TcpForwarder implements Forwarder {
   #onUpstreamConnect(relay: Relay, upstream: net.Socket): void {
     upstream.setTimeout(0);
     upstream.removeAllListeners('timeout');
+    const idleMs = this.#options.tcpIdleTimeoutMs ?? 0;
+    if (idleMs > 0) {
+      // Each socket's timer restarts on its own reads and writes: data either way keeps both
+      // alive; a target that accepted and went silent no longer holds its client for ever.
+      const cut = (): void => {
+        relay.client.destroy();
+        upstream.destroy();
+      };
+      relay.client.setTimeout(idleMs, cut);
+      upstream.setTimeout(idleMs, cut);
+    }
     upstream.removeAllListeners('error');
     upstream.on('error', this.#onSocketError);
     const client = relay.client;

@@ -99,6 +99,8 @@ export interface ForwarderOptions {
   readonly serviceStats?: ServiceStats | undefined;
   /** TCP only: send a PROXY protocol header of this version to the target first. */
   readonly proxyProtocol?: ProxyProtocolVersion | undefined;
+  /** TCP only: a connection with no data either way for this long is closed (both sides). 0 or absent: never. */
+  readonly tcpIdleTimeoutMs?: number | undefined;
   /** UDP only: a client's session closes after this long without traffic either way. Default 60 s. */
   readonly udpIdleTimeoutMs?: number | undefined;
   /** UDP only: at most this many client sessions at once. Default 4096. */

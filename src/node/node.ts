@@ -23,6 +23,8 @@ export interface HarborNodeOptions {
   /** Without a state file the node keeps its services in memory only. */
   readonly stateFile?: StateFile | undefined;
   readonly udpIdleTimeoutMs: number;
+  /** Forwarded TCP connections idle this long either way are closed; 0: never. */
+  readonly tcpIdleTimeoutMs?: number | undefined;
   readonly logger: Logger;
   readonly probe?: PortProbe | undefined;
   readonly check?: InstanceCheck | undefined;
@@ -372,6 +374,7 @@ export class HarborNode {
       listenHost: this.#options.listenHost,
       logger: this.#logger,
       udpIdleTimeoutMs: this.#options.udpIdleTimeoutMs,
+      tcpIdleTimeoutMs: this.#options.tcpIdleTimeoutMs,
       downMs: this.#options.downMs ?? DEFAULT_DOWN_MS,
       onExpire: (service, instance) => {
         this.#unchecked.delete(instance);

@@ -35,6 +35,8 @@ export interface NodeServiceOptions {
   readonly listenHost: string | undefined;
   readonly logger: Logger;
   readonly udpIdleTimeoutMs: number;
+  /** Forwarded TCP connections idle this long either way are closed; 0: never. */
+  readonly tcpIdleTimeoutMs?: number | undefined;
   readonly downMs: number;
   /** Called when an instance's TTL runs out (after it was removed), so the node can persist and log. */
   readonly onExpire: (service: NodeService, instance: Instance) => void;
@@ -95,6 +97,7 @@ export class NodeService {
         logger: options.logger,
         name: record.name,
         udpIdleTimeoutMs: options.udpIdleTimeoutMs,
+        tcpIdleTimeoutMs: options.tcpIdleTimeoutMs,
         serviceStats: this.stats,
       });
       return { kind, forwarder, listening: false };

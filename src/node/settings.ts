@@ -21,6 +21,8 @@ export interface NodeSettings {
   /** Undefined: every address. */
   readonly listen: string | undefined;
   readonly udpIdleTimeoutMs: number;
+  /** 0: off. */
+  readonly tcpIdleTimeoutMs: number;
   readonly drainTimeoutMs: number;
   readonly token: string | undefined;
   readonly logLevel: LevelWithSilent;
@@ -63,6 +65,12 @@ export const NODE_SETTINGS = {
     env: ['HARBOR_NODE_UDP_IDLE_TIMEOUT'],
     default: '60s',
     help: 'UDP session idle timeout',
+  },
+  tcpIdleTimeout: {
+    flag: 'tcp-idle-timeout',
+    env: ['HARBOR_NODE_TCP_IDLE_TIMEOUT'],
+    default: '1h',
+    help: 'close a TCP connection with no data either way for this long (0: never)',
   },
   drainTimeout: {
     flag: 'drain-timeout',
@@ -135,6 +143,10 @@ export function resolveNodeSettings(
     return parsed.ok ? parsed.value : 0;
   };
   const udpIdleTimeoutMs = duration('udpIdleTimeout');
+  const tcpIdleRaw = raw('tcpIdleTimeout');
+  const tcpIdle = tcpIdleRaw.text === '0' ? { ok: true as const, value: 0 } : parseDuration(tcpIdleRaw.text);
+  if (!tcpIdle.ok) problem(tcpIdleRaw.source, tcpIdleRaw.text, tcpIdle.reason);
+  const tcpIdleTimeoutMs = tcpIdle.ok ? tcpIdle.value : 0;
   const drainTimeoutMs = duration('drainTimeout');
 
   const levelRaw = raw('logLevel');
@@ -174,6 +186,7 @@ export function resolveNodeSettings(
       extHost: raw('extHost').text || undefined,
       listen,
       udpIdleTimeoutMs,
+      tcpIdleTimeoutMs,
       drainTimeoutMs,
       token,
       logLevel: level.value,

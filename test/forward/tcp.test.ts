@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import t, { type Test } from 'tap';
 import { fixedPicker, type Picker, type Target, TcpForwarder } from '../../src/forward/index.js';
 import { silentLogger } from '../../src/log/index.js';
+import { waitFor } from '../helpers/wait.js';
 import { deadPort, echoServer, listenTcp, tagServer, tcpRequest } from './fixtures/net.js';
 
 const logger = silentLogger();
@@ -257,4 +258,30 @@ t.test('a slow target: the client-to-target direction pauses and loses nothing',
   t.equal(reply, 'done');
   t.equal(bytes.length, payload.length);
   t.ok(bytes.equals(payload), 'same bytes in the same order');
+});
+
+t.test('--tcp-idle-timeout: a target that accepts and goes silent does not hold its client', async (t) => {
+  const silent = net.createServer((socket) => {
+    socket.on('error', () => {});
+    // Accepts, reads, never answers.
+  });
+  await listenTcp(silent);
+  t.teardown(() => silent.close());
+  const target = { host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port };
+  const forwarder = new TcpForwarder({
+    listen: { host: '127.0.0.1', port: 0 },
+    picker: fixedPicker(target),
+    logger: silentLogger(),
+    name: 'tcp-idle',
+    tcpIdleTimeoutMs: 300,
+  });
+  await forwarder.start();
+  t.teardown(() => forwarder.close());
+  const client = net.connect({ host: '127.0.0.1', port: forwarder.port! });
+  client.on('error', () => {});
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+  client.write('hello?');
+  await closed;
+  t.pass('the client connection is closed by the idle timeout');
+  await waitFor(() => forwarder.openConnections === 0, 'the relay to end');
 });
