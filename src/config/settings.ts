@@ -98,7 +98,8 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     flag: 'header-timeout',
     env: ['HARBOR_HEADER_TIMEOUT'],
     type: 'string',
-    description: 'How long a client may take to send a TLS handshake and request head.',
+    description:
+      'How long a client may take to send a TLS handshake and request head (the first one counted from the handshake).',
     defaultText: '10s',
     commands: ['run'],
   },
@@ -106,7 +107,8 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     flag: 'idle-timeout',
     env: ['HARBOR_IDLE_TIMEOUT'],
     type: 'string',
-    description: 'How long an idle keep-alive client connection is kept.',
+    description:
+      'How long an idle keep-alive client connection is kept, and how long a client may take no data while a response waits for it (then it is cut and the backend freed).',
     defaultText: '60s',
     commands: ['run'],
   },
