@@ -41,6 +41,11 @@ class H2Exchange implements BackendOwner, ResponseSink {
   readonly #reader: ResponseReader;
   #backend: BackendConn | null = null;
   #chunkedBody = false;
+  /** A request body of unknown length, held while it fits; null once sent or when not held. */
+  #held: Buffer[] | null = null;
+  #heldBytes = 0;
+  /** The request head for the backend without its last CRLF, while the body is held. */
+  #heldHead = '';
   #requestDone = false;
   #responded = false;
   #finished = false;
@@ -81,7 +86,39 @@ class H2Exchange implements BackendOwner, ResponseSink {
     stream.on('error', noop);
     const backend = core.pool.acquire(this);
     this.#backend = backend;
-    backend.socket.write(buildRequestHead(head, peer, core.settings, false), 'latin1');
+    const sent = buildRequestHead(head, peer, core.settings, false);
+    if (this.#held !== null) {
+      // The framing header goes in once the body's size is known (#release).
+      this.#heldHead = sent.slice(0, -2);
+      return;
+    }
+    backend.socket.write(sent, 'latin1');
+  }
+
+  /**
+   * Sends the head held for a body of unknown length: with its Content-Length when the whole
+   * body came within the limit (many backends, uWSGI's --http-socket among them, read no
+   * chunked request body: issue 9, item 22), else chunked, with what was held as the first chunk.
+   */
+  #release(whole: boolean): void {
+    const held = this.#held;
+    const backend = this.#backend;
+    if (held === null) return;
+    this.#held = null;
+    if (backend === null) return;
+    const body = Buffer.concat(held);
+    if (whole) {
+      backend.socket.write(`${this.#heldHead}Content-Length: ${body.length}\r\n\r\n`, 'latin1');
+      backend.socket.write(body);
+      return;
+    }
+    this.#chunkedBody = true;
+    backend.socket.write(`${this.#heldHead}Transfer-Encoding: chunked\r\n\r\n`, 'latin1');
+    if (body.length > 0) {
+      backend.socket.write(`${body.length.toString(16)}\r\n`, 'latin1');
+      backend.socket.write(body);
+      backend.socket.write('\r\n', 'latin1');
+    }
   }
 
   /** The stream's head as an HTTP/1.1 head, so that one parser and one set of rules serve both protocols. */
@@ -104,9 +141,8 @@ class H2Exchange implements BackendOwner, ResponseSink {
     if (stream.endAfterHeaders) {
       this.#requestDone = true;
     } else if (!hasLength) {
-      // A body of unknown length goes to the HTTP/1.1 backend chunked.
-      this.#chunkedBody = true;
-      out += 'Transfer-Encoding: chunked\r\n';
+      // A body of unknown length is held (up to HELD_BODY_BYTES) to learn its length.
+      this.#held = [];
     }
     return `${out}\r\n`;
   }
@@ -115,6 +151,13 @@ class H2Exchange implements BackendOwner, ResponseSink {
     const backend = this.#backend;
     if (backend === null) return;
     this.#core.stats.bytesIn += chunk.length;
+    const held = this.#held;
+    if (held !== null) {
+      held.push(chunk);
+      this.#heldBytes += chunk.length;
+      if (this.#heldBytes > HELD_BODY_BYTES) this.#release(false);
+      return;
+    }
     const socket = backend.socket;
     let ok: boolean;
     if (this.#chunkedBody) {
@@ -131,10 +174,13 @@ class H2Exchange implements BackendOwner, ResponseSink {
 
   #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
     this.#requestTrailers = trailers;
+    // Trailers ride only in a chunked body.
+    this.#release(false);
   };
 
   #onEnd = (): void => {
     this.#requestDone = true;
+    this.#release(true);
     const backend = this.#backend;
     if (backend === null || !this.#chunkedBody) return;
     let last = '0\r\n';
@@ -350,6 +396,12 @@ class H2Exchange implements BackendOwner, ResponseSink {
 }
 
 function noop(): void {}
+
+/**
+ * A request body without content-length is held up to this much to be sent with one; a
+ * longer one goes chunked. Bounds the memory a stream can take this way.
+ */
+const HELD_BODY_BYTES = 1024 * 1024;
 
 // RFC 9113 error codes (node:http2's constants, without loading the module for them).
 const NGHTTP2_REFUSED_STREAM = 7;

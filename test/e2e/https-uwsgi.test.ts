@@ -5,6 +5,7 @@
 // of backend connections that do not stay alive.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,6 +127,20 @@ for (const kind of ['tcp', 'unix'] as const) {
     t.notOk('x-client-cert-subject' in seen.headers, 'nor X_Client_Cert_Subject');
     t.notOk('x-custom-kept' in seen.headers, 'no underscore name at all');
     t.equal(seen.bodyLength, 10, 'Content_Length cannot move the end of the body');
+
+    // An HTTP/2 upload without content-length (as browsers' streams and gRPC-style clients
+    // send): uWSGI's --http-socket reads no chunked body, so the proxy sends the length.
+    const h2 = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => h2.close());
+    const h2Echo = await new Promise<{ bodyLength: number }>((resolve, reject) => {
+      const stream = h2.request({ ':method': 'POST', ':path': '/h2-upload' });
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString())));
+      stream.on('error', reject);
+      stream.end('twenty-one bytes here');
+    });
+    t.equal(h2Echo.bodyLength, 21, 'the app reads the whole HTTP/2 upload');
 
     const post = await httpsRequest(fx.port, pair, {
       method: 'POST',
