@@ -2,6 +2,7 @@
 // first hard error as a thrown HarborError (for loading and reloading).
 // Validity is judged against an injected clock.
 import type { KeyObject, X509Certificate } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isWarning, type Problem } from '../errors/index.js';
 import { chainBreak, type Inspection, inspectChain } from './inspect.js';
@@ -144,6 +145,27 @@ export function nameWarnings(
   return problems;
 }
 
+/**
+ * A private key others can read (issue 9, item 23): a warning, since a Kubernetes secret
+ * volume's default mode is 0644 and the pair still works; what to do is in the message.
+ */
+export function keyPermissionProblems(keyFile: string, displayRoot?: string): Problem[] {
+  let mode: number;
+  try {
+    mode = statSync(keyFile).mode & 0o777;
+  } catch {
+    return []; // unreadable: reported by the read itself
+  }
+  if ((mode & 0o077) === 0) return [];
+  const who = mode & 0o007 ? 'anyone on the machine' : 'its group';
+  return [
+    {
+      code: 'W_KEY_READABLE',
+      message: `${displayPath(keyFile, displayRoot)} can be read by ${who} (mode ${mode.toString(8).padStart(4, '0')}); chmod 600 it (in Kubernetes, defaultMode: 0400 on the secret volume)`,
+    },
+  ];
+}
+
 /** Every problem with a pair at once: read, parse, key, chain, validity errors, then warnings. Never throws. */
 export function validatePair(files: PairFiles, options: ValidateOptions): Validation {
   const read = readPair(files, options);
@@ -154,6 +176,7 @@ export function validatePair(files: PairFiles, options: ValidateOptions): Valida
   problems.push(...structureProblems(inspection, chain, options.displayRoot));
   problems.push(...validityProblems(inspection, options.now(), options.warnDays ?? 30, options.displayRoot));
   problems.push(...nameWarnings(chain[0]!, inspection, options.hostnames ?? [], options.displayRoot));
+  problems.push(...keyPermissionProblems(files.keyFile, options.displayRoot));
   const errors = problems.filter((p) => !isWarning(p));
   const loaded =
     read.problems.length === 0 &&

@@ -134,6 +134,10 @@ export const CATALOGUE = {
     meaning: 'The certificate names neither the external nor the internal hostname.',
   },
   W_SELF_SIGNED: { kind: 'warning', meaning: 'The certificate is self-signed; browsers will not trust it.' },
+  W_KEY_READABLE: {
+    kind: 'warning',
+    meaning: 'The private key file can be read by its group or by anyone on the machine.',
+  },
   W_PORTS_EPHEMERAL: {
     kind: 'warning',
     meaning:

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -270,4 +270,21 @@ t.test('a client CA bundle is read and inspected; a bad one is E_CA_READ', async
   const bad = validatePair({ ...files, caFile: join(root, 'none.ca') }, { now });
   t.ok(codes(bad.problems).includes('E_CA_READ'));
   t.throws(() => loadPair({ ...files, caFile: join(root, 'none.ca') }), { code: 'E_CA_READ' });
+});
+
+t.test('a private key others can read is warned about, with the fix; 0600 is not', async (t) => {
+  const made = ssl.pair('perm.test', { type: 'ec' });
+  const files = install('perm-https', made.certFile, made.keyFile);
+  for (const [mode, who] of [
+    [0o644, /anyone on the machine \(mode 0644\)/],
+    [0o640, /its group \(mode 0640\)/],
+  ] as const) {
+    chmodSync(files.keyFile, mode);
+    const problems = validatePair(files, { now, displayRoot: app }).problems;
+    const warning = problems.find((p) => p.code === 'W_KEY_READABLE');
+    t.match(warning?.message, who, `mode ${mode.toString(8)}: warned`);
+    t.match(warning?.message, /certs\/perm-https\.key .*chmod 600/, 'naming the file and the fix');
+  }
+  chmodSync(files.keyFile, 0o600);
+  t.notOk(codes(validatePair(files, { now }).problems).includes('W_KEY_READABLE'), '0600: no warning');
 });
