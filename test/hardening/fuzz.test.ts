@@ -8,7 +8,7 @@
 import { createSocket } from 'node:dgram';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { udpTagServer } from '../forward/fixtures/net.js';
 import { waitFor } from '../helpers/wait.js';
 import {
@@ -109,7 +109,8 @@ function exchange(socket: net.Socket, bytes: Buffer, ms = 2000): Promise<Buffer>
   });
 }
 
-t.test('mutated HTTP/1.1 requests: well-formed answers or a close, and the proxy serves on', async (t) => {
+/** A proxy with short timeouts (a fuzz input that stalls costs half a second) in front of an echo backend. */
+async function fuzzTarget(t: Test) {
   const backend = await startEchoBackend();
   const fx = await startProxy(backend.address, { limits: { headerTimeoutMs: 500, idleTimeoutMs: 1000 } });
   t.teardown(async () => {
@@ -117,6 +118,11 @@ t.test('mutated HTTP/1.1 requests: well-formed answers or a close, and the proxy
     await backend.close();
     removeDir(fx.pair.dir);
   });
+  return fx;
+}
+
+t.test('mutated HTTP/1.1 requests: well-formed answers or a close, and the proxy serves on', async (t) => {
+  const fx = await fuzzTarget(t);
   const random = prng(SEED);
   const seeds = [
     'GET /a?b=c HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nConnection: close\r\n\r\n',
@@ -159,13 +165,7 @@ t.test('mutated HTTP/1.1 requests: well-formed answers or a close, and the proxy
 });
 
 t.test('mutated ClientHellos: refused cleanly, and a valid handshake works after', async (t) => {
-  const backend = await startEchoBackend();
-  const fx = await startProxy(backend.address, { limits: { headerTimeoutMs: 500, idleTimeoutMs: 1000 } });
-  t.teardown(async () => {
-    await fx.proxy.close();
-    await backend.close();
-    removeDir(fx.pair.dir);
-  });
+  const fx = await fuzzTarget(t);
   // A real ClientHello, captured from Node's own TLS client.
   const hello = await new Promise<Buffer>((resolve) => {
     const capture = net.createServer((s) => {

@@ -270,37 +270,36 @@ t.test(
   },
 );
 
-t.test('active checks: an instance down after a refusal is back as soon as it answers', async (t) => {
-  // Down time one minute: only the background check can bring it back within the test.
-  const n = await startNode(t, { downMs: 60_000, retryMs: 100 });
-  const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-back' });
+/** A node whose one TCP instance refused a client and is marked down; `back()` makes it answer. */
+async function downInstance(t: Parameters<typeof startNode>[0], retryMs: number) {
+  const n = await startNode(t, { downMs: 60_000, retryMs });
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-down' });
   const port = await deadPort();
   await n.call('PUT', `/v1/services/${creds.name}/instances/a`, { host: '127.0.0.1', port });
   await tcpRequest(creds.port).catch(() => '');
   const state = async () => (await n.call('GET', `/v1/services/${creds.name}`)).json.instances[0].state;
-  t.equal(await state(), 'down', 'refused: down');
-  const server = net.createServer((s) => s.end('back'));
-  await listenTcp(server, port);
-  t.teardown(() => server.close());
-  await waitFor(async () => (await state()) === 'up', 'the check to see it answer');
-  t.equal(await tcpRequest(creds.port), 'back');
-});
-
-t.test(
-  'every instance down: a new connection still tries them (panic), and one that is back answers',
-  async (t) => {
-    // No check runs within the test (retry every minute), so only the panic path can serve.
-    const n = await startNode(t, { downMs: 60_000, retryMs: 60_000 });
-    const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-panic' });
-    const port = await deadPort();
-    await n.call('PUT', `/v1/services/${creds.name}/instances/a`, { host: '127.0.0.1', port });
-    await tcpRequest(creds.port).catch(() => '');
-    const state = async () => (await n.call('GET', `/v1/services/${creds.name}`)).json.instances[0].state;
-    t.equal(await state(), 'down');
+  const back = async () => {
     const server = net.createServer((s) => s.end('back'));
     await listenTcp(server, port);
     t.teardown(() => server.close());
-    t.equal(await tcpRequest(creds.port), 'back', 'served by the instance still marked down');
-    t.equal(await state(), 'down', 'it was not marked up: the panic path served it');
-  },
-);
+  };
+  return { servicePort: creds.port as number, state, back };
+}
+
+t.test('active checks: an instance down after a refusal is back as soon as it answers', async (t) => {
+  // Down time one minute: only the background check can bring it back within the test.
+  const d = await downInstance(t, 100);
+  t.equal(await d.state(), 'down', 'refused: down');
+  await d.back();
+  await waitFor(async () => (await d.state()) === 'up', 'the check to see it answer');
+  t.equal(await tcpRequest(d.servicePort), 'back');
+});
+
+t.test('every instance down: a new connection still tries them (panic)', async (t) => {
+  // No check runs within the test (retry every minute), so only the panic path can serve.
+  const d = await downInstance(t, 60_000);
+  t.equal(await d.state(), 'down');
+  await d.back();
+  t.equal(await tcpRequest(d.servicePort), 'back', 'served by the instance still marked down');
+  t.equal(await d.state(), 'down', 'it was not marked up: the panic path served it');
+});
