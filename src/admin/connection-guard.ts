@@ -60,6 +60,9 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
   server.on('request', (req, res) => {
     const socket = req.socket;
     inFlight.add(socket);
+    // It spoke: a request in flight is not timed here (Node's own socket 'timeout' handler
+    // would end it); between requests Node's keep-alive timeout applies.
+    socket.setTimeout(0);
     if (closing) res.setHeader('connection', 'close');
     res.once('close', () => {
       inFlight.delete(socket);
