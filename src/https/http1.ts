@@ -602,10 +602,17 @@ export class Http1Connection implements BackendOwner, ResponseSink, ClientConnec
   onResponseError(reason: string): void {
     this.#core.pool.failure(`bad response: ${reason}`, null);
     this.#dropBackend();
-    if (this.#responseStarted) {
+    // A head still held back (no byte of it written) can be replaced by the 502 the client
+    // is owed: a malformed body right after the head used to close the connection with no
+    // answer at all (issue 9, item 23). Once a byte went out, only a cut is left.
+    const headUnsent = this.#pendingHead !== null || this.#pendingRaw !== null;
+    if (this.#responseStarted && !headUnsent) {
       this.#socket.destroy();
       return;
     }
+    this.#pendingHead = null;
+    this.#pendingRaw = null;
+    this.#responseStarted = false;
     this.#answer(502, !this.#requestDone);
   }
 

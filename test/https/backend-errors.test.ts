@@ -184,3 +184,21 @@ t.test(
     t.same(statuses, Array(20).fill(200));
   },
 );
+
+t.test('a malformed chunked body right after the head: 502, not an empty reply', async (t) => {
+  const broken = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () =>
+      socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nhello\r\n'),
+    );
+  });
+  await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => broken.close());
+  const fx = await startProxy(
+    { kind: 'tcp', host: '127.0.0.1', port: (broken.address() as net.AddressInfo).port },
+    { pair },
+  );
+  t.teardown(() => fx.proxy.close());
+  const r = await httpsRequest(fx.port, pair, { path: '/' });
+  t.equal(r.status, 502, 'the head was held back, so the client gets the 502 it is owed');
+});
