@@ -78,18 +78,31 @@ class H2Exchange implements BackendOwner, ResponseSink {
     }
     const method = head.method;
     this.#reader.reset(method === 'HEAD', true);
-    stream.on('data', this.#onData);
-    stream.on('end', this.#onEnd);
-    stream.on('trailers', this.#onTrailers);
-    stream.on('drain', this.#onDrain);
     stream.on('close', this.#onClose);
     stream.on('error', noop);
+    // Trailers are an event, not buffered like data: kept from the start.
+    stream.on('trailers', this.#onTrailers);
+    // The backend is taken one turn of the event loop later: a stream its client resets at
+    // once (HTTP/2 rapid reset, CVE-2023-44487: HEADERS then RST_STREAM in one packet, over and
+    // over) is gone by then and costs no backend connection (issue 9, item 23). Its body, if
+    // any, waits in the stream meanwhile: 'data' is not listened to yet.
+    setImmediate(() => this.#start(head, peer));
+  }
+
+  #start(head: Head, peer: Peer): void {
+    const stream = this.#stream;
+    if (this.#finished || stream.destroyed || stream.closed) return;
+    stream.on('data', this.#onData);
+    stream.on('end', this.#onEnd);
+    stream.on('drain', this.#onDrain);
+    const core = this.#core;
     const backend = core.pool.acquire(this);
     this.#backend = backend;
     const sent = buildRequestHead(head, peer, core.settings, false);
     if (this.#held !== null) {
       // The framing header goes in once the body's size is known (#release).
       this.#heldHead = sent.slice(0, -2);
+      if (this.#requestTrailers !== null) this.#release(false);
       return;
     }
     backend.socket.write(sent, 'latin1');
@@ -174,8 +187,8 @@ class H2Exchange implements BackendOwner, ResponseSink {
 
   #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
     this.#requestTrailers = trailers;
-    // Trailers ride only in a chunked body.
-    this.#release(false);
+    // Trailers ride only in a chunked body (once there is a backend to send it to: #start).
+    if (this.#backend !== null) this.#release(false);
   };
 
   #onEnd = (): void => {

@@ -280,3 +280,34 @@ t.test(
     t.equal(streamed.bodySha, sha, 'intact');
   },
 );
+
+t.test('rapid reset: streams cancelled at once cost no backend connection each', async (t) => {
+  // HTTP/2 rapid reset (CVE-2023-44487): HEADERS then RST_STREAM, over and over. Each such
+  // stream opened (and closed) a backend connection (issue 9, item 23).
+  const counted = await startEchoBackend();
+  t.teardown(() => counted.close());
+  let connections = 0;
+  counted.server.on('connection', () => connections++);
+  const fx2 = await startProxy(counted.address, { pair: fx.pair });
+  t.teardown(() => fx2.proxy.close());
+  const attacker = http2.connect(`https://localhost:${fx2.port}`, { ca: fx.pair.cert });
+  t.teardown(() => attacker.destroy());
+  attacker.on('error', () => {});
+  await new Promise<void>((resolve) => attacker.once('connect', () => resolve()));
+  for (let i = 0; i < 200; i++) {
+    const stream = attacker.request({ ':path': `/reset/${i}` });
+    stream.on('error', () => {});
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+  // A real request after them, on a fresh session: served, and its connection is counted too.
+  const client = http2.connect(`https://localhost:${fx2.port}`, { ca: fx.pair.cert });
+  t.teardown(() => client.close());
+  const answer = await new Promise<number>((resolve, reject) => {
+    const stream = client.request({ ':path': '/after' });
+    stream.on('response', (h) => resolve(Number(h[':status'])));
+    stream.on('error', reject);
+    stream.resume();
+  });
+  t.equal(answer, 200);
+  t.ok(connections <= 20, `${connections} backend connections for 200 reset streams and one request`);
+});
