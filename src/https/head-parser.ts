@@ -388,3 +388,11 @@ export function parseResponseHead(head: Head, buf: Buffer, from: number, end: nu
   head.reason = eol > 13 ? s.slice(13, eol) : '';
   return parseFields(head, eol + 2);
 }
+
+/** The status a request head refused for `error` is answered with, on HTTP/1 and HTTP/2 alike. */
+export function statusForHeadError(error: HeadError): number {
+  if (error === 'unsupported-transfer-encoding') return 501;
+  if (error === 'bad-version') return 505;
+  if (error === 'too-many-headers') return 431;
+  return 400;
+}

@@ -16,7 +16,7 @@ import {
   RESPONSE_KEEP,
   RESPONSE_KEEP_ALIVE_10,
 } from './forwarding.js';
-import { findHeadEnd, Head, type HeadError, parseRequestHead } from './head-parser.js';
+import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
 import type { BackendConn, BackendOwner } from './pool.js';
 import { ResponseReader, type ResponseSink } from './response-reader.js';
 
@@ -41,13 +41,6 @@ const RELAY_QUEUE_BYTES = 256 * 1024;
 const BODY_NONE = 0;
 const BODY_LENGTH = 1;
 const BODY_CHUNKED = 2;
-
-function statusForHeadError(error: HeadError): number {
-  if (error === 'unsupported-transfer-encoding') return 501;
-  if (error === 'bad-version') return 505;
-  if (error === 'too-many-headers') return 431;
-  return 400;
-}
 
 export class Http1Connection implements BackendOwner, ResponseSink, ClientConnection {
   readonly #socket: tls.TLSSocket;

@@ -9,7 +9,7 @@ import { countResponse } from '../stats/index.js';
 import { parseTrailers } from './chunked.js';
 import { type ClientConnection, cannedBody, type ProxyCore, RETRY_AFTER_SECONDS } from './core.js';
 import { buildRequestHead, type Peer } from './forwarding.js';
-import { findHeadEnd, Head, parseRequestHead } from './head-parser.js';
+import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
 import type { BackendConn, BackendOwner } from './pool.js';
 import { ResponseReader, type ResponseSink } from './response-reader.js';
 
@@ -70,10 +70,17 @@ class H2Exchange implements BackendOwner, ResponseSink {
     const head = new Head();
     const buf = Buffer.from(text, 'latin1');
     const end = findHeadEnd(buf, 0, buf.length);
-    const error = end < 0 ? 'bad-line-ending' : parseRequestHead(head, buf, 0, end);
+    const error =
+      buf.length > core.limits.maxHeaderBytes
+        ? 'too-many-headers'
+        : end < 0
+          ? 'bad-line-ending'
+          : parseRequestHead(head, buf, 0, end);
     if (error !== null || head.method === 'CONNECT') {
+      // The same answers as HTTP/1: a header list over the limit is 431 (nghttp2's own limit is
+      // set above ours, so that the client gets this answer rather than a reset stream).
       this.#finished = true;
-      this.#respondCanned(400);
+      this.#respondCanned(error === null ? 400 : statusForHeadError(error));
       return;
     }
     const method = head.method;
@@ -436,12 +443,13 @@ export class Http2Front {
     const http2 = process.getBuiltinModule('node:http2') as typeof import('node:http2');
     this.#server = http2.createServer({
       maxSessionMemory: 32,
-      // The same head limit as HTTP/1 (431 there; nghttp2 refuses the stream here).
-      maxHeaderListPairs: 200,
+      // nghttp2 refuses (resets) a stream past these; they are set above the proxy's own head
+      // limits (maxHeaderBytes, 200 lines), which answer 431 as HTTP/1 does (issue 9, item 23).
+      maxHeaderListPairs: 400,
       settings: {
         enablePush: false,
         maxConcurrentStreams: 128,
-        maxHeaderListSize: core.limits.maxHeaderBytes,
+        maxHeaderListSize: 2 * core.limits.maxHeaderBytes,
       },
     });
     this.#server.on('session', this.#onSession);

@@ -311,3 +311,19 @@ t.test('rapid reset: streams cancelled at once cost no backend connection each',
   t.equal(answer, 200);
   t.ok(connections <= 20, `${connections} backend connections for 200 reset streams and one request`);
 });
+
+t.test('a header list over the limits: 431, as HTTP/1 answers, not a reset stream', async (t) => {
+  const ask = (headers: http2.OutgoingHttpHeaders) =>
+    new Promise<number | string>((resolve) => {
+      const stream = session.request({ ':path': '/big', ...headers });
+      stream.on('response', (h) => resolve(Number(h[':status'])));
+      stream.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      stream.on('close', () => resolve(`closed ${stream.rstCode}`));
+      stream.resume();
+    });
+  t.equal(await ask({ 'x-big': 'a'.repeat(20_000) }), 431, 'a 20 KB header (limit 16 KiB)');
+  const many: http2.OutgoingHttpHeaders = {};
+  for (let i = 0; i < 250; i++) many[`x-h${i}`] = 'v';
+  t.equal(await ask(many), 431, '250 header lines (limit 200)');
+  t.equal(await ask({ 'x-small': 'fine' }), 200, 'the session serves on');
+});
