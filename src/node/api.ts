@@ -15,6 +15,7 @@ import {
 } from '../admin/index.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { udpCheckProblem } from './health.js';
 import { isInstanceHost } from './host.js';
 import type { HarborNode } from './node.js';
 
@@ -93,8 +94,13 @@ export function parseServiceBody(text: string): { name: string; intPort: number 
   return { name: body.name, intPort: body.int_port as number | undefined };
 }
 
-export function parseInstanceBody(text: string): { host: string; port: number; ttl: number | undefined } {
-  const body = parseObject(text, ['host', 'port', 'ttl']);
+export function parseInstanceBody(text: string): {
+  host: string;
+  port: number;
+  ttl: number | undefined;
+  udpCheck?: string;
+} {
+  const body = parseObject(text, ['host', 'port', 'ttl', 'udp_check']);
   if (typeof body.host !== 'string' || !isInstanceHost(body.host)) {
     throw badRequest(`"host" must be an IP address or a hostname, not ${JSON.stringify(body.host)}`);
   }
@@ -109,8 +115,15 @@ export function parseInstanceBody(text: string): { host: string; port: number; t
       `"ttl" must be an integer number of seconds 1-${MAX_TTL_SECONDS}, not ${JSON.stringify(ttl)}`,
     );
   }
+  const problem = body.udp_check === undefined ? undefined : udpCheckProblem(body.udp_check);
+  if (problem !== undefined) throw badRequest(`"udp_check" ${problem}`);
   const host = body.host.startsWith('[') ? body.host.slice(1, -1) : body.host;
-  return { host, port: body.port, ttl: ttl as number | undefined };
+  return {
+    host,
+    port: body.port,
+    ttl: ttl as number | undefined,
+    ...(body.udp_check !== undefined && { udpCheck: body.udp_check as string }),
+  };
 }
 
 export class NodeApi {

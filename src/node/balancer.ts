@@ -24,6 +24,8 @@ export interface InstanceSpec {
   readonly port: number;
   /** Seconds without a refresh before the instance is dropped; undefined: stays until removed. */
   readonly ttl?: number | undefined;
+  /** Opt-in UDP check: the datagram (text, or `hex:`...) the app answers. */
+  readonly udpCheck?: string | undefined;
 }
 
 /** An instance's health on one protocol: up, down for a while after a failure, or being checked. */
@@ -71,6 +73,8 @@ export class Instance {
   readonly host: string;
   readonly port: number;
   ttl: number | undefined;
+  /** Opt-in UDP check payload (InstanceSpec.udpCheck). */
+  udpCheck: string | undefined;
   /** The protocols its service carries: what `state` sums up. */
   readonly protocols: readonly Protocol[];
   readonly health: Readonly<Record<Protocol, Health>>;
@@ -86,6 +90,7 @@ export class Instance {
     this.host = spec.host;
     this.port = spec.port;
     this.ttl = spec.ttl;
+    this.udpCheck = spec.udpCheck;
     this.protocols = protocols;
     const start = (p: Protocol): HealthState =>
       typeof initial === 'string' ? initial : (initial[p] ?? 'up');

@@ -6,7 +6,13 @@ import { protocolLabel } from '../config/protocol.js';
 import { HarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { DEFAULT_DOWN_MS, type Instance, type InstanceSpec } from './balancer.js';
-import { type InstanceCheck, tcpConnectCheck } from './health.js';
+import {
+  type InstanceCheck,
+  tcpConnectCheck,
+  type UdpInstanceCheck,
+  udpCheckPayload,
+  udpProbeCheck,
+} from './health.js';
 import { bindProbe, PortAllocator, type PortProbe, type PortRange } from './ports.js';
 import { NodeService } from './service.js';
 import type { NodeState, ServiceRecord, StateFile } from './state.js';
@@ -28,6 +34,8 @@ export interface HarborNodeOptions {
   readonly logger: Logger;
   readonly probe?: PortProbe | undefined;
   readonly check?: InstanceCheck | undefined;
+  /** The opt-in UDP check (instances registered with udp_check). */
+  readonly udpCheck?: UdpInstanceCheck | undefined;
   /** How often a port held by another process, and an instance failing its check, are retried. */
   readonly retryMs?: number | undefined;
   /** How long an instance that refused stays down. */
@@ -66,6 +74,7 @@ export class HarborNode {
   readonly #logger: Logger;
   readonly #allocator: PortAllocator;
   readonly #check: InstanceCheck;
+  readonly #udpCheck: UdpInstanceCheck;
   readonly #retryMs: number;
   readonly #services = new Map<string, NodeService>();
   /** Instances restored from the state file that have not passed their check yet. */
@@ -86,6 +95,7 @@ export class HarborNode {
       probe: options.probe ?? bindProbe(options.listenHost),
     });
     this.#check = options.check ?? tcpConnectCheck();
+    this.#udpCheck = options.udpCheck ?? udpProbeCheck();
     this.#retryMs = options.retryMs ?? 3000;
   }
 
@@ -213,8 +223,13 @@ export class HarborNode {
     const before = service.instance(instanceId);
     const wasUnchecked = before !== undefined && this.#unchecked.delete(before);
     // Kept apart: a refresh changes the instance object in place.
-    const previous = before && { host: before.host, port: before.port, ttl: before.ttl };
-    const changed = previous?.ttl !== spec.ttl;
+    const previous = before && {
+      host: before.host,
+      port: before.port,
+      ttl: before.ttl,
+      udpCheck: before.udpCheck,
+    };
+    const changed = previous?.ttl !== spec.ttl || previous?.udpCheck !== spec.udpCheck;
     const result = service.upsert(instanceId, spec);
     // A sidecar refreshing its registration vouches for an instance restored from state.
     if (result === 'refreshed' && wasUnchecked) before.health.tcp.markUp();
@@ -245,7 +260,12 @@ export class HarborNode {
     try {
       await this.#persist();
     } catch (error) {
-      service.upsert(instanceId, { host: instance.host, port: instance.port, ttl: instance.ttl });
+      service.upsert(instanceId, {
+        host: instance.host,
+        port: instance.port,
+        ttl: instance.ttl,
+        udpCheck: instance.udpCheck,
+      });
       throw error;
     }
     this.#unchecked.delete(instance);
@@ -431,10 +451,14 @@ export class HarborNode {
    */
   async #checkInstances(): Promise<void> {
     const down: Instance[] = [];
+    const udpChecked: Instance[] = [];
     for (const service of this.#services.values()) {
-      if (!service.protocols.includes('tcp')) continue;
+      const tcp = service.protocols.includes('tcp');
+      const udp = service.protocols.includes('udp');
       for (const instance of service.instances) {
-        if (instance.health.tcp.state === 'down' && !this.#unchecked.has(instance)) down.push(instance);
+        if (tcp && instance.health.tcp.state === 'down' && !this.#unchecked.has(instance))
+          down.push(instance);
+        if (udp && instance.udpCheck !== undefined) udpChecked.push(instance);
       }
     }
     const downMs = this.#options.downMs ?? DEFAULT_DOWN_MS;
@@ -449,6 +473,7 @@ export class HarborNode {
           );
         }
       }),
+      ...udpChecked.map((instance) => this.#checkUdp(instance, downMs)),
       ...down.map(async (instance) => {
         const ok = await this.#check(instance.host, instance.port);
         if (instance.health.tcp.state !== 'down') return;
@@ -463,6 +488,27 @@ export class HarborNode {
         }
       }),
     ]);
+  }
+
+  /**
+   * The opt-in UDP check, of every instance that has one, up or down: a blackholed UDP
+   * instance sends no ICMP, so only an unanswered check takes it out of rotation.
+   */
+  async #checkUdp(instance: Instance, downMs: number): Promise<void> {
+    const check = instance.udpCheck;
+    if (check === undefined) return;
+    const ok = await this.#udpCheck(instance.host, instance.port, udpCheckPayload(check));
+    const health = instance.health.udp;
+    const address = `${instance.host}:${instance.port}`;
+    if (ok && health.state !== 'up') {
+      health.markUp();
+      this.#logger.info({ instance: instance.id, address }, 'udp check answered; back in rotation');
+    } else if (!ok) {
+      if (health.state === 'up') {
+        this.#logger.warn({ instance: instance.id, address }, 'udp check unanswered; out of rotation');
+      }
+      health.markDown(downMs);
+    }
   }
 
   #require(id: string): NodeService {

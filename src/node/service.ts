@@ -57,6 +57,8 @@ export interface InstanceView {
   readonly ttl: number | null;
   /** Its health; for a service on TCP and UDP, `degraded` when the two differ. */
   readonly state: InstanceState;
+  /** The opt-in UDP check, when the instance has one. */
+  readonly udp_check?: string;
   /** Per protocol, only for a service on both TCP and UDP. */
   readonly health?: Readonly<Partial<Record<Protocol, HealthState>>>;
 }
@@ -164,6 +166,7 @@ export class NodeService {
     let result: UpsertResult = 'created';
     if (existing && existing.host === spec.host && existing.port === spec.port) {
       existing.ttl = spec.ttl;
+      existing.udpCheck = spec.udpCheck;
       this.#armTtl(existing);
       return 'refreshed';
     }
@@ -221,7 +224,13 @@ export class NodeService {
   }
 
   instanceRecords(): InstanceRecord[] {
-    return [...this.#instances.values()].map((i) => ({ id: i.id, host: i.host, port: i.port, ttl: i.ttl }));
+    return [...this.#instances.values()].map((i) => ({
+      id: i.id,
+      host: i.host,
+      port: i.port,
+      ttl: i.ttl,
+      ...(i.udpCheck !== undefined && { udpCheck: i.udpCheck }),
+    }));
   }
 
   record(): ServiceRecord {
@@ -243,6 +252,7 @@ export class NodeService {
       port: i.port,
       ttl: i.ttl ?? null,
       state: i.state,
+      ...(i.udpCheck !== undefined && { udp_check: i.udpCheck }),
       ...(protocols.length > 1 && {
         health: Object.fromEntries(protocols.map((p) => [p, i.health[p].state])),
       }),

@@ -7,6 +7,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { HarborError } from '../errors/index.js';
+import { udpCheckProblem } from './health.js';
 import { isInstanceHost } from './host.js';
 
 export interface InstanceRecord {
@@ -14,6 +15,7 @@ export interface InstanceRecord {
   readonly host: string;
   readonly port: number;
   readonly ttl?: number | undefined;
+  readonly udpCheck?: string | undefined;
 }
 
 export interface ServiceRecord {
@@ -45,7 +47,7 @@ export interface UnknownFields {
 
 const ROOT_FIELDS = new Set(['version', 'services']);
 const SERVICE_FIELDS = new Set(['id', 'name', 'port', 'int_port', 'created_at', 'instances']);
-const INSTANCE_FIELDS = new Set(['id', 'host', 'port', 'ttl']);
+const INSTANCE_FIELDS = new Set(['id', 'host', 'port', 'ttl', 'udp_check']);
 
 function unknownOf(value: Record<string, unknown>, known: ReadonlySet<string>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(value).filter(([key]) => !known.has(key)));
@@ -90,7 +92,16 @@ function parseInstance(path: string, where: string, value: unknown): InstanceRec
   if (o.ttl !== undefined && !(Number.isInteger(o.ttl) && (o.ttl as number) > 0)) {
     throw corrupt(path, `has ${where} with a ttl that is not a positive integer`);
   }
-  return { id: o.id, host: o.host, port: o.port, ttl: o.ttl as number | undefined };
+  if (o.udp_check !== undefined && udpCheckProblem(o.udp_check) !== undefined) {
+    throw corrupt(path, `has ${where} with a udp_check that ${udpCheckProblem(o.udp_check)}`);
+  }
+  return {
+    id: o.id,
+    host: o.host,
+    port: o.port,
+    ttl: o.ttl as number | undefined,
+    ...(o.udp_check !== undefined && { udpCheck: o.udp_check as string }),
+  };
 }
 
 /** Checks the shape of a parsed state file; throws E_STATE_CORRUPT naming the path and the first problem. */
@@ -155,6 +166,7 @@ export function serializeState(state: NodeState, unknown: UnknownFields = NO_UNK
           host: i.host,
           port: i.port,
           ttl: i.ttl,
+          udp_check: i.udpCheck,
         })),
       })),
     },

@@ -1,3 +1,4 @@
+import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import t from 'tap';
 import {
@@ -302,4 +303,57 @@ t.test('every instance down: a new connection still tries them (panic)', async (
   await d.back();
   t.equal(await tcpRequest(d.servicePort), 'back', 'served by the instance still marked down');
   t.equal(await d.state(), 'down', 'it was not marked up: the panic path served it');
+});
+
+t.test('opt-in UDP check: a silent primary (no ICMP) is taken out, and back when it answers', async (t) => {
+  const n = await startNode(t, { downMs: 60_000, retryMs: 100 });
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'udp-game' });
+  // Two apps that answer the check ("ping") and every datagram; `a` can go silent while its
+  // socket stays open, as a blackholed host does: no ICMP, only silence.
+  let aSilent = false;
+  const app = async (tag: string, silent: () => boolean) => {
+    const socket = dgram.createSocket('udp4');
+    t.teardown(() => socket.close());
+    socket.on('message', (m, r) => {
+      if (!silent()) socket.send(`${tag}:${m}`, r.port, r.address);
+    });
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    return socket.address().port;
+  };
+  const aPort = await app('a', () => aSilent);
+  const bPort = await app('b', () => false);
+  for (const [id, port] of [
+    ['a', aPort],
+    ['b', bPort],
+  ] as const) {
+    const put = await n.call('PUT', `/v1/services/${creds.name}/instances/${id}`, {
+      host: '127.0.0.1',
+      port,
+      udp_check: 'ping',
+    });
+    t.equal(put.json.udp_check, 'ping', `${id} registered with its check`);
+  }
+  const ask = async (text: string) => (await udpClient(t)).ask(creds.port, text, 500).catch(() => '');
+  t.equal(await ask('one'), 'a:one', 'a is the primary');
+  aSilent = true;
+  const state = async (id: string) =>
+    (await n.call('GET', `/v1/services/${creds.name}`)).json.instances.find(
+      (i: { id: string }) => i.id === id,
+    ).state;
+  await waitFor(async () => (await state('a')) === 'down', 'the check to take the silent primary out');
+  t.equal(await ask('two'), 'b:two', 'b takes over');
+  aSilent = false;
+  await waitFor(async () => (await state('a')) === 'up', 'a back once it answers its check');
+  await waitFor(async () => (await ask('three')) === 'a:three', 'a is the primary again');
+  t.equal(
+    (
+      await n.call('PUT', `/v1/services/${creds.name}/instances/c`, {
+        host: '127.0.0.1',
+        port: 9,
+        udp_check: 'hex:zz',
+      })
+    ).status,
+    400,
+    'a udp_check that is not hex after hex: is refused',
+  );
 });
