@@ -2,6 +2,7 @@
 // one defaults object applied, validated by a pure function that returns every
 // problem at once, frozen, handed down. The definitions table below is also
 // what the README's settings table and `--help` are checked against.
+
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 import { resolveInstanceId } from '../registration/identity.js';
@@ -9,6 +10,7 @@ import { isPlainObject, parseJsonVariable } from './json.js';
 import { ruleForName } from './protocol.js';
 import { readServices } from './services.js';
 import type { Address, HarborService } from './types.js';
+import { udpCheckProblem } from './udp-check.js';
 import {
   type Parsed,
   parseAddress,
@@ -154,6 +156,14 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     commands: ['run'],
   },
   {
+    flag: 'udp-check',
+    env: ['HARBOR_UDP_CHECK'],
+    type: 'string',
+    description:
+      'A datagram the app answers (text, or hex: then hex digits): the node checks UDP services with it and takes a silent instance out.',
+    commands: ['run'],
+  },
+  {
     flag: 'instance-id',
     env: ['HARBOR_INSTANCE_ID'],
     type: 'string',
@@ -279,6 +289,8 @@ export interface SidecarSettings {
   readonly nodeUrl: string | undefined;
   readonly nodeToken: string | undefined;
   readonly nodeTtlMs: number;
+  /** Sent with the registration of services carrying UDP (udp_check). */
+  readonly udpCheck: string | undefined;
   readonly instanceId: string;
   readonly instanceHost: string | undefined;
   readonly forwards: readonly ForwardTarget[];
@@ -387,6 +399,7 @@ export function resolveSidecarSettings(
     nodeUrl: setting('node-url', parseUrl, undefined),
     nodeToken: env.HARBOR_NODE_TOKEN || undefined,
     nodeTtlMs: setting('node-ttl', parseDuration, 30_000),
+    udpCheck: setting('udp-check', parseUdpCheck, undefined),
     instanceId:
       text('instance-id') ??
       resolveInstanceId({
@@ -424,6 +437,11 @@ function parseHostList(text: string): Parsed<string[]> {
   return hosts.length > 0
     ? { ok: true, value: hosts }
     : { ok: false, reason: 'must name at least one address' };
+}
+
+function parseUdpCheck(text: string): Parsed<string | undefined> {
+  const problem = udpCheckProblem(text);
+  return problem === undefined ? { ok: true, value: text } : { ok: false, reason: problem };
 }
 
 function parseUrl(text: string): Parsed<string | undefined> {

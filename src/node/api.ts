@@ -13,9 +13,9 @@ import {
   type ConnectionGuard,
   guardConnections,
 } from '../admin/index.js';
+import { udpCheckProblem } from '../config/udp-check.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { udpCheckProblem } from './health.js';
 import { isInstanceHost } from './host.js';
 import type { HarborNode } from './node.js';
 

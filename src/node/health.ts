@@ -62,19 +62,3 @@ export function udpProbeCheck(timeoutMs = 2000): UdpInstanceCheck {
       });
     });
 }
-
-/** The datagram an instance's `udp_check` asks for: `hex:` then hex digits, or text sent as UTF-8. */
-export function udpCheckPayload(check: string): Buffer {
-  return check.startsWith('hex:') ? Buffer.from(check.slice(4), 'hex') : Buffer.from(check, 'utf8');
-}
-
-/** Why a `udp_check` value cannot be used, or undefined when it can. */
-export function udpCheckProblem(check: unknown): string | undefined {
-  if (typeof check !== 'string' || check.length === 0 || check.length > 1024) {
-    return 'must be a string of 1-1024 characters (text, or hex: then hex digits)';
-  }
-  if (check.startsWith('hex:') && !/^(?:[0-9A-Fa-f]{2})+$/.test(check.slice(4))) {
-    return 'after "hex:" must come an even number of hex digits';
-  }
-  return undefined;
-}

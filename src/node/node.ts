@@ -3,16 +3,11 @@
 // The HTTP API (api.ts) calls these methods; nothing here speaks HTTP.
 import { randomUUID } from 'node:crypto';
 import { protocolLabel } from '../config/protocol.js';
+import { udpCheckPayload } from '../config/udp-check.js';
 import { HarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { DEFAULT_DOWN_MS, type Instance, type InstanceSpec } from './balancer.js';
-import {
-  type InstanceCheck,
-  tcpConnectCheck,
-  type UdpInstanceCheck,
-  udpCheckPayload,
-  udpProbeCheck,
-} from './health.js';
+import { type InstanceCheck, tcpConnectCheck, type UdpInstanceCheck, udpProbeCheck } from './health.js';
 import { bindProbe, PortAllocator, type PortProbe, type PortRange } from './ports.js';
 import { NodeService } from './service.js';
 import type { NodeState, ServiceRecord, StateFile } from './state.js';

@@ -6,8 +6,8 @@
 import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { udpCheckProblem } from '../config/udp-check.js';
 import { HarborError } from '../errors/index.js';
-import { udpCheckProblem } from './health.js';
 import { isInstanceHost } from './host.js';
 
 export interface InstanceRecord {

@@ -12,6 +12,8 @@ export interface RegisteredService {
   readonly serviceName: string;
   /** The port the node forwards to: the service's int_port in this container. */
   readonly port: number;
+  /** The opt-in UDP check to register with (services carrying UDP). */
+  readonly udpCheck?: string | undefined;
 }
 
 export interface RegistrationOptions {
@@ -145,6 +147,7 @@ export class RegistrationClient {
         host: this.#options.host,
         port: r.service.port,
         ttl: this.#ttl,
+        ...(r.service.udpCheck !== undefined && { udp_check: r.service.udpCheck }),
       });
       if (!response.ok) problem = `HTTP ${response.status}: ${await errorText(response)}`;
     } catch (error) {

@@ -182,3 +182,15 @@ t.test('forwards by flag or HARBOR_FORWARD_<NAME>, checked against the services'
     ],
   );
 });
+
+t.test(
+  '--udp-check / HARBOR_UDP_CHECK: kept when valid, a problem naming the variable when not',
+  async (t) => {
+    t.equal(resolveSidecarSettings({}, { HARBOR_UDP_CHECK: 'ping' }, machine()).settings.udpCheck, 'ping');
+    t.equal(resolveSidecarSettings({ 'udp-check': 'hex:0a0b' }, {}, machine()).settings.udpCheck, 'hex:0a0b');
+    const { problems } = resolveSidecarSettings({}, { HARBOR_UDP_CHECK: 'hex:zz' }, machine());
+    t.match(problems, [
+      { code: 'E_SETTING', message: /^HARBOR_UDP_CHECK must have an even number of hex digits/ },
+    ]);
+  },
+);

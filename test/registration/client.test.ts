@@ -148,3 +148,21 @@ t.test('retries never wait longer than a third of the TTL, whatever the backoff 
   const retryMs = client.status()[0]!.retryMs ?? 0;
   t.ok(retryMs > 0 && retryMs <= 1000, `the next try in ${retryMs} ms: at most ttl/3 = 1000 ms`);
 });
+
+t.test('a service carrying UDP registers with its udp_check', async (t) => {
+  const n = await startNode(t);
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'udp-game' });
+  const client = new RegistrationClient({
+    nodeUrl: `${n.url}/`,
+    instanceId: 'u-1',
+    host: '127.0.0.1',
+    services: [{ serviceId: creds.name, serviceName: 'udp-game', port: 4100, udpCheck: 'hex:0102' }],
+    logger,
+  });
+  t.teardown(() => client.stop());
+  client.start();
+  await waitFor(() => client.status()[0]!.registered, 'the registration');
+  t.match((await n.call('GET', `/v1/services/${creds.name}`)).json.instances, [
+    { id: 'u-1', udp_check: 'hex:0102' },
+  ]);
+});

@@ -15,7 +15,12 @@ function createRegistration(settings: SidecarSettings, logger: Logger): Registra
   if (settings.nodeUrl === undefined) return undefined;
   const services = settings.services
     .filter((s) => s.instanceId !== '')
-    .map((s) => ({ serviceId: s.instanceId, serviceName: s.name, port: s.intPort }));
+    .map((s) => ({
+      serviceId: s.instanceId,
+      serviceName: s.name,
+      port: s.intPort,
+      ...(s.transport !== 'tcp' && settings.udpCheck !== undefined && { udpCheck: settings.udpCheck }),
+    }));
   if (services.length === 0) {
     logger.warn(
       "HARBOR_NODE_URL is set, but no service has an instance id (the credentials' name) to register under",
