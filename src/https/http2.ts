@@ -3,7 +3,8 @@
 // the same header rules as HTTP/1 (the stream's head is written out as an
 // HTTP/1.1 head and goes through the same strict parser). Bodies stream both
 // ways with backpressure; chunked responses are decoded into DATA frames.
-import * as http2 from 'node:http2';
+import type * as http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
 import { parseTrailers } from './chunked.js';
@@ -134,11 +135,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
     }
     this.#chunkedBody = true;
     backend.socket.write(`${this.#heldHead}Transfer-Encoding: chunked\r\n\r\n`, 'latin1');
-    if (body.length > 0) {
-      backend.socket.write(`${body.length.toString(16)}\r\n`, 'latin1');
-      backend.socket.write(body);
-      backend.socket.write('\r\n', 'latin1');
-    }
+    if (body.length > 0) writeChunk(backend.socket, body);
   }
 
   /** The stream's head as an HTTP/1.1 head, so that one parser and one set of rules serve both protocols. */
@@ -179,16 +176,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
       return;
     }
     const socket = backend.socket;
-    let ok: boolean;
-    if (this.#chunkedBody) {
-      socket.cork();
-      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
-      ok = socket.write('\r\n', 'latin1');
-      socket.uncork();
-    } else {
-      ok = socket.write(chunk);
-    }
+    const ok = this.#chunkedBody ? writeChunk(socket, chunk) : socket.write(chunk);
     if (!ok && socket.writableLength > RELAY_QUEUE_BYTES) this.#stream.pause();
   };
 
@@ -228,7 +216,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
   };
 
   #onStalled = (): void => {
-    if (this.#backendPaused && !this.#stream.destroyed) this.#stream.close(http2.constants.NGHTTP2_CANCEL);
+    if (this.#backendPaused && !this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL);
   };
 
   #onClose = (): void => {
@@ -417,6 +405,16 @@ class H2Exchange implements BackendOwner, ResponseSink {
 
 function noop(): void {}
 
+/** Writes `data` as one chunk of a chunked body, in one go; answers what the last write did. */
+function writeChunk(socket: Socket, data: Buffer): boolean {
+  socket.cork();
+  socket.write(`${data.length.toString(16)}\r\n`, 'latin1');
+  socket.write(data);
+  const ok = socket.write('\r\n', 'latin1');
+  socket.uncork();
+  return ok;
+}
+
 /**
  * A request body without content-length is held up to this much to be sent with one; a
  * longer one goes chunked. Bounds the memory a stream can take this way.
@@ -425,6 +423,7 @@ const HELD_BODY_BYTES = 1024 * 1024;
 
 // RFC 9113 error codes (node:http2's constants, without loading the module for them).
 const NGHTTP2_REFUSED_STREAM = 7;
+const NGHTTP2_CANCEL = 8;
 const NGHTTP2_INTERNAL_ERROR = 2;
 
 /**

@@ -104,6 +104,16 @@ export class Instance {
     return rest.every((s) => s === first) ? first : 'degraded';
   }
 
+  /** What it was registered with, as the API and the state file hold it. */
+  spec(): InstanceSpec {
+    return {
+      host: this.host,
+      port: this.port,
+      ttl: this.ttl,
+      ...(this.udpCheck !== undefined && { udpCheck: this.udpCheck }),
+    };
+  }
+
   /** Stops its timers; called when the instance is removed. */
   dispose(): void {
     this.health.tcp.dispose();

@@ -10,7 +10,7 @@ import { DEFAULT_DOWN_MS, type Instance, type InstanceSpec } from './balancer.js
 import { type InstanceCheck, tcpConnectCheck, type UdpInstanceCheck, udpProbeCheck } from './health.js';
 import { bindProbe, PortAllocator, type PortProbe, type PortRange } from './ports.js';
 import { NodeService } from './service.js';
-import type { NodeState, ServiceRecord, StateFile } from './state.js';
+import type { InstanceRecord, NodeState, ServiceRecord, StateFile } from './state.js';
 
 export interface HarborNodeOptions {
   readonly range: PortRange;
@@ -114,13 +114,7 @@ export class HarborNode {
     for (const record of state?.services ?? []) {
       this.#allocator.reserve(record.port, record.name);
       const service = this.#newService(record);
-      for (const inst of record.instances) {
-        // Restored, an instance's TCP side is checked (a connect) before it gets connections;
-        // its UDP side cannot be checked that way (an app may answer UDP only), so it is up at
-        // once: a UDP failure marks it down like any other (issue 9, item 7).
-        service.upsert(inst.id, inst, { tcp: 'checking', udp: 'up' });
-        if (service.protocols.includes('tcp')) this.#unchecked.add(service.instance(inst.id)!);
-      }
+      for (const inst of record.instances) this.#restore(service, inst);
       this.#services.set(service.id, service);
       const { first, last } = this.#options.range;
       if (record.port < first || record.port > last) {
@@ -218,12 +212,7 @@ export class HarborNode {
     const before = service.instance(instanceId);
     const wasUnchecked = before !== undefined && this.#unchecked.delete(before);
     // Kept apart: a refresh changes the instance object in place.
-    const previous = before && {
-      host: before.host,
-      port: before.port,
-      ttl: before.ttl,
-      udpCheck: before.udpCheck,
-    };
+    const previous = before?.spec();
     const changed = previous?.ttl !== spec.ttl || previous?.udpCheck !== spec.udpCheck;
     const result = service.upsert(instanceId, spec);
     // A sidecar refreshing its registration vouches for an instance restored from state.
@@ -255,12 +244,7 @@ export class HarborNode {
     try {
       await this.#persist();
     } catch (error) {
-      service.upsert(instanceId, {
-        host: instance.host,
-        port: instance.port,
-        ttl: instance.ttl,
-        udpCheck: instance.udpCheck,
-      });
+      service.upsert(instanceId, instance.spec());
       throw error;
     }
     this.#unchecked.delete(instance);
@@ -364,12 +348,22 @@ export class HarborNode {
           continue;
         }
         if (before) this.#unchecked.delete(before);
-        service.upsert(inst.id, inst, { tcp: 'checking', udp: 'up' });
-        if (service.protocols.includes('tcp')) this.#unchecked.add(service.instance(inst.id)!);
+        this.#restore(service, inst);
         instances++;
       }
     }
     return `${added} service(s) added, ${removed} removed, ${instances} instance change(s)`;
+  }
+
+  /**
+   * An instance from the state file (at start, or added by hand before a SIGHUP): its TCP side
+   * is checked (a connect) before it gets connections; its UDP side cannot be checked that way
+   * (an app may answer UDP only), so it is up at once, and a UDP failure marks it down like any
+   * other (issue 9, item 7).
+   */
+  #restore(service: NodeService, record: InstanceRecord): void {
+    service.upsert(record.id, record, { tcp: 'checking', udp: 'up' });
+    if (service.protocols.includes('tcp')) this.#unchecked.add(service.instance(record.id)!);
   }
 
   /** Stops accepting everywhere; open TCP connections get until the deadline. State stays as it is on disk. */

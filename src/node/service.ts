@@ -224,13 +224,7 @@ export class NodeService {
   }
 
   instanceRecords(): InstanceRecord[] {
-    return [...this.#instances.values()].map((i) => ({
-      id: i.id,
-      host: i.host,
-      port: i.port,
-      ttl: i.ttl,
-      ...(i.udpCheck !== undefined && { udpCheck: i.udpCheck }),
-    }));
+    return [...this.#instances.values()].map((i) => ({ id: i.id, ...i.spec() }));
   }
 
   record(): ServiceRecord {

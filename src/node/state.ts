@@ -92,9 +92,8 @@ function parseInstance(path: string, where: string, value: unknown): InstanceRec
   if (o.ttl !== undefined && !(Number.isInteger(o.ttl) && (o.ttl as number) > 0)) {
     throw corrupt(path, `has ${where} with a ttl that is not a positive integer`);
   }
-  if (o.udp_check !== undefined && udpCheckProblem(o.udp_check) !== undefined) {
-    throw corrupt(path, `has ${where} with a udp_check that ${udpCheckProblem(o.udp_check)}`);
-  }
+  const checkProblem = o.udp_check === undefined ? undefined : udpCheckProblem(o.udp_check);
+  if (checkProblem !== undefined) throw corrupt(path, `has ${where} with a udp_check that ${checkProblem}`);
   return {
     id: o.id,
     host: o.host,
