@@ -63,6 +63,15 @@ export function lockedTreeDifferences(lockPath, root, { production = false } = {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const project = resolve(process.argv[2] ?? '.');
   const problems = lockedTreeDifferences(join(project, 'package-lock.json'), project);
+  // `npm install <package>` rewrites `true` into a list of the dependencies it knew then, so
+  // the next dependency added would silently be left out of the tarball.
+  const { bundleDependencies } = JSON.parse(readFileSync(join(project, 'package.json'), 'utf8'));
+  if (bundleDependencies !== true) {
+    console.error(
+      'package.json: "bundleDependencies" must be true (npm install rewrote it into a list); set it back to true, then pack again',
+    );
+    process.exit(1);
+  }
   if (problems.length > 0) {
     for (const problem of problems) console.error(`node_modules differs from package-lock.json: ${problem}`);
     console.error('run `npm ci` to install the locked tree, then pack again');

@@ -118,6 +118,16 @@ export const CATALOGUE = {
     kind: 'runtime',
     meaning: 'A node API request names an unknown path, service or instance (404).',
   },
+  E_STORE_UNAVAILABLE: {
+    kind: 'runtime',
+    meaning:
+      "The node's shared store (Redis) cannot be reached or did not take a write; the change is refused with 503 and Retry-After, and forwarding goes on on the last state known.",
+  },
+  E_STORE_CONFLICT: {
+    kind: 'runtime',
+    meaning:
+      'A change the store lost (a Redis failover, an emptied Redis) could not be put back: its port or id now belongs to another service, which keeps it.',
+  },
 
   // Warnings: reported, never fatal.
   W_SOURCES_DISAGREE: {

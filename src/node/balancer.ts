@@ -127,6 +127,8 @@ export interface Balancer extends Picker<Instance> {
   /** Adds at the end of the arrival order. */
   add(instance: Instance): void;
   remove(instance: Instance): void;
+  /** Sorts by rank (instances without one keep their place at the end). */
+  order(rank: ReadonlyMap<string, number>): void;
   readonly instances: readonly Instance[];
 }
 
@@ -160,6 +162,12 @@ abstract class ListBalancer implements Balancer {
 
   protected removed(index: number): void {
     this.list.splice(index, 1);
+  }
+
+  order(rank: ReadonlyMap<string, number>): void {
+    const last = Number.MAX_SAFE_INTEGER;
+    // Array.prototype.sort is stable: unranked instances keep their relative order.
+    this.list.sort((a, b) => (rank.get(a.id) ?? last) - (rank.get(b.id) ?? last));
   }
 
   fail(instance: Instance): void {

@@ -1,16 +1,28 @@
-// HarborNode: the services of one node, their ports and instances, the state
-// file behind them, and the lifecycle (start restores state, drain stops).
-// The HTTP API (api.ts) calls these methods; nothing here speaks HTTP.
+// HarborNode: the services of one node, their ports and instances, and the
+// lifecycle (start restores them, drain stops). Where they are kept is the
+// store's business (store/): a change goes to the store first and reaches
+// this node's listeners once the store took it; changes made through other
+// nodes arrive by a level-triggered sync (`sync()`: the store's revision
+// compared on a timer). The HTTP API (api.ts) calls these methods; nothing
+// here speaks HTTP.
 import { randomUUID } from 'node:crypto';
 import { protocolLabel } from '../config/protocol.js';
-import { udpCheckPayload } from '../config/udp-check.js';
-import { HarborError } from '../errors/index.js';
+import { HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { DEFAULT_DOWN_MS, type Instance, type InstanceSpec } from './balancer.js';
-import { type InstanceCheck, tcpConnectCheck, type UdpInstanceCheck, udpProbeCheck } from './health.js';
+import { InstanceChecks } from './checks.js';
+import type { InstanceCheck, UdpInstanceCheck } from './health.js';
+import { Journal, type JournalChange } from './journal.js';
 import { bindProbe, PortAllocator, type PortProbe, type PortRange } from './ports.js';
 import { NodeService } from './service.js';
-import type { InstanceRecord, NodeState, ServiceRecord, StateFile } from './state.js';
+import type { FixedCredentials, ServiceRecord, StateFile } from './state.js';
+import {
+  FileStore,
+  MemoryStore,
+  type NodeStore,
+  type StoredInstance,
+  type StoredService,
+} from './store/index.js';
 
 export interface HarborNodeOptions {
   readonly range: PortRange;
@@ -21,7 +33,9 @@ export interface HarborNodeOptions {
   readonly host: string;
   readonly extHostname?: string | undefined;
   readonly extHost?: string | undefined;
-  /** Without a state file the node keeps its services in memory only. */
+  /** Where services are kept; default: the state file when given, else memory. */
+  readonly store?: NodeStore | undefined;
+  /** Short form of a file store. */
   readonly stateFile?: StateFile | undefined;
   readonly udpIdleTimeoutMs: number;
   /** Forwarded TCP connections idle this long either way are closed; 0: never. */
@@ -35,6 +49,8 @@ export interface HarborNodeOptions {
   readonly retryMs?: number | undefined;
   /** How long an instance that refused stays down. */
   readonly downMs?: number | undefined;
+  /** How often the store's revision is compared with this node's (a shared store: changes by other nodes). */
+  readonly syncMs?: number | undefined;
 }
 
 /** The credentials in the seed's shape and key order. */
@@ -60,38 +76,72 @@ export interface ServiceView {
   readonly counters: ReturnType<NodeService['counters']>;
 }
 
+/** The store as this node sees it, for /status, /metrics and the API's reads. */
+export interface StoreStatus {
+  readonly store: string;
+  readonly kind: string;
+  readonly connected: boolean;
+  readonly revision: string | null;
+  /** When this node last compared its revision with the store's (ISO time), null before the first. */
+  readonly synced_at: string | null;
+  /** Milliseconds since then: how stale what this node serves may be. */
+  readonly stale_ms: number | null;
+  /** Revisions this node was behind at its last sync. */
+  readonly lag: number;
+  /** Snapshots re-read because the revision moved, the store came back empty, or lost writes. */
+  readonly resyncs: number;
+}
+
 const FIRST_INT_PORT = 4100;
-/** Tries to get a port and listen before a POST gives up (another process may grab a probed port). */
-const LISTEN_ATTEMPTS = 5;
+/** Tries to get a port, claim it in the store and listen before a POST gives up. */
+const CREATE_ATTEMPTS = 10;
+/** A TTL the store could not be asked about (it is away) is asked again this soon: nothing expires meanwhile. */
+const TTL_RETRY_MS = 1_000;
+const DEFAULT_SYNC_MS = { shared: 250, local: 1_000 };
 
 export class HarborNode {
   readonly #options: HarborNodeOptions;
   readonly #logger: Logger;
+  readonly #store: NodeStore;
   readonly #allocator: PortAllocator;
-  readonly #check: InstanceCheck;
-  readonly #udpCheck: UdpInstanceCheck;
+  readonly #checks: InstanceChecks;
   readonly #retryMs: number;
+  readonly #syncMs: number;
   readonly #services = new Map<string, NodeService>();
-  /** Instances restored from the state file that have not passed their check yet. */
-  readonly #unchecked = new Set<Instance>();
+  readonly #journal = new Journal();
   /** int_ports chosen by creates still under way. */
   readonly #intPortsPending = new Set<number>();
   #retryTimer: NodeJS.Timeout | undefined;
+  #syncTimer: NodeJS.Timeout | undefined;
   #retrying = false;
-  #reloading: Promise<void> = Promise.resolve();
+  /** Changes to the services, store first then here, one at a time (API writes, syncs, expiries, reloads). */
+  #serial: Promise<unknown> = Promise.resolve();
   #draining = false;
   #lifecycle: 'created' | 'starting' | 'listening' | 'draining' | 'stopped' = 'created';
+  #revision: string | undefined;
+  #syncedAt: number | undefined;
+  #lag = 0;
+  #resyncs = 0;
+  #storeDownSince: number | undefined;
 
   constructor(options: HarborNodeOptions) {
     this.#options = options;
     this.#logger = options.logger;
+    this.#store =
+      options.store ??
+      (options.stateFile ? new FileStore(options.stateFile, options.logger) : new MemoryStore());
     this.#allocator = new PortAllocator({
       range: options.range,
       probe: options.probe ?? bindProbe(options.listenHost),
     });
-    this.#check = options.check ?? tcpConnectCheck();
-    this.#udpCheck = options.udpCheck ?? udpProbeCheck();
+    this.#checks = new InstanceChecks({
+      logger: options.logger,
+      check: options.check,
+      udpCheck: options.udpCheck,
+      downMs: options.downMs ?? DEFAULT_DOWN_MS,
+    });
     this.#retryMs = options.retryMs ?? 3000;
+    this.#syncMs = options.syncMs ?? (this.#store.shared ? DEFAULT_SYNC_MS.shared : DEFAULT_SYNC_MS.local);
   }
 
   get services(): IterableIterator<NodeService> {
@@ -103,41 +153,49 @@ export class HarborNode {
     return this.#lifecycle;
   }
 
-  /** Restores the state file (E_STATE_CORRUPT stops here), listens on every port, checks restored instances. */
+  get store(): NodeStore {
+    return this.#store;
+  }
+
+  storeStatus(): StoreStatus {
+    const now = Date.now();
+    return {
+      store: this.#store.description,
+      kind: this.#store.kind,
+      connected: this.#storeDownSince === undefined && this.#syncedAt !== undefined,
+      revision: this.#revision ?? null,
+      synced_at: this.#syncedAt === undefined ? null : new Date(this.#syncedAt).toISOString(),
+      stale_ms: this.#syncedAt === undefined ? null : now - this.#syncedAt,
+      lag: this.#lag,
+      resyncs: this.#resyncs,
+    };
+  }
+
+  /** Opens the store (E_STATE_* stops here), listens on every port, checks restored instances, starts syncing. */
   async start(): Promise<void> {
     this.#lifecycle = 'starting';
-    const leftovers = await this.#options.stateFile?.prepare();
-    if (leftovers && leftovers.length > 0) {
-      this.#logger.info({ removed: leftovers }, 'removed temporary state files a stopped node left');
-    }
-    const state = await this.#options.stateFile?.load();
-    for (const record of state?.services ?? []) {
-      this.#allocator.reserve(record.port, record.name);
-      const service = this.#newService(record);
-      for (const inst of record.instances) this.#restore(service, inst);
-      this.#services.set(service.id, service);
-      const { first, last } = this.#options.range;
-      if (record.port < first || record.port > last) {
-        this.#logger.warn(
-          { service: record.name, port: record.port },
-          'restored port lies outside the range; kept',
+    const snapshot = await this.#store.open();
+    if (snapshot) {
+      await this.#exclusive(async () => {
+        await this.#apply(snapshot.services, true);
+        this.#synced(snapshot.revision);
+      });
+      if (this.#services.size > 0) {
+        this.#logger.info(
+          { services: this.#services.size, store: this.#store.description },
+          'state restored',
         );
       }
     }
-    await Promise.all([...this.#services.values()].map((s) => this.#listen(s, true)));
-    if (this.#services.size > 0) {
-      this.#logger.info(
-        { services: this.#services.size, state: this.#options.stateFile?.path },
-        'state restored',
-      );
-    }
-    void this.#checkInstances();
+    void this.#checks.run(this.#services.values());
     this.#retryTimer = setInterval(() => void this.#retry(), this.#retryMs);
     this.#retryTimer.unref();
+    this.#syncTimer = setInterval(() => void this.sync(), this.#syncMs);
+    this.#syncTimer.unref();
     this.#lifecycle = 'listening';
   }
 
-  /** Provisions a service: a free port, listeners, persisted. Throws E_PORT_RANGE_EXHAUSTED (503). */
+  /** Provisions a service: a free port claimed in the store, listeners. Throws E_PORT_RANGE_EXHAUSTED (503), E_STORE_UNAVAILABLE (503). */
   async createService(name: string, intPort?: number): Promise<Credentials> {
     // Chosen and held before the first await: creates that overlap each get their own
     // (issue 9, item 11: they all got 4100).
@@ -154,78 +212,89 @@ export class HarborNode {
   async #provision(name: string, chosenIntPort: number): Promise<Credentials> {
     for (let attempt = 1; ; attempt++) {
       const port = await this.#allocator.acquire();
-      const service = this.#newService({
+      const record: ServiceRecord = {
         id: randomUUID(),
         name,
         port,
         intPort: chosenIntPort,
         createdAt: new Date().toISOString(),
-      });
-      const failures = await service.listen();
-      if (failures.length > 0) {
-        // Someone bound the port between the probe and the listen: give it back and try another.
+        credentials: this.#fixedCredentials(),
+        instances: [],
+      };
+      const outcome = await this.#exclusive(async () => {
+        try {
+          this.#written(await this.#store.createService(record), { op: 'create', record });
+        } catch (error) {
+          this.#allocator.release(port);
+          // Claimed through another node this one has not synced yet: learn it, take another.
+          if (isHarborError(error) && error.code === 'E_PORT_TAKEN') return 'retry';
+          throw error;
+        }
+        const service = this.#newService(record);
+        const failures = await service.listen();
+        if (failures.length === 0) {
+          this.#services.set(service.id, service);
+          return service;
+        }
+        // Another process bound the port between the probe and the listen: give it back, try another.
         await service.close();
         this.#allocator.release(port);
-        if (attempt < LISTEN_ATTEMPTS && failures.every((f) => f.code === 'E_PORT_IN_USE')) continue;
+        await this.#store.deleteService(record.id).then(
+          (revision) => this.#written(revision, { op: 'delete', id: record.id }),
+          (error: unknown) =>
+            this.#logger.error({ err: error, id: record.id }, 'unused service not removed from the store'),
+        );
+        if (failures.every((f) => f.code === 'E_PORT_IN_USE')) return 'retry';
         throw failures[0]!;
-      }
-      this.#services.set(service.id, service);
-      try {
-        await this.#persist();
-      } catch (error) {
-        this.#services.delete(service.id);
-        await service.close();
-        this.#allocator.release(port);
-        throw error;
+      });
+      if (outcome === 'retry') {
+        if (attempt >= CREATE_ATTEMPTS) {
+          throw new HarborError(
+            'E_PORT_TAKEN',
+            `${name}: no port could be claimed and bound in ${CREATE_ATTEMPTS} attempts`,
+          );
+        }
+        await this.sync();
+        continue;
       }
       this.#logger.info(
-        { service: name, id: service.id, port, protocol: this.#protocol(service) },
+        { service: name, id: outcome.id, port, protocol: this.#protocol(outcome) },
         'service provisioned',
       );
-      return this.credentials(service);
+      return this.credentials(outcome);
     }
   }
 
   async deleteService(id: string): Promise<void> {
-    const service = this.#require(id);
-    // Written first: if the state file cannot be written, the service stays as it was.
-    this.#services.delete(id);
-    try {
-      await this.#persist();
-    } catch (error) {
-      this.#services.set(id, service);
-      throw error;
-    }
-    for (const instance of service.instances) this.#unchecked.delete(instance);
-    await service.close();
-    this.#allocator.release(service.port);
+    const service = await this.#exclusive(async () => {
+      const service = this.#require(id);
+      // The store first: if it refuses, the service stays as it was.
+      this.#written(await this.#store.deleteService(id), { op: 'delete', id });
+      this.#services.delete(id);
+      return service;
+    });
+    await this.#remove(service);
     this.#logger.info({ service: service.name, id, port: service.port }, 'service removed');
   }
 
   /**
-   * Registers or refreshes an instance; returns true when it is new. Refreshes
-   * that change nothing are not written; a change the state file refuses is
-   * undone (E_STATE_WRITE).
+   * Registers or refreshes an instance; returns true when it is new (in the store: a
+   * cluster answers 201 once, whichever node it reaches). Refreshes that change
+   * nothing are not written to a file; a change the store refuses changes nothing here.
    */
   async putInstance(serviceId: string, instanceId: string, spec: InstanceSpec): Promise<boolean> {
-    const service = this.#require(serviceId);
-    const before = service.instance(instanceId);
-    const wasUnchecked = before !== undefined && this.#unchecked.delete(before);
-    // Kept apart: a refresh changes the instance object in place.
-    const previous = before?.spec();
-    const changed = previous?.ttl !== spec.ttl || previous?.udpCheck !== spec.udpCheck;
-    const result = service.upsert(instanceId, spec);
-    // A sidecar refreshing its registration vouches for an instance restored from state.
-    if (result === 'refreshed' && wasUnchecked) before.health.tcp.markUp();
-    if (changed || result !== 'refreshed') {
-      try {
-        await this.#persist();
-      } catch (error) {
-        if (previous === undefined) service.remove(instanceId);
-        else service.upsert(instanceId, previous);
-        throw error;
-      }
-    }
+    const { result, service } = await this.#exclusive(async () => {
+      const service = this.#require(serviceId);
+      const instance = { id: instanceId, ...spec };
+      const { result, revision } = await this.#store.putInstance(serviceId, instance);
+      if (revision !== undefined) this.#written(revision, { op: 'put', serviceId, instance });
+      const before = service.instance(instanceId);
+      const local = service.upsert(instanceId, spec);
+      // A sidecar refreshing its registration vouches for an instance restored from state.
+      if (local === 'refreshed' && this.#checks.vouch(before!)) before!.health.tcp.markUp();
+      if (local === 'replaced' && before) this.#checks.forget(before);
+      return { result, service };
+    });
     if (result !== 'refreshed') {
       this.#logger.info(
         { service: service.name, instance: instanceId, address: `${spec.host}:${spec.port}`, ttl: spec.ttl },
@@ -236,18 +305,18 @@ export class HarborNode {
   }
 
   async deleteInstance(serviceId: string, instanceId: string): Promise<void> {
-    const service = this.#require(serviceId);
-    const instance = service.instance(instanceId);
-    if (!instance || !service.remove(instanceId)) {
-      throw new HarborError('E_API_NOT_FOUND', `service ${serviceId} has no instance ${instanceId}`);
-    }
-    try {
-      await this.#persist();
-    } catch (error) {
-      service.upsert(instanceId, instance.spec());
-      throw error;
-    }
-    this.#unchecked.delete(instance);
+    const service = await this.#exclusive(async () => {
+      const service = this.#require(serviceId);
+      this.#written(await this.#store.deleteInstance(serviceId, instanceId), {
+        op: 'unregister',
+        serviceId,
+        instanceId,
+      });
+      const instance = service.instance(instanceId);
+      if (instance) this.#checks.forget(instance);
+      service.remove(instanceId);
+      return service;
+    });
     this.#logger.info({ service: service.name, instance: instanceId }, 'instance removed');
   }
 
@@ -260,59 +329,192 @@ export class HarborNode {
   }
 
   credentials(service: NodeService): Credentials {
-    const o = this.#options;
+    const fixed = service.credentials ?? this.#fixedCredentials();
     const credentials: Credentials = {
-      hostname: o.hostname,
-      host: o.host,
+      hostname: fixed.hostname,
+      host: fixed.host,
       port: service.port,
       name: service.id,
-      node_id: o.nodeId,
+      node_id: fixed.node_id,
       int_port: service.intPort,
     };
     // Seed: "If Harbor is set up to allow public port access, the following two settings will also be displayed".
-    if (o.extHostname || o.extHost) {
-      credentials.ext_hostname = o.extHostname ?? '';
-      credentials.ext_host = o.extHost ?? '';
+    if (fixed.ext_hostname !== undefined || fixed.ext_host !== undefined) {
+      credentials.ext_hostname = fixed.ext_hostname ?? '';
+      credentials.ext_host = fixed.ext_host ?? '';
     }
     return credentials;
   }
 
   /**
-   * SIGHUP: re-reads the state file and applies what differs, by service id (services
-   * added or removed by hand, instances added, removed or moved), then retries port
-   * conflicts and instance checks. A state file that cannot be read changes nothing.
-   * Serialised; ignored while draining. Returns a one-line summary for the log.
+   * SIGHUP: re-reads the store (a file edited by hand) and applies what differs, by service
+   * id, then retries port conflicts and instance checks. A file that cannot be read changes
+   * nothing. Ignored while draining. Returns a one-line summary for the log.
    */
-  reload(trigger: string): Promise<string> {
-    const run = this.#reloading.then(() => this.#reload(trigger));
-    this.#reloading = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
-
-  async #reload(trigger: string): Promise<string> {
+  async reload(trigger: string): Promise<string> {
     if (this.#draining) return `${trigger} ignored while draining`;
-    const file = this.#options.stateFile;
-    let summary = 'no state file to re-read';
-    if (file) {
-      let state: NodeState | undefined;
-      try {
-        state = await file.load();
-      } catch (error) {
-        this.#logger.error({ err: error, trigger }, 'state file not reloaded; everything stays as it was');
-        return `state file not reloaded: ${(error as Error).message}`;
-      }
-      summary = await this.#apply(state?.services ?? []);
+    let summary: string;
+    try {
+      summary = await this.#exclusive(async () => {
+        const snapshot = await this.#store.snapshot(true);
+        const applied = await this.#apply(snapshot.services, true);
+        this.#synced(snapshot.revision);
+        return applied;
+      });
+    } catch (error) {
+      const what = this.#store.kind === 'file' ? 'state file' : 'store';
+      this.#logger.error({ err: error, trigger }, `${what} not reloaded; everything stays as it was`);
+      return `${what} not reloaded: ${(error as Error).message}`;
     }
     await this.#retry();
     this.#logger.info({ trigger }, `reloaded: ${summary}; port conflicts and instance checks retried`);
     return summary;
   }
 
-  /** Makes the running services what `records` say, by id; the file already says it, so nothing is written. */
-  async #apply(records: readonly ServiceRecord[]): Promise<string> {
+  /**
+   * Compares the store's revision with this node's and re-reads a snapshot when it moved:
+   * on a timer, after a failed claim, never on a notification alone. A store that came back
+   * empty gets this node's services back; one that lost writes gets them again (journal.ts).
+   */
+  sync(): Promise<void> {
+    if (this.#draining) return Promise.resolve();
+    return this.#exclusive(async () => {
+      let result: Awaited<ReturnType<NodeStore['sync']>>;
+      try {
+        result = await this.#store.sync(this.#revision);
+      } catch (error) {
+        this.#storeUnreachable(error);
+        return;
+      }
+      this.#storeReachable();
+      this.#lag = result.lag;
+      if (
+        result.revision === this.#revision &&
+        (result.revision !== undefined || this.#syncedAt !== undefined)
+      ) {
+        this.#syncedAt = Date.now();
+        return;
+      }
+      try {
+        if (result.revision === undefined && this.#revision !== undefined) await this.#reassert();
+        else if (result.diverged) await this.#replay();
+        const snapshot = await this.#store.snapshot();
+        await this.#apply(snapshot.services, this.#revision === undefined);
+        this.#synced(snapshot.revision);
+        this.#resyncs++;
+      } catch (error) {
+        this.#storeUnreachable(error);
+      }
+    });
+  }
+
+  /** Stops accepting everywhere; open TCP connections get until the deadline. The store keeps everything. */
+  async drain(deadlineMs: number): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#lifecycle = 'draining';
+    clearInterval(this.#retryTimer);
+    clearInterval(this.#syncTimer);
+    this.#checks.clear();
+    await Promise.all([...this.#services.values()].map((s) => s.close(deadlineMs)));
+    await this.#serial.catch(() => undefined);
+    await this.#store.close();
+    this.#lifecycle = 'stopped';
+  }
+
+  /** Runs `work` after every change before it: the store and this node's services change in one order. */
+  #exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(work, work);
+    this.#serial = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Notes a change this node made: its revision follows when nothing else changed meanwhile, and a shared store journals it. */
+  #written(revision: string, change: JournalChange): void {
+    if (this.#store.shared) this.#journal.record(revision, change);
+    if (this.#revision !== undefined && sequence(revision) === sequence(this.#revision) + 1) {
+      this.#revision = revision;
+    }
+  }
+
+  #synced(revision: string): void {
+    this.#revision = revision === '' ? undefined : revision;
+    this.#syncedAt = Date.now();
+  }
+
+  #storeUnreachable(error: unknown): void {
+    if (this.#storeDownSince !== undefined) return;
+    this.#storeDownSince = Date.now();
+    this.#logger.warn(
+      { code: isHarborError(error) ? error.code : undefined, store: this.#store.description },
+      `store unreachable: forwarding goes on with what this node knew; changes answer 503 until it is back (${(error as Error).message})`,
+    );
+  }
+
+  #storeReachable(): void {
+    if (this.#storeDownSince === undefined) return;
+    const seconds = ((Date.now() - this.#storeDownSince) / 1000).toFixed(1);
+    this.#storeDownSince = undefined;
+    this.#logger.info({ store: this.#store.description, down_s: Number(seconds) }, 'store reachable again');
+  }
+
+  /** The store holds nothing (a Redis restarted empty): puts back every service and instance this node knows. */
+  async #reassert(): Promise<void> {
+    let restored = 0;
+    for (const service of this.#services.values()) {
+      const record = service.record();
+      restored += await this.#again({ op: 'create', record: { ...record, instances: [] } });
+      for (const instance of record.instances) {
+        await this.#again({ op: 'put', serviceId: record.id, instance });
+      }
+    }
+    this.#logger.warn(
+      { store: this.#store.description, services: restored },
+      'store came back empty: services put back from this node',
+    );
+  }
+
+  /** The store lost writes this node made (a failover): makes those changes again, oldest first. */
+  async #replay(): Promise<void> {
+    const lost = await this.#store.lostRevisions(this.#journal.revisions);
+    const entries = this.#journal.take(lost);
+    for (const entry of entries) await this.#again(entry.change);
+    this.#logger.warn(
+      { store: this.#store.description, changes: entries.length },
+      'store lost changes this node made (a failover?): made again',
+    );
+  }
+
+  /** One change made again: what already is as it says counts as done; a port now held by another service is E_STORE_CONFLICT (logged, the other keeps it). */
+  async #again(change: JournalChange): Promise<number> {
+    try {
+      let revision: string | undefined;
+      if (change.op === 'create') revision = await this.#store.createService(change.record);
+      else if (change.op === 'delete') revision = await this.#store.deleteService(change.id);
+      else if (change.op === 'put')
+        revision = (await this.#store.putInstance(change.serviceId, change.instance)).revision;
+      else revision = await this.#store.deleteInstance(change.serviceId, change.instanceId);
+      if (revision !== undefined) this.#journal.record(revision, change);
+      return 1;
+    } catch (error) {
+      if (!isHarborError(error)) throw error;
+      if (error.code === 'E_STORE_UNAVAILABLE') throw error;
+      if (error.code === 'E_PORT_TAKEN') {
+        this.#logger.error(
+          { code: 'E_STORE_CONFLICT', service: change.op === 'create' ? change.record.name : undefined },
+          `a service the store lost cannot be put back: ${error.message}; the service that holds the port now keeps it`,
+        );
+      }
+      return 0;
+    }
+  }
+
+  /**
+   * Makes the running services what `records` say, by id (the store says it already; nothing
+   * is written). `restored`: they come from a store at start or a reload, so their TCP side is
+   * checked before it gets connections; otherwise another node registered them and they are up.
+   */
+  async #apply(records: readonly StoredService[], restored: boolean): Promise<string> {
     const wanted = new Map(records.map((r) => [r.id, r]));
     let added = 0;
     let removed = 0;
@@ -320,61 +522,109 @@ export class HarborNode {
     for (const [id, service] of this.#services) {
       if (wanted.has(id)) continue;
       this.#services.delete(id);
-      for (const instance of service.instances) this.#unchecked.delete(instance);
-      await service.close();
-      this.#allocator.release(service.port);
+      await this.#remove(service);
       removed++;
     }
     for (const record of records) {
       let service = this.#services.get(record.id);
       if (service === undefined) {
-        this.#allocator.reserve(record.port, record.name);
+        try {
+          this.#allocator.reserve(record.port, record.name);
+        } catch (error) {
+          // A create of this node holds the port this instant; the next sync sees the store again.
+          this.#logger.warn({ service: record.name, port: record.port }, (error as Error).message);
+          this.#revision = undefined;
+          continue;
+        }
         service = this.#newService(record);
         this.#services.set(service.id, service);
         await this.#listen(service, true);
+        this.#warnOutsideRange(record);
         added++;
       }
-      const kept = new Set(record.instances.map((i) => i.id));
-      for (const instance of [...service.instances]) {
-        if (kept.has(instance.id)) continue;
-        this.#unchecked.delete(instance);
-        service.remove(instance.id);
-        instances++;
-      }
-      for (const inst of record.instances) {
-        const before = service.instance(inst.id);
-        if (before && before.host === inst.host && before.port === inst.port) {
-          service.upsert(inst.id, inst); // the same address: its TTL as the file says, re-armed
-          continue;
-        }
-        if (before) this.#unchecked.delete(before);
-        this.#restore(service, inst);
-        instances++;
-      }
+      instances += this.#applyInstances(service, record.instances, restored);
     }
     return `${added} service(s) added, ${removed} removed, ${instances} instance change(s)`;
   }
 
-  /**
-   * An instance from the state file (at start, or added by hand before a SIGHUP): its TCP side
-   * is checked (a connect) before it gets connections; its UDP side cannot be checked that way
-   * (an app may answer UDP only), so it is up at once, and a UDP failure marks it down like any
-   * other (issue 9, item 7).
-   */
-  #restore(service: NodeService, record: InstanceRecord): void {
-    service.upsert(record.id, record, { tcp: 'checking', udp: 'up' });
-    if (service.protocols.includes('tcp')) this.#unchecked.add(service.instance(record.id)!);
+  #applyInstances(service: NodeService, records: readonly StoredInstance[], restored: boolean): number {
+    let changes = 0;
+    const kept = new Set(records.map((i) => i.id));
+    for (const instance of [...service.instances]) {
+      if (kept.has(instance.id)) continue;
+      this.#checks.forget(instance);
+      service.remove(instance.id);
+      changes++;
+    }
+    for (const record of records) {
+      const before = service.instance(record.id);
+      const spec = { host: record.host, port: record.port, ttl: record.ttl, udpCheck: record.udpCheck };
+      if (before && before.host === record.host && before.port === record.port) {
+        service.upsert(record.id, spec, 'up', record.remainingMs); // the same address: its TTL as the store says
+        continue;
+      }
+      if (before) this.#checks.forget(before);
+      if (restored) {
+        // Its TCP side is checked (a connect) before it gets connections; its UDP side cannot be
+        // checked that way (an app may answer UDP only), so it is up at once (issue 9, item 7).
+        service.upsert(record.id, spec, { tcp: 'checking', udp: 'up' }, record.remainingMs);
+        if (service.protocols.includes('tcp')) this.#checks.restored(service.instance(record.id)!);
+      } else {
+        service.upsert(record.id, spec, 'up', record.remainingMs);
+      }
+      changes++;
+    }
+    service.order(records.map((r) => r.id));
+    return changes;
   }
 
-  /** Stops accepting everywhere; open TCP connections get until the deadline. State stays as it is on disk. */
-  async drain(deadlineMs: number): Promise<void> {
-    if (this.#draining) return;
-    this.#draining = true;
-    this.#lifecycle = 'draining';
-    clearInterval(this.#retryTimer);
-    this.#unchecked.clear();
-    await Promise.all([...this.#services.values()].map((s) => s.close(deadlineMs)));
-    this.#lifecycle = 'stopped';
+  async #remove(service: NodeService): Promise<void> {
+    for (const instance of service.instances) this.#checks.forget(instance);
+    await service.close();
+    this.#allocator.release(service.port);
+  }
+
+  #warnOutsideRange(record: ServiceRecord): void {
+    const { first, last } = this.#options.range;
+    if (record.port < first || record.port > last) {
+      this.#logger.warn(
+        { service: record.name, port: record.port },
+        'restored port lies outside the range; kept',
+      );
+    }
+  }
+
+  /** An instance's TTL timer fired: the store decides (on its clock) whether it expired; while it is away, nothing does. */
+  #onTtl(service: NodeService, instance: Instance): void {
+    void this.#exclusive(async () => {
+      if (service.instance(instance.id) !== instance) return;
+      let result: Awaited<ReturnType<NodeStore['expireInstance']>>;
+      try {
+        result = await this.#store.expireInstance(service.id, instance.id);
+      } catch (error) {
+        this.#storeUnreachable(error);
+        service.armTtl(instance, TTL_RETRY_MS);
+        return;
+      }
+      if (result.expired) {
+        if (
+          result.revision !== undefined &&
+          this.#revision !== undefined &&
+          sequence(result.revision) === sequence(this.#revision) + 1
+        ) {
+          this.#revision = result.revision;
+        }
+        this.#checks.forget(instance);
+        service.remove(instance.id);
+        this.#logger.info(
+          { service: service.name, instance: instance.id, ttl: instance.ttl },
+          'instance expired',
+        );
+      } else if (result.remainingMs !== undefined) {
+        service.armTtl(instance, result.remainingMs);
+      }
+      // Neither: the store no longer has it (expired or removed through another node): the next sync removes it here.
+    });
   }
 
   #newService(record: Omit<ServiceRecord, 'instances'>): NodeService {
@@ -385,14 +635,7 @@ export class HarborNode {
       udpIdleTimeoutMs: this.#options.udpIdleTimeoutMs,
       tcpIdleTimeoutMs: this.#options.tcpIdleTimeoutMs,
       downMs: this.#options.downMs ?? DEFAULT_DOWN_MS,
-      onExpire: (service, instance) => {
-        this.#unchecked.delete(instance);
-        this.#logger.info(
-          { service: service.name, instance: instance.id, ttl: instance.ttl },
-          'instance expired',
-        );
-        this.#persist().catch((error: unknown) => this.#logger.error({ err: error }, 'state not saved'));
-      },
+      onTtl: (service, instance) => this.#onTtl(service, instance),
     });
   }
 
@@ -426,77 +669,9 @@ export class HarborNode {
       for (const service of this.#services.values()) {
         if (!service.listening) await this.#listen(service, false);
       }
-      await this.#checkInstances();
+      await this.#checks.run(this.#services.values());
     } finally {
       this.#retrying = false;
-    }
-  }
-
-  /**
-   * Checks (a TCP connect) the restored instances not yet checked, and every instance whose
-   * TCP side is down: one that answers is up at once; one that still does not stays down
-   * (its down time starts over), so a blackholed instance costs one client its connect
-   * timeout, not one client every down time (issue 9: HAProxy's and Envoy's active checks).
-   */
-  async #checkInstances(): Promise<void> {
-    const down: Instance[] = [];
-    const udpChecked: Instance[] = [];
-    for (const service of this.#services.values()) {
-      const tcp = service.protocols.includes('tcp');
-      const udp = service.protocols.includes('udp');
-      for (const instance of service.instances) {
-        if (tcp && instance.health.tcp.state === 'down' && !this.#unchecked.has(instance))
-          down.push(instance);
-        if (udp && instance.udpCheck !== undefined) udpChecked.push(instance);
-      }
-    }
-    const downMs = this.#options.downMs ?? DEFAULT_DOWN_MS;
-    await Promise.all([
-      ...[...this.#unchecked].map(async (instance) => {
-        const ok = await this.#check(instance.host, instance.port);
-        if (ok && this.#unchecked.delete(instance)) {
-          instance.health.tcp.markUp();
-          this.#logger.info(
-            { instance: instance.id, address: `${instance.host}:${instance.port}` },
-            'instance passed its check',
-          );
-        }
-      }),
-      ...udpChecked.map((instance) => this.#checkUdp(instance, downMs)),
-      ...down.map(async (instance) => {
-        const ok = await this.#check(instance.host, instance.port);
-        if (instance.health.tcp.state !== 'down') return;
-        if (ok) {
-          instance.health.tcp.markUp();
-          this.#logger.info(
-            { instance: instance.id, address: `${instance.host}:${instance.port}` },
-            'instance answers again; back in rotation',
-          );
-        } else {
-          instance.health.tcp.markDown(downMs);
-        }
-      }),
-    ]);
-  }
-
-  /**
-   * The opt-in UDP check, of every instance that has one, up or down: a blackholed UDP
-   * instance sends no ICMP, so only an unanswered check takes it out of rotation.
-   */
-  async #checkUdp(instance: Instance, downMs: number): Promise<void> {
-    const check = instance.udpCheck;
-    if (check === undefined) return;
-    const ok = await this.#udpCheck(instance.host, instance.port, udpCheckPayload(check));
-    const health = instance.health.udp;
-    const address = `${instance.host}:${instance.port}`;
-    if (ok && health.state !== 'up') {
-      health.markUp();
-      this.#logger.info({ instance: instance.id, address }, 'udp check answered; back in rotation');
-    } else if (!ok) {
-      if (health.state === 'up') {
-        this.#logger.warn({ instance: instance.id, address }, 'udp check unanswered; out of rotation');
-      }
-      health.markDown(downMs);
     }
   }
 
@@ -504,6 +679,16 @@ export class HarborNode {
     const service = this.#services.get(id);
     if (!service) throw new HarborError('E_API_NOT_FOUND', `no service with id ${id}`);
     return service;
+  }
+
+  #fixedCredentials(): FixedCredentials {
+    const o = this.#options;
+    return {
+      hostname: o.hostname,
+      host: o.host,
+      node_id: o.nodeId,
+      ...((o.extHostname || o.extHost) && { ext_hostname: o.extHostname ?? '', ext_host: o.extHost ?? '' }),
+    };
   }
 
   #lowestFreeIntPort(): number {
@@ -532,13 +717,9 @@ export class HarborNode {
       counters: service.counters(),
     };
   }
+}
 
-  #snapshot(): NodeState {
-    return { services: [...this.#services.values()].map((s) => s.record()) };
-  }
-
-  async #persist(): Promise<void> {
-    const file = this.#options.stateFile;
-    if (file) await file.save(this.#snapshot());
-  }
+/** The counter of a revision ("12:ab34..." or "12"). */
+function sequence(revision: string): number {
+  return Number.parseInt(revision, 10);
 }

@@ -25,7 +25,7 @@ import {
   type InstanceState,
   type Protocol,
 } from './balancer.js';
-import type { InstanceRecord, ServiceRecord } from './state.js';
+import type { FixedCredentials, InstanceRecord, ServiceRecord } from './state.js';
 
 /** The longest delay setTimeout takes (a longer one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -38,8 +38,8 @@ export interface NodeServiceOptions {
   /** Forwarded TCP connections idle this long either way are closed; 0: never. */
   readonly tcpIdleTimeoutMs?: number | undefined;
   readonly downMs: number;
-  /** Called when an instance's TTL runs out (after it was removed), so the node can persist and log. */
-  readonly onExpire: (service: NodeService, instance: Instance) => void;
+  /** Called when an instance's TTL timer fires: the node asks its store whether it expired (a refresh through another node may have moved it). */
+  readonly onTtl: (service: NodeService, instance: Instance) => void;
 }
 
 interface Listener {
@@ -69,6 +69,8 @@ export class NodeService {
   readonly port: number;
   readonly intPort: number;
   readonly createdAt: string;
+  /** Fixed at creation; undefined for a service from an older state file (the node's settings give them). */
+  readonly credentials: FixedCredentials | undefined;
   readonly transport: Transport;
   /** The last listen failure of a kind still down (a port conflict), for status. */
   conflict: string | undefined;
@@ -88,6 +90,7 @@ export class NodeService {
     this.port = record.port;
     this.intPort = record.intPort;
     this.createdAt = record.createdAt;
+    this.credentials = record.credentials;
     this.transport = ruleForName(record.name).transport;
     const balancers: Balancer[] = [];
     this.#listeners = KINDS_BY_TRANSPORT[this.transport].map((kind) => {
@@ -155,19 +158,21 @@ export class NodeService {
   /**
    * Registers or refreshes an instance. A new address replaces the old
    * instance (it goes to the back of the UDP queue; open connections to the
-   * old address run on).
+   * old address run on). `ttlMs`: what is left of its TTL (a store's clock
+   * says), else the whole TTL.
    */
   upsert(
     id: string,
     spec: InstanceSpec,
     initial: HealthState | Partial<Record<Protocol, HealthState>> = 'up',
+    ttlMs?: number,
   ): UpsertResult {
     const existing = this.#instances.get(id);
     let result: UpsertResult = 'created';
     if (existing && existing.host === spec.host && existing.port === spec.port) {
       existing.ttl = spec.ttl;
       existing.udpCheck = spec.udpCheck;
-      this.#armTtl(existing);
+      this.armTtl(existing, ttlMs);
       return 'refreshed';
     }
     if (existing) {
@@ -177,8 +182,14 @@ export class NodeService {
     const instance = new Instance(id, spec, initial, this.protocols);
     this.#instances.set(id, instance);
     for (const balancer of this.#balancers) balancer.add(instance);
-    this.#armTtl(instance);
+    this.armTtl(instance, ttlMs);
     return result;
+  }
+
+  /** Puts the instances in this order (a store's registration order), so every node has the same UDP primary and queue. */
+  order(ids: readonly string[]): void {
+    const rank = new Map(ids.map((id, i) => [id, i]));
+    for (const balancer of this.#balancers) balancer.order(rank);
   }
 
   remove(id: string): boolean {
@@ -196,12 +207,13 @@ export class NodeService {
     instance.dispose();
   }
 
-  #armTtl(instance: Instance): void {
+  /** (Re)arms the instance's TTL timer for `ms` (default: its whole TTL); when it fires, the node asks its store. */
+  armTtl(instance: Instance, ms?: number): void {
     const old = this.#ttlTimers.get(instance.id);
     if (old) clearTimeout(old);
     this.#ttlTimers.delete(instance.id);
     if (instance.ttl === undefined) return;
-    const deadline = Date.now() + instance.ttl * 1000;
+    const deadline = Date.now() + (ms ?? instance.ttl * 1000);
     // A timer holds at most 2^31-1 ms (24.8 days); a longer TTL (a hand-edited state file) would
     // fire at once, so it is waited out in steps (issue 9, item 12).
     const arm = (): void => {
@@ -212,8 +224,8 @@ export class NodeService {
             arm();
             return;
           }
-          this.#drop(instance);
-          this.#options.onExpire(this, instance);
+          this.#ttlTimers.delete(instance.id);
+          this.#options.onTtl(this, instance);
         },
         Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS),
       );
@@ -234,6 +246,7 @@ export class NodeService {
       port: this.port,
       intPort: this.intPort,
       createdAt: this.createdAt,
+      ...(this.credentials !== undefined && { credentials: this.credentials }),
       instances: this.instanceRecords(),
     };
   }

@@ -18,6 +18,15 @@ export interface InstanceRecord {
   readonly udpCheck?: string | undefined;
 }
 
+/** The node-wide parts of a service's credentials, fixed when it is created (every node of a cluster returns them). */
+export interface FixedCredentials {
+  readonly hostname: string;
+  readonly host: string;
+  readonly node_id: string;
+  readonly ext_hostname?: string | undefined;
+  readonly ext_host?: string | undefined;
+}
+
 export interface ServiceRecord {
   /** The service instance id (a UUID): the credentials' `name`. */
   readonly id: string;
@@ -26,6 +35,8 @@ export interface ServiceRecord {
   readonly port: number;
   readonly intPort: number;
   readonly createdAt: string;
+  /** Absent in files written before clusters: then the node's settings give them. */
+  readonly credentials?: FixedCredentials | undefined;
   readonly instances: readonly InstanceRecord[];
 }
 
@@ -46,7 +57,25 @@ export interface UnknownFields {
 }
 
 const ROOT_FIELDS = new Set(['version', 'services']);
-const SERVICE_FIELDS = new Set(['id', 'name', 'port', 'int_port', 'created_at', 'instances']);
+const SERVICE_FIELDS = new Set(['id', 'name', 'port', 'int_port', 'created_at', 'credentials', 'instances']);
+const CREDENTIAL_FIELDS = ['hostname', 'host', 'node_id', 'ext_hostname', 'ext_host'] as const;
+
+/** The fixed credentials of a stored service, or a reason they are wrong. Shared by every store's reader. */
+export function parseFixedCredentials(value: unknown): FixedCredentials | string {
+  const o = value as Record<string, unknown>;
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return 'is not an object';
+  for (const key of CREDENTIAL_FIELDS) {
+    if (o[key] !== undefined && typeof o[key] !== 'string') return `has a ${key} that is not a string`;
+  }
+  if (!isText(o.hostname) || !isText(o.host) || !isText(o.node_id)) return 'lacks hostname, host or node_id';
+  return {
+    hostname: o.hostname,
+    host: o.host,
+    node_id: o.node_id,
+    ...(o.ext_hostname !== undefined && { ext_hostname: o.ext_hostname as string }),
+    ...(o.ext_host !== undefined && { ext_host: o.ext_host as string }),
+  };
+}
 const INSTANCE_FIELDS = new Set(['id', 'host', 'port', 'ttl', 'udp_check']);
 
 function unknownOf(value: Record<string, unknown>, known: ReadonlySet<string>): Record<string, unknown> {
@@ -131,12 +160,15 @@ export function parseState(path: string, text: string): NodeState {
     ports.add(s.port);
     ids.add(s.id);
     if (!Array.isArray(s.instances)) throw corrupt(path, `has ${where} without an "instances" array`);
+    const credentials = s.credentials === undefined ? undefined : parseFixedCredentials(s.credentials);
+    if (typeof credentials === 'string') throw corrupt(path, `has ${where}.credentials that ${credentials}`);
     return {
       id: s.id,
       name: s.name,
       port: s.port,
       intPort: s.int_port,
       createdAt: s.created_at,
+      ...(credentials !== undefined && { credentials }),
       instances: s.instances.map((inst: unknown, j: number) =>
         parseInstance(path, `${where}.instances[${j}]`, inst),
       ),
@@ -159,6 +191,7 @@ export function serializeState(state: NodeState, unknown: UnknownFields = NO_UNK
         port: s.port,
         int_port: s.intPort,
         created_at: s.createdAt,
+        credentials: s.credentials,
         instances: s.instances.map((i) => ({
           ...unknown.instances.get(`${s.id} ${i.id}`),
           id: i.id,

@@ -257,18 +257,21 @@ t.test(
       const method =
         random() < 0.25 ? methods[Math.floor(random() * methods.length)]! : kind === 2 ? 'PUT' : 'POST';
       let status: number;
+      let rangeFull = false;
       try {
         const response = await fetch(`${node.api}${path.startsWith('/') ? path : `/${path}`}`, {
           method,
           body: method === 'GET' || method === 'DELETE' ? undefined : body,
         });
-        await response.arrayBuffer();
+        const text = await response.text();
         status = response.status;
+        // Enough creates fill the node's range: that 503 is the documented answer, not a fault.
+        rangeFull = status === 503 && text.includes('E_PORT_RANGE_EXHAUSTED');
       } catch {
         continue; // a path fetch itself refuses to send
       }
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
-      if (status >= 500) {
+      if (status >= 500 && !rangeFull) {
         t.fail(`round ${round} (seed ${SEED}): ${method} ${path} ${JSON.stringify(body)} answered ${status}`);
         break;
       }
