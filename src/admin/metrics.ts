@@ -5,7 +5,7 @@
 // global one), so two in one process (tests, a node and a sidecar) never clash.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { StatusClass } from '../stats/index.js';
-import type { MetricsService, MetricsSource } from './types.js';
+import type { MetricsService, MetricsSource, MetricsStore } from './types.js';
 
 export interface MetricsOptions {
   readonly source: MetricsSource;
@@ -28,6 +28,10 @@ export const METRIC_NAMES = {
   reloads: 'harbor_reloads_total',
   certificateExpiry: 'harbor_certificate_expiry_seconds',
   backendErrors: 'harbor_backend_errors_total',
+  storeConnected: 'harbor_store_connected',
+  storeLag: 'harbor_store_revision_lag',
+  storeResyncs: 'harbor_store_resyncs_total',
+  storeLastSync: 'harbor_store_last_sync_timestamp_seconds',
 } as const;
 
 /**
@@ -125,6 +129,43 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
     [],
     (m, s) => put(m, labelsOf(s), s.stats.backendErrors),
   );
+
+  const store = source.store?.bind(source);
+  if (store) {
+    const gauge = (name: string, help: string, value: (s: MetricsStore) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['store'],
+        registers: [registry],
+        collect(this: Gauge<string>) {
+          this.reset();
+          const now = store();
+          const v = value(now);
+          if (v !== undefined) this.set({ store: now.kind }, v);
+        },
+      });
+    gauge(
+      METRIC_NAMES.storeConnected,
+      'Whether the node reached its store at its last sync (1) or not (0).',
+      (s) => (s.connected ? 1 : 0),
+    );
+    gauge(METRIC_NAMES.storeLag, 'Revisions the node was behind the store at its last sync.', (s) => s.lag);
+    gauge(METRIC_NAMES.storeLastSync, 'When the node last synced with its store (Unix seconds).', (s) =>
+      s.syncedAt === undefined ? undefined : s.syncedAt / 1000,
+    );
+    new Counter({
+      name: METRIC_NAMES.storeResyncs,
+      help: 'Snapshots re-read from the store (its revision moved, it came back empty, or it lost writes).',
+      labelNames: ['store'],
+      registers: [registry],
+      collect(this: Counter<string>) {
+        this.reset();
+        const now = store();
+        this.inc({ store: now.kind }, now.resyncs);
+      },
+    });
+  }
 
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
   return registry;

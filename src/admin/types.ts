@@ -19,6 +19,18 @@ export interface MetricsService {
  */
 export interface MetricsSource {
   services(): Iterable<MetricsService>;
+  /** harbor-node: its store as this node last saw it. */
+  store?(): MetricsStore;
+}
+
+/** The store figures /metrics exports (harbor-node). */
+export interface MetricsStore {
+  readonly kind: string;
+  readonly connected: boolean;
+  readonly lag: number;
+  readonly resyncs: number;
+  /** Epoch ms of the last sync; undefined before the first. */
+  readonly syncedAt: number | undefined;
 }
 
 /** How a service is carried: `https` is TLS ended by the sidecar on int_port (TCP). */
@@ -97,6 +109,8 @@ export interface StatusReport {
   /** The lifecycle state: `created`, `starting`, `listening`, `draining`, `stopped` (harbor-node may add its own). */
   readonly state: string;
   readonly services: readonly StatusService[];
+  /** harbor-node: where its services are kept and how fresh its copy is. */
+  readonly store?: unknown;
 }
 
 /** The JSON form of GET /readyz (ask with `Accept: application/json`). */

@@ -13,9 +13,9 @@ import {
   NodeApi,
   type PortRange,
   parsePortList,
-  StateFile,
 } from '../node/index.js';
 import { NODE_SETTINGS, nodeHelpText, resolveNodeSettings } from '../node/settings.js';
+import { createStore } from '../node/store/index.js';
 import { printProblems, reportError } from './report.js';
 
 const PROGRAM = 'harbor-node';
@@ -61,6 +61,10 @@ function readVersion(): string {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const { stdout, stderr } = process;
+  if (argv[0] === 'store') {
+    const { storeCommand } = await import('./commands/store.js');
+    return storeCommand(argv.slice(1), process.env, { stdout, stderr });
+  }
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseCommandLine(argv);
@@ -85,9 +89,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const logger = createLogger({ level: settings.logLevel, pretty: settings.pretty, name: PROGRAM });
   warnEphemeralPorts(settings.ports, logger);
-  const stateFile = settings.state ? new StateFile(settings.state) : undefined;
-  if (!stateFile)
+  if (settings.store.kind === 'memory') {
     logger.warn('no state file (--state / HARBOR_NODE_STATE): services will not survive a restart');
+  }
+  const store = await createStore(settings.store, logger);
   const node = new HarborNode({
     range: settings.ports,
     listenHost: settings.listen,
@@ -96,7 +101,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     host: settings.host,
     extHostname: settings.extHostname,
     extHost: settings.extHost,
-    stateFile,
+    store,
     udpIdleTimeoutMs: settings.udpIdleTimeoutMs,
     tcpIdleTimeoutMs: settings.tcpIdleTimeoutMs,
     logger,
@@ -126,6 +131,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       api: `${settings.api.host}:${apiPort}`,
       ports: `${settings.ports.first}-${settings.ports.last}`,
       listen: settings.listen ?? 'all',
+      store: store.description,
       node_id: settings.nodeId,
       auth: settings.token ? 'bearer token' : 'none',
     },

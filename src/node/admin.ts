@@ -18,6 +18,9 @@ export interface NodeAdminOptions {
 export function nodeReadiness(node: HarborNode): string[] {
   const reasons: string[] = [];
   if (node.lifecycle !== 'listening') reasons.push(`harbor-node is ${node.lifecycle}`);
+  const store = node.storeStatus();
+  // Before its first sync a node knows no service: it must not be sent clients yet.
+  if (store.synced_at === null) reasons.push(`store ${store.store} not reached yet`);
   for (const service of node.services) {
     if (!service.listening) {
       reasons.push(`${service.name}: port ${service.port} not listening (${service.conflict ?? 'starting'})`);
@@ -34,6 +37,7 @@ export function nodeStatusReport(options: NodeAdminOptions): StatusReport {
     pid: process.pid,
     startedAt: options.startedAt.toISOString(),
     state: node.lifecycle,
+    store: node.storeStatus(),
     services: [...node.services].map((s) => ({
       name: s.name,
       protocol: s.transport,
@@ -57,6 +61,16 @@ export function createNodeAdmin(options: NodeAdminOptions): AdminRequestHandler 
     status: () => nodeStatusReport(options),
     metrics: {
       services: () => [...options.node.services].map((s) => ({ name: s.name, id: s.id, stats: s.stats })),
+      store: () => {
+        const s = options.node.storeStatus();
+        return {
+          kind: s.kind,
+          connected: s.connected,
+          lag: s.lag,
+          resyncs: s.resyncs,
+          syncedAt: s.synced_at === null ? undefined : Date.parse(s.synced_at),
+        };
+      },
     },
     logger: options.logger,
   });

@@ -44,7 +44,13 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   E_API_AUTH: 401,
   E_API_NOT_FOUND: 404,
   E_PORT_RANGE_EXHAUSTED: 503,
+  E_PORT_TAKEN: 503,
+  E_STORE_UNAVAILABLE: 503,
+  E_STORE_CONFLICT: 409,
 };
+
+/** Seconds a client waits before retrying a 503 (the store reconnects within a few). */
+const RETRY_AFTER_SECONDS = 2;
 
 class ApiError extends HarborError {
   readonly status: number;
@@ -182,12 +188,21 @@ export class NodeApi {
         this.#logger.debug({ code, url: req.url, status }, message);
       const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
       if (status === 401) headers['www-authenticate'] = 'Bearer realm="harbor-node"';
+      if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
       if (error instanceof ApiError && status === 405) headers.allow = (error as MethodError).allow;
       // A body the API refused is not read to its end: the connection cannot carry another request.
       if (status === 413) headers.connection = 'close';
       if (!res.headersSent) res.writeHead(status, headers);
       res.end(`${JSON.stringify({ error: message, code })}\n`);
     }
+  }
+
+  /** A read answered while the store is away says how old what it shows may be (Age, and Harbor-Store-Stale in ms). */
+  #staleness(res: http.ServerResponse): void {
+    const store = this.#node.storeStatus();
+    if (store.connected || store.stale_ms === null) return;
+    res.setHeader('age', String(Math.floor(store.stale_ms / 1000)));
+    res.setHeader('harbor-store-stale', String(store.stale_ms));
   }
 
   #authorize(req: http.IncomingMessage): void {
@@ -215,8 +230,10 @@ export class NodeApi {
       throw new ApiError('E_API_NOT_FOUND', `no such path: ${path}`);
     }
     const [, , serviceId, , instanceId] = parts;
+    if (method === 'GET') this.#staleness(res);
     if (serviceId === undefined) {
-      if (method === 'GET') return json(res, 200, { services: this.#node.list() });
+      if (method === 'GET')
+        return json(res, 200, { services: this.#node.list(), store: this.#node.storeStatus() });
       if (method === 'POST') {
         const { name, intPort } = parseServiceBody(body);
         const credentials = await this.#node.createService(name, intPort);

@@ -8,11 +8,14 @@ import { parseAddress, parseChoice, parseDuration } from '../config/values.js';
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 import { type PortRange, parsePortRange } from './ports.js';
+import { parseStoreLocation, type StoreLocation } from './store/url.js';
 
 export interface NodeSettings {
   readonly ports: PortRange;
   readonly api: { readonly host: string; readonly port: number };
   readonly state: string | undefined;
+  /** Where services are kept: --store, else file:--state, else memory. */
+  readonly store: StoreLocation;
   readonly nodeId: string;
   readonly hostname: string;
   readonly host: string;
@@ -33,7 +36,30 @@ export interface NodeSettings {
 export const NODE_SETTINGS = {
   ports: { flag: 'ports', env: ['HARBOR_NODE_PORTS'], default: '35000-40000', help: 'service port range' },
   api: { flag: 'api', env: ['HARBOR_NODE_API'], default: '127.0.0.1:9700', help: 'API address' },
-  state: { flag: 'state', env: ['HARBOR_NODE_STATE'], default: '', help: 'state file (none: memory only)' },
+  state: {
+    flag: 'state',
+    env: ['HARBOR_NODE_STATE'],
+    default: '',
+    help: 'state file (short for --store file:PATH)',
+  },
+  store: {
+    flag: 'store',
+    env: ['HARBOR_NODE_STORE'],
+    default: '',
+    help: 'file:PATH, memory, redis://[user@]host:port[/db], rediss://..., redis-sentinel://host:port[,...]/MASTER (default file:--state, else memory; password: HARBOR_NODE_STORE_PASSWORD)',
+  },
+  clusterHost: {
+    flag: 'cluster-host',
+    env: ['HARBOR_NODE_CLUSTER_HOST'],
+    default: '',
+    help: 'credentials host for a cluster: the virtual IP in front of every node',
+  },
+  clusterHostname: {
+    flag: 'cluster-hostname',
+    env: ['HARBOR_NODE_CLUSTER_HOSTNAME'],
+    default: '',
+    help: 'credentials hostname for a cluster: the DNS name of every node',
+  },
   nodeId: { flag: 'node-id', env: ['HARBOR_NODE_ID'], default: 'harbor_node_1', help: 'node_id' },
   hostname: {
     flag: 'hostname',
@@ -159,8 +185,27 @@ export function resolveNodeSettings(
   }
 
   const fallbackAddress = context.firstAddress ?? '127.0.0.1';
-  const host = raw('host').text || fallbackAddress;
-  const hostname = raw('hostname').text || host;
+  const host = raw('clusterHost').text || raw('host').text || fallbackAddress;
+  const hostname = raw('clusterHostname').text || raw('hostname').text || raw('clusterHost').text || host;
+
+  const stateRaw = raw('state');
+  const storeRaw = raw('store');
+  let store: StoreLocation = stateRaw.text
+    ? { kind: 'file', path: stateRaw.text, description: `file:${stateRaw.text}` }
+    : { kind: 'memory', description: 'memory' };
+  if (storeRaw.text !== '') {
+    // The password is never echoed: a problem names the store by what parsing kept.
+    const parsed = parseStoreLocation(storeRaw.text, env.HARBOR_NODE_STORE_PASSWORD);
+    const shown = storeRaw.text.replace(/\/\/[^@/]*@/, '//***@');
+    if (typeof parsed === 'string') problem(storeRaw.source, shown, parsed);
+    else if (stateRaw.text && !(parsed.kind === 'file' && parsed.path === stateRaw.text)) {
+      problem(
+        storeRaw.source,
+        shown,
+        `names another store than ${stateRaw.source} ${stateRaw.text}; give one of them`,
+      );
+    } else store = parsed;
+  }
   const token = env.HARBOR_NODE_TOKEN || undefined;
 
   if (apiAddress && !token && !isLoopback(apiAddress.host)) {
@@ -178,7 +223,8 @@ export function resolveNodeSettings(
     settings: Object.freeze({
       ports,
       api: apiAddress,
-      state: raw('state').text || undefined,
+      state: stateRaw.text || undefined,
+      store,
       nodeId: nodeIdRaw.text,
       hostname,
       host,
@@ -210,6 +256,10 @@ export function nodeHelpText(): string {
     ...rows,
     `  --pretty             ${''.padEnd(30)} human-readable logs (default when stdout is a terminal)`,
     `  ${''.padEnd(20)} HARBOR_NODE_TOKEN              bearer token for the API (required off loopback)`,
+    `  ${''.padEnd(20)} HARBOR_NODE_STORE_PASSWORD     the store's password (instead of the URL's)`,
+    '',
+    'Commands:',
+    '  harbor-node store copy --from STORE --to STORE   copy every service (ports, ids, credentials) from one store to another',
     '',
     'See docs/node.md for the API.',
     '',

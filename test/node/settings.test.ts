@@ -101,3 +101,67 @@ t.test('an API off loopback needs a token', async (t) => {
   t.ok(resolveNodeSettings({ api: '0.0.0.0:9700' }, { HARBOR_NODE_TOKEN: 'x' }, context).settings);
   t.ok(resolveNodeSettings({ api: '[::1]:9700' }, {}, context).settings);
 });
+
+t.test('--store: each kind; --state is its short form; the password never shows', async (t) => {
+  const store = (flags: Record<string, string>, env: Record<string, string> = {}) =>
+    resolveNodeSettings(flags, env, context);
+  t.match(store({}).settings?.store, { kind: 'memory' });
+  t.match(store({ state: '/s.json' }).settings?.store, { kind: 'file', path: '/s.json' });
+  t.match(store({ store: 'file:/s.json', state: '/s.json' }).settings?.store, {
+    kind: 'file',
+    path: '/s.json',
+  });
+  t.match(store({ store: 'redis://10.0.0.7:6380/2' }).settings?.store, {
+    kind: 'redis',
+    endpoints: [{ host: '10.0.0.7', port: 6380 }],
+    db: 2,
+    tls: false,
+    sentinelMaster: undefined,
+  });
+  t.match(store({ store: 'rediss://cache.example' }).settings?.store, {
+    tls: true,
+    endpoints: [{ host: 'cache.example', port: 6379 }],
+  });
+  t.match(store({ store: 'redis-sentinel://127.0.0.1:26379,[::1]/harbor' }).settings?.store, {
+    endpoints: [
+      { host: '127.0.0.1', port: 26379 },
+      { host: '::1', port: 26379 },
+    ],
+    sentinelMaster: 'harbor',
+  });
+  const withSecret = store({ store: 'redis://app:s3cret@10.0.0.7:6379' }).settings?.store;
+  t.match(withSecret, { username: 'app', password: 's3cret', description: 'redis://app@10.0.0.7:6379' });
+  t.notMatch(withSecret?.description, /s3cret/);
+  t.match(store({ store: 'redis://10.0.0.7' }, { HARBOR_NODE_STORE_PASSWORD: 'fromenv' }).settings?.store, {
+    password: 'fromenv',
+  });
+  for (const [value, reason] of [
+    ['mysql://x', /must be file:PATH, memory, redis:\/\//],
+    ['redis://a:1,b:2', /one host/],
+    ['redis-sentinel://127.0.0.1:26379', /master name/],
+    ['redis://h:99999', /port 99999/],
+    ['redis://h/16', /database/],
+    ['file:', /needs a path/],
+  ] as const) {
+    const { settings, problems } = store({ store: value });
+    t.equal(settings, undefined, value);
+    t.match(problems[0]?.message, reason, value);
+    t.match(problems[0]?.message, /^--store /, 'names the flag');
+  }
+  const bad = store({ store: 'redis://u:hunter2@h:99999' });
+  t.notMatch(bad.problems[0]?.message, /hunter2/, 'a refused URL is shown without its password');
+  t.match(store({ store: 'memory', state: '/s.json' }).problems[0]?.message, /another store than --state/);
+});
+
+t.test('--cluster-host and --cluster-hostname win in the credentials', async (t) => {
+  const { settings } = resolveNodeSettings(
+    { host: '10.0.0.21', 'cluster-host': '10.0.0.100', 'cluster-hostname': 'ports.example.com' },
+    {},
+    context,
+  );
+  t.match(settings, { host: '10.0.0.100', hostname: 'ports.example.com' });
+  t.match(resolveNodeSettings({ 'cluster-host': '10.0.0.100' }, {}, context).settings, {
+    host: '10.0.0.100',
+    hostname: '10.0.0.100',
+  });
+});
