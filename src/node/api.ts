@@ -231,6 +231,7 @@ export class NodeApi {
     }
     const [, , serviceId, , instanceId] = parts;
     if (method === 'GET') this.#staleness(res);
+    if (serviceId !== undefined) await this.#node.ensureKnown(serviceId);
     if (serviceId === undefined) {
       if (method === 'GET')
         return json(res, 200, { services: this.#node.list(), store: this.#node.storeStatus() });

@@ -266,6 +266,7 @@ export class HarborNode {
   }
 
   async deleteService(id: string): Promise<void> {
+    await this.ensureKnown(id);
     const service = await this.#exclusive(async () => {
       const service = this.#require(id);
       // The store first: if it refuses, the service stays as it was.
@@ -283,6 +284,7 @@ export class HarborNode {
    * nothing are not written to a file; a change the store refuses changes nothing here.
    */
   async putInstance(serviceId: string, instanceId: string, spec: InstanceSpec): Promise<boolean> {
+    await this.ensureKnown(serviceId);
     const { result, service } = await this.#exclusive(async () => {
       const service = this.#require(serviceId);
       const instance = { id: instanceId, ...spec };
@@ -305,6 +307,7 @@ export class HarborNode {
   }
 
   async deleteInstance(serviceId: string, instanceId: string): Promise<void> {
+    await this.ensureKnown(serviceId);
     const service = await this.#exclusive(async () => {
       const service = this.#require(serviceId);
       this.#written(await this.#store.deleteInstance(serviceId, instanceId), {
@@ -322,6 +325,14 @@ export class HarborNode {
 
   view(id: string): ServiceView {
     return this.#view(this.#require(id));
+  }
+
+  /**
+   * A service this node does not know yet may have been created through another node since
+   * its last sync (a sidecar registers through any node): it syncs once before a 404.
+   */
+  async ensureKnown(id: string): Promise<void> {
+    if (!this.#services.has(id) && this.#store.shared) await this.sync();
   }
 
   list(): ServiceView[] {
@@ -399,7 +410,8 @@ export class HarborNode {
         if (result.revision === undefined && this.#revision !== undefined) await this.#reassert();
         else if (result.diverged) await this.#replay();
         const snapshot = await this.#store.snapshot();
-        await this.#apply(snapshot.services, this.#revision === undefined);
+        // Never synced before (the store was away at start): what it holds is restored, and checked.
+        await this.#apply(snapshot.services, this.#syncedAt === undefined);
         this.#synced(snapshot.revision);
         this.#resyncs++;
       } catch (error) {

@@ -3,25 +3,14 @@
 // free ones the kernel picked a moment before (checked by binding).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import { freePort } from './net.js';
 import { waitFor } from './wait.js';
 
 export const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
 export const HAVE_SENTINEL = spawnSync('redis-sentinel', ['--version']).status === 0;
-
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen({ host, port: 0 }, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** One line of RESP to a Redis/Sentinel port: `PING` -> `+PONG`. Answers '' when it cannot connect. */
 export async function redisCommand(port: number, ...args: string[]): Promise<string> {

@@ -31,7 +31,7 @@ import type {
 import type { StoreLocation } from './url.js';
 
 /** How long no node may reach the store before TTLs pause for the gap (nodes sync every few hundred ms). */
-export const STORE_GAP_MS = 5_000;
+export const STORE_GAP_MS = 1_000;
 /** The longest wait between reconnect attempts. */
 const MAX_BACKOFF_MS = 2_000;
 /** A command Redis does not answer in this long fails (a partition must not hang the API). */

@@ -1,0 +1,295 @@
+// Three harbor-nodes (127.0.0.21-.23) sharing one real redis-server: any node
+// serves any service, with the same credentials, the same UDP primary and
+// queue, and the same expiries; a node killed, Redis stopped, restarted with
+// its data or empty: nothing acknowledged is lost and forwarding goes on.
+import type { Socket } from 'node:net';
+import * as net from 'node:net';
+import t from 'tap';
+import { echoServer, tagServer, tcpRequest, udpClient, udpTagServer } from '../forward/fixtures/net.js';
+import { HAVE_REDIS, redisCommand, startRedis } from '../helpers/redis.js';
+import { waitFor } from '../helpers/wait.js';
+import { type ClusterNode, startCluster, startClusterNode } from './fixtures.js';
+
+if (!HAVE_REDIS) t.plan(0, 'redis-server is not installed');
+
+const viewOn = async (node: ClusterNode, id: string) => {
+  const view = await node.call('GET', `/v1/services/${id}`);
+  return view.status === 200 ? view.json : { instances: [] };
+};
+
+t.test('created through one node, served by the others within a second, same credentials', async (t) => {
+  const redis = await startRedis(t);
+  const { nodes } = await startCluster(t, redis.url);
+  const started = Date.now();
+  const created = await nodes[0]!.call('POST', '/v1/services', { name: 'tcp-app' });
+  t.equal(created.status, 201);
+  const id = created.json.name as string;
+  t.match(created.json, { host: '127.0.0.20', hostname: 'ports.cluster.test', node_id: 'harbor_cluster' });
+  let servedAfter = 0;
+  await waitFor(async () => {
+    for (const node of nodes) {
+      const view = await node.call('GET', `/v1/services/${id}`);
+      if (view.status !== 200 || view.json.listening !== true) return false;
+    }
+    servedAfter = Date.now() - started;
+    return true;
+  }, 'every node listening');
+  t.comment(`created to listening on all three nodes: ${servedAfter} ms`);
+  for (const node of nodes)
+    t.same((await viewOn(node, id)).credentials, created.json, `the same credentials on ${node.host}`);
+
+  // Instances registered through two different nodes; each node round-robins over both.
+  const a = await tagServer(t, 'A');
+  const b = await tagServer(t, 'B');
+  t.equal(
+    (await nodes[1]!.call('PUT', `/v1/services/${id}/instances/a`, { host: '127.0.0.1', port: a.port }))
+      .status,
+    201,
+  );
+  t.equal(
+    (await nodes[2]!.call('PUT', `/v1/services/${id}/instances/b`, { host: '127.0.0.1', port: b.port }))
+      .status,
+    201,
+  );
+  t.equal(
+    (await nodes[0]!.call('PUT', `/v1/services/${id}/instances/b`, { host: '127.0.0.1', port: b.port }))
+      .status,
+    200,
+    'a registration known to the cluster is a refresh on any node',
+  );
+  const port = created.json.port as number;
+  for (const node of nodes) {
+    await waitFor(
+      async () => (await viewOn(node, id)).instances.length === 2,
+      `both instances on ${node.host}`,
+    );
+    const answers = [await tcpRequest(port, '', node.host), await tcpRequest(port, '', node.host)];
+    t.same(answers.sort(), ['A', 'B'], `${node.host} sends connections to both in turn`);
+  }
+});
+
+t.test('300 concurrent creates spread over three nodes: no port twice', async (t) => {
+  const redis = await startRedis(t);
+  const { nodes } = await startCluster(t, redis.url, { size: 400 });
+  // 300 creates, 150 in flight at a time (50 per node: under the API's 64-connection cap).
+  const answers: { status: number; json: { port: number } }[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 150 }, async (_, lane) => {
+      const node = nodes[lane % 3]!;
+      while (next < 300) {
+        const i = next++;
+        answers[i] = await node
+          .call('POST', '/v1/services', { name: `tcp-race-${i}` })
+          .catch((error: Error) => {
+            const cause = (error.cause as Error | undefined)?.message;
+            throw new Error(
+              `create ${i} on ${node.host}: ${error.message} (${cause})\n${node.output().slice(-1500)}`,
+            );
+          });
+      }
+    }),
+  );
+  const statuses = new Map<number, number>();
+  for (const a of answers) statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
+  t.same(Object.fromEntries(statuses), { 201: 300 }, 'every create succeeded');
+  const ports = answers.map((a) => a.json.port as number);
+  t.equal(new Set(ports).size, 300, 'no port twice');
+  for (const node of nodes) {
+    await waitFor(
+      async () => (await node.call('GET', '/v1/services')).json.services.length === 300,
+      `300 on ${node.host}`,
+    );
+  }
+  t.equal(
+    await redisCommand(redis.port, 'HLEN', 'harbor:ports'),
+    ':300\r\n',
+    'the store holds 300 port claims',
+  );
+});
+
+t.test(
+  'the same UDP primary and queue everywhere; a node killed; a node restarted serves at once',
+  async (t) => {
+    const redis = await startRedis(t);
+    const { nodes, range } = await startCluster(t, redis.url);
+    const created = await nodes[0]!.call('POST', '/v1/services', { name: 'both-game' });
+    const { name: id, port } = created.json as { name: string; port: number };
+    const apps = await Promise.all(['u1', 'u2', 'u3'].map((tag) => udpTagServer(t, tag)));
+    const tcpApp = await tagServer(t, 'T');
+    // Registered in turn through different nodes: the store's order is the registration order.
+    for (const [i, app] of apps.entries()) {
+      const put = await nodes[i]!.call('PUT', `/v1/services/${id}/instances/u${i + 1}`, {
+        host: '127.0.0.1',
+        port: app.port,
+      });
+      t.equal(put.status, 201);
+    }
+    for (const node of nodes) {
+      await waitFor(
+        async () => (await viewOn(node, id)).instances.length === 3,
+        `three instances on ${node.host}`,
+      );
+      t.same(
+        (await viewOn(node, id)).instances.map((i: { id: string }) => i.id),
+        ['u1', 'u2', 'u3'],
+        `order on ${node.host}`,
+      );
+    }
+    const client = await udpClient(t);
+    for (const node of nodes)
+      t.equal(await client.ask(port, 'x', 10_000, node.host), 'u1:x', `${node.host}: the primary`);
+    // The primary goes: the same successor everywhere.
+    t.equal((await nodes[2]!.call('DELETE', `/v1/services/${id}/instances/u1`)).status, 204);
+    for (const node of nodes) {
+      await waitFor(async () => (await viewOn(node, id)).instances.length === 2, `u1 gone on ${node.host}`);
+      t.equal(await client.ask(port, 'y', 10_000, node.host), 'u2:y', `${node.host}: the next in the queue`);
+    }
+
+    // One node killed: the others serve on, TCP and UDP.
+    await nodes[1]!.call('PUT', `/v1/services/${id}/instances/u1`, { host: '127.0.0.1', port: tcpApp.port });
+    nodes[0]!.child.kill('SIGKILL');
+    await nodes[0]!.exited;
+    for (const node of nodes.slice(1)) {
+      t.equal(
+        await client.ask(port, 'z', 10_000, node.host),
+        'u2:z',
+        `${node.host} serves UDP with one node dead`,
+      );
+      await waitFor(async () => (await tcpRequest(port, '', node.host)) === 'T', `${node.host} serves TCP`);
+    }
+    // Restarted, it serves from the store as soon as it is ready.
+    const again = await startClusterNode(t, redis.url, nodes[0]!.host, range);
+    t.equal(await client.ask(port, 'w', 10_000, again.host), 'u2:w', 'the restarted node serves UDP at once');
+    t.same((await viewOn(again, id)).credentials, created.json, 'with the same credentials');
+  },
+);
+
+t.test(
+  'Redis stopped mid-traffic, back with its data, back empty: forwarding goes on, nothing is lost',
+  async (t) => {
+    const redis = await startRedis(t);
+    const { nodes } = await startCluster(t, redis.url);
+    const created = await nodes[0]!.call('POST', '/v1/services', { name: 'tcp-echo' });
+    const { name: id, port } = created.json as { name: string; port: number };
+    const echo = await echoServer(t);
+    await nodes[0]!.call('PUT', `/v1/services/${id}/instances/e`, { host: '127.0.0.1', port: echo.port });
+    for (const node of nodes) {
+      await waitFor(
+        async () => (await viewOn(node, id)).instances.length === 1,
+        `the instance on ${node.host}`,
+      );
+    }
+    const held: Socket = net.connect({ host: nodes[1]!.host, port });
+    t.teardown(() => held.destroy());
+    await new Promise((resolve) => held.once('connect', resolve));
+    const echoed = (text: string) =>
+      new Promise<string>((resolve) => {
+        held.once('data', (d) => resolve(d.toString()));
+        held.write(text);
+      });
+    t.equal(await echoed('before'), 'before');
+
+    await redis.kill();
+    await waitFor(
+      async () => (await nodes[1]!.call('POST', '/v1/services', { name: 'tcp-refused' })).status === 503,
+      'writes refused',
+    );
+    const refused = await nodes[2]!.call('POST', '/v1/services', { name: 'tcp-refused' });
+    t.equal(refused.status, 503);
+    t.equal(refused.json.code, 'E_STORE_UNAVAILABLE');
+    t.equal(refused.headers.get('retry-after'), '2', 'with Retry-After');
+    await waitFor(
+      async () => (await nodes[2]!.call('GET', '/v1/services')).headers.get('harbor-store-stale') !== null,
+      'a stale read says so',
+    );
+    const list = await nodes[2]!.call('GET', '/v1/services');
+    t.equal(list.status, 200, 'reads answer from the cache');
+    t.equal(list.json.store.connected, false);
+    t.equal(await echoed('during'), 'during', 'an established connection goes on');
+    for (const node of nodes)
+      t.equal(await tcpRequest(port, 'new', node.host), 'new', `${node.host}: new connections too`);
+
+    await redis.start();
+    const back = Date.now();
+    let second: { status: number; json: { name: string; port: number } } | undefined;
+    await waitFor(async () => {
+      second = await nodes[2]!.call('POST', '/v1/services', { name: 'tcp-after' });
+      return second.status === 201;
+    }, 'writes again once Redis is back');
+    t.comment(`writes again ${Date.now() - back} ms after Redis came back with its data`);
+
+    // Back empty: the nodes put back what they knew.
+    await redis.kill();
+    await redis.start({ empty: true });
+    await waitFor(
+      async () => (await redisCommand(redis.port, 'HLEN', 'harbor:services')) === ':2\r\n',
+      'both services put back',
+    );
+    await waitFor(
+      async () => (await redisCommand(redis.port, 'HLEN', `harbor:inst:${id}`)) === ':1\r\n',
+      'and the instance',
+    );
+    const expected = JSON.stringify(
+      [
+        [id, port],
+        [second!.json.name, second!.json.port],
+      ].sort(),
+    );
+    for (const node of nodes) {
+      const listed = async () => {
+        const services = (await node.call('GET', '/v1/services')).json.services as {
+          credentials: { name: string; port: number };
+        }[];
+        return JSON.stringify(services.map((s) => [s.credentials.name, s.credentials.port]).sort());
+      };
+      await waitFor(async () => (await listed()) === expected, `${node.host}: both services`);
+      t.equal(await listed(), expected, `${node.host}: the same services and ports`);
+    }
+    t.equal(await echoed('after'), 'after', 'the held connection lived through it all');
+  },
+);
+
+t.test(
+  'TTL on the store clock: expires on every node; not during a Redis outage longer than the TTL',
+  async (t) => {
+    const redis = await startRedis(t);
+    const { nodes } = await startCluster(t, redis.url);
+    const created = await nodes[0]!.call('POST', '/v1/services', { name: 'tcp-ttl' });
+    const id = created.json.name as string;
+    await nodes[1]!.call('PUT', `/v1/services/${id}/instances/short`, { host: '127.0.0.1', port: 9, ttl: 1 });
+    await nodes[1]!.call('PUT', `/v1/services/${id}/instances/kept`, { host: '127.0.0.1', port: 10, ttl: 2 });
+    for (const node of nodes) {
+      await waitFor(async () => (await viewOn(node, id)).instances.length === 2, `both on ${node.host}`);
+    }
+    await redis.kill();
+    const down = Date.now();
+    // Longer than either TTL: neither may expire anywhere while the store is away.
+    await waitFor(async () => Date.now() - down > 3_500, 'an outage longer than the TTLs');
+    for (const node of nodes)
+      t.equal((await viewOn(node, id)).instances.length, 2, `${node.host} kept both through the outage`);
+    await redis.start();
+    await waitFor(
+      async () => (await nodes[0]!.call('GET', '/v1/services')).json.store.connected === true,
+      'synced again',
+    );
+    t.equal((await viewOn(nodes[0]!, id)).instances.length, 2, 'no mass expiry when the store returns');
+    // Refreshes stop for `short`; `kept` is refreshed: only `short` expires, on every node.
+    const refresh = setInterval(
+      () =>
+        void nodes[2]!
+          .call('PUT', `/v1/services/${id}/instances/kept`, { host: '127.0.0.1', port: 10, ttl: 2 })
+          .catch(() => {}),
+      400,
+    );
+    t.teardown(() => clearInterval(refresh));
+    for (const node of nodes) {
+      await waitFor(
+        async () => (await viewOn(node, id)).instances.map((i: { id: string }) => i.id).join() === 'kept',
+        `short expired on ${node.host}`,
+      );
+    }
+    clearInterval(refresh);
+    t.pass('an instance whose refreshes stopped expired on every node; the refreshed one stayed');
+  },
+);
