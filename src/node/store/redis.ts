@@ -72,6 +72,7 @@ export class RedisStore implements NodeStore {
   readonly #logger: Logger;
   readonly #sentinel: boolean;
   #wasConnected = false;
+  #warnedNoReplica = false;
 
   constructor(options: RedisStoreOptions) {
     const { location } = options;
@@ -277,6 +278,10 @@ export class RedisStore implements NodeStore {
    * answer cannot lose it (redis.io on WAIT); when none confirms in time, `undo` runs and
    * the change is refused (503: the client retries). A single Redis has no replica to wait for.
    */
+  #connectedReplicas(): Promise<number> {
+    return connectedReplicas(this.#redis);
+  }
+
   async #replicated(undo?: () => Promise<void>): Promise<void> {
     if (!this.#sentinel) return;
     let acknowledged = 0;
@@ -286,11 +291,35 @@ export class RedisStore implements NodeStore {
       acknowledged = 0;
     }
     if (acknowledged >= 1) return;
+    // A master with no replica left (one died, or a failover promoted the only one) has
+    // nobody to wait for: the change stands, said once, rather than refusing every write.
+    if ((await this.#connectedReplicas()) === 0) {
+      if (!this.#warnedNoReplica) {
+        this.#warnedNoReplica = true;
+        this.#logger.warn(
+          { store: this.description },
+          'the store master has no replica: changes are acknowledged without one, and a failover now could lose them',
+        );
+      }
+      return;
+    }
+    this.#warnedNoReplica = false;
     await undo?.();
     throw new HarborError(
       'E_STORE_UNAVAILABLE',
       `store ${this.description}: no replica confirmed the change within ${REPLICA_WAIT_MS} ms; it was not acknowledged`,
     );
+  }
+}
+
+/** connected_slaves of INFO replication; -1 when it cannot be read. */
+async function connectedReplicas(redis: Redis): Promise<number> {
+  try {
+    const info = await redis.info('replication');
+    const match = /connected_slaves:(\d+)/.exec(info);
+    return match ? Number(match[1]) : -1;
+  } catch {
+    return -1;
   }
 }
 
