@@ -143,7 +143,8 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     flag: 'node-url',
     env: ['HARBOR_NODE_URL'],
     type: 'string',
-    description: 'A harbor-node API to register this instance with (token in HARBOR_NODE_TOKEN).',
+    description:
+      'The harbor-node API to register this instance with; several (comma-separated) for a cluster: the first that answers takes it (token in HARBOR_NODE_TOKEN).',
     commands: ['run'],
   },
   {
@@ -396,7 +397,7 @@ export function resolveSidecarSettings(
     maxHeaderBytes: setting('max-header-size', parsePositiveInteger, 16_384),
     maxConnections: setting('max-connections', parsePositiveInteger, 10_000),
     admin,
-    nodeUrl: setting('node-url', parseUrl, undefined),
+    nodeUrl: setting('node-url', parseUrls, undefined),
     nodeToken: env.HARBOR_NODE_TOKEN || undefined,
     nodeTtlMs: setting('node-ttl', parseDuration, 30_000),
     udpCheck: setting('udp-check', parseUdpCheck, undefined),
@@ -454,6 +455,17 @@ function parseUrl(text: string): Parsed<string | undefined> {
   } catch {
     return { ok: false, reason: `must be a URL, not "${text}"` };
   }
+}
+
+/** One URL or several, comma-separated (the nodes of a cluster); kept as a comma-separated list. */
+function parseUrls(text: string): Parsed<string | undefined> {
+  const urls: string[] = [];
+  for (const part of text.split(',')) {
+    const parsed = parseUrl(part.trim());
+    if (!parsed.ok) return parsed;
+    if (parsed.value !== undefined) urls.push(parsed.value);
+  }
+  return { ok: true, value: urls.join(',') };
 }
 
 /** --service and --int-port describe one service by hand; otherwise the platform's variables do. */

@@ -74,7 +74,9 @@ export class RegistrationClient {
   /** A third of the TTL: two refreshes may be lost before the node drops the instance. */
   readonly #refreshMs: number;
   readonly #registrations: Registration[];
-  readonly #base: string;
+  /** The nodes of a cluster (or one node); requests go to the last that answered, and move on when it does not. */
+  readonly #bases: readonly string[];
+  #current = 0;
   #stopped = false;
 
   constructor(options: RegistrationOptions) {
@@ -83,7 +85,10 @@ export class RegistrationClient {
     this.#fetch = options.fetch ?? fetch;
     this.#ttl = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     this.#refreshMs = Math.max(200, (this.#ttl * 1000) / 3);
-    this.#base = options.nodeUrl.replace(/\/+$/, '');
+    this.#bases = options.nodeUrl
+      .split(',')
+      .map((u) => u.trim().replace(/\/+$/, ''))
+      .filter((u) => u !== '');
     this.#registrations = options.services.map((s) => new Registration(s));
   }
 
@@ -160,7 +165,7 @@ export class RegistrationClient {
         this.#logger.info(
           {
             service: name,
-            node: this.#base,
+            node: this.#bases[this.#current],
             instance: this.#options.instanceId,
             address: `${this.#options.host}:${r.service.port}`,
             ttl: this.#ttl,
@@ -188,7 +193,7 @@ export class RegistrationClient {
         {
           code: 'W_NODE_UNREACHABLE',
           service: name,
-          node: this.#base,
+          node: this.#bases[this.#current],
           reason: problem,
           retry_ms: r.backoffMs,
         },
@@ -206,8 +211,32 @@ export class RegistrationClient {
     r.timer.unref();
   }
 
-  #request(method: 'PUT' | 'DELETE', service: RegisteredService, body?: unknown): Promise<Response> {
-    const url = `${this.#base}/v1/services/${encodeURIComponent(service.serviceId)}/instances/${encodeURIComponent(this.#options.instanceId)}`;
+  /**
+   * Sends to the node that answered last; when it cannot be reached or answers 5xx (a node
+   * whose store is away), tries the others in turn. The last answer or failure is returned.
+   */
+  async #request(method: 'PUT' | 'DELETE', service: RegisteredService, body?: unknown): Promise<Response> {
+    const count = this.#bases.length;
+    for (let tried = 1; ; tried++) {
+      const base = this.#bases[this.#current]!;
+      try {
+        const response = await this.#requestTo(base, method, service, body);
+        if (response.status < 500 || tried >= count) return response;
+        await response.body?.cancel();
+      } catch (error) {
+        if (tried >= count) throw error;
+      }
+      this.#current = (this.#current + 1) % count;
+    }
+  }
+
+  #requestTo(
+    base: string,
+    method: 'PUT' | 'DELETE',
+    service: RegisteredService,
+    body?: unknown,
+  ): Promise<Response> {
+    const url = `${base}/v1/services/${encodeURIComponent(service.serviceId)}/instances/${encodeURIComponent(this.#options.instanceId)}`;
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.#options.token) headers.authorization = `Bearer ${this.#options.token}`;

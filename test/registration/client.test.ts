@@ -166,3 +166,30 @@ t.test('a service carrying UDP registers with its udp_check', async (t) => {
     { id: 'u-1', udp_check: 'hex:0102' },
   ]);
 });
+
+t.test(
+  'several node URLs (a cluster): a dead one is passed over, and the next that answers takes it',
+  async (t) => {
+    const n = await startNode(t);
+    const app = await tagServer(t, 'app');
+    const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-app' });
+    const dead = `http://127.0.0.1:${await deadPort()}`;
+    const client = new RegistrationClient({
+      nodeUrl: `${dead}, ${n.url}/`,
+      instanceId: 'guid-multi',
+      host: '127.0.0.1',
+      services: [{ serviceId: creds.name, serviceName: 'tcp-app', port: app.port }],
+      ttlSeconds: 2,
+      logger,
+    });
+    t.teardown(() => client.stop());
+    client.start();
+    const instances = async () => (await n.call('GET', `/v1/services/${creds.name}`)).json.instances;
+    await waitFor(async () => (await instances()).length === 1, 'the registration through the live node');
+    t.equal(client.status()[0]!.failures, 0, 'the dead node cost no failed registration');
+    await waitFor(() => client.status()[0]!.refreshes >= 3, 'refreshes');
+    t.equal(client.status()[0]!.failures, 0, 'refreshes stay on the live node');
+    await client.stop();
+    t.same(await instances(), [], 'deregistered through the live node too');
+  },
+);
