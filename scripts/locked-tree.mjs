@@ -65,8 +65,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const problems = lockedTreeDifferences(join(project, 'package-lock.json'), project);
   // `npm install <package>` rewrites `true` into a list of the dependencies it knew then, so
   // the next dependency added would silently be left out of the tarball.
-  const { bundleDependencies } = JSON.parse(readFileSync(join(project, 'package.json'), 'utf8'));
-  if (bundleDependencies !== true) {
+  const manifest = join(project, 'package.json');
+  const { bundleDependencies } = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')) : {};
+  if (existsSync(manifest) && bundleDependencies !== true) {
     console.error(
       'package.json: "bundleDependencies" must be true (npm install rewrote it into a list); set it back to true, then pack again',
     );
