@@ -444,6 +444,11 @@ export class HarborNode {
   /** Notes a change this node made: its revision follows when nothing else changed meanwhile, and a shared store journals it. */
   #written(revision: string, change: JournalChange): void {
     if (this.#store.shared) this.#journal.record(revision, change);
+    this.#advance(revision);
+  }
+
+  /** Takes a revision this node's own change produced, when nothing else changed meanwhile (else the next sync re-reads). */
+  #advance(revision: string): void {
     if (this.#revision !== undefined && sequence(revision) === sequence(this.#revision) + 1) {
       this.#revision = revision;
     }
@@ -619,13 +624,7 @@ export class HarborNode {
         return;
       }
       if (result.expired) {
-        if (
-          result.revision !== undefined &&
-          this.#revision !== undefined &&
-          sequence(result.revision) === sequence(this.#revision) + 1
-        ) {
-          this.#revision = result.revision;
-        }
+        if (result.revision !== undefined) this.#advance(result.revision);
         this.#checks.forget(instance);
         service.remove(instance.id);
         this.#logger.info(

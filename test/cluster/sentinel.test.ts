@@ -45,7 +45,13 @@ t.test(
             acknowledged.push({ id: answer!.json.name, port: answer!.json.port });
             if (failedAt > 0 && resumedAfter < 0) resumedAfter = Date.now() - failedAt;
           } else {
-            await new Promise((resolve) => setTimeout(resolve, 100)); // a client honouring Retry-After, briefly
+            // As a client honouring Retry-After would, but waiting for the condition itself:
+            // this node reaching its store again (a failover under way keeps it away).
+            await waitFor(
+              async () => (await node.call('GET', '/v1/services')).json.store.connected === true,
+              `${node.host} reaching its store`,
+              60_000,
+            );
           }
         }
       }),

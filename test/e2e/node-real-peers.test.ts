@@ -1,10 +1,11 @@
 // Real servers and clients behind harbor-node: dnsmasq as a both- service
 // queried by dig over UDP and TCP through the node's external port, and
 // redis-server behind a TCP service driven by redis-benchmark.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { promisify } from 'node:util';
-import t, { type Test } from 'tap';
+import t from 'tap';
+import { daemon } from '../helpers/daemon.js';
 import { waitFor } from '../helpers/wait.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, startNodeProcess } from '../node/fixtures/spawn.js';
@@ -16,22 +17,6 @@ async function have(command: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-function daemon(t: Test, command: string, args: string[]): ChildProcess {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    output += c.toString();
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    output += c.toString();
-  });
-  t.teardown(() => {
-    child.kill('SIGKILL');
-    if (child.exitCode !== null && child.exitCode !== 0) t.comment(`${command} output:\n${output}`);
-  });
-  return child;
 }
 
 async function dig(port: number, name: string, tcp: boolean): Promise<string> {

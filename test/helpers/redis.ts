@@ -1,11 +1,12 @@
 // Real redis-server and redis-sentinel processes for store and cluster tests,
 // on loopback, each in its own temporary folder, killed at teardown. Ports are
 // free ones the kernel picked a moment before (checked by binding).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import { daemon } from './daemon.js';
 import { freePort } from './net.js';
 import { waitFor } from './wait.js';
 
@@ -46,24 +47,14 @@ export interface RedisServer {
 }
 
 async function spawnUntil(t: Test, command: string, args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    output += c.toString();
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    output += c.toString();
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const { child, output } = daemon(t, command, args);
   try {
     await waitFor(
       async () => (await redisCommand(port, 'PING')).startsWith('+PONG'),
       `${command} on ${port}`,
     );
   } catch (error) {
-    throw new Error(`${(error as Error).message}\n${output}`);
+    throw new Error(`${(error as Error).message}\n${output()}`);
   }
   return child;
 }

@@ -21,6 +21,15 @@ interface Entry {
   readonly instances: Map<string, { record: InstanceRecord; deadline: number | undefined }>;
 }
 
+/** An undo for a change about to be made to `map`: puts back its entries, in their order. */
+function restorer<K, V>(map: Map<K, V>): () => void {
+  const entries = [...map];
+  return () => {
+    map.clear();
+    for (const [key, value] of entries) map.set(key, value);
+  };
+}
+
 const notFound = (message: string): HarborError => new HarborError('E_API_NOT_FOUND', message);
 
 export class MemoryStore implements NodeStore {
@@ -79,9 +88,9 @@ export class MemoryStore implements NodeStore {
   async deleteService(id: string): Promise<string> {
     const entry = this.entries.get(id);
     if (!entry) throw notFound(`no service with id ${id}`);
-    const before = [...this.entries];
+    const undo = restorer(this.entries);
     this.entries.delete(id);
-    await this.commit(() => this.#restoreOrder(before));
+    await this.commit(undo);
     return this.#bump();
   }
 
@@ -91,26 +100,18 @@ export class MemoryStore implements NodeStore {
   ): Promise<{ result: UpsertResult; revision: string | undefined }> {
     const entry = this.#entry(serviceId);
     const before = entry.instances.get(instance.id);
-    const order = [...entry.instances];
-    const deadline = this.#deadline(instance);
-    let result: UpsertResult;
-    if (before && before.record.host === instance.host && before.record.port === instance.port) {
-      result = 'refreshed';
-      entry.instances.set(instance.id, { record: instance, deadline });
-    } else {
-      result = before ? 'replaced' : 'created';
-      entry.instances.delete(instance.id);
-      entry.instances.set(instance.id, { record: instance, deadline });
-    }
+    const undo = restorer(entry.instances);
+    const sameAddress = before?.record.host === instance.host && before?.record.port === instance.port;
+    const result: UpsertResult = sameAddress ? 'refreshed' : before ? 'replaced' : 'created';
+    // A new address goes to the back of the registration order.
+    if (!sameAddress) entry.instances.delete(instance.id);
+    entry.instances.set(instance.id, { record: instance, deadline: this.#deadline(instance) });
     const changed =
       result !== 'refreshed' ||
       before?.record.ttl !== instance.ttl ||
       before?.record.udpCheck !== instance.udpCheck;
     if (!changed) return { result, revision: undefined };
-    await this.commit(() => {
-      entry.instances.clear();
-      for (const [id, value] of order) entry.instances.set(id, value);
-    });
+    await this.commit(undo);
     return { result, revision: this.#bump() };
   }
 
@@ -118,12 +119,9 @@ export class MemoryStore implements NodeStore {
     const entry = this.#entry(serviceId);
     const before = entry.instances.get(instanceId);
     if (!before) throw notFound(`service ${serviceId} has no instance ${instanceId}`);
-    const order = [...entry.instances];
+    const undo = restorer(entry.instances);
     entry.instances.delete(instanceId);
-    await this.commit(() => {
-      entry.instances.clear();
-      for (const [id, value] of order) entry.instances.set(id, value);
-    });
+    await this.commit(undo);
     return this.#bump();
   }
 
@@ -177,11 +175,6 @@ export class MemoryStore implements NodeStore {
         instances: [...e.instances.values()].map((i) => i.record),
       })),
     };
-  }
-
-  #restoreOrder(entries: [string, Entry][]): void {
-    this.entries.clear();
-    for (const [id, entry] of entries) this.entries.set(id, entry);
   }
 
   #entry(serviceId: string): Entry {

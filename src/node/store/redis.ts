@@ -71,7 +71,6 @@ export class RedisStore implements NodeStore {
   readonly #redis: Redis;
   readonly #logger: Logger;
   readonly #sentinel: boolean;
-  #wasConnected = false;
   #warnedNoReplica = false;
 
   constructor(options: RedisStoreOptions) {
@@ -102,12 +101,8 @@ export class RedisStore implements NodeStore {
           ...(location.tls && { enableTLSForSentinelMode: true }),
         })
       : new Redis({ ...common, host: location.endpoints[0]!.host, port: location.endpoints[0]!.port });
-    // Errors while disconnected are routine: reported once per outage by the node, not per attempt.
+    // Errors while disconnected are routine: the node reports an outage and its end once each, not per attempt.
     this.#redis.on('error', () => {});
-    this.#redis.on('ready', () => {
-      if (this.#wasConnected) this.#logger.info({ store: this.description }, 'store reconnected');
-      this.#wasConnected = true;
-    });
     const scripts: Record<ScriptName, string> = {
       harborSync: SYNC,
       harborLost: LOST,
@@ -278,10 +273,6 @@ export class RedisStore implements NodeStore {
    * answer cannot lose it (redis.io on WAIT); when none confirms in time, `undo` runs and
    * the change is refused (503: the client retries). A single Redis has no replica to wait for.
    */
-  #connectedReplicas(): Promise<number> {
-    return connectedReplicas(this.#redis);
-  }
-
   async #replicated(undo?: () => Promise<void>): Promise<void> {
     if (!this.#sentinel) return;
     let acknowledged = 0;
@@ -293,7 +284,7 @@ export class RedisStore implements NodeStore {
     if (acknowledged >= 1) return;
     // A master with no replica left (one died, or a failover promoted the only one) has
     // nobody to wait for: the change stands, said once, rather than refusing every write.
-    if ((await this.#connectedReplicas()) === 0) {
+    if ((await connectedReplicas(this.#redis)) === 0) {
       if (!this.#warnedNoReplica) {
         this.#warnedNoReplica = true;
         this.#logger.warn(
