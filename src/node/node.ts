@@ -77,6 +77,12 @@ export interface ServiceView {
 }
 
 /** The store as this node sees it, for /status, /metrics and the API's reads. */
+/** What applying a snapshot did; `complete` is false when a service could not be taken yet (its port held by a create in flight). */
+interface Applied {
+  readonly summary: string;
+  readonly complete: boolean;
+}
+
 export interface StoreStatus {
   readonly store: string;
   readonly kind: string;
@@ -177,8 +183,7 @@ export class HarborNode {
     const snapshot = await this.#store.open();
     if (snapshot) {
       await this.#exclusive(async () => {
-        await this.#apply(snapshot.services, true);
-        this.#synced(snapshot.revision);
+        this.#synced(snapshot.revision, await this.#apply(snapshot.services, true));
       });
       if (this.#services.size > 0) {
         this.#logger.info(
@@ -369,8 +374,8 @@ export class HarborNode {
       summary = await this.#exclusive(async () => {
         const snapshot = await this.#store.snapshot(true);
         const applied = await this.#apply(snapshot.services, true);
-        this.#synced(snapshot.revision);
-        return applied;
+        this.#synced(snapshot.revision, applied);
+        return applied.summary;
       });
     } catch (error) {
       const what = this.#store.kind === 'file' ? 'state file' : 'store';
@@ -411,8 +416,7 @@ export class HarborNode {
         else if (result.diverged) await this.#replay();
         const snapshot = await this.#store.snapshot();
         // Never synced before (the store was away at start): what it holds is restored, and checked.
-        await this.#apply(snapshot.services, this.#syncedAt === undefined);
-        this.#synced(snapshot.revision);
+        this.#synced(snapshot.revision, await this.#apply(snapshot.services, this.#syncedAt === undefined));
         this.#resyncs++;
       } catch (error) {
         this.#storeUnreachable(error);
@@ -454,8 +458,9 @@ export class HarborNode {
     }
   }
 
-  #synced(revision: string): void {
-    this.#revision = revision === '' ? undefined : revision;
+  /** Takes the store's revision once a snapshot is applied whole; one left partly applied is read again at the next sync. */
+  #synced(revision: string, applied: Applied): void {
+    this.#revision = revision === '' || !applied.complete ? undefined : revision;
     this.#syncedAt = Date.now();
   }
 
@@ -531,11 +536,12 @@ export class HarborNode {
    * is written). `restored`: they come from a store at start or a reload, so their TCP side is
    * checked before it gets connections; otherwise another node registered them and they are up.
    */
-  async #apply(records: readonly StoredService[], restored: boolean): Promise<string> {
+  async #apply(records: readonly StoredService[], restored: boolean): Promise<Applied> {
     const wanted = new Map(records.map((r) => [r.id, r]));
     let added = 0;
     let removed = 0;
     let instances = 0;
+    let complete = true;
     for (const [id, service] of this.#services) {
       if (wanted.has(id)) continue;
       this.#services.delete(id);
@@ -550,7 +556,7 @@ export class HarborNode {
         } catch (error) {
           // A create of this node holds the port this instant; the next sync sees the store again.
           this.#logger.warn({ service: record.name, port: record.port }, (error as Error).message);
-          this.#revision = undefined;
+          complete = false;
           continue;
         }
         service = this.#newService(record);
@@ -561,7 +567,10 @@ export class HarborNode {
       }
       instances += this.#applyInstances(service, record.instances, restored);
     }
-    return `${added} service(s) added, ${removed} removed, ${instances} instance change(s)`;
+    return {
+      summary: `${added} service(s) added, ${removed} removed, ${instances} instance change(s)`,
+      complete,
+    };
   }
 
   #applyInstances(service: NodeService, records: readonly StoredInstance[], restored: boolean): number {
