@@ -111,6 +111,8 @@ export interface StatusReport {
   readonly services: readonly StatusService[];
   /** harbor-node: where its services are kept and how fresh its copy is. */
   readonly store?: unknown;
+  /** harbor-node: what each member of its cluster observes (this node alone when it has no cluster). */
+  readonly members?: unknown;
 }
 
 /** The JSON form of GET /readyz (ask with `Accept: application/json`). */

@@ -2,7 +2,7 @@
 // The harbor-node bin: reads argv and the environment (the only place that
 // does for the node), starts the node and its API, drains on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { HarborError } from '../errors/index.js';
 import { createLogger, type Logger } from '../log/index.js';
@@ -82,6 +82,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const { settings, problems } = resolveNodeSettings(flags, process.env, {
     firstAddress: firstNonInternalIPv4(),
     stdoutIsTerminal: Boolean(stdout.isTTY),
+    machineName: hostname(),
   });
   if (!settings) {
     printProblems(problems, stderr);
@@ -97,6 +98,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     range: settings.ports,
     listenHost: settings.listen,
     nodeId: settings.nodeId,
+    member: settings.member,
     hostname: settings.hostname,
     host: settings.host,
     extHostname: settings.extHostname,
@@ -133,6 +135,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       listen: settings.listen ?? 'all',
       store: store.description,
       node_id: settings.nodeId,
+      member: settings.member,
       auth: settings.token ? 'bearer token' : 'none',
     },
     'harbor-node ready',

@@ -38,6 +38,7 @@ export function nodeStatusReport(options: NodeAdminOptions): StatusReport {
     startedAt: options.startedAt.toISOString(),
     state: node.lifecycle,
     store: node.storeStatus(),
+    members: memberSummaries(node),
     services: [...node.services].map((s) => ({
       name: s.name,
       protocol: s.transport,
@@ -53,6 +54,24 @@ export function nodeStatusReport(options: NodeAdminOptions): StatusReport {
       counters: countersOf(s.stats),
     })),
   };
+}
+
+/** Each member: how old its view is, the ports it cannot listen on and why, the instances it finds not up. */
+function memberSummaries(node: HarborNode) {
+  const names = new Map([...node.services].map((s) => [s.id, s.name]));
+  return node.members().map(({ member, age_ms, lifecycle, services }) => {
+    const seen = Object.entries(services);
+    return {
+      member,
+      age_ms,
+      lifecycle,
+      services: seen.length,
+      not_listening: seen
+        .filter(([, s]) => !s.listening)
+        .map(([id, s]) => ({ service: names.get(id) ?? id, conflict: s.conflict })),
+      instances_not_up: seen.reduce((n, [, s]) => n + Object.keys(s.instances).length, 0),
+    };
+  });
 }
 
 export function createNodeAdmin(options: NodeAdminOptions): AdminRequestHandler {

@@ -13,11 +13,15 @@ import { DEFAULT_DOWN_MS, type Instance, type InstanceSpec } from './balancer.js
 import { InstanceChecks } from './checks.js';
 import type { InstanceCheck, UdpInstanceCheck } from './health.js';
 import { Journal, type JournalChange } from './journal.js';
+import { MemberBoard } from './members.js';
 import { bindProbe, PortAllocator, type PortProbe, type PortRange } from './ports.js';
 import { NodeService } from './service.js';
 import type { FixedCredentials, ServiceRecord, StateFile } from './state.js';
 import {
   FileStore,
+  type MemberReport,
+  type MemberServiceView,
+  type MemberView,
   MemoryStore,
   type NodeStore,
   type StoredInstance,
@@ -51,6 +55,8 @@ export interface HarborNodeOptions {
   readonly downMs?: number | undefined;
   /** How often the store's revision is compared with this node's (a shared store: changes by other nodes). */
   readonly syncMs?: number | undefined;
+  /** This node's name among the members of a cluster (--member). */
+  readonly member?: string | undefined;
 }
 
 /** The credentials in the seed's shape and key order. */
@@ -74,6 +80,15 @@ export interface ServiceView {
   readonly credentials: Credentials;
   readonly instances: ReturnType<NodeService['instanceViews']>;
   readonly counters: ReturnType<NodeService['counters']>;
+  /** Each member's own observation of this service (one entry per node of a cluster; this node alone otherwise). */
+  readonly nodes: readonly MemberServiceReport[];
+}
+
+/** One member's observation of one service; `known: false` when that node has not synced it yet. */
+export interface MemberServiceReport extends MemberServiceView {
+  readonly member: string;
+  readonly age_ms: number;
+  readonly known: boolean;
 }
 
 /** The store as this node sees it, for /status, /metrics and the API's reads. */
@@ -104,6 +119,7 @@ const CREATE_ATTEMPTS = 10;
 /** A TTL the store could not be asked about (it is away) is asked again this soon: nothing expires meanwhile. */
 const TTL_RETRY_MS = 1_000;
 const DEFAULT_SYNC_MS = { shared: 250, local: 1_000 };
+const DEFAULT_MEMBER = 'harbor-node';
 
 export class HarborNode {
   readonly #options: HarborNodeOptions;
@@ -115,6 +131,7 @@ export class HarborNode {
   readonly #syncMs: number;
   readonly #services = new Map<string, NodeService>();
   readonly #journal = new Journal();
+  readonly #members: MemberBoard;
   /** int_ports chosen by creates still under way. */
   readonly #intPortsPending = new Set<number>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -148,6 +165,7 @@ export class HarborNode {
     });
     this.#retryMs = options.retryMs ?? 3000;
     this.#syncMs = options.syncMs ?? (this.#store.shared ? DEFAULT_SYNC_MS.shared : DEFAULT_SYNC_MS.local);
+    this.#members = new MemberBoard(this.#store, options.member ?? DEFAULT_MEMBER);
   }
 
   get services(): IterableIterator<NodeService> {
@@ -329,7 +347,7 @@ export class HarborNode {
   }
 
   view(id: string): ServiceView {
-    return this.#view(this.#require(id));
+    return this.#view(this.#require(id), this.members());
   }
 
   /**
@@ -341,7 +359,13 @@ export class HarborNode {
   }
 
   list(): ServiceView[] {
-    return [...this.#services.values()].map((s) => this.#view(s));
+    const members = this.members();
+    return [...this.#services.values()].map((s) => this.#view(s, members));
+  }
+
+  /** Every member's own view (this node's now, the others' as last read from the store). */
+  members(): MemberReport[] {
+    return this.#members.views(this.#memberView());
   }
 
   credentials(service: NodeService): Credentials {
@@ -392,8 +416,13 @@ export class HarborNode {
    * on a timer, after a failed claim, never on a notification alone. A store that came back
    * empty gets this node's services back; one that lost writes gets them again (journal.ts).
    */
-  sync(): Promise<void> {
-    if (this.#draining) return Promise.resolve();
+  async sync(): Promise<void> {
+    if (this.#draining) return;
+    await this.#syncRevision();
+    if (!this.#draining) void this.#members.publish(this.#memberView());
+  }
+
+  #syncRevision(): Promise<void> {
     return this.#exclusive(async () => {
       let result: Awaited<ReturnType<NodeStore['sync']>>;
       try {
@@ -434,6 +463,7 @@ export class HarborNode {
     this.#checks.clear();
     await Promise.all([...this.#services.values()].map((s) => s.close(deadlineMs)));
     await this.#serial.catch(() => undefined);
+    await this.#members.withdraw();
     await this.#store.close();
     this.#lifecycle = 'stopped';
   }
@@ -725,7 +755,7 @@ export class HarborNode {
     return protocolLabel({ transport: service.transport, https: false });
   }
 
-  #view(service: NodeService): ServiceView {
+  #view(service: NodeService, members: readonly MemberReport[]): ServiceView {
     return {
       service: service.name,
       protocol: this.#protocol(service),
@@ -735,7 +765,24 @@ export class HarborNode {
       credentials: this.credentials(service),
       instances: service.instanceViews(),
       counters: service.counters(),
+      nodes: members.map(({ member, age_ms, services }) => {
+        const seen = services[service.id];
+        return seen
+          ? { member, age_ms, known: true, ...seen }
+          : { member, age_ms, known: false, listening: false, conflict: null, instances: {} };
+      }),
     };
+  }
+
+  /** What this node itself observes: ports it listens on, instances it finds down. */
+  #memberView(): MemberView {
+    const services: Record<string, MemberServiceView> = {};
+    for (const service of this.#services.values()) {
+      const instances: Record<string, string> = {};
+      for (const i of service.instances) if (i.state !== 'up') instances[i.id] = i.state;
+      services[service.id] = { listening: service.listening, conflict: service.conflict ?? null, instances };
+    }
+    return { member: this.#members.name, lifecycle: this.#lifecycle, services };
   }
 }
 

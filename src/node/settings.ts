@@ -17,6 +17,8 @@ export interface NodeSettings {
   /** Where services are kept: --store, else file:--state, else memory. */
   readonly store: StoreLocation;
   readonly nodeId: string;
+  /** This node's name among the members of a cluster. */
+  readonly member: string;
   readonly hostname: string;
   readonly host: string;
   readonly extHostname: string | undefined;
@@ -61,6 +63,12 @@ export const NODE_SETTINGS = {
     help: 'credentials hostname for a cluster: the DNS name of every node',
   },
   nodeId: { flag: 'node-id', env: ['HARBOR_NODE_ID'], default: 'harbor_node_1', help: 'node_id' },
+  member: {
+    flag: 'member',
+    env: ['HARBOR_NODE_MEMBER'],
+    default: '',
+    help: "this node's name among a cluster's members (default MACHINE/LISTEN-ADDRESS)",
+  },
   hostname: {
     flag: 'hostname',
     env: ['HARBOR_NODE_HOSTNAME'],
@@ -113,6 +121,8 @@ export interface NodeSettingsContext {
   /** The machine's first non-internal IPv4 address, if any. */
   readonly firstAddress: string | undefined;
   readonly stdoutIsTerminal: boolean;
+  /** The machine's name (os.hostname()), for the default member name. */
+  readonly machineName: string;
 }
 
 type Key = keyof typeof NODE_SETTINGS;
@@ -185,7 +195,13 @@ export function resolveNodeSettings(
   }
 
   const fallbackAddress = context.firstAddress ?? '127.0.0.1';
-  const host = raw('clusterHost').text || raw('host').text || fallbackAddress;
+  const ownHost = raw('host').text || fallbackAddress;
+  const host = raw('clusterHost').text || ownHost;
+  const memberRaw = raw('member');
+  const member = memberRaw.text || `${context.machineName}/${listen ?? ownHost}`;
+  if (!/^[\x21-\x7e]{1,128}$/.test(member)) {
+    problem(memberRaw.source, member, 'must be 1-128 printable characters without spaces');
+  }
   const hostname = raw('clusterHostname').text || raw('hostname').text || raw('clusterHost').text || host;
 
   const stateRaw = raw('state');
@@ -226,6 +242,7 @@ export function resolveNodeSettings(
       state: stateRaw.text || undefined,
       store,
       nodeId: nodeIdRaw.text,
+      member,
       hostname,
       host,
       extHostname: raw('extHostname').text || undefined,

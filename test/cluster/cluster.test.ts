@@ -68,6 +68,60 @@ t.test('created through one node, served by the others within a second, same cre
   }
 });
 
+t.test('a port one node cannot bind is shown by every node, and clears everywhere once free', async (t) => {
+  const redis = await startRedis(t);
+  const { nodes, range } = await startCluster(t, redis.url, { size: 2 });
+  // Another process holds both ports of the range on 127.0.0.22 only.
+  const blockers = await Promise.all(
+    [range.first, range.last].map(
+      (port) =>
+        new Promise<net.Server>((resolve, reject) => {
+          const server = net.createServer();
+          server.once('error', reject);
+          server.listen(port, '127.0.0.22', () => resolve(server));
+        }),
+    ),
+  );
+  const closeBlockers = () => Promise.all(blockers.map((b) => new Promise((r) => b.close(r))));
+  t.teardown(closeBlockers);
+  const created = await nodes[0]!.call('POST', '/v1/services', { name: 'tcp-held' });
+  t.equal(created.status, 201);
+  const id = created.json.name as string;
+  const onBlocked = (m: { member: string }) => m.member.endsWith('/127.0.0.22');
+  for (const node of nodes) {
+    // Each node's view reaches the others within about a second (published after a sync, read back every second).
+    await waitFor(async () => {
+      const members = (await viewOn(node, id)).nodes ?? [];
+      const blocked = members.find(onBlocked);
+      return (
+        members.length === 3 &&
+        members.every((m: { known: boolean }) => m.known) &&
+        blocked?.listening === false &&
+        /in use/.test(blocked.conflict ?? '')
+      );
+    }, `${node.host} to show all three members and the conflict on 127.0.0.22`);
+    const others = (await viewOn(node, id)).nodes.filter((m: { member: string }) => !onBlocked(m));
+    t.ok(
+      others.every((m: { listening: boolean }) => m.listening),
+      `${node.host}: the conflict on .22, the other two listening`,
+    );
+  }
+  const status = await nodes[2]!.call('GET', '/status');
+  t.match(
+    status.json.members.find(onBlocked),
+    { not_listening: [{ service: 'tcp-held', conflict: /in use/ }] },
+    '/status of another node names the service and the conflict',
+  );
+  await closeBlockers();
+  for (const node of nodes) {
+    await waitFor(
+      async () => (await viewOn(node, id)).nodes?.every((m: { listening: boolean }) => m.listening),
+      `${node.host} to show every member listening once the port is free`,
+    );
+  }
+  t.pass('retried on that node, and cleared everywhere');
+});
+
 t.test('300 concurrent creates spread over three nodes: no port twice', async (t) => {
   const redis = await startRedis(t);
   const { nodes } = await startCluster(t, redis.url, { size: 400 });

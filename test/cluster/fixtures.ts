@@ -9,11 +9,11 @@ import { api, type NodeProcess, startNodeProcess } from '../node/fixtures/spawn.
 export interface ClusterNode extends NodeProcess {
   readonly api: string;
   readonly host: string;
-  // biome-ignore lint/suspicious/noExplicitAny: API answers in tests are read loosely and checked with t.match
   call(
     method: string,
     path: string,
     body?: unknown,
+    // biome-ignore lint/suspicious/noExplicitAny: API answers in tests are read loosely and checked with t.match
   ): Promise<{ status: number; json: any; headers: Headers }>;
 }
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { resolveNodeSettings } from '../../src/node/settings.js';
 
-const context = { firstAddress: '10.0.0.5', stdoutIsTerminal: false };
+const context = { firstAddress: '10.0.0.5', stdoutIsTerminal: false, machineName: 'edge-1' };
 
 t.test('defaults', async (t) => {
   const { settings, problems } = resolveNodeSettings({}, {}, context);
@@ -11,6 +11,7 @@ t.test('defaults', async (t) => {
     api: { host: '127.0.0.1', port: 9700 },
     state: undefined,
     nodeId: 'harbor_node_1',
+    member: 'edge-1/10.0.0.5',
     hostname: '10.0.0.5',
     host: '10.0.0.5',
     extHostname: undefined,
@@ -22,7 +23,8 @@ t.test('defaults', async (t) => {
     pretty: false,
   });
   t.equal(
-    resolveNodeSettings({}, {}, { firstAddress: undefined, stdoutIsTerminal: true }).settings?.host,
+    resolveNodeSettings({}, {}, { firstAddress: undefined, stdoutIsTerminal: true, machineName: 'edge-1' })
+      .settings?.host,
     '127.0.0.1',
   );
 });
@@ -165,3 +167,18 @@ t.test('--cluster-host and --cluster-hostname win in the credentials', async (t)
     hostname: '10.0.0.100',
   });
 });
+
+t.test(
+  '--member names this node among a cluster; by default the machine and its listen address',
+  async (t) => {
+    t.equal(resolveNodeSettings({ listen: '10.0.0.7' }, {}, context).settings?.member, 'edge-1/10.0.0.7');
+    t.equal(
+      resolveNodeSettings({ 'cluster-host': '10.0.0.100', host: '10.0.0.8' }, {}, context).settings?.member,
+      'edge-1/10.0.0.8',
+      'its own address, not the cluster one',
+    );
+    t.equal(resolveNodeSettings({}, { HARBOR_NODE_MEMBER: 'edge-b' }, context).settings?.member, 'edge-b');
+    const { problems } = resolveNodeSettings({ member: 'two words' }, {}, context);
+    t.match(problems, [{ code: 'E_SETTING', message: /^--member "two words": must be 1-128 printable/ }]);
+  },
+);

@@ -10,6 +10,9 @@ import type { StoreLocation } from './url.js';
 export { FileStore, MemoryStore } from './local.js';
 export type {
   ExpireResult,
+  MemberReport,
+  MemberServiceView,
+  MemberView,
   NodeStore,
   StoredInstance,
   StoredService,

@@ -7,6 +7,8 @@ import type { Logger } from '../../log/index.js';
 import type { InstanceRecord, NodeState, ServiceRecord, StateFile } from '../state.js';
 import type {
   ExpireResult,
+  MemberReport,
+  MemberView,
   NodeStore,
   StoredService,
   StoreKind,
@@ -39,6 +41,7 @@ export class MemoryStore implements NodeStore {
   readonly connected = true;
   protected readonly entries = new Map<string, Entry>();
   #revision = 0;
+  #member: { view: MemberView; at: number } | undefined;
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -136,6 +139,19 @@ export class MemoryStore implements NodeStore {
       remainingMs: undefined,
       revision: await this.deleteInstance(serviceId, instanceId),
     };
+  }
+
+  async putMember(view: MemberView, _ttlMs: number): Promise<void> {
+    this.#member = { view, at: this.#now() };
+  }
+
+  async deleteMember(member: string): Promise<void> {
+    if (this.#member?.view.member === member) this.#member = undefined;
+  }
+
+  /** One node alone: its own view, nothing else. */
+  async members(): Promise<MemberReport[]> {
+    return this.#member ? [{ ...this.#member.view, age_ms: this.#now() - this.#member.at }] : [];
   }
 
   async close(): Promise<void> {}

@@ -12,15 +12,20 @@ import { type InstanceRecord, parseState, type ServiceRecord, serializeState } f
 import {
   CREATE_SERVICE,
   DELETE_INSTANCE,
+  DELETE_MEMBER,
   DELETE_SERVICE,
   EXPIRE_INSTANCE,
   LOST,
+  MEMBERS,
   PUT_INSTANCE,
+  PUT_MEMBER,
   SNAPSHOT,
   SYNC,
 } from './scripts.js';
 import type {
   ExpireResult,
+  MemberReport,
+  MemberView,
   NodeStore,
   StoredService,
   StoreKind,
@@ -47,7 +52,10 @@ type ScriptName =
   | 'harborPut'
   | 'harborDeleteInstance'
   | 'harborExpire'
-  | 'harborSnapshot';
+  | 'harborSnapshot'
+  | 'harborPutMember'
+  | 'harborDeleteMember'
+  | 'harborMembers';
 
 type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
 
@@ -112,6 +120,9 @@ export class RedisStore implements NodeStore {
       harborDeleteInstance: DELETE_INSTANCE,
       harborExpire: EXPIRE_INSTANCE,
       harborSnapshot: SNAPSHOT,
+      harborPutMember: PUT_MEMBER,
+      harborDeleteMember: DELETE_MEMBER,
+      harborMembers: MEMBERS,
     };
     for (const [name, lua] of Object.entries(scripts))
       this.#redis.defineCommand(name, { numberOfKeys: 0, lua });
@@ -252,6 +263,23 @@ export class RedisStore implements NodeStore {
     if (status === 'EXPIRED') return { expired: true, remainingMs: undefined, revision: String(value) };
     if (status === 'LEFT') return { expired: false, remainingMs: Number(value), revision: undefined };
     return { expired: false, remainingMs: undefined, revision: undefined };
+  }
+
+  async putMember(view: MemberView, ttlMs: number): Promise<void> {
+    await this.#call('harborPutMember', view.member, JSON.stringify(view), ttlMs);
+  }
+
+  async deleteMember(member: string): Promise<void> {
+    await this.#call('harborDeleteMember', member);
+  }
+
+  async members(): Promise<MemberReport[]> {
+    const flat = (await this.#call('harborMembers')) as (string | number)[];
+    const reports: MemberReport[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      reports.push({ ...(JSON.parse(String(flat[i])) as MemberView), age_ms: Number(flat[i + 1]) });
+    }
+    return reports.sort((a, b) => a.member.localeCompare(b.member));
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,8 @@
 // order), deadlines (sorted set "<service> <instance>" -> TTL deadline, ms on
 // Redis's clock), rev / revn / history (the revision, its counter, the last
 // 50,000 revisions), order (registration counter), seen (last time a node
-// reached the store).
+// reached the store), members (sorted set name -> last publish, ms) and
+// member:<name> (that node's own view, expiring).
 const PRELUDE = `
 local P = 'harbor:'
 local function now_ms()
@@ -154,4 +155,36 @@ for i = 1, #all, 2 do
   out.services[#out.services + 1] = service
 end
 return cjson.encode(out)
+`;
+
+/** ARGV: member name, view JSON, ttl ms. Publishes one node's view; forgets members silent for longer than their TTL. */
+export const PUT_MEMBER = `${PRELUDE}
+local now = now_ms()
+local ttl = tonumber(ARGV[3])
+redis.call('SET', P .. 'member:' .. ARGV[1], ARGV[2], 'PX', ttl)
+redis.call('ZADD', P .. 'members', now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', P .. 'members', '-inf', now - 10 * ttl)
+return 'OK'
+`;
+
+/** ARGV: member name. */
+export const DELETE_MEMBER = `
+redis.call('DEL', 'harbor:member:' .. ARGV[1])
+redis.call('ZREM', 'harbor:members', ARGV[1])
+return 'OK'
+`;
+
+/** -> { view JSON, age ms, ... } for every member whose view has not expired. */
+export const MEMBERS = `${PRELUDE}
+local now = now_ms()
+local out = {}
+local names = redis.call('ZRANGE', P .. 'members', 0, -1, 'WITHSCORES')
+for i = 1, #names, 2 do
+  local view = redis.call('GET', P .. 'member:' .. names[i])
+  if view then
+    out[#out + 1] = view
+    out[#out + 1] = now - tonumber(names[i + 1])
+  end
+end
+return out
 `;

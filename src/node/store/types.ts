@@ -43,6 +43,30 @@ export interface ExpireResult {
 
 export type StoreKind = 'file' | 'memory' | 'redis';
 
+/**
+ * What one node observes of the services, which is its own: whether it listens on each
+ * port (another process may hold it on that machine) and which instances it finds down.
+ * Nodes of a cluster publish theirs to the store for the others to show.
+ */
+export interface MemberView {
+  /** The node's name in the cluster (--member). */
+  readonly member: string;
+  readonly lifecycle: string;
+  /** By service id; instances listed only when not up (id -> state). */
+  readonly services: Readonly<Record<string, MemberServiceView>>;
+}
+
+export interface MemberServiceView {
+  readonly listening: boolean;
+  readonly conflict: string | null;
+  readonly instances: Readonly<Record<string, string>>;
+}
+
+/** A member's view as read back, with how long ago it was published (store clock). */
+export interface MemberReport extends MemberView {
+  readonly age_ms: number;
+}
+
 export interface NodeStore {
   readonly kind: StoreKind;
   /** Where it is, for logs and /status: never a password. */
@@ -76,5 +100,11 @@ export interface NodeStore {
   deleteInstance(serviceId: string, instanceId: string): Promise<string>;
   /** Removes the instance if its TTL ran out on the store's clock; else says how long it has. */
   expireInstance(serviceId: string, instanceId: string): Promise<ExpireResult>;
+  /** Publishes this node's own view for `ttlMs` (it vanishes if the node stops refreshing it). */
+  putMember(view: MemberView, ttlMs: number): Promise<void>;
+  /** Withdraws a member's view (a node that drains). */
+  deleteMember(member: string): Promise<void>;
+  /** The views of the members that published within their TTL, by name. */
+  members(): Promise<MemberReport[]>;
   close(): Promise<void>;
 }

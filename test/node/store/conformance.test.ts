@@ -196,6 +196,40 @@ for (const [kind, factory] of Object.entries(stores)) {
         t.equal(new Set(ports).size, ports.length, 'no port twice in the store');
       });
 
+      t.test('members publish their own views, read back with their age; withdrawn at once', async (t) => {
+        const view = (member: string) => ({
+          member,
+          lifecycle: 'listening',
+          services: { d: { listening: false, conflict: 'port 30003 in use', instances: { i1: 'down' } } },
+        });
+        await store.putMember(view('edge-a'), 5_000);
+        const other = await another();
+        if (other !== store) await other.open();
+        const shared = other !== store;
+        if (shared) await other.putMember(view('edge-b'), 5_000);
+        const members = await store.members();
+        t.same(
+          members.map((m) => m.member),
+          shared ? ['edge-a', 'edge-b'] : ['edge-a'],
+          'every member of a shared store; one node alone sees itself',
+        );
+        t.match(members[0], view('edge-a'), 'the view as published');
+        t.ok(
+          members.every((m) => m.age_ms >= 0 && m.age_ms < 5_000),
+          'with its age',
+        );
+        await store.deleteMember('edge-a');
+        t.notOk(
+          (await other.members()).some((m) => m.member === 'edge-a'),
+          'withdrawn',
+        );
+        if (shared) {
+          await other.putMember(view('edge-b'), 200);
+          await waitFor(async () => (await store.members()).length === 0, 'the silent member to expire');
+          t.pass('a member that stops refreshing expires');
+        }
+      });
+
       t.test('closed and opened again: everything is still there', { skip: kind === 'memory' }, async (t) => {
         const before = await store.snapshot();
         const again = await another();

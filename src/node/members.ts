@@ -1,0 +1,62 @@
+// The members of a cluster and what each one observes: a node publishes its
+// own view (which ports it listens on, which instances it finds down) to the
+// store after its syncs, and reads the others' views back, so that any node
+// can show a port conflict or a down instance of another. One node alone sees
+// its own view only. Views expire when a node stops refreshing them.
+import type { MemberReport, MemberView, NodeStore } from './store/index.js';
+
+/** A node's view outlives it (killed, cut off from the store) by this long at most. */
+export const MEMBER_TTL_MS = 5_000;
+/** An unchanged view is published again, and the others' read back, this often. */
+const MEMBER_REFRESH_MS = 1_000;
+
+export class MemberBoard {
+  readonly #store: NodeStore;
+  readonly name: string;
+  #published: { text: string; at: number } | undefined;
+  #read: { reports: readonly MemberReport[]; at: number } | undefined;
+  #busy = false;
+
+  constructor(store: NodeStore, name: string) {
+    this.#store = store;
+    this.name = name;
+  }
+
+  /**
+   * Publishes `view` when it changed or is due for a refresh, and reads the others' when due.
+   * A store that cannot be reached changes nothing here (the node's sync reports the outage).
+   */
+  async publish(view: MemberView): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      const text = JSON.stringify(view);
+      const now = Date.now();
+      if (text !== this.#published?.text || now - this.#published.at >= MEMBER_REFRESH_MS) {
+        await this.#store.putMember(view, MEMBER_TTL_MS);
+        this.#published = { text, at: now };
+      }
+      if (this.#read === undefined || now - this.#read.at >= MEMBER_REFRESH_MS) {
+        this.#read = { reports: await this.#store.members(), at: now };
+      }
+    } catch {
+      // Unreachable: the last views read are kept, and grow older.
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** The members' views as last read, their ages brought up to now; this node's own view always from `own`. */
+  views(own: MemberView): MemberReport[] {
+    const since = this.#read === undefined ? 0 : Date.now() - this.#read.at;
+    const others = (this.#read?.reports ?? [])
+      .filter((r) => r.member !== this.name)
+      .map((r) => ({ ...r, age_ms: r.age_ms + since }));
+    return [{ ...own, age_ms: 0 }, ...others].sort((a, b) => a.member.localeCompare(b.member));
+  }
+
+  /** A node that drains takes its view away at once, rather than leaving it to expire. */
+  async withdraw(): Promise<void> {
+    await this.#store.deleteMember(this.name).catch(() => undefined);
+  }
+}
