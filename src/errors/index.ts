@@ -128,6 +128,11 @@ export const CATALOGUE = {
     meaning:
       'A change the store lost (a Redis failover, an emptied Redis) could not be put back: its port or id now belongs to another service, which keeps it.',
   },
+  E_SERVICE_EXISTS: {
+    kind: 'runtime',
+    meaning:
+      'A service of that name exists already on the node or its cluster (409, naming it); names are unique, so a second create never makes a twin.',
+  },
 
   // Warnings: reported, never fatal.
   W_SOURCES_DISAGREE: {

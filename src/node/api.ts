@@ -47,6 +47,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   E_PORT_TAKEN: 503,
   E_STORE_UNAVAILABLE: 503,
   E_STORE_CONFLICT: 409,
+  E_SERVICE_EXISTS: 409,
 };
 
 /** Seconds a client waits before retrying a 503 (the store reconnects within a few). */
@@ -229,9 +230,11 @@ export class NodeApi {
     ) {
       throw new ApiError('E_API_NOT_FOUND', `no such path: ${path}`);
     }
-    const [, , serviceId, , instanceId] = parts;
+    const [, , ref, , instanceId] = parts;
     if (method === 'GET') this.#staleness(res);
-    if (serviceId !== undefined) await this.#node.ensureKnown(serviceId);
+    // A service is named by its id or by its name (unique on a node and in a cluster).
+    if (ref !== undefined) await this.#node.ensureKnown(ref);
+    const serviceId = ref === undefined ? undefined : (this.#node.idOf(ref) ?? ref);
     if (serviceId === undefined) {
       if (method === 'GET')
         return json(res, 200, { services: this.#node.list(), store: this.#node.storeStatus() });

@@ -17,6 +17,7 @@ import { MemberBoard } from './members.js';
 import { bindProbe, PortAllocator, type PortProbe, type PortRange } from './ports.js';
 import { NodeService } from './service.js';
 import type { FixedCredentials, ServiceRecord, StateFile } from './state.js';
+import { nameTaken } from './store/errors.js';
 import {
   FileStore,
   type MemberReport,
@@ -220,6 +221,9 @@ export class HarborNode {
 
   /** Provisions a service: a free port claimed in the store, listeners. Throws E_PORT_RANGE_EXHAUSTED (503), E_STORE_UNAVAILABLE (503). */
   async createService(name: string, intPort?: number): Promise<Credentials> {
+    // The store refuses a taken name atomically; this only answers sooner when the node knows it.
+    const existing = [...this.#services.values()].find((s) => s.name === name);
+    if (existing) throw nameTaken(name, existing.id);
     // Chosen and held before the first await: creates that overlap each get their own
     // (issue 9, item 11: they all got 4100).
     const chosenIntPort = intPort ?? this.#lowestFreeIntPort();
@@ -354,8 +358,25 @@ export class HarborNode {
    * A service this node does not know yet may have been created through another node since
    * its last sync (a sidecar registers through any node): it syncs once before a 404.
    */
-  async ensureKnown(id: string): Promise<void> {
-    if (!this.#services.has(id) && this.#store.shared) await this.sync();
+  async ensureKnown(ref: string): Promise<void> {
+    if (this.idOf(ref) === undefined && this.#store.shared) await this.sync();
+  }
+
+  /**
+   * The id of the service `ref` names: `ref` itself when it is an id, else the id of the
+   * service of that name; undefined when neither. A name that two services share (a state
+   * file written before names were unique) is E_SERVICE_EXISTS: the id must be given.
+   */
+  idOf(ref: string): string | undefined {
+    if (this.#services.has(ref)) return ref;
+    const named = [...this.#services.values()].filter((s) => s.name === ref);
+    if (named.length > 1) {
+      throw new HarborError(
+        'E_SERVICE_EXISTS',
+        `${named.length} services are named ${ref} (ids ${named.map((s) => s.id).join(', ')}): give the id`,
+      );
+    }
+    return named[0]?.id;
   }
 
   list(): ServiceView[] {
@@ -551,10 +572,10 @@ export class HarborNode {
     } catch (error) {
       if (!isHarborError(error)) throw error;
       if (error.code === 'E_STORE_UNAVAILABLE') throw error;
-      if (error.code === 'E_PORT_TAKEN') {
+      if (error.code === 'E_PORT_TAKEN' || error.code === 'E_SERVICE_EXISTS') {
         this.#logger.error(
           { code: 'E_STORE_CONFLICT', service: change.op === 'create' ? change.record.name : undefined },
-          `a service the store lost cannot be put back: ${error.message}; the service that holds the port now keeps it`,
+          `a service the store lost cannot be put back: ${error.message}; the service that holds its ${error.code === 'E_PORT_TAKEN' ? 'port' : 'name'} now keeps it`,
         );
       }
       return 0;
@@ -727,7 +748,7 @@ export class HarborNode {
 
   #require(id: string): NodeService {
     const service = this.#services.get(id);
-    if (!service) throw new HarborError('E_API_NOT_FOUND', `no service with id ${id}`);
+    if (!service) throw new HarborError('E_API_NOT_FOUND', `no service with id or name ${id}`);
     return service;
   }
 

@@ -122,6 +122,29 @@ t.test('a port one node cannot bind is shown by every node, and clears everywher
   t.pass('retried on that node, and cleared everywhere');
 });
 
+t.test('one name, created at once through three nodes: one service, two 409s naming it', async (t) => {
+  const redis = await startRedis(t);
+  const { nodes } = await startCluster(t, redis.url);
+  const answers = await Promise.all(
+    nodes.map((node) => node.call('POST', '/v1/services', { name: 'tcp-once' })),
+  );
+  const made = answers.filter((a) => a.status === 201);
+  t.equal(made.length, 1, 'one create succeeded');
+  for (const refused of answers.filter((a) => a.status !== 201)) {
+    t.match(refused, {
+      status: 409,
+      json: { code: 'E_SERVICE_EXISTS', error: new RegExp(made[0]!.json.name) },
+    });
+  }
+  for (const node of nodes) {
+    await waitFor(
+      async () => (await node.call('GET', '/v1/services/tcp-once')).status === 200,
+      `tcp-once by name on ${node.host}`,
+    );
+  }
+  t.pass('found by name on every node');
+});
+
 t.test('300 concurrent creates spread over three nodes: no port twice', async (t) => {
   const redis = await startRedis(t);
   const { nodes } = await startCluster(t, redis.url, { size: 400 });
@@ -312,15 +335,17 @@ t.test(
     const { nodes } = await startCluster(t, redis.url);
     const created = await nodes[0]!.call('POST', '/v1/services', { name: 'tcp-ttl' });
     const id = created.json.name as string;
-    await nodes[1]!.call('PUT', `/v1/services/${id}/instances/short`, { host: '127.0.0.1', port: 9, ttl: 1 });
-    await nodes[1]!.call('PUT', `/v1/services/${id}/instances/kept`, { host: '127.0.0.1', port: 10, ttl: 2 });
+    await nodes[1]!.call('PUT', `/v1/services/${id}/instances/short`, { host: '127.0.0.1', port: 9, ttl: 3 });
+    await nodes[1]!.call('PUT', `/v1/services/${id}/instances/kept`, { host: '127.0.0.1', port: 10, ttl: 4 });
     for (const node of nodes) {
       await waitFor(async () => (await viewOn(node, id)).instances.length === 2, `both on ${node.host}`);
     }
     await redis.kill();
     const down = Date.now();
     // Longer than either TTL: neither may expire anywhere while the store is away.
-    await waitFor(async () => Date.now() - down > 3_500, 'an outage longer than the TTLs');
+    // (TTLs of seconds: after the store returns, `short` has what it had left when it went, and
+    // a busy machine must still see it before then.)
+    await waitFor(async () => Date.now() - down > 4_500, 'an outage longer than the TTLs');
     for (const node of nodes)
       t.equal((await viewOn(node, id)).instances.length, 2, `${node.host} kept both through the outage`);
     await redis.start();
@@ -333,7 +358,7 @@ t.test(
     const refresh = setInterval(
       () =>
         void nodes[2]!
-          .call('PUT', `/v1/services/${id}/instances/kept`, { host: '127.0.0.1', port: 10, ttl: 2 })
+          .call('PUT', `/v1/services/${id}/instances/kept`, { host: '127.0.0.1', port: 10, ttl: 4 })
           .catch(() => {}),
       400,
     );

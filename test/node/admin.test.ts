@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { StateFile } from '../../src/node/index.js';
+import { type ServiceRecord, serializeState } from '../../src/node/state.js';
 import { listenTcp, tagServer, tcpRequest } from '../forward/fixtures/net.js';
 import { startNode } from './fixtures/node.js';
 import { freeRange } from './fixtures/ranges.js';
@@ -64,13 +65,33 @@ t.test('/readyz is 503 naming a service whose port another process holds', async
 });
 
 t.test('two services with one name are two series, told apart by service_id', async (t) => {
-  const n = await startNode(t);
+  // Names are unique since issue 11; a state file written before may still hold twins.
+  const dir = await mkdtemp(join(tmpdir(), 'harbor-admin-'));
+  const range = await freeRange(4);
+  const twin = (id: string, port: number): ServiceRecord => ({
+    id,
+    name: 'tcp-same',
+    port,
+    intPort: 4100,
+    createdAt: new Date(0).toISOString(),
+    instances: [],
+  });
+  const path = join(dir, 'state.json');
+  await writeFile(
+    path,
+    serializeState({ services: [twin('id-a', range.first), twin('id-b', range.first + 1)] }),
+  );
+  const n = await startNode(t, { range, stateFile: new StateFile(path) });
   const app = await tagServer(t, 'app');
-  const a = (await n.call('POST', '/v1/services', { name: 'tcp-same' })).json;
-  const b = (await n.call('POST', '/v1/services', { name: 'tcp-same' })).json;
-  await n.call('PUT', `/v1/services/${a.name}/instances/i`, { host: '127.0.0.1', port: app.port });
-  for (let i = 0; i < 3; i++) t.equal(await tcpRequest(a.port), 'app');
+  await n.call('PUT', '/v1/services/id-a/instances/i', { host: '127.0.0.1', port: app.port });
+  for (let i = 0; i < 3; i++) t.equal(await tcpRequest(range.first), 'app');
   const text = (await n.call('GET', '/metrics')).text;
-  t.match(text, new RegExp(`harbor_connections_total\\{service="tcp-same",service_id="${a.name}"\\} 3`));
-  t.match(text, new RegExp(`harbor_connections_total\\{service="tcp-same",service_id="${b.name}"\\} 0`));
+  t.match(text, /harbor_connections_total\{service="tcp-same",service_id="id-a"\} 3/);
+  t.match(text, /harbor_connections_total\{service="tcp-same",service_id="id-b"\} 0/);
+  const byName = await n.call('GET', '/v1/services/tcp-same');
+  t.equal(byName.status, 409, 'the shared name names neither');
+  t.match(byName.json, {
+    code: 'E_SERVICE_EXISTS',
+    error: /2 services are named tcp-same \(ids id-a, id-b\): give the id/,
+  });
 });

@@ -182,6 +182,47 @@ t.test('TTL: an instance not refreshed is dropped; one without a TTL stays', asy
   t.same(await ids(), ['forever']);
 });
 
+t.test(
+  'names are unique: a second create is a 409 naming the first; a service is found by name too',
+  async (t) => {
+    const n = await startNode(t, { size: 4 });
+    const app = await tagServer(t, 'app');
+    const first = await n.call('POST', '/v1/services', { name: 'tcp-mine' });
+    t.equal(first.status, 201);
+    const twins = await Promise.all([1, 2].map(() => n.call('POST', '/v1/services', { name: 'tcp-mine' })));
+    for (const twin of twins) {
+      t.equal(twin.status, 409);
+      t.same(twin.json, {
+        error: `a service named tcp-mine exists already (id ${first.json.name})`,
+        code: 'E_SERVICE_EXISTS',
+      });
+    }
+    const overlapping = await Promise.all(
+      [1, 2, 3].map(() => n.call('POST', '/v1/services', { name: 'tcp-race' })),
+    );
+    t.same(overlapping.map((a) => a.status).sort(), [201, 409, 409], 'three at once: one made, two refused');
+    t.equal(n.node.list().length, 2, 'no twin made');
+
+    const byName = await n.call('GET', '/v1/services/tcp-mine');
+    t.equal(byName.status, 200);
+    t.same(byName.json.credentials, first.json, 'GET by name');
+    const put = await n.call('PUT', '/v1/services/tcp-mine/instances/i1', {
+      host: '127.0.0.1',
+      port: app.port,
+    });
+    t.equal(put.status, 201, 'PUT an instance by name');
+    t.equal(await tcpRequest(first.json.port), 'app');
+    t.equal((await n.call('DELETE', '/v1/services/tcp-mine/instances/i1')).status, 204);
+    t.equal((await n.call('DELETE', '/v1/services/tcp-mine')).status, 204, 'DELETE by name');
+    t.equal((await n.call('GET', `/v1/services/${first.json.name}`)).status, 404);
+    t.equal(
+      (await n.call('POST', '/v1/services', { name: 'tcp-mine' })).status,
+      201,
+      'the name is free again',
+    );
+  },
+);
+
 t.test('DELETE /v1/services/{id}: 204, the port closes and returns to the pool', async (t) => {
   const n = await startNode(t, { size: 1 });
   const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-gone' });
@@ -216,10 +257,10 @@ t.test('bad input: one-line JSON errors with 400, 404, 405, 503', async (t) => {
       '/v1/services/nope/instances/i1',
       { host: '127.0.0.1', port: 80 },
       404,
-      /no service with id nope/,
+      /no service with id or name nope/,
     ],
     ['DELETE', `${svc}/instances/never`, undefined, 404, /has no instance never/],
-    ['DELETE', '/v1/services/nope', undefined, 404, /no service with id nope/],
+    ['DELETE', '/v1/services/nope', undefined, 404, /no service with id or name nope/],
     ['GET', '/v2/anything', undefined, 404, /no such path/],
     ['PATCH', svc, undefined, 405, /not allowed/],
   ];

@@ -5,6 +5,7 @@
 import { HarborError } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 import type { InstanceRecord, NodeState, ServiceRecord, StateFile } from '../state.js';
+import { nameTaken } from './errors.js';
 import type {
   ExpireResult,
   MemberReport,
@@ -69,6 +70,11 @@ export class MemoryStore implements NodeStore {
   }
 
   async createService(record: ServiceRecord): Promise<string> {
+    if (this.entries.has(record.id))
+      throw new HarborError('E_STORE_CONFLICT', `service id ${record.id} exists already`);
+    for (const entry of this.entries.values()) {
+      if (entry.record.name === record.name) throw nameTaken(record.name, entry.record.id);
+    }
     for (const entry of this.entries.values()) {
       if (entry.record.port === record.port) {
         throw new HarborError(
@@ -77,8 +83,6 @@ export class MemoryStore implements NodeStore {
         );
       }
     }
-    if (this.entries.has(record.id))
-      throw new HarborError('E_STORE_CONFLICT', `service id ${record.id} exists already`);
     const { instances, ...rest } = record;
     const entry: Entry = { record: rest, instances: new Map() };
     for (const instance of instances)

@@ -9,6 +9,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { HarborError } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 import { type InstanceRecord, parseState, type ServiceRecord, serializeState } from '../state.js';
+import { nameTaken } from './errors.js';
 import {
   CREATE_SERVICE,
   DELETE_INSTANCE,
@@ -197,7 +198,9 @@ export class RedisStore implements NodeStore {
       record.port,
       json,
       rand(),
+      record.name,
     )) as string[];
+    if (status === 'NAME') throw nameTaken(record.name, value!);
     if (status === 'PORT') {
       throw new HarborError(
         'E_PORT_TAKEN',

@@ -1,7 +1,7 @@
 // The Redis store's Lua scripts: each change is one script, so a port claim,
 // a registration or an expiry is atomic in Redis however many nodes race.
 // Keys (all under `harbor:`): services (hash id -> JSON), ports (hash
-// port -> id), inst:<id> (hash instance id -> JSON with its registration
+// port -> id), names (hash name -> id: names are unique), inst:<id> (hash instance id -> JSON with its registration
 // order), deadlines (sorted set "<service> <instance>" -> TTL deadline, ms on
 // Redis's clock), rev / revn / history (the revision, its counter, the last
 // 50,000 revisions), order (registration counter), seen (last time a node
@@ -57,11 +57,19 @@ end
 return lost
 `;
 
-/** ARGV: id, port, service JSON, random. -> { 'OK', revision } | { 'PORT', holder id } | { 'EXISTS' } */
+/** ARGV: id, port, service JSON, random, name. -> { 'OK', revision } | { 'PORT', holder id } | { 'NAME', holder id } | { 'EXISTS' } */
 export const CREATE_SERVICE = `${PRELUDE}
 if redis.call('HEXISTS', P .. 'services', ARGV[1]) == 1 then return { 'EXISTS' } end
+-- Services written before names were kept get their names indexed once.
+if redis.call('EXISTS', P .. 'names') == 0 then
+  local all = redis.call('HGETALL', P .. 'services')
+  for i = 1, #all, 2 do redis.call('HSETNX', P .. 'names', cjson.decode(all[i + 1]).name, all[i]) end
+end
+local named = redis.call('HGET', P .. 'names', ARGV[5])
+if named and redis.call('HEXISTS', P .. 'services', named) == 1 then return { 'NAME', named } end
 local holder = redis.call('HGET', P .. 'ports', ARGV[2])
 if holder then return { 'PORT', holder } end
+redis.call('HSET', P .. 'names', ARGV[5], ARGV[1])
 redis.call('HSET', P .. 'ports', ARGV[2], ARGV[1])
 redis.call('HSET', P .. 'services', ARGV[1], ARGV[3])
 return { 'OK', bump(ARGV[4]) }
@@ -71,8 +79,10 @@ return { 'OK', bump(ARGV[4]) }
 export const DELETE_SERVICE = `${PRELUDE}
 local json = redis.call('HGET', P .. 'services', ARGV[1])
 if not json then return { 'NOTFOUND' } end
-local port = tostring(cjson.decode(json).port)
+local service = cjson.decode(json)
+local port = tostring(service.port)
 if redis.call('HGET', P .. 'ports', port) == ARGV[1] then redis.call('HDEL', P .. 'ports', port) end
+if redis.call('HGET', P .. 'names', service.name) == ARGV[1] then redis.call('HDEL', P .. 'names', service.name) end
 redis.call('HDEL', P .. 'services', ARGV[1])
 for _, iid in ipairs(redis.call('HKEYS', P .. 'inst:' .. ARGV[1])) do
   redis.call('ZREM', P .. 'deadlines', ARGV[1] .. ' ' .. iid)

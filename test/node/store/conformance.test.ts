@@ -172,6 +172,22 @@ for (const [kind, factory] of Object.entries(stores)) {
         t.same(await store.lostRevisions([revision, r]), new Set(), 'nothing lost');
       });
 
+      t.test(
+        'a name is taken once, through any client; free again once its service is deleted',
+        async (t) => {
+          const other = await another();
+          if (other !== store) await other.open();
+          await store.createService(record('n1', 30010, 'tcp-named'));
+          await t.rejects(other.createService(record('n2', 30011, 'tcp-named')), {
+            code: 'E_SERVICE_EXISTS',
+            message: 'a service named tcp-named exists already (id n1)',
+          });
+          await store.deleteService('n1');
+          t.type(await other.createService(record('n3', 30011, 'tcp-named')), 'string', 'free again');
+          await other.deleteService('n3');
+        },
+      );
+
       t.test('a deleted service frees its port', async (t) => {
         await store.deleteService('c');
         await t.rejects(store.deleteService('c'), { code: 'E_API_NOT_FOUND' });
