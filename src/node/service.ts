@@ -57,6 +57,8 @@ export interface InstanceView {
   readonly ttl: number | null;
   /** Its health; for a service on TCP and UDP, `degraded` when the two differ. */
   readonly state: InstanceState;
+  /** On a service that carries UDP: the primary gets every datagram; the others queue behind it in this order. */
+  readonly udp_role?: 'primary' | 'queued';
   /** The opt-in UDP check, when the instance has one. */
   readonly udp_check?: string;
   /** Per protocol, only for a service on both TCP and UDP. */
@@ -251,14 +253,19 @@ export class NodeService {
     };
   }
 
+  /** In arrival order (the UDP queue's order); on a UDP service, which one is the primary now. */
   instanceViews(): InstanceView[] {
     const protocols = this.protocols;
-    return [...this.#instances.values()].map((i) => ({
+    const udp = this.#balancers.find((b) => b.protocol === 'udp');
+    const primary = udp?.pick();
+    const ordered = udp?.instances ?? [...this.#instances.values()];
+    return ordered.map((i) => ({
       id: i.id,
       host: i.host,
       port: i.port,
       ttl: i.ttl ?? null,
       state: i.state,
+      ...(udp && { udp_role: i === primary ? ('primary' as const) : ('queued' as const) }),
       ...(i.udpCheck !== undefined && { udp_check: i.udpCheck }),
       ...(protocols.length > 1 && {
         health: Object.fromEntries(protocols.map((p) => [p, i.health[p].state])),

@@ -126,7 +126,13 @@ t.test('UDP: the primary gets every datagram; remove it and the next one does', 
   const client = await udpClient(t);
   for (let i = 0; i < 10; i++) t.equal(await client.ask(creds.port, `m${i}`), `a:m${i}`);
   t.equal(b.received, 0, 'the queued instance got nothing');
+  const roles = async () =>
+    (await n.call('GET', `/v1/services/${creds.name}`)).json.instances.map(
+      (i: { id: string; udp_role: string }) => `${i.id}:${i.udp_role}`,
+    );
+  t.same(await roles(), ['first:primary', 'second:queued'], 'the view says which is the primary');
   t.equal((await n.call('DELETE', `/v1/services/${creds.name}/instances/first`)).status, 204);
+  t.same(await roles(), ['second:primary']);
   for (let i = 0; i < 5; i++) t.equal(await client.ask(creds.port, `n${i}`), `b:n${i}`);
   t.equal(a.received, 10);
 });
