@@ -21,6 +21,11 @@ export const CATALOGUE = {
   },
 
   // Configuration read from flags and the environment.
+  E_MANIFEST: {
+    kind: 'config',
+    meaning:
+      'A manifest.yml that cannot be read or used: YAML that does not parse, a services: block of an unknown form, an unknown symbol (only the app name may be expanded), an app --app does not name.',
+  },
   E_ENV_JSON: { kind: 'config', meaning: 'An environment variable that must hold JSON does not parse.' },
   E_ENV_SHAPE: { kind: 'config', meaning: 'An environment variable holds JSON of the wrong shape.' },
   E_SERVICE_FIELD: {
@@ -127,6 +132,11 @@ export const CATALOGUE = {
     kind: 'runtime',
     meaning:
       'A change the store lost (a Redis failover, an emptied Redis) could not be put back: its port or id now belongs to another service, which keeps it.',
+  },
+  E_NODE_UNREACHABLE: {
+    kind: 'runtime',
+    meaning:
+      'The `harbor` command reached none of the Harbor nodes it was given (--node-url / HARBOR_NODE_URL).',
   },
   E_SERVICE_EXISTS: {
     kind: 'runtime',

@@ -5,6 +5,7 @@ import { DEADLINE_MS } from './wait.js';
 
 export const SIDECAR_BIN = fileURLToPath(new URL('../../dist/cli/sidecar.js', import.meta.url));
 export const NODE_BIN = fileURLToPath(new URL('../../dist/cli/node.js', import.meta.url));
+export const HARBOR_BIN = fileURLToPath(new URL('../../dist/cli/harbor.js', import.meta.url));
 
 /** An environment with nothing of the platform's in it, so tests see only what they set. */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
@@ -30,6 +31,30 @@ export function runSidecar(args: string[], env: Record<string, string> = {}, cwd
     timeout: 20_000,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The `harbor` client, run to its end without blocking the test process (its node may live here). */
+export function runHarbor(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [HARBOR_BIN, ...args], {
+      env: cleanEnv(env),
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), DEADLINE_MS);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
 
 export function startSidecar(args: string[], env: Record<string, string> = {}, cwd?: string): ChildProcess {

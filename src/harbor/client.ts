@@ -1,0 +1,81 @@
+// The `harbor` command's side of the node API: requests go to the first node
+// of --node-url / HARBOR_NODE_URL that answers (a node that cannot be reached
+// is skipped; one that answers, even with an error, has answered). A refusal
+// comes back as a HarborError with the node's own code and words.
+import { CATALOGUE, type ErrorCode, HarborError } from '../errors/index.js';
+
+/** How long one node may take to answer before the next is tried. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+export interface NodeAnswer<T> {
+  readonly status: number;
+  readonly body: T;
+  /** The node that answered. */
+  readonly url: string;
+}
+
+export class NodeClient {
+  readonly urls: readonly string[];
+  readonly #token: string | undefined;
+
+  constructor(urls: readonly string[], token: string | undefined) {
+    this.urls = urls;
+    this.#token = token;
+  }
+
+  /** The answer of the first node that answers; a 4xx/5xx is thrown with the node's code and message. */
+  async request<T>(method: string, path: string, body?: unknown): Promise<NodeAnswer<T>> {
+    const answer = await this.send<T>(method, path, body);
+    if (answer.status >= 400) throw refusal(answer);
+    return answer;
+  }
+
+  /** Like request, but a 404 is an answer (undefined body), not a refusal. */
+  async find<T>(path: string): Promise<T | undefined> {
+    const answer = await this.send<T>('GET', path);
+    if (answer.status === 404) return undefined;
+    if (answer.status >= 400) throw refusal(answer);
+    return answer.body;
+  }
+
+  async send<T>(method: string, path: string, body?: unknown): Promise<NodeAnswer<T>> {
+    const reasons: string[] = [];
+    for (const url of this.urls) {
+      let response: Response;
+      try {
+        response = await fetch(url + path, {
+          method,
+          headers: {
+            ...(this.#token !== undefined && { authorization: `Bearer ${this.#token}` }),
+            ...(body !== undefined && { 'content-type': 'application/json' }),
+          },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
+      } catch (error) {
+        const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+        reasons.push(`${url}: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
+        continue;
+      }
+      const text = await response.text();
+      let parsed: unknown;
+      try {
+        parsed = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        parsed = { error: text.slice(0, 200) };
+      }
+      return { status: response.status, body: parsed as T, url };
+    }
+    throw new HarborError(
+      'E_NODE_UNREACHABLE',
+      `no Harbor node answered (${reasons.join('; ')}); set --node-url or HARBOR_NODE_URL`,
+    );
+  }
+}
+
+/** A node's 4xx/5xx as the error it names (its own code when this package knows it). */
+export function refusal(answer: NodeAnswer<unknown>): HarborError {
+  const { error, code } = (answer.body ?? {}) as { error?: string; code?: string };
+  const known = code !== undefined && code in CATALOGUE ? (code as ErrorCode) : 'E_API_REQUEST';
+  return new HarborError(known, `${error ?? `the node answered ${answer.status}`}`);
+}
