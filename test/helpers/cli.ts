@@ -34,7 +34,11 @@ export function runSidecar(args: string[], env: Record<string, string> = {}, cwd
 }
 
 /** The `harbor` client, run to its end without blocking the test process (its node may live here). */
-export function runHarbor(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<RunResult> {
+export function runHarbor(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [HARBOR_BIN, ...args], {
       env: cleanEnv(env),
