@@ -212,6 +212,7 @@ async function main(): Promise<void> {
         `two app instances behind their own sidecars on ${INSTANCE_HOSTS.join(' and ')}.`,
         '',
         `  open:  ${url}`,
+        `  dashboard: ${apiBase}/   (the node: services, instances, traffic, live)`,
         `  try:   curl --cacert ${cacert} ${url}`,
         `  admin: curl http://127.0.0.1:${adminPort}/status   (the first sidecar)`,
         '',

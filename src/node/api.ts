@@ -16,6 +16,7 @@ import {
 import { udpCheckProblem } from '../config/udp-check.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { DASHBOARD_PATHS, Dashboard } from './dashboard.js';
 import { isInstanceHost } from './host.js';
 import type { HarborNode } from './node.js';
 
@@ -140,12 +141,14 @@ export class NodeApi {
   readonly #server: http.Server;
   readonly #guard: ConnectionGuard;
   readonly #admin: AdminRequestHandler | undefined;
+  readonly #dashboard: Dashboard;
 
   constructor(options: NodeApiOptions) {
     this.#node = options.node;
     this.#admin = options.admin;
     this.#logger = options.logger;
     this.#tokenDigest = options.token ? digest(`Bearer ${options.token}`) : undefined;
+    this.#dashboard = new Dashboard(options.token || undefined);
     this.#server = http.createServer(
       { requestTimeout: 30_000, connectionsCheckingInterval: 1_000 },
       (req, res) => void this.#handle(req, res),
@@ -171,8 +174,12 @@ export class NodeApi {
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     try {
+      const path = new URL(req.url ?? '/', 'http://node').pathname;
+      if (DASHBOARD_PATHS.has(path)) {
+        this.#dashboard.handle(req, res, path, await readBody(req));
+        return;
+      }
       if (this.#admin) {
-        const path = new URL(req.url ?? '/', 'http://node').pathname;
         if (!OPEN_PATHS.has(path) && !path.startsWith('/v1/')) this.#authorize(req);
         if (this.#admin(req, res)) return;
       }
@@ -208,6 +215,8 @@ export class NodeApi {
 
   #authorize(req: http.IncomingMessage): void {
     if (!this.#tokenDigest) return;
+    // The dashboard's session cookie: reads of the API only.
+    if (req.url?.startsWith('/v1/') && this.#dashboard.allowsRead(req)) return;
     const given = req.headers.authorization;
     // Compare fixed-size digests so neither length nor content leaks through timing.
     if (!given || !timingSafeEqual(digest(given), this.#tokenDigest)) {
@@ -329,7 +338,8 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 }
 
 function json(res: http.ServerResponse, status: number, value: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
+  // Answers hold credentials: never kept by a browser or a shared cache.
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(`${JSON.stringify(value)}\n`);
 }
 

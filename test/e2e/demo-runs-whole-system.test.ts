@@ -45,6 +45,10 @@ t.test(
     t.not(admin?.[2], '9701', 'the admin port held here was not taken');
     const status = execSync(`curl --silent --show-error --max-time 5 ${admin?.[1]}`, { encoding: 'utf8' });
     t.match(JSON.parse(status), { services: [{ name: 'demo-https' }] }, 'the printed admin address answers');
+    const dashboard = /dashboard: (http:\/\/127\.0\.0\.1:\d+\/) /.exec(printed);
+    t.ok(dashboard, 'the dashboard address is printed');
+    const page = execSync(`curl --silent --show-error --max-time 5 ${dashboard?.[1]}`, { encoding: 'utf8' });
+    t.match(page, /<title>harbor-node<\/title>/, 'and serves the page');
     demo.kill('SIGINT');
     t.same(await exited(demo), { code: 0, signal: null });
   },
