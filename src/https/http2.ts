@@ -4,18 +4,15 @@
 // HTTP/1.1 head and goes through the same strict parser). Bodies stream both
 // ways with backpressure; chunked responses are decoded into DATA frames.
 import type * as http2 from 'node:http2';
-import type { Socket } from 'node:net';
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
 import { parseTrailers } from './chunked.js';
 import { type ClientConnection, cannedBody, type ProxyCore, RETRY_AFTER_SECONDS } from './core.js';
+import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
-import type { BackendConn, BackendOwner } from './pool.js';
-import { ResponseReader, type ResponseSink } from './response-reader.js';
-
-/** Bytes queued on one side before the other is paused (a socket's own mark, 16 KiB, is less than one read). */
-const RELAY_QUEUE_BYTES = 256 * 1024;
+import type { BackendConn } from './pool.js';
+import { ResponseReader } from './response-reader.js';
 
 /** Request headers HTTP/2 forbids or the HTTP/1.1 head gets from elsewhere. */
 const SKIP_REQUEST = new Set([
@@ -36,11 +33,11 @@ const SKIP_RESPONSE = new Set([
   'upgrade',
 ]);
 
-class H2Exchange implements BackendOwner, ResponseSink {
+/** One HTTP/2 stream: the client side of a backend exchange (exchange.ts). */
+class H2Stream implements ExchangeClient {
   readonly #core: ProxyCore;
   readonly #stream: http2.ServerHttp2Stream;
-  readonly #reader: ResponseReader;
-  #backend: BackendConn | null = null;
+  #exchange: BackendExchange | null = null;
   #chunkedBody = false;
   /** A request body of unknown length, held while it fits; null once sent or when not held. */
   #held: Buffer[] | null = null;
@@ -50,11 +47,6 @@ class H2Exchange implements BackendOwner, ResponseSink {
   #requestDone = false;
   #responded = false;
   #finished = false;
-  #reusable = true;
-  #status = 0;
-  #backendPaused = false;
-  /** Armed while the backend waits on this stream's client: a client that takes nothing for the idle timeout is cut. */
-  #stallTimer: NodeJS.Timeout | undefined;
   #wantTrailers = false;
   #requestTrailers: http2.IncomingHttpHeaders | null = null;
 
@@ -66,7 +58,6 @@ class H2Exchange implements BackendOwner, ResponseSink {
   ) {
     this.#core = core;
     this.#stream = stream;
-    this.#reader = new ResponseReader(core.limits.maxHeaderBytes);
     const text = this.#http1Head(stream, headers);
     const head = new Head();
     const buf = Buffer.from(text, 'latin1');
@@ -84,8 +75,6 @@ class H2Exchange implements BackendOwner, ResponseSink {
       this.#respondCanned(error === null ? 400 : statusForHeadError(error));
       return;
     }
-    const method = head.method;
-    this.#reader.reset(method === 'HEAD', true);
     stream.on('close', this.#onClose);
     stream.on('error', noop);
     // Trailers are an event, not buffered like data: kept from the start.
@@ -104,8 +93,10 @@ class H2Exchange implements BackendOwner, ResponseSink {
     stream.on('end', this.#onEnd);
     stream.on('drain', this.#onDrain);
     const core = this.#core;
-    const backend = core.pool.acquire(this);
-    this.#backend = backend;
+    const reader = new ResponseReader(core.limits.maxHeaderBytes);
+    const exchange = new BackendExchange(core, this, reader, head.method === 'HEAD', true);
+    this.#exchange = exchange;
+    if (this.#requestDone) exchange.endRequest();
     const sent = buildRequestHead(head, peer, core.settings, false);
     if (this.#held !== null) {
       // The framing header goes in once the body's size is known (#release).
@@ -113,7 +104,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
       if (this.#requestTrailers !== null) this.#release(false);
       return;
     }
-    backend.socket.write(sent, 'latin1');
+    exchange.writeHead(sent);
   }
 
   /**
@@ -123,19 +114,23 @@ class H2Exchange implements BackendOwner, ResponseSink {
    */
   #release(whole: boolean): void {
     const held = this.#held;
-    const backend = this.#backend;
+    const exchange = this.#exchange;
     if (held === null) return;
     this.#held = null;
-    if (backend === null) return;
+    if (exchange === null) return;
     const body = Buffer.concat(held);
     if (whole) {
-      backend.socket.write(`${this.#heldHead}Content-Length: ${body.length}\r\n\r\n`, 'latin1');
-      backend.socket.write(body);
+      exchange.corked(() => {
+        exchange.writeHead(`${this.#heldHead}Content-Length: ${body.length}\r\n\r\n`);
+        if (body.length > 0) exchange.writeBody(body);
+      });
       return;
     }
     this.#chunkedBody = true;
-    backend.socket.write(`${this.#heldHead}Transfer-Encoding: chunked\r\n\r\n`, 'latin1');
-    if (body.length > 0) writeChunk(backend.socket, body);
+    exchange.corked(() => {
+      exchange.writeHead(`${this.#heldHead}Transfer-Encoding: chunked\r\n\r\n`);
+      if (body.length > 0) writeChunk(exchange, body);
+    });
   }
 
   /** The stream's head as an HTTP/1.1 head, so that one parser and one set of rules serve both protocols. */
@@ -165,8 +160,8 @@ class H2Exchange implements BackendOwner, ResponseSink {
   }
 
   #onData = (chunk: Buffer): void => {
-    const backend = this.#backend;
-    if (backend === null) return;
+    const exchange = this.#exchange;
+    if (exchange === null) return;
     this.#core.stats.bytesIn += chunk.length;
     const held = this.#held;
     if (held !== null) {
@@ -175,22 +170,23 @@ class H2Exchange implements BackendOwner, ResponseSink {
       if (this.#heldBytes > HELD_BODY_BYTES) this.#release(false);
       return;
     }
-    const socket = backend.socket;
-    const ok = this.#chunkedBody ? writeChunk(socket, chunk) : socket.write(chunk);
-    if (!ok && socket.writableLength > RELAY_QUEUE_BYTES) this.#stream.pause();
+    const flowing = this.#chunkedBody ? writeChunk(exchange, chunk) : exchange.writeBody(chunk);
+    if (!flowing) this.#stream.pause();
   };
 
   #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
     this.#requestTrailers = trailers;
     // Trailers ride only in a chunked body (once there is a backend to send it to: #start).
-    if (this.#backend !== null) this.#release(false);
+    if (this.#exchange !== null) this.#release(false);
   };
 
   #onEnd = (): void => {
     this.#requestDone = true;
     this.#release(true);
-    const backend = this.#backend;
-    if (backend === null || !this.#chunkedBody) return;
+    const exchange = this.#exchange;
+    if (exchange === null) return;
+    exchange.endRequest();
+    if (!this.#chunkedBody) return;
     let last = '0\r\n';
     const trailers = this.#requestTrailers;
     if (trailers !== null) {
@@ -201,63 +197,32 @@ class H2Exchange implements BackendOwner, ResponseSink {
         for (const v of Array.isArray(value) ? value : [value]) last += `${name}: ${v}\r\n`;
       }
     }
-    backend.socket.write(`${last}\r\n`, 'latin1');
+    exchange.writeFraming(`${last}\r\n`);
   };
 
   #onDrain = (): void => {
-    if (this.#backendPaused) {
-      this.#backendPaused = false;
-      clearTimeout(this.#stallTimer);
-      const backend = this.#backend;
-      if (backend !== null) {
-        backend.socket.resume();
-      }
-    }
-  };
-
-  #onStalled = (): void => {
-    if (this.#backendPaused && !this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL);
+    this.#exchange?.clientDrained();
   };
 
   #onClose = (): void => {
-    clearTimeout(this.#stallTimer);
     if (!this.#finished) {
       this.#finished = true;
-      this.#dropBackend();
+      this.#exchange?.abort();
+      this.#exchange = null;
     }
   };
 
-  onBackendConnect(_conn: BackendConn): void {}
+  // ---- the exchange's events ---------------------------------------------
 
-  onBackendData(_conn: BackendConn, chunk: Buffer): void {
-    this.#reader.feed(chunk, this);
-  }
-
-  onBackendDrain(_conn: BackendConn): void {
+  onRequestDrained(): void {
     this.#stream.resume();
   }
 
-  onBackendTimeout(_conn: BackendConn): void {
-    if (this.#backendPaused) return;
-    this.#core.pool.failure('timeout', null);
-    this.#fail(504);
-  }
+  afterBackendRead(): void {}
 
-  onBackendGone(conn: BackendConn, error: Error | null): void {
-    this.#backend = null;
-    if (this.#finished) return;
-    if (this.#reader.closed()) {
-      this.#reusable = false;
-      this.onResponseEnd(0);
-      return;
-    }
-    if (!conn.connected) {
-      this.#core.pool.failure('connect', error);
-      this.#fail(this.#core.pool.answered ? 502 : 503);
-      return;
-    }
-    this.#core.pool.failure(this.#responded ? 'closed mid-response' : 'closed before answering', error);
-    this.#fail(502);
+  onClientStalled(): void {
+    // The backend waited the whole idle timeout for this client to take data (issue 9, item 16).
+    if (!this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL);
   }
 
   onInformational(head: Head): void {
@@ -272,9 +237,6 @@ class H2Exchange implements BackendOwner, ResponseSink {
 
   onResponseHead(head: Head): void {
     const stream = this.#stream;
-    this.#status = head.status;
-    if (head.minor === 0 ? !head.connectionHas('keep-alive') : head.connectionHas('close'))
-      this.#reusable = false;
     const headers: http2.OutgoingHttpHeaders = { ':status': head.status };
     for (let i = 0; i < head.count; i++) {
       const name = head.name(i).toLowerCase();
@@ -291,13 +253,15 @@ class H2Exchange implements BackendOwner, ResponseSink {
       this.#responded = true;
       return;
     }
-    const endStream = !this.#reader.active && this.#reader.gotHead;
+    const reader = this.#exchange!.reader;
+    const endStream = !reader.active && reader.gotHead;
     try {
       stream.respond(headers, { endStream, waitForTrailers: this.#wantTrailers && !endStream });
     } catch (error) {
       // A header value HTTP/2 cannot carry, or a stream reset meanwhile: the stream fails alone.
       this.#core.pool.failure(`response head not valid for HTTP/2: ${(error as Error).message}`, null);
-      this.#fail(502);
+      this.#exchange?.abort();
+      this.onExchangeFailed(502);
       return;
     }
     this.#responded = true;
@@ -306,7 +270,7 @@ class H2Exchange implements BackendOwner, ResponseSink {
 
   #sendTrailers = (): void => {
     const trailers: http2.OutgoingHttpHeaders = {};
-    for (const [name, value] of parseTrailers(this.#reader.trailers)) {
+    for (const [name, value] of parseTrailers(this.#trailerText)) {
       if (!SKIP_RESPONSE.has(name)) trailers[name] = value;
     }
     try {
@@ -316,59 +280,46 @@ class H2Exchange implements BackendOwner, ResponseSink {
     }
   };
 
-  onResponseBody(buf: Buffer, start: number, end: number): void {
+  /** The response's trailers, kept when the exchange ends (its reader is reused no more, but read them once). */
+  #trailerText = '';
+
+  onResponseBody(buf: Buffer, start: number, end: number): boolean {
     const stream = this.#stream;
-    if (stream.destroyed) return;
+    if (stream.destroyed) return true;
     this.#core.stats.bytesOut += end - start;
     const ok = stream.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
-    if (!ok && stream.writableLength > RELAY_QUEUE_BYTES) {
-      const backend = this.#backend;
-      if (backend !== null && !this.#backendPaused) {
-        this.#backendPaused = true;
-        backend.socket.pause();
-        // A client that stops reading would hold the backend (a worker of a threaded app) for
-        // ever: it gets the idle timeout to take data, then the stream is cancelled (issue 9, item 16).
-        this.#stallTimer = setTimeout(this.#onStalled, this.#core.limits.idleTimeoutMs);
-      }
-    }
+    return ok || stream.writableLength <= RELAY_QUEUE_BYTES;
   }
 
-  onChunkData(buf: Buffer, start: number, end: number): void {
-    this.onResponseBody(buf, start, end);
-  }
-
-  onResponseEnd(rest: number): void {
+  onExchangeEnd(): void {
     if (this.#finished) return;
     this.#finished = true;
-    countResponse(this.#core.stats, this.#status);
-    const backend = this.#backend;
-    this.#backend = null;
-    if (backend !== null) {
-      if (this.#backendPaused) backend.socket.resume();
-      if (this.#reusable && rest === 0 && this.#requestDone && !this.#reader.untilClose) {
-        this.#core.pool.release(backend);
-      } else {
-        backend.owner = null;
-        backend.socket.destroy();
-      }
-    }
+    const reader = this.#exchange!.reader;
+    this.#exchange = null;
+    this.#trailerText = reader.trailers;
     const stream = this.#stream;
-    if (!stream.destroyed && !stream.writableEnded && this.#reader.gotHead) stream.end();
+    if (!stream.destroyed && !stream.writableEnded && reader.gotHead) stream.end();
   }
 
-  onSwitchingProtocols(): void {
-    this.onResponseError('101 on an HTTP/2 stream');
+  onSwitchingProtocols(
+    _head: Head,
+    _raw: Buffer,
+    _start: number,
+    _end: number,
+    _rest: Buffer,
+    conn: BackendConn,
+  ): void {
+    this.#core.pool.failure('bad response: 101 on an HTTP/2 stream', null);
+    conn.owner = null;
+    conn.socket.destroy();
+    this.#exchange = null;
+    this.onExchangeFailed(502);
   }
 
-  onResponseError(reason: string): void {
-    this.#core.pool.failure(`bad response: ${reason}`, null);
-    this.#fail(502);
-  }
-
-  #fail(status: number): void {
+  onExchangeFailed(status: number): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#dropBackend();
+    this.#exchange = null;
     if (this.#responded) {
       // A response already under way can only be cut: RST_STREAM with no END_STREAM before it,
       // so that the client knows the body is incomplete. close(code) would end the writable
@@ -392,27 +343,19 @@ class H2Exchange implements BackendOwner, ResponseSink {
     stream.respond(headers);
     stream.end(cannedBody(status));
   }
-
-  #dropBackend(): void {
-    const backend = this.#backend;
-    if (backend !== null) {
-      this.#backend = null;
-      backend.owner = null;
-      backend.socket.destroy();
-    }
-  }
 }
 
 function noop(): void {}
 
-/** Writes `data` as one chunk of a chunked body, in one go; answers what the last write did. */
-function writeChunk(socket: Socket, data: Buffer): boolean {
-  socket.cork();
-  socket.write(`${data.length.toString(16)}\r\n`, 'latin1');
-  socket.write(data);
-  const ok = socket.write('\r\n', 'latin1');
-  socket.uncork();
-  return ok;
+/** Writes `data` as one chunk of a chunked body, in one go; answers whether more may follow now. */
+function writeChunk(exchange: BackendExchange, data: Buffer): boolean {
+  let flowing = true;
+  exchange.corked(() => {
+    exchange.writeFraming(`${data.length.toString(16)}\r\n`);
+    exchange.writeBody(data);
+    flowing = exchange.writeFraming('\r\n');
+  });
+  return flowing;
 }
 
 /**
@@ -485,6 +428,6 @@ export class Http2Front {
       stream.close(NGHTTP2_REFUSED_STREAM);
       return;
     }
-    new H2Exchange(this.#core, stream, headers, peer);
+    new H2Stream(this.#core, stream, headers, peer);
   };
 }

@@ -1,6 +1,7 @@
 // What clients get when the backend is not there yet (503), goes away (502),
 // is too slow (504) or talks nonsense (502), and that a burst of failures is
 // logged once.
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import t from 'tap';
@@ -155,6 +156,53 @@ t.test('a kept-alive backend connection closed by the backend is retried once on
   }
   t.equal(connections, 4);
 });
+
+t.test(
+  'a pooled connection the backend drops as it is reused: retried once, HTTP/1 and HTTP/2 alike',
+  async (t) => {
+    // Answers the first request of each connection; a later one on the same connection finds it
+    // closed without a word (the race with a backend's keep-alive timeout).
+    let connections = 0;
+    const racy = await rawBackend((socket) => {
+      connections++;
+      let answered = false;
+      socket.on('data', () => {
+        if (answered) {
+          socket.destroy();
+          return;
+        }
+        answered = true;
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      });
+    });
+    t.teardown(() => racy.close());
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: racy.port }, { pair });
+    t.teardown(() => fx.proxy.close());
+    for (let i = 0; i < 3; i++) {
+      const r = await httpsRequest(fx.port, pair, { path: '/' });
+      t.equal(`${r.status} ${r.body}`, '200 ok', `HTTP/1 request ${i + 1}`);
+    }
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => session.close());
+    for (let i = 0; i < 3; i++) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const stream = session.request({ ':path': '/' });
+        let status = 0;
+        let body = '';
+        stream.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        stream.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
+        stream.on('end', () => resolve(`${status} ${body}`));
+        stream.on('error', reject);
+      });
+      t.equal(answer, '200 ok', `HTTP/2 request ${i + 1}`);
+    }
+    t.equal(connections, 6, 'each request after the first on a connection went to a fresh one');
+  },
+);
 
 t.test(
   'a backend that closes after every response (uWSGI --http-socket) never costs a request',
