@@ -6,10 +6,11 @@
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 import { resolveInstanceId } from '../registration/identity.js';
+import { durationText, SIDECAR_DEFAULTS } from './defaults.js';
 import { isPlainObject, parseJsonVariable } from './json.js';
 import { ruleForName } from './protocol.js';
 import { readServices } from './services.js';
-import type { Address, HarborService } from './types.js';
+import { type Address, formatAddress, type HarborService } from './types.js';
 import { udpCheckProblem } from './udp-check.js';
 import {
   type Parsed,
@@ -77,7 +78,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_LISTEN'],
     type: 'string',
     description: 'Comma-separated addresses the HTTPS servers and --forward listeners listen on.',
-    defaultText: '0.0.0.0,::',
+    defaultText: SIDECAR_DEFAULTS.listenHosts.join(','),
     commands: ['run'],
   },
   {
@@ -85,7 +86,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_BACKEND_TIMEOUT'],
     type: 'string',
     description: 'How long the backend may take to start answering before a 504.',
-    defaultText: '60s',
+    defaultText: durationText(SIDECAR_DEFAULTS.backendTimeoutMs),
     commands: ['run'],
   },
   {
@@ -93,7 +94,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_DRAIN_TIMEOUT'],
     type: 'string',
     description: 'How long in-flight requests may take to finish after SIGTERM.',
-    defaultText: '10s',
+    defaultText: durationText(SIDECAR_DEFAULTS.drainTimeoutMs),
     commands: ['run'],
   },
   {
@@ -102,7 +103,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     type: 'string',
     description:
       'How long a client may take to send a TLS handshake and request head (the first one counted from the handshake).',
-    defaultText: '10s',
+    defaultText: durationText(SIDECAR_DEFAULTS.headerTimeoutMs),
     commands: ['run'],
   },
   {
@@ -111,7 +112,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     type: 'string',
     description:
       'How long an idle keep-alive client connection is kept, and how long a client may take no data while a response waits for it (then it is cut and the backend freed).',
-    defaultText: '60s',
+    defaultText: durationText(SIDECAR_DEFAULTS.idleTimeoutMs),
     commands: ['run'],
   },
   {
@@ -119,7 +120,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_MAX_HEADER_SIZE'],
     type: 'string',
     description: 'The largest request head accepted, in bytes (431 above it).',
-    defaultText: '16384',
+    defaultText: String(SIDECAR_DEFAULTS.maxHeaderBytes),
     commands: ['run'],
   },
   {
@@ -127,7 +128,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_MAX_CONNECTIONS'],
     type: 'string',
     description: 'Client connections per service at once; more are closed as they arrive.',
-    defaultText: '10000',
+    defaultText: String(SIDECAR_DEFAULTS.maxConnections),
     commands: ['run'],
   },
   {
@@ -136,7 +137,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     type: 'string',
     description:
       'The admin endpoint (healthz, readyz, metrics, status): host:port, a unix socket path, or off.',
-    defaultText: '127.0.0.1:9701',
+    defaultText: formatAddress(SIDECAR_DEFAULTS.admin),
     commands: ['run', 'status'],
   },
   {
@@ -153,7 +154,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     type: 'string',
     description:
       'How long the node keeps this instance without a refresh; refreshes go out every third of it.',
-    defaultText: '30s',
+    defaultText: durationText(SIDECAR_DEFAULTS.nodeTtlMs),
     commands: ['run'],
   },
   {
@@ -193,7 +194,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_PROXY_PROTOCOL'],
     type: 'string',
     description: 'Send a PROXY protocol header on TCP forwards: off, v1 or v2.',
-    defaultText: 'off',
+    defaultText: SIDECAR_DEFAULTS.proxyProtocol,
     commands: ['run'],
   },
   {
@@ -223,7 +224,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_ENV_FORMAT'],
     type: 'string',
     description: 'Output of env: shell (export lines, safe to eval), dotenv or json.',
-    defaultText: 'shell',
+    defaultText: SIDECAR_DEFAULTS.format,
     commands: ['env'],
   },
   {
@@ -245,7 +246,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_WARN_DAYS'],
     type: 'string',
     description: 'Warn when a certificate expires within this many days.',
-    defaultText: '30',
+    defaultText: String(SIDECAR_DEFAULTS.warnDays),
     commands: ['check'],
   },
   {
@@ -253,7 +254,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_LOG_LEVEL'],
     type: 'string',
     description: 'fatal, error, warn, info, debug, trace or silent.',
-    defaultText: 'info',
+    defaultText: SIDECAR_DEFAULTS.logLevel,
   },
   {
     flag: 'pretty',
@@ -379,7 +380,7 @@ export function resolveSidecarSettings(
   const admin = setting<Address | 'off'>(
     'admin',
     (t) => (t.trim().toLowerCase() === 'off' ? { ok: true, value: 'off' } : parseAddress(t)),
-    { kind: 'tcp', host: '127.0.0.1', port: 9701 },
+    SIDECAR_DEFAULTS.admin,
   );
   const { name: appName, upcaseSet } = appNameFrom(env, problems);
 
@@ -389,17 +390,17 @@ export function resolveSidecarSettings(
     backend,
     keyPassphrase,
     clientCa: text('client-ca'),
-    listenHosts: setting('listen', parseHostList, ['0.0.0.0', '::']),
-    backendTimeoutMs: setting('backend-timeout', parseDuration, 60_000),
-    drainTimeoutMs: setting('drain-timeout', parseDuration, 10_000),
-    headerTimeoutMs: setting('header-timeout', parseDuration, 10_000),
-    idleTimeoutMs: setting('idle-timeout', parseDuration, 60_000),
-    maxHeaderBytes: setting('max-header-size', parsePositiveInteger, 16_384),
-    maxConnections: setting('max-connections', parsePositiveInteger, 10_000),
+    listenHosts: setting('listen', parseHostList, SIDECAR_DEFAULTS.listenHosts),
+    backendTimeoutMs: setting('backend-timeout', parseDuration, SIDECAR_DEFAULTS.backendTimeoutMs),
+    drainTimeoutMs: setting('drain-timeout', parseDuration, SIDECAR_DEFAULTS.drainTimeoutMs),
+    headerTimeoutMs: setting('header-timeout', parseDuration, SIDECAR_DEFAULTS.headerTimeoutMs),
+    idleTimeoutMs: setting('idle-timeout', parseDuration, SIDECAR_DEFAULTS.idleTimeoutMs),
+    maxHeaderBytes: setting('max-header-size', parsePositiveInteger, SIDECAR_DEFAULTS.maxHeaderBytes),
+    maxConnections: setting('max-connections', parsePositiveInteger, SIDECAR_DEFAULTS.maxConnections),
     admin,
     nodeUrl: setting('node-url', parseUrls, undefined),
     nodeToken: env.HARBOR_NODE_TOKEN || undefined,
-    nodeTtlMs: setting('node-ttl', parseDuration, 30_000),
+    nodeTtlMs: setting('node-ttl', parseDuration, SIDECAR_DEFAULTS.nodeTtlMs),
     udpCheck: setting('udp-check', parseUdpCheck, undefined),
     instanceId:
       text('instance-id') ??
@@ -410,12 +411,24 @@ export function resolveSidecarSettings(
       }),
     instanceHost: setting('instance-host', asIs, undefined),
     forwards: forwardsFrom(flags, env, services, problems),
-    proxyProtocol: setting('proxy-protocol', (t) => parseChoice(t, ['off', 'v1', 'v2'] as const), 'off'),
-    format: setting('format', (t) => parseChoice(t, ['shell', 'dotenv', 'json'] as const), 'shell'),
+    proxyProtocol: setting(
+      'proxy-protocol',
+      (t) => parseChoice(t, ['off', 'v1', 'v2'] as const),
+      SIDECAR_DEFAULTS.proxyProtocol,
+    ),
+    format: setting(
+      'format',
+      (t) => parseChoice(t, ['shell', 'dotenv', 'json'] as const),
+      SIDECAR_DEFAULTS.format,
+    ),
     json: setting('json', parseBoolean, false),
     require: setting('require', parseBoolean, false),
-    warnDays: setting('warn-days', parseNonNegative, 30),
-    logLevel: setting('log-level', (t) => parseChoice(t, LOG_LEVELS), 'info'),
+    warnDays: setting('warn-days', parseNonNegative, SIDECAR_DEFAULTS.warnDays),
+    logLevel: setting(
+      'log-level',
+      (t) => parseChoice(t, LOG_LEVELS),
+      SIDECAR_DEFAULTS.logLevel as (typeof LOG_LEVELS)[number],
+    ),
     pretty: setting('pretty', parseBoolean, machine.stdoutIsTerminal),
     services,
     appName,

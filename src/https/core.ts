@@ -1,6 +1,7 @@
 // What every client connection of one proxy shares, built once per proxy: the
 // backend pool, the forwarding settings, limits, counters, and the canned
 // answers the proxy gives itself.
+import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
 import type { ServiceStats } from '../stats/index.js';
 import type { ForwardSettings } from './forwarding.js';
@@ -19,12 +20,13 @@ export interface Limits {
   readonly backendTimeoutMs: number;
 }
 
+/** The proxy's limits when built without settings: the settings' own defaults (src/config/defaults.ts). */
 export const DEFAULT_LIMITS: Limits = Object.freeze({
-  headerTimeoutMs: 20_000,
-  idleTimeoutMs: 60_000,
-  maxHeaderBytes: 16 * 1024,
-  maxConnections: 10_000,
-  backendTimeoutMs: 60_000,
+  headerTimeoutMs: SIDECAR_DEFAULTS.headerTimeoutMs,
+  idleTimeoutMs: SIDECAR_DEFAULTS.idleTimeoutMs,
+  maxHeaderBytes: SIDECAR_DEFAULTS.maxHeaderBytes,
+  maxConnections: SIDECAR_DEFAULTS.maxConnections,
+  backendTimeoutMs: SIDECAR_DEFAULTS.backendTimeoutMs,
 });
 
 /** A client connection the proxy can drain and close. */

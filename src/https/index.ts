@@ -6,6 +6,7 @@
 // Certificate loading and watching live in src/certs; wiring in src/cli.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import type { Address, HarborService } from '../config/types.js';
 import { HarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -81,7 +82,7 @@ export interface HttpsProxy {
   readonly openConnections: number;
 }
 
-export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+export const DEFAULT_DRAIN_TIMEOUT_MS = SIDECAR_DEFAULTS.drainTimeoutMs;
 
 /** Node keeps a tls.Server's context in `_sharedCreds`; its own setSecureContext only takes PEM options. */
 interface SharedCreds {
