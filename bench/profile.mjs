@@ -8,7 +8,7 @@
 // system calls per operation instead (strace slows the target: only the
 // counts mean something, not the CPU figures of that run).
 //
-//   node bench/profile.mjs [--target sidecar|nginx|node] [--scenario ka|mib|close|full]
+//   node bench/profile.mjs [--target sidecar|nginx|node] [--scenario ka|mib|close|full|req]
 //                          [--seconds 10] [--perf] [--top N] [--type ecdsa|rsa]
 //
 // The raw .cpuprofile is written to bench/results/ (open it in Chrome DevTools
@@ -57,7 +57,7 @@ const { values } = parseArgs({
   },
 });
 const seconds = Number(values.seconds);
-const scenarios = ['ka', 'mib', 'close', 'full'];
+const scenarios = ['ka', 'mib', 'close', 'full', 'req'];
 if (!scenarios.includes(values.scenario) || !(seconds >= 1 && seconds <= 60)) {
   process.stderr.write(
     `usage: node bench/profile.mjs [--scenario ${scenarios.join('|')}] [--seconds 1-60] [--perf]\n`,
@@ -91,6 +91,7 @@ const load = {
   mib: () => runWrk(url(LARGE_PATH), { connections: 10, seconds }),
   close: () => runWrk(url(SMALL_PATH), { connections: 50, seconds, headers: ['Connection: close'] }),
   full: () => runHandshakes(sidecar.port, { seconds }),
+  req: () => runHandshakes(sidecar.port, { seconds, request: true }),
 }[values.scenario];
 
 try {

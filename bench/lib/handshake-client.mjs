@@ -6,6 +6,10 @@
 // refuses shows as a low resumed fraction). wrk resumes only some of its
 // reconnects (with TLS 1.3 it saves the session before the ticket arrives),
 // so this client is what counts handshakes of one kind exactly.
+// With {"request": true}, each full handshake carries one request as most
+// clients' first connection does (GET with Connection: close, no session
+// offered) and counts once its response has ended: handshake, request,
+// forwarding, response and close, what a client pays for.
 // Runs as its own process so that its CPU is not the bench's; bounded in
 // count and in time. Usage: node handshake-client.mjs '{"port":N,...}'
 // Prints one JSON line: { completed, reused, errors, seconds, rate, protocol }.
@@ -19,6 +23,7 @@ const maxCount = options.maxCount ?? 20_000;
 const deadline = performance.now() + (options.seconds ?? 5) * 1000;
 const connectTimeoutMs = 5000;
 const resume = options.resume === true;
+const withRequest = options.request === true;
 // How long a resuming worker waits for its first TLS 1.3 ticket.
 const ticketWaitMs = 1000;
 
@@ -52,6 +57,40 @@ function one(slot) {
         slot.session = session;
         if (done) socket.end();
       });
+    }
+    if (withRequest) {
+      // Counted when the whole response came and the server closed: a 200 status line seen.
+      let head = '';
+      socket.on('data', (chunk) => {
+        if (head.length < 16) head += chunk.toString('latin1', 0, Math.min(chunk.length, 16));
+      });
+      socket.once('secureConnect', () => {
+        done = true;
+        if (protocol === '') {
+          protocol =
+            `${socket.getProtocol()} ${socket.getCipher()?.name} ${socket.getEphemeralKeyInfo()?.name ?? ''}`.trim();
+        }
+        socket.write('GET /small HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      });
+      socket.once('end', () => {
+        if (head.startsWith('HTTP/1.1 200')) {
+          completed++;
+          if (socket.isSessionReused()) reused++;
+        } else {
+          errors++;
+          lastError = `answer: ${JSON.stringify(head)}`;
+        }
+        socket.end();
+      });
+      socket.on('error', (error) => {
+        errors++;
+        lastError = error.code ?? error.message;
+      });
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      return;
     }
     socket.once('secureConnect', () => {
       done = true;

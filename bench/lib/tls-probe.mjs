@@ -104,14 +104,14 @@ export async function resumes(port) {
   return reused;
 }
 
-/** Runs the handshake client (full, or resume: true) in its own process; resolves its JSON report. */
+/** Runs the handshake client (full, or resume: true; request: true for one request per connection) in its own process; resolves its JSON report. */
 export async function runHandshakes(
   port,
-  { seconds = 5, concurrency = 16, maxCount = 50_000, resume = false } = {},
+  { seconds = 5, concurrency = 16, maxCount = 50_000, resume = false, request = false } = {},
 ) {
   const args = [
     join(here, 'handshake-client.mjs'),
-    JSON.stringify({ port, seconds, concurrency, maxCount, resume }),
+    JSON.stringify({ port, seconds, concurrency, maxCount, resume, request }),
   ];
   const { code, stdout, stderr } = await runCommand(process.execPath, args, {
     timeoutMs: (seconds + 20) * 1000,

@@ -608,6 +608,14 @@ function forwardsFrom(
       });
       continue;
     }
+    // The HTTPS proxy owns TCP on an https service's int_port: a forward there can only carry UDP.
+    if (service.https && service.transport !== 'both') {
+      problems.push({
+        code: 'E_SETTING',
+        message: `${entry.from} for "${entry.name}": the service is served by the HTTPS proxy, so a forward does not apply to it`,
+      });
+      continue;
+    }
     const target = parseAddress(entry.target);
     if (!target.ok || target.value.kind !== 'tcp') {
       problems.push({

@@ -83,18 +83,9 @@ export class Sidecar {
         );
       }
       if (forward && forward.target.kind === 'tcp') {
-        // The HTTPS proxy owns TCP on int_port; a forward then carries only the UDP side.
-        const transport = service.https
-          ? service.transport === 'both'
-            ? 'udp'
-            : undefined
-          : service.transport;
-        if (transport === undefined) {
-          throw new HarborError(
-            'E_SETTING',
-            `service "${service.name}" is served by the HTTPS proxy; --forward does not apply to it`,
-          );
-        }
+        // The HTTPS proxy owns TCP on int_port; a forward then carries only the UDP side (the
+        // settings refuse a forward on an https service without UDP).
+        const transport = service.https ? 'udp' : service.transport;
         const stats = createServiceStats();
         const target = { host: forward.target.host, port: forward.target.port };
         // On the default hosts a forwarder binds every address itself; an explicit --listen is honoured host by host.

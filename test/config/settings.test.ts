@@ -184,6 +184,35 @@ t.test('forwards by flag or HARBOR_FORWARD_<NAME>, checked against the services'
 });
 
 t.test(
+  'a forward on an https service is refused where settings are resolved, unless it carries UDP',
+  async (t) => {
+    const env = {
+      STACKATO_SERVICES: JSON.stringify({
+        'web-https': { int_port: 4100 },
+        'both-game-https': { int_port: 4101 },
+      }),
+      HARBOR_FORWARD_BOTH_GAME_HTTPS: '127.0.0.1:7000',
+    };
+    const { settings, problems } = resolveSidecarSettings(
+      { forward: ['web-https=127.0.0.1:8080'] },
+      env,
+      machine(),
+    );
+    t.same(
+      problems.map((p) => p.message),
+      [
+        '--forward for "web-https": the service is served by the HTTPS proxy, so a forward does not apply to it',
+      ],
+    );
+    t.same(
+      settings.forwards.map((f) => f.service),
+      ['both-game-https'],
+      'a both- https service keeps its UDP forward',
+    );
+  },
+);
+
+t.test(
   '--udp-check / HARBOR_UDP_CHECK: kept when valid, a problem naming the variable when not',
   async (t) => {
     t.equal(resolveSidecarSettings({}, { HARBOR_UDP_CHECK: 'ping' }, machine()).settings.udpCheck, 'ping');
