@@ -8,7 +8,7 @@
 // system calls per operation instead (strace slows the target: only the
 // counts mean something, not the CPU figures of that run).
 //
-//   node bench/profile.mjs [--target sidecar|nginx|node] [--scenario ka|mib|close|full|req]
+//   node bench/profile.mjs [--target sidecar|nginx|node] [--scenario ka|mib|close|full|req|h2]
 //                          [--seconds 10] [--perf] [--top N] [--type ecdsa|rsa]
 //
 // The raw .cpuprofile is written to bench/results/ (open it in Chrome DevTools
@@ -28,6 +28,7 @@ import {
 } from './https/targets.mjs';
 import { makePair } from './lib/certs.mjs';
 import { summarisePerf, summariseProfile } from './lib/cpuprofile.mjs';
+import { runH2load } from './lib/h2load.mjs';
 import { inspectorSession } from './lib/inspector.mjs';
 import {
   commandExists,
@@ -57,7 +58,7 @@ const { values } = parseArgs({
   },
 });
 const seconds = Number(values.seconds);
-const scenarios = ['ka', 'mib', 'close', 'full', 'req'];
+const scenarios = ['ka', 'mib', 'close', 'full', 'req', 'h2'];
 if (!scenarios.includes(values.scenario) || !(seconds >= 1 && seconds <= 60)) {
   process.stderr.write(
     `usage: node bench/profile.mjs [--scenario ${scenarios.join('|')}] [--seconds 1-60] [--perf]\n`,
@@ -92,6 +93,7 @@ const load = {
   close: () => runWrk(url(SMALL_PATH), { connections: 50, seconds, headers: ['Connection: close'] }),
   full: () => runHandshakes(sidecar.port, { seconds }),
   req: () => runHandshakes(sidecar.port, { seconds, request: true }),
+  h2: () => runH2load(url(SMALL_PATH), { connections: 10, streams: 10, seconds }),
 }[values.scenario];
 
 try {

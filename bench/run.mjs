@@ -5,7 +5,7 @@
 //
 //   node bench/run.mjs [--suite https|node|all] [--rounds 3] [--seconds 5]
 //                      [--targets nginx,node,sidecar,haproxy,socat,harbor-node,direct]
-//                      [--steps ka,mib,close,resumed,full-ecdsa,req-ecdsa,swap,full-rsa,req-rsa,tcp,conn,udp,udp-clean]
+//                      [--steps ka,mib,close,resumed,full-ecdsa,h2,req-ecdsa,swap,full-rsa,req-rsa,tcp,conn,udp,udp-clean]
 //                      [--quick]
 //   node bench/profile.mjs   (CPU profile of the sidecar under wrk, see docs/benchmarks.md)
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -2,6 +2,7 @@
 // Node TLS server and harbor-sidecar, each in front of (or standing in for)
 // the same nginx origin, measured round by round in one run.
 import { makePair } from '../lib/certs.mjs';
+import { runH2load } from '../lib/h2load.mjs';
 import { makeTempDir, measureDuring, removeTempDir, sleep, treeRssMiB } from '../lib/proc.mjs';
 import { evaluateGoals, fmt, fmtRatio, median, ratio } from '../lib/report.mjs';
 import { resumes, runHandshakes, waitForFingerprint, waitForOk } from '../lib/tls-probe.mjs';
@@ -41,6 +42,8 @@ export const HTTPS_FIGURES = [
   ['req_ecdsa_cpu_us', 'proxy CPU per new connection + one request, ECDSA', 'us'],
   ['req_rsa_per_s', 'new connections + one request/s, RSA 2048', 'conn/s'],
   ['req_rsa_cpu_us', 'proxy CPU per new connection + one request, RSA 2048', 'us'],
+  ['h2_rps', 'HTTP/2 requests/s (h2load, 10 connections x 10 streams)', 'req/s'],
+  ['h2_cpu_us', 'proxy CPU per HTTP/2 request', 'us'],
   ['rss_idle_mib', 'RSS idle (after start + 1 request)', 'MiB'],
   ['rss_load_mib', 'RSS peak under load', 'MiB'],
   ['swap_ms', 'rename of a new pair -> new cert served', 'ms'],
@@ -87,6 +90,14 @@ const HTTPS_GOALS = [
     key: 'req_rsa_cpu_us',
     op: '<=',
     limit: 1.15,
+  },
+  {
+    label: 'CPU per HTTP/2 request <= 1.5x nginx (issue 12)',
+    subject: 'sidecar',
+    peer: 'nginx',
+    key: 'h2_cpu_us',
+    op: '<=',
+    limit: 1.5,
   },
   {
     label: '1 MiB MiB/s >= 0.9x nginx',
@@ -196,6 +207,18 @@ const STEPS = [
     },
   },
   {
+    id: 'h2',
+    name: 'HTTP/2',
+    // Only targets that speak h2 (the bare Node server is HTTP/1 only).
+    applies: (t) => t.h2 === true,
+    run: (t, o) => runH2load(t.url(SMALL_PATH), { connections: 10, streams: 10, seconds: o.seconds }),
+    record(f, m) {
+      f.h2_rps = m.result.rps;
+      f.h2_cpu_us = (m.cpuSeconds / Math.max(1, m.result.requests)) * 1e6;
+      return `HTTP/2     ${fmt(f.h2_rps)} req/s cpu ${fmt(f.h2_cpu_us)} us/req (h2load, ${m.result.failed} failed)`;
+    },
+  },
+  {
     id: 'req-ecdsa',
     name: 'new connection + one request, ECDSA',
     run: (t, o) => runHandshakes(t.port, { seconds: o.seconds, request: true }),
@@ -281,6 +304,7 @@ async function stopAll(running) {
 /** Runs one step for every running target, recording into figures[kind]. */
 async function runStep(step, running, figures, peaks, opts, log) {
   for (const target of running) {
+    if (step.applies && !step.applies(target)) continue;
     const f = figures[target.kind];
     try {
       const m = await measureDuring(target.pid, () => step.run(target, opts));
@@ -330,6 +354,7 @@ export const HTTPS_STEP_IDS = [
   'close',
   'resumed',
   'full-ecdsa',
+  'h2',
   'req-ecdsa',
   'swap',
   'full-rsa',

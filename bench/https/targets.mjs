@@ -93,7 +93,7 @@ http {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${port} ssl backlog=4096;
+    listen 127.0.0.1:${port} ssl http2 backlog=4096;
     ssl_certificate ${pair.cert};
     ssl_certificate_key ${pair.key};
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -118,6 +118,7 @@ http {
   const proc = await startNginx(dir, 'proxy', config, port);
   return {
     name: 'nginx',
+    h2: true,
     pid: proc.pid,
     port,
     proc,
@@ -186,6 +187,7 @@ export async function startSidecar(dir, pair, originPort, { extraNodeArgs = [], 
   await waitForPort(port, { proc, timeoutMs: 15_000 });
   return {
     name: 'sidecar',
+    h2: true,
     pid: proc.pid,
     port,
     proc,
