@@ -4,6 +4,7 @@
 // listeners, the TLS settings, the header rules (docs/headers.md), the
 // certificate swap without dropping connections, and draining on shutdown.
 // Certificate loading and watching live in src/certs; wiring in src/cli.
+import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { SIDECAR_DEFAULTS } from '../config/defaults.js';
@@ -23,27 +24,24 @@ import { Http1Connection } from './http1.js';
 import { Http2Front } from './http2.js';
 import { answerPlainHttp } from './plain-http.js';
 import { BackendPool } from './pool.js';
-import { ALPN_PROTOCOLS, TicketKeys } from './tls.js';
+import { ALPN_PROTOCOLS } from './tls.js';
 
 export { DEFAULT_LIMITS, type Limits } from './core.js';
 export {
   ALPN_PROTOCOLS,
   CIPHERS,
-  createServerSecureContext,
   type PemPair,
   SECURE_CONTEXT_OPTIONS,
+  serverTlsOptions,
 } from './tls.js';
-
-/** Where the proxy's certificate comes from: a fixed context, or a getter read at each new connection. */
-export type SecureContextSource = tls.SecureContext | (() => tls.SecureContext);
 
 export interface HttpsProxyOptions {
   readonly service: HarborService;
   /** Port (0 picks a free one, shared by every host) and hosts; hosts default to 0.0.0.0 and ::. */
   readonly listen: { readonly port: number; readonly hosts?: readonly string[] };
   readonly backend: Address;
-  /** Must come from createServerSecureContext (or use SECURE_CONTEXT_OPTIONS), with `ca` when clientAuth is on. */
-  readonly secureContext: SecureContextSource;
+  /** The pair and TLS settings: from serverTlsOptions (SECURE_CONTEXT_OPTIONS and the PEMs), with `ca` when clientAuth is on. */
+  readonly tls: tls.SecureContextOptions;
   /** Refuse clients without a certificate that verifies against the context's CA; pass the subject on. */
   readonly clientAuth?: boolean;
   readonly stats: ServiceStats;
@@ -65,12 +63,12 @@ export interface HttpsProxy {
   readonly state: ProxyState;
   /** Listens on every host; rejects with E_PORT_IN_USE or E_LISTEN. */
   start(): Promise<void>;
-  /** New handshakes use `context`; open connections keep theirs. */
-  setSecureContext(context: tls.SecureContext): void;
+  /** New handshakes get this pair (Node's own tls.Server.setSecureContext); open connections keep theirs. */
+  setTls(options: tls.SecureContextOptions): void;
   /**
    * Turns client-certificate authentication on or off for new handshakes (a
-   * CA bundle appeared or went away). Give the matching context first: with
-   * it on, the context must hold the CA.
+   * CA bundle appeared or went away). Give the matching pair first (setTls):
+   * with it on, its options must hold the CA.
    */
   setClientAuth(on: boolean): void;
   /** Stops accepting, closes idle connections, waits up to `deadlineMs` for the rest, then closes them. */
@@ -84,18 +82,13 @@ export interface HttpsProxy {
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = SIDECAR_DEFAULTS.drainTimeoutMs;
 
-/** Node keeps a tls.Server's context in `_sharedCreds`; its own setSecureContext only takes PEM options. */
-interface SharedCreds {
-  _sharedCreds: tls.SecureContext;
-}
-
 class HarborHttpsProxy implements HttpsProxy {
   readonly #options: HttpsProxyOptions;
   readonly #core: ProxyCore;
   readonly #tls: tls.Server;
   #h2: Http2Front | null = null;
-  readonly #ticketKeys = new TicketKeys();
-  readonly #getContext: (() => tls.SecureContext) | null;
+  /** Session-ticket keys shared by every pair this proxy serves: a ticket issued before a swap resumes after it. */
+  readonly #ticketKeys = randomBytes(48);
   readonly #listeners: net.Server[] = [];
   readonly #raw = new Set<net.Socket>();
   /** Accepted connections that have not sent a byte yet: idle, so draining closes them at once. */
@@ -130,15 +123,13 @@ class HarborHttpsProxy implements HttpsProxy {
       draining: false,
     };
     this.#tls = tls.createServer({
+      ...options.tls,
+      ticketKeys: this.#ticketKeys,
       ALPNProtocols: ALPN_PROTOCOLS,
       requestCert: options.clientAuth === true,
       rejectUnauthorized: true,
       handshakeTimeout: limits.headerTimeoutMs,
     });
-    if (!('_sharedCreds' in this.#tls)) throw new Error('this Node version keeps no tls.Server._sharedCreds');
-    const source = options.secureContext;
-    this.#getContext = typeof source === 'function' ? source : null;
-    this.setSecureContext(typeof source === 'function' ? source() : source);
     this.#tls.on('secureConnection', this.#onSecure);
     this.#tls.on('tlsClientError', this.#onTlsError);
   }
@@ -157,9 +148,10 @@ class HarborHttpsProxy implements HttpsProxy {
     (this.#tls as unknown as { requestCert: boolean }).requestCert = on;
   }
 
-  setSecureContext(context: tls.SecureContext): void {
-    this.#ticketKeys.apply(context);
-    (this.#tls as unknown as SharedCreds)._sharedCreds = context;
+  setTls(options: tls.SecureContextOptions): void {
+    // Node's public API builds the context from these options: a cost at each swap, none per
+    // handshake. The server keeps the ticket keys it was created with for every new context.
+    this.#tls.setSecureContext(options);
   }
 
   async start(): Promise<void> {
@@ -256,7 +248,6 @@ class HarborHttpsProxy implements HttpsProxy {
       }
       socket.pause();
       socket.unshift(chunk);
-      if (this.#getContext !== null) this.setSecureContext(this.#getContext());
       this.#tls.emit('connection', socket);
     });
   };

@@ -2,8 +2,8 @@
 // the proxy serves (at start and after each certificate reload) is built the
 // same way: TLS 1.2 and 1.3 only, forward-secret AEAD ciphers, the chain sent
 // as it is in the file.
-import { constants, randomBytes } from 'node:crypto';
-import * as tls from 'node:tls';
+import { constants } from 'node:crypto';
+import type * as tls from 'node:tls';
 
 /**
  * TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only, ECDSA before
@@ -49,33 +49,16 @@ export interface PemPair {
   readonly ca?: string | Buffer;
 }
 
-/** Builds the SecureContext the proxy serves for a pair (throws what OpenSSL throws for a bad pair). */
-export function createServerSecureContext(pair: PemPair): tls.SecureContext {
-  return tls.createSecureContext({
+/** The options the proxy serves a pair with: every SECURE_CONTEXT_OPTIONS, and the PEMs. */
+export function serverTlsOptions(pair: PemPair): tls.SecureContextOptions {
+  return {
     ...SECURE_CONTEXT_OPTIONS,
     cert: pair.cert,
     key: pair.key,
     ...(pair.passphrase === undefined ? {} : { passphrase: pair.passphrase }),
     ...(pair.ca === undefined ? {} : { ca: pair.ca }),
-  });
+  };
 }
 
 /** ALPN: h2 first; http/1.0 is listed so that a client offering only it is served, not refused. */
 export const ALPN_PROTOCOLS = ['h2', 'http/1.1', 'http/1.0'];
-
-/**
- * Session-ticket keys shared by every context one proxy serves, so that a
- * ticket issued before a certificate swap still resumes after it.
- */
-export class TicketKeys {
-  readonly #keys = randomBytes(48);
-  #last: tls.SecureContext | undefined;
-
-  /** Gives `context` this proxy's ticket keys (once per context). */
-  apply(context: tls.SecureContext): void {
-    if (context === this.#last) return;
-    this.#last = context;
-    const native = (context as { context?: { setTicketKeys?: (keys: Buffer) => void } }).context;
-    native?.setTicketKeys?.(this.#keys);
-  }
-}

@@ -68,7 +68,7 @@ export class HttpsService {
       waitForPair: true,
       onChange: (next) => {
         if (this.#proxy) {
-          this.#proxy.setSecureContext(next.secureContext);
+          this.#proxy.setTls(next.contextOptions);
           const clientAuth = Boolean(next.files.caFile);
           if (clientAuth !== this.#clientAuth) {
             this.#clientAuth = clientAuth;
@@ -104,7 +104,7 @@ export class HttpsService {
       service: o.service,
       listen: { port: o.service.intPort, hosts: o.listenHosts },
       backend: o.backend,
-      secureContext: value.secureContext,
+      tls: value.contextOptions,
       clientAuth: this.#clientAuth,
       stats: this.stats,
       logger: o.logger,

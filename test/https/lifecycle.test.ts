@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { isHarborError } from '../../src/errors/index.js';
-import { createHttpsProxy, createServerSecureContext } from '../../src/https/index.js';
+import { createHttpsProxy, serverTlsOptions } from '../../src/https/index.js';
 import { createLogger, silentLogger } from '../../src/log/index.js';
 import { createServiceStats } from '../../src/stats/index.js';
 import { eventually, waitFor } from '../helpers/wait.js';
@@ -45,7 +45,7 @@ t.test('default hosts: IPv4 and IPv6 on one port', async (t) => {
     service: service(),
     listen: { port: 0 },
     backend: backend.address,
-    secureContext: createServerSecureContext({ cert: pair.cert, key: pair.key }),
+    tls: serverTlsOptions({ cert: pair.cert, key: pair.key }),
     stats: createServiceStats(),
     logger: silentLogger(),
   });
@@ -71,7 +71,7 @@ t.test('a taken int_port: E_PORT_IN_USE naming the port and the service', async 
     service: service('shop-https'),
     listen: { port, hosts: ['127.0.0.1'] },
     backend: backend.address,
-    secureContext: createServerSecureContext({ cert: pair.cert, key: pair.key }),
+    tls: serverTlsOptions({ cert: pair.cert, key: pair.key }),
     stats: createServiceStats(),
     logger: silentLogger(),
   });

@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import t from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
-import { createServerSecureContext } from '../../src/https/index.js';
+import { serverTlsOptions } from '../../src/https/index.js';
 import { eventually } from '../helpers/wait.js';
 import { makePair, rawExchange, removeDir, startProxy } from './fixtures/helpers.js';
 
@@ -59,11 +59,11 @@ t.test('an open WebSocket survives a certificate swap', async (t) => {
   const { ws } = await open();
   const other = makePair();
   t.teardown(() => removeDir(other.dir));
-  fx.proxy.setSecureContext(createServerSecureContext({ cert: other.cert, key: other.key }));
+  fx.proxy.setTls(serverTlsOptions({ cert: other.cert, key: other.key }));
   ws.send('still here');
   t.equal(String((await next(ws)).data), 'still here');
   ws.close();
-  fx.proxy.setSecureContext(createServerSecureContext({ cert: fx.pair.cert, key: fx.pair.key }));
+  fx.proxy.setTls(serverTlsOptions({ cert: fx.pair.cert, key: fx.pair.key }));
 });
 
 t.test('an upgrade the backend declines is a normal response', async (t) => {
