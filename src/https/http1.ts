@@ -18,6 +18,7 @@ import {
   RESPONSE_KEEP_ALIVE_10,
 } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
+import { BODY_CHUNKED, BODY_LENGTH, Request } from './http1-request.js';
 import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
 import { Tunnel } from './tunnel.js';
@@ -36,40 +37,6 @@ const C_CLOSED = 5;
 
 /** How long the backend may take to answer Expect: 100-continue before the proxy does. */
 const CONTINUE_WAIT_MS = 250;
-
-const BODY_NONE = 0;
-const BODY_LENGTH = 1;
-const BODY_CHUNKED = 2;
-
-/** One request and its response, as the client side sees them. */
-class Request {
-  readonly http10: boolean;
-  readonly keepAlive10: boolean;
-  readonly upgrade: boolean;
-  readonly bodyMode: number;
-  remaining: number;
-  done: boolean;
-  bodyBytes = 0;
-  /** The proxy answered Expect: 100-continue itself (the backend's own 100 is then dropped). */
-  ownContinue = false;
-  /** A byte of the response (head included) was written to the client. */
-  started = false;
-  status = 0;
-  /** A response head not yet written: it goes out with the first body bytes, in one write. */
-  pendingHead: string | null = null;
-  pendingRaw: Buffer | null = null;
-  pendingRawStart = 0;
-  pendingRawEnd = 0;
-
-  constructor(head: Head, closeAfter: boolean) {
-    this.http10 = head.minor === 0;
-    this.keepAlive10 = this.http10 && !closeAfter;
-    this.upgrade = head.upgrade !== undefined && head.connectionHas('upgrade');
-    this.bodyMode = head.chunked ? BODY_CHUNKED : head.contentLength > 0 ? BODY_LENGTH : BODY_NONE;
-    this.remaining = head.contentLength;
-    this.done = this.bodyMode === BODY_NONE;
-  }
-}
 
 export class Http1Connection implements ExchangeClient, ClientConnection {
   readonly #socket: tls.TLSSocket;
@@ -401,15 +368,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       : request.keepAlive10
         ? RESPONSE_KEEP_ALIVE_10
         : RESPONSE_KEEP;
-    const text = buildResponseHead(head, connection, dechunk);
-    request.started = true;
-    if (text === null) {
-      request.pendingRaw = raw;
-      request.pendingRawStart = start;
-      request.pendingRawEnd = end;
-    } else {
-      request.pendingHead = text;
-    }
+    request.holdHead(buildResponseHead(head, connection, dechunk), raw, start, end);
     // Written with the first body bytes when they come in the same read; else after the read.
   }
 
@@ -419,37 +378,17 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
 
   /** Writes a response head still held back (no body bytes came with it). */
   #flushHead(): void {
-    const request = this.#request;
-    if (request === null) return;
-    const raw = request.pendingRaw;
-    if (raw !== null) {
-      request.pendingRaw = null;
-      this.#core.stats.bytesOut += request.pendingRawEnd - request.pendingRawStart;
-      this.#socket.write(raw.subarray(request.pendingRawStart, request.pendingRawEnd));
-    } else if (request.pendingHead !== null) {
-      const text = request.pendingHead;
-      request.pendingHead = null;
-      this.#writeClient(text);
-    }
+    const out = this.#request?.takeHead();
+    if (out === undefined) return;
+    this.#core.stats.bytesOut += out.length;
+    if (typeof out === 'string') this.#socket.write(out, 'latin1');
+    else this.#socket.write(out);
   }
 
   onResponseBody(buf: Buffer, start: number, end: number): boolean {
     const request = this.#request!;
-    let out: Buffer;
-    const raw = request.pendingRaw;
-    const head = request.pendingHead;
-    if (raw === buf && request.pendingRawEnd === start) {
-      // Head and body arrived together and the head needs no change: relay them as one slice.
-      request.pendingRaw = null;
-      start = request.pendingRawStart;
-      out = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-    } else if (head !== null && end - start <= 16384) {
-      // A rewritten head and a small body: one buffer, one write, one TLS record.
-      request.pendingHead = null;
-      out = Buffer.allocUnsafe(head.length + end - start);
-      out.write(head, 0, 'latin1');
-      buf.copy(out, head.length, start, end);
-    } else {
+    let out = request.withHead(buf, start, end);
+    if (out === undefined) {
       this.#flushHead();
       out = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
     }
@@ -473,13 +412,10 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     // A head still held back (no byte of it written) can be replaced by the answer the client
     // is owed: a malformed body right after the head used to close the connection with no
     // answer at all (issue 9, item 23). Once a byte went out, only a cut is left.
-    const headUnsent = request.pendingHead !== null || request.pendingRaw !== null;
-    if (request.started && !headUnsent) {
+    if (request.started && !request.dropHead()) {
       this.#socket.destroy();
       return;
     }
-    request.pendingHead = null;
-    request.pendingRaw = null;
     if (!request.done) this.#closeAfter = true;
     countResponse(this.#core.stats, status);
     this.#writeClient(cannedResponse(status, this.#closeAfter));

@@ -1,0 +1,368 @@
+// One HTTP/2 stream forwarded to the backend as an HTTP/1.1 request over the
+// same pool and with the same header rules as HTTP/1: the stream's head is
+// written out as an HTTP/1.1 head and goes through the same strict parser.
+// Bodies stream both ways with backpressure; chunked responses are decoded
+// into DATA frames. The backend side is the one exchange (exchange.ts).
+import type * as http2 from 'node:http2';
+import { countResponse } from '../stats/index.js';
+import { parseTrailers } from './chunked.js';
+import { cannedBody, type ProxyCore, RETRY_AFTER_SECONDS } from './core.js';
+import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
+import { buildRequestHead, type Peer } from './forwarding.js';
+import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
+import type { BackendConn } from './pool.js';
+import { ResponseReader } from './response-reader.js';
+
+/** Request headers HTTP/2 forbids or the HTTP/1.1 head gets from elsewhere. */
+const SKIP_REQUEST = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'http2-settings',
+]);
+/** Response headers that must not appear in an HTTP/2 response (RFC 9113 section 8.2.2). */
+const SKIP_RESPONSE = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** One HTTP/2 stream: the client side of a backend exchange (exchange.ts). */
+export class H2Stream implements ExchangeClient {
+  readonly #core: ProxyCore;
+  readonly #stream: http2.ServerHttp2Stream;
+  #exchange: BackendExchange | null = null;
+  #chunkedBody = false;
+  /** A request body of unknown length, held while it fits; null once sent or when not held. */
+  #held: Buffer[] | null = null;
+  #heldBytes = 0;
+  /** The request head for the backend without its last CRLF, while the body is held. */
+  #heldHead = '';
+  #requestDone = false;
+  #responded = false;
+  #finished = false;
+  #wantTrailers = false;
+  #requestTrailers: http2.IncomingHttpHeaders | null = null;
+
+  constructor(
+    core: ProxyCore,
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    peer: Peer,
+  ) {
+    this.#core = core;
+    this.#stream = stream;
+    const text = this.#http1Head(stream, headers);
+    const head = new Head();
+    const buf = Buffer.from(text, 'latin1');
+    const end = findHeadEnd(buf, 0, buf.length);
+    const error =
+      buf.length > core.limits.maxHeaderBytes
+        ? 'too-many-headers'
+        : end < 0
+          ? 'bad-line-ending'
+          : parseRequestHead(head, buf, 0, end);
+    if (error !== null || head.method === 'CONNECT') {
+      // The same answers as HTTP/1: a header list over the limit is 431 (nghttp2's own limit is
+      // set above ours, so that the client gets this answer rather than a reset stream).
+      this.#finished = true;
+      this.#respondCanned(error === null ? 400 : statusForHeadError(error));
+      return;
+    }
+    stream.on('close', this.#onClose);
+    stream.on('error', noop);
+    // Trailers are an event, not buffered like data: kept from the start.
+    stream.on('trailers', this.#onTrailers);
+    // The backend is taken one turn of the event loop later: a stream its client resets at
+    // once (HTTP/2 rapid reset, CVE-2023-44487: HEADERS then RST_STREAM in one packet, over and
+    // over) is gone by then and costs no backend connection (issue 9, item 23). Its body, if
+    // any, waits in the stream meanwhile: 'data' is not listened to yet.
+    setImmediate(() => this.#start(head, peer));
+  }
+
+  #start(head: Head, peer: Peer): void {
+    const stream = this.#stream;
+    if (this.#finished || stream.destroyed || stream.closed) return;
+    stream.on('data', this.#onData);
+    stream.on('end', this.#onEnd);
+    stream.on('drain', this.#onDrain);
+    const core = this.#core;
+    const reader = new ResponseReader(core.limits.maxHeaderBytes);
+    const exchange = new BackendExchange(core, this, reader, head.method === 'HEAD', true);
+    this.#exchange = exchange;
+    if (this.#requestDone) exchange.endRequest();
+    const sent = buildRequestHead(head, peer, core.settings, false);
+    if (this.#held !== null) {
+      // The framing header goes in once the body's size is known (#release).
+      this.#heldHead = sent.slice(0, -2);
+      if (this.#requestTrailers !== null) this.#release(false);
+      return;
+    }
+    exchange.writeHead(sent);
+  }
+
+  /**
+   * Sends the head held for a body of unknown length: with its Content-Length when the whole
+   * body came within the limit (many backends, uWSGI's --http-socket among them, read no
+   * chunked request body: issue 9, item 22), else chunked, with what was held as the first chunk.
+   */
+  #release(whole: boolean): void {
+    const held = this.#held;
+    const exchange = this.#exchange;
+    if (held === null) return;
+    this.#held = null;
+    if (exchange === null) return;
+    const body = Buffer.concat(held);
+    if (whole) {
+      exchange.corked(() => {
+        exchange.writeHead(`${this.#heldHead}Content-Length: ${body.length}\r\n\r\n`);
+        if (body.length > 0) exchange.writeBody(body);
+      });
+      return;
+    }
+    this.#chunkedBody = true;
+    exchange.corked(() => {
+      exchange.writeHead(`${this.#heldHead}Transfer-Encoding: chunked\r\n\r\n`);
+      if (body.length > 0) writeChunk(exchange, body);
+    });
+  }
+
+  /** The stream's head as an HTTP/1.1 head, so that one parser and one set of rules serve both protocols. */
+  #http1Head(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): string {
+    const method = String(headers[':method'] ?? 'GET');
+    const path = String(headers[':path'] ?? '/');
+    const authority = headers[':authority'] ?? headers.host;
+    let out = `${method} ${path} HTTP/1.1\r\n`;
+    if (authority !== undefined) out += `Host: ${authority}\r\n`;
+    let hasLength = false;
+    for (const name of Object.keys(headers)) {
+      if (name.charCodeAt(0) === 0x3a || SKIP_REQUEST.has(name)) continue;
+      if (name === 'te') continue;
+      const value = headers[name];
+      if (value === undefined) continue;
+      if (name === 'content-length') hasLength = true;
+      if (Array.isArray(value)) for (const v of value) out += `${name}: ${v}\r\n`;
+      else out += `${name}: ${value}\r\n`;
+    }
+    if (stream.endAfterHeaders) {
+      this.#requestDone = true;
+    } else if (!hasLength) {
+      // A body of unknown length is held (up to HELD_BODY_BYTES) to learn its length.
+      this.#held = [];
+    }
+    return `${out}\r\n`;
+  }
+
+  #onData = (chunk: Buffer): void => {
+    const exchange = this.#exchange;
+    if (exchange === null) return;
+    this.#core.stats.bytesIn += chunk.length;
+    const held = this.#held;
+    if (held !== null) {
+      held.push(chunk);
+      this.#heldBytes += chunk.length;
+      if (this.#heldBytes > HELD_BODY_BYTES) this.#release(false);
+      return;
+    }
+    const flowing = this.#chunkedBody ? writeChunk(exchange, chunk) : exchange.writeBody(chunk);
+    if (!flowing) this.#stream.pause();
+  };
+
+  #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
+    this.#requestTrailers = trailers;
+    // Trailers ride only in a chunked body (once there is a backend to send it to: #start).
+    if (this.#exchange !== null) this.#release(false);
+  };
+
+  #onEnd = (): void => {
+    this.#requestDone = true;
+    this.#release(true);
+    const exchange = this.#exchange;
+    if (exchange === null) return;
+    exchange.endRequest();
+    if (!this.#chunkedBody) return;
+    let last = '0\r\n';
+    const trailers = this.#requestTrailers;
+    if (trailers !== null) {
+      // Request trailers ride in the chunked body's trailer section (nghttp2 has checked their syntax).
+      for (const name of Object.keys(trailers)) {
+        const value = trailers[name];
+        if (name.charCodeAt(0) === 0x3a || value === undefined) continue;
+        for (const v of Array.isArray(value) ? value : [value]) last += `${name}: ${v}\r\n`;
+      }
+    }
+    exchange.writeFraming(`${last}\r\n`);
+  };
+
+  #onDrain = (): void => {
+    this.#exchange?.clientDrained();
+  };
+
+  #onClose = (): void => {
+    if (!this.#finished) {
+      this.#finished = true;
+      this.#exchange?.abort();
+      this.#exchange = null;
+    }
+  };
+
+  // ---- the exchange's events ---------------------------------------------
+
+  onRequestDrained(): void {
+    this.#stream.resume();
+  }
+
+  afterBackendRead(): void {}
+
+  onClientStalled(): void {
+    // The backend waited the whole idle timeout for this client to take data (issue 9, item 16).
+    if (!this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL);
+  }
+
+  onInformational(head: Head): void {
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed || stream.headersSent) return;
+    try {
+      stream.additionalHeaders({ ':status': head.status });
+    } catch {
+      // The client reset the stream meanwhile.
+    }
+  }
+
+  onResponseHead(head: Head): void {
+    const stream = this.#stream;
+    const headers: http2.OutgoingHttpHeaders = { ':status': head.status };
+    for (let i = 0; i < head.count; i++) {
+      const name = head.name(i).toLowerCase();
+      if (SKIP_RESPONSE.has(name)) continue;
+      const value = head.value(i);
+      const prior = headers[name];
+      if (prior === undefined) headers[name] = value;
+      else if (name === 'set-cookie')
+        headers[name] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
+      else headers[name] = `${String(prior)}, ${value}`;
+    }
+    this.#wantTrailers = head.chunked && head.hasTrailer;
+    if (stream.destroyed || stream.closed) {
+      this.#responded = true;
+      return;
+    }
+    const reader = this.#exchange!.reader;
+    const endStream = !reader.active && reader.gotHead;
+    try {
+      stream.respond(headers, { endStream, waitForTrailers: this.#wantTrailers && !endStream });
+    } catch (error) {
+      // A header value HTTP/2 cannot carry, or a stream reset meanwhile: the stream fails alone.
+      this.#core.pool.failure(`response head not valid for HTTP/2: ${(error as Error).message}`, null);
+      this.#exchange?.abort();
+      this.onExchangeFailed(502);
+      return;
+    }
+    this.#responded = true;
+    if (this.#wantTrailers) stream.once('wantTrailers', this.#sendTrailers);
+  }
+
+  #sendTrailers = (): void => {
+    const trailers: http2.OutgoingHttpHeaders = {};
+    for (const [name, value] of parseTrailers(this.#trailerText)) {
+      if (!SKIP_RESPONSE.has(name)) trailers[name] = value;
+    }
+    try {
+      this.#stream.sendTrailers(trailers);
+    } catch {
+      this.#stream.close(NGHTTP2_INTERNAL_ERROR);
+    }
+  };
+
+  /** The response's trailers, kept when the exchange ends (its reader is reused no more, but read them once). */
+  #trailerText = '';
+
+  onResponseBody(buf: Buffer, start: number, end: number): boolean {
+    const stream = this.#stream;
+    if (stream.destroyed) return true;
+    this.#core.stats.bytesOut += end - start;
+    const ok = stream.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    return ok || stream.writableLength <= RELAY_QUEUE_BYTES;
+  }
+
+  onExchangeEnd(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const reader = this.#exchange!.reader;
+    this.#exchange = null;
+    this.#trailerText = reader.trailers;
+    const stream = this.#stream;
+    if (!stream.destroyed && !stream.writableEnded && reader.gotHead) stream.end();
+  }
+
+  onSwitchingProtocols(
+    _head: Head,
+    _raw: Buffer,
+    _start: number,
+    _end: number,
+    _rest: Buffer,
+    conn: BackendConn,
+  ): void {
+    this.#core.pool.failure('bad response: 101 on an HTTP/2 stream', null);
+    conn.owner = null;
+    conn.socket.destroy();
+    this.#exchange = null;
+    this.onExchangeFailed(502);
+  }
+
+  onExchangeFailed(status: number): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#exchange = null;
+    if (this.#responded) {
+      // A response already under way can only be cut: RST_STREAM with no END_STREAM before it,
+      // so that the client knows the body is incomplete. close(code) would end the writable
+      // side first, which sends END_STREAM, and the client would take half a body as whole
+      // (issue 9, item 17); destroy() resets the stream without ending it.
+      if (!this.#stream.destroyed) this.#stream.destroy(new Error('the backend failed mid-response'));
+      return;
+    }
+    this.#respondCanned(status);
+  }
+
+  #respondCanned(status: number): void {
+    countResponse(this.#core.stats, status);
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed || stream.headersSent) return;
+    const headers: http2.OutgoingHttpHeaders = {
+      ':status': status,
+      'content-type': 'text/plain; charset=utf-8',
+    };
+    if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+    stream.respond(headers);
+    stream.end(cannedBody(status));
+  }
+}
+
+export function noop(): void {}
+
+/** Writes `data` as one chunk of a chunked body, in one go; answers whether more may follow now. */
+function writeChunk(exchange: BackendExchange, data: Buffer): boolean {
+  let flowing = true;
+  exchange.corked(() => {
+    exchange.writeFraming(`${data.length.toString(16)}\r\n`);
+    exchange.writeBody(data);
+    flowing = exchange.writeFraming('\r\n');
+  });
+  return flowing;
+}
+
+/**
+ * A request body without content-length is held up to this much to be sent with one; a
+ * longer one goes chunked. Bounds the memory a stream can take this way.
+ */
+const HELD_BODY_BYTES = 1024 * 1024;
+
+// RFC 9113 error codes (node:http2's constants, without loading the module for them).
+const NGHTTP2_CANCEL = 8;
+const NGHTTP2_INTERNAL_ERROR = 2;
