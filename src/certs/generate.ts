@@ -12,7 +12,7 @@ import {
   sign,
   X509Certificate,
 } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -31,6 +31,8 @@ export interface GenerateOptions {
   readonly days?: number | undefined;
   readonly type?: GeneratedKeyType | undefined;
   readonly outDir: string;
+  /** Replace an existing pair of that name (refused otherwise: a key is not overwritten without a word). */
+  readonly force?: boolean | undefined;
   /** Clock for the validity period. */
   readonly now?: (() => Date) | undefined;
 }
@@ -198,6 +200,17 @@ export function buildSelfSignedCertificate(options: {
 /** Makes <outDir>/<name>.crt and <name>.key; throws E_USAGE for bad options, E_CERT_WRITE when a file cannot be written. */
 export function generateSelfSigned(options: GenerateOptions): GeneratedPair {
   checkGenerateOptions(options);
+  if (options.force !== true) {
+    const existing = ['crt', 'key']
+      .map((ext) => join(resolve(options.outDir), `${options.name}.${ext}`))
+      .filter((file) => existsSync(file));
+    if (existing.length > 0) {
+      throw new HarborError(
+        'E_CERT_EXISTS',
+        `${existing.join(' and ')} ${existing.length > 1 ? 'exist' : 'exists'} already; pass --force to replace the pair`,
+      );
+    }
+  }
   const days = options.days ?? GENERATE_DEFAULTS.days;
   const type = options.type ?? GENERATE_DEFAULTS.type;
   const { publicKey, privateKey } =

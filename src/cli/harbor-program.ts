@@ -13,7 +13,7 @@ import {
   service,
   services,
 } from '../harbor/commands.js';
-import { parseCommandLine } from './args.js';
+import { parseCommandLine, unknownCommand } from './args.js';
 import { reportError } from './report.js';
 
 const PROGRAM = 'harbor';
@@ -98,10 +98,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     }
     const command = COMMANDS[word];
     if (!command) {
-      throw new HarborError(
-        'E_USAGE',
-        `unknown command "${word}" (commands: ${Object.keys(COMMANDS).join(', ')})`,
-      );
+      throw new HarborError('E_USAGE', unknownCommand(word, Object.keys(COMMANDS)));
     }
     const format = parseChoice<VariableFormat>((flags.format as string | undefined) ?? 'shell', [
       'shell',

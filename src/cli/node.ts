@@ -3,7 +3,6 @@
 // does for the node), starts the node and its API, drains on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
-import { parseArgs } from 'node:util';
 import { HarborError } from '../errors/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import {
@@ -16,6 +15,7 @@ import {
 } from '../node/index.js';
 import { NODE_SETTINGS, nodeHelpText, resolveNodeSettings } from '../node/settings.js';
 import { createStore } from '../node/store/index.js';
+import { type OptionSpec, parseCommandLine, unknownCommand } from './args.js';
 import { printProblems, reportError } from './report.js';
 
 const PROGRAM = 'harbor-node';
@@ -27,29 +27,19 @@ function firstNonInternalIPv4(): string | undefined {
   return undefined;
 }
 
-function parseCommandLine(argv: readonly string[]): Record<string, string | boolean | undefined> {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+function parseNodeCommandLine(argv: readonly string[]): Record<string, string | boolean | undefined> {
+  const options: OptionSpec = {
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
     pretty: { type: 'boolean' },
   };
   for (const d of Object.values(NODE_SETTINGS)) options[d.flag] = { type: 'string' };
-  try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      options,
-      strict: true,
-      allowPositionals: true,
-    });
-    if (positionals.length > 0) {
-      throw new Error(`unexpected argument "${positionals[0]}" (harbor-node takes flags only)`);
-    }
-    return values as Record<string, string | boolean | undefined>;
-  } catch (error) {
-    throw new HarborError('E_USAGE', (error as Error).message.split('\n')[0] ?? 'bad command line', {
-      cause: error,
-    });
+  const { flags, positionals } = parseCommandLine(argv, options);
+  if (positionals.length > 0) {
+    // The one command is `store`; anything else is flags only.
+    throw new HarborError('E_USAGE', unknownCommand(positionals[0]!, ['store']));
   }
+  return flags as Record<string, string | boolean | undefined>;
 }
 
 function readVersion(): string {
@@ -67,7 +57,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   let flags: Record<string, string | boolean | undefined>;
   try {
-    flags = parseCommandLine(argv);
+    flags = parseNodeCommandLine(argv);
   } catch (error) {
     return reportError(error, stderr, PROGRAM);
   }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolveSidecarSettings, SIDECAR_SETTINGS } from '../config/settings.js';
 import { HarborError } from '../errors/index.js';
-import { optionsFor, parseCommandLine } from './args.js';
+import { optionsFor, parseCommandLine, unknownCommand } from './args.js';
 import { CERTS_OPTIONS } from './commands/certs-options.js';
 import { helpText } from './commands/help.js';
 import type { Command, CommandContext } from './context.js';
@@ -32,16 +32,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (flags.help || word === 'help') {
-      stdout.write(helpText());
+      stdout.write(helpText(word === 'help' ? rest[0] : word));
       return 0;
     }
     const name = word ?? 'run';
     const load = COMMANDS[name];
-    if (!load)
-      throw new HarborError(
-        'E_USAGE',
-        `unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`,
-      );
+    if (!load) throw new HarborError('E_USAGE', unknownCommand(name, Object.keys(COMMANDS)));
     const { settings, problems } = resolveSidecarSettings(flags, process.env, {
       cwd: process.cwd(),
       hostname: hostname(),

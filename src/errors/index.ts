@@ -64,6 +64,11 @@ export const CATALOGUE = {
   E_NO_PAIR: { kind: 'config', meaning: 'No certificate pair was found for an HTTPS service.' },
   E_CA_READ: { kind: 'config', meaning: 'A client CA bundle cannot be read or parsed.' },
   E_CERT_WRITE: { kind: 'runtime', meaning: 'A generated certificate or key cannot be written.' },
+  E_CERT_EXISTS: {
+    kind: 'runtime',
+    meaning:
+      '`certs generate` found a pair of that name in the folder and did not replace it (give --force to).',
+  },
   E_CERT_UNUSABLE: {
     kind: 'config',
     meaning:

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -73,6 +73,21 @@ t.test('bad arguments are usage errors (exit 2) naming the flag', async (t) => {
     t.equal(result.status, 2, args.join(' '));
     t.match(result.stderr, pattern);
   }
+});
+
+t.test('an existing pair is not overwritten without --force', async (t) => {
+  const args = ['certs', 'generate', '--name', 'kept-https', '--host', 'localhost', '--out', dir];
+  t.equal(runSidecar(args).status, 0);
+  const key = readFileSync(join(dir, 'kept-https.key'), 'utf8');
+  const again = runSidecar(args);
+  t.equal(again.status, 1);
+  t.equal(
+    again.stderr,
+    `harbor-sidecar: ${join(dir, 'kept-https.crt')} and ${join(dir, 'kept-https.key')} exist already; pass --force to replace the pair [E_CERT_EXISTS]\n`,
+  );
+  t.equal(readFileSync(join(dir, 'kept-https.key'), 'utf8'), key, 'the key is untouched');
+  t.equal(runSidecar([...args, '--force']).status, 0);
+  t.not(readFileSync(join(dir, 'kept-https.key'), 'utf8'), key, '--force replaces it');
 });
 
 t.test('certs-example holds pairs check accepts for localhost', async (t) => {

@@ -62,7 +62,7 @@ t.test('bad input: one line naming the variable, exit 78; usage errors exit 2', 
   t.match(format.stderr, /--format must be one of shell, dotenv, json, not "yaml"/);
   const flag = runSidecar(['env', '--bogus']);
   t.equal(flag.status, 2);
-  t.match(flag.stderr, /Unknown option '--bogus'/);
+  t.match(flag.stderr, /unknown flag --bogus \[E_USAGE\]/);
   const command = runSidecar(['frobnicate']);
   t.equal(command.status, 2);
   t.match(command.stderr, /unknown command "frobnicate"/);

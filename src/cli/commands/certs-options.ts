@@ -8,4 +8,5 @@ export const CERTS_OPTIONS: OptionSpec = {
   out: { type: 'string' },
   days: { type: 'string' },
   type: { type: 'string' },
+  force: { type: 'boolean' },
 };

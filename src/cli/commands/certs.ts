@@ -30,6 +30,7 @@ export async function certsCommand(context: CommandContext): Promise<number> {
     days,
     type: typeof flags.type === 'string' ? (flags.type as GeneratedKeyType) : undefined,
     outDir: resolve(out),
+    force: flags.force === true,
   });
   const i = pair.inspection;
   stdout.write(
