@@ -318,10 +318,17 @@ export class ReloadablePair {
   }
 
   #accept(candidate: Candidate, trigger: string): ReloadOutcome {
+    const recovered = this.#lastFailure !== undefined;
     this.#lastFailure = undefined;
     const previous = this.#value;
     if (previous !== undefined && candidate.identity === this.#identity) {
-      this.#logger.debug({ trigger }, `service ${this.service}: certificate unchanged`);
+      if (recovered) {
+        // The files are usable again (the broken change was undone): the last word must not stay the error.
+        this.#logger.info(
+          { trigger, current: describePair(previous) },
+          `service ${this.service}: certificate files usable again; still serving ${previous.inspection.fingerprint256} (${this.#shown(previous.files.certFile)})`,
+        );
+      } else this.#logger.debug({ trigger }, `service ${this.service}: certificate unchanged`);
       // Nothing served changes, but a per-service file that appeared without its partner was meant to: say so once.
       if (warningsKey(candidate.value.selection) !== this.#warned) {
         this.#warned = warningsKey(candidate.value.selection);

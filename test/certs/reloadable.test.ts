@@ -194,6 +194,29 @@ t.test(
   },
 );
 
+t.test('a broken change undone: one info line says the files are usable again', async (t) => {
+  const app = appRoot();
+  put(app, 'shop-https', A);
+  const { pair, lines } = make(app);
+  const key = join(app, 'certs', 'shop-https.key');
+  copyFileSync(B.keyFile, key);
+  t.match(await pair.reload(), { ok: false });
+  const before = lines.length;
+  put(app, 'shop-https', A);
+  t.match(await pair.reload(), { ok: true, changed: false });
+  const said = lines.slice(before).filter((l) => l.level >= 30);
+  t.equal(said.length, 1, 'one line');
+  t.match(said[0], {
+    level: 30,
+    msg: new RegExp(
+      `^service shop-https: certificate files usable again; still serving ${fp(A)} \\(certs/shop-https.crt\\)$`,
+    ),
+  });
+  const quiet = lines.length;
+  await pair.reload();
+  t.equal(lines.slice(quiet).filter((l) => l.level >= 30).length, 0, 'and only once');
+});
+
 t.test('reloads are serialised: one running, at most one queued', async (t) => {
   const app = appRoot();
   put(app, 'harbor', A);
