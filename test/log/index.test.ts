@@ -33,6 +33,26 @@ t.test('JSON lines at the chosen level; secrets are redacted', async (t) => {
   t.notMatch(JSON.stringify(lines), /BEGIN PRIVATE KEY|"pw"|"pw2"|"tk"/);
 });
 
+t.test('pretty: one line per event, only the fields the message does not already say', async (t) => {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+  });
+  const logger = createLogger({ name: 'test', level: 'info', pretty: true, destination: stream });
+  logger.info(
+    { service: 'shop-https', port: 4443, code: 'W_X', token: 'tk' },
+    'shop-https listening on 4443',
+  );
+  logger.warn({ err: { message: 'boom' } }, 'a listener failed');
+  await new Promise((r) => setImmediate(r));
+  const lines = text.trimEnd().split('\n');
+  t.equal(lines.length, 2, `one line each: ${JSON.stringify(text)}`);
+  t.match(lines[0], /INFO.*shop-https listening on 4443 \(code=W_X token=\[redacted\]\)$/);
+  t.notMatch(lines[0], /service=|port=/, 'fields the message says are left out');
+  t.match(lines[1], /WARN.*a listener failed \(err=boom\)$/);
+});
+
 t.test('routine socket ends are recognised by code', async (t) => {
   t.ok(isRoutineSocketError(Object.assign(new Error('x'), { code: 'ECONNRESET' })));
   t.ok(isRoutineSocketError(Object.assign(new Error('x'), { code: 'EPIPE' })));
