@@ -122,6 +122,11 @@ export interface StatusCommandOptions extends FetchOptions {
   /** Print the /status document (with `ready` and `reasons` added) instead of the table. */
   readonly json?: boolean;
   readonly now?: () => number;
+  /**
+   * The services this configuration serves: when the sidecar that answered serves none of
+   * them, another sidecar holds the admin address, and that is said (exit 1), not hidden.
+   */
+  readonly expectedServices?: readonly string[];
 }
 
 export interface StatusCommandResult {
@@ -147,15 +152,24 @@ export async function runStatusCommand(options: StatusCommandOptions): Promise<S
       : `harbor-sidecar status: ${message}\n`;
     return { output, exitStatus: 1 };
   }
+  const report = status.value;
+  const where = formatAddress(options.address);
+  const expected = options.expectedServices ?? [];
+  const served = new Set(report.services.map((service) => service.name));
+  const stranger =
+    expected.length > 0 && !expected.some((name) => served.has(name))
+      ? `the sidecar at ${where} (pid ${report.pid}) serves ${[...served].join(', ') || 'nothing'}, not this configuration's ${expected.join(', ')}: another sidecar holds this admin address (give this one its own --admin)`
+      : undefined;
+  const reasons = stranger === undefined ? readiness.reasons : [...readiness.reasons, stranger];
+  const ready = readiness.ready && stranger === undefined;
   if (options.json) {
-    const document = { ...status.value, ready: readiness.ready, reasons: readiness.reasons };
-    return { output: `${JSON.stringify(document, null, 2)}\n`, exitStatus };
+    const document = { ...report, address: where, ready, reasons };
+    return { output: `${JSON.stringify(document, null, 2)}\n`, exitStatus: ready ? exitStatus : 1 };
   }
-  const table = formatStatusTable(status.value, options.now?.() ?? Date.now());
-  const verdict = readiness.ready
-    ? 'ready\n'
-    : `not ready\n${readiness.reasons.map((reason) => `  ${reason}\n`).join('')}`;
-  return { output: `${table}\n${verdict}`, exitStatus };
+  const who = `${report.program ?? 'harbor-sidecar'} ${report.version}, pid ${report.pid}, started ${report.startedAt}, answered at ${where}\n`;
+  const table = formatStatusTable(report, options.now?.() ?? Date.now());
+  const verdict = ready ? 'ready\n' : `not ready\n${reasons.map((reason) => `  ${reason}\n`).join('')}`;
+  return { output: `${who}${table}\n${verdict}`, exitStatus: ready ? exitStatus : 1 };
 }
 
 function isStatusReport(value: unknown): value is StatusReport {

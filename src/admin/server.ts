@@ -11,6 +11,7 @@ import { formatAddress } from '../config/types.js';
 import type { Logger } from '../log/index.js';
 import { type ConnectionGuard, type ConnectionGuardOptions, guardConnections } from './connection-guard.js';
 import type { createMetricsRegistry } from './metrics.js';
+import { portOwner } from './port-owner.js';
 import type { MetricsSource, ReadinessReport } from './types.js';
 
 export const DEFAULT_ADMIN_ADDRESS: Address = { kind: 'tcp', host: '127.0.0.1', port: 9701 };
@@ -202,7 +203,12 @@ class HttpAdminServer implements AdminServer {
     }
     const where = formatAddress(address);
     if (error) {
-      const why = error.code === 'EADDRINUSE' ? 'address in use' : (error.code ?? error.message);
+      const owner =
+        error.code === 'EADDRINUSE' && address.kind === 'tcp' ? portOwner(address.port) : undefined;
+      const why =
+        error.code === 'EADDRINUSE'
+          ? `address in use${owner ? ` by pid ${owner.pid}${owner.command ? ` (${owner.command})` : ''}` : ''}`
+          : (error.code ?? error.message);
       this.#logger.warn(
         { code: 'W_ADMIN_UNAVAILABLE', admin: where, reason: why },
         `admin endpoint ${where} not started (${why}); serving goes on without /healthz, /readyz, /metrics, /status`,

@@ -176,7 +176,8 @@ t.test('status command against a running admin endpoint: table, JSON, exit statu
 
   const ready = await runStatusCommand({ address, now: () => NOW });
   t.equal(ready.exitStatus, 0);
-  t.equal(ready.output, `${formatStatusTable(report, NOW)}\nready\n`);
+  const who = `${report.program} ${report.version}, pid ${report.pid}, started ${report.startedAt}, answered at 127.0.0.1:${(address as { port: number }).port}\n`;
+  t.equal(ready.output, `${who}${formatStatusTable(report, NOW)}\nready\n`);
 
   reasons = [
     'new-https: no valid certificate pair loaded',

@@ -75,8 +75,9 @@ t.test('an admin address another process holds: a warning, and HTTPS is served o
   >;
   t.equal(warning.level, 40, 'a warning, not an error');
   t.equal(warning.admin, admin);
-  t.equal(warning.reason, 'address in use');
-  t.match(warning.msg, `admin endpoint ${admin} not started (address in use); serving goes on`);
+  // The holder is this test's own process: named with its pid and command line.
+  t.match(warning.reason, new RegExp(`^address in use by pid ${process.pid} \\(\\S*node`));
+  t.match(warning.msg, `admin endpoint ${admin} not started (address in use by pid ${process.pid}`);
   await serving;
   const answer = await httpsGet(httpsPort, read(pair.certFile), '/still-serving');
   t.equal(answer.status, 200);
@@ -93,6 +94,31 @@ t.test('an admin address another process holds: a warning, and HTTPS is served o
   child.kill('SIGTERM');
   t.same(await exited(child), { code: 0, signal: null });
 });
+
+t.test(
+  'status cannot silently read another sidecar: one serving other services is named, exit 1',
+  async (t) => {
+    const backend = await echoBackend();
+    t.teardown(() => backend.close());
+    const admin = `127.0.0.1:${await freePort()}`;
+    const { child } = await sidecarWithAdmin(t, admin, backend.port);
+    await waitForOutput(child, /"msg":"harbor-sidecar serving"/);
+    const other = await status(['--admin', admin], {
+      STACKATO_SERVICES: JSON.stringify({ 'blog-https': { int_port: 4100, port: 35444, name: 'id-blog' } }),
+    });
+    t.equal(other.status, 1);
+    t.match(
+      other.stdout,
+      `the sidecar at ${admin} (pid ${child.pid}) serves shop-https, not this configuration's blog-https: another sidecar holds this admin address`,
+    );
+    const same = await status(['--admin', admin], {
+      STACKATO_SERVICES: JSON.stringify({ 'shop-https': { int_port: 4100, port: 35443, name: 'id-shop' } }),
+    });
+    t.equal(same.status, 0, 'its own configuration: ready');
+    child.kill('SIGTERM');
+    await exited(child);
+  },
+);
 
 t.test(
   'admin on a unix socket: served there, a stale socket file replaced, the file removed on exit',

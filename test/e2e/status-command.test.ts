@@ -67,6 +67,11 @@ t.test('status of a running sidecar: table, --json, exit 0 ready, 1 not ready', 
     t.equal(viaFlag.stderr, '');
     const lines = viaFlag.stdout.split('\n');
     t.match(
+      lines.shift(),
+      new RegExp(`^harbor-sidecar \\S+, pid ${sidecar.pid}, started \\S+, answered at ${admin}$`),
+      'which process answered, and where',
+    );
+    t.match(
       lines[0],
       /^SERVICE\s+PROTOCOL\s+INT_PORT\s+PORT\s+CERTIFICATE\s+DAYS LEFT\s+CONNS\s+LAST RELOAD$/,
     );

@@ -18,7 +18,16 @@ export async function statusCommand(context: CommandContext): Promise<number> {
       'status needs the admin endpoint, but HARBOR_ADMIN (or --admin) is off',
     );
   }
-  const result = await runStatusCommand({ address: settings.admin, json: settings.json, timeoutMs: 3000 });
+  // What this configuration would serve: the sidecar that answers must be serving some of it.
+  const expectedServices = settings.services
+    .filter((s) => s.https || settings.forwards.some((f) => f.service === s.name))
+    .map((s) => s.name);
+  const result = await runStatusCommand({
+    address: settings.admin,
+    json: settings.json,
+    timeoutMs: 3000,
+    expectedServices,
+  });
   stdout.write(result.output);
   return result.exitStatus;
 }
