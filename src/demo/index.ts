@@ -178,8 +178,14 @@ async function main(): Promise<void> {
       int_port: intPort,
     });
 
+    const cacert = relative(process.cwd(), join(CERTS, 'harbor.crt')) || join(CERTS, 'harbor.crt');
     for (const [index, host] of INSTANCE_HOSTS.entries()) {
-      const app = createExampleApp(`instance-${index} (${host})`);
+      const app = createExampleApp({
+        instance: `instance-${index} (${host})`,
+        sidecar: `${host}:${intPort}`,
+        dashboard: `${apiBase}/`,
+        cacert,
+      });
       apps.push(app);
       const appPort = await listen(app);
       node('sidecar.js', ['run'], {
@@ -204,7 +210,6 @@ async function main(): Promise<void> {
     });
 
     const url = `https://localhost:${credentials.port}/`;
-    const cacert = relative(process.cwd(), join(CERTS, 'harbor.crt')) || join(CERTS, 'harbor.crt');
     process.stdout.write(
       [
         '',
@@ -216,7 +221,10 @@ async function main(): Promise<void> {
         `  try:   curl --cacert ${cacert} ${url}`,
         `  admin: curl http://127.0.0.1:${adminPort}/status   (the first sidecar)`,
         '',
-        'Repeat the curl: the instances answer in turn. Ctrl-C stops everything.',
+        'Repeat the curl: each is a new connection, and the instances answer in turn. A browser',
+        'keeps its connection, so it stays on one instance (the page says why). It also warns about',
+        `the certificate: it is self-signed, for localhost only (${cacert}); proceed, or trust it`,
+        'as the page explains. Ctrl-C stops everything.',
         '',
       ].join('\n'),
     );

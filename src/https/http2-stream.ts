@@ -58,6 +58,8 @@ export class H2Stream implements ExchangeClient {
     this.#core = core;
     this.#stream = stream;
     const text = this.#http1Head(stream, headers);
+    // Counted as HTTP/1 counts a request: its head (here in its HTTP/1.1 form) and its body.
+    core.stats.bytesIn += text.length;
     const head = new Head();
     const buf = Buffer.from(text, 'latin1');
     const end = findHeadEnd(buf, 0, buf.length);
@@ -234,8 +236,9 @@ export class H2Stream implements ExchangeClient {
     }
   }
 
-  onResponseHead(head: Head): void {
+  onResponseHead(head: Head, _raw: Buffer, start: number, end: number): void {
     const stream = this.#stream;
+    this.#core.stats.bytesOut += end - start;
     const headers: http2.OutgoingHttpHeaders = { ':status': head.status };
     for (let i = 0; i < head.count; i++) {
       const name = head.name(i).toLowerCase();

@@ -41,6 +41,21 @@ t.test(
       answered.add(/^instance: (.*)$/m.exec(body)?.[1] ?? '');
     }
     t.same([...answered].sort(), ['instance-0 (127.0.0.11)', 'instance-1 (127.0.0.12)']);
+    // A browser's page explains itself: what answered, why it sticks, the dashboard, the warning.
+    const appPage = execSync(`${command} --silent --show-error --max-time 5 -H 'Accept: text/html'`, {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    t.match(appPage, /<h1>Answered by instance-\d \(127\.0\.0\.1[12]\)<\/h1>/);
+    t.match(appPage, /harbor-sidecar<\/b> of this instance on 127\.0\.0\.1[12]:\d+/);
+    t.match(appPage, /Why reloading shows the same instance/);
+    t.match(appPage, /<a href="http:\/\/127\.0\.0\.1:\d+\/">dashboard<\/a>/);
+    t.match(appPage, /The certificate warning/);
+    t.match(
+      printed,
+      /It also warns about\nthe certificate: it is self-signed/,
+      'the banner names the warning',
+    );
     const admin = /admin: curl (http:\/\/127\.0\.0\.1:(\d+)\/status)/.exec(printed);
     t.not(admin?.[2], '9701', 'the admin port held here was not taken');
     const status = execSync(`curl --silent --show-error --max-time 5 ${admin?.[1]}`, { encoding: 'utf8' });

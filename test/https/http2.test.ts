@@ -45,7 +45,11 @@ function request(
 }
 
 t.test('GET: forwarded as HTTP/1.1 with the forwarding headers', async (t) => {
+  const before = { in: fx.stats.bytesIn, out: fx.stats.bytesOut };
   const r = await request({ ':path': '/h2?x=1', 'x-forwarded-proto': 'http', cookie: ['a=1', 'b=2'] });
+  // The demo's status showed bytesIn 0 after requests (issue 13): a GET's head counts, both ways.
+  t.ok(fx.stats.bytesIn - before.in >= '/h2?x=1'.length, 'the request head counted in');
+  t.ok(fx.stats.bytesOut - before.out > r.body.length, 'the response head and body counted out');
   t.equal(r.headers[':status'], 200);
   const echo = JSON.parse(r.body.toString());
   t.equal(echo.httpVersion, '1.1');
