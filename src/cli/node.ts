@@ -89,6 +89,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     listenHost: settings.listen,
     nodeId: settings.nodeId,
     member: settings.member,
+    proxyProtocol: settings.proxyProtocol,
     hostname: settings.hostname,
     host: settings.host,
     extHostname: settings.extHostname,

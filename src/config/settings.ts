@@ -20,6 +20,7 @@ import {
   parseDuration,
   parsePortNumber,
   parsePositiveInteger,
+  trustBlockList,
 } from './values.js';
 import { mangleName, type VariableFormat, variableForService } from './variables.js';
 
@@ -198,6 +199,14 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     commands: ['run'],
   },
   {
+    flag: 'trust-proxy',
+    env: ['HARBOR_TRUST_PROXY'],
+    type: 'string',
+    description:
+      'Addresses or CIDRs (comma-separated) allowed to send a PROXY protocol header (v1 or v2) on the HTTPS port, naming the real client for X-Forwarded-For (harbor-node --proxy-protocol); a header from anyone else is refused.',
+    commands: ['run'],
+  },
+  {
     flag: 'service',
     env: ['HARBOR_SERVICE'],
     type: 'string',
@@ -297,6 +306,8 @@ export interface SidecarSettings {
   readonly instanceHost: string | undefined;
   readonly forwards: readonly ForwardTarget[];
   readonly proxyProtocol: 'off' | 'v1' | 'v2';
+  /** Addresses or CIDRs whose PROXY headers the HTTPS proxy believes; empty: nobody's. */
+  readonly trustProxy: readonly string[];
   readonly format: VariableFormat;
   readonly json: boolean;
   readonly require: boolean;
@@ -411,6 +422,7 @@ export function resolveSidecarSettings(
       }),
     instanceHost: setting('instance-host', asIs, undefined),
     forwards: forwardsFrom(flags, env, services, problems),
+    trustProxy: setting('trust-proxy', parseTrustList, [] as readonly string[]),
     proxyProtocol: setting(
       'proxy-protocol',
       (t) => parseChoice(t, ['off', 'v1', 'v2'] as const),
@@ -451,6 +463,23 @@ function parseHostList(text: string): Parsed<string[]> {
   return hosts.length > 0
     ? { ok: true, value: hosts }
     : { ok: false, reason: 'must name at least one address' };
+}
+
+/** "10.0.0.0/8, 127.0.0.1": each an IP address or CIDR (checked by the one BlockList that uses them). */
+function parseTrustList(text: string): Parsed<readonly string[]> {
+  const entries = text
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  for (const entry of entries) {
+    if (trustBlockList([entry]) === undefined) {
+      return {
+        ok: false,
+        reason: `"${entry}" is not an IP address or CIDR (10.0.0.0/8, fd00::/8, 127.0.0.1)`,
+      };
+    }
+  }
+  return { ok: true, value: entries };
 }
 
 function parseUdpCheck(text: string): Parsed<string | undefined> {

@@ -1,5 +1,6 @@
 // Parsers for setting values. Each returns the value or a one-line reason
 // (without the setting's name; the caller adds where the value came from).
+import { BlockList, isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import type { Address } from './types.js';
 
@@ -69,4 +70,23 @@ export function parseAddress(text: string, defaultHost = '127.0.0.1'): Parsed<Ad
   const port = parsePortNumber(match[3] ?? '');
   if (!port.ok) return bad(`has a port that ${port.reason}`);
   return ok({ kind: 'tcp', host: match[1] ?? match[2] ?? defaultHost, port: port.value });
+}
+
+/** A BlockList of the given addresses and CIDRs; undefined when one is neither. */
+export function trustBlockList(entries: readonly string[]): BlockList | undefined {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address = '', prefix] = entry.split('/');
+    const family = isIP(address);
+    if (family === 0) return undefined;
+    const type = family === 4 ? 'ipv4' : 'ipv6';
+    if (prefix === undefined) {
+      list.addAddress(address, type);
+      continue;
+    }
+    const bits = Number(prefix);
+    if (!/^\d+$/.test(prefix) || bits > (family === 4 ? 32 : 128)) return undefined;
+    list.addSubnet(address, bits, type);
+  }
+  return list;
 }

@@ -109,3 +109,99 @@ export function proxyHeaderV2(ends: ConnectionEnds): Buffer {
 export function proxyHeader(version: ProxyProtocolVersion, ends: ConnectionEnds): Buffer {
   return version === 1 ? proxyHeaderV1(ends) : proxyHeaderV2(ends);
 }
+
+/** What a PROXY header says of the client: its address and port, or nothing (LOCAL, UNKNOWN). */
+export interface ProxiedSource {
+  readonly address: string;
+  readonly port: number;
+}
+
+export type ParsedProxyHeader =
+  | { readonly kind: 'header'; readonly length: number; readonly source: ProxiedSource | undefined }
+  | { readonly kind: 'incomplete' }
+  | { readonly kind: 'none' }
+  | { readonly kind: 'invalid'; readonly reason: string };
+
+const V1_MAX = 107;
+
+/** Whether `buf` could be the start of a PROXY header (v1 "PROXY " or the v2 signature). */
+export function startsLikeProxyHeader(buf: Buffer): boolean {
+  const n = Math.min(buf.length, 12);
+  if (n === 0) return false;
+  if (buf[0] === 0x50)
+    return buf.subarray(0, Math.min(n, 6)).equals(Buffer.from('PROXY ').subarray(0, Math.min(n, 6)));
+  return buf.subarray(0, n).equals(V2_SIGNATURE.subarray(0, n));
+}
+
+/** Reads a PROXY header (v1 or v2) at the start of `buf`: its length and the source it names. */
+export function parseProxyHeader(buf: Buffer): ParsedProxyHeader {
+  if (!startsLikeProxyHeader(buf)) return { kind: 'none' };
+  if (buf[0] === 0x50) {
+    const end = buf.indexOf('\r\n', 0, 'latin1');
+    if (end === -1)
+      return buf.length > V1_MAX ? { kind: 'invalid', reason: 'v1 line too long' } : { kind: 'incomplete' };
+    const fields = buf.toString('latin1', 0, end).split(' ');
+    if (fields[1] === 'UNKNOWN') return { kind: 'header', length: end + 2, source: undefined };
+    const [, family, src, , sport] = fields;
+    const port = Number(sport);
+    const valid =
+      fields.length === 6 &&
+      ((family === 'TCP4' && isIPv4(src ?? '')) || (family === 'TCP6' && isIPv6(src ?? ''))) &&
+      Number.isInteger(port) &&
+      port >= 0 &&
+      port <= 65535;
+    if (!valid) return { kind: 'invalid', reason: 'malformed v1 line' };
+    return { kind: 'header', length: end + 2, source: { address: src!, port } };
+  }
+  if (buf.length < 16) return { kind: 'incomplete' };
+  const versionCommand = buf[12]!;
+  const family = buf[13]!;
+  const length = 16 + buf.readUInt16BE(14);
+  if (versionCommand >> 4 !== 2) return { kind: 'invalid', reason: 'v2 version is not 2' };
+  if (buf.length < length) return { kind: 'incomplete' };
+  const command = versionCommand & 0x0f;
+  if (command === 0x0) return { kind: 'header', length, source: undefined }; // LOCAL: a health check of the proxy itself
+  if (command !== 0x1) return { kind: 'invalid', reason: 'v2 command unknown' };
+  if (family === 0x11 && length >= 16 + 12) {
+    const address = [...buf.subarray(16, 20)].join('.');
+    return { kind: 'header', length, source: { address, port: buf.readUInt16BE(24) } };
+  }
+  if (family === 0x21 && length >= 16 + 36) {
+    const groups: string[] = [];
+    for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(16 + i * 2).toString(16));
+    const address = unmap(compressIPv6(groups));
+    return { kind: 'header', length, source: { address, port: buf.readUInt16BE(48) } };
+  }
+  if (family === 0x00) return { kind: 'header', length, source: undefined };
+  return { kind: 'invalid', reason: 'v2 address family not TCP over IPv4 or IPv6' };
+}
+
+/** Eight groups as the shortest IPv6 text (the longest run of zero groups as '::'). */
+function compressIPv6(groups: readonly string[]): string {
+  let bestStart = -1;
+  let bestLength = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLength && j - i > 1) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  if (bestStart === -1) return groups.join(':');
+  const head = groups.slice(0, bestStart).join(':');
+  const tail = groups.slice(bestStart + bestLength).join(':');
+  const ipv4Mapped = head === '' && tail.startsWith('ffff:') && bestLength === 5;
+  if (ipv4Mapped) {
+    const [, hi = '0', lo = '0'] = tail.split(':');
+    const a = Number.parseInt(hi, 16);
+    const b = Number.parseInt(lo, 16);
+    return `::ffff:${a >> 8}.${a & 0xff}.${b >> 8}.${b & 0xff}`;
+  }
+  return `${head}::${tail}`;
+}

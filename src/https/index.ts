@@ -10,6 +10,7 @@ import * as tls from 'node:tls';
 import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import type { Address, HarborService } from '../config/types.js';
 import { HarborError } from '../errors/index.js';
+import { parseProxyHeader, startsLikeProxyHeader } from '../forward/proxy-protocol.js';
 import type { Logger } from '../log/index.js';
 import { countHandshakeError, type ServiceStats } from '../stats/index.js';
 import {
@@ -49,6 +50,8 @@ export interface HttpsProxyOptions {
   readonly limits?: Partial<Limits>;
   /** How long drain() waits for requests in flight when not given a deadline. */
   readonly drainTimeoutMs?: number;
+  /** Addresses allowed to send a PROXY header (v1 or v2) naming the real client; anyone else's is refused. */
+  readonly trustProxy?: net.BlockList | undefined;
 }
 
 export type ProxyState = 'created' | 'starting' | 'listening' | 'draining' | 'stopped';
@@ -94,6 +97,10 @@ class HarborHttpsProxy implements HttpsProxy {
   /** Accepted connections that have not sent a byte yet: idle, so draining closes them at once. */
   readonly #silent = new Set<net.Socket>();
   readonly #externalPort: number;
+  /** Addresses whose PROXY headers are believed (--trust-proxy); undefined: nobody's. */
+  readonly #trustProxy: net.BlockList | undefined;
+  /** The client a PROXY header named, by the connection's remote address and port, until its handshake. */
+  readonly #proxied = new Map<string, string>();
   #state: ProxyState = 'created';
   #clientAuth: boolean;
   #drained: Promise<void> | null = null;
@@ -104,6 +111,7 @@ class HarborHttpsProxy implements HttpsProxy {
     const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
     const service = options.service;
     this.#externalPort = service.port ?? service.intPort;
+    this.#trustProxy = options.trustProxy;
     this.#clientAuth = options.clientAuth === true;
     const pool = new BackendPool({
       address: options.backend,
@@ -233,24 +241,71 @@ class HarborHttpsProxy implements HttpsProxy {
       stats.connectionsOpen--;
       this.#raw.delete(socket);
       this.#silent.delete(socket);
+      if (this.#proxied.size > 0) this.#proxied.delete(peerKey(socket));
       if (this.#raw.size === 0) this.#onAllClosed?.();
     });
     socket.setTimeout(core.limits.headerTimeoutMs, () => socket.destroy());
     this.#silent.add(socket);
-    // Peek at the first byte: a TLS handshake starts with 0x16; anything else is plain HTTP.
     socket.once('data', (chunk: Buffer) => {
       this.#silent.delete(socket);
-      socket.setTimeout(0);
-      if (chunk[0] !== 0x16) {
-        countHandshakeError(stats, 'plain-http');
-        answerPlainHttp(socket, chunk, this.#externalPort, core.limits.headerTimeoutMs);
-        return;
-      }
-      socket.pause();
-      socket.unshift(chunk);
-      this.#tls.emit('connection', socket);
+      this.#onFirstBytes(socket, chunk);
     });
   };
+
+  /**
+   * The first bytes of a connection: a PROXY header (from a trusted address only; it names the
+   * real client, and is taken off), then TLS (0x16) or plain HTTP (answered with a redirect).
+   */
+  #onFirstBytes(socket: net.Socket, chunk: Buffer): void {
+    const stats = this.#core.stats;
+    if (startsLikeProxyHeader(chunk) && !this.#proxied.has(peerKey(socket))) {
+      const trusted = this.#trustProxy?.check(unmapped(socket.remoteAddress), familyOf(socket.remoteAddress));
+      if (!trusted) {
+        this.#refuse(socket, 'proxy-untrusted', 'a PROXY header from an address --trust-proxy does not name');
+        return;
+      }
+      const parsed = parseProxyHeader(chunk);
+      if (parsed.kind === 'incomplete' && chunk.length < MAX_PROXY_HEADER) {
+        socket.once('data', (more: Buffer) => this.#onFirstBytes(socket, Buffer.concat([chunk, more])));
+        return;
+      }
+      if (parsed.kind !== 'header') {
+        this.#refuse(
+          socket,
+          'proxy-header',
+          `a malformed PROXY header (${parsed.kind === 'invalid' ? parsed.reason : 'too long'})`,
+        );
+        return;
+      }
+      this.#proxied.set(peerKey(socket), parsed.source?.address ?? socket.remoteAddress ?? '');
+      const rest = chunk.subarray(parsed.length);
+      if (rest.length === 0) socket.once('data', (more: Buffer) => this.#onFirstBytes(socket, more));
+      else this.#onFirstBytes(socket, rest);
+      return;
+    }
+    socket.setTimeout(0);
+    // A TLS handshake starts with 0x16; anything else is plain HTTP.
+    if (chunk[0] !== 0x16) {
+      countHandshakeError(stats, 'plain-http');
+      answerPlainHttp(socket, chunk, this.#externalPort, this.#core.limits.headerTimeoutMs);
+      return;
+    }
+    socket.pause();
+    socket.unshift(chunk);
+    this.#tls.emit('connection', socket);
+  }
+
+  #refuse(socket: net.Socket, reason: string, what: string): void {
+    countHandshakeError(this.#core.stats, reason);
+    const logger = this.#core.logger;
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug(
+        { service: this.#core.service, reason, peer: socket.remoteAddress },
+        `connection refused: ${what}`,
+      );
+    }
+    socket.destroy();
+  }
 
   #onSecure = (socket: tls.TLSSocket): void => {
     if (this.#core.draining) {
@@ -262,7 +317,14 @@ class HarborHttpsProxy implements HttpsProxy {
       this.#clientAuth && socket.authorized
         ? formatSubject(socket.getPeerX509Certificate()?.subject)
         : undefined;
-    const peer = peerOf(socket.remoteAddress, subject);
+    // The client a trusted PROXY header named (harbor-node in front), else the peer itself.
+    let address = socket.remoteAddress;
+    if (this.#proxied.size > 0) {
+      const key = peerKey(socket);
+      address = this.#proxied.get(key) ?? address;
+      this.#proxied.delete(key);
+    }
+    const peer = peerOf(address, subject);
     if (socket.alpnProtocol === 'h2') {
       this.#h2 ??= new Http2Front(this.#core);
       this.#h2.accept(socket, peer);
@@ -348,4 +410,21 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
 
 export function createHttpsProxy(options: HttpsProxyOptions): HttpsProxy {
   return new HarborHttpsProxy(options);
+}
+
+/** A PROXY header is at most this long here (v1: 107 bytes; v2 with its TLVs, in practice well under). */
+const MAX_PROXY_HEADER = 4096;
+
+function peerKey(socket: net.Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`;
+}
+
+/** A dual-stack listener's ::ffff:a.b.c.d as a.b.c.d, so that IPv4 rules match it. */
+function unmapped(address: string | undefined): string {
+  const text = address ?? '';
+  return text.startsWith('::ffff:') && net.isIPv4(text.slice(7)) ? text.slice(7) : text;
+}
+
+function familyOf(address: string | undefined): 'ipv4' | 'ipv6' {
+  return net.isIPv4(unmapped(address)) ? 'ipv4' : 'ipv6';
 }

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { protocolLabel } from '../config/protocol.js';
 import { HarborError, isHarborError } from '../errors/index.js';
+import type { ProxyProtocolVersion } from '../forward/types.js';
 import type { Logger } from '../log/index.js';
 import { DEFAULT_DOWN_MS, type Instance, type InstanceSpec } from './balancer.js';
 import { InstanceChecks } from './checks.js';
@@ -58,6 +59,8 @@ export interface HarborNodeOptions {
   readonly syncMs?: number | undefined;
   /** This node's name among the members of a cluster (--member). */
   readonly member?: string | undefined;
+  /** A PROXY protocol header (v1 or v2) first on every TCP connection to an instance: the client's address. */
+  readonly proxyProtocol?: ProxyProtocolVersion | undefined;
 }
 
 /** The credentials in the seed's shape and key order. */
@@ -705,6 +708,7 @@ export class HarborNode {
       logger: this.#logger,
       udpIdleTimeoutMs: this.#options.udpIdleTimeoutMs,
       tcpIdleTimeoutMs: this.#options.tcpIdleTimeoutMs,
+      proxyProtocol: this.#options.proxyProtocol,
       downMs: this.#options.downMs ?? DEFAULT_DOWN_MS,
       onTtl: (service, instance) => this.#onTtl(service, instance),
     });

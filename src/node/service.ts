@@ -12,6 +12,7 @@ import {
   type ForwarderKind,
   type ForwardStats,
   KINDS_BY_TRANSPORT,
+  type ProxyProtocolVersion,
 } from '../forward/index.js';
 import type { Logger } from '../log/index.js';
 import { createServiceStats, type ServiceStats } from '../stats/index.js';
@@ -37,6 +38,8 @@ export interface NodeServiceOptions {
   readonly udpIdleTimeoutMs: number;
   /** Forwarded TCP connections idle this long either way are closed; 0: never. */
   readonly tcpIdleTimeoutMs?: number | undefined;
+  /** PROXY protocol toward instances on TCP (the client's address); undefined: none. */
+  readonly proxyProtocol?: ProxyProtocolVersion | undefined;
   readonly downMs: number;
   /** Called when an instance's TTL timer fires: the node asks its store whether it expired (a refresh through another node may have moved it). */
   readonly onTtl: (service: NodeService, instance: Instance) => void;
@@ -105,6 +108,7 @@ export class NodeService {
         name: record.name,
         udpIdleTimeoutMs: options.udpIdleTimeoutMs,
         tcpIdleTimeoutMs: options.tcpIdleTimeoutMs,
+        ...(kind === 'tcp' && { proxyProtocol: options.proxyProtocol }),
         serviceStats: this.stats,
       });
       return { kind, forwarder, listening: false };

@@ -29,6 +29,8 @@ export interface NodeSettings {
   /** 0: off. */
   readonly tcpIdleTimeoutMs: number;
   readonly drainTimeoutMs: number;
+  /** PROXY protocol toward instances; undefined: off. */
+  readonly proxyProtocol: 1 | 2 | undefined;
   readonly token: string | undefined;
   readonly logLevel: LevelWithSilent;
   readonly pretty: boolean;
@@ -112,6 +114,12 @@ export const NODE_SETTINGS = {
     default: '10s',
     help: 'drain deadline on SIGTERM',
   },
+  proxyProtocol: {
+    flag: 'proxy-protocol',
+    env: ['HARBOR_NODE_PROXY_PROTOCOL'],
+    default: 'off',
+    help: "send a PROXY protocol header (v1 or v2) first on each TCP connection to an instance: the client's address (the sidecar takes it with --trust-proxy)",
+  },
   logLevel: { flag: 'log-level', env: ['HARBOR_LOG_LEVEL'], default: 'info', help: 'log level' },
 } as const;
 
@@ -185,6 +193,10 @@ export function resolveNodeSettings(
   const tcpIdleTimeoutMs = tcpIdle.ok ? tcpIdle.value : 0;
   const drainTimeoutMs = duration('drainTimeout');
 
+  const proxyRaw = raw('proxyProtocol');
+  const proxy = parseChoice(proxyRaw.text, ['off', 'v1', 'v2'] as const);
+  if (!proxy.ok) problem(proxyRaw.source, proxyRaw.text, proxy.reason);
+
   const levelRaw = raw('logLevel');
   const level = parseChoice(levelRaw.text, LOG_LEVELS);
   if (!level.ok) problem(levelRaw.source, levelRaw.text, level.reason);
@@ -251,6 +263,7 @@ export function resolveNodeSettings(
       udpIdleTimeoutMs,
       tcpIdleTimeoutMs,
       drainTimeoutMs,
+      proxyProtocol: proxy.ok && proxy.value !== 'off' ? (proxy.value === 'v1' ? 1 : 2) : undefined,
       token,
       logLevel: level.value,
       pretty,

@@ -4,6 +4,7 @@
 // valid pair appears.
 import { ReloadablePair } from '../certs/reloadable.js';
 import { type Address, formatAddress, type HarborService } from '../config/types.js';
+import { trustBlockList } from '../config/values.js';
 import { createHttpsProxy, type HttpsProxy, type Limits, SECURE_CONTEXT_OPTIONS } from '../https/index.js';
 import type { Logger } from '../log/index.js';
 import { createServiceStats, type ServiceStats } from '../stats/index.js';
@@ -19,6 +20,8 @@ export interface HttpsServiceOptions {
   readonly listenHosts: readonly string[];
   readonly limits: Limits;
   readonly drainTimeoutMs: number;
+  /** Addresses whose PROXY headers are believed (--trust-proxy). */
+  readonly trustProxy?: readonly string[] | undefined;
   readonly logger: Logger;
   /** Starts watching the pair's files; returns a stop function. */
   readonly watch: (pair: ReloadablePair, logger: Logger) => () => Promise<void> | void;
@@ -110,6 +113,7 @@ export class HttpsService {
       logger: o.logger,
       limits: o.limits,
       drainTimeoutMs: o.drainTimeoutMs,
+      trustProxy: o.trustProxy && o.trustProxy.length > 0 ? trustBlockList(o.trustProxy) : undefined,
     });
     this.#proxy = proxy;
     await proxy.start();

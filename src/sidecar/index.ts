@@ -77,6 +77,7 @@ export class Sidecar {
             listenHosts: settings.listenHosts,
             limits,
             drainTimeoutMs: settings.drainTimeoutMs,
+            trustProxy: settings.trustProxy,
             logger: options.logger,
             watch: options.watch,
           }),

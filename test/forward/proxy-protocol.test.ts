@@ -59,3 +59,59 @@ t.test('v2: signature, command, family, length and address bytes (spec section 2
   });
   t.equal(local.subarray(12).toString('hex'), '20000000', 'LOCAL, AF_UNSPEC, no addresses');
 });
+
+t.test('parseProxyHeader reads back what the encoders write, v1 and v2, IPv4 and IPv6', async (t) => {
+  const { parseProxyHeader } = await import('../../src/forward/proxy-protocol.js');
+  const tail = Buffer.from('\x16\x03\x01rest of a ClientHello', 'latin1');
+  for (const [name, header] of [
+    ['v1 TCP4', proxyHeaderV1(v4)],
+    ['v2 TCP4', proxyHeaderV2(v4)],
+  ] as const) {
+    t.same(
+      parseProxyHeader(Buffer.concat([header, tail])),
+      {
+        kind: 'header',
+        length: header.length,
+        source: { address: '192.0.2.1', port: 5000 },
+      },
+      name,
+    );
+  }
+  for (const [name, header] of [
+    ['v1 TCP6', proxyHeaderV1(v6)],
+    ['v2 TCP6', proxyHeaderV2(v6)],
+  ] as const) {
+    t.same(
+      parseProxyHeader(header),
+      { kind: 'header', length: header.length, source: { address: '2001:db8::1', port: 5000 } },
+      name,
+    );
+  }
+  const mixed = proxyHeaderV2({ ...v6, sourceAddress: '192.0.2.9' });
+  t.same(
+    parseProxyHeader(mixed),
+    { kind: 'header', length: mixed.length, source: { address: '192.0.2.9', port: 5000 } },
+    'an IPv4 source mapped into TCP6 comes back plain',
+  );
+  const local = proxyHeaderV2({
+    sourceAddress: undefined,
+    sourcePort: undefined,
+    destinationAddress: undefined,
+    destinationPort: undefined,
+  });
+  t.same(parseProxyHeader(local), { kind: 'header', length: 16, source: undefined }, 'LOCAL: no source');
+  const v2 = proxyHeaderV2(v4);
+  t.same(parseProxyHeader(v2.subarray(0, 10)), { kind: 'incomplete' }, 'a header cut short waits for more');
+  t.same(parseProxyHeader(v2.subarray(0, 20)), { kind: 'incomplete' });
+  t.same(parseProxyHeader(Buffer.from('PROXY TCP4 192.0.2.1')), { kind: 'incomplete' });
+  t.same(parseProxyHeader(tail), { kind: 'none' }, 'TLS is not a header');
+  t.same(parseProxyHeader(Buffer.from('GET / HTTP/1.1\r\n')), { kind: 'none' });
+  t.match(parseProxyHeader(Buffer.from('PROXY TCP4 nonsense 1 2 3\r\n')), { kind: 'invalid' });
+  t.match(parseProxyHeader(Buffer.from(`PROXY ${'x'.repeat(120)}`)), {
+    kind: 'invalid',
+    reason: 'v1 line too long',
+  });
+  const badVersion = Buffer.from(v2);
+  badVersion[12] = 0x11;
+  t.match(parseProxyHeader(badVersion), { kind: 'invalid', reason: 'v2 version is not 2' });
+});
