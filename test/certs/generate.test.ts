@@ -92,10 +92,19 @@ for (const type of ['ecdsa', 'rsa'] as const) {
   });
 }
 
-t.test('regenerating replaces the pair atomically, keeping the key private', async (t) => {
+t.test('regenerating (with force) replaces the pair atomically, keeping the key private', async (t) => {
   const outDir = join(root, 'again');
   const first = generateSelfSigned({ name: 'harbor', hosts: ['localhost'], outDir });
-  const second = generateSelfSigned({ name: 'harbor', hosts: ['localhost'], outDir, type: 'rsa' });
+  t.throws(() => generateSelfSigned({ name: 'harbor', hosts: ['localhost'], outDir }), {
+    code: 'E_CERT_EXISTS',
+  });
+  const second = generateSelfSigned({
+    name: 'harbor',
+    hosts: ['localhost'],
+    outDir,
+    type: 'rsa',
+    force: true,
+  });
   t.not(first.inspection.fingerprint256, second.inspection.fingerprint256);
   t.equal(opensslFingerprint(second.certFile), second.inspection.fingerprint256);
   t.equal(statSync(second.keyFile).mode & 0o777, 0o600);
