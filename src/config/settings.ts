@@ -18,6 +18,7 @@ import {
   parseBoolean,
   parseChoice,
   parseDuration,
+  parseHsts,
   parsePortNumber,
   parsePositiveInteger,
   trustBlockList,
@@ -199,6 +200,14 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     commands: ['run'],
   },
   {
+    flag: 'hsts',
+    env: ['HARBOR_HSTS'],
+    type: 'string',
+    description:
+      "MAX-AGE[,includeSubDomains][,preload]: Strict-Transport-Security added to every answer that lacks one (the app's own wins); MAX-AGE in seconds or a duration.",
+    commands: ['run'],
+  },
+  {
     flag: 'trust-proxy',
     env: ['HARBOR_TRUST_PROXY'],
     type: 'string',
@@ -306,6 +315,8 @@ export interface SidecarSettings {
   readonly instanceHost: string | undefined;
   readonly forwards: readonly ForwardTarget[];
   readonly proxyProtocol: 'off' | 'v1' | 'v2';
+  /** The Strict-Transport-Security value the HTTPS proxy adds (--hsts); undefined: none. */
+  readonly hsts: string | undefined;
   /** Addresses or CIDRs whose PROXY headers the HTTPS proxy believes; empty: nobody's. */
   readonly trustProxy: readonly string[];
   readonly format: VariableFormat;
@@ -423,6 +434,7 @@ export function resolveSidecarSettings(
     instanceHost: setting('instance-host', asIs, undefined),
     forwards: forwardsFrom(flags, env, services, problems),
     trustProxy: setting('trust-proxy', parseTrustList, [] as readonly string[]),
+    hsts: setting('hsts', parseHsts, undefined),
     proxyProtocol: setting(
       'proxy-protocol',
       (t) => parseChoice(t, ['off', 'v1', 'v2'] as const),

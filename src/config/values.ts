@@ -90,3 +90,34 @@ export function trustBlockList(entries: readonly string[]): BlockList | undefine
   }
   return list;
 }
+
+/** A year in seconds: what the HSTS preload list asks of max-age. */
+const HSTS_PRELOAD_MIN_SECONDS = 31_536_000;
+
+/**
+ * `--hsts MAX-AGE[,includeSubDomains][,preload]` as the header value: MAX-AGE in seconds (or a
+ * duration: 365d is not one, 8760h is); preload needs includeSubDomains and a year or more
+ * (the preload list refuses anything less).
+ */
+export function parseHsts(text: string): Parsed<string> {
+  const [age = '', ...flags] = text.split(',').map((part) => part.trim());
+  const seconds = /^\d+$/.test(age) ? ok(Number(age) * 1000) : parseDuration(age);
+  if (!seconds.ok)
+    return bad(`max-age ${JSON.stringify(age)} must be seconds (31536000) or a duration (8760h)`);
+  let value = `max-age=${Math.floor(seconds.value / 1000)}`;
+  const known = new Set(['includesubdomains', 'preload']);
+  const given = new Set<string>();
+  for (const flag of flags) {
+    if (!known.has(flag.toLowerCase()))
+      return bad(`${JSON.stringify(flag)} is not includeSubDomains or preload`);
+    given.add(flag.toLowerCase());
+  }
+  if (given.has('includesubdomains')) value += '; includeSubDomains';
+  if (given.has('preload')) {
+    if (!given.has('includesubdomains') || seconds.value / 1000 < HSTS_PRELOAD_MIN_SECONDS) {
+      return bad('preload needs includeSubDomains and a max-age of a year (31536000) or more');
+    }
+    value += '; preload';
+  }
+  return ok(value);
+}

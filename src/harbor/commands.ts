@@ -1,7 +1,7 @@
 // The `harbor` commands: the seed's create-service and service, services,
 // delete-service, and the manifest's services: block applied or deleted. Each
 // is a function of the client and its arguments; printing and exit statuses
-// are the caller's (src/cli/harbor.ts).
+// are the caller's (src/cli/harbor-program.ts).
 import { readFile } from 'node:fs/promises';
 import { formatVariables, type VariableFormat } from '../config/variables.js';
 import { HarborError } from '../errors/index.js';

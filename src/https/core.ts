@@ -74,11 +74,11 @@ const BODIES: Record<number, string> = {
 /** Seconds a 503 asks the client to wait: frameworks usually start within a few seconds. */
 export const RETRY_AFTER_SECONDS = 2;
 
-const cannedCache = new Map<number, string>();
+const cannedCache = new Map<string, string>();
 
 /** A complete short plain-text response the proxy gives itself. `close` adds Connection: close. */
-export function cannedResponse(status: number, close: boolean): string {
-  const key = close ? -status : status;
+export function cannedResponse(status: number, close: boolean, hsts?: string): string {
+  const key = `${close ? -status : status} ${hsts ?? ''}`;
   let text = cannedCache.get(key);
   if (text === undefined) {
     const body = BODIES[status] ?? `${status}\n`;
@@ -87,6 +87,7 @@ export function cannedResponse(status: number, close: boolean): string {
       'Content-Type: text/plain; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       (status === 503 ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : '') +
+      (hsts === undefined ? '' : `Strict-Transport-Security: ${hsts}\r\n`) +
       (close ? 'Connection: close\r\n' : '') +
       `\r\n${body}`;
     cannedCache.set(key, text);

@@ -38,6 +38,16 @@ export interface ForwardSettings {
   readonly port: string;
   /** Host to send an HTTP/1.0 request that came without one. */
   readonly defaultHost: string;
+  /** Strict-Transport-Security for answers that lack one (--hsts); undefined: none added. */
+  readonly hsts?: string | undefined;
+}
+
+/** Whether the head has a Strict-Transport-Security field (the backend's own wins over --hsts). */
+export function hasHsts(head: Head): boolean {
+  for (let i = 0; i < head.count; i++) {
+    if (head.kind[i] === K_OTHER && head.name(i).toLowerCase() === 'strict-transport-security') return true;
+  }
+  return false;
 }
 
 /** Headers a Connection header may not remove: the framing and the target must reach the backend. */
@@ -168,11 +178,17 @@ export const RESPONSE_KEEP_ALIVE_10 = 2;
  * `Connection: keep-alive` that is just as true of the client's connection.
  * `dechunk` drops Transfer-Encoding because the proxy decodes the body.
  */
-export function buildResponseHead(head: Head, connection: number, dechunk: boolean): string | null {
+export function buildResponseHead(
+  head: Head,
+  connection: number,
+  dechunk: boolean,
+  hsts?: string,
+): string | null {
   const kinds = head.kind;
   const count = head.count;
   const upgrade = head.status === 101;
-  if (head.minor === 1 && connection === RESPONSE_KEEP && !dechunk && !upgrade) {
+  const addHsts = hsts !== undefined && !upgrade && !hasHsts(head);
+  if (head.minor === 1 && connection === RESPONSE_KEEP && !dechunk && !upgrade && !addHsts) {
     let clean = true;
     for (let i = 0; i < count; i++) {
       const kind = kinds[i] as number;
@@ -205,6 +221,7 @@ export function buildResponseHead(head: Head, connection: number, dechunk: boole
       continue;
     out += `${head.line(i)}\r\n`;
   }
+  if (addHsts) out += `Strict-Transport-Security: ${hsts}\r\n`;
   if (upgrade) out += 'Connection: upgrade\r\n';
   else if (connection === RESPONSE_CLOSE) out += 'Connection: close\r\n';
   else if (connection === RESPONSE_KEEP_ALIVE_10) out += 'Connection: keep-alive\r\n';

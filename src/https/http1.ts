@@ -205,7 +205,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       this.#core.logger.debug({ service: this.#core.service, status, reason }, 'request refused');
     }
     countResponse(this.#core.stats, status);
-    this.#writeClient(cannedResponse(status, true));
+    this.#writeClient(cannedResponse(status, true, this.#core.settings.hsts));
     this.#close();
   }
 
@@ -368,7 +368,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       : request.keepAlive10
         ? RESPONSE_KEEP_ALIVE_10
         : RESPONSE_KEEP;
-    request.holdHead(buildResponseHead(head, connection, dechunk), raw, start, end);
+    request.holdHead(buildResponseHead(head, connection, dechunk, this.#core.settings.hsts), raw, start, end);
     // Written with the first body bytes when they come in the same read; else after the read.
   }
 
@@ -418,7 +418,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     }
     if (!request.done) this.#closeAfter = true;
     countResponse(this.#core.stats, status);
-    this.#writeClient(cannedResponse(status, this.#closeAfter));
+    this.#writeClient(cannedResponse(status, this.#closeAfter, this.#core.settings.hsts));
     this.#afterExchange();
   }
 

@@ -250,6 +250,10 @@ export class H2Stream implements ExchangeClient {
         headers[name] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
       else headers[name] = `${String(prior)}, ${value}`;
     }
+    const hsts = this.#core.settings.hsts;
+    if (hsts !== undefined && headers['strict-transport-security'] === undefined) {
+      headers['strict-transport-security'] = hsts;
+    }
     this.#wantTrailers = head.chunked && head.hasTrailer;
     if (stream.destroyed || stream.closed) {
       this.#responded = true;
@@ -342,6 +346,8 @@ export class H2Stream implements ExchangeClient {
       'content-type': 'text/plain; charset=utf-8',
     };
     if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+    if (this.#core.settings.hsts !== undefined)
+      headers['strict-transport-security'] = this.#core.settings.hsts;
     stream.respond(headers);
     stream.end(cannedBody(status));
   }

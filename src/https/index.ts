@@ -52,6 +52,8 @@ export interface HttpsProxyOptions {
   readonly drainTimeoutMs?: number;
   /** Addresses allowed to send a PROXY header (v1 or v2) naming the real client; anyone else's is refused. */
   readonly trustProxy?: net.BlockList | undefined;
+  /** The Strict-Transport-Security value added to answers that lack one (--hsts). */
+  readonly hsts?: string | undefined;
 }
 
 export type ProxyState = 'created' | 'starting' | 'listening' | 'draining' | 'stopped';
@@ -123,7 +125,11 @@ class HarborHttpsProxy implements HttpsProxy {
     this.#core = {
       service: service.name,
       pool,
-      settings: { port: String(this.#externalPort), defaultHost: `localhost:${this.#externalPort}` },
+      settings: {
+        port: String(this.#externalPort),
+        defaultHost: `localhost:${this.#externalPort}`,
+        hsts: options.hsts,
+      },
       stats: options.stats,
       logger: options.logger,
       limits,

@@ -15,7 +15,8 @@ export class MemberBoard {
   readonly name: string;
   #published: { text: string; at: number } | undefined;
   #read: { reports: readonly MemberReport[]; at: number } | undefined;
-  #busy = false;
+  /** A publish under way: another waits for it rather than running beside it. */
+  #inflight: Promise<void> | undefined;
 
   constructor(store: NodeStore, name: string) {
     this.#store = store;
@@ -26,9 +27,15 @@ export class MemberBoard {
    * Publishes `view` when it changed or is due for a refresh, and reads the others' when due.
    * A store that cannot be reached changes nothing here (the node's sync reports the outage).
    */
-  async publish(view: MemberView): Promise<void> {
-    if (this.#busy) return;
-    this.#busy = true;
+  publish(view: MemberView): Promise<void> {
+    if (this.#inflight !== undefined) return this.#inflight;
+    this.#inflight = this.#publish(view).finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  async #publish(view: MemberView): Promise<void> {
     try {
       const text = JSON.stringify(view);
       const now = Date.now();
@@ -41,8 +48,6 @@ export class MemberBoard {
       }
     } catch {
       // Unreachable: the last views read are kept, and grow older.
-    } finally {
-      this.#busy = false;
     }
   }
 
@@ -57,6 +62,8 @@ export class MemberBoard {
 
   /** A node that drains takes its view away at once, rather than leaving it to expire. */
   async withdraw(): Promise<void> {
+    // A publish under way would put the view back after the delete.
+    await this.#inflight;
     await this.#store.deleteMember(this.name).catch(() => undefined);
   }
 }

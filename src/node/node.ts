@@ -95,13 +95,13 @@ export interface MemberServiceReport extends MemberServiceView {
   readonly known: boolean;
 }
 
-/** The store as this node sees it, for /status, /metrics and the API's reads. */
 /** What applying a snapshot did; `complete` is false when a service could not be taken yet (its port held by a create in flight). */
 interface Applied {
   readonly summary: string;
   readonly complete: boolean;
 }
 
+/** The store as this node sees it, for /status, /metrics and the API's reads. */
 export interface StoreStatus {
   readonly store: string;
   readonly kind: string;

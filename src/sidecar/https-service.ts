@@ -22,6 +22,8 @@ export interface HttpsServiceOptions {
   readonly drainTimeoutMs: number;
   /** Addresses whose PROXY headers are believed (--trust-proxy). */
   readonly trustProxy?: readonly string[] | undefined;
+  /** Strict-Transport-Security for answers that lack one (--hsts). */
+  readonly hsts?: string | undefined;
   readonly logger: Logger;
   /** Starts watching the pair's files; returns a stop function. */
   readonly watch: (pair: ReloadablePair, logger: Logger) => () => Promise<void> | void;
@@ -114,6 +116,7 @@ export class HttpsService {
       limits: o.limits,
       drainTimeoutMs: o.drainTimeoutMs,
       trustProxy: o.trustProxy && o.trustProxy.length > 0 ? trustBlockList(o.trustProxy) : undefined,
+      hsts: o.hsts,
     });
     this.#proxy = proxy;
     await proxy.start();

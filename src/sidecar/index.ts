@@ -78,6 +78,7 @@ export class Sidecar {
             limits,
             drainTimeoutMs: settings.drainTimeoutMs,
             trustProxy: settings.trustProxy,
+            hsts: settings.hsts,
             logger: options.logger,
             watch: options.watch,
           }),

@@ -223,3 +223,20 @@ t.test(
     ]);
   },
 );
+
+t.test('--hsts: the header value, or a problem naming what is wrong', async (t) => {
+  const hsts = (value: string) => resolveSidecarSettings({ hsts: value }, {}, machine());
+  t.equal(hsts('31536000').settings.hsts, 'max-age=31536000');
+  t.equal(hsts('8760h,includeSubDomains').settings.hsts, 'max-age=31536000; includeSubDomains');
+  t.equal(
+    resolveSidecarSettings({}, { HARBOR_HSTS: '63072000, includeSubDomains, preload' }, machine()).settings
+      .hsts,
+    'max-age=63072000; includeSubDomains; preload',
+  );
+  t.equal(resolveSidecarSettings({}, {}, machine()).settings.hsts, undefined, 'off by default');
+  t.match(hsts('1d').problems, [{ message: /^--hsts max-age "1d" must be seconds/ }]);
+  t.match(hsts('300,preload').problems, [
+    { message: /preload needs includeSubDomains and a max-age of a year/ },
+  ]);
+  t.match(hsts('300,sometimes').problems, [{ message: /"sometimes" is not includeSubDomains or preload/ }]);
+});
