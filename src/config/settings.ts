@@ -208,6 +208,14 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     commands: ['run'],
   },
   {
+    flag: 'trust-request-id',
+    env: ['HARBOR_TRUST_REQUEST_ID'],
+    type: 'boolean',
+    description:
+      "Keep a client's well-formed X-Request-Id (1-128 of A-Z a-z 0-9 . _ : / + = @ -) instead of giving each request a new one; either way the backend gets one, and the proxy's own error answers carry it.",
+    commands: ['run'],
+  },
+  {
     flag: 'trust-proxy',
     env: ['HARBOR_TRUST_PROXY'],
     type: 'string',
@@ -315,6 +323,8 @@ export interface SidecarSettings {
   readonly instanceHost: string | undefined;
   readonly forwards: readonly ForwardTarget[];
   readonly proxyProtocol: 'off' | 'v1' | 'v2';
+  /** Keep a client's well-formed X-Request-Id (--trust-request-id). */
+  readonly trustRequestId: boolean;
   /** The Strict-Transport-Security value the HTTPS proxy adds (--hsts); undefined: none. */
   readonly hsts: string | undefined;
   /** Addresses or CIDRs whose PROXY headers the HTTPS proxy believes; empty: nobody's. */
@@ -435,6 +445,7 @@ export function resolveSidecarSettings(
     forwards: forwardsFrom(flags, env, services, problems),
     trustProxy: setting('trust-proxy', parseTrustList, [] as readonly string[]),
     hsts: setting('hsts', parseHsts, undefined),
+    trustRequestId: setting('trust-request-id', parseBoolean, false),
     proxyProtocol: setting(
       'proxy-protocol',
       (t) => parseChoice(t, ['off', 'v1', 'v2'] as const),

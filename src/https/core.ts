@@ -77,7 +77,15 @@ export const RETRY_AFTER_SECONDS = 2;
 const cannedCache = new Map<string, string>();
 
 /** A complete short plain-text response the proxy gives itself. `close` adds Connection: close. */
-export function cannedResponse(status: number, close: boolean, hsts?: string): string {
+export function cannedResponse(status: number, close: boolean, hsts?: string, requestId?: string): string {
+  const text = cannedText(status, close, hsts);
+  if (requestId === undefined || requestId === '') return text;
+  // The request's id in the proxy's own answer: what the client quotes to find it in the logs.
+  const end = text.indexOf('\r\n\r\n');
+  return `${text.slice(0, end)}\r\nX-Request-Id: ${requestId}${text.slice(end)}`;
+}
+
+function cannedText(status: number, close: boolean, hsts: string | undefined): string {
   const key = `${close ? -status : status} ${hsts ?? ''}`;
   let text = cannedCache.get(key);
   if (text === undefined) {

@@ -2,6 +2,7 @@
 // the head the backend receives, and how the backend's response head becomes
 // the one the client receives. Built as one latin1 string per message so that
 // each head goes out in one write.
+import { randomUUID } from 'node:crypto';
 import {
   type Head,
   isFieldValue,
@@ -20,6 +21,7 @@ import {
   K_X_FORWARDED_HOST,
   K_X_FORWARDED_PORT,
   K_X_FORWARDED_PROTO,
+  K_X_REQUEST_ID,
 } from './head-parser.js';
 
 /** What the proxy knows about one client connection, computed once when it is accepted. */
@@ -40,6 +42,24 @@ export interface ForwardSettings {
   readonly defaultHost: string;
   /** Strict-Transport-Security for answers that lack one (--hsts); undefined: none added. */
   readonly hsts?: string | undefined;
+  /** Keep a client's well-formed X-Request-Id (--trust-request-id) instead of making a new one. */
+  readonly trustRequestId?: boolean | undefined;
+}
+
+/** A request id a client may give: 1-128 characters that are safe in a header and a log line. */
+const REQUEST_ID = /^[A-Za-z0-9._:/+=@-]{1,128}$/;
+
+/** The request's id: the client's own when it is well-formed and trusted, else a new one. */
+export function requestIdFor(head: Head, settings: ForwardSettings): string {
+  if (settings.trustRequestId === true) {
+    for (let i = 0; i < head.count; i++) {
+      if (head.kind[i] !== K_X_REQUEST_ID) continue;
+      const given = head.value(i);
+      if (REQUEST_ID.test(given)) return given;
+      break;
+    }
+  }
+  return randomUUID();
 }
 
 /** Whether the head has a Strict-Transport-Security field (the backend's own wins over --hsts). */
@@ -95,6 +115,7 @@ export function buildRequestHead(
   peer: Peer,
   settings: ForwardSettings,
   upgrade: boolean,
+  requestId: string,
 ): string {
   const text = head.text;
   let out = `${head.method} ${head.target} HTTP/1.1\r\n`;
@@ -134,6 +155,7 @@ export function buildRequestHead(
         case K_X_FORWARDED_HOST:
         case K_X_FORWARDED_PORT:
         case K_X_CLIENT_CERT_SUBJECT:
+        case K_X_REQUEST_ID:
         case K_UNDERSCORE:
           keep = false;
           break;
@@ -154,6 +176,7 @@ export function buildRequestHead(
   if (host === undefined) out += `Host: ${settings.defaultHost}\r\n`;
   out += `X-Forwarded-For: ${xff === '' ? peer.forwardedFor : `${xff}, ${peer.forwardedFor}`}\r\n`;
   out += 'X-Forwarded-Proto: https\r\n';
+  out += `X-Request-Id: ${requestId}\r\n`;
   if (host !== undefined) out += `X-Forwarded-Host: ${host}\r\n`;
   out += `X-Forwarded-Port: ${settings.port}\r\n`;
   const element =

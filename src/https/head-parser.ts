@@ -76,6 +76,7 @@ export const K_TRAILER = 17;
  * HTTP_X_FORWARDED_FOR: such headers are never forwarded (docs/headers.md R16, issue 9).
  */
 export const K_UNDERSCORE = 18;
+export const K_X_REQUEST_ID = 19;
 
 const KNOWN: [string, number][] = [
   ['content-length', K_CONTENT_LENGTH],
@@ -95,6 +96,7 @@ const KNOWN: [string, number][] = [
   ['forwarded', K_FORWARDED],
   ['x-client-cert-subject', K_X_CLIENT_CERT_SUBJECT],
   ['trailer', K_TRAILER],
+  ['x-request-id', K_X_REQUEST_ID],
 ];
 /** Known names by length, for a case-insensitive match without building the name. */
 const KNOWN_BY_LENGTH: [string, number][][] = [];

@@ -22,6 +22,8 @@ export class Request {
   /** A byte of the response (head included) was written to the client. */
   started = false;
   status = 0;
+  /** Sent to the backend as X-Request-Id, and in the proxy's own answer to this request. */
+  id = '';
   /** A response head not yet written: it goes out with the first body bytes, in one write. */
   #pendingHead: string | null = null;
   #pendingRaw: Buffer | null = null;

@@ -16,6 +16,7 @@ import {
   RESPONSE_CLOSE,
   RESPONSE_KEEP,
   RESPONSE_KEEP_ALIVE_10,
+  requestIdFor,
 } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
 import { BODY_CHUNKED, BODY_LENGTH, Request } from './http1-request.js';
@@ -249,7 +250,8 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       this.#headerTimer = false;
       this.#socket.setTimeout(core.limits.idleTimeoutMs);
     }
-    const sentHead = buildRequestHead(head, this.#peer, core.settings, request.upgrade);
+    request.id = requestIdFor(head, core.settings);
+    const sentHead = buildRequestHead(head, this.#peer, core.settings, request.upgrade, request.id);
     const exchange = new BackendExchange(core, this, this.#reader, head.method === 'HEAD', http10);
     this.#exchange = exchange;
     const rest = this.#buf;
@@ -418,7 +420,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     }
     if (!request.done) this.#closeAfter = true;
     countResponse(this.#core.stats, status);
-    this.#writeClient(cannedResponse(status, this.#closeAfter, this.#core.settings.hsts));
+    this.#writeClient(cannedResponse(status, this.#closeAfter, this.#core.settings.hsts, request.id));
     this.#afterExchange();
   }
 

@@ -8,7 +8,7 @@ import { countResponse } from '../stats/index.js';
 import { parseTrailers } from './chunked.js';
 import { cannedBody, type ProxyCore, RETRY_AFTER_SECONDS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
-import { buildRequestHead, type Peer } from './forwarding.js';
+import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
 import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
@@ -48,6 +48,8 @@ export class H2Stream implements ExchangeClient {
   #finished = false;
   #wantTrailers = false;
   #requestTrailers: http2.IncomingHttpHeaders | null = null;
+  /** Sent to the backend as X-Request-Id, and in the proxy's own answer; '' until the request is taken. */
+  #requestId = '';
 
   constructor(
     core: ProxyCore,
@@ -98,7 +100,8 @@ export class H2Stream implements ExchangeClient {
     const exchange = new BackendExchange(core, this, reader, head.method === 'HEAD', true);
     this.#exchange = exchange;
     if (this.#requestDone) exchange.endRequest();
-    const sent = buildRequestHead(head, peer, core.settings, false);
+    this.#requestId = requestIdFor(head, core.settings);
+    const sent = buildRequestHead(head, peer, core.settings, false, this.#requestId);
     if (this.#held !== null) {
       // The framing header goes in once the body's size is known (#release).
       this.#heldHead = sent.slice(0, -2);
@@ -346,6 +349,7 @@ export class H2Stream implements ExchangeClient {
       'content-type': 'text/plain; charset=utf-8',
     };
     if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+    if (this.#requestId !== '') headers['x-request-id'] = this.#requestId;
     if (this.#core.settings.hsts !== undefined)
       headers['strict-transport-security'] = this.#core.settings.hsts;
     stream.respond(headers);

@@ -54,6 +54,8 @@ export interface HttpsProxyOptions {
   readonly trustProxy?: net.BlockList | undefined;
   /** The Strict-Transport-Security value added to answers that lack one (--hsts). */
   readonly hsts?: string | undefined;
+  /** Keep a client's well-formed X-Request-Id instead of making a new one (--trust-request-id). */
+  readonly trustRequestId?: boolean | undefined;
 }
 
 export type ProxyState = 'created' | 'starting' | 'listening' | 'draining' | 'stopped';
@@ -129,6 +131,7 @@ class HarborHttpsProxy implements HttpsProxy {
         port: String(this.#externalPort),
         defaultHost: `localhost:${this.#externalPort}`,
         hsts: options.hsts,
+        trustRequestId: options.trustRequestId,
       },
       stats: options.stats,
       logger: options.logger,

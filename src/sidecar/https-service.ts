@@ -24,6 +24,8 @@ export interface HttpsServiceOptions {
   readonly trustProxy?: readonly string[] | undefined;
   /** Strict-Transport-Security for answers that lack one (--hsts). */
   readonly hsts?: string | undefined;
+  /** Keep a client's well-formed X-Request-Id (--trust-request-id). */
+  readonly trustRequestId?: boolean | undefined;
   readonly logger: Logger;
   /** Starts watching the pair's files; returns a stop function. */
   readonly watch: (pair: ReloadablePair, logger: Logger) => () => Promise<void> | void;
@@ -117,6 +119,7 @@ export class HttpsService {
       drainTimeoutMs: o.drainTimeoutMs,
       trustProxy: o.trustProxy && o.trustProxy.length > 0 ? trustBlockList(o.trustProxy) : undefined,
       hsts: o.hsts,
+      trustRequestId: o.trustRequestId,
     });
     this.#proxy = proxy;
     await proxy.start();

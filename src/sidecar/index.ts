@@ -79,6 +79,7 @@ export class Sidecar {
             drainTimeoutMs: settings.drainTimeoutMs,
             trustProxy: settings.trustProxy,
             hsts: settings.hsts,
+            trustRequestId: settings.trustRequestId,
             logger: options.logger,
             watch: options.watch,
           }),
