@@ -17,6 +17,8 @@ export const SIDECAR_DEFAULTS = Object.freeze({
   format: 'shell' as 'shell' | 'dotenv' | 'json',
   warnDays: 30,
   logLevel: 'info',
+  accessLog: 'off' as 'off' | 'json' | 'combined',
+  accessLogQuery: 'drop' as 'keep' | 'drop',
 });
 
 /** A duration default as the docs write it: 60000 -> "60s". */

@@ -200,6 +200,30 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     commands: ['run'],
   },
   {
+    flag: 'access-log',
+    env: ['HARBOR_ACCESS_LOG'],
+    type: 'string',
+    description:
+      'One line per request and per upgrade: off, json, or combined (the Apache/nginx format, then service, request id and milliseconds); to stdout, or to --access-log-file.',
+    defaultText: SIDECAR_DEFAULTS.accessLog,
+    commands: ['run'],
+  },
+  {
+    flag: 'access-log-file',
+    env: ['HARBOR_ACCESS_LOG_FILE'],
+    type: 'string',
+    description: 'Where the access log goes instead of stdout; SIGUSR1 reopens it (logrotate).',
+    commands: ['run'],
+  },
+  {
+    flag: 'access-log-query',
+    env: ['HARBOR_ACCESS_LOG_QUERY'],
+    type: 'string',
+    description: 'keep or drop the query string of logged paths (it may carry tokens).',
+    defaultText: SIDECAR_DEFAULTS.accessLogQuery,
+    commands: ['run'],
+  },
+  {
     flag: 'hsts',
     env: ['HARBOR_HSTS'],
     type: 'string',
@@ -325,6 +349,10 @@ export interface SidecarSettings {
   readonly proxyProtocol: 'off' | 'v1' | 'v2';
   /** Keep a client's well-formed X-Request-Id (--trust-request-id). */
   readonly trustRequestId: boolean;
+  /** The access log: off, json or combined; to stdout or a file; query strings kept or dropped. */
+  readonly accessLog: 'off' | 'json' | 'combined';
+  readonly accessLogFile: string | undefined;
+  readonly accessLogQuery: 'keep' | 'drop';
   /** The Strict-Transport-Security value the HTTPS proxy adds (--hsts); undefined: none. */
   readonly hsts: string | undefined;
   /** Addresses or CIDRs whose PROXY headers the HTTPS proxy believes; empty: nobody's. */
@@ -446,6 +474,17 @@ export function resolveSidecarSettings(
     trustProxy: setting('trust-proxy', parseTrustList, [] as readonly string[]),
     hsts: setting('hsts', parseHsts, undefined),
     trustRequestId: setting('trust-request-id', parseBoolean, false),
+    accessLog: setting(
+      'access-log',
+      (t) => parseChoice(t, ['off', 'json', 'combined'] as const),
+      SIDECAR_DEFAULTS.accessLog,
+    ),
+    accessLogFile: text('access-log-file'),
+    accessLogQuery: setting(
+      'access-log-query',
+      (t) => parseChoice(t, ['keep', 'drop'] as const),
+      SIDECAR_DEFAULTS.accessLogQuery,
+    ),
     proxyProtocol: setting(
       'proxy-protocol',
       (t) => parseChoice(t, ['off', 'v1', 'v2'] as const),

@@ -4,6 +4,7 @@
 import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
 import type { ServiceStats } from '../stats/index.js';
+import type { AccessLog } from './access-log.js';
 import type { ForwardSettings } from './forwarding.js';
 import type { BackendPool } from './pool.js';
 
@@ -45,6 +46,8 @@ export interface ProxyCore {
   readonly limits: Limits;
   readonly connections: Set<ClientConnection>;
   draining: boolean;
+  /** One line per request when on (--access-log). */
+  readonly accessLog?: AccessLog | undefined;
 }
 
 const REASONS: Record<number, string> = {
@@ -69,6 +72,17 @@ const BODIES: Record<number, string> = {
   503: 'Service unavailable: the application is not listening yet.\n',
   504: 'Gateway timeout: the application did not answer in time.\n',
   505: 'HTTP version not supported.\n',
+};
+
+/** Why the proxy answered a request itself, in a word or three (the access log's `reason`). */
+export const REFUSAL_REASONS: Readonly<Record<number, string>> = {
+  400: 'bad request',
+  405: 'method not allowed',
+  408: 'request head timed out',
+  431: 'request head too large',
+  502: 'backend failed',
+  503: 'backend not listening',
+  504: 'backend timed out',
 };
 
 /** Seconds a 503 asks the client to wait: frameworks usually start within a few seconds. */

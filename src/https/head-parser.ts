@@ -187,6 +187,12 @@ export class Head {
     return this.text.slice(this.lineStart[i], this.colon[i]);
   }
 
+  /** The value of the first header named `lower` (lower-case), for logs; not for the hot path. */
+  header(lower: string): string | undefined {
+    for (let i = 0; i < this.count; i++) if (this.name(i).toLowerCase() === lower) return this.value(i);
+    return undefined;
+  }
+
   /** The trimmed value of header `i`. */
   value(i: number): string {
     return this.text.slice(this.valueStart[i], this.valueEnd[i]);

@@ -24,6 +24,11 @@ export class Request {
   status = 0;
   /** Sent to the backend as X-Request-Id, and in the proxy's own answer to this request. */
   id = '';
+  /** For the access log (set only when it is on): when the head was taken, when the backend first answered, byte marks. */
+  startedAt = 0;
+  backendAt = 0;
+  inAt = 0;
+  outAt = 0;
   /** A response head not yet written: it goes out with the first body bytes, in one write. */
   #pendingHead: string | null = null;
   #pendingRaw: Buffer | null = null;

@@ -7,7 +7,13 @@
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
 import { ChunkedParser } from './chunked.js';
-import { type ClientConnection, cannedResponse, type ProxyCore, reportSocketError } from './core.js';
+import {
+  type ClientConnection,
+  cannedResponse,
+  type ProxyCore,
+  REFUSAL_REASONS,
+  reportSocketError,
+} from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import {
   buildRequestHead,
@@ -56,6 +62,10 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   #clientPaused = false;
   #headerTimer = false;
   #continueTimer: NodeJS.Timeout | null = null;
+  /** Bytes read from and written to the client on this connection, and where the current request's reading began. */
+  #in = 0;
+  #out = 0;
+  #inMark = 0;
 
   constructor(core: ProxyCore, socket: tls.TLSSocket, peer: Peer) {
     this.#core = core;
@@ -92,6 +102,8 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
 
   #onData = (chunk: Buffer): void => {
     this.#core.stats.bytesIn += chunk.length;
+    if (this.#state === C_IDLE && this.#buf === null) this.#inMark = this.#in;
+    this.#in += chunk.length;
     switch (this.#state) {
       case C_IDLE:
       case C_HEAD:
@@ -206,7 +218,8 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       this.#core.logger.debug({ service: this.#core.service, status, reason }, 'request refused');
     }
     countResponse(this.#core.stats, status);
-    this.#writeClient(cannedResponse(status, true, this.#core.settings.hsts));
+    this.#writeClient(cannedResponse(status, true, this.#core.settings.hsts, this.#request?.id));
+    this.#logAccess(status, reason ?? REFUSAL_REASONS[status] ?? 'refused');
     this.#close();
   }
 
@@ -220,8 +233,40 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   }
 
   #writeClient(text: string): boolean {
-    this.#core.stats.bytesOut += text.length;
+    this.#countOut(text.length);
     return this.#socket.write(text, 'latin1');
+  }
+
+  #countOut(bytes: number): void {
+    this.#core.stats.bytesOut += bytes;
+    this.#out += bytes;
+  }
+
+  /** One access-log line for the request (or for a head refused before it became one). */
+  #logAccess(status: number, reason: string | undefined): void {
+    const log = this.#core.accessLog;
+    if (log === undefined) return;
+    const request = this.#request;
+    const head = this.#head;
+    const now = performance.now();
+    log.write({
+      service: this.#core.service,
+      client: this.#peer.forwardedFor,
+      method: request === null ? '-' : head.method,
+      path: request === null ? '-' : log.path(head.target),
+      protocol: request === null ? 'HTTP/1.1' : request.http10 ? 'HTTP/1.0' : 'HTTP/1.1',
+      status,
+      bytesIn: this.#in - (request?.inAt ?? this.#inMark),
+      bytesOut: this.#out - (request?.outAt ?? this.#out),
+      durationMs: request === null ? 0 : now - request.startedAt,
+      backendMs:
+        request === null || request.backendAt === 0 ? undefined : request.backendAt - request.startedAt,
+      tls: this.#socket.getProtocol() ?? '',
+      requestId: request?.id ?? '',
+      reason,
+      referer: request === null ? undefined : head.header('referer'),
+      userAgent: request === null ? undefined : head.header('user-agent'),
+    });
   }
 
   #startRequest(): void {
@@ -251,6 +296,11 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       this.#socket.setTimeout(core.limits.idleTimeoutMs);
     }
     request.id = requestIdFor(head, core.settings);
+    if (core.accessLog !== undefined) {
+      request.startedAt = performance.now();
+      request.inAt = this.#inMark;
+      request.outAt = this.#out;
+    }
     const sentHead = buildRequestHead(head, this.#peer, core.settings, request.upgrade, request.id);
     const exchange = new BackendExchange(core, this, this.#reader, head.method === 'HEAD', http10);
     this.#exchange = exchange;
@@ -353,11 +403,12 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       // The proxy already said it; once is enough.
       if (request.ownContinue) return;
     }
-    this.#core.stats.bytesOut += end - start;
+    this.#countOut(end - start);
     this.#socket.write(raw.subarray(start, end));
   }
 
   onResponseHead(head: Head, raw: Buffer, start: number, end: number): void {
+    if (this.#core.accessLog !== undefined) this.#request!.backendAt = performance.now();
     if (this.#continueTimer !== null) this.#stopContinueTimer();
     const request = this.#request!;
     const reader = this.#reader;
@@ -382,7 +433,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   #flushHead(): void {
     const out = this.#request?.takeHead();
     if (out === undefined) return;
-    this.#core.stats.bytesOut += out.length;
+    this.#countOut(out.length);
     if (typeof out === 'string') this.#socket.write(out, 'latin1');
     else this.#socket.write(out);
   }
@@ -394,7 +445,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       this.#flushHead();
       out = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
     }
-    this.#core.stats.bytesOut += out.length;
+    this.#countOut(out.length);
     // A socket's write buffer is "full" at 16 KiB, less than one backend read: pausing there would
     // stop and restart the backend on every read. Pause once a few reads are queued instead ('drain'
     // still comes, when the queue is empty).
@@ -404,6 +455,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   onExchangeEnd(): void {
     this.#flushHead();
     this.#exchange = null;
+    this.#logAccess(this.#request!.status, undefined);
     if (!this.#request!.done) this.#closeAfter = true;
     this.#afterExchange();
   }
@@ -421,6 +473,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     if (!request.done) this.#closeAfter = true;
     countResponse(this.#core.stats, status);
     this.#writeClient(cannedResponse(status, this.#closeAfter, this.#core.settings.hsts, request.id));
+    this.#logAccess(status, REFUSAL_REASONS[status]);
     this.#afterExchange();
   }
 
@@ -443,11 +496,12 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     }
     const text = buildResponseHead(head, RESPONSE_KEEP, false);
     if (text === null) {
-      this.#core.stats.bytesOut += end - start;
+      this.#countOut(end - start);
       this.#socket.write(raw.subarray(start, end));
     } else this.#writeClient(text);
     this.#state = C_TUNNEL;
     this.#request!.started = true;
+    this.#logAccess(101, undefined);
     const tunnel = new Tunnel(this.#core, this.#socket, conn, () => this.#resumeClient());
     this.#tunnel = tunnel;
     if (rest.length > 0) tunnel.fromBackend(rest);
@@ -465,6 +519,8 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       return;
     }
     this.#state = C_IDLE;
+    // Bytes of the next request already read (pipelined) count from here.
+    this.#inMark = this.#in - (this.#buf?.length ?? 0);
     if (this.#buf !== null) this.#readHead();
     if (this.#state === C_IDLE || this.#state === C_HEAD) this.#resumeClient();
   }

@@ -6,7 +6,7 @@
 import type * as http2 from 'node:http2';
 import { countResponse } from '../stats/index.js';
 import { parseTrailers } from './chunked.js';
-import { cannedBody, type ProxyCore, RETRY_AFTER_SECONDS } from './core.js';
+import { cannedBody, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
@@ -50,6 +50,15 @@ export class H2Stream implements ExchangeClient {
   #requestTrailers: http2.IncomingHttpHeaders | null = null;
   /** Sent to the backend as X-Request-Id, and in the proxy's own answer; '' until the request is taken. */
   #requestId = '';
+  readonly #peer: Peer;
+  /** The request head as parsed (for the access log). */
+  #head: Head | undefined;
+  #status = 0;
+  /** Bytes of this stream from and to the client, and (access log on) when it began and the backend first answered. */
+  #in = 0;
+  #out = 0;
+  #startedAt = 0;
+  #backendAt = 0;
 
   constructor(
     core: ProxyCore,
@@ -59,10 +68,14 @@ export class H2Stream implements ExchangeClient {
   ) {
     this.#core = core;
     this.#stream = stream;
+    this.#peer = peer;
     const text = this.#http1Head(stream, headers);
     // Counted as HTTP/1 counts a request: its head (here in its HTTP/1.1 form) and its body.
     core.stats.bytesIn += text.length;
+    this.#in = text.length;
+    if (core.accessLog !== undefined) this.#startedAt = performance.now();
     const head = new Head();
+    this.#head = head;
     const buf = Buffer.from(text, 'latin1');
     const end = findHeadEnd(buf, 0, buf.length);
     const error =
@@ -167,6 +180,7 @@ export class H2Stream implements ExchangeClient {
     const exchange = this.#exchange;
     if (exchange === null) return;
     this.#core.stats.bytesIn += chunk.length;
+    this.#in += chunk.length;
     const held = this.#held;
     if (held !== null) {
       held.push(chunk);
@@ -242,6 +256,9 @@ export class H2Stream implements ExchangeClient {
   onResponseHead(head: Head, _raw: Buffer, start: number, end: number): void {
     const stream = this.#stream;
     this.#core.stats.bytesOut += end - start;
+    this.#out += end - start;
+    this.#status = head.status;
+    if (this.#core.accessLog !== undefined) this.#backendAt = performance.now();
     const headers: http2.OutgoingHttpHeaders = { ':status': head.status };
     for (let i = 0; i < head.count; i++) {
       const name = head.name(i).toLowerCase();
@@ -296,6 +313,7 @@ export class H2Stream implements ExchangeClient {
     const stream = this.#stream;
     if (stream.destroyed) return true;
     this.#core.stats.bytesOut += end - start;
+    this.#out += end - start;
     const ok = stream.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
     return ok || stream.writableLength <= RELAY_QUEUE_BYTES;
   }
@@ -308,6 +326,36 @@ export class H2Stream implements ExchangeClient {
     this.#trailerText = reader.trailers;
     const stream = this.#stream;
     if (!stream.destroyed && !stream.writableEnded && reader.gotHead) stream.end();
+    this.#logAccess(this.#status, undefined);
+  }
+
+  /** One access-log line for this stream. */
+  #logAccess(status: number, reason: string | undefined): void {
+    const log = this.#core.accessLog;
+    if (log === undefined) return;
+    const head = this.#head;
+    const parsed = head !== undefined && head.method !== '';
+    const now = performance.now();
+    log.write({
+      service: this.#core.service,
+      client: this.#peer.forwardedFor,
+      method: parsed ? head.method : '-',
+      path: parsed ? log.path(head.target) : '-',
+      protocol: 'h2',
+      status,
+      bytesIn: this.#in,
+      bytesOut: this.#out,
+      durationMs: now - this.#startedAt,
+      backendMs: this.#backendAt === 0 ? undefined : this.#backendAt - this.#startedAt,
+      tls:
+        (
+          this.#stream.session?.socket as { getProtocol?: () => string | null } | undefined
+        )?.getProtocol?.() ?? '',
+      requestId: this.#requestId,
+      reason,
+      referer: parsed ? head.header('referer') : undefined,
+      userAgent: parsed ? head.header('user-agent') : undefined,
+    });
   }
 
   onSwitchingProtocols(
@@ -335,6 +383,7 @@ export class H2Stream implements ExchangeClient {
       // side first, which sends END_STREAM, and the client would take half a body as whole
       // (issue 9, item 17); destroy() resets the stream without ending it.
       if (!this.#stream.destroyed) this.#stream.destroy(new Error('the backend failed mid-response'));
+      this.#logAccess(this.#status, 'backend failed mid-response');
       return;
     }
     this.#respondCanned(status);
@@ -354,6 +403,7 @@ export class H2Stream implements ExchangeClient {
       headers['strict-transport-security'] = this.#core.settings.hsts;
     stream.respond(headers);
     stream.end(cannedBody(status));
+    this.#logAccess(status, REFUSAL_REASONS[status] ?? 'refused');
   }
 }
 

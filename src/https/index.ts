@@ -13,6 +13,7 @@ import { HarborError } from '../errors/index.js';
 import { parseProxyHeader, startsLikeProxyHeader } from '../forward/proxy-protocol.js';
 import type { Logger } from '../log/index.js';
 import { countHandshakeError, type ServiceStats } from '../stats/index.js';
+import type { AccessLog } from './access-log.js';
 import {
   type ClientConnection,
   DEFAULT_LIMITS,
@@ -56,6 +57,8 @@ export interface HttpsProxyOptions {
   readonly hsts?: string | undefined;
   /** Keep a client's well-formed X-Request-Id instead of making a new one (--trust-request-id). */
   readonly trustRequestId?: boolean | undefined;
+  /** One line per request when given (--access-log). */
+  readonly accessLog?: AccessLog | undefined;
 }
 
 export type ProxyState = 'created' | 'starting' | 'listening' | 'draining' | 'stopped';
@@ -138,6 +141,7 @@ class HarborHttpsProxy implements HttpsProxy {
       limits,
       connections: new Set<ClientConnection>(),
       draining: false,
+      accessLog: options.accessLog,
     };
     this.#tls = tls.createServer({
       ...options.tls,

@@ -5,6 +5,7 @@
 import { ReloadablePair } from '../certs/reloadable.js';
 import { type Address, formatAddress, type HarborService } from '../config/types.js';
 import { trustBlockList } from '../config/values.js';
+import type { AccessLog } from '../https/access-log.js';
 import { createHttpsProxy, type HttpsProxy, type Limits, SECURE_CONTEXT_OPTIONS } from '../https/index.js';
 import type { Logger } from '../log/index.js';
 import { createServiceStats, type ServiceStats } from '../stats/index.js';
@@ -26,6 +27,8 @@ export interface HttpsServiceOptions {
   readonly hsts?: string | undefined;
   /** Keep a client's well-formed X-Request-Id (--trust-request-id). */
   readonly trustRequestId?: boolean | undefined;
+  /** One line per request (--access-log). */
+  readonly accessLog?: AccessLog | undefined;
   readonly logger: Logger;
   /** Starts watching the pair's files; returns a stop function. */
   readonly watch: (pair: ReloadablePair, logger: Logger) => () => Promise<void> | void;
@@ -120,6 +123,7 @@ export class HttpsService {
       trustProxy: o.trustProxy && o.trustProxy.length > 0 ? trustBlockList(o.trustProxy) : undefined,
       hsts: o.hsts,
       trustRequestId: o.trustRequestId,
+      accessLog: o.accessLog,
     });
     this.#proxy = proxy;
     await proxy.start();

@@ -10,6 +10,7 @@ import type { ReloadablePair } from '../certs/reloadable.js';
 import { formatAddress, protocolLabel, type SidecarSettings } from '../config/index.js';
 import { HarborError } from '../errors/index.js';
 import { ForwarderGroup, fixedPicker } from '../forward/index.js';
+import { AccessLog } from '../https/access-log.js';
 import type { Logger } from '../log/index.js';
 import { createServiceStats, type ServiceStats } from '../stats/index.js';
 import { HttpsService } from './https-service.js';
@@ -45,6 +46,8 @@ export class Sidecar {
   readonly #startedAt = new Date();
   #admin: AdminServer | undefined;
   #state: SidecarState = 'created';
+  /** One access log for every HTTPS service, when on. */
+  readonly #accessLog: AccessLog | undefined;
 
   constructor(options: SidecarOptions) {
     this.#options = options;
@@ -57,6 +60,14 @@ export class Sidecar {
       maxConnections: settings.maxConnections,
       backendTimeoutMs: settings.backendTimeoutMs,
     };
+    this.#accessLog =
+      settings.accessLog === 'off'
+        ? undefined
+        : new AccessLog({
+            format: settings.accessLog,
+            file: settings.accessLogFile,
+            keepQuery: settings.accessLogQuery === 'keep',
+          });
     for (const service of settings.services) {
       const forward = settings.forwards.find((f) => f.service === service.name);
       if (service.https) {
@@ -80,6 +91,7 @@ export class Sidecar {
             trustProxy: settings.trustProxy,
             hsts: settings.hsts,
             trustRequestId: settings.trustRequestId,
+            accessLog: this.#accessLog,
             logger: options.logger,
             watch: options.watch,
           }),
@@ -171,7 +183,13 @@ export class Sidecar {
     await this.#options.registration?.stop().catch(() => undefined);
     await this.#stopAll(this.#options.settings.drainTimeoutMs);
     await this.#admin?.close();
+    await this.#accessLog?.close();
     this.#state = 'stopped';
+  }
+
+  /** Opens the access log file again (SIGUSR1: logrotate moved it away). */
+  reopenLogs(): void {
+    this.#accessLog?.reopen();
   }
 
   async #stopAll(deadlineMs: number): Promise<void> {

@@ -105,12 +105,16 @@ async function serve(sidecar: Sidecar, logger: Logger): Promise<number> {
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
   process.on('SIGHUP', onHup);
+  // logrotate moved the access log file away: write to a new one.
+  const onUsr1 = () => sidecar.reopenLogs();
+  process.on('SIGUSR1', onUsr1);
   try {
     await sidecar.start();
   } catch (error) {
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
     process.off('SIGHUP', onHup);
+    process.off('SIGUSR1', onUsr1);
     throw error;
   }
   const waiting = sidecar.waitingForPairs();

@@ -1,0 +1,128 @@
+// The access log: one line per request (and per WebSocket or other upgrade),
+// as JSON or in the Apache/nginx "combined" format that log tools parse, to
+// stdout beside the other logs or to a file that SIGUSR1 reopens (logrotate).
+// Never a header that can carry a secret: no Authorization, no Cookie.
+import { createWriteStream, type WriteStream } from 'node:fs';
+
+export type AccessLogFormat = 'json' | 'combined';
+
+export interface AccessEntry {
+  readonly service: string;
+  /** The client's address (the one a trusted PROXY header named, when there was one). */
+  readonly client: string;
+  readonly method: string;
+  /** The request target, its query string dropped unless kept by the settings. */
+  readonly path: string;
+  /** HTTP/1.1, HTTP/1.0 or h2. */
+  readonly protocol: string;
+  readonly status: number;
+  /** Bytes from the client for this request (head and body) and to it (head and body). */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** From the request head to the end of the response. */
+  readonly durationMs: number;
+  /** From the request head to the backend's first byte; undefined when the backend never answered. */
+  readonly backendMs: number | undefined;
+  readonly tls: string;
+  readonly requestId: string;
+  /** When the proxy answered itself: why (no backend, backend timeout, bad response, 408, 431...). */
+  readonly reason: string | undefined;
+  readonly referer: string | undefined;
+  readonly userAgent: string | undefined;
+}
+
+export interface AccessLogOptions {
+  readonly format: AccessLogFormat;
+  /** A file path; undefined: stdout. */
+  readonly file: string | undefined;
+  /** Keep the query string in `path` (it may carry tokens: dropped by default). */
+  readonly keepQuery: boolean;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+export class AccessLog {
+  readonly #options: AccessLogOptions;
+  #file: WriteStream | undefined;
+
+  constructor(options: AccessLogOptions) {
+    this.#options = options;
+    if (options.file !== undefined) this.#file = this.#open(options.file);
+  }
+
+  /** The target as logged: without its query string unless the settings keep it. */
+  path(target: string): string {
+    if (this.#options.keepQuery) return target;
+    const q = target.indexOf('?');
+    return q === -1 ? target : target.slice(0, q);
+  }
+
+  write(entry: AccessEntry): void {
+    const line = this.#options.format === 'json' ? jsonLine(entry) : combinedLine(entry);
+    if (this.#file !== undefined) this.#file.write(line);
+    else process.stdout.write(line);
+  }
+
+  /** Opens the file again (logrotate moved it away: SIGUSR1). */
+  reopen(): void {
+    const path = this.#options.file;
+    if (path === undefined) return;
+    const old = this.#file;
+    this.#file = this.#open(path);
+    old?.end();
+  }
+
+  close(): Promise<void> {
+    const file = this.#file;
+    this.#file = undefined;
+    if (file === undefined) return Promise.resolve();
+    return new Promise((resolve) => file.end(() => resolve()));
+  }
+
+  #open(path: string): WriteStream {
+    const stream = createWriteStream(path, { flags: 'a', mode: 0o640 });
+    // A full disk or a removed folder must not take the proxy down: lines are lost, serving goes on.
+    stream.on('error', () => {});
+    return stream;
+  }
+}
+
+function jsonLine(e: AccessEntry): string {
+  return `${JSON.stringify({
+    time: new Date().toISOString(),
+    type: 'access',
+    service: e.service,
+    client: e.client,
+    method: e.method,
+    path: e.path,
+    protocol: e.protocol,
+    status: e.status,
+    bytes_in: e.bytesIn,
+    bytes_out: e.bytesOut,
+    duration_ms: round(e.durationMs),
+    backend_ms: e.backendMs === undefined ? null : round(e.backendMs),
+    tls: e.tls,
+    request_id: e.requestId,
+    ...(e.reason !== undefined && { reason: e.reason }),
+  })}\n`;
+}
+
+/** `client - - [time] "METHOD path PROTOCOL" status bytes "referer" "agent"`, then service, id and time. */
+function combinedLine(e: AccessEntry): string {
+  const d = new Date();
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const time = `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+  const protocol = e.protocol === 'h2' ? 'HTTP/2.0' : e.protocol;
+  return `${e.client} - - [${time}] "${quoted(`${e.method} ${e.path} ${protocol}`)}" ${e.status} ${e.bytesOut} "${quoted(e.referer ?? '-')}" "${quoted(e.userAgent ?? '-')}" ${e.service} ${e.requestId} ${round(e.durationMs)}${e.reason === undefined ? '' : ` ${e.reason}`}\n`;
+}
+
+/** Inside a quoted field: quotes and backslashes escaped, control bytes as \xHH. */
+function quoted(text: string): string {
+  return text.replace(/["\\\x00-\x1f\x7f]/g, (c) =>
+    c === '"' || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

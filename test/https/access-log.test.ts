@@ -1,0 +1,127 @@
+// The access log: one line per request, HTTP/1 and HTTP/2, JSON and combined,
+// with the proxy's own answers and their reason; no secret header, the query
+// string dropped unless kept; a file reopened for logrotate.
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { AccessLog } from '../../src/https/access-log.js';
+import { waitFor } from '../helpers/wait.js';
+import {
+  httpsRequest,
+  makePair,
+  rawExchange,
+  removeDir,
+  startEchoBackend,
+  startProxy,
+} from './fixtures/helpers.js';
+
+const pair = makePair();
+t.teardown(() => removeDir(pair.dir));
+const dir = mkdtempSync(join(tmpdir(), 'harbor-access-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+const lines = (file: string): Record<string, unknown>[] =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+    : [];
+
+function h2Get(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
+    session.on('error', reject);
+    const stream = session.request({ ':path': path, 'user-agent': 'h2-test' });
+    stream.on('response', (headers) => {
+      stream.resume();
+      stream.on('end', () => {
+        session.close();
+        resolve(Number(headers[':status']));
+      });
+    });
+    stream.on('error', reject);
+  });
+}
+
+t.test('JSON: a line per request, HTTP/1 and HTTP/2, the proxy own answers with their reason', async (t) => {
+  const file = join(dir, 'json.log');
+  const log = new AccessLog({ format: 'json', file, keepQuery: false });
+  t.teardown(() => log.close());
+  const backend = await startEchoBackend();
+  t.teardown(() => backend.close());
+  const fx = await startProxy(backend.address, { pair, accessLog: log });
+  t.teardown(() => fx.proxy.close());
+
+  await httpsRequest(fx.port, pair, {
+    path: '/shop?token=s3cret',
+    headers: { authorization: 'Bearer s3cret', cookie: 'session=s3cret', 'user-agent': 'h1-test' },
+  });
+  t.equal(await h2Get(fx.port, '/h2?x=1'), 200);
+  await rawExchange(fx.port, pair, `GET / HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, {
+    untilIncludes: '\r\n\r\n',
+  });
+  await waitFor(async () => lines(file).length >= 3, 'three lines');
+  const [h1, h2, big] = lines(file);
+  t.match(h1, {
+    type: 'access',
+    service: 'web-https',
+    client: '127.0.0.1',
+    method: 'GET',
+    path: '/shop',
+    protocol: 'HTTP/1.1',
+    status: 200,
+    tls: /^TLSv1\.[23]$/,
+    request_id: /^[0-9a-f-]{36}$/,
+  });
+  t.ok((h1!.bytes_in as number) > 100 && (h1!.bytes_out as number) > 100, 'bytes both ways');
+  t.ok((h1!.duration_ms as number) >= (h1!.backend_ms as number), 'backend time within the total');
+  t.match(h2, { protocol: 'h2', path: '/h2', status: 200, method: 'GET' });
+  t.match(big, { status: 431, reason: /head too large|too-many|431/, method: '-' });
+  t.notMatch(readFileSync(file, 'utf8'), /s3cret/, 'no token, cookie or authorization value');
+
+  // No backend: the proxy's 503, with why.
+  const dead = net.createServer();
+  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+  const deadPort = (dead.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => dead.close(() => resolve()));
+  const down = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: deadPort }, { pair, accessLog: log });
+  t.teardown(() => down.proxy.close());
+  const refused = await httpsRequest(down.port, pair, { path: '/' });
+  await waitFor(async () => lines(file).length >= 4, 'the 503 line');
+  t.match(lines(file)[3], {
+    status: 503,
+    reason: 'backend not listening',
+    request_id: refused.headers['x-request-id'],
+  });
+});
+
+t.test('combined, the query kept when asked, and a file reopened after logrotate moved it', async (t) => {
+  const file = join(dir, 'combined.log');
+  const log = new AccessLog({ format: 'combined', file, keepQuery: true });
+  t.teardown(() => log.close());
+  const backend = await startEchoBackend();
+  t.teardown(() => backend.close());
+  const fx = await startProxy(backend.address, { pair, accessLog: log });
+  t.teardown(() => fx.proxy.close());
+  await httpsRequest(fx.port, pair, {
+    path: '/a?b=c',
+    headers: { referer: 'https://x/', 'user-agent': 'agent "q"' },
+  });
+  await waitFor(async () => existsSync(file) && readFileSync(file, 'utf8').includes('\n'), 'a line');
+  t.match(
+    readFileSync(file, 'utf8'),
+    /^127\.0\.0\.1 - - \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/a\?b=c HTTP\/1\.1" 200 \d+ "https:\/\/x\/" "agent \\"q\\"" web-https [0-9a-f-]{36} [\d.]+\n$/,
+  );
+  renameSync(file, `${file}.1`);
+  log.reopen();
+  await httpsRequest(fx.port, pair, { path: '/after' });
+  await waitFor(
+    async () => existsSync(file) && readFileSync(file, 'utf8').includes('/after'),
+    'the new file',
+  );
+  t.notMatch(readFileSync(`${file}.1`, 'utf8'), /\/after/, 'the rotated file is left alone');
+});
