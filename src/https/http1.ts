@@ -66,6 +66,8 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   #in = 0;
   #out = 0;
   #inMark = 0;
+  /** The negotiated TLS version, read once (access log). */
+  #tlsVersion: string | undefined;
 
   constructor(core: ProxyCore, socket: tls.TLSSocket, peer: Peer) {
     this.#core = core;
@@ -237,6 +239,12 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     return this.#socket.write(text, 'latin1');
   }
 
+  /** The negotiated TLS version, read once (access log). */
+  #tls(): string {
+    if (this.#tlsVersion === undefined) this.#tlsVersion = this.#socket.getProtocol() ?? '';
+    return this.#tlsVersion;
+  }
+
   #countOut(bytes: number): void {
     this.#core.stats.bytesOut += bytes;
     this.#out += bytes;
@@ -261,11 +269,11 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       durationMs: request === null ? 0 : now - request.startedAt,
       backendMs:
         request === null || request.backendAt === 0 ? undefined : request.backendAt - request.startedAt,
-      tls: this.#socket.getProtocol() ?? '',
+      tls: this.#tls(),
       requestId: request?.id ?? '',
       reason,
-      referer: request === null ? undefined : head.header('referer'),
-      userAgent: request === null ? undefined : head.header('user-agent'),
+      referer: request === null || !log.wantsAgent ? undefined : head.header('referer'),
+      userAgent: request === null || !log.wantsAgent ? undefined : head.header('user-agent'),
     });
   }
 

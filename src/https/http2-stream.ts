@@ -353,8 +353,8 @@ export class H2Stream implements ExchangeClient {
         )?.getProtocol?.() ?? '',
       requestId: this.#requestId,
       reason,
-      referer: parsed ? head.header('referer') : undefined,
-      userAgent: parsed ? head.header('user-agent') : undefined,
+      referer: parsed && log.wantsAgent ? head.header('referer') : undefined,
+      userAgent: parsed && log.wantsAgent ? head.header('user-agent') : undefined,
     });
   }
 
