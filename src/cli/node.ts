@@ -90,6 +90,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     nodeId: settings.nodeId,
     member: settings.member,
     proxyProtocol: settings.proxyProtocol,
+    udpSessionsPerSource: settings.udpSessionsPerSource,
     hostname: settings.hostname,
     host: settings.host,
     extHostname: settings.extHostname,
@@ -100,7 +101,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     logger,
   });
   const admin = createNodeAdmin({ node, logger, version: readVersion(), startedAt: new Date() });
-  const api = new NodeApi({ node, token: settings.token, logger, admin });
+  const api = new NodeApi({
+    node,
+    token: settings.token,
+    logger,
+    admin,
+    maxConnections: settings.apiConnections,
+  });
   let apiPort: number;
   try {
     await node.start();

@@ -31,6 +31,8 @@ export interface NodeApiOptions {
    * an orchestrator can use them; /metrics and /status need it like the API.
    */
   readonly admin?: AdminRequestHandler | undefined;
+  /** Connections the API keeps open at once (--api-connections); idle ones make room for new. */
+  readonly maxConnections?: number | undefined;
 }
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
@@ -154,7 +156,10 @@ export class NodeApi {
       (req, res) => void this.#handle(req, res),
     );
     // Idle or half-open clients neither lock the API out nor stall a shutdown (issue 9, item 2).
-    this.#guard = guardConnections(this.#server, ADMIN_CONNECTIONS);
+    this.#guard = guardConnections(this.#server, {
+      ...ADMIN_CONNECTIONS,
+      maxConnections: options.maxConnections ?? ADMIN_CONNECTIONS.maxConnections,
+    });
   }
 
   listen(host: string, port: number): Promise<number> {

@@ -61,6 +61,8 @@ export interface HarborNodeOptions {
   readonly member?: string | undefined;
   /** A PROXY protocol header (v1 or v2) first on every TCP connection to an instance: the client's address. */
   readonly proxyProtocol?: ProxyProtocolVersion | undefined;
+  /** UDP sessions one client address may hold per service (--udp-sessions-per-source). */
+  readonly udpSessionsPerSource?: number | undefined;
 }
 
 /** The credentials in the seed's shape and key order. */
@@ -709,6 +711,7 @@ export class HarborNode {
       udpIdleTimeoutMs: this.#options.udpIdleTimeoutMs,
       tcpIdleTimeoutMs: this.#options.tcpIdleTimeoutMs,
       proxyProtocol: this.#options.proxyProtocol,
+      udpSessionsPerSource: this.#options.udpSessionsPerSource,
       downMs: this.#options.downMs ?? DEFAULT_DOWN_MS,
       onTtl: (service, instance) => this.#onTtl(service, instance),
     });

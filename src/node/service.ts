@@ -40,6 +40,8 @@ export interface NodeServiceOptions {
   readonly tcpIdleTimeoutMs?: number | undefined;
   /** PROXY protocol toward instances on TCP (the client's address); undefined: none. */
   readonly proxyProtocol?: ProxyProtocolVersion | undefined;
+  /** UDP sessions one client address may hold (the forwarder's default when undefined). */
+  readonly udpSessionsPerSource?: number | undefined;
   readonly downMs: number;
   /** Called when an instance's TTL timer fires: the node asks its store whether it expired (a refresh through another node may have moved it). */
   readonly onTtl: (service: NodeService, instance: Instance) => void;
@@ -109,6 +111,7 @@ export class NodeService {
         udpIdleTimeoutMs: options.udpIdleTimeoutMs,
         tcpIdleTimeoutMs: options.tcpIdleTimeoutMs,
         ...(kind === 'tcp' && { proxyProtocol: options.proxyProtocol }),
+        ...(kind === 'udp' && { udpMaxSessionsPerSource: options.udpSessionsPerSource }),
         serviceStats: this.stats,
       });
       return { kind, forwarder, listening: false };

@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import type { LevelWithSilent } from 'pino';
 import { rawSetting } from '../config/settings.js';
-import { parseAddress, parseChoice, parseDuration } from '../config/values.js';
+import { parseAddress, parseChoice, parseDuration, parsePositiveInteger } from '../config/values.js';
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 import { type PortRange, parsePortRange } from './ports.js';
@@ -31,6 +31,8 @@ export interface NodeSettings {
   readonly drainTimeoutMs: number;
   /** PROXY protocol toward instances; undefined: off. */
   readonly proxyProtocol: 1 | 2 | undefined;
+  readonly apiConnections: number;
+  readonly udpSessionsPerSource: number;
   readonly token: string | undefined;
   readonly logLevel: LevelWithSilent;
   readonly pretty: boolean;
@@ -114,6 +116,18 @@ export const NODE_SETTINGS = {
     default: '10s',
     help: 'drain deadline on SIGTERM',
   },
+  apiConnections: {
+    flag: 'api-connections',
+    env: ['HARBOR_NODE_API_CONNECTIONS'],
+    default: '64',
+    help: 'connections the API keeps open at once; idle ones are closed to make room (a busy client may want more)',
+  },
+  udpSessionsPerSource: {
+    flag: 'udp-sessions-per-source',
+    env: ['HARBOR_NODE_UDP_SESSIONS_PER_SOURCE'],
+    default: '256',
+    help: "UDP sessions one client address may hold per service; past it, its least recent one makes room (others' are never evicted for it)",
+  },
   proxyProtocol: {
     flag: 'proxy-protocol',
     env: ['HARBOR_NODE_PROXY_PROTOCOL'],
@@ -193,6 +207,15 @@ export function resolveNodeSettings(
   const tcpIdleTimeoutMs = tcpIdle.ok ? tcpIdle.value : 0;
   const drainTimeoutMs = duration('drainTimeout');
 
+  const count = (key: Key): number => {
+    const r = raw(key);
+    const parsed = parsePositiveInteger(r.text);
+    if (!parsed.ok) problem(r.source, r.text, parsed.reason);
+    return parsed.ok ? parsed.value : 0;
+  };
+  const apiConnections = count('apiConnections');
+  const udpSessionsPerSource = count('udpSessionsPerSource');
+
   const proxyRaw = raw('proxyProtocol');
   const proxy = parseChoice(proxyRaw.text, ['off', 'v1', 'v2'] as const);
   if (!proxy.ok) problem(proxyRaw.source, proxyRaw.text, proxy.reason);
@@ -264,6 +287,8 @@ export function resolveNodeSettings(
       tcpIdleTimeoutMs,
       drainTimeoutMs,
       proxyProtocol: proxy.ok && proxy.value !== 'off' ? (proxy.value === 'v1' ? 1 : 2) : undefined,
+      apiConnections,
+      udpSessionsPerSource,
       token,
       logLevel: level.value,
       pretty,

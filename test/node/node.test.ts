@@ -404,3 +404,15 @@ t.test('opt-in UDP check: a silent primary (no ICMP) is taken out, and back when
     'a udp_check that is not hex after hex: is refused',
   );
 });
+
+t.test('--udp-sessions-per-source: one address past its share evicts its own oldest session', async (t) => {
+  const n = await startNode(t, { udpSessionsPerSource: 2 });
+  const app = await udpTagServer(t, 'app');
+  const { json: creds } = await n.call('POST', '/v1/services', { name: 'udp-share' });
+  await n.call('PUT', `/v1/services/${creds.name}/instances/i`, { host: '127.0.0.1', port: app.port });
+  const clients = await Promise.all([1, 2, 3].map(() => udpClient(t)));
+  for (const [i, client] of clients.entries()) t.equal(await client.ask(creds.port, `m${i}`), `app:m${i}`);
+  const udp = (await n.call('GET', `/v1/services/${creds.name}`)).json.counters.udp;
+  t.equal(udp.sessionsEvicted, 1, 'the third session from 127.0.0.1 made room');
+  t.equal(udp.sessionsOpen, 2);
+});

@@ -182,3 +182,14 @@ t.test(
     t.match(problems, [{ code: 'E_SETTING', message: /^--member "two words": must be 1-128 printable/ }]);
   },
 );
+
+t.test('--api-connections and --udp-sessions-per-source: counts, checked', async (t) => {
+  t.match(resolveNodeSettings({}, {}, context).settings, { apiConnections: 64, udpSessionsPerSource: 256 });
+  t.match(
+    resolveNodeSettings({ 'api-connections': '200' }, { HARBOR_NODE_UDP_SESSIONS_PER_SOURCE: '16' }, context)
+      .settings,
+    { apiConnections: 200, udpSessionsPerSource: 16 },
+  );
+  const { problems } = resolveNodeSettings({ 'api-connections': '0' }, {}, context);
+  t.match(problems, [{ message: /^--api-connections "0": must be a positive integer/ }]);
+});
