@@ -96,6 +96,8 @@ export interface StatusService {
   /** null until the first reload (start-up loading is not a reload). */
   readonly lastReload: StatusReload | null;
   readonly counters: StatusCounters;
+  /** OCSP stapling of an HTTPS service's pair (absent for other services). */
+  readonly ocsp?: unknown;
 }
 
 /** The document GET /status serves. */

@@ -59,6 +59,8 @@ export interface HttpsProxyOptions {
   readonly trustRequestId?: boolean | undefined;
   /** One line per request when given (--access-log). */
   readonly accessLog?: AccessLog | undefined;
+  /** The OCSP answer to staple to a handshake that asks, when there is one (never waited for). */
+  readonly ocspResponse?: (() => Buffer | undefined) | undefined;
 }
 
 export type ProxyState = 'created' | 'starting' | 'listening' | 'draining' | 'stopped';
@@ -152,6 +154,15 @@ class HarborHttpsProxy implements HttpsProxy {
       handshakeTimeout: limits.headerTimeoutMs,
     });
     this.#tls.on('secureConnection', this.#onSecure);
+    const ocsp = options.ocspResponse;
+    if (ocsp !== undefined) {
+      // Only clients that ask (status_request) cost this call; the answer is at hand or absent.
+      this.#tls.on(
+        'OCSPRequest',
+        (_cert: Buffer, _issuer: Buffer, done: (e: Error | null, r?: Buffer | null) => void) =>
+          done(null, ocsp() ?? null),
+      );
+    }
     this.#tls.on('tlsClientError', this.#onTlsError);
   }
 

@@ -3,6 +3,7 @@
 // A service whose pair does not exist yet waits and starts serving once a
 // valid pair appears.
 import { ReloadablePair } from '../certs/reloadable.js';
+import { OcspStapler, type StaplingState } from '../certs/stapler.js';
 import { type Address, formatAddress, type HarborService } from '../config/types.js';
 import { trustBlockList } from '../config/values.js';
 import type { AccessLog } from '../https/access-log.js';
@@ -29,6 +30,8 @@ export interface HttpsServiceOptions {
   readonly trustRequestId?: boolean | undefined;
   /** One line per request (--access-log). */
   readonly accessLog?: AccessLog | undefined;
+  /** OCSP fetch timing (tests make it short). */
+  readonly stapling?: { readonly retryMs?: number; readonly refreshMs?: number } | undefined;
   readonly logger: Logger;
   /** Starts watching the pair's files; returns a stop function. */
   readonly watch: (pair: ReloadablePair, logger: Logger) => () => Promise<void> | void;
@@ -40,6 +43,7 @@ export class HttpsService {
   readonly #options: HttpsServiceOptions;
   readonly #logger: Logger;
   #pair: ReloadablePair | undefined;
+  readonly #stapler: OcspStapler;
   #proxy: HttpsProxy | undefined;
   #stopWatching: (() => Promise<void> | void) | undefined;
   #clientAuth = false;
@@ -48,6 +52,7 @@ export class HttpsService {
     this.#options = options;
     this.name = options.service.name;
     this.#logger = options.logger.child({ service: this.name });
+    this.#stapler = new OcspStapler({ service: this.name, logger: this.#logger, ...options.stapling });
   }
 
   get service(): HarborService {
@@ -60,6 +65,11 @@ export class HttpsService {
 
   get pair(): ReloadablePair | undefined {
     return this.#pair;
+  }
+
+  /** OCSP stapling for the pair being served (state for /status). */
+  get stapling(): StaplingState {
+    return this.#stapler.state;
   }
 
   get proxy(): HttpsProxy | undefined {
@@ -79,6 +89,7 @@ export class HttpsService {
       onChange: (next) => {
         if (this.#proxy) {
           this.#proxy.setTls(next.contextOptions);
+          this.#stapler.update(next.contextOptions.cert as string | Buffer);
           const clientAuth = Boolean(next.files.caFile);
           if (clientAuth !== this.#clientAuth) {
             this.#clientAuth = clientAuth;
@@ -124,7 +135,9 @@ export class HttpsService {
       hsts: o.hsts,
       trustRequestId: o.trustRequestId,
       accessLog: o.accessLog,
+      ocspResponse: () => this.#stapler.response(),
     });
+    this.#stapler.update(value.contextOptions.cert as string | Buffer);
     this.#proxy = proxy;
     await proxy.start();
   }
@@ -153,6 +166,7 @@ export class HttpsService {
   async drain(deadlineMs: number): Promise<void> {
     await this.#stopWatching?.();
     this.#pair?.close();
+    this.#stapler.close();
     await this.#proxy?.drain(deadlineMs);
   }
 }

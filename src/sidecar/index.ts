@@ -237,6 +237,7 @@ export class Sidecar {
           ? { at: last.at.toISOString(), ok: last.ok, error: last.error?.message ?? null }
           : null,
         counters: countersOf(s.stats),
+        ocsp: s.stapling,
       });
     }
     for (const f of this.#forwards) {

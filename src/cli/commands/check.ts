@@ -4,9 +4,11 @@
 // Every problem is listed at once. Exit 1 when what was checked is wrong, 78
 // when the configuration itself cannot be read, 0 with warnings only.
 
+import { readFileSync } from 'node:fs';
 import type { Inspection } from '../../certs/inspect.js';
 import { displayPath } from '../../certs/pair.js';
 import { type Selection, selectPair } from '../../certs/select.js';
+import { staplingTarget } from '../../certs/stapler.js';
 import { validatePair } from '../../certs/validate.js';
 import { formatAddress, type HarborService, protocolLabel } from '../../config/index.js';
 import type { SidecarSettings } from '../../config/settings.js';
@@ -23,6 +25,8 @@ interface ServiceReport {
   readonly backend: string | null;
   readonly pair: { certFile: string; keyFile: string; caFile: string | null; reason: string } | null;
   readonly inspection: Inspection | null;
+  /** OCSP stapling: the responder the certificate names, or why it is off. */
+  readonly ocsp: { readonly responder: string | null; readonly off: string | null } | null;
   readonly problems: readonly Problem[];
 }
 
@@ -41,7 +45,7 @@ function checkService(service: HarborService, settings: SidecarSettings, now: Da
     variable: service.variable,
     reach: reachOf(service),
   };
-  if (!service.https) return { ...base, backend: null, pair: null, inspection: null, problems };
+  if (!service.https) return { ...base, backend: null, pair: null, inspection: null, ocsp: null, problems };
   if (settings.backend === undefined) {
     problems.push({
       code: 'E_BACKEND',
@@ -75,8 +79,10 @@ function checkService(service: HarborService, settings: SidecarSettings, now: Da
     problems.push(...validation.problems);
     inspection = validation.inspection ?? null;
   }
+  const target = selection ? staplingTarget(readFileSync(selection.certFile)) : undefined;
   return {
     ...base,
+    ocsp: target === undefined ? null : { responder: target.responder, off: target.reason },
     backend: settings.backend ? formatAddress(settings.backend) : null,
     pair: selection
       ? {
@@ -114,6 +120,13 @@ function describe(report: ServiceReport, now: Date, appRoot: string): string {
     lines.push(`  sha256: ${i.fingerprint256}`);
     lines.push(
       `  key: ${i.privateKey?.description ?? 'unreadable'}, ${i.keyMatches ? 'matches' : 'does NOT match'} the certificate; chain of ${i.chain.length} ${i.chainInOrder ? 'in order' : 'OUT OF ORDER'}`,
+    );
+  }
+  if (report.ocsp) {
+    lines.push(
+      report.ocsp.off === null
+        ? `  ocsp: stapled, fetched in the background from ${report.ocsp.responder}`
+        : `  ocsp: off (${report.ocsp.off})`,
     );
   }
   return lines.join('\n');
