@@ -82,7 +82,16 @@ const nodeArgs = [
   ...(values.perf ? ['--perf-basic-prof-only-functions'] : []),
 ];
 const sidecar = await {
-  sidecar: () => startSidecar(dir, pair, origin.port, { extraNodeArgs: nodeArgs }),
+  sidecar: () =>
+    startSidecar(dir, pair, origin.port, {
+      extraNodeArgs: nodeArgs,
+      env: process.env.HARBOR_ACCESS_LOG
+        ? {
+            HARBOR_ACCESS_LOG: process.env.HARBOR_ACCESS_LOG,
+            HARBOR_ACCESS_LOG_FILE: join(dir, 'access.log'),
+          }
+        : {},
+    }),
   node: () => startBareNode(dir, pair, { extraNodeArgs: nodeArgs }),
   nginx: () => startNginxProxy(dir, pair, origin.port),
 }[values.target]();

@@ -49,7 +49,8 @@ export class AccessLog {
   readonly #options: AccessLogOptions;
   #file: WriteStream | undefined;
   /** Lines not written yet: one write (one system call) for many requests, off the request's path. */
-  #pending = '';
+  #pending: string[] = [];
+  #pendingBytes = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: AccessLogOptions) {
@@ -70,8 +71,10 @@ export class AccessLog {
   }
 
   write(entry: AccessEntry): void {
-    this.#pending += this.#options.format === 'json' ? jsonLine(entry) : combinedLine(entry);
-    if (this.#pending.length >= FLUSH_BYTES) this.flush();
+    const line = this.#options.format === 'json' ? jsonLine(entry) : combinedLine(entry);
+    this.#pending.push(line);
+    this.#pendingBytes += line.length;
+    if (this.#pendingBytes >= FLUSH_BYTES) this.flush();
     else if (this.#timer === undefined) {
       this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
       this.#timer.unref();
@@ -82,9 +85,10 @@ export class AccessLog {
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const text = this.#pending;
-    if (text === '') return;
-    this.#pending = '';
+    if (this.#pending.length === 0) return;
+    const text = Buffer.from(this.#pending.join(''), 'utf8');
+    this.#pending = [];
+    this.#pendingBytes = 0;
     if (this.#file !== undefined) this.#file.write(text);
     else process.stdout.write(text);
   }
