@@ -48,9 +48,12 @@ const FLUSH_MS = 100;
 export class AccessLog {
   readonly #options: AccessLogOptions;
   #file: WriteStream | undefined;
-  /** Lines not written yet: one write (one system call) for many requests, off the request's path. */
-  #pending: string[] = [];
-  #pendingBytes = 0;
+  /**
+   * Lines not written yet, already encoded: one write (one system call) for many requests, off
+   * the request's path. Each line is written into the buffer as it is made.
+   */
+  #chunk = Buffer.allocUnsafe(FLUSH_BYTES);
+  #used = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: AccessLogOptions) {
@@ -72,10 +75,13 @@ export class AccessLog {
 
   write(entry: AccessEntry): void {
     const line = this.#options.format === 'json' ? jsonLine(entry) : combinedLine(entry);
-    this.#pending.push(line);
-    this.#pendingBytes += line.length;
-    if (this.#pendingBytes >= FLUSH_BYTES) this.flush();
-    else if (this.#timer === undefined) {
+    if (this.#used + line.length * 3 > this.#chunk.length) this.flush();
+    if (line.length * 3 > this.#chunk.length) {
+      this.#emit(Buffer.from(line, 'utf8')); // a line longer than the whole buffer (a huge path)
+      return;
+    }
+    this.#used += this.#chunk.write(line, this.#used, 'utf8');
+    if (this.#timer === undefined) {
       this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
       this.#timer.unref();
     }
@@ -85,12 +91,17 @@ export class AccessLog {
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#pending.length === 0) return;
-    const text = Buffer.from(this.#pending.join(''), 'utf8');
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    if (this.#file !== undefined) this.#file.write(text);
-    else process.stdout.write(text);
+    if (this.#used === 0) return;
+    const text = this.#chunk.subarray(0, this.#used);
+    // The stream keeps the bytes until written: the next lines go to a new buffer.
+    this.#chunk = Buffer.allocUnsafe(FLUSH_BYTES);
+    this.#used = 0;
+    this.#emit(text);
+  }
+
+  #emit(bytes: Buffer): void {
+    if (this.#file !== undefined) this.#file.write(bytes);
+    else process.stdout.write(bytes);
   }
 
   /** Opens the file again (logrotate moved it away: SIGUSR1). */
