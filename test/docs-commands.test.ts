@@ -66,9 +66,13 @@ function script(lines: readonly string[]): string {
 }
 
 const canIsolate =
-  process.getuid?.() === 0 && spawnSync('unshare', ['-n', '-m', 'true']).status === 0
-    ? false
-    : 'needs root for a network and mount namespace (unshare -n -m), as in CI';
+  process.getuid?.() !== 0 || spawnSync('unshare', ['-n', '-m', 'true']).status !== 0
+    ? 'needs root for a network and mount namespace (unshare -n -m), as in CI'
+    : spawnSync('ip', ['-V']).status !== 0
+      ? 'needs ip (iproute2) to bring up the namespace loopback, as in CI'
+      : spawnSync('python3', ['--version']).status !== 0
+        ? 'needs python3 (the README block serves an app with it), as in CI'
+        : false;
 
 /** Runs `lines` in a fresh sandbox; resolves with the exit status and everything printed. */
 function runInSandbox(t: Test, lines: readonly string[]): Promise<{ status: number | null; output: string }> {
