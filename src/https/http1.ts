@@ -156,8 +156,12 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     this.#core.connections.delete(this);
     this.#buf = null;
     // An exchange in flight cannot complete: its backend connection is in an unknown state.
-    this.#exchange?.abort();
-    this.#exchange = null;
+    if (this.#exchange !== null) {
+      this.#exchange.abort();
+      this.#exchange = null;
+      // The client left before its answer: nginx's 499, so that the log has a line for it.
+      this.#logAccess(499, 'client went away');
+    }
     this.#tunnel?.clientGone();
   };
 

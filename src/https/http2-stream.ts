@@ -227,6 +227,8 @@ export class H2Stream implements ExchangeClient {
       this.#finished = true;
       this.#exchange?.abort();
       this.#exchange = null;
+      // The client reset the stream (or went away) before its answer: nginx's 499.
+      this.#logAccess(499, 'client went away');
     }
   };
 

@@ -10,6 +10,7 @@ import t from 'tap';
 import { AccessLog } from '../../src/https/access-log.js';
 import { waitFor } from '../helpers/wait.js';
 import {
+  connectTls,
   httpsRequest,
   makePair,
   rawExchange,
@@ -97,6 +98,35 @@ t.test('JSON: a line per request, HTTP/1 and HTTP/2, the proxy own answers with 
     reason: 'backend not listening',
     request_id: refused.headers['x-request-id'],
   });
+});
+
+t.test('a client that leaves before its answer: a 499 line, HTTP/1 and HTTP/2', async (t) => {
+  const file = join(dir, 'gone.log');
+  const log = new AccessLog({ format: 'json', file, keepQuery: false });
+  t.teardown(() => log.close());
+  const backend = await startEchoBackend();
+  t.teardown(() => backend.close());
+  const fx = await startProxy(backend.address, { pair, accessLog: log });
+  t.teardown(() => fx.proxy.close());
+  // HTTP/1: the client closes while the backend takes its time.
+  const socket = await connectTls(fx.port, pair);
+  socket.write('GET /slow?ms=3000 HTTP/1.1\r\nHost: h\r\n\r\n');
+  await waitFor(async () => backend.requests >= 1, 'the request at the backend');
+  socket.destroy();
+  // HTTP/2: the client resets its stream.
+  const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+  t.teardown(() => session.destroy());
+  const stream = session.request({ ':path': '/slow?ms=3000' });
+  stream.on('error', () => {});
+  await waitFor(async () => backend.requests >= 2, 'the stream at the backend');
+  stream.close(http2.constants.NGHTTP2_CANCEL);
+  await waitFor(async () => lines(file).length >= 2, 'two lines');
+  t.match(
+    lines(file)
+      .map((l) => `${l.protocol} ${l.status} ${l.reason}`)
+      .sort(),
+    ['HTTP/1.1 499 client went away', 'h2 499 client went away'],
+  );
 });
 
 t.test('combined, the query kept when asked, and a file reopened after logrotate moved it', async (t) => {
