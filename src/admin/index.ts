@@ -29,6 +29,7 @@ export {
   adminHandler,
   createAdminServer,
   DEFAULT_ADMIN_ADDRESS,
+  requestPath,
 } from './server.js';
 export { countersOf, daysLeft, formatStatusTable } from './table.js';
 export type * from './types.js';

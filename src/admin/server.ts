@@ -107,7 +107,7 @@ export function adminHandler(options: AdminHandlerOptions): AdminRequestHandler 
   return (req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
+    const path = requestPath(url);
     const query = q === -1 ? '' : url.slice(q + 1);
     if (!(ADMIN_PATHS as readonly string[]).includes(path)) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -153,6 +153,16 @@ export interface AdminServer {
   close(deadlineMs?: number): Promise<void>;
   /** Where it listens (the real port when 0 was asked), or undefined when it is off or could not listen. */
   address(): Address | undefined;
+}
+
+/**
+ * A request's path as sent, without its query: never through `new URL`, which reads a target
+ * such as `//host%0D%0A/x` as a protocol-relative URL and throws on its host (a 500).
+ */
+export function requestPath(url: string | undefined): string {
+  const target = url ?? '/';
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
 }
 
 /** The admin endpoint's and harbor-node API's connection limits (src/admin/connection-guard.ts). */

@@ -12,6 +12,7 @@ import {
   type AdminRequestHandler,
   type ConnectionGuard,
   guardConnections,
+  requestPath,
 } from '../admin/index.js';
 import { udpCheckProblem } from '../config/udp-check.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
@@ -179,7 +180,7 @@ export class NodeApi {
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     try {
-      const path = new URL(req.url ?? '/', 'http://node').pathname;
+      const path = requestPath(req.url);
       if (DASHBOARD_PATHS.has(path)) {
         this.#dashboard.handle(req, res, path, await readBody(req));
         return;
@@ -233,7 +234,7 @@ export class NodeApi {
   }
 
   async #route(req: http.IncomingMessage, res: http.ServerResponse, body: string): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://node').pathname;
+    const path = requestPath(req.url);
     const parts = path.split('/').filter(Boolean).map(decodeSegment);
     const method = req.method ?? 'GET';
     if (

@@ -268,6 +268,9 @@ t.test('bad input: one-line JSON errors with 400, 404, 405, 503', async (t) => {
     ['DELETE', `${svc}/instances/never`, undefined, 404, /has no instance never/],
     ['DELETE', '/v1/services/nope', undefined, 404, /no service with id or name nope/],
     ['GET', '/v2/anything', undefined, 404, /no such path/],
+    // A target `new URL` would read as protocol-relative with a bad host (the soak's fuzz found a 500).
+    ['POST', '//servicesv1%C3%85Upgrade:%20websocket%0D%0A/services', { name: 'x' }, 404, /no such path/],
+    ['GET', '//%0D%0A', undefined, 404, /no such path/],
     ['PATCH', svc, undefined, 405, /not allowed/],
   ];
   for (const [method, path, body, status, message] of cases) {
