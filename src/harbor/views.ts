@@ -45,12 +45,9 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), ...rows.map(line)];
 }
 
-/** What create-service prints: the credentials in the seed's shape, then what each field means. */
-export function createdText(view: { service: string; credentials: Credentials }, node: string): string {
-  const { service, credentials } = view;
+/** The credentials in the seed's shape, what each field means, the protocol, the app's variable. */
+function explained(service: string, credentials: Credentials): string[] {
   return [
-    `created ${service} on ${node}`,
-    '',
     credentialsBlock(service, credentials).trimEnd(),
     '',
     ...fieldLines(credentials),
@@ -58,7 +55,13 @@ export function createdText(view: { service: string; credentials: Credentials },
     protocolLine(service),
     variableLine(service, credentials.int_port),
     '',
-  ].join('\n');
+  ];
+}
+
+/** What create-service prints: the credentials in the seed's shape, then what each field means. */
+export function createdText(view: { service: string; credentials: Credentials }, node: string): string {
+  const { service, credentials } = view;
+  return [`created ${service} on ${node}`, '', ...explained(service, credentials)].join('\n');
 }
 
 export function serviceText(view: ServiceView): string {
@@ -67,13 +70,7 @@ export function serviceText(view: ServiceView): string {
     `${service}: ${view.protocol} on port ${credentials.port}, reached at ${reachedAt(credentials)}; the app listens on ${credentials.int_port}`,
     view.listening ? 'listening on this node' : `NOT listening on this node: ${view.conflict ?? 'starting'}`,
     '',
-    credentialsBlock(service, credentials).trimEnd(),
-    '',
-    ...fieldLines(credentials),
-    '',
-    protocolLine(service),
-    variableLine(service, credentials.int_port),
-    '',
+    ...explained(service, credentials),
   ];
   const udp = view.instances.some((i) => i.udp_role !== undefined);
   if (view.instances.length === 0) {
