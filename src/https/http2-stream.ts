@@ -238,7 +238,10 @@ export class H2Stream implements ExchangeClient {
     this.#stream.resume();
   }
 
-  afterBackendRead(): void {}
+  afterBackendRead(): void {
+    // No body bytes came with the head in this read: the head goes now, the body later.
+    if (this.#pendingHead !== undefined) this.#respond(false);
+  }
 
   onClientStalled(): void {
     // The backend waited the whole idle timeout for this client to take data (issue 9, item 16).
@@ -281,8 +284,21 @@ export class H2Stream implements ExchangeClient {
       this.#responded = true;
       return;
     }
-    const reader = this.#exchange!.reader;
-    const endStream = !reader.active && reader.gotHead;
+    // Held until the body's first bytes (or the end of this backend read): a body that turns
+    // out malformed right after the head still gets the 502 the client is owed, as on HTTP/1.
+    this.#pendingHead = headers;
+  }
+
+  /** Sends the response head held back; false when HTTP/2 cannot carry it (the stream then fails alone). */
+  #respond(endStream: boolean): boolean {
+    const headers = this.#pendingHead;
+    if (headers === undefined) return true;
+    this.#pendingHead = undefined;
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) {
+      this.#responded = true;
+      return true;
+    }
     try {
       stream.respond(headers, { endStream, waitForTrailers: this.#wantTrailers && !endStream });
     } catch (error) {
@@ -290,11 +306,15 @@ export class H2Stream implements ExchangeClient {
       this.#core.pool.failure(`response head not valid for HTTP/2: ${(error as Error).message}`, null);
       this.#exchange?.abort();
       this.onExchangeFailed(502);
-      return;
+      return false;
     }
     this.#responded = true;
-    if (this.#wantTrailers) stream.once('wantTrailers', this.#sendTrailers);
+    if (this.#wantTrailers && !endStream) stream.once('wantTrailers', this.#sendTrailers);
+    return true;
   }
+
+  /** The response head, built, until it is sent (#respond). */
+  #pendingHead: http2.OutgoingHttpHeaders | undefined;
 
   #sendTrailers = (): void => {
     const trailers: http2.OutgoingHttpHeaders = {};
@@ -313,6 +333,7 @@ export class H2Stream implements ExchangeClient {
 
   onResponseBody(buf: Buffer, start: number, end: number): boolean {
     const stream = this.#stream;
+    if (!this.#respond(false)) return true;
     if (stream.destroyed) return true;
     this.#core.stats.bytesOut += end - start;
     this.#out += end - start;
@@ -322,12 +343,19 @@ export class H2Stream implements ExchangeClient {
 
   onExchangeEnd(): void {
     if (this.#finished) return;
-    this.#finished = true;
     const reader = this.#exchange!.reader;
-    this.#exchange = null;
     this.#trailerText = reader.trailers;
+    // The whole response came in one read with no body: one HEADERS frame that ends the
+    // stream, unless trailers are to follow (then END_STREAM comes with them). Sent before
+    // the stream counts as finished, so that a head HTTP/2 cannot carry still gets its 502.
+    const headOnly = this.#pendingHead !== undefined;
+    if (headOnly && !this.#respond(!this.#wantTrailers)) return;
+    this.#finished = true;
+    this.#exchange = null;
     const stream = this.#stream;
-    if (!stream.destroyed && !stream.writableEnded && reader.gotHead) stream.end();
+    if ((!headOnly || this.#wantTrailers) && !stream.destroyed && !stream.writableEnded && reader.gotHead) {
+      stream.end();
+    }
     this.#logAccess(this.#status, undefined);
   }
 
@@ -379,6 +407,8 @@ export class H2Stream implements ExchangeClient {
     if (this.#finished) return;
     this.#finished = true;
     this.#exchange = null;
+    // A head not sent yet is replaced by the answer the client is owed.
+    this.#pendingHead = undefined;
     if (this.#responded) {
       // A response already under way can only be cut: RST_STREAM with no END_STREAM before it,
       // so that the client knows the body is incomplete. close(code) would end the writable

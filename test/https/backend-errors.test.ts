@@ -249,4 +249,16 @@ t.test('a malformed chunked body right after the head: 502, not an empty reply',
   t.teardown(() => fx.proxy.close());
   const r = await httpsRequest(fx.port, pair, { path: '/' });
   t.equal(r.status, 502, 'the head was held back, so the client gets the 502 it is owed');
+  // HTTP/2 the same way: the head is held until body bytes come, not sent and then reset.
+  const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+  t.teardown(() => session.close());
+  const status = await new Promise<number | string>((resolve) => {
+    const stream = session.request({ ':path': '/' });
+    stream.on('response', (headers) => {
+      stream.resume();
+      resolve(Number(headers[':status']));
+    });
+    stream.on('error', (error: Error) => resolve(`reset: ${error.message}`));
+  });
+  t.equal(status, 502, 'HTTP/2: the 502, not the head and a reset');
 });
