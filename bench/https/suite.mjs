@@ -126,6 +126,24 @@ const HTTPS_GOALS = [
   },
 ];
 
+/** New connections each carrying one request (full handshake, GET, Connection: close), for one key type. */
+function requestStep(key, label) {
+  return {
+    id: `req-${key}`,
+    name: `new connection + one request, ${label}`,
+    run: (t, o) => runHandshakes(t.port, { seconds: o.seconds, request: true }),
+    record(f, m) {
+      f[`req_${key}_per_s`] = m.result.rate;
+      f[`req_${key}_cpu_us`] = (m.cpuSeconds / Math.max(1, m.result.completed)) * 1e6;
+      if (m.result.errors > 0)
+        f.errors.push(
+          `new connection + request (${label}): ${m.result.errors} errors (${m.result.lastError})`,
+        );
+      return `conn+req   ${fmt(f[`req_${key}_per_s`])} conn/s cpu ${fmt(f[`req_${key}_cpu_us`])} us/conn (${label}, full handshake, GET, Connection: close)`;
+    },
+  };
+}
+
 /**
  * The measurements, in the order they run. Each runs for every target back to
  * back (rotating order) before the next begins, so that the targets compared
@@ -218,32 +236,10 @@ const STEPS = [
       return `HTTP/2     ${fmt(f.h2_rps)} req/s cpu ${fmt(f.h2_cpu_us)} us/req (h2load, ${m.result.failed} failed)`;
     },
   },
-  {
-    id: 'req-ecdsa',
-    name: 'new connection + one request, ECDSA',
-    run: (t, o) => runHandshakes(t.port, { seconds: o.seconds, request: true }),
-    record(f, m) {
-      f.req_ecdsa_per_s = m.result.rate;
-      f.req_ecdsa_cpu_us = (m.cpuSeconds / Math.max(1, m.result.completed)) * 1e6;
-      if (m.result.errors > 0)
-        f.errors.push(`new connection + request (ECDSA): ${m.result.errors} errors (${m.result.lastError})`);
-      return `conn+req   ${fmt(f.req_ecdsa_per_s)} conn/s cpu ${fmt(f.req_ecdsa_cpu_us)} us/conn (ECDSA, full handshake, GET, Connection: close)`;
-    },
-  },
+  requestStep('ecdsa', 'ECDSA'),
 ];
 
-const REQ_RSA_STEP = {
-  id: 'req-rsa',
-  name: 'new connection + one request, RSA',
-  run: (t, o) => runHandshakes(t.port, { seconds: o.seconds, request: true }),
-  record(f, m) {
-    f.req_rsa_per_s = m.result.rate;
-    f.req_rsa_cpu_us = (m.cpuSeconds / Math.max(1, m.result.completed)) * 1e6;
-    if (m.result.errors > 0)
-      f.errors.push(`new connection + request (RSA): ${m.result.errors} errors (${m.result.lastError})`);
-    return `conn+req   ${fmt(f.req_rsa_per_s)} conn/s cpu ${fmt(f.req_rsa_cpu_us)} us/conn (RSA 2048)`;
-  },
-};
+const REQ_RSA_STEP = requestStep('rsa', 'RSA 2048');
 
 const RSA_STEP = {
   id: 'full-rsa',

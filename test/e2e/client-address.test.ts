@@ -2,12 +2,10 @@
 // (--proxy-protocol v2) -> harbor-sidecar's HTTPS port (--trust-proxy) -> the
 // app, which sees 127.0.0.55 in X-Forwarded-For and Forwarded, not the node.
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
-import * as tls from 'node:tls';
 import t from 'tap';
 import { SIDECAR_BIN } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
-import { startEchoBackend } from '../https/fixtures/helpers.js';
+import { startEchoBackend, tlsGetAfter } from '../https/fixtures/helpers.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, startNodeProcess } from '../node/fixtures/spawn.js';
 
@@ -55,26 +53,7 @@ t.test('client -> node (PROXY v2) -> sidecar (trusted) -> app: the app sees the 
   });
 
   // The client comes from another loopback address than the node's own.
-  const answer = await new Promise<string>((resolve, reject) => {
-    const raw = connect({ host: '127.0.0.1', port: creds.port, localAddress: '127.0.0.55' }, () => {
-      const socket = tls.connect({
-        socket: raw,
-        rejectUnauthorized: false,
-        servername: 'localhost',
-        ALPNProtocols: ['http/1.1'],
-      });
-      let text = '';
-      socket.on('secureConnect', () =>
-        socket.write('GET /who HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'),
-      );
-      socket.on('data', (c: Buffer) => {
-        text += c.toString();
-      });
-      socket.on('close', () => resolve(text));
-      socket.on('error', reject);
-    });
-    raw.on('error', reject);
-  });
+  const answer = await tlsGetAfter(creds.port, { localAddress: '127.0.0.55' });
   t.match(answer, /^HTTP\/1\.1 200/);
   t.match(answer, /"x-forwarded-for":"127\.0\.0\.55"/, 'X-Forwarded-For is the client, not the node');
   t.match(answer, /"forwarded":"[^"]*for=127\.0\.0\.55/, 'Forwarded too');

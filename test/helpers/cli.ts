@@ -39,26 +39,7 @@ export function runHarbor(
   env: Record<string, string> = {},
   cwd?: string,
 ): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [HARBOR_BIN, ...args], {
-      env: cleanEnv(env),
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), DEADLINE_MS);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return runBinAsync(HARBOR_BIN, args, env, cwd, DEADLINE_MS);
 }
 
 export function startSidecar(args: string[], env: Record<string, string> = {}, cwd?: string): ChildProcess {
@@ -117,9 +98,21 @@ export function exited(child: ChildProcess): Promise<{ code: number | null; sign
  * (such as `status`) that talk to servers living in the test process.
  */
 export function runSidecarAsync(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return runBinAsync(SIDECAR_BIN, args, env, undefined, 15_000);
+}
+
+/** One of the built programs, run to its end (killed after `limitMs`), its output collected. */
+function runBinAsync(
+  bin: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd: string | undefined,
+  limitMs: number,
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SIDECAR_BIN, ...args], {
+    const child = spawn(process.execPath, [bin, ...args], {
       env: cleanEnv(env),
+      cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -130,7 +123,7 @@ export function runSidecarAsync(args: string[], env: Record<string, string> = {}
     child.stderr.on('data', (c: Buffer) => {
       stderr += c.toString();
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);

@@ -3,7 +3,6 @@
 // string dropped unless kept; a file reopened for logrotate.
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -11,6 +10,8 @@ import { AccessLog } from '../../src/https/access-log.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   connectTls,
+  deadBackend,
+  h2Request,
   httpsRequest,
   makePair,
   rawExchange,
@@ -32,21 +33,8 @@ const lines = (file: string): Record<string, unknown>[] =>
         .map((l) => JSON.parse(l))
     : [];
 
-function h2Get(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
-    session.on('error', reject);
-    const stream = session.request({ ':path': path, 'user-agent': 'h2-test' });
-    stream.on('response', (headers) => {
-      stream.resume();
-      stream.on('end', () => {
-        session.close();
-        resolve(Number(headers[':status']));
-      });
-    });
-    stream.on('error', reject);
-  });
-}
+const h2Get = async (port: number, path: string) =>
+  Number((await h2Request(port, pair, { ':path': path, 'user-agent': 'h2-test' }))[':status']);
 
 t.test('JSON: a line per request, HTTP/1 and HTTP/2, the proxy own answers with their reason', async (t) => {
   const file = join(dir, 'json.log');
@@ -85,11 +73,7 @@ t.test('JSON: a line per request, HTTP/1 and HTTP/2, the proxy own answers with 
   t.notMatch(readFileSync(file, 'utf8'), /s3cret/, 'no token, cookie or authorization value');
 
   // No backend: the proxy's 503, with why.
-  const dead = net.createServer();
-  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-  const deadPort = (dead.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => dead.close(() => resolve()));
-  const down = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: deadPort }, { pair, accessLog: log });
+  const down = await startProxy(await deadBackend(), { pair, accessLog: log });
   t.teardown(() => down.proxy.close());
   const refused = await httpsRequest(down.port, pair, { path: '/' });
   await waitFor(async () => lines(file).length >= 4, 'the 503 line');

@@ -1,29 +1,21 @@
 // --hsts: Strict-Transport-Security on every answer that lacks one, HTTP/1 and
 // HTTP/2, the proxy's own answers included; the app's own header wins.
-import * as http2 from 'node:http2';
-import * as net from 'node:net';
 import t from 'tap';
-import { httpsRequest, makePair, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+import {
+  deadBackend,
+  h2Request,
+  httpsRequest,
+  makePair,
+  removeDir,
+  startEchoBackend,
+  startProxy,
+} from './fixtures/helpers.js';
 
 const pair = makePair();
 t.teardown(() => removeDir(pair.dir));
 const HSTS = 'max-age=31536000; includeSubDomains';
 
-function h2Get(port: number, path: string): Promise<http2.IncomingHttpHeaders> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
-    session.on('error', reject);
-    const stream = session.request({ ':path': path });
-    stream.on('response', (headers) => {
-      stream.resume();
-      stream.on('end', () => {
-        session.close();
-        resolve(headers);
-      });
-    });
-    stream.on('error', reject);
-  });
-}
+const h2Get = (port: number, path: string) => h2Request(port, pair, { ':path': path });
 
 t.test('added where missing, the app own kept, on the proxy own answers too', async (t) => {
   const backend = await startEchoBackend();
@@ -45,11 +37,7 @@ t.test('added where missing, the app own kept, on the proxy own answers too', as
   t.equal((await h2Get(fx.port, own))['strict-transport-security'], 'max-age=5', 'the app own wins (HTTP/2)');
 
   // No backend at all: the proxy's 503 carries it too.
-  const dead = net.createServer();
-  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-  const deadPort = (dead.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => dead.close(() => resolve()));
-  const down = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: deadPort }, { pair, hsts: HSTS });
+  const down = await startProxy(await deadBackend(), { pair, hsts: HSTS });
   t.teardown(() => down.proxy.close());
   const refused = await httpsRequest(down.port, pair, { path: '/' });
   t.equal(refused.status, 503);

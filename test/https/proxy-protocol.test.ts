@@ -2,39 +2,16 @@
 // in front) names the client the app then sees in X-Forwarded-For and
 // Forwarded; a header from anyone else is refused; a trusted peer without one
 // is served as itself.
-import { BlockList, connect, type Socket } from 'node:net';
-import * as tls from 'node:tls';
+import { BlockList } from 'node:net';
 import t from 'tap';
 import { proxyHeaderV1, proxyHeaderV2 } from '../../src/forward/index.js';
-import { makePair, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+import { makePair, removeDir, startEchoBackend, startProxy, tlsGetAfter } from './fixtures/helpers.js';
 
 const pair = makePair();
 t.teardown(() => removeDir(pair.dir));
 
-/** One GET over TLS after `preface` raw bytes; resolves the echoed request or the error. */
-function getAfter(port: number, preface: Buffer | undefined, localAddress = '127.0.0.1'): Promise<string> {
-  return new Promise((resolve) => {
-    const raw: Socket = connect({ host: '127.0.0.1', port, localAddress }, () => {
-      if (preface) raw.write(preface);
-      const socket = tls.connect({
-        socket: raw,
-        ca: pair.cert,
-        servername: 'localhost',
-        ALPNProtocols: ['http/1.1'],
-      });
-      let text = '';
-      socket.on('secureConnect', () =>
-        socket.write('GET /who HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'),
-      );
-      socket.on('data', (c: Buffer) => {
-        text += c.toString();
-      });
-      socket.on('close', () => resolve(text));
-      socket.on('error', (error: NodeJS.ErrnoException) => resolve(`error ${error.code ?? error.message}`));
-    });
-    raw.on('error', (error: NodeJS.ErrnoException) => resolve(`error ${error.code ?? error.message}`));
-  });
-}
+const getAfter = (port: number, preface: Buffer | undefined, localAddress = '127.0.0.1') =>
+  tlsGetAfter(port, { ...(preface && { preface }), localAddress, ca: pair.cert });
 
 const client = {
   sourceAddress: '198.51.100.7',

@@ -1,10 +1,16 @@
 // X-Request-Id: every request reaches the backend with one, a new one unless
 // --trust-request-id keeps the client's well-formed own; the proxy's own
 // error answers carry the same id.
-import * as http2 from 'node:http2';
-import * as net from 'node:net';
 import t from 'tap';
-import { httpsRequest, makePair, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+import {
+  deadBackend,
+  h2Request,
+  httpsRequest,
+  makePair,
+  removeDir,
+  startEchoBackend,
+  startProxy,
+} from './fixtures/helpers.js';
 
 const pair = makePair();
 t.teardown(() => removeDir(pair.dir));
@@ -13,14 +19,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 async function seenBy(port: number, headers: Record<string, string> = {}): Promise<string> {
   const r = await httpsRequest(port, pair, { path: '/', headers });
   return JSON.parse(r.body.toString()).headers['x-request-id'];
-}
-
-async function deadAddress(): Promise<{ kind: 'tcp'; host: string; port: number }> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return { kind: 'tcp', host: '127.0.0.1', port };
 }
 
 t.test('a new id for every request; a client-given one is not believed by default', async (t) => {
@@ -47,26 +45,14 @@ t.test('--trust-request-id: a well-formed client id kept, a malformed one replac
 });
 
 t.test("the proxy's own error answer carries the request's id, HTTP/1 and HTTP/2", async (t) => {
-  const fx = await startProxy(await deadAddress(), { pair, trustRequestId: true });
+  const fx = await startProxy(await deadBackend(), { pair, trustRequestId: true });
   t.teardown(() => fx.proxy.close());
   const h1 = await httpsRequest(fx.port, pair, { path: '/', headers: { 'x-request-id': 'trace-1' } });
   t.equal(h1.status, 503);
   t.equal(h1.headers['x-request-id'], 'trace-1');
   const fresh = await httpsRequest(fx.port, pair, { path: '/' });
   t.match(fresh.headers['x-request-id'], UUID);
-  const h2 = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
-    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
-    session.on('error', reject);
-    const stream = session.request({ ':path': '/', 'x-request-id': 'trace-2' });
-    stream.on('response', (headers) => {
-      stream.resume();
-      stream.on('end', () => {
-        session.close();
-        resolve(headers);
-      });
-    });
-    stream.on('error', reject);
-  });
+  const h2 = await h2Request(fx.port, pair, { ':path': '/', 'x-request-id': 'trace-2' });
   t.equal(h2[':status'], 503);
   t.equal(h2['x-request-id'], 'trace-2');
 });
