@@ -6,7 +6,7 @@
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 import { resolveInstanceId } from '../registration/identity.js';
-import { durationText, SIDECAR_DEFAULTS } from './defaults.js';
+import { durationText, SIDECAR_DEFAULTS, sizeText } from './defaults.js';
 import { isPlainObject, parseJsonVariable } from './json.js';
 import { ruleForName } from './protocol.js';
 import { readServices } from './services.js';
@@ -21,6 +21,7 @@ import {
   parseHsts,
   parsePortNumber,
   parsePositiveInteger,
+  parseSize,
   trustBlockList,
 } from './values.js';
 import { mangleName, type VariableFormat, variableForService } from './variables.js';
@@ -123,6 +124,15 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     type: 'string',
     description: 'The largest request head accepted, in bytes (431 above it).',
     defaultText: String(SIDECAR_DEFAULTS.maxHeaderBytes),
+    commands: ['run'],
+  },
+  {
+    flag: 'max-buffered-body',
+    env: ['HARBOR_MAX_BUFFERED_BODY'],
+    type: 'string',
+    description:
+      'The largest HTTP/2 request body without a length that is held (1 MiB in memory, the rest in a deleted file in TMPDIR) to reach the app with a Content-Length; 413 above it. off: sent chunked as it comes, for apps that read chunked bodies.',
+    defaultText: sizeText(SIDECAR_DEFAULTS.maxBufferedBodyBytes),
     commands: ['run'],
   },
   {
@@ -337,6 +347,8 @@ export interface SidecarSettings {
   readonly idleTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly maxConnections: number;
+  /** 0: off (bodies without a length go chunked). */
+  readonly maxBufferedBodyBytes: number;
   readonly admin: Address | 'off';
   readonly nodeUrl: string | undefined;
   readonly nodeToken: string | undefined;
@@ -457,6 +469,11 @@ export function resolveSidecarSettings(
     idleTimeoutMs: setting('idle-timeout', parseDuration, SIDECAR_DEFAULTS.idleTimeoutMs),
     maxHeaderBytes: setting('max-header-size', parsePositiveInteger, SIDECAR_DEFAULTS.maxHeaderBytes),
     maxConnections: setting('max-connections', parsePositiveInteger, SIDECAR_DEFAULTS.maxConnections),
+    maxBufferedBodyBytes: setting(
+      'max-buffered-body',
+      (t) => (t.trim().toLowerCase() === 'off' ? { ok: true, value: 0 } : parseSize(t)),
+      SIDECAR_DEFAULTS.maxBufferedBodyBytes,
+    ),
     admin,
     nodeUrl: setting('node-url', parseUrls, undefined),
     nodeToken: env.HARBOR_NODE_TOKEN || undefined,

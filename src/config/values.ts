@@ -29,6 +29,17 @@ export function parsePositiveInteger(text: string): Parsed<number> {
   return ok(Number(text));
 }
 
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A size in bytes: `1048576`, `512k`, `64m`, `1g` (powers of 1024). */
+export function parseSize(text: string): Parsed<number> {
+  const match = /^\s*(\d+)\s*([kmg]?)i?b?\s*$/i.exec(text);
+  const value = match ? Number(match[1]) * (SIZE_UNITS[(match[2] ?? '').toLowerCase()] ?? 1) : 0;
+  if (!match || value < 1 || !Number.isSafeInteger(value))
+    return bad(`must be a size such as 512k, 64m or 1g, not "${text}"`);
+  return ok(value);
+}
+
 export function parsePortNumber(text: string): Parsed<number> {
   const n = Number(text);
   if (!/^\d+$/.test(text.trim()) || n < 1 || n > 65535)

@@ -19,6 +19,8 @@ export interface Limits {
   readonly maxConnections: number;
   /** Longest wait for the backend (connect, then the response head, then each pause in its body): 504. */
   readonly backendTimeoutMs: number;
+  /** Largest HTTP/2 request body without a length held to be sent with one (413 beyond); 0: sent chunked as it comes. */
+  readonly maxBufferedBodyBytes: number;
 }
 
 /** The proxy's limits when built without settings: the settings' own defaults (src/config/defaults.ts). */
@@ -28,6 +30,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxHeaderBytes: SIDECAR_DEFAULTS.maxHeaderBytes,
   maxConnections: SIDECAR_DEFAULTS.maxConnections,
   backendTimeoutMs: SIDECAR_DEFAULTS.backendTimeoutMs,
+  maxBufferedBodyBytes: SIDECAR_DEFAULTS.maxBufferedBodyBytes,
 });
 
 /** A client connection the proxy can drain and close. */
@@ -54,7 +57,9 @@ const REASONS: Record<number, string> = {
   400: 'Bad Request',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
+  413: 'Content Too Large',
   431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
   501: 'Not Implemented',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
@@ -66,7 +71,9 @@ const BODIES: Record<number, string> = {
   400: 'Bad request.\n',
   405: 'Method not allowed.\n',
   408: 'Request timed out.\n',
+  413: 'Request body too large.\n',
   431: 'Request header fields too large.\n',
+  500: 'Internal server error: the proxy could not hold the request body.\n',
   501: 'Not implemented.\n',
   502: 'Bad gateway: the application did not answer.\n',
   503: 'Service unavailable: the application is not listening yet.\n',
@@ -79,7 +86,9 @@ export const REFUSAL_REASONS: Readonly<Record<number, string>> = {
   400: 'bad request',
   405: 'method not allowed',
   408: 'request head timed out',
+  413: 'request body too large',
   431: 'request head too large',
+  500: 'request body could not be held',
   502: 'backend failed',
   503: 'backend not listening',
   504: 'backend timed out',

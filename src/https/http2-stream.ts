@@ -4,43 +4,26 @@
 // Bodies stream both ways with backpressure; chunked responses are decoded
 // into DATA frames. The backend side is the one exchange (exchange.ts).
 import type * as http2 from 'node:http2';
+import { tmpdir as tmpFolder } from 'node:os';
 import { countResponse } from '../stats/index.js';
-import { parseTrailers } from './chunked.js';
+import { BodySpool } from './body-spool.js';
 import { cannedBody, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
+import { http1RequestHead, http2ResponseHeaders, http2Trailers, lastChunk } from './http2-head.js';
 import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
-
-/** Request headers HTTP/2 forbids or the HTTP/1.1 head gets from elsewhere. */
-const SKIP_REQUEST = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-  'http2-settings',
-]);
-/** Response headers that must not appear in an HTTP/2 response (RFC 9113 section 8.2.2). */
-const SKIP_RESPONSE = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** One HTTP/2 stream: the client side of a backend exchange (exchange.ts). */
 export class H2Stream implements ExchangeClient {
   readonly #core: ProxyCore;
   readonly #stream: http2.ServerHttp2Stream;
   #exchange: BackendExchange | null = null;
+  /** The request body goes to the backend chunked (unknown length, not held: --max-buffered-body off). */
   #chunkedBody = false;
-  /** A request body of unknown length, held while it fits; null once sent or when not held. */
-  #held: Buffer[] | null = null;
-  #heldBytes = 0;
+  /** A request body of unknown length, held until it ends (body-spool.ts); null once sent or when not held. */
+  #spool: BodySpool | null = null;
   /** The request head for the backend without its last CRLF, while the body is held. */
   #heldHead = '';
   #requestDone = false;
@@ -69,7 +52,15 @@ export class H2Stream implements ExchangeClient {
     this.#core = core;
     this.#stream = stream;
     this.#peer = peer;
-    const text = this.#http1Head(stream, headers);
+    const { text, hasLength } = http1RequestHead(headers);
+    if (stream.endAfterHeaders) {
+      this.#requestDone = true;
+    } else if (!hasLength) {
+      // A body of unknown length is held to be sent with its length, unless told not to.
+      const limit = core.limits.maxBufferedBodyBytes;
+      if (limit > 0) this.#spool = new BodySpool(limit, () => stream.resume());
+      else this.#chunkedBody = true;
+    }
     // Counted as HTTP/1 counts a request: its head (here in its HTTP/1.1 form) and its body.
     core.stats.bytesIn += text.length;
     this.#in = text.length;
@@ -108,114 +99,115 @@ export class H2Stream implements ExchangeClient {
     stream.on('data', this.#onData);
     stream.on('end', this.#onEnd);
     stream.on('drain', this.#onDrain);
-    const core = this.#core;
-    const reader = new ResponseReader(core.limits.maxHeaderBytes);
-    const exchange = new BackendExchange(core, this, reader, head.method === 'HEAD', true);
-    this.#exchange = exchange;
-    if (this.#requestDone) exchange.endRequest();
-    this.#requestId = requestIdFor(head, core.settings);
-    const sent = buildRequestHead(head, peer, core.settings, false, this.#requestId);
-    if (this.#held !== null) {
-      // The framing header goes in once the body's size is known (#release).
+    this.#requestId = requestIdFor(head, this.#core.settings);
+    const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId);
+    if (this.#spool !== null) {
+      // The backend is taken once the body has ended and its length is known (#onSpooled).
       this.#heldHead = sent.slice(0, -2);
-      if (this.#requestTrailers !== null) this.#release(false);
       return;
     }
-    exchange.writeHead(sent);
+    const exchange = this.#openExchange();
+    if (this.#requestDone) exchange.endRequest();
+    exchange.writeHead(this.#chunkedBody ? `${sent.slice(0, -2)}Transfer-Encoding: chunked\r\n\r\n` : sent);
+  }
+
+  #openExchange(): BackendExchange {
+    const core = this.#core;
+    const reader = new ResponseReader(core.limits.maxHeaderBytes);
+    const exchange = new BackendExchange(core, this, reader, this.#head!.method === 'HEAD', true);
+    this.#exchange = exchange;
+    return exchange;
   }
 
   /**
-   * Sends the head held for a body of unknown length: with its Content-Length when the whole
-   * body came within the limit (many backends, uWSGI's --http-socket among them, read no
-   * chunked request body: issue 9, item 22), else chunked, with what was held as the first chunk.
+   * The held body is all in memory or in its file: the backend gets the head with the body's
+   * Content-Length (chunked only to carry the stream's trailers), then the body.
    */
-  #release(whole: boolean): void {
-    const held = this.#held;
-    const exchange = this.#exchange;
-    if (held === null) return;
-    this.#held = null;
-    if (exchange === null) return;
-    const body = Buffer.concat(held);
-    if (whole) {
-      exchange.corked(() => {
-        exchange.writeHead(`${this.#heldHead}Content-Length: ${body.length}\r\n\r\n`);
-        if (body.length > 0) exchange.writeBody(body);
-      });
+  #onSpooled = (error: NodeJS.ErrnoException | null): void => {
+    const spool = this.#spool;
+    if (this.#finished || spool === null) return;
+    if (error !== null) {
+      this.#spoolFailed(error);
       return;
     }
-    this.#chunkedBody = true;
+    const exchange = this.#openExchange();
+    const trailers = this.#requestTrailers;
+    const framing = trailers === null ? `Content-Length: ${spool.size}` : 'Transfer-Encoding: chunked';
+    const sink = (chunk: Buffer): boolean => {
+      if (!exchange.open) return true;
+      return trailers === null ? exchange.writeBody(chunk) : writeChunk(exchange, chunk);
+    };
     exchange.corked(() => {
-      exchange.writeHead(`${this.#heldHead}Transfer-Encoding: chunked\r\n\r\n`);
-      if (body.length > 0) writeChunk(exchange, body);
+      exchange.writeHead(`${this.#heldHead}${framing}\r\n\r\n`);
+      spool.send(sink, (readError) => {
+        if (readError !== null) {
+          this.#spoolFailed(readError);
+          return;
+        }
+        this.#spool = null;
+        exchange.endRequest();
+        if (trailers !== null) exchange.writeFraming(lastChunk(trailers));
+      });
     });
-  }
+  };
 
-  /** The stream's head as an HTTP/1.1 head, so that one parser and one set of rules serve both protocols. */
-  #http1Head(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): string {
-    const method = String(headers[':method'] ?? 'GET');
-    const path = String(headers[':path'] ?? '/');
-    const authority = headers[':authority'] ?? headers.host;
-    let out = `${method} ${path} HTTP/1.1\r\n`;
-    if (authority !== undefined) out += `Host: ${authority}\r\n`;
-    let hasLength = false;
-    for (const name of Object.keys(headers)) {
-      if (name.charCodeAt(0) === 0x3a || SKIP_REQUEST.has(name)) continue;
-      if (name === 'te') continue;
-      const value = headers[name];
-      if (value === undefined) continue;
-      if (name === 'content-length') hasLength = true;
-      if (Array.isArray(value)) for (const v of value) out += `${name}: ${v}\r\n`;
-      else out += `${name}: ${value}\r\n`;
-    }
-    if (stream.endAfterHeaders) {
-      this.#requestDone = true;
-    } else if (!hasLength) {
-      // A body of unknown length is held (up to HELD_BODY_BYTES) to learn its length.
-      this.#held = [];
-    }
-    return `${out}\r\n`;
+  /** The held body could not be written or read back (a full disk): 500, and the operator told where. */
+  #spoolFailed(error: NodeJS.ErrnoException): void {
+    this.#spool?.close();
+    this.#spool = null;
+    this.#core.logger.warn(
+      { service: this.#core.service, code: error.code, folder: tmpFolder() },
+      'an HTTP/2 request body without a length could not be held in the temp folder: 500',
+    );
+    this.#exchange?.abort();
+    this.#exchange = null;
+    this.#finished = true;
+    this.#respondCanned(500);
   }
 
   #onData = (chunk: Buffer): void => {
-    const exchange = this.#exchange;
-    if (exchange === null) return;
+    if (this.#finished) return;
     this.#core.stats.bytesIn += chunk.length;
     this.#in += chunk.length;
-    const held = this.#held;
-    if (held !== null) {
-      held.push(chunk);
-      this.#heldBytes += chunk.length;
-      if (this.#heldBytes > HELD_BODY_BYTES) this.#release(false);
+    const spool = this.#spool;
+    if (spool !== null) {
+      const answer = spool.add(chunk);
+      if (answer === 'wait') this.#stream.pause();
+      else if (answer === 'too-large') this.#refuseBody();
       return;
     }
+    const exchange = this.#exchange;
+    if (exchange === null) return;
     const flowing = this.#chunkedBody ? writeChunk(exchange, chunk) : exchange.writeBody(chunk);
     if (!flowing) this.#stream.pause();
   };
 
+  /** A body of unknown length over --max-buffered-body: 413, and the client asked to stop sending. */
+  #refuseBody(): void {
+    this.#spool?.close();
+    this.#spool = null;
+    this.#finished = true;
+    this.#respondCanned(413);
+    // The answer is whole: the client is asked to stop sending the rest (RFC 9113 section 8.1).
+    const stream = this.#stream;
+    if (stream.writableEnded) stream.once('finish', () => setImmediate(() => stream.close(NGHTTP2_NO_ERROR)));
+  }
+
   #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
+    // Trailers ride only in a chunked body: a held body is then sent chunked (#onSpooled).
     this.#requestTrailers = trailers;
-    // Trailers ride only in a chunked body (once there is a backend to send it to: #start).
-    if (this.#exchange !== null) this.#release(false);
   };
 
   #onEnd = (): void => {
     this.#requestDone = true;
-    this.#release(true);
+    if (this.#spool !== null) {
+      this.#spool.finish(this.#onSpooled);
+      return;
+    }
     const exchange = this.#exchange;
     if (exchange === null) return;
     exchange.endRequest();
-    if (!this.#chunkedBody) return;
-    let last = '0\r\n';
-    const trailers = this.#requestTrailers;
-    if (trailers !== null) {
-      // Request trailers ride in the chunked body's trailer section (nghttp2 has checked their syntax).
-      for (const name of Object.keys(trailers)) {
-        const value = trailers[name];
-        if (name.charCodeAt(0) === 0x3a || value === undefined) continue;
-        for (const v of Array.isArray(value) ? value : [value]) last += `${name}: ${v}\r\n`;
-      }
-    }
-    exchange.writeFraming(`${last}\r\n`);
+    if (this.#chunkedBody) exchange.writeFraming(lastChunk(this.#requestTrailers));
   };
 
   #onDrain = (): void => {
@@ -225,6 +217,7 @@ export class H2Stream implements ExchangeClient {
   #onClose = (): void => {
     if (!this.#finished) {
       this.#finished = true;
+      this.#spool?.close();
       this.#exchange?.abort();
       this.#exchange = null;
       // The client reset the stream (or went away) before its answer: nginx's 499.
@@ -235,7 +228,8 @@ export class H2Stream implements ExchangeClient {
   // ---- the exchange's events ---------------------------------------------
 
   onRequestDrained(): void {
-    this.#stream.resume();
+    if (this.#spool !== null) this.#spool.resume();
+    else this.#stream.resume();
   }
 
   afterBackendRead(): void {
@@ -264,21 +258,7 @@ export class H2Stream implements ExchangeClient {
     this.#out += end - start;
     this.#status = head.status;
     if (this.#core.accessLog !== undefined) this.#backendAt = performance.now();
-    const headers: http2.OutgoingHttpHeaders = { ':status': head.status };
-    for (let i = 0; i < head.count; i++) {
-      const name = head.name(i).toLowerCase();
-      if (SKIP_RESPONSE.has(name)) continue;
-      const value = head.value(i);
-      const prior = headers[name];
-      if (prior === undefined) headers[name] = value;
-      else if (name === 'set-cookie')
-        headers[name] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
-      else headers[name] = `${String(prior)}, ${value}`;
-    }
-    const hsts = this.#core.settings.hsts;
-    if (hsts !== undefined && headers['strict-transport-security'] === undefined) {
-      headers['strict-transport-security'] = hsts;
-    }
+    const headers = http2ResponseHeaders(head, this.#core.settings.hsts);
     this.#wantTrailers = head.chunked && head.hasTrailer;
     if (stream.destroyed || stream.closed) {
       this.#responded = true;
@@ -317,12 +297,8 @@ export class H2Stream implements ExchangeClient {
   #pendingHead: http2.OutgoingHttpHeaders | undefined;
 
   #sendTrailers = (): void => {
-    const trailers: http2.OutgoingHttpHeaders = {};
-    for (const [name, value] of parseTrailers(this.#trailerText)) {
-      if (!SKIP_RESPONSE.has(name)) trailers[name] = value;
-    }
     try {
-      this.#stream.sendTrailers(trailers);
+      this.#stream.sendTrailers(http2Trailers(this.#trailerText));
     } catch {
       this.#stream.close(NGHTTP2_INTERNAL_ERROR);
     }
@@ -452,12 +428,7 @@ function writeChunk(exchange: BackendExchange, data: Buffer): boolean {
   return flowing;
 }
 
-/**
- * A request body without content-length is held up to this much to be sent with one; a
- * longer one goes chunked. Bounds the memory a stream can take this way.
- */
-const HELD_BODY_BYTES = 1024 * 1024;
-
 // RFC 9113 error codes (node:http2's constants, without loading the module for them).
+const NGHTTP2_NO_ERROR = 0;
 const NGHTTP2_CANCEL = 8;
 const NGHTTP2_INTERNAL_ERROR = 2;

@@ -58,6 +58,7 @@ export class Sidecar {
       idleTimeoutMs: settings.idleTimeoutMs,
       maxHeaderBytes: settings.maxHeaderBytes,
       maxConnections: settings.maxConnections,
+      maxBufferedBodyBytes: settings.maxBufferedBodyBytes,
       backendTimeoutMs: settings.backendTimeoutMs,
     };
     this.#accessLog =

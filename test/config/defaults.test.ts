@@ -2,7 +2,7 @@
 // the settings table (README, --help) shows, and what the proxy falls back to
 // when built without settings are the same values.
 import t from 'tap';
-import { durationText, SIDECAR_DEFAULTS } from '../../src/config/defaults.js';
+import { durationText, SIDECAR_DEFAULTS, sizeText } from '../../src/config/defaults.js';
 import { resolveSidecarSettings, SIDECAR_SETTINGS } from '../../src/config/settings.js';
 import { formatAddress } from '../../src/config/types.js';
 import { DEFAULT_LIMITS } from '../../src/https/index.js';
@@ -37,6 +37,8 @@ t.test('the resolver, the settings table and the proxy agree on every default', 
   t.equal(shown('header-timeout'), '10s');
   t.equal(shown('max-header-size'), String(settings.maxHeaderBytes));
   t.equal(shown('max-connections'), String(settings.maxConnections));
+  t.equal(shown('max-buffered-body'), sizeText(settings.maxBufferedBodyBytes));
+  t.equal(shown('max-buffered-body'), '64m');
   t.equal(shown('admin'), formatAddress(settings.admin as Parameters<typeof formatAddress>[0]));
   t.equal(shown('listen'), settings.listenHosts.join(','));
   t.same(
@@ -46,6 +48,7 @@ t.test('the resolver, the settings table and the proxy agree on every default', 
       idleTimeoutMs: settings.idleTimeoutMs,
       maxHeaderBytes: settings.maxHeaderBytes,
       maxConnections: settings.maxConnections,
+      maxBufferedBodyBytes: settings.maxBufferedBodyBytes,
       backendTimeoutMs: settings.backendTimeoutMs,
     },
     'the proxy built without settings uses the same limits (its header timeout was 20 s)',

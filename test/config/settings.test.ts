@@ -101,6 +101,28 @@ t.test('every bad value is reported at once, naming flag or variable', async (t)
   t.ok(problems.every((p) => p.code === 'E_SETTING'));
 });
 
+t.test('--max-buffered-body: a size with k, m or g, or off', async (t) => {
+  const held = (value: string) =>
+    resolveSidecarSettings({ 'max-buffered-body': value }, {}, machine()).settings.maxBufferedBodyBytes;
+  t.equal(held('512k'), 512 * 1024);
+  t.equal(held('8M'), 8 * 1024 * 1024);
+  t.equal(held('1g'), 1024 ** 3);
+  t.equal(held('1048576'), 1048576);
+  t.equal(held('off'), 0, 'off: bodies without a length go chunked');
+  t.equal(
+    resolveSidecarSettings({}, { HARBOR_MAX_BUFFERED_BODY: '2m' }, machine()).settings.maxBufferedBodyBytes,
+    2 * 1024 * 1024,
+  );
+  for (const bad of ['lots', '0', '-1m', '1.5m']) {
+    const { problems } = resolveSidecarSettings({ 'max-buffered-body': bad }, {}, machine());
+    t.match(
+      problems,
+      [{ code: 'E_SETTING', message: /^--max-buffered-body must be a size such as 512k/ }],
+      bad,
+    );
+  }
+});
+
 t.test('flags win over variables', async (t) => {
   const { settings } = resolveSidecarSettings(
     { 'drain-timeout': '500ms', admin: 'off' },

@@ -141,6 +141,18 @@ for (const kind of ['tcp', 'unix'] as const) {
       stream.end('twenty-one bytes here');
     });
     t.equal(h2Echo.bodyLength, 21, 'the app reads the whole HTTP/2 upload');
+    // Over 1 MiB the body is held in a file, and still reaches the app with its length.
+    const big = 3 * 1024 * 1024 + 17;
+    const h2Big = await new Promise<{ bodyLength: number }>((resolve, reject) => {
+      const stream = h2.request({ ':method': 'POST', ':path': '/h2-upload-big' });
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString())));
+      stream.on('error', reject);
+      for (let i = 0; i < big; i += 100_000) stream.write(Buffer.alloc(Math.min(100_000, big - i), 1));
+      stream.end();
+    });
+    t.equal(h2Big.bodyLength, big, 'the app reads the whole 3 MiB HTTP/2 upload');
 
     const post = await httpsRequest(fx.port, pair, {
       method: 'POST',

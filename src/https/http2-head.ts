@@ -1,0 +1,87 @@
+// The conversions between an HTTP/2 stream's header lists and the HTTP/1.1
+// heads the backend speaks: a stream's request becomes an HTTP/1.1 head (so that
+// one parser and one set of rules serve both protocols), and a backend's
+// response head and trailers become HTTP/2 header lists.
+import type * as http2 from 'node:http2';
+import { parseTrailers } from './chunked.js';
+import type { Head } from './head-parser.js';
+
+/** Request headers HTTP/2 forbids or the HTTP/1.1 head gets from elsewhere. */
+const SKIP_REQUEST = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'http2-settings',
+  'te',
+]);
+/** Response headers that must not appear in an HTTP/2 response (RFC 9113 section 8.2.2). */
+const SKIP_RESPONSE = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** A stream's request as an HTTP/1.1 head (ending in its blank line), and whether it gave a length. */
+export function http1RequestHead(headers: http2.IncomingHttpHeaders): { text: string; hasLength: boolean } {
+  const method = String(headers[':method'] ?? 'GET');
+  const path = String(headers[':path'] ?? '/');
+  const authority = headers[':authority'] ?? headers.host;
+  let text = `${method} ${path} HTTP/1.1\r\n`;
+  if (authority !== undefined) text += `Host: ${authority}\r\n`;
+  let hasLength = false;
+  for (const name of Object.keys(headers)) {
+    if (name.charCodeAt(0) === 0x3a || SKIP_REQUEST.has(name)) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (name === 'content-length') hasLength = true;
+    if (Array.isArray(value)) for (const v of value) text += `${name}: ${v}\r\n`;
+    else text += `${name}: ${value}\r\n`;
+  }
+  return { text: `${text}\r\n`, hasLength };
+}
+
+/** The last chunk of a chunked request body, carrying the stream's trailers (nghttp2 has checked their syntax). */
+export function lastChunk(trailers: http2.IncomingHttpHeaders | null): string {
+  let last = '0\r\n';
+  if (trailers !== null) {
+    for (const name of Object.keys(trailers)) {
+      const value = trailers[name];
+      if (name.charCodeAt(0) === 0x3a || value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) last += `${name}: ${v}\r\n`;
+    }
+  }
+  return `${last}\r\n`;
+}
+
+/** The backend's response head as an HTTP/2 header list; `hsts` is added when the backend sent none. */
+export function http2ResponseHeaders(head: Head, hsts: string | undefined): http2.OutgoingHttpHeaders {
+  const headers: http2.OutgoingHttpHeaders = { ':status': head.status };
+  for (let i = 0; i < head.count; i++) {
+    const name = head.name(i).toLowerCase();
+    if (SKIP_RESPONSE.has(name)) continue;
+    const value = head.value(i);
+    const prior = headers[name];
+    if (prior === undefined) headers[name] = value;
+    else if (name === 'set-cookie')
+      headers[name] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
+    else headers[name] = `${String(prior)}, ${value}`;
+  }
+  if (hsts !== undefined && headers['strict-transport-security'] === undefined) {
+    headers['strict-transport-security'] = hsts;
+  }
+  return headers;
+}
+
+/** The backend's chunked-body trailers as HTTP/2 trailers. */
+export function http2Trailers(text: string): http2.OutgoingHttpHeaders {
+  const trailers: http2.OutgoingHttpHeaders = {};
+  for (const [name, value] of parseTrailers(text)) {
+    if (!SKIP_RESPONSE.has(name)) trailers[name] = value;
+  }
+  return trailers;
+}
