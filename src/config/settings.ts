@@ -131,7 +131,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_MAX_BUFFERED_BODY'],
     type: 'string',
     description:
-      'The largest HTTP/2 request body without a length that is held (1 MiB in memory, the rest in a deleted file in TMPDIR) to reach the app with a Content-Length; 413 above it. off: sent chunked as it comes, for apps that read chunked bodies.',
+      'The largest request body without a length (HTTP/2 without content-length, HTTP/1.1 chunked) that is held, 1 MiB in memory and the rest in a deleted file in TMPDIR, to reach the app with a Content-Length; 413 above it. off: relayed chunked as it comes, for apps that read chunked bodies.',
     defaultText: sizeText(SIDECAR_DEFAULTS.maxBufferedBodyBytes),
     commands: ['run'],
   },

@@ -1,5 +1,6 @@
-// A request body of unknown length (an HTTP/2 stream without content-length),
-// held until it ends so that it reaches the backend with a Content-Length:
+// A request body of unknown length (an HTTP/2 stream without content-length,
+// an HTTP/1.1 chunked upload), held until it ends so that it reaches the
+// backend with a Content-Length (held-body.ts):
 // many backends, uWSGI's --http-socket among them, read no chunked request body
 // (issue 9, item 22). nginx does the same (proxy_request_buffering). The first
 // MiB stays in memory; past that the whole body goes to a file in the temp
@@ -50,6 +51,11 @@ export class BodySpool {
     this.#limit = limit;
     this.#onWritable = onWritable;
     this.#dir = dir;
+  }
+
+  /** Where the file goes once the body is over the memory share. */
+  get folder(): string {
+    return this.#dir;
   }
 
   /** The body's length so far. */

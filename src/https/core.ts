@@ -19,7 +19,7 @@ export interface Limits {
   readonly maxConnections: number;
   /** Longest wait for the backend (connect, then the response head, then each pause in its body): 504. */
   readonly backendTimeoutMs: number;
-  /** Largest HTTP/2 request body without a length held to be sent with one (413 beyond); 0: sent chunked as it comes. */
+  /** Largest request body without a length (HTTP/2, HTTP/1.1 chunked) held to be sent with one (413 beyond); 0: relayed chunked as it comes. */
   readonly maxBufferedBodyBytes: number;
 }
 

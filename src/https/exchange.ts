@@ -111,6 +111,17 @@ export class BackendExchange implements BackendOwner, ResponseSink {
     return backend.socket.write(text, 'latin1') || backend.socket.writableLength <= RELAY_QUEUE_BYTES;
   }
 
+  /** `data` as one chunk of a chunked body, in one write; false when the backend's queue is full. */
+  writeChunk(data: Buffer): boolean {
+    let flowing = true;
+    this.corked(() => {
+      this.writeFraming(`${data.length.toString(16)}\r\n`);
+      this.writeBody(data);
+      flowing = this.writeFraming('\r\n');
+    });
+    return flowing;
+  }
+
   /** Several writes to the backend go out together. */
   corked(work: () => void): void {
     const socket = this.#backend?.socket;

@@ -7,6 +7,7 @@ import {
   type Head,
   isFieldValue,
   K_CONNECTION,
+  K_EXPECT,
   K_FORWARDED,
   K_HTTP2_SETTINGS,
   K_KEEP_ALIVE,
@@ -108,7 +109,9 @@ export function peerOf(remoteAddress: string | undefined, certSubject: string | 
 
 /**
  * The request head sent to the backend (always HTTP/1.1). `upgrade` keeps
- * the Upgrade header and sends `Connection: upgrade`.
+ * the Upgrade header and sends `Connection: upgrade`. `held`: the body is held
+ * whole by the proxy (held-body.ts), which frames it anew; the client's
+ * Transfer-Encoding and Expect lines are dropped.
  */
 export function buildRequestHead(
   head: Head,
@@ -116,6 +119,7 @@ export function buildRequestHead(
   settings: ForwardSettings,
   upgrade: boolean,
   requestId: string,
+  held = false,
 ): string {
   const text = head.text;
   let out = `${head.method} ${head.target} HTTP/1.1\r\n`;
@@ -146,6 +150,10 @@ export function buildRequestHead(
           break;
         case K_UPGRADE:
           keep = upgrade;
+          break;
+        case K_TRANSFER_ENCODING:
+        case K_EXPECT:
+          keep = !held;
           break;
         case K_CONNECTION:
         case K_KEEP_ALIVE:

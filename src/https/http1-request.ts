@@ -2,6 +2,7 @@
 // (http1.ts): how its body is framed, what was sent, and the response head
 // held back so that it goes out with the first body bytes in one write. Made
 // whole for each request, never reset field by field.
+import type { BodySpool } from './body-spool.js';
 import type { Head } from './head-parser.js';
 
 export const BODY_NONE = 0;
@@ -22,6 +23,10 @@ export class Request {
   /** A byte of the response (head included) was written to the client. */
   started = false;
   status = 0;
+  /** A chunked body held whole to be sent with its length (held-body.ts); null when relayed as it comes. */
+  held: BodySpool | null = null;
+  /** The head for the backend without its last CRLF, while the body is held. */
+  heldHead = '';
   /** Sent to the backend as X-Request-Id, and in the proxy's own answer to this request. */
   id = '';
   /** For the access log (set only when it is on): when the head was taken, when the backend first answered, byte marks. */

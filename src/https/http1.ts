@@ -6,6 +6,7 @@
 // (tunnel.ts). What one request needs lives in one object, made per request.
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
+import { BodySpool, type SpoolAdd } from './body-spool.js';
 import { ChunkedParser } from './chunked.js';
 import {
   type ClientConnection,
@@ -25,6 +26,7 @@ import {
   requestIdFor,
 } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
+import { sendHeldBody, warnHeldBodyFailed } from './held-body.js';
 import { BODY_CHUNKED, BODY_LENGTH, Request } from './http1-request.js';
 import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
@@ -113,7 +115,8 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
         this.#readHead();
         break;
       case C_BODY:
-        this.#relayBody(chunk, 0);
+        if (this.#request?.held != null) this.#holdBody(chunk, 0);
+        else this.#relayBody(chunk, 0);
         break;
       case C_WAIT:
         // Pipelined: keep it for after the response, and stop reading meanwhile.
@@ -155,6 +158,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     this.#state = C_CLOSED;
     this.#core.connections.delete(this);
     this.#buf = null;
+    this.#request?.held?.close();
     // An exchange in flight cannot complete: its backend connection is in an unknown state.
     if (this.#exchange !== null) {
       this.#exchange.abort();
@@ -295,7 +299,17 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       (http10 ? !head.connectionHas('keep-alive') : head.connectionHas('close'));
     const request = new Request(head, this.#closeAfter);
     this.#request = request;
-    if (request.bodyMode === BODY_CHUNKED) this.#reqChunked.reset();
+    if (request.bodyMode === BODY_CHUNKED) {
+      // A chunked body is held whole and sent with its length (many backends, uWSGI's
+      // --http-socket among them, read none), unless --max-buffered-body is off.
+      const limit = core.limits.maxBufferedBodyBytes;
+      if (limit > 0 && !request.upgrade) request.held = new BodySpool(limit, this.#onHeldWritable);
+      this.#reqChunked.reset(request.held !== null);
+    }
+    if (request.held !== null) {
+      this.#holdRequest(request);
+      return;
+    }
     if (head.expectContinue && !request.done && !http10) {
       // Many framework servers (uWSGI among them) never answer Expect: the client would wait
       // about a second before sending its body. The backend gets a moment to answer; then the
@@ -333,6 +347,113 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     // Reading may have been paused for pipelined bytes; the body must flow now.
     if (this.#state === C_BODY && flowing) this.#resumeClient();
   }
+
+  /** Starts a request whose body is held: nothing goes to the backend until the body has ended. */
+  #holdRequest(request: Request): void {
+    const core = this.#core;
+    const head = this.#head;
+    this.#state = C_BODY;
+    if (this.#headerTimer) {
+      this.#headerTimer = false;
+      this.#socket.setTimeout(core.limits.idleTimeoutMs);
+    }
+    request.id = requestIdFor(head, core.settings);
+    if (core.accessLog !== undefined) {
+      request.startedAt = performance.now();
+      request.inAt = this.#inMark;
+      request.outAt = this.#out;
+    }
+    request.heldHead = buildRequestHead(head, this.#peer, core.settings, false, request.id, true).slice(
+      0,
+      -2,
+    );
+    if (head.expectContinue && !request.http10) {
+      // Nobody else can say it: the backend sees the request only once the body is here.
+      request.ownContinue = true;
+      this.#writeClient('HTTP/1.1 100 Continue\r\n\r\n');
+    }
+    const rest = this.#buf;
+    this.#buf = null;
+    const flowing = rest === null || this.#holdBody(rest, 0);
+    if (this.#state === C_BODY && flowing) this.#resumeClient();
+  }
+
+  /** Decodes chunked body bytes into the held body; answers false when the client must wait. */
+  #holdBody(buf: Buffer, start: number): boolean {
+    const request = this.#request!;
+    const spool = request.held!;
+    const parser = this.#reqChunked;
+    let answer = 'more' as SpoolAdd;
+    const end = parser.execute(buf, start, buf.length, {
+      onChunkData: (data, from, to) => {
+        const added = spool.add(data.subarray(from, to));
+        if (added === 'too-large' || answer === 'more') answer = added;
+      },
+    });
+    if (end === -2) {
+      spool.close();
+      this.#badRequestBody(parser.error ?? 'bad chunked body');
+      return false;
+    }
+    request.bodyBytes += (end === -1 ? buf.length : end) - start;
+    if (answer === 'too-large') {
+      spool.close();
+      this.#reject(413);
+      return false;
+    }
+    if (end === -1) {
+      if (answer === 'wait') this.#pauseClient();
+      return answer === 'more';
+    }
+    request.done = true;
+    this.#state = C_WAIT;
+    if (end < buf.length) {
+      this.#buf = buf.subarray(end);
+      this.#pauseClient();
+    }
+    const trailers = parser.trailers;
+    spool.finish((error) => this.#sendHeld(request, error, trailers === '' ? null : `0\r\n${trailers}\r\n`));
+    return false;
+  }
+
+  /** The held body is whole: the backend gets it now (held-body.ts). */
+  #sendHeld(request: Request, error: NodeJS.ErrnoException | null, lastChunk: string | null): void {
+    const spool = request.held;
+    if (this.#request !== request || this.#state === C_CLOSED || spool === null) return;
+    if (error !== null) {
+      this.#heldFailed(request, spool, error);
+      return;
+    }
+    const exchange = new BackendExchange(
+      this.#core,
+      this,
+      this.#reader,
+      this.#head.method === 'HEAD',
+      request.http10,
+    );
+    this.#exchange = exchange;
+    sendHeldBody(exchange, request.heldHead, spool, lastChunk, (readError) => {
+      if (readError !== null) this.#heldFailed(request, spool, readError);
+      else request.held = null;
+    });
+  }
+
+  #heldFailed(request: Request, spool: BodySpool, error: NodeJS.ErrnoException): void {
+    spool.close();
+    request.held = null;
+    warnHeldBodyFailed(this.#core, error, spool.folder);
+    this.#exchange?.abort();
+    this.#exchange = null;
+    if (request.started) {
+      this.#socket.destroy();
+      return;
+    }
+    this.#reject(500);
+  }
+
+  #onHeldWritable = (): void => {
+    if (this.#state === C_BODY) this.#resumeClient();
+  };
 
   #onContinueTimeout = (): void => {
     this.#continueTimer = null;
@@ -398,7 +519,9 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   // ---- the exchange's events ---------------------------------------------
 
   onRequestDrained(): void {
-    if (this.#state === C_BODY) this.#resumeClient();
+    const held = this.#request?.held;
+    if (held != null) held.resume();
+    else if (this.#state === C_BODY) this.#resumeClient();
   }
 
   onClientStalled(): void {

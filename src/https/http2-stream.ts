@@ -4,13 +4,13 @@
 // Bodies stream both ways with backpressure; chunked responses are decoded
 // into DATA frames. The backend side is the one exchange (exchange.ts).
 import type * as http2 from 'node:http2';
-import { tmpdir as tmpFolder } from 'node:os';
 import { countResponse } from '../stats/index.js';
 import { BodySpool } from './body-spool.js';
 import { cannedBody, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
+import { sendHeldBody, warnHeldBodyFailed } from './held-body.js';
 import { http1RequestHead, http2ResponseHeaders, http2Trailers, lastChunk } from './http2-head.js';
 import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
@@ -127,38 +127,27 @@ export class H2Stream implements ExchangeClient {
     const spool = this.#spool;
     if (this.#finished || spool === null) return;
     if (error !== null) {
-      this.#spoolFailed(error);
+      this.#spoolFailed(spool, error);
       return;
     }
-    const exchange = this.#openExchange();
     const trailers = this.#requestTrailers;
-    const framing = trailers === null ? `Content-Length: ${spool.size}` : 'Transfer-Encoding: chunked';
-    const sink = (chunk: Buffer): boolean => {
-      if (!exchange.open) return true;
-      return trailers === null ? exchange.writeBody(chunk) : writeChunk(exchange, chunk);
-    };
-    exchange.corked(() => {
-      exchange.writeHead(`${this.#heldHead}${framing}\r\n\r\n`);
-      spool.send(sink, (readError) => {
-        if (readError !== null) {
-          this.#spoolFailed(readError);
-          return;
-        }
-        this.#spool = null;
-        exchange.endRequest();
-        if (trailers !== null) exchange.writeFraming(lastChunk(trailers));
-      });
-    });
+    sendHeldBody(
+      this.#openExchange(),
+      this.#heldHead,
+      spool,
+      trailers === null ? null : lastChunk(trailers),
+      (readError) => {
+        if (readError !== null) this.#spoolFailed(spool, readError);
+        else this.#spool = null;
+      },
+    );
   };
 
   /** The held body could not be written or read back (a full disk): 500, and the operator told where. */
-  #spoolFailed(error: NodeJS.ErrnoException): void {
-    this.#spool?.close();
+  #spoolFailed(spool: BodySpool, error: NodeJS.ErrnoException): void {
+    spool.close();
     this.#spool = null;
-    this.#core.logger.warn(
-      { service: this.#core.service, code: error.code, folder: tmpFolder() },
-      'an HTTP/2 request body without a length could not be held in the temp folder: 500',
-    );
+    warnHeldBodyFailed(this.#core, error, spool.folder);
     this.#exchange?.abort();
     this.#exchange = null;
     this.#finished = true;
@@ -178,7 +167,7 @@ export class H2Stream implements ExchangeClient {
     }
     const exchange = this.#exchange;
     if (exchange === null) return;
-    const flowing = this.#chunkedBody ? writeChunk(exchange, chunk) : exchange.writeBody(chunk);
+    const flowing = this.#chunkedBody ? exchange.writeChunk(chunk) : exchange.writeBody(chunk);
     if (!flowing) this.#stream.pause();
   };
 
@@ -416,17 +405,6 @@ export class H2Stream implements ExchangeClient {
 }
 
 export function noop(): void {}
-
-/** Writes `data` as one chunk of a chunked body, in one go; answers whether more may follow now. */
-function writeChunk(exchange: BackendExchange, data: Buffer): boolean {
-  let flowing = true;
-  exchange.corked(() => {
-    exchange.writeFraming(`${data.length.toString(16)}\r\n`);
-    exchange.writeBody(data);
-    flowing = exchange.writeFraming('\r\n');
-  });
-  return flowing;
-}
 
 // RFC 9113 error codes (node:http2's constants, without loading the module for them).
 const NGHTTP2_NO_ERROR = 0;

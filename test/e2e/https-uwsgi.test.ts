@@ -181,6 +181,27 @@ for (const kind of ['tcp', 'unix'] as const) {
     });
     t.equal(JSON.parse(curl).bodyLength, APP.length);
 
+    // A chunked HTTP/1.1 upload (curl -T -, a streaming client): uWSGI's --http-socket reads
+    // no chunked body (its app saw 0 bytes), so the proxy holds it and sends its length.
+    const chunked = await new Promise<string>((resolve) => {
+      execFile(
+        'curl',
+        [
+          '-sS',
+          '--cacert',
+          pair.certFile,
+          '-H',
+          'Transfer-Encoding: chunked',
+          '--data-binary',
+          `@${join(dir, 'app.py')}`,
+          `https://localhost:${fx.port}/chunked-upload`,
+        ],
+        { timeout: 10_000 },
+        (_e, stdout) => resolve(stdout),
+      );
+    });
+    t.equal(JSON.parse(chunked).bodyLength, APP.length, 'the app reads a chunked upload whole');
+
     // Sequential and concurrent requests over a backend that closes after every response.
     for (let i = 0; i < 20; i++) {
       const again = await httpsRequest(fx.port, pair, { path: `/seq/${i}` });

@@ -1,18 +1,28 @@
-// HTTP/2 uploads without content-length (browsers' streamed fetch bodies,
-// gRPC-style clients) held until they end, so that the app gets a Content-Length
-// (issue 9, item 22): in memory up to 1 MiB, then in a deleted file in TMPDIR;
-// 413 over --max-buffered-body; `off` streams them chunked; a temp folder that
-// cannot be written gets a 500 and a log line naming it, and the proxy serves on.
+// Request bodies without a length, HTTP/2 streams without content-length
+// (browsers' streamed fetch bodies, gRPC-style clients) and HTTP/1.1 chunked
+// uploads, held until they end so that the app gets a Content-Length (issue 9,
+// item 22: uWSGI's --http-socket reads no chunked body): in memory up to 1 MiB,
+// then in a deleted file in TMPDIR; 413 over --max-buffered-body; `off` streams
+// them chunked; a temp folder that cannot be written gets a 500 and a log line
+// naming it, and the proxy serves on.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
+import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { createLogger } from '../../src/log/index.js';
 import { waitFor } from '../helpers/wait.js';
-import { type Echo, makePair, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+import {
+  connectTls,
+  type Echo,
+  makePair,
+  removeDir,
+  startEchoBackend,
+  startProxy,
+} from './fixtures/helpers.js';
 
 const pair = makePair();
 const backend = await startEchoBackend();
@@ -202,4 +212,130 @@ t.test('a temp folder that cannot be written: 500, a line naming it, and the pro
   t.equal(line.code, 'ENOENT', 'and why');
   const small = await upload(session, Buffer.from('in memory')).done;
   t.equal(small.status, 200, 'a body that fits in memory still goes through');
+});
+
+/** An HTTP/1.1 chunked POST of `body` in 64 KiB writes (Node's client chunks a body of unknown length). */
+function chunkedUpload(
+  port: number,
+  body: Buffer,
+  options: { pauseAt?: number } = {},
+): { done: Promise<Upload>; resume: () => void } {
+  let resolveDone: (u: Upload) => void = () => {};
+  let rejectDone: (e: Error) => void = () => {};
+  const done = new Promise<Upload>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  const req = https.request(
+    {
+      host: '127.0.0.1',
+      port,
+      ca: pair.cert,
+      servername: 'localhost',
+      agent: false,
+      method: 'POST',
+      path: '/up',
+    },
+    (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolveDone({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+    },
+  );
+  req.on('error', rejectDone);
+  let sent = 0;
+  let stopAt = options.pauseAt ?? body.length;
+  const pump = (): void => {
+    while (sent < stopAt) {
+      const piece = body.subarray(sent, Math.min(sent + 64 * 1024, stopAt));
+      sent += piece.length;
+      if (!req.write(piece)) {
+        req.once('drain', pump);
+        return;
+      }
+    }
+    if (sent >= body.length && !req.writableEnded) req.end();
+  };
+  pump();
+  return {
+    done,
+    resume: () => {
+      stopAt = body.length;
+      pump();
+    },
+  };
+}
+
+t.test('HTTP/1.1 chunked upload over 1 MiB: held in its file, sent with its length', async (t) => {
+  const fx = await startProxy(backend.address, { pair });
+  t.teardown(() => fx.proxy.close());
+  const body = Buffer.alloc(3 * 1024 * 1024 + 5);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 13) & 0xff;
+  const before = backend.requests;
+  const { done, resume } = chunkedUpload(fx.port, body, { pauseAt: 2 * 1024 * 1024 });
+  await waitFor(() => openFilesIn(spoolDir).length === 1, 'the body file to be open');
+  t.equal(backend.requests, before, 'the backend is not taken while the body comes in');
+  resume();
+  const answer = await done;
+  t.equal(answer.status, 200);
+  const echo = JSON.parse(answer.body.toString()) as Echo;
+  t.equal(echo.headers['content-length'], String(body.length), 'the app gets a Content-Length');
+  t.notOk('transfer-encoding' in echo.headers, 'not chunked');
+  t.equal(echo.bodySha, createHash('sha256').update(body).digest('hex'), 'every byte, in order');
+  await waitFor(() => openFilesIn(spoolDir).length === 0, 'the body file to be closed');
+});
+
+t.test('HTTP/1.1 chunked: 100 Continue at once, trailers kept, a pipelined request after', async (t) => {
+  const fx = await startProxy(backend.address, { pair });
+  t.teardown(() => fx.proxy.close());
+  const socket = await connectTls(fx.port, pair);
+  t.teardown(() => socket.destroy());
+  let seen = '';
+  socket.on('data', (c: Buffer) => {
+    seen += c.toString('latin1');
+  });
+  socket.write('POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n');
+  await waitFor(() => seen.includes('HTTP/1.1 100 Continue\r\n\r\n'), '100 Continue from the proxy');
+  socket.write('5\r\nhello\r\n0\r\n\r\n');
+  socket.write('POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n');
+  socket.write('3\r\nabc\r\n0\r\nx-sum: 7\r\n\r\n');
+  await new Promise((resolve) => socket.once('close', resolve));
+  const bodies = seen
+    .split('HTTP/1.1 200 OK')
+    .slice(1)
+    .map((r) => {
+      // The echo answers chunked: one chunk of JSON.
+      const body = r.slice(r.indexOf('\r\n\r\n') + 4);
+      return JSON.parse(body.slice(body.indexOf('\r\n') + 2, body.lastIndexOf('\r\n0\r\n'))) as Echo;
+    });
+  t.equal(bodies.length, 2, 'both requests answered, in order');
+  t.equal(bodies[0]?.url, '/a');
+  t.equal(bodies[0]?.headers['content-length'], '5');
+  t.notOk(bodies[0]?.headers.expect, 'Expect is answered by the proxy, not passed on');
+  t.equal(bodies[1]?.url, '/b');
+  t.equal(bodies[1]?.headers['transfer-encoding'], 'chunked', 'trailers ride in a chunked body');
+  t.same(bodies[1]?.trailers, { 'x-sum': '7' });
+  t.equal(bodies[1]?.bodyLength, 3);
+});
+
+t.test('HTTP/1.1 chunked over --max-buffered-body: 413 and the connection closed', async (t) => {
+  const fx = await startProxy(backend.address, { pair, limits: { maxBufferedBodyBytes: 1024 * 1024 } });
+  t.teardown(() => fx.proxy.close());
+  const before = backend.requests;
+  const answer = await chunkedUpload(fx.port, Buffer.alloc(2 * 1024 * 1024, 1)).done.catch((e: Error) => ({
+    status: -1,
+    body: Buffer.from(e.message),
+  }));
+  t.equal(answer.status, 413, answer.body.toString());
+  t.equal(backend.requests, before, 'no request reached the backend');
+  await waitFor(() => openFilesIn(spoolDir).length === 0, 'the body file to be closed');
+});
+
+t.test('HTTP/1.1 chunked with --max-buffered-body off: relayed chunked as it comes', async (t) => {
+  const fx = await startProxy(backend.address, { pair, limits: { maxBufferedBodyBytes: 0 } });
+  t.teardown(() => fx.proxy.close());
+  const body = Buffer.alloc(1536 * 1024, 6);
+  const echo = JSON.parse((await chunkedUpload(fx.port, body).done).body.toString()) as Echo;
+  t.equal(echo.headers['transfer-encoding'], 'chunked');
+  t.equal(echo.bodyLength, body.length);
 });
