@@ -36,8 +36,8 @@ function parseNodeCommandLine(argv: readonly string[]): Record<string, string | 
   for (const d of Object.values(NODE_SETTINGS)) options[d.flag] = { type: 'string' };
   const { flags, positionals } = parseCommandLine(argv, options);
   if (positionals.length > 0) {
-    // The one command is `store`; anything else is flags only.
-    throw new HarborError('E_USAGE', unknownCommand(positionals[0]!, ['store']));
+    // The commands are `store` and `dataplane`; anything else is flags only.
+    throw new HarborError('E_USAGE', unknownCommand(positionals[0]!, ['store', 'dataplane']));
   }
   return flags as Record<string, string | boolean | undefined>;
 }
@@ -51,6 +51,10 @@ function readVersion(): string {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const { stdout, stderr } = process;
+  if (argv[0] === 'dataplane') {
+    const { dataplaneCommand } = await import('./commands/dataplane.js');
+    return dataplaneCommand(argv.slice(1), { stdout, stderr });
+  }
   if (argv[0] === 'store') {
     const { storeCommand } = await import('./commands/store.js');
     return storeCommand(argv.slice(1), process.env, { stdout, stderr });
@@ -91,6 +95,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     member: settings.member,
     proxyProtocol: settings.proxyProtocol,
     udpSessionsPerSource: settings.udpSessionsPerSource,
+    dataplane: settings.dataplane,
+    retryMs: settings.checkIntervalMs,
     hostname: settings.hostname,
     host: settings.host,
     extHostname: settings.extHostname,
@@ -134,6 +140,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       store: store.description,
       node_id: settings.nodeId,
       member: settings.member,
+      dataplane: settings.dataplane,
       auth: settings.token ? 'bearer token' : 'none',
     },
     'harbor-node ready',

@@ -116,6 +116,11 @@ export const CATALOGUE = {
     meaning:
       "The state file's folder cannot be created or is not writable: the node does not start rather than refuse every change.",
   },
+  E_DATAPLANE: {
+    kind: 'config',
+    meaning:
+      'The nftables data plane (--dataplane nftables) cannot run here: no CAP_NET_ADMIN, no nft or conntrack program, a rule set nft refuses, or IP forwarding off while instances are remote.',
+  },
   E_API_REQUEST: {
     kind: 'runtime',
     meaning: 'A node API request is malformed: bad JSON, an unknown field, a value of the wrong type (400).',
@@ -172,6 +177,11 @@ export const CATALOGUE = {
     kind: 'warning',
     meaning:
       "Ports of harbor-node's range lie in the kernel's ephemeral range unreserved: outgoing connections can take them.",
+  },
+  W_DATAPLANE: {
+    kind: 'warning',
+    meaning:
+      'The nftables data plane could not apply a change, found its table gone, or has little conntrack headroom: the userspace listeners serve meanwhile.',
   },
   W_ADMIN_UNAVAILABLE: {
     kind: 'warning',

@@ -34,9 +34,12 @@ export class Health {
   /** When it was last marked down (epoch ms), for status. */
   downSince: number | undefined;
   #downTimer: NodeJS.Timeout | undefined;
+  /** Told when the state changes (the kernel data plane follows it). */
+  readonly #onChange: (() => void) | undefined;
 
-  constructor(state: HealthState) {
+  constructor(state: HealthState, onChange?: () => void) {
     this.state = state;
+    this.#onChange = onChange;
   }
 
   /**
@@ -44,7 +47,8 @@ export class Health {
    * down (an active check that failed), the time starts over; `downSince` stays.
    */
   markDown(downMs: number): void {
-    if (this.state !== 'down') this.downSince = Date.now();
+    const changed = this.state !== 'down';
+    if (changed) this.downSince = Date.now();
     this.state = 'down';
     clearTimeout(this.#downTimer);
     this.#downTimer = setTimeout(() => {
@@ -52,13 +56,16 @@ export class Health {
       if (this.state === 'down') this.markUp();
     }, downMs);
     this.#downTimer.unref();
+    if (changed) this.#onChange?.();
   }
 
   markUp(): void {
     clearTimeout(this.#downTimer);
     this.#downTimer = undefined;
+    const changed = this.state !== 'up';
     this.state = 'up';
     this.downSince = undefined;
+    if (changed) this.#onChange?.();
   }
 
   dispose(): void {
@@ -79,12 +86,13 @@ export class Instance {
   readonly protocols: readonly Protocol[];
   readonly health: Readonly<Record<Protocol, Health>>;
 
-  /** `initial`: one state for every protocol, or per protocol (unnamed ones start up). */
+  /** `initial`: one state for every protocol, or per protocol (unnamed ones start up); `onChange`: a health changed. */
   constructor(
     id: string,
     spec: InstanceSpec,
     initial: HealthState | Partial<Record<Protocol, HealthState>> = 'up',
     protocols: readonly Protocol[] = ['tcp', 'udp'],
+    onChange?: () => void,
   ) {
     this.id = id;
     this.host = spec.host;
@@ -94,7 +102,7 @@ export class Instance {
     this.protocols = protocols;
     const start = (p: Protocol): HealthState =>
       typeof initial === 'string' ? initial : (initial[p] ?? 'up');
-    this.health = { tcp: new Health(start('tcp')), udp: new Health(start('udp')) };
+    this.health = { tcp: new Health(start('tcp'), onChange), udp: new Health(start('udp'), onChange) };
   }
 
   /** Its health across its protocols: the common state, or `degraded` when they differ. */
@@ -186,6 +194,12 @@ abstract class ListBalancer implements Balancer {
  * turn is tried anyway ("panic", as HAProxy and Envoy do): a health verdict
  * may be stale, and trying costs a client less than a certain refusal.
  */
+/** The instances a new connection may go to now: those up, or every one when none is (panic). */
+export function eligible(balancer: Balancer): readonly Instance[] {
+  const up = balancer.instances.filter((i) => i.health[balancer.protocol].state === 'up');
+  return up.length > 0 ? up : balancer.instances;
+}
+
 export class RoundRobinBalancer extends ListBalancer {
   #cursor = 0;
 

@@ -3,7 +3,9 @@
 // side is down, so a blackholed instance costs one client its connect timeout,
 // not one client every down time (HAProxy's and Envoy's active checks); and the
 // opt-in UDP check of every instance that has one, up or down, since a
-// blackholed UDP instance sends no ICMP. Run by the node on its retry timer.
+// blackholed UDP instance sends no ICMP. With the kernel data plane every
+// instance's TCP side is checked, since the kernel does not skip a refusing
+// one. Run by the node on its retry timer.
 import { udpCheckPayload } from '../config/udp-check.js';
 import type { Logger } from '../log/index.js';
 import type { Instance } from './balancer.js';
@@ -15,6 +17,8 @@ export interface InstanceChecksOptions {
   readonly check?: InstanceCheck | undefined;
   readonly udpCheck?: UdpInstanceCheck | undefined;
   readonly downMs: number;
+  /** Check instances that are up too (the kernel data plane: nothing else sees a refusal). */
+  readonly all?: boolean | undefined;
 }
 
 export class InstanceChecks {
@@ -22,6 +26,7 @@ export class InstanceChecks {
   readonly #check: InstanceCheck;
   readonly #udpCheck: UdpInstanceCheck;
   readonly #downMs: number;
+  readonly #all: boolean;
   /** Instances restored from the store that have not passed their check yet. */
   readonly #unchecked = new Set<Instance>();
 
@@ -30,6 +35,7 @@ export class InstanceChecks {
     this.#check = options.check ?? tcpConnectCheck();
     this.#udpCheck = options.udpCheck ?? udpProbeCheck();
     this.#downMs = options.downMs;
+    this.#all = options.all ?? false;
   }
 
   /** A restored instance: checked before its TCP side gets connections. */
@@ -52,13 +58,16 @@ export class InstanceChecks {
 
   async run(services: Iterable<NodeService>): Promise<void> {
     const down: Instance[] = [];
+    const up: Instance[] = [];
     const udpChecked: Instance[] = [];
     for (const service of services) {
       const tcp = service.protocols.includes('tcp');
       const udp = service.protocols.includes('udp');
       for (const instance of service.instances) {
-        if (tcp && instance.health.tcp.state === 'down' && !this.#unchecked.has(instance))
-          down.push(instance);
+        if (tcp && !this.#unchecked.has(instance)) {
+          if (instance.health.tcp.state === 'down') down.push(instance);
+          else if (this.#all && instance.health.tcp.state === 'up') up.push(instance);
+        }
         if (udp && instance.udpCheck !== undefined) udpChecked.push(instance);
       }
     }
@@ -66,7 +75,19 @@ export class InstanceChecks {
       ...[...this.#unchecked].map((instance) => this.#checkRestored(instance)),
       ...udpChecked.map((instance) => this.#checkUdp(instance)),
       ...down.map((instance) => this.#checkDown(instance)),
+      ...up.map((instance) => this.#checkUp(instance)),
     ]);
+  }
+
+  /** An instance in rotation: one refused or unanswered connect takes it out until a check passes. */
+  async #checkUp(instance: Instance): Promise<void> {
+    const ok = await this.#check(instance.host, instance.port);
+    if (ok || instance.health.tcp.state !== 'up') return;
+    instance.health.tcp.markDown(this.#downMs);
+    this.#logger.warn(
+      { instance: instance.id, address: `${instance.host}:${instance.port}` },
+      'instance failed its check; out of rotation',
+    );
   }
 
   async #checkRestored(instance: Instance): Promise<void> {

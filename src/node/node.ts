@@ -6,12 +6,16 @@
 // compared on a timer). The HTTP API (api.ts) calls these methods; nothing
 // here speaks HTTP.
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { protocolLabel } from '../config/protocol.js';
 import { HarborError, isHarborError } from '../errors/index.js';
 import type { ProxyProtocolVersion } from '../forward/types.js';
 import type { Logger } from '../log/index.js';
 import { DEFAULT_DOWN_MS, type Instance, type InstanceSpec } from './balancer.js';
 import { InstanceChecks } from './checks.js';
+import { type DataplaneStatus, type KernelCounters, NftablesDataplane } from './dataplane/index.js';
+import { preflight, warnConntrackHeadroom } from './dataplane/preflight.js';
 import type { InstanceCheck, UdpInstanceCheck } from './health.js';
 import { Journal, type JournalChange } from './journal.js';
 import { MemberBoard } from './members.js';
@@ -63,6 +67,10 @@ export interface HarborNodeOptions {
   readonly proxyProtocol?: ProxyProtocolVersion | undefined;
   /** UDP sessions one client address may hold per service (--udp-sessions-per-source). */
   readonly udpSessionsPerSource?: number | undefined;
+  /** Who forwards new flows: this process (userspace, the default) or the kernel, programmed through nftables. */
+  readonly dataplane?: 'userspace' | 'nftables' | undefined;
+  /** How often the kernel data plane reads its counters. */
+  readonly dataplanePollMs?: number | undefined;
 }
 
 /** The credentials in the seed's shape and key order. */
@@ -86,6 +94,8 @@ export interface ServiceView {
   readonly credentials: Credentials;
   readonly instances: ReturnType<NodeService['instanceViews']>;
   readonly counters: ReturnType<NodeService['counters']>;
+  /** The kernel's counters (--dataplane nftables): flows it forwarded, their bytes, ICMP errors of UDP flows. */
+  readonly kernel?: KernelCounters;
   /** Each member's own observation of this service (one entry per node of a cluster; this node alone otherwise). */
   readonly nodes: readonly MemberServiceReport[];
 }
@@ -138,6 +148,8 @@ export class HarborNode {
   readonly #services = new Map<string, NodeService>();
   readonly #journal = new Journal();
   readonly #members: MemberBoard;
+  /** The kernel data plane (--dataplane nftables); undefined: this process forwards everything. */
+  readonly #dataplane: NftablesDataplane | undefined;
   /** int_ports chosen by creates still under way. */
   readonly #intPortsPending = new Set<number>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -163,12 +175,23 @@ export class HarborNode {
       range: options.range,
       probe: options.probe ?? bindProbe(options.listenHost),
     });
+    const kernel = options.dataplane === 'nftables';
     this.#checks = new InstanceChecks({
       logger: options.logger,
       check: options.check,
       udpCheck: options.udpCheck,
       downMs: options.downMs ?? DEFAULT_DOWN_MS,
+      all: kernel,
     });
+    this.#dataplane = kernel
+      ? new NftablesDataplane({
+          logger: options.logger,
+          listen: options.listenHost,
+          pollMs: options.dataplanePollMs,
+          services: () => this.#services.values(),
+          onUnreachable: (service) => this.#udpUnreachable(service),
+        })
+      : undefined;
     this.#retryMs = options.retryMs ?? 3000;
     this.#syncMs = options.syncMs ?? (this.#store.shared ? DEFAULT_SYNC_MS.shared : DEFAULT_SYNC_MS.local);
     this.#members = new MemberBoard(this.#store, options.member ?? DEFAULT_MEMBER);
@@ -215,6 +238,15 @@ export class HarborNode {
           'state restored',
         );
       }
+    }
+    if (this.#dataplane !== undefined) {
+      await preflight({ remoteInstances: this.#hasRemoteInstances() });
+      await this.#dataplane.start();
+      warnConntrackHeadroom(this.#logger);
+      this.#logger.info(
+        { dataplane: 'nftables', services: this.#services.size },
+        'kernel data plane programmed',
+      );
     }
     void this.#checks.run(this.#services.values());
     this.#retryTimer = setInterval(() => void this.#retry(), this.#retryMs);
@@ -487,6 +519,8 @@ export class HarborNode {
     clearInterval(this.#retryTimer);
     clearInterval(this.#syncTimer);
     this.#checks.clear();
+    // The kernel's table stays: live flows keep their translation (harbor-node dataplane clean removes it).
+    await this.#dataplane?.close();
     await Promise.all([...this.#services.values()].map((s) => s.close(deadlineMs)));
     await this.#serial.catch(() => undefined);
     await this.#members.withdraw();
@@ -661,6 +695,7 @@ export class HarborNode {
   }
 
   async #remove(service: NodeService): Promise<void> {
+    this.#dataplane?.removed(service);
     for (const instance of service.instances) this.#checks.forget(instance);
     await service.close();
     this.#allocator.release(service.port);
@@ -713,6 +748,7 @@ export class HarborNode {
       proxyProtocol: this.#options.proxyProtocol,
       udpSessionsPerSource: this.#options.udpSessionsPerSource,
       downMs: this.#options.downMs ?? DEFAULT_DOWN_MS,
+      onChange: (service) => this.#dataplane?.changed(service),
       onTtl: (service, instance) => this.#onTtl(service, instance),
     });
   }
@@ -751,6 +787,32 @@ export class HarborNode {
     } finally {
       this.#retrying = false;
     }
+  }
+
+  /** The kernel data plane's state for /status; undefined with the userspace one. */
+  dataplaneStatus(): DataplaneStatus | undefined {
+    return this.#dataplane?.status();
+  }
+
+  /** The kernel saw its UDP primary refuse (ICMP port unreachable): the next instance takes over. */
+  #udpUnreachable(service: NodeService): void {
+    const failed = service.failUdpPrimary();
+    if (failed === undefined) return;
+    this.#logger.warn(
+      { service: service.name, instance: failed.id, address: `${failed.host}:${failed.port}` },
+      'UDP primary refused datagrams (ICMP port unreachable); the next instance takes over',
+    );
+  }
+
+  #hasRemoteInstances(): boolean {
+    const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)));
+    for (const service of this.#services.values()) {
+      for (const i of service.instances) {
+        if (isIP(i.host) !== 0 && !i.host.startsWith('127.') && i.host !== '::1' && !local.has(i.host))
+          return true;
+      }
+    }
+    return false;
   }
 
   #require(id: string): NodeService {
@@ -793,6 +855,7 @@ export class HarborNode {
       credentials: this.credentials(service),
       instances: service.instanceViews(),
       counters: service.counters(),
+      ...(this.#dataplane !== undefined && { kernel: this.#dataplane.counters(service) }),
       nodes: members.map(({ member, age_ms, services }) => {
         const seen = services[service.id];
         return seen

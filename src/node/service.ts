@@ -20,6 +20,7 @@ import {
   BALANCER_FOR_FORWARDER,
   type Balancer,
   createBalancer,
+  eligible,
   type HealthState,
   Instance,
   type InstanceSpec,
@@ -43,6 +44,8 @@ export interface NodeServiceOptions {
   /** UDP sessions one client address may hold (the forwarder's default when undefined). */
   readonly udpSessionsPerSource?: number | undefined;
   readonly downMs: number;
+  /** Called when where new connections go may have changed: an instance came, went, moved or changed health. */
+  readonly onChange?: ((service: NodeService) => void) | undefined;
   /** Called when an instance's TTL timer fires: the node asks its store whether it expired (a refresh through another node may have moved it). */
   readonly onTtl: (service: NodeService, instance: Instance) => void;
 }
@@ -188,17 +191,42 @@ export class NodeService {
       this.#drop(existing);
       result = 'replaced';
     }
-    const instance = new Instance(id, spec, initial, this.protocols);
+    const instance = new Instance(id, spec, initial, this.protocols, this.#changed);
     this.#instances.set(id, instance);
     for (const balancer of this.#balancers) balancer.add(instance);
     this.armTtl(instance, ttlMs);
+    this.#changed();
     return result;
+  }
+
+  #changed = (): void => {
+    this.#options.onChange?.(this);
+  };
+
+  /** Where the kernel sends new flows: TCP round-robin over these, UDP to the primary (the balancers' own picks). */
+  kernelTargets(): { tcp: readonly Instance[] | null; udp: Instance | null | undefined } {
+    const tcp = this.#balancers.find((b) => b.protocol === 'tcp');
+    const udp = this.#balancers.find((b) => b.protocol === 'udp');
+    return {
+      tcp: tcp === undefined ? null : eligible(tcp),
+      udp: udp === undefined ? undefined : (udp.pick() ?? null),
+    };
+  }
+
+  /** Marks the UDP primary down (the kernel saw an ICMP port unreachable from it); the next instance takes over. */
+  failUdpPrimary(): Instance | undefined {
+    const udp = this.#balancers.find((b) => b.protocol === 'udp');
+    const primary = udp?.pick();
+    if (udp === undefined || primary === undefined || primary.health.udp.state !== 'up') return undefined;
+    udp.fail(primary);
+    return primary;
   }
 
   /** Puts the instances in this order (a store's registration order), so every node has the same UDP primary and queue. */
   order(ids: readonly string[]): void {
     const rank = new Map(ids.map((id, i) => [id, i]));
     for (const balancer of this.#balancers) balancer.order(rank);
+    this.#changed();
   }
 
   remove(id: string): boolean {
@@ -214,6 +242,7 @@ export class NodeService {
     clearTimeout(this.#ttlTimers.get(instance.id));
     this.#ttlTimers.delete(instance.id);
     instance.dispose();
+    this.#changed();
   }
 
   /** (Re)arms the instance's TTL timer for `ms` (default: its whole TTL); when it fires, the node asks its store. */

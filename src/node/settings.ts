@@ -33,6 +33,10 @@ export interface NodeSettings {
   readonly proxyProtocol: 1 | 2 | undefined;
   readonly apiConnections: number;
   readonly udpSessionsPerSource: number;
+  /** Who forwards new flows: this process, or the kernel through nftables. */
+  readonly dataplane: 'userspace' | 'nftables';
+  /** How often ports held by others and instances are checked again. */
+  readonly checkIntervalMs: number;
   readonly token: string | undefined;
   readonly logLevel: LevelWithSilent;
   readonly pretty: boolean;
@@ -134,6 +138,18 @@ export const NODE_SETTINGS = {
     default: 'off',
     help: "send a PROXY protocol header (v1 or v2) first on each TCP connection to an instance: the client's address (the sidecar takes it with --trust-proxy)",
   },
+  dataplane: {
+    flag: 'dataplane',
+    env: ['HARBOR_NODE_DATAPLANE'],
+    default: 'userspace',
+    help: 'who forwards new connections: userspace (this process) or nftables (the kernel, programmed by the node; needs CAP_NET_ADMIN, nft and conntrack; docs/dataplane.md)',
+  },
+  checkInterval: {
+    flag: 'check-interval',
+    env: ['HARBOR_NODE_CHECK_INTERVAL'],
+    default: '3s',
+    help: 'how often a port held by another process is tried again and instances are checked (with nftables: every instance)',
+  },
   logLevel: { flag: 'log-level', env: ['HARBOR_LOG_LEVEL'], default: 'info', help: 'log level' },
 } as const;
 
@@ -220,6 +236,19 @@ export function resolveNodeSettings(
   const proxy = parseChoice(proxyRaw.text, ['off', 'v1', 'v2'] as const);
   if (!proxy.ok) problem(proxyRaw.source, proxyRaw.text, proxy.reason);
 
+  const dataplaneRaw = raw('dataplane');
+  const dataplane = parseChoice(dataplaneRaw.text, ['userspace', 'nftables'] as const);
+  if (!dataplane.ok) problem(dataplaneRaw.source, dataplaneRaw.text, dataplane.reason);
+  else if (dataplane.value === 'nftables' && proxy.ok && proxy.value !== 'off') {
+    // The kernel rewrites addresses; it cannot write a PROXY header into a stream.
+    problem(
+      dataplaneRaw.source,
+      dataplaneRaw.text,
+      `the kernel cannot send PROXY protocol headers (${proxyRaw.source ?? '--proxy-protocol'} ${proxyRaw.text}); choose one`,
+    );
+  }
+  const checkIntervalMs = duration('checkInterval');
+
   const levelRaw = raw('logLevel');
   const level = parseChoice(levelRaw.text, LOG_LEVELS);
   if (!level.ok) problem(levelRaw.source, levelRaw.text, level.reason);
@@ -289,6 +318,8 @@ export function resolveNodeSettings(
       proxyProtocol: proxy.ok && proxy.value !== 'off' ? (proxy.value === 'v1' ? 1 : 2) : undefined,
       apiConnections,
       udpSessionsPerSource,
+      dataplane: dataplane.ok ? dataplane.value : 'userspace',
+      checkIntervalMs,
       token,
       logLevel: level.value,
       pretty,
@@ -315,6 +346,7 @@ export function nodeHelpText(): string {
     '',
     'Commands:',
     '  harbor-node store copy --from STORE --to STORE   copy every service (ports, ids, credentials) from one store to another',
+    '  harbor-node dataplane clean                      remove the nftables tables of --dataplane nftables (ip harbor, ip6 harbor)',
     '',
     'See docs/node.md for the API.',
     '',

@@ -1,0 +1,379 @@
+// harbor-node's opt-in kernel data plane (--dataplane nftables): the node keeps
+// its API, store, balancers, checks and userspace listeners, and programs
+// nftables so that Linux forwards new connections itself (rules.ts). It follows
+// the services: every change of where a service's new flows go (an instance
+// came, went, or changed health) becomes one transaction for that service; the
+// whole table is replaced only at start-up and when it vanished. On a UDP
+// failover the old primary's conntrack entries are deleted, and a reconciler
+// removes any UDP entry that points elsewhere than the current primary. The
+// table is never deleted at exit: live flows keep their translation, and the
+// userspace listeners (still bound) serve whatever the rules do not.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import type { Logger } from '../../log/index.js';
+import type { Instance } from '../balancer.js';
+import type { NodeService } from '../service.js';
+import { deleteUdpFlows, listUdpFlows, readCounters, runNft } from './nft.js';
+import {
+  addServiceScript,
+  FAMILIES,
+  type Family,
+  names,
+  programScript,
+  removeServiceScript,
+  type ServicePlan,
+  TABLE,
+  type Target,
+  tableScript,
+} from './rules.js';
+
+export interface NftablesOptions {
+  readonly logger: Logger;
+  /** The one address service ports listen on; undefined: every local address. */
+  readonly listen?: string | undefined;
+  /** How often counters are read (ICMP errors noticed, the table checked) and UDP flows reconciled. */
+  readonly pollMs?: number | undefined;
+  /** The kernel saw ICMP port unreachable for flows of this service's UDP: its primary refuses. */
+  readonly onUnreachable: (service: NodeService) => void;
+  /** The node's services now, for a rebuild of the whole table. */
+  readonly services: () => Iterable<NodeService>;
+}
+
+/** The kernel's counters of one service. */
+export interface KernelCounters {
+  /** New flows (connections, UDP sessions) the kernel sent to an instance. */
+  readonly flows: number;
+  readonly bytes_in: number;
+  readonly bytes_out: number;
+  /** ICMP port-unreachable errors of its UDP flows. */
+  readonly unreachable: number;
+}
+
+export interface DataplaneStatus {
+  readonly kind: 'nftables';
+  readonly tables: readonly string[];
+  /** Services whose new flows the kernel forwards (in at least one family). */
+  readonly programmed: number;
+  readonly conntrack: { readonly count: number | null; readonly max: number | null };
+  readonly last_error: string | null;
+}
+
+interface Programmed {
+  readonly service: NodeService;
+  /** What each family's table holds for it, as applied. */
+  readonly plans: Map<Family, ServicePlan>;
+}
+
+const DEFAULT_POLL_MS = 1000;
+/** UDP conntrack entries are reconciled every this many polls. */
+const RECONCILE_EVERY = 3;
+
+export class NftablesDataplane {
+  readonly #options: NftablesOptions;
+  readonly #logger: Logger;
+  readonly #programmed = new Map<number, Programmed>();
+  readonly #pending = new Map<number, NodeService | null>();
+  readonly #counters = new Map<Family, Map<string, { packets: number; bytes: number }>>();
+  readonly #unreachableSeen = new Map<number, number>();
+  #local = localAddresses();
+  #serial: Promise<unknown> = Promise.resolve();
+  #flushScheduled = false;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #polls = 0;
+  #lastError: string | null = null;
+  #closed = false;
+  #started = false;
+
+  constructor(options: NftablesOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+  }
+
+  /** The whole table for these services, checked by `nft --check` then applied in one transaction; E_DATAPLANE when refused. */
+  async start(): Promise<void> {
+    const list = [...this.#options.services()];
+    const script = this.#fullScript(list);
+    // From here on changes queue behind the table (they may come while nft runs).
+    this.#started = true;
+    this.#pending.clear();
+    const applied = runNft(script, true).then(() => runNft(script));
+    this.#serial = applied.catch(() => undefined);
+    await applied;
+    this.#remember(list);
+    this.#pollTimer = setInterval(() => void this.#poll(), this.#options.pollMs ?? DEFAULT_POLL_MS);
+    this.#pollTimer.unref();
+  }
+
+  /** Where a service's new flows go may have changed: applied once this turn's changes are in. */
+  changed(service: NodeService): void {
+    if (this.#closed || !this.#started) return;
+    this.#pending.set(service.port, service);
+    this.#schedule();
+  }
+
+  /** A service is gone: its rules go. */
+  removed(service: NodeService): void {
+    if (this.#closed || !this.#started) return;
+    this.#pending.set(service.port, null);
+    this.#schedule();
+  }
+
+  /** Stops following; the table stays (deleting it would freeze live flows): `harbor-node dataplane clean` removes it. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#pollTimer);
+    await this.#serial.catch(() => undefined);
+  }
+
+  counters(service: NodeService): KernelCounters {
+    const n = names(service.port);
+    let flows = 0;
+    let bytesIn = 0;
+    let bytesOut = 0;
+    let unreachable = 0;
+    for (const family of FAMILIES) {
+      const c = this.#counters.get(family);
+      if (c === undefined) continue;
+      flows += c.get(n.flows)?.packets ?? 0;
+      bytesIn += c.get(n.bytesIn)?.bytes ?? 0;
+      bytesOut += c.get(n.bytesOut)?.bytes ?? 0;
+      unreachable += c.get(n.unreachable)?.packets ?? 0;
+    }
+    return { flows, bytes_in: bytesIn, bytes_out: bytesOut, unreachable };
+  }
+
+  status(): DataplaneStatus {
+    let programmed = 0;
+    for (const p of this.#programmed.values()) {
+      if ([...p.plans.values()].some((plan) => plan.tcpTargets.length > 0 || plan.udpTarget !== null))
+        programmed++;
+    }
+    return {
+      kind: 'nftables',
+      tables: FAMILIES.map((f) => `${f} ${TABLE}`),
+      programmed,
+      conntrack: { count: readNumber('nf_conntrack_count'), max: readNumber('nf_conntrack_max') },
+      last_error: this.#lastError,
+    };
+  }
+
+  #fullScript(services: readonly NodeService[]): string {
+    return FAMILIES.map((family) =>
+      tableScript(
+        family,
+        this.#listenFor(family),
+        services.map((s) => this.#plan(s, family)),
+      ),
+    ).join('');
+  }
+
+  #remember(services: readonly NodeService[]): void {
+    this.#programmed.clear();
+    for (const service of services) {
+      this.#programmed.set(service.port, {
+        service,
+        plans: new Map(FAMILIES.map((f) => [f, this.#plan(service, f)])),
+      });
+    }
+  }
+
+  /** The listen address when it is of `family`; a listen address of the other family: nothing of this family is served. */
+  #listenFor(family: Family): string | undefined {
+    const listen = this.#options.listen;
+    if (listen === undefined) return undefined;
+    return (isIP(listen) === 4) === (family === 'ip') ? listen : family === 'ip' ? '0.0.0.0' : '::';
+  }
+
+  /**
+   * What a family's table does for a service: targets only when every instance is an IP of that
+   * family (a host name or a mix of families is left to the userspace listener, which resolves
+   * and crosses families).
+   */
+  #plan(service: NodeService, family: Family): ServicePlan {
+    const protocols = service.protocols;
+    const tcp = protocols.includes('tcp');
+    const udp = protocols.includes('udp');
+    const all = [...service.instances];
+    const want = family === 'ip' ? 4 : 6;
+    const kernel = all.length > 0 && all.every((i) => isIP(i.host) === want);
+    const targets = service.kernelTargets();
+    const target = (i: Instance): Target => ({ host: i.host, port: i.port, local: this.#isLocal(i.host) });
+    return {
+      port: service.port,
+      tcp,
+      udp,
+      tcpTargets: kernel && targets.tcp !== null ? targets.tcp.map(target) : [],
+      udpTarget: kernel && targets.udp ? target(targets.udp) : null,
+    };
+  }
+
+  #isLocal(host: string): boolean {
+    return host === '::1' || host.startsWith('127.') || this.#local.has(host);
+  }
+
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const work = [...this.#pending];
+      this.#pending.clear();
+      this.#serial = this.#serial.then(async () => {
+        for (const [port, service] of work) await this.#apply(port, service);
+      });
+    });
+  }
+
+  /** One service's change, one transaction per family table; a failure is logged and healed by a full resync. */
+  async #apply(port: number, service: NodeService | null): Promise<void> {
+    const before = this.#programmed.get(port);
+    const script: string[] = [];
+    const moved: { family: Family; from: Target }[] = [];
+    if (service === null || (before !== undefined && before.service !== service)) {
+      // Gone (or the port now belongs to another service): everything of the old one goes.
+      if (before !== undefined) {
+        for (const [family, plan] of before.plans)
+          script.push(removeServiceScript(family, plan, plan.tcpTargets.length));
+        this.#programmed.delete(port);
+      }
+    }
+    let plans: Map<Family, ServicePlan> | undefined;
+    if (service !== null) {
+      const old = this.#programmed.get(port);
+      plans = new Map(FAMILIES.map((f) => [f, this.#plan(service, f)]));
+      for (const [family, plan] of plans) {
+        const was = old?.plans.get(family);
+        if (was !== undefined && JSON.stringify(was) === JSON.stringify(plan)) continue;
+        if (was === undefined) script.push(addServiceScript(family, plan));
+        script.push(programScript(family, plan, was?.tcpTargets.length ?? 0));
+        if (was?.udpTarget && !sameTarget(was.udpTarget, plan.udpTarget))
+          moved.push({ family, from: was.udpTarget });
+      }
+    }
+    if (script.length === 0) return;
+    try {
+      await runNft(`${script.join('\n')}\n`);
+      if (service !== null && plans !== undefined) this.#programmed.set(port, { service, plans });
+    } catch (error) {
+      this.#failed(`service port ${port}: ${(error as Error).message}`);
+      await this.#resync();
+      return;
+    }
+    // The old UDP primary's flows are cut loose: their next datagram is a new flow to the new primary.
+    for (const { family, from } of moved) {
+      await deleteUdpFlows(family, port, from.host, from.port).catch((error: Error) =>
+        this.#failed(`conntrack: ${error.message}`),
+      );
+    }
+    if (service === null) {
+      for (const family of FAMILIES)
+        for (const flow of await listUdpFlows(family).catch(() => []))
+          if (flow.dport === port && flow.replySrc !== flow.dst)
+            await deleteUdpFlows(family, port, flow.replySrc, flow.replySport).catch(() => 0);
+    }
+  }
+
+  /** The whole table again (it vanished, or a transaction failed), for the services known now. */
+  async #resync(): Promise<void> {
+    const services = [...this.#options.services()];
+    try {
+      await runNft(this.#fullScript(services));
+      this.#remember(services);
+      this.#logger.info({ services: services.length }, 'nftables table rebuilt');
+    } catch (error) {
+      this.#failed(`rebuild: ${(error as Error).message}`);
+    }
+  }
+
+  #failed(message: string): void {
+    this.#lastError = message;
+    this.#logger.warn(
+      { code: 'W_DATAPLANE' },
+      `nftables: ${message}; the userspace listeners serve meanwhile`,
+    );
+  }
+
+  /** Reads the counters (ICMP errors become UDP failovers; a missing table is rebuilt) and, now and then, reconciles UDP flows. */
+  async #poll(): Promise<void> {
+    if (this.#closed) return;
+    this.#polls++;
+    await (this.#serial = this.#serial.then(async () => {
+      let vanished = false;
+      for (const family of FAMILIES) {
+        const counters = await readCounters(family).catch((error: Error) => {
+          this.#failed(error.message);
+          return undefined;
+        });
+        if (counters === null) vanished = true;
+        else if (counters !== undefined) this.#counters.set(family, counters);
+      }
+      if (vanished && !this.#closed) {
+        this.#failed(`table ${TABLE} is gone`);
+        this.#local = localAddresses();
+        await this.#resync();
+        return;
+      }
+      this.#noticeUnreachable();
+      if (this.#polls % RECONCILE_EVERY === 0) await this.#reconcileUdp();
+    }));
+  }
+
+  #noticeUnreachable(): void {
+    for (const { service } of this.#programmed.values()) {
+      if (!service.protocols.includes('udp')) continue;
+      const now = this.counters(service).unreachable;
+      const seen = this.#unreachableSeen.get(service.port);
+      this.#unreachableSeen.set(service.port, now);
+      if (seen !== undefined && now > seen) this.#options.onUnreachable(service);
+    }
+  }
+
+  /** Deletes every UDP entry of a service port that a DNAT sent elsewhere than its current primary. */
+  async #reconcileUdp(): Promise<void> {
+    for (const family of FAMILIES) {
+      const flows = await listUdpFlows(family).catch(() => []);
+      const stale = new Map<string, { port: number; host: string; hostPort: number }>();
+      for (const flow of flows) {
+        const programmed = this.#programmed.get(flow.dport);
+        if (programmed === undefined || !programmed.service.protocols.includes('udp')) continue;
+        // Not translated: a flow of the userspace listener's own.
+        if (flow.replySrc === flow.dst && flow.replySport === flow.dport) continue;
+        const primary = programmed.plans.get(family)?.udpTarget;
+        if (primary && primary.host === flow.replySrc && primary.port === flow.replySport) continue;
+        stale.set(`${flow.dport} ${flow.replySrc} ${flow.replySport}`, {
+          port: flow.dport,
+          host: flow.replySrc,
+          hostPort: flow.replySport,
+        });
+      }
+      for (const s of stale.values()) {
+        const deleted = await deleteUdpFlows(family, s.port, s.host, s.hostPort).catch(() => 0);
+        if (deleted > 0) {
+          this.#logger.info(
+            { port: s.port, to: `${s.host}:${s.hostPort}`, flows: deleted },
+            'stale UDP flows removed (not the primary)',
+          );
+        }
+      }
+    }
+  }
+}
+
+function sameTarget(a: Target | null, b: Target | null): boolean {
+  return a !== null && b !== null && a.host === b.host && a.port === b.port;
+}
+
+function localAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
+  return out;
+}
+
+function readNumber(name: string): number | null {
+  try {
+    return Number(readFileSync(`/proc/sys/net/netfilter/${name}`, 'utf8').trim());
+  } catch {
+    return null;
+  }
+}

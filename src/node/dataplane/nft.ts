@@ -1,0 +1,121 @@
+// Running Debian's `nft` and `conntrack` programs: a script read from stdin as
+// one transaction (`nft -f -`; all of it or none), its check (`-c`), the
+// table's counters as JSON, and conntrack listings and deletions. Shelling out,
+// as kube-proxy does through knftables: no npm netlink library speaks nf_tables.
+import { execFile, spawn } from 'node:child_process';
+import { HarborError } from '../../errors/index.js';
+import { type Family, TABLE } from './rules.js';
+
+/** Runs `nft -f -` (with `-c`: only checks); rejects with the first line nft printed. */
+export function runNft(script: string, check = false): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nft', check ? ['-c', '-f', '-'] : ['-f', '-'], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.on('error', (error) => reject(missingProgram('nft', error)));
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else
+        reject(
+          new HarborError(
+            'E_DATAPLANE',
+            `nft ${check ? '--check ' : ''}refused the rule set: ${firstLine(stderr)}`,
+          ),
+        );
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(script);
+  });
+}
+
+/** Counter values by name in one family's table; null when the table is not there. */
+export async function readCounters(
+  family: Family,
+): Promise<Map<string, { packets: number; bytes: number }> | null> {
+  const text = await run('nft', ['-j', 'list', 'counters', 'table', family, TABLE]).catch((error: Error) => {
+    if (/No such file|does not exist/i.test(error.message)) return null;
+    throw error;
+  });
+  if (text === null) return null;
+  const counters = new Map<string, { packets: number; bytes: number }>();
+  const parsed = JSON.parse(text) as {
+    nftables?: { counter?: { name: string; packets: number; bytes: number } }[];
+  };
+  for (const item of parsed.nftables ?? []) {
+    if (item.counter)
+      counters.set(item.counter.name, { packets: item.counter.packets, bytes: item.counter.bytes });
+  }
+  return counters;
+}
+
+/** One UDP conntrack entry: its original tuple and where replies come from (the DNAT target). */
+export interface UdpFlow {
+  readonly dport: number;
+  readonly dst: string;
+  readonly replySrc: string;
+  readonly replySport: number;
+}
+
+/** The UDP conntrack entries of one family (`conntrack -L`). */
+export async function listUdpFlows(family: Family): Promise<UdpFlow[]> {
+  const text = await run('conntrack', ['-L', '-p', 'udp', '-f', family === 'ip' ? 'ipv4' : 'ipv6']);
+  const flows: UdpFlow[] = [];
+  for (const line of text.split('\n')) {
+    const src = [...line.matchAll(/\bsrc=(\S+)/g)].map((m) => m[1]!);
+    const dst = [...line.matchAll(/\bdst=(\S+)/g)].map((m) => m[1]!);
+    const sport = [...line.matchAll(/\bsport=(\d+)/g)].map((m) => Number(m[1]));
+    const dport = [...line.matchAll(/\bdport=(\d+)/g)].map((m) => Number(m[1]));
+    if (src.length < 2 || dst.length < 1 || sport.length < 2 || dport.length < 1) continue;
+    flows.push({ dport: dport[0]!, dst: dst[0]!, replySrc: src[1]!, replySport: sport[1]! });
+  }
+  return flows;
+}
+
+/** Deletes the UDP entries of service port `port` whose replies come from `host:hostPort`; answers how many. */
+export async function deleteUdpFlows(
+  family: Family,
+  port: number,
+  host: string,
+  hostPort: number,
+): Promise<number> {
+  const args = ['-D', '-p', 'udp', '-f', family === 'ip' ? 'ipv4' : 'ipv6', '--orig-port-dst', String(port)];
+  args.push('--reply-src', host, '--reply-port-src', String(hostPort));
+  // conntrack exits 1 when nothing matched: that is not a failure here.
+  const text = await run('conntrack', args, true);
+  const match = /(\d+) flow entries have been deleted/.exec(text);
+  return match ? Number(match[1]) : 0;
+}
+
+function run(program: string, args: string[], anyStatus = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(program, args, { maxBuffer: 256 * 1024 * 1024, timeout: 10_000 }, (error, stdout, stderr) => {
+      const code = (error as NodeJS.ErrnoException | null)?.code;
+      if (code === 'ENOENT') reject(missingProgram(program, error!));
+      else if (error && !anyStatus)
+        reject(new Error(`${program} ${args.join(' ')}: ${firstLine(stderr) || error.message}`));
+      else resolve(`${stdout}${stderr}`);
+    });
+  });
+}
+
+function missingProgram(program: string, error: Error): HarborError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const fix = program === 'nft' ? 'apt-get install nftables' : 'apt-get install conntrack';
+  return new HarborError(
+    'E_DATAPLANE',
+    code === 'ENOENT' ? `${program} not found on PATH (${fix})` : `${program} cannot run: ${error.message}`,
+  );
+}
+
+function firstLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? ''
+  );
+}

@@ -1,0 +1,295 @@
+// The kernel data plane (--dataplane nftables), as root in a network namespace
+// of its own: exact round-robin over three echo servers; a dead instance out of
+// rotation after one check interval with no client error after it; UDP failover
+// of a live flow to the next instance; an established connection through rule
+// updates and a node restart; byte counters against what iperf3 moved; and the
+// userspace listener serving while the table is gone, until it is rebuilt.
+import { execFileSync, spawn } from 'node:child_process';
+import * as dgram from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { createLogger, silentLogger } from '../../../src/log/index.js';
+import { HarborNode, type HarborNodeOptions, StateFile } from '../../../src/node/index.js';
+import { waitFor } from '../../helpers/wait.js';
+import { freeRange } from '../fixtures/ranges.js';
+import { inNetworkNamespace, netnsUnavailable } from './netns.js';
+
+const unavailable = netnsUnavailable();
+if (unavailable === false) inNetworkNamespace(import.meta.url);
+
+const CHECK_MS = 300;
+
+async function newNode(options: Partial<HarborNodeOptions> = {}): Promise<HarborNode> {
+  const node = new HarborNode({
+    range: options.range ?? (await freeRange(8)),
+    listenHost: '127.0.0.1',
+    nodeId: 'harbor_node_1',
+    hostname: 'node.internal',
+    host: '127.0.0.1',
+    udpIdleTimeoutMs: 60_000,
+    logger: silentLogger(),
+    dataplane: 'nftables',
+    dataplanePollMs: 100,
+    retryMs: CHECK_MS,
+    ...options,
+  });
+  await node.start();
+  return node;
+}
+
+/** A TCP server that writes its name to each connection and then echoes. */
+async function nameServer(name: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.write(name);
+    socket.pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.emit('close');
+      }),
+  };
+}
+
+/** Connects to `port`, reads the first byte (the server's name), closes. */
+function whoAnswers(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('data', (c: Buffer) => {
+      resolve(c.toString().slice(0, 1));
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
+
+function chain(name: string): string {
+  try {
+    return execFileSync('nft', ['list', 'chain', 'ip', 'harbor', name], { encoding: 'utf8', stdio: 'pipe' });
+  } catch {
+    return '';
+  }
+}
+
+t.test('kernel data plane', { skip: unavailable }, async (t) => {
+  t.test(
+    'round-robin ABCABC by the kernel; a dead instance out after one check, no client error',
+    async (t) => {
+      const node = await newNode();
+      t.teardown(() => node.drain(0));
+      const servers = [await nameServer('A'), await nameServer('B'), await nameServer('C')];
+      t.teardown(() => Promise.all(servers.map((s) => s.close())));
+      const service = await node.createService('web');
+      const id = service.name;
+      for (const [i, s] of servers.entries())
+        await node.putInstance(id, `i${i}`, { host: '127.0.0.1', port: s.port });
+      await waitFor(() => /numgen inc mod 3/.test(chain(`s${service.port}_tcp`)), 'the service chain');
+      const order: string[] = [];
+      for (let i = 0; i < 6; i++) order.push(await whoAnswers(service.port));
+      t.equal(order.join(''), 'ABCABC', 'exact round-robin');
+      const view = node.view(id);
+      t.equal(view.counters.tcp?.connectionsTotal ?? 0, 0, 'the userspace listener saw none of them');
+      await waitFor(() => (node.view(id).kernel?.flows ?? 0) >= 6, 'the kernel flow counter');
+      t.equal(node.view(id).kernel?.flows, 6, 'the kernel counted six flows');
+
+      await servers[1]!.close();
+      await waitFor(
+        () => node.view(id).instances.find((i) => i.id === 'i1')?.state === 'down',
+        'B to be down',
+      );
+      await waitFor(() => /mod 2/.test(chain(`s${service.port}_tcp`)), 'the rules without B', CHECK_MS * 20);
+      const after: string[] = [];
+      for (let i = 0; i < 20; i++) after.push(await whoAnswers(service.port));
+      t.notOk(after.includes('B'), 'no connection goes to B');
+      t.equal(after.length, 20, 'and none fails');
+    },
+  );
+
+  t.test(
+    'UDP: a refusing primary fails over; the live flow and new clients go to the next at once',
+    async (t) => {
+      // The decision's time, taken as the node logs it.
+      let decidedAt = 0;
+      const lines = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          if (decidedAt === 0 && chunk.toString().includes('UDP primary refused'))
+            decidedAt = performance.now();
+          done();
+        },
+      });
+      const node = await newNode({
+        logger: createLogger({ level: 'info', pretty: false, name: 'node', destination: lines }),
+      });
+      t.teardown(() => node.drain(0));
+      const apps = await Promise.all(['U1', 'U2'].map(udpApp));
+      t.teardown(() => apps.forEach((a) => a.close()));
+      const service = await node.createService('udp-game');
+      const id = service.name;
+      await node.putInstance(id, 'u1', { host: '127.0.0.1', port: apps[0]!.port });
+      await node.putInstance(id, 'u2', { host: '127.0.0.1', port: apps[1]!.port });
+      await waitFor(() => /dnat/.test(chain(`s${service.port}_udp`)), 'the UDP chain');
+      const client = dgram.createSocket('udp4');
+      t.teardown(() => client.close());
+      client.on('error', () => {});
+      const replies: { from: string; at: number }[] = [];
+      client.on('message', (m) => replies.push({ from: m.toString(), at: performance.now() }));
+      await new Promise<void>((resolve) => client.connect(service.port, '127.0.0.1', resolve));
+      const sender = setInterval(() => client.send('ping'), 5);
+      t.teardown(() => clearInterval(sender));
+      await waitFor(() => replies.length > 3, 'replies from the primary');
+      t.ok(
+        replies.every((r) => r.from === 'U1'),
+        'the first instance is the primary',
+      );
+      apps[0]!.close();
+      await waitFor(() => decidedAt > 0, 'the node to take U1 out (ICMP port unreachable)');
+      await waitFor(
+        () => replies.some((r) => r.from === 'U2' && r.at > decidedAt),
+        'U2 to answer the same flow',
+      );
+      const first = replies.find((r) => r.from === 'U2')!;
+      t.pass(`the live flow reached U2 ${Math.round(first.at - decidedAt)} ms after the decision`);
+      t.ok(
+        first.at - decidedAt < 5000,
+        'soon after the decision (the benchmark measures it; the issue asks 100 ms)',
+      );
+      const fresh = dgram.createSocket('udp4');
+      t.teardown(() => fresh.close());
+      const answer = await new Promise<string>((resolve) => {
+        fresh.on('message', (m) => resolve(m.toString()));
+        fresh.send('hello', service.port, '127.0.0.1');
+      });
+      t.equal(answer, 'U2', 'a new client goes to U2 at once');
+    },
+  );
+
+  t.test('an established connection survives rule updates and a node restart', async (t) => {
+    const folder = mkdtempSync(join(tmpdir(), 'harbor-nft-'));
+    t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+    const path = join(folder, 'state.json');
+    const range = await freeRange(8);
+    let node = await newNode({ range, stateFile: new StateFile(path) });
+    const a = await nameServer('A');
+    const b = await nameServer('B');
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    const service = await node.createService('long-lived');
+    await node.putInstance(service.name, 'a', { host: '127.0.0.1', port: a.port });
+    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp_0`)), 'the instance chain');
+    const socket = net.connect(service.port, '127.0.0.1');
+    t.teardown(() => socket.destroy());
+    let received = '';
+    socket.on('data', (c: Buffer) => {
+      received += c.toString();
+    });
+    await waitFor(() => received === 'A', 'A to greet');
+    const echo = async (text: string): Promise<void> => {
+      const before = received.length;
+      socket.write(text);
+      await waitFor(() => received.length >= before + text.length, `the echo of ${text}`);
+      t.equal(received.slice(before), text);
+    };
+    await echo('one');
+    await node.putInstance(service.name, 'b', { host: '127.0.0.1', port: b.port });
+    await waitFor(() => /mod 2/.test(chain(`s${service.port}_tcp`)), 'the update');
+    await echo('two');
+    await node.drain(0);
+    await echo('three');
+    node = await newNode({ range, stateFile: new StateFile(path) });
+    t.teardown(() => node.drain(0));
+    await echo('four');
+    t.match(chain(`s${service.port}_tcp_0`), /dnat/, 'the restarted node programmed the table again');
+  });
+
+  t.test(
+    'byte counters: within 1% of what iperf3 moved',
+    { skip: hasProgram('iperf3') ? false : 'needs iperf3' },
+    async (t) => {
+      const node = await newNode();
+      t.teardown(() => node.drain(0));
+      const ports = await freeRange(1, 30_000, 31_000);
+      const server = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(ports.first)], {
+        stdio: 'ignore',
+      });
+      t.teardown(() => server.kill('SIGKILL'));
+      const service = await node.createService('iperf');
+      await node.putInstance(service.name, 'i', { host: '127.0.0.1', port: ports.first });
+      await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp_0`)), 'the instance chain');
+      await waitFor(async () => await tcpOpen(ports.first), 'iperf3 to listen');
+      const out = execFileSync(
+        'iperf3',
+        ['-c', '127.0.0.1', '-p', String(service.port), '-n', '200M', '-J'],
+        {
+          encoding: 'utf8',
+          timeout: 60_000,
+        },
+      );
+      const moved = (JSON.parse(out) as { end: { sum_sent: { bytes: number } } }).end.sum_sent.bytes;
+      await waitFor(
+        () => (node.view(service.name).kernel?.bytes_in ?? 0) >= moved,
+        'the counter to catch up',
+      );
+      const counted = node.view(service.name).kernel!.bytes_in;
+      t.ok(Math.abs(counted - moved) / moved < 0.01, `bytes in ${counted} against ${moved} sent by iperf3`);
+    },
+  );
+
+  t.test('the table removed: the userspace listener serves until the node rebuilds it', async (t) => {
+    const node = await newNode();
+    t.teardown(() => node.drain(0));
+    const a = await nameServer('A');
+    t.teardown(() => a.close());
+    const service = await node.createService('fallback');
+    await node.putInstance(service.name, 'a', { host: '127.0.0.1', port: a.port });
+    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp_0`)), 'the instance chain');
+    execFileSync('nft', ['delete', 'table', 'ip', 'harbor']);
+    t.equal(await whoAnswers(service.port), 'A', 'served with the table gone');
+    t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'by the userspace listener');
+    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp_0`)), 'the table to be rebuilt');
+    t.equal(await whoAnswers(service.port), 'A');
+    t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'and the kernel forwards again');
+  });
+});
+
+function hasProgram(name: string): boolean {
+  try {
+    execFileSync(name, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+async function udpApp(name: string): Promise<{ port: number; close(): void }> {
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (_m, from) => socket.send(name, from.port, from.address));
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const port = socket.address().port;
+  let closed = false;
+  return {
+    port,
+    close: () => {
+      if (closed) return;
+      closed = true;
+      socket.close();
+    },
+  };
+}
