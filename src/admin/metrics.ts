@@ -32,6 +32,12 @@ export const METRIC_NAMES = {
   storeLag: 'harbor_store_revision_lag',
   storeResyncs: 'harbor_store_resyncs_total',
   storeLastSync: 'harbor_store_last_sync_timestamp_seconds',
+  kernelFlows: 'harbor_kernel_flows_total',
+  kernelBytesIn: 'harbor_kernel_received_bytes_total',
+  kernelBytesOut: 'harbor_kernel_sent_bytes_total',
+  kernelUnreachable: 'harbor_kernel_udp_unreachable_total',
+  conntrackEntries: 'harbor_conntrack_entries',
+  conntrackMax: 'harbor_conntrack_max',
 } as const;
 
 /**
@@ -129,6 +135,50 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
     [],
     (m, s) => put(m, labelsOf(s), s.stats.backendErrors),
   );
+
+  // The kernel data plane's own counters (nft), beside the userspace listeners' above.
+  const kernel = (name: string, help: string, value: (k: NonNullable<MetricsService['kernel']>) => number) =>
+    define('counter', name, help, [], (m, s) => {
+      if (s.kernel !== undefined) put(m, labelsOf(s), value(s.kernel));
+    });
+  kernel(
+    METRIC_NAMES.kernelFlows,
+    'New flows the kernel sent to an instance (--dataplane nftables).',
+    (k) => k.flows,
+  );
+  kernel(
+    METRIC_NAMES.kernelBytesIn,
+    'Bytes of kernel-forwarded flows from clients (IP packets).',
+    (k) => k.bytes_in,
+  );
+  kernel(
+    METRIC_NAMES.kernelBytesOut,
+    'Bytes of kernel-forwarded flows to clients (IP packets).',
+    (k) => k.bytes_out,
+  );
+  kernel(
+    METRIC_NAMES.kernelUnreachable,
+    'ICMP port-unreachable errors of kernel-forwarded UDP flows (a refusing primary).',
+    (k) => k.unreachable,
+  );
+  const conntrack = source.conntrack?.bind(source);
+  if (conntrack) {
+    for (const [name, help, key] of [
+      [METRIC_NAMES.conntrackEntries, 'Entries in the kernel conntrack table now.', 'count'],
+      [METRIC_NAMES.conntrackMax, 'Size of the kernel conntrack table (nf_conntrack_max).', 'max'],
+    ] as const) {
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect(this: Gauge<string>) {
+          this.reset();
+          const v = conntrack()[key];
+          if (v !== null) this.set(v);
+        },
+      });
+    }
+  }
 
   const store = source.store?.bind(source);
   if (store) {

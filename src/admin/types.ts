@@ -11,6 +11,16 @@ export interface MetricsService {
   readonly stats: ServiceStats;
   /** notAfter of the certificate now served; undefined for services without one (TCP, UDP, no pair yet). */
   readonly notAfter?: Date | undefined;
+  /** harbor-node with the kernel data plane: what the kernel forwarded for it. */
+  readonly kernel?: MetricsKernel | undefined;
+}
+
+/** A service's kernel counters (harbor-node --dataplane nftables). */
+export interface MetricsKernel {
+  readonly flows: number;
+  readonly bytes_in: number;
+  readonly bytes_out: number;
+  readonly unreachable: number;
 }
 
 /**
@@ -21,6 +31,8 @@ export interface MetricsSource {
   services(): Iterable<MetricsService>;
   /** harbor-node: its store as this node last saw it. */
   store?(): MetricsStore;
+  /** harbor-node with the kernel data plane: the conntrack table's use. */
+  conntrack?(): { readonly count: number | null; readonly max: number | null };
 }
 
 /** The store figures /metrics exports (harbor-node). */
@@ -115,6 +127,8 @@ export interface StatusReport {
   readonly store?: unknown;
   /** harbor-node: what each member of its cluster observes (this node alone when it has no cluster). */
   readonly members?: unknown;
+  /** harbor-node: who forwards new flows (userspace, or nftables with its table and conntrack figures). */
+  readonly dataplane?: unknown;
 }
 
 /** The JSON form of GET /readyz (ask with `Accept: application/json`). */

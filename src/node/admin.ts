@@ -39,6 +39,7 @@ export function nodeStatusReport(options: NodeAdminOptions): StatusReport {
     state: node.lifecycle,
     store: node.storeStatus(),
     members: memberSummaries(node),
+    dataplane: node.dataplaneStatus() ?? { kind: 'userspace' },
     services: [...node.services].map((s) => ({
       name: s.name,
       protocol: s.transport,
@@ -79,7 +80,14 @@ export function createNodeAdmin(options: NodeAdminOptions): AdminRequestHandler 
     readiness: async () => nodeReadiness(options.node),
     status: () => nodeStatusReport(options),
     metrics: {
-      services: () => [...options.node.services].map((s) => ({ name: s.name, id: s.id, stats: s.stats })),
+      services: () =>
+        [...options.node.services].map((s) => ({
+          name: s.name,
+          id: s.id,
+          stats: s.stats,
+          kernel: options.node.kernelCounters(s),
+        })),
+      conntrack: () => options.node.dataplaneStatus()?.conntrack ?? { count: null, max: null },
       store: () => {
         const s = options.node.storeStatus();
         return {

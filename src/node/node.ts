@@ -789,6 +789,11 @@ export class HarborNode {
     }
   }
 
+  /** A service's kernel counters (--dataplane nftables); undefined with the userspace data plane. */
+  kernelCounters(service: NodeService): KernelCounters | undefined {
+    return this.#dataplane?.counters(service);
+  }
+
   /** The kernel data plane's state for /status; undefined with the userspace one. */
   dataplaneStatus(): DataplaneStatus | undefined {
     return this.#dataplane?.status();

@@ -4,16 +4,18 @@
 // of a live flow to the next instance; an established connection through rule
 // updates and a node restart; byte counters against what iperf3 moved; and the
 // userspace listener serving while the table is gone, until it is rebuilt.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { createLogger, silentLogger } from '../../../src/log/index.js';
-import { HarborNode, type HarborNodeOptions, StateFile } from '../../../src/node/index.js';
+import { createNodeAdmin, HarborNode, type HarborNodeOptions, StateFile } from '../../../src/node/index.js';
+import { exited, NODE_BIN, waitForOutput } from '../../helpers/cli.js';
 import { waitFor } from '../../helpers/wait.js';
 import { freeRange } from '../fixtures/ranges.js';
 import { inNetworkNamespace, netnsUnavailable } from './netns.js';
@@ -99,6 +101,22 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       t.equal(view.counters.tcp?.connectionsTotal ?? 0, 0, 'the userspace listener saw none of them');
       await waitFor(() => (node.view(id).kernel?.flows ?? 0) >= 6, 'the kernel flow counter');
       t.equal(node.view(id).kernel?.flows, 6, 'the kernel counted six flows');
+      t.ok((node.view(id).kernel?.bytes_out ?? 0) > 0, 'and bytes toward the clients');
+      // /status and /metrics read the same counters.
+      const admin = createNodeAdmin({ node, logger: silentLogger(), version: '0', startedAt: new Date() });
+      const status = JSON.parse((await adminGet(admin, '/status')).body) as {
+        dataplane: {
+          kind: string;
+          programmed: number;
+          conntrack: { count: number | null; max: number | null };
+        };
+      };
+      t.equal(status.dataplane.kind, 'nftables');
+      t.equal(status.dataplane.programmed, 1);
+      t.ok((status.dataplane.conntrack.max ?? 0) > 0, 'with the conntrack table size');
+      const metrics = (await adminGet(admin, '/metrics')).body;
+      t.match(metrics, /harbor_kernel_flows_total\{service="web",service_id="[^"]+"\} 6/);
+      t.match(metrics, /harbor_conntrack_max \d+/);
 
       await servers[1]!.close();
       await waitFor(
@@ -235,7 +253,12 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       await waitFor(
         () => (node.view(service.name).kernel?.bytes_in ?? 0) >= moved,
         'the counter to catch up',
-      );
+      ).catch((error: Error) => {
+        const view = node.view(service.name);
+        throw new Error(
+          `${error.message}: kernel ${JSON.stringify(view.kernel)}, userspace ${JSON.stringify(view.counters)}, ${moved} moved`,
+        );
+      });
       const counted = node.view(service.name).kernel!.bytes_in;
       t.ok(Math.abs(counted - moved) / moved < 0.01, `bytes in ${counted} against ${moved} sent by iperf3`);
     },
@@ -257,6 +280,21 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
     t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'and the kernel forwards again');
   });
 });
+
+/** One request to an admin handler on a throwaway loopback server. */
+async function adminGet(
+  handler: ReturnType<typeof createNodeAdmin>,
+  path: string,
+): Promise<{ status: number; body: string }> {
+  const server = http.createServer((req, res) => void handler(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const response = await fetch(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}${path}`);
+    return { status: response.status, body: await response.text() };
+  } finally {
+    server.close();
+  }
+}
 
 function hasProgram(name: string): boolean {
   try {
@@ -292,4 +330,69 @@ async function udpApp(name: string): Promise<{ port: number; close(): void }> {
       socket.close();
     },
   };
+}
+
+t.test(
+  'the CLI: start-up checks, the table kept at exit, dataplane clean',
+  { skip: unavailable },
+  async (t) => {
+    const range = await freeRange(4);
+    const base = [
+      '--ports',
+      `${range.first}-${range.last}`,
+      '--api',
+      '127.0.0.1:0',
+      '--dataplane',
+      'nftables',
+    ];
+    const noNft = await runNode(base, { PATH: '/nonexistent' });
+    t.equal(noNft.status, 78, 'a missing nft program is a configuration error');
+    t.match(noNft.stderr, /needs the nft program \(Debian: apt-get install nftables\) \[E_DATAPLANE\]/);
+    t.equal(noNft.stderr.trim().split('\n').length, 1, 'one line');
+    const both = await runNode([...base, '--proxy-protocol', 'v2'], {});
+    t.equal(both.status, 78);
+    t.match(both.stderr, /--dataplane "nftables": the kernel cannot send PROXY protocol headers/);
+
+    const child = spawn(process.execPath, [NODE_BIN, ...base], {
+      env: { PATH: process.env.PATH ?? '', HARBOR_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.teardown(() => child.kill('SIGKILL'));
+    await waitForOutput(child, /kernel data plane programmed/);
+    child.kill('SIGTERM');
+    t.same(await exited(child), { code: 0, signal: null });
+    t.match(
+      execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }),
+      /table ip harbor/,
+      'the table stays at exit',
+    );
+    const clean = await runNode(['dataplane', 'clean'], {});
+    t.equal(clean.status, 0, clean.stderr);
+    t.match(clean.stdout, /removed ip harbor and ip6 harbor/);
+    t.notMatch(
+      execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }),
+      /harbor/,
+      'and dataplane clean removes it',
+    );
+    const again = await runNode(['dataplane', 'clean'], {});
+    t.equal(again.status, 0, 'cleaning twice is fine');
+    const typo = await runNode(['dataplane', 'clear'], {});
+    t.equal(typo.status, 2);
+    t.match(typo.stderr, /did you mean clean/);
+  },
+);
+
+function runNode(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [NODE_BIN, ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 },
+      (error, stdout, stderr) =>
+        resolve({ status: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }
