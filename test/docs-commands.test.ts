@@ -66,8 +66,8 @@ function script(lines: readonly string[]): string {
 }
 
 const canIsolate =
-  process.getuid?.() !== 0 || spawnSync('unshare', ['-n', '-m', 'true']).status !== 0
-    ? 'needs root for a network and mount namespace (unshare -n -m), as in CI'
+  process.getuid?.() !== 0 || spawnSync('unshare', ['-n', '-m', '-p', '-f', '--mount-proc', 'true']).status !== 0
+    ? 'needs root for network, mount and PID namespaces (unshare -n -m -p), as in CI'
     : spawnSync('ip', ['-V']).status !== 0
       ? 'needs ip (iproute2) to bring up the namespace loopback, as in CI'
       : spawnSync('python3', ['--version']).status !== 0
@@ -93,7 +93,9 @@ function runInSandbox(t: Test, lines: readonly string[]): Promise<{ status: numb
   writeFileSync(join(dir, 'run.sh'), script(lines));
   const inner = `ip link set lo up && mount -t tmpfs tmpfs /var/lib && cd ${dir} && bash run.sh; status=$?; kill $(jobs -p) 2>/dev/null; pkill -P $$ 2>/dev/null; exit $status`;
   return new Promise((resolve) => {
-    const child = spawn('unshare', ['-n', '-m', '--kill-child', 'bash', '-c', inner], {
+    // A PID namespace too (-p -f): when bash ends, every process the block started ends with it,
+    // grandchildren included (a node behind an npm bin wrapper outlived pkill -P before).
+    const child = spawn('unshare', ['-n', '-m', '-p', '-f', '--mount-proc', '--kill-child', 'bash', '-c', inner], {
       env: { PATH: `${bin}:${process.env.PATH}`, HOME: dir, LANG: 'C.UTF-8' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -116,7 +116,7 @@ export async function startSocat(_dir, route) {
 }
 
 /** A block of `count` consecutive ports, free for TCP and UDP a moment ago, below the ephemeral range. */
-async function freeRange(count) {
+export async function freeRange(count) {
   const { createServer } = await import('node:net');
   const dgram = await import('node:dgram');
   const bindable = (port) =>
@@ -159,7 +159,11 @@ async function api(apiPort, method, path, body) {
  * harbor-node with one service for the route (`bench-tcp`, or `both-bench`
  * when the route carries UDP: TCP and UDP on the same port) and one instance.
  */
-export async function startHarborNode(dir, route, { extraNodeArgs = [] } = {}) {
+export async function startHarborNode(
+  dir,
+  route,
+  { extraNodeArgs = [], nodeFlags = [], name = 'harbor-node' } = {},
+) {
   const [low, high] = await freeRange(8);
   const apiPort = await freePort();
   const args = [
@@ -173,6 +177,7 @@ export async function startHarborNode(dir, route, { extraNodeArgs = [] } = {}) {
     join(dir, 'node-state.json'),
     '--listen',
     '127.0.0.1',
+    ...nodeFlags,
   ];
   const env = {
     PATH: process.env.PATH,
@@ -196,7 +201,7 @@ export async function startHarborNode(dir, route, { extraNodeArgs = [] } = {}) {
     if (put.status >= 300) throw new Error(`PUT instance: ${put.status} ${put.text.slice(0, 300)}`);
     await waitForPort(created.json.port, { proc });
     return {
-      name: 'harbor-node',
+      name,
       port: created.json.port,
       pid: proc.pid,
       proc,

@@ -241,10 +241,12 @@ export class HarborNode {
     }
     if (this.#dataplane !== undefined) {
       await preflight({ remoteInstances: this.#hasRemoteInstances() });
+      const started = performance.now();
       await this.#dataplane.start();
+      const ms = Math.round(performance.now() - started);
       warnConntrackHeadroom(this.#logger);
       this.#logger.info(
-        { dataplane: 'nftables', services: this.#services.size },
+        { dataplane: 'nftables', services: this.#services.size, ms },
         'kernel data plane programmed',
       );
     }

@@ -225,8 +225,10 @@ export class NodeService {
   /** Puts the instances in this order (a store's registration order), so every node has the same UDP primary and queue. */
   order(ids: readonly string[]): void {
     const rank = new Map(ids.map((id, i) => [id, i]));
+    const before = this.#balancers[0]?.instances.map((i) => i.id).join(' ');
     for (const balancer of this.#balancers) balancer.order(rank);
-    this.#changed();
+    // Every sync orders every service: only a new order is a change.
+    if (this.#balancers[0]?.instances.map((i) => i.id).join(' ') !== before) this.#changed();
   }
 
   remove(id: string): boolean {

@@ -61,13 +61,13 @@ export interface DataplaneStatus {
 
 interface Programmed {
   readonly service: NodeService;
-  /** What each family's table holds for it, as applied. */
+  /** What each family's table holds for it, as applied; a family it is not in is absent. */
   readonly plans: Map<Family, ServicePlan>;
 }
 
 const DEFAULT_POLL_MS = 1000;
-/** UDP conntrack entries are reconciled every this many polls. */
-const RECONCILE_EVERY = 3;
+/** Every this many polls: counters of every service, the table's presence, UDP flows reconciled. */
+const FULL_POLL_EVERY = 3;
 
 export class NftablesDataplane {
   readonly #options: NftablesOptions;
@@ -90,7 +90,7 @@ export class NftablesDataplane {
     this.#logger = options.logger;
   }
 
-  /** The whole table for these services, checked by `nft --check` then applied in one transaction; E_DATAPLANE when refused. */
+  /** The whole table for the node's services, checked by `nft --check` then applied in one transaction; E_DATAPLANE when refused. */
   async start(): Promise<void> {
     const list = [...this.#options.services()];
     const script = this.#fullScript(list);
@@ -126,6 +126,7 @@ export class NftablesDataplane {
     await this.#serial.catch(() => undefined);
   }
 
+  /** A service's kernel counters as last read (every few seconds; every second for UDP services). */
   counters(service: NodeService): KernelCounters {
     const n = names(service.port);
     let flows = 0;
@@ -145,10 +146,7 @@ export class NftablesDataplane {
 
   status(): DataplaneStatus {
     let programmed = 0;
-    for (const p of this.#programmed.values()) {
-      if ([...p.plans.values()].some((plan) => plan.tcpTargets.length > 0 || plan.udpTarget !== null))
-        programmed++;
-    }
+    for (const p of this.#programmed.values()) if (p.plans.size > 0) programmed++;
     return {
       kind: 'nftables',
       tables: FAMILIES.map((f) => `${f} ${TABLE}`),
@@ -163,19 +161,24 @@ export class NftablesDataplane {
       tableScript(
         family,
         this.#listenFor(family),
-        services.map((s) => this.#plan(s, family)),
+        services.map((s) => this.#plan(s, family)).filter((p): p is ServicePlan => p !== null),
       ),
     ).join('');
   }
 
+  #plans(service: NodeService): Map<Family, ServicePlan> {
+    const plans = new Map<Family, ServicePlan>();
+    for (const family of FAMILIES) {
+      const plan = this.#plan(service, family);
+      if (plan !== null) plans.set(family, plan);
+    }
+    return plans;
+  }
+
   #remember(services: readonly NodeService[]): void {
     this.#programmed.clear();
-    for (const service of services) {
-      this.#programmed.set(service.port, {
-        service,
-        plans: new Map(FAMILIES.map((f) => [f, this.#plan(service, f)])),
-      });
-    }
+    for (const service of services)
+      this.#programmed.set(service.port, { service, plans: this.#plans(service) });
   }
 
   /** The listen address when it is of `family`; a listen address of the other family: nothing of this family is served. */
@@ -186,25 +189,23 @@ export class NftablesDataplane {
   }
 
   /**
-   * What a family's table does for a service: targets only when every instance is an IP of that
-   * family (a host name or a mix of families is left to the userspace listener, which resolves
-   * and crosses families).
+   * What a family's table does for a service, or null when the kernel sends none of its flows
+   * in that family: no instance, an instance of the other family, or a host name (a mix is left
+   * to the userspace listener, which resolves names and crosses families).
    */
-  #plan(service: NodeService, family: Family): ServicePlan {
-    const protocols = service.protocols;
-    const tcp = protocols.includes('tcp');
-    const udp = protocols.includes('udp');
+  #plan(service: NodeService, family: Family): ServicePlan | null {
     const all = [...service.instances];
     const want = family === 'ip' ? 4 : 6;
-    const kernel = all.length > 0 && all.every((i) => isIP(i.host) === want);
+    if (all.length === 0 || !all.every((i) => isIP(i.host) === want)) return null;
+    const protocols = service.protocols;
     const targets = service.kernelTargets();
     const target = (i: Instance): Target => ({ host: i.host, port: i.port, local: this.#isLocal(i.host) });
     return {
       port: service.port,
-      tcp,
-      udp,
-      tcpTargets: kernel && targets.tcp !== null ? targets.tcp.map(target) : [],
-      udpTarget: kernel && targets.udp ? target(targets.udp) : null,
+      tcp: protocols.includes('tcp'),
+      udp: protocols.includes('udp'),
+      tcpTargets: targets.tcp === null ? [] : targets.tcp.map(target),
+      udpTarget: targets.udp ? target(targets.udp) : null,
     };
   }
 
@@ -212,75 +213,103 @@ export class NftablesDataplane {
     return host === '::1' || host.startsWith('127.') || this.#local.has(host);
   }
 
+  /** The changes of one turn go in one transaction (each service's part whole), behind any before them. */
   #schedule(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     setImmediate(() => {
       this.#flushScheduled = false;
-      const work = [...this.#pending];
-      this.#pending.clear();
-      this.#serial = this.#serial.then(async () => {
-        for (const [port, service] of work) await this.#apply(port, service);
-      });
+      this.#serial = this.#serial.then(() => this.#applyPending());
     });
   }
 
-  /** One service's change, one transaction per family table; a failure is logged and healed by a full resync. */
-  async #apply(port: number, service: NodeService | null): Promise<void> {
-    const before = this.#programmed.get(port);
+  async #applyPending(): Promise<void> {
+    const work = [...this.#pending];
+    this.#pending.clear();
+    if (work.length === 0) return;
     const script: string[] = [];
-    const moved: { family: Family; from: Target }[] = [];
-    if (service === null || (before !== undefined && before.service !== service)) {
-      // Gone (or the port now belongs to another service): everything of the old one goes.
-      if (before !== undefined) {
-        for (const [family, plan] of before.plans)
-          script.push(removeServiceScript(family, plan, plan.tcpTargets.length));
-        this.#programmed.delete(port);
+    const next = new Map<number, Programmed | null>();
+    const moved: { family: Family; port: number; from: Target }[] = [];
+    const gone: number[] = [];
+    for (const [port, service] of work) {
+      const before = this.#programmed.get(port);
+      const replaced = before !== undefined && before.service !== service;
+      if (service === null || replaced) {
+        // Gone (or the port now belongs to another service): everything of the old one goes.
+        if (before !== undefined) {
+          for (const [family, plan] of before.plans)
+            script.push(removeServiceScript(family, plan, plan.tcpTargets.length));
+          gone.push(port);
+        }
+        next.set(port, null);
+        if (service === null) continue;
       }
-    }
-    let plans: Map<Family, ServicePlan> | undefined;
-    if (service !== null) {
-      const old = this.#programmed.get(port);
-      plans = new Map(FAMILIES.map((f) => [f, this.#plan(service, f)]));
-      for (const [family, plan] of plans) {
+      const old = replaced ? undefined : before;
+      const plans = this.#plans(service);
+      for (const family of FAMILIES) {
         const was = old?.plans.get(family);
-        if (was !== undefined && JSON.stringify(was) === JSON.stringify(plan)) continue;
-        if (was === undefined) script.push(addServiceScript(family, plan));
-        script.push(programScript(family, plan, was?.tcpTargets.length ?? 0));
-        if (was?.udpTarget && !sameTarget(was.udpTarget, plan.udpTarget))
-          moved.push({ family, from: was.udpTarget });
+        const plan = plans.get(family);
+        if (plan === undefined) {
+          if (was !== undefined) script.push(removeServiceScript(family, was, was.tcpTargets.length));
+        } else if (was === undefined) {
+          script.push(addServiceScript(family, plan), programScript(family, plan, 0));
+        } else if (JSON.stringify(was) !== JSON.stringify(plan)) {
+          script.push(programScript(family, plan, was.tcpTargets.length));
+        }
+        if (was?.udpTarget && !sameTarget(was.udpTarget, plan?.udpTarget ?? null))
+          moved.push({ family, port, from: was.udpTarget });
+      }
+      next.set(port, { service, plans });
+    }
+    if (script.length > 0) {
+      try {
+        const started = performance.now();
+        await runNft(`${script.join('\n')}\n`);
+        if (this.#logger.isLevelEnabled('debug')) {
+          this.#logger.debug(
+            { services: work.length, ms: Math.round(performance.now() - started) },
+            'nftables transaction applied',
+          );
+        }
+      } catch (error) {
+        this.#failed((error as Error).message);
+        await this.#resync();
+        return;
       }
     }
-    if (script.length === 0) return;
-    try {
-      await runNft(`${script.join('\n')}\n`);
-      if (service !== null && plans !== undefined) this.#programmed.set(port, { service, plans });
-    } catch (error) {
-      this.#failed(`service port ${port}: ${(error as Error).message}`);
-      await this.#resync();
-      return;
+    for (const [port, programmed] of next) {
+      if (programmed === null) this.#programmed.delete(port);
+      else this.#programmed.set(port, programmed);
     }
     // The old UDP primary's flows are cut loose: their next datagram is a new flow to the new primary.
-    for (const { family, from } of moved) {
+    for (const { family, port, from } of moved) {
       await deleteUdpFlows(family, port, from.host, from.port).catch((error: Error) =>
         this.#failed(`conntrack: ${error.message}`),
       );
     }
-    if (service === null) {
-      for (const family of FAMILIES)
-        for (const flow of await listUdpFlows(family).catch(() => []))
-          if (flow.dport === port && flow.replySrc !== flow.dst)
-            await deleteUdpFlows(family, port, flow.replySrc, flow.replySport).catch(() => 0);
+    if (gone.length > 0) await this.#deleteTranslatedUdp(new Set(gone));
+  }
+
+  /** Deletes the translated UDP flows of these service ports (the services are gone). */
+  async #deleteTranslatedUdp(ports: ReadonlySet<number>): Promise<void> {
+    for (const family of FAMILIES) {
+      for (const flow of await listUdpFlows(family).catch(() => [])) {
+        if (ports.has(flow.dport) && !(flow.replySrc === flow.dst && flow.replySport === flow.dport))
+          await deleteUdpFlows(family, flow.dport, flow.replySrc, flow.replySport).catch(() => 0);
+      }
     }
   }
 
-  /** The whole table again (it vanished, or a transaction failed), for the services known now. */
+  /** The whole table again (it vanished, or a transaction failed), for the node's services now. */
   async #resync(): Promise<void> {
     const services = [...this.#options.services()];
+    this.#pending.clear();
     try {
+      const started = performance.now();
       await runNft(this.#fullScript(services));
       this.#remember(services);
-      this.#logger.info({ services: services.length }, 'nftables table rebuilt');
+      const ms = Math.round(performance.now() - started);
+      this.#logger.info({ services: services.length, ms }, 'nftables table rebuilt');
     } catch (error) {
       this.#failed(`rebuild: ${(error as Error).message}`);
     }
@@ -294,28 +323,41 @@ export class NftablesDataplane {
     );
   }
 
-  /** Reads the counters (ICMP errors become UDP failovers; a missing table is rebuilt) and, now and then, reconciles UDP flows. */
+  /**
+   * Every poll with UDP services: their counters (an ICMP error fails the primary over). Every
+   * few polls: every counter (a missing table is rebuilt) and the UDP flows reconciled. One nft
+   * run reads both families.
+   */
   async #poll(): Promise<void> {
     if (this.#closed) return;
     this.#polls++;
+    const full = this.#polls % FULL_POLL_EVERY === 0;
+    const udp = [...this.#programmed.values()].some(
+      (p) => p.plans.size > 0 && p.service.protocols.includes('udp'),
+    );
+    if (!full && !udp) return;
     await (this.#serial = this.#serial.then(async () => {
-      let vanished = false;
-      for (const family of FAMILIES) {
-        const counters = await readCounters(family).catch((error: Error) => {
-          this.#failed(error.message);
-          return undefined;
-        });
-        if (counters === null) vanished = true;
-        else if (counters !== undefined) this.#counters.set(family, counters);
+      const started = performance.now();
+      if (this.#logger.isLevelEnabled('debug')) this.#logger.debug({ full, udp }, 'nftables poll');
+      let tables: Map<Family, Map<string, { packets: number; bytes: number }>> | undefined;
+      try {
+        tables = await readCounters();
+      } catch (error) {
+        this.#failed((error as Error).message);
+        return;
       }
-      if (vanished && !this.#closed) {
+      for (const family of FAMILIES) {
+        const counters = tables.get(family);
+        if (counters !== undefined) this.#counters.set(family, counters);
+      }
+      if (FAMILIES.some((f) => !tables.has(f)) && !this.#closed) {
         this.#failed(`table ${TABLE} is gone`);
         this.#local = localAddresses();
         await this.#resync();
         return;
       }
       this.#noticeUnreachable();
-      if (this.#polls % RECONCILE_EVERY === 0) await this.#reconcileUdp();
+      if (full && udp) await this.#reconcileUdp();
     }));
   }
 

@@ -32,24 +32,27 @@ export function runNft(script: string, check = false): Promise<void> {
   });
 }
 
-/** Counter values by name in one family's table; null when the table is not there. */
-export async function readCounters(
-  family: Family,
-): Promise<Map<string, { packets: number; bytes: number }> | null> {
-  const text = await run('nft', ['-j', 'list', 'counters', 'table', family, TABLE]).catch((error: Error) => {
-    if (/No such file|does not exist/i.test(error.message)) return null;
-    throw error;
-  });
-  if (text === null) return null;
-  const counters = new Map<string, { packets: number; bytes: number }>();
+/** Counter values by name in each family's harbor table; a family whose table is not there is absent. */
+export async function readCounters(): Promise<Map<Family, Map<string, { packets: number; bytes: number }>>> {
+  const text = await run('nft', ['-j', 'list', 'counters']);
+  const tables = new Map<Family, Map<string, { packets: number; bytes: number }>>();
   const parsed = JSON.parse(text) as {
-    nftables?: { counter?: { name: string; packets: number; bytes: number } }[];
+    nftables?: {
+      table?: { family: string; name: string };
+      counter?: { family: string; table: string; name: string; packets: number; bytes: number };
+    }[];
   };
   for (const item of parsed.nftables ?? []) {
+    const family = (item.table ?? item.counter)?.family as Family | undefined;
+    const table = item.table?.name ?? item.counter?.table;
+    if (table !== TABLE || (family !== 'ip' && family !== 'ip6')) continue;
+    if (!tables.has(family)) tables.set(family, new Map());
     if (item.counter)
-      counters.set(item.counter.name, { packets: item.counter.packets, bytes: item.counter.bytes });
+      tables
+        .get(family)!
+        .set(item.counter.name, { packets: item.counter.packets, bytes: item.counter.bytes });
   }
-  return counters;
+  return tables;
 }
 
 /** One UDP conntrack entry: its original tuple and where replies come from (the DNAT target). */

@@ -5,9 +5,11 @@
 // the `output` hook, a remote one in `prerouting`) is sent by a verdict map to
 // its service's chain, which DNATs it round-robin over the TCP instances that are
 // up (`numgen inc`) or to the UDP primary; flows toward a remote instance are
-// marked and masqueraded. Counters: new flows, bytes each way (a filter chain
-// in postrouting, by the flow's original port) and ICMP port-unreachable
-// errors of UDP flows (how a refusing UDP instance is noticed).
+// marked and masqueraded. Counters: new flows, bytes each way and ICMP
+// port-unreachable errors of UDP flows (how a refusing UDP instance is
+// noticed), the last two from one filter chain in postrouting, by the flow's
+// original port. A service is in a family's table only while it has targets
+// of that family: the rest is left to the userspace listener.
 
 export type Family = 'ip' | 'ip6';
 export const FAMILIES: readonly Family[] = ['ip', 'ip6'];
@@ -67,10 +69,11 @@ export function tableScript(
     `add table ${t}`,
     `delete table ${t}`,
     `add table ${t}`,
+    // Always there, so that one listing of the counters also says whether the table is.
+    `add counter ${t} present`,
     `add map ${t} dispatch { type inet_proto . inet_service : verdict; }`,
-    ...['tcp_in', 'tcp_out', 'udp_in', 'udp_out', 'unreachable'].map(
-      (m) => `add map ${t} ${m} { type inet_service : counter; }`,
-    ),
+    `add map ${t} bytes { type ct_dir . inet_service : counter; }`,
+    `add map ${t} unreachable { type inet_service : counter; }`,
     `add chain ${t} services`,
     `add rule ${t} services meta l4proto . th dport vmap @dispatch`,
     `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
@@ -79,16 +82,12 @@ export function tableScript(
     `add rule ${t} prerouting ${match} jump services`,
     `add chain ${t} postrouting { type nat hook postrouting priority 100; policy accept; }`,
     `add rule ${t} postrouting ct mark ${MASQUERADE_MARK} masquerade`,
-    `add chain ${t} bytes { type filter hook postrouting priority 0; policy accept; }`,
-    ...(['tcp', 'udp'] as const).flatMap((p) => [
-      `add rule ${t} bytes meta l4proto ${p} ct status dnat ct direction original counter name ct original proto-dst map @${p}_in`,
-      `add rule ${t} bytes meta l4proto ${p} ct status dnat ct direction reply counter name ct original proto-dst map @${p}_out`,
-    ]),
-    // A refusing UDP instance answers ICMP port unreachable: to a local client (input) or a remote one (forward).
-    ...['input', 'forward'].flatMap((hook) => [
-      `add chain ${t} unreachable_${hook} { type filter hook ${hook} priority 0; policy accept; }`,
-      `add rule ${t} unreachable_${hook} ${icmp} ct original protocol udp counter name ct original proto-dst map @unreachable`,
-    ]),
+    // One filter chain sees every packet leaving (forwarded or local, loopback included): the
+    // bytes of translated flows each way, and the ICMP port-unreachable errors a refusing UDP
+    // instance sends back (they belong to the flow they answer). One lookup per packet.
+    `add chain ${t} accounting { type filter hook postrouting priority 0; policy accept; }`,
+    `add rule ${t} accounting ct status dnat meta l4proto { tcp, udp } counter name ct direction . ct original proto-dst map @bytes`,
+    `add rule ${t} accounting ${icmp} ct original protocol udp counter name ct original proto-dst map @unreachable`,
   ];
   for (const plan of plans) lines.push(addServiceScript(family, plan), programScript(family, plan, 0));
   return `${lines.join('\n')}\n`;
@@ -99,14 +98,12 @@ export function addServiceScript(family: Family, plan: ServicePlan): string {
   const t = `${family} ${TABLE}`;
   const n = names(plan.port);
   const lines = [n.flows, n.bytesIn, n.bytesOut].map((c) => `add counter ${t} ${c}`);
+  lines.push(
+    `add element ${t} bytes { original . ${plan.port} : "${n.bytesIn}", reply . ${plan.port} : "${n.bytesOut}" }`,
+  );
   for (const p of ['tcp', 'udp'] as const) {
     if (!plan[p]) continue;
-    lines.push(
-      `add chain ${t} ${n[p]}`,
-      `add element ${t} dispatch { ${p} . ${plan.port} : goto ${n[p]} }`,
-      `add element ${t} ${p}_in { ${plan.port} : "${n.bytesIn}" }`,
-      `add element ${t} ${p}_out { ${plan.port} : "${n.bytesOut}" }`,
-    );
+    lines.push(`add chain ${t} ${n[p]}`, `add element ${t} dispatch { ${p} . ${plan.port} : goto ${n[p]} }`);
   }
   if (plan.udp) {
     lines.push(
@@ -158,14 +155,10 @@ export function removeServiceScript(family: Family, plan: ServicePlan, instanceC
   const t = `${family} ${TABLE}`;
   const n = names(plan.port);
   const lines: string[] = [];
+  lines.push(`delete element ${t} bytes { original . ${plan.port}, reply . ${plan.port} }`);
   for (const p of ['tcp', 'udp'] as const) {
     if (!plan[p]) continue;
-    lines.push(
-      `delete element ${t} dispatch { ${p} . ${plan.port} }`,
-      `delete element ${t} ${p}_in { ${plan.port} }`,
-      `delete element ${t} ${p}_out { ${plan.port} }`,
-      `flush chain ${t} ${n[p]}`,
-    );
+    lines.push(`delete element ${t} dispatch { ${p} . ${plan.port} }`, `flush chain ${t} ${n[p]}`);
   }
   for (let i = 0; i < instanceChains; i++) lines.push(`delete chain ${t} ${n.instance(i)}`);
   for (const p of ['tcp', 'udp'] as const) if (plan[p]) lines.push(`delete chain ${t} ${n[p]}`);

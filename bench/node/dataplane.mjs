@@ -1,0 +1,293 @@
+// The kernel data plane's bench (issue 15), in a network namespace of its own
+// (re-run under `unshare -n` as root): TCP throughput (iperf3, one stream), UDP
+// 64-byte datagrams delivered (iperf3 -u -b 0), and new TCP connections (one
+// byte echoed, then closed; 32 at a time) with the whole machine's CPU per
+// connection from /proc/stat, so that work done in the kernel is counted; for
+// direct, harbor-node with --dataplane nftables, harbor-node in userspace,
+// HAProxy (one thread, TCP only) and socat, round by round in one run. Then,
+// with 1,000 services on the node, the time of one service's update (from the
+// API request until its chain shows it) and of a whole-table rebuild.
+//
+//   npm run bench:dataplane -- [--rounds 3] [--seconds 5] [--services 1000]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import {
+  freePort,
+  installCleanup,
+  machineCpu,
+  makeTempDir,
+  removeTempDir,
+  sleep,
+  startProcess,
+  waitForPort,
+} from '../lib/proc.mjs';
+import { fmt, median } from '../lib/report.mjs';
+import { connectRun, tcpRun, udpRun } from './suite.mjs';
+import {
+  freeRange,
+  NODE_CLI,
+  startDirect,
+  startEchoServer,
+  startHaproxy,
+  startHarborNode,
+  startIperfServer,
+  startSocat,
+} from './targets.mjs';
+
+if (process.env.HARBOR_BENCH_NETNS !== '1') {
+  const result = spawnSync(
+    'unshare',
+    [
+      '-n',
+      '--',
+      'sh',
+      '-c',
+      'ip link set lo up && exec "$@"',
+      'sh',
+      process.execPath,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, HARBOR_BENCH_NETNS: '1' } },
+  );
+  if (result.error)
+    process.stderr.write(`bench:dataplane needs root and unshare -n: ${result.error.message}\n`);
+  process.exit(result.status ?? 1);
+}
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '5' },
+    services: { type: 'string', default: '1000' },
+  },
+});
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+const serviceCount = Number(values.services);
+installCleanup();
+const CLK_TCK = 100;
+
+const TARGETS = {
+  direct: (dir, route) => startDirect(dir, route),
+  // Direct, with conntrack switched on in the namespace (an empty nat chain): what tracking
+  // every flow costs by itself, which any DNAT data plane pays.
+  'direct+ct': async (dir, route) => {
+    execFileSync('nft', ['-f', '-'], {
+      input:
+        'add table ip ctonly\nadd chain ip ctonly c { type nat hook output priority -100; policy accept; }\n',
+    });
+    const target = startDirect(dir, route);
+    return { ...target, stop: async () => spawnSync('nft', ['delete', 'table', 'ip', 'ctonly']) };
+  },
+  nftables: (dir, route) =>
+    startHarborNode(dir, route, { nodeFlags: ['--dataplane', 'nftables'], name: 'nftables' }),
+  userspace: (dir, route) => startHarborNode(dir, route),
+  haproxy: (dir, route) => startHaproxy(dir, route),
+  socat: (dir, route) => startSocat(dir, route),
+};
+const log = (line) => process.stdout.write(`${line}\n`);
+
+/** Busy CPU seconds of the whole machine while `work` runs. */
+async function machineSecondsDuring(work) {
+  const before = machineCpu();
+  const result = await work();
+  const after = machineCpu();
+  return { result, seconds: (after.total - after.idle - (before.total - before.idle)) / CLK_TCK };
+}
+
+async function withTarget(kind, route, work) {
+  const dir = makeTempDir(`harbor-bench-${kind}-`);
+  const target = await TARGETS[kind](dir, route);
+  try {
+    if (target === null) return null;
+    return await work(target);
+  } finally {
+    await target?.stop();
+    // A node's kernel table stays at exit (by design): this bench starts each target clean.
+    spawnSync('nft', ['delete', 'table', 'ip', 'harbor']);
+    spawnSync('nft', ['delete', 'table', 'ip6', 'harbor']);
+    removeTempDir(dir);
+  }
+}
+
+async function retry(what, fn) {
+  let last;
+  for (let i = 0; i < 6; i++) {
+    try {
+      return await fn();
+    } catch (error) {
+      last = error;
+      await sleep(500);
+    }
+  }
+  throw new Error(`${what}: ${last?.message}`);
+}
+
+const iperf = await startIperfServer();
+const echo = await startEchoServer();
+const figures = Object.fromEntries(Object.keys(TARGETS).map((k) => [k, []]));
+try {
+  for (let round = 0; round < rounds; round++) {
+    const kinds = Object.keys(TARGETS);
+    const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
+    log(`round ${round + 1}/${rounds} (order: ${order.join(', ')})`);
+    for (const kind of order) {
+      const f = {};
+      try {
+        await withTarget(kind, { backendPort: iperf.port, udp: false }, async (target) => {
+          await retry('TCP warm-up', () => tcpRun(target.port, 1));
+          f.tcp_gbps = (await tcpRun(target.port, seconds)).gbps;
+        });
+        await withTarget(kind, { backendPort: iperf.port, udp: true }, async (target) => {
+          await retry('UDP warm-up', () => udpRun(target.port, 1, 20_000, iperf));
+          f.udp_pps = (await udpRun(target.port, seconds, 0, iperf)).deliveredPps;
+        });
+        await withTarget(kind, { backendPort: echo.port, udp: false }, async (target) => {
+          await retry('connect warm-up', async () => {
+            const r = await connectRun(target.port, 1);
+            if (r.completed === 0) throw new Error(r.lastError);
+          });
+          const m = await machineSecondsDuring(() => connectRun(target.port, seconds));
+          f.conn_per_s = m.result.rate;
+          f.conn_errors = m.result.errors;
+          f.conn_machine_us = (m.seconds * 1e6) / Math.max(1, m.result.completed);
+        });
+      } catch (error) {
+        f.error = error.message.split('\n')[0];
+      }
+      figures[kind].push(f);
+      log(
+        `  ${kind.padEnd(10)} TCP ${fmt(f.tcp_gbps, 2)} Gbit/s  UDP ${fmt(f.udp_pps)} pkt/s  conn ${fmt(f.conn_per_s)}/s, ${fmt(f.conn_machine_us, 1)} us machine CPU each${f.conn_errors ? `, ${f.conn_errors} failed` : ''}${f.error ? `  (${f.error})` : ''}`,
+      );
+    }
+  }
+} finally {
+  await iperf.stop();
+  await echo.stop();
+}
+
+const med = (kind, key) => median(figures[kind].map((f) => f[key]));
+const ratioOf = (a, b) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+log('\nmedians (of rounds)');
+log('target      TCP Gbit/s  UDP pkt/s   conn/s   machine us/conn  above direct');
+const tcpRatio = ratioOf(med('nftables', 'tcp_gbps'), med('direct', 'tcp_gbps'));
+const udpRatio = ratioOf(med('nftables', 'udp_pps'), med('direct', 'udp_pps'));
+for (const kind of Object.keys(TARGETS)) {
+  const above = med(kind, 'conn_machine_us') - med('direct', 'conn_machine_us');
+  log(
+    `${kind.padEnd(11)} ${fmt(med(kind, 'tcp_gbps'), 2).padStart(10)}  ${fmt(med(kind, 'udp_pps')).padStart(9)}  ${fmt(med(kind, 'conn_per_s')).padStart(7)}  ${fmt(med(kind, 'conn_machine_us'), 1).padStart(15)}  ${fmt(above, 1).padStart(12)}`,
+  );
+}
+
+log(
+  `\nnftables/direct: TCP ${fmt(tcpRatio, 2)}x (goal 0.85x), UDP delivered ${fmt(udpRatio, 2)}x (goal 0.8x); TCP nftables/haproxy ${fmt(ratioOf(med('nftables', 'tcp_gbps'), med('haproxy', 'tcp_gbps')), 2)}x (goal 2x); machine CPU per new connection above direct ${fmt(med('nftables', 'conn_machine_us') - med('direct', 'conn_machine_us'), 1)} us (goal 20), above direct+ct ${fmt(med('nftables', 'conn_machine_us') - med('direct+ct', 'conn_machine_us'), 1)} us; UDP nftables/direct+ct ${fmt(ratioOf(med('nftables', 'udp_pps'), med('direct+ct', 'udp_pps')), 2)}x`,
+);
+
+/** The updates: with `serviceCount` services, one service's change and a whole-table rebuild. */
+async function updates() {
+  const dir = makeTempDir('harbor-bench-updates-');
+  const [low] = await freeRange(serviceCount + 10);
+  const apiPort = await freePort();
+  const proc = startProcess(
+    process.execPath,
+    [
+      NODE_CLI,
+      '--ports',
+      `${low}-${low + serviceCount + 9}`,
+      '--api',
+      `127.0.0.1:${apiPort}`,
+      '--listen',
+      '127.0.0.1',
+      '--dataplane',
+      'nftables',
+      '--state',
+      `${dir}/state.json`,
+    ],
+    { name: 'harbor-node', env: { PATH: process.env.PATH, HARBOR_LOG_LEVEL: 'debug' }, cwd: dir },
+  );
+  const api = async (method, path, body) => {
+    const r = await fetch(`http://127.0.0.1:${apiPort}${path}`, {
+      method,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: r.status, json: await r.json().catch(() => null) };
+  };
+  // Two instances that accept (the node checks them; a refusing one would be out of rotation).
+  const listeners = [await startEchoServer(), await startEchoServer()];
+  try {
+    await waitForPort(apiPort, { proc, timeoutMs: 15_000 });
+    const ports = [];
+    for (let i = 0; i < serviceCount; i++) {
+      const created = await api('POST', '/v1/services', { name: `svc-${i}` });
+      ports.push(created.json.port);
+      await api('PUT', `/v1/services/svc-${i}/instances/a`, {
+        host: '127.0.0.1',
+        port: listeners[0].port,
+      });
+    }
+    // The node programs behind the API: wait until the last service's rules are in.
+    const lastChain = () =>
+      spawnSync('nft', ['list', 'chain', 'ip', 'harbor', `s${ports.at(-1)}_tcp_0`], { encoding: 'utf8' })
+        .status === 0;
+    const setupStarted = performance.now();
+    while (!lastChain() && performance.now() - setupStarted < 60_000) await sleep(20);
+    // Each change as the node applies it: its debug line gives the transaction's own time and
+    // when it was done (epoch ms), so the time from the API request to rules in place is exact.
+    const applied = (from) =>
+      proc
+        .output()
+        .slice(from)
+        .split('\n')
+        .filter((l) => l.includes('nftables transaction applied'))
+        .map((l) => JSON.parse(l));
+    const transaction = [];
+    const total = [];
+    const answered = [];
+    for (let k = 0; k < 7; k++) {
+      const i = Math.floor(serviceCount / 2) + k;
+      const from = proc.output().length;
+      const started = Date.now();
+      await api('PUT', `/v1/services/svc-${i}/instances/b`, { host: '127.0.0.1', port: listeners[1].port });
+      answered.push(Date.now() - started);
+      while (applied(from).length === 0 && Date.now() - started < 10_000) await sleep(2);
+      const line = applied(from)[0];
+      if (line === undefined) throw new Error('the change was never applied');
+      transaction.push(line.ms);
+      total.push(line.time - started);
+    }
+    log(
+      `\nwith ${serviceCount} services, one service's update (a second instance), 7 times: the nft transaction ${transaction.join(', ')} ms (median ${fmt(median(transaction), 1)}); API request to rules in place ${total.join(', ')} ms (median ${fmt(median(total), 1)}; the API answered in ${fmt(median(answered), 1)} ms)`,
+    );
+    execFileSync('nft', ['delete', 'table', 'ip', 'harbor']);
+    const before = proc.output().length;
+    const started = performance.now();
+    while (
+      !/nftables table rebuilt/.test(proc.output().slice(before)) &&
+      performance.now() - started < 20_000
+    )
+      await sleep(5);
+    const line =
+      proc
+        .output()
+        .slice(before)
+        .split('\n')
+        .find((l) => l.includes('nftables table rebuilt')) ?? '{}';
+    log(
+      `whole-table rebuild of ${serviceCount} services (one nft transaction, both families): ${JSON.parse(line).ms} ms`,
+    );
+    const startLine =
+      proc
+        .output()
+        .split('\n')
+        .find((l) => l.includes('kernel data plane programmed')) ?? '{}';
+    void startLine;
+  } finally {
+    await proc.stop('SIGTERM', 12_000);
+    for (const l of listeners) await l.stop();
+    spawnSync('nft', ['delete', 'table', 'ip', 'harbor']);
+    spawnSync('nft', ['delete', 'table', 'ip6', 'harbor']);
+    removeTempDir(dir);
+  }
+}
+if (serviceCount > 0) await updates();
