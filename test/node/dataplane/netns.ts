@@ -1,4 +1,4 @@
-// Runs a test file inside its own network namespace (`unshare -n`, root) with
+// Runs a test file inside its own network namespace (`unshare -n -m`, root) with
 // its loopback up, so that the nftables rules it makes touch nothing else: the
 // file calls `inNetworkNamespace()` first; outside, that re-runs the file in
 // the namespace (its TAP output passes through) and exits with its status.
@@ -10,7 +10,7 @@ const MARK = 'HARBOR_TEST_NETNS';
 /** Why the namespace cannot be had here, or false when it can. */
 export function netnsUnavailable(): string | false {
   if (process.getuid?.() !== 0) return 'needs root for a network namespace (unshare -n), as in CI';
-  if (spawnSync('unshare', ['-n', 'true']).status !== 0) return 'unshare -n is not permitted here';
+  if (spawnSync('unshare', ['-n', '-m', 'true']).status !== 0) return 'unshare -n -m is not permitted here';
   for (const program of ['nft', 'conntrack', 'ip']) {
     if (
       spawnSync(program, ['--version']).error !== undefined &&
@@ -27,12 +27,14 @@ export function inNetworkNamespace(fileUrl: string): void {
   const file = fileURLToPath(fileUrl);
   const result = spawnSync(
     'unshare',
+    // A mount namespace too, with its own /run: `ip netns add` (a second namespace) mounts there.
     [
       '-n',
+      '-m',
       '--',
       'sh',
       '-c',
-      'ip link set lo up && exec "$@"',
+      'mount -t tmpfs harbor-run /run && ip link set lo up && exec "$@"',
       'sh',
       process.execPath,
       ...process.execArgv,

@@ -333,6 +333,58 @@ async function udpApp(name: string): Promise<{ port: number; close(): void }> {
 }
 
 t.test(
+  'a client in another namespace: prerouting sends it to the instance (loopback addresses only)',
+  { skip: unavailable },
+  async (t) => {
+    // Two namespaces joined by a veth pair, every address in 127.0.0.0/8: lo keeps only
+    // 127.0.0.1, the link is 127.10.0.0/24, and route_localnet lets such addresses cross it.
+    const sh = (script: string) => execFileSync('sh', ['-c', script], { stdio: 'pipe' });
+    sh(`ip netns add peer
+      ip link add h0 type veth peer name p0 netns peer
+      for ns in "" "ip netns exec peer"; do
+        $ns sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.default.route_localnet=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+        $ns ip link set lo up
+        $ns ip addr del 127.0.0.1/8 dev lo
+        $ns ip addr add 127.0.0.1/32 dev lo
+      done
+      ip link set h0 up && ip netns exec peer ip link set p0 up
+      sysctl -qw net.ipv4.conf.h0.route_localnet=1 net.ipv4.conf.h0.rp_filter=0
+      ip netns exec peer sysctl -qw net.ipv4.conf.p0.route_localnet=1 net.ipv4.conf.p0.rp_filter=0
+      ip addr add 127.10.0.1/24 dev h0
+      ip netns exec peer ip addr add 127.10.0.2/24 dev p0`);
+    t.teardown(() => sh('ip netns del peer'));
+    const node = await newNode({ listenHost: undefined });
+    t.teardown(() => node.drain(0));
+    const a = await nameServer('A');
+    const b = await nameServer('B');
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    const service = await node.createService('from-outside');
+    await node.putInstance(service.name, 'a', { host: '127.0.0.1', port: a.port });
+    await node.putInstance(service.name, 'b', { host: '127.0.0.1', port: b.port });
+    await waitFor(() => /mod 2/.test(chain(`s${service.port}_tcp`)), 'the service chain');
+    const client = `const s = require('node:net').connect(${service.port}, '127.10.0.1');
+      s.once('data', (c) => { process.stdout.write(c.toString().slice(0, 1)); s.destroy(); });
+      s.on('error', (e) => { process.stdout.write('error ' + e.code); });`;
+    const answers: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      // Asynchronously: the servers answering it live in this process.
+      answers.push(
+        await new Promise<string>((resolve) =>
+          execFile(
+            'ip',
+            ['netns', 'exec', 'peer', process.execPath, '-e', client],
+            { timeout: 10_000 },
+            (e, out) => resolve(e ? `failed: ${e.message}` : out),
+          ),
+        ),
+      );
+    }
+    t.equal(answers.join(''), 'ABAB', 'round-robin for a client on the other side of the link');
+    t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 0, 'none through the userspace listener');
+  },
+);
+
+t.test(
   'the CLI: start-up checks, the table kept at exit, dataplane clean',
   { skip: unavailable },
   async (t) => {
