@@ -106,6 +106,8 @@ async function withTarget(kind, route, work) {
     // A node's kernel table stays at exit (by design): this bench starts each target clean.
     spawnSync('nft', ['delete', 'table', 'ip', 'harbor']);
     spawnSync('nft', ['delete', 'table', 'ip6', 'harbor']);
+    // And with an empty conntrack table: the entries one target left (TIME_WAIT) are not the next one's cost.
+    spawnSync('conntrack', ['-F'], { stdio: 'ignore' });
     removeTempDir(dir);
   }
 }
@@ -179,6 +181,36 @@ for (const kind of Object.keys(TARGETS)) {
   );
 }
 
+// Paired within each round (the machine's speed drifts between rounds): the median of the rounds' own differences.
+const paired = (kind, base, key, op) =>
+  median(
+    figures[kind].map((f, r) =>
+      f[key] === undefined || figures[base][r]?.[key] === undefined
+        ? undefined
+        : op(f[key], figures[base][r][key]),
+    ),
+  );
+log(
+  `per-round pairs, median: nftables machine CPU per connection ${fmt(
+    paired('nftables', 'direct', 'conn_machine_us', (a, b) => a - b),
+    1,
+  )} us above direct, ${fmt(
+    paired('nftables', 'direct+ct', 'conn_machine_us', (a, b) => a - b),
+    1,
+  )} us above direct+ct; UDP ${fmt(
+    paired('nftables', 'direct', 'udp_pps', (a, b) => a / b),
+    2,
+  )}x direct, ${fmt(
+    paired('nftables', 'direct+ct', 'udp_pps', (a, b) => a / b),
+    2,
+  )}x direct+ct; TCP ${fmt(
+    paired('nftables', 'direct', 'tcp_gbps', (a, b) => a / b),
+    2,
+  )}x direct, ${fmt(
+    paired('nftables', 'haproxy', 'tcp_gbps', (a, b) => a / b),
+    2,
+  )}x haproxy`,
+);
 log(
   `\nnftables/direct: TCP ${fmt(tcpRatio, 2)}x (goal 0.85x), UDP delivered ${fmt(udpRatio, 2)}x (goal 0.8x); TCP nftables/haproxy ${fmt(ratioOf(med('nftables', 'tcp_gbps'), med('haproxy', 'tcp_gbps')), 2)}x (goal 2x); machine CPU per new connection above direct ${fmt(med('nftables', 'conn_machine_us') - med('direct', 'conn_machine_us'), 1)} us (goal 20), above direct+ct ${fmt(med('nftables', 'conn_machine_us') - med('direct+ct', 'conn_machine_us'), 1)} us; UDP nftables/direct+ct ${fmt(ratioOf(med('nftables', 'udp_pps'), med('direct+ct', 'udp_pps')), 2)}x`,
 );
