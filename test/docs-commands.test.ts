@@ -66,7 +66,8 @@ function script(lines: readonly string[]): string {
 }
 
 const canIsolate =
-  process.getuid?.() !== 0 || spawnSync('unshare', ['-n', '-m', '-p', '-f', '--mount-proc', 'true']).status !== 0
+  process.getuid?.() !== 0 ||
+  spawnSync('unshare', ['-n', '-m', '-p', '-f', '--mount-proc', 'true']).status !== 0
     ? 'needs root for network, mount and PID namespaces (unshare -n -m -p), as in CI'
     : spawnSync('ip', ['-V']).status !== 0
       ? 'needs ip (iproute2) to bring up the namespace loopback, as in CI'
@@ -95,10 +96,14 @@ function runInSandbox(t: Test, lines: readonly string[]): Promise<{ status: numb
   return new Promise((resolve) => {
     // A PID namespace too (-p -f): when bash ends, every process the block started ends with it,
     // grandchildren included (a node behind an npm bin wrapper outlived pkill -P before).
-    const child = spawn('unshare', ['-n', '-m', '-p', '-f', '--mount-proc', '--kill-child', 'bash', '-c', inner], {
-      env: { PATH: `${bin}:${process.env.PATH}`, HOME: dir, LANG: 'C.UTF-8' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'unshare',
+      ['-n', '-m', '-p', '-f', '--mount-proc', '--kill-child', 'bash', '-c', inner],
+      {
+        env: { PATH: `${bin}:${process.env.PATH}`, HOME: dir, LANG: 'C.UTF-8' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     child.stdout.on('data', (c: Buffer) => {
       output += c.toString();

@@ -336,8 +336,7 @@ export class NftablesDataplane {
       (p) => p.plans.size > 0 && p.service.protocols.includes('udp'),
     );
     if (!full && !udp) return;
-    await (this.#serial = this.#serial.then(async () => {
-      const started = performance.now();
+    const run = this.#serial.then(async () => {
       if (this.#logger.isLevelEnabled('debug')) this.#logger.debug({ full, udp }, 'nftables poll');
       let tables: Map<Family, Map<string, { packets: number; bytes: number }>> | undefined;
       try {
@@ -358,7 +357,9 @@ export class NftablesDataplane {
       }
       this.#noticeUnreachable();
       if (full && udp) await this.#reconcileUdp();
-    }));
+    });
+    this.#serial = run;
+    await run;
   }
 
   #noticeUnreachable(): void {

@@ -148,7 +148,9 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       });
       t.teardown(() => node.drain(0));
       const apps = await Promise.all(['U1', 'U2'].map(udpApp));
-      t.teardown(() => apps.forEach((a) => a.close()));
+      t.teardown(() => {
+        for (const app of apps) app.close();
+      });
       const service = await node.createService('udp-game');
       const id = service.name;
       await node.putInstance(id, 'u1', { host: '127.0.0.1', port: apps[0]!.port });

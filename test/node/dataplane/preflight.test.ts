@@ -6,9 +6,10 @@ import { isHarborError } from '../../../src/errors/index.js';
 import { preflight } from '../../../src/node/dataplane/preflight.js';
 
 t.test('no CAP_NET_ADMIN: E_DATAPLANE naming it and how to grant it', async (t) => {
-  const error = await preflight({ status: 'Name:\tnode\nCapEff:\t0000000000000000\n', remoteInstances: false }).catch(
-    (e: unknown) => e,
-  );
+  const error = await preflight({
+    status: 'Name:\tnode\nCapEff:\t0000000000000000\n',
+    remoteInstances: false,
+  }).catch((e: unknown) => e);
   t.ok(isHarborError(error) && error.code === 'E_DATAPLANE');
   t.match((error as Error).message, /needs CAP_NET_ADMIN \(run as root, or grant it/);
   const other = await preflight({ status: 'CapEff:\t0000000000000fff\n', remoteInstances: false }).catch(
