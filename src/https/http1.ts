@@ -306,6 +306,17 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       if (limit > 0 && !request.upgrade) request.held = new BodySpool(limit, this.#onHeldWritable);
       this.#reqChunked.reset(request.held !== null);
     }
+    // The head is taken: the idle timeout again, the request's id, the access log's marks.
+    if (this.#headerTimer) {
+      this.#headerTimer = false;
+      this.#socket.setTimeout(core.limits.idleTimeoutMs);
+    }
+    request.id = requestIdFor(head, core.settings);
+    if (core.accessLog !== undefined) {
+      request.startedAt = performance.now();
+      request.inAt = this.#inMark;
+      request.outAt = this.#out;
+    }
     if (request.held !== null) {
       this.#holdRequest(request);
       return;
@@ -317,16 +328,6 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       this.#continueTimer = setTimeout(this.#onContinueTimeout, CONTINUE_WAIT_MS);
     }
     this.#state = request.done ? C_WAIT : C_BODY;
-    if (this.#headerTimer) {
-      this.#headerTimer = false;
-      this.#socket.setTimeout(core.limits.idleTimeoutMs);
-    }
-    request.id = requestIdFor(head, core.settings);
-    if (core.accessLog !== undefined) {
-      request.startedAt = performance.now();
-      request.inAt = this.#inMark;
-      request.outAt = this.#out;
-    }
     const sentHead = buildRequestHead(head, this.#peer, core.settings, request.upgrade, request.id);
     const exchange = new BackendExchange(core, this, this.#reader, head.method === 'HEAD', http10);
     this.#exchange = exchange;
@@ -353,16 +354,6 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     const core = this.#core;
     const head = this.#head;
     this.#state = C_BODY;
-    if (this.#headerTimer) {
-      this.#headerTimer = false;
-      this.#socket.setTimeout(core.limits.idleTimeoutMs);
-    }
-    request.id = requestIdFor(head, core.settings);
-    if (core.accessLog !== undefined) {
-      request.startedAt = performance.now();
-      request.inAt = this.#inMark;
-      request.outAt = this.#out;
-    }
     request.heldHead = buildRequestHead(head, this.#peer, core.settings, false, request.id, true).slice(
       0,
       -2,

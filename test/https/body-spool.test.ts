@@ -113,28 +113,41 @@ function connect(port: number): http2.ClientHttp2Session {
   return session;
 }
 
-t.test('over 1 MiB: held in a deleted file in TMPDIR, then sent with its length', async (t) => {
-  const fx = await startProxy(backend.address, { pair });
-  t.teardown(() => fx.proxy.close());
-  const session = connect(fx.port);
-  t.teardown(() => session.close());
-  const body = Buffer.alloc(3 * 1024 * 1024);
-  for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff;
-  const before = backend.requests;
-  const { done, resume } = upload(session, body, { pauseAt: 2 * 1024 * 1024 });
-  await waitFor(() => openFilesIn(spoolDir).length === 1, 'the body file to be open');
-  t.match(openFilesIn(spoolDir)[0], /\/harbor-body-\d+-[0-9a-f]+ \(deleted\)$/, 'deleted as soon as open');
-  t.same(readdirSync(spoolDir), [], 'nothing is left in the folder, even by a crash');
-  t.equal(backend.requests, before, 'the backend is not taken while the body comes in');
-  resume();
-  const answer = await done;
-  t.equal(answer.status, 200);
-  const echo = JSON.parse(answer.body.toString()) as Echo;
-  t.equal(echo.headers['content-length'], String(body.length), 'the app gets a Content-Length');
-  t.notOk('transfer-encoding' in echo.headers, 'not chunked');
-  t.equal(echo.bodySha, createHash('sha256').update(body).digest('hex'), 'every byte, in order');
-  await waitFor(() => openFilesIn(spoolDir).length === 0, 'the body file to be closed');
-});
+for (const protocol of ['HTTP/2 without content-length', 'HTTP/1.1 chunked'] as const) {
+  t.test(
+    `${protocol}, over 1 MiB: held in a deleted file in TMPDIR, then sent with its length`,
+    async (t) => {
+      const fx = await startProxy(backend.address, { pair });
+      t.teardown(() => fx.proxy.close());
+      const session = connect(fx.port);
+      t.teardown(() => session.close());
+      const body = Buffer.alloc(3 * 1024 * 1024 + 5);
+      for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff;
+      const before = backend.requests;
+      const options = { pauseAt: 2 * 1024 * 1024 };
+      const { done, resume } =
+        protocol === 'HTTP/1.1 chunked'
+          ? chunkedUpload(fx.port, body, options)
+          : upload(session, body, options);
+      await waitFor(() => openFilesIn(spoolDir).length === 1, 'the body file to be open');
+      t.match(
+        openFilesIn(spoolDir)[0],
+        /\/harbor-body-\d+-[0-9a-f]+ \(deleted\)$/,
+        'deleted as soon as open',
+      );
+      t.same(readdirSync(spoolDir), [], 'nothing is left in the folder, even by a crash');
+      t.equal(backend.requests, before, 'the backend is not taken while the body comes in');
+      resume();
+      const answer = await done;
+      t.equal(answer.status, 200);
+      const echo = JSON.parse(answer.body.toString()) as Echo;
+      t.equal(echo.headers['content-length'], String(body.length), 'the app gets a Content-Length');
+      t.notOk('transfer-encoding' in echo.headers, 'not chunked');
+      t.equal(echo.bodySha, createHash('sha256').update(body).digest('hex'), 'every byte, in order');
+      await waitFor(() => openFilesIn(spoolDir).length === 0, 'the body file to be closed');
+    },
+  );
+}
 
 t.test('trailers: a held body goes chunked with them as its trailer section', async (t) => {
   const fx = await startProxy(backend.address, { pair });
@@ -265,25 +278,6 @@ function chunkedUpload(
     },
   };
 }
-
-t.test('HTTP/1.1 chunked upload over 1 MiB: held in its file, sent with its length', async (t) => {
-  const fx = await startProxy(backend.address, { pair });
-  t.teardown(() => fx.proxy.close());
-  const body = Buffer.alloc(3 * 1024 * 1024 + 5);
-  for (let i = 0; i < body.length; i++) body[i] = (i * 13) & 0xff;
-  const before = backend.requests;
-  const { done, resume } = chunkedUpload(fx.port, body, { pauseAt: 2 * 1024 * 1024 });
-  await waitFor(() => openFilesIn(spoolDir).length === 1, 'the body file to be open');
-  t.equal(backend.requests, before, 'the backend is not taken while the body comes in');
-  resume();
-  const answer = await done;
-  t.equal(answer.status, 200);
-  const echo = JSON.parse(answer.body.toString()) as Echo;
-  t.equal(echo.headers['content-length'], String(body.length), 'the app gets a Content-Length');
-  t.notOk('transfer-encoding' in echo.headers, 'not chunked');
-  t.equal(echo.bodySha, createHash('sha256').update(body).digest('hex'), 'every byte, in order');
-  await waitFor(() => openFilesIn(spoolDir).length === 0, 'the body file to be closed');
-});
 
 t.test('HTTP/1.1 chunked: 100 Continue at once, trailers kept, a pipelined request after', async (t) => {
   const fx = await startProxy(backend.address, { pair });
