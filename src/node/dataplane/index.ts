@@ -75,7 +75,8 @@ export class NftablesDataplane {
   readonly #programmed = new Map<number, Programmed>();
   readonly #pending = new Map<number, NodeService | null>();
   readonly #counters = new Map<Family, Map<string, { packets: number; bytes: number }>>();
-  readonly #unreachableSeen = new Map<number, number>();
+  /** Per service port: its ICMP error count at the last reading, and the UDP primary then. */
+  readonly #unreachableSeen = new Map<number, { count: number; primary: string }>();
   #local = localAddresses();
   #serial: Promise<unknown> = Promise.resolve();
   #flushScheduled = false;
@@ -362,13 +363,24 @@ export class NftablesDataplane {
     await run;
   }
 
+  /**
+   * New ICMP errors of a service's UDP flows fail its primary over, but only when the primary
+   * was the same at the last reading: errors counted across a failover may be the old
+   * primary's (datagrams in flight before its flows were deleted), and blaming the new one
+   * for them sent a live flow back to the dead one for the down time.
+   */
   #noticeUnreachable(): void {
-    for (const { service } of this.#programmed.values()) {
+    for (const { service, plans } of this.#programmed.values()) {
       if (!service.protocols.includes('udp')) continue;
-      const now = this.counters(service).unreachable;
+      const count = this.counters(service).unreachable;
+      const primary = FAMILIES.map((f) => plans.get(f)?.udpTarget)
+        .filter((t) => t != null)
+        .map((t) => `${t.host}:${t.port}`)
+        .join(' ');
       const seen = this.#unreachableSeen.get(service.port);
-      this.#unreachableSeen.set(service.port, now);
-      if (seen !== undefined && now > seen) this.#options.onUnreachable(service);
+      this.#unreachableSeen.set(service.port, { count, primary });
+      if (seen !== undefined && count > seen.count && seen.primary === primary)
+        this.#options.onUnreachable(service);
     }
   }
 
