@@ -6,8 +6,6 @@
 // compared on a timer). The HTTP API (api.ts) calls these methods; nothing
 // here speaks HTTP.
 import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { protocolLabel } from '../config/protocol.js';
 import { HarborError, isHarborError } from '../errors/index.js';
 import type { ProxyProtocolVersion } from '../forward/types.js';
@@ -240,7 +238,7 @@ export class HarborNode {
       }
     }
     if (this.#dataplane !== undefined) {
-      await preflight({ remoteInstances: this.#hasRemoteInstances() });
+      await preflight({ remoteInstances: this.#dataplane.hasRemoteInstances() });
       const started = performance.now();
       await this.#dataplane.start();
       const ms = Math.round(performance.now() - started);
@@ -809,17 +807,6 @@ export class HarborNode {
       { service: service.name, instance: failed.id, address: `${failed.host}:${failed.port}` },
       'UDP primary refused datagrams (ICMP port unreachable); the next instance takes over',
     );
-  }
-
-  #hasRemoteInstances(): boolean {
-    const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)));
-    for (const service of this.#services.values()) {
-      for (const i of service.instances) {
-        if (isIP(i.host) !== 0 && !i.host.startsWith('127.') && i.host !== '::1' && !local.has(i.host))
-          return true;
-      }
-    }
-    return false;
   }
 
   #require(id: string): NodeService {

@@ -210,6 +210,14 @@ export class NftablesDataplane {
     };
   }
 
+  /** Whether an instance the node knows now is an IP address of another machine (IP forwarding needed). */
+  hasRemoteInstances(): boolean {
+    for (const service of this.#options.services()) {
+      for (const i of service.instances) if (isIP(i.host) !== 0 && !this.#isLocal(i.host)) return true;
+    }
+    return false;
+  }
+
   #isLocal(host: string): boolean {
     return host === '::1' || host.startsWith('127.') || this.#local.has(host);
   }
