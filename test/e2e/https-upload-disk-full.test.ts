@@ -12,7 +12,7 @@ import t from 'tap';
 import { cleanEnv, SIDECAR_BIN, waitForOutput } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
-import { type Echo, startEchoBackend } from '../https/fixtures/helpers.js';
+import { type Echo, startEchoBackend, writePaced } from '../https/fixtures/helpers.js';
 
 const CERTS = new URL('../../certs-example/', import.meta.url).pathname;
 
@@ -34,19 +34,7 @@ function upload(port: number, bytes: number): Promise<{ status: number; body: st
       resolve({ status, body });
     });
     stream.on('error', reject);
-    let sent = 0;
-    const pump = (): void => {
-      while (sent < bytes) {
-        const piece = Buffer.alloc(Math.min(64 * 1024, bytes - sent), 5);
-        sent += piece.length;
-        if (!stream.write(piece)) {
-          stream.once('drain', pump);
-          return;
-        }
-      }
-      stream.end();
-    };
-    pump();
+    writePaced(stream, Buffer.alloc(bytes, 5));
   });
 }
 

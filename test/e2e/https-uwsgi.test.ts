@@ -80,6 +80,27 @@ async function startUwsgi(socket: string): Promise<ChildProcess> {
   throw new Error(`uwsgi did not start on ${socket}: ${log.slice(-500)}`);
 }
 
+/** curl POSTs app.py to the proxy with one extra header; resolves what it printed (the app's JSON). */
+function curlUpload(port: number, header: string): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(
+      'curl',
+      [
+        '-sS',
+        '--cacert',
+        pair.certFile,
+        '-H',
+        header,
+        '--data-binary',
+        `@${join(dir, 'app.py')}`,
+        `https://localhost:${port}/upload`,
+      ],
+      { timeout: 10_000 },
+      (_e, stdout) => resolve(stdout),
+    );
+  });
+}
+
 for (const kind of ['tcp', 'unix'] as const) {
   t.test(`uWSGI on a ${kind} socket sees https and the external port`, async (t) => {
     const socket = kind === 'tcp' ? `127.0.0.1:${await freePort()}` : join(dir, 'uwsgi.sock');
@@ -162,44 +183,12 @@ for (const kind of ['tcp', 'unix'] as const) {
     t.equal(JSON.parse(post.body.toString()).bodyLength, 200_000);
 
     // curl asks Expect: 100-continue; uWSGI never answers it, the proxy does.
-    const curl = await new Promise<string>((resolve) => {
-      execFile(
-        'curl',
-        [
-          '-sS',
-          '--cacert',
-          pair.certFile,
-          '-H',
-          'Expect: 100-continue',
-          '--data-binary',
-          `@${join(dir, 'app.py')}`,
-          `https://localhost:${fx.port}/upload`,
-        ],
-        { timeout: 10_000 },
-        (_e, stdout) => resolve(stdout),
-      );
-    });
+    const curl = await curlUpload(fx.port, 'Expect: 100-continue');
     t.equal(JSON.parse(curl).bodyLength, APP.length);
 
     // A chunked HTTP/1.1 upload (curl -T -, a streaming client): uWSGI's --http-socket reads
     // no chunked body (its app saw 0 bytes), so the proxy holds it and sends its length.
-    const chunked = await new Promise<string>((resolve) => {
-      execFile(
-        'curl',
-        [
-          '-sS',
-          '--cacert',
-          pair.certFile,
-          '-H',
-          'Transfer-Encoding: chunked',
-          '--data-binary',
-          `@${join(dir, 'app.py')}`,
-          `https://localhost:${fx.port}/chunked-upload`,
-        ],
-        { timeout: 10_000 },
-        (_e, stdout) => resolve(stdout),
-      );
-    });
+    const chunked = await curlUpload(fx.port, 'Transfer-Encoding: chunked');
     t.equal(JSON.parse(chunked).bodyLength, APP.length, 'the app reads a chunked upload whole');
 
     // Sequential and concurrent requests over a backend that closes after every response.

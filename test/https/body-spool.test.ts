@@ -22,6 +22,7 @@ import {
   removeDir,
   startEchoBackend,
   startProxy,
+  writePaced,
 } from './fixtures/helpers.js';
 
 const pair = makePair();
@@ -73,19 +74,6 @@ function upload(
     const trailers = options.trailers;
     stream.on('wantTrailers', () => stream.sendTrailers(trailers));
   }
-  let sent = 0;
-  let stopAt = options.pauseAt ?? body.length;
-  const pump = (): void => {
-    while (sent < stopAt) {
-      const piece = body.subarray(sent, Math.min(sent + 64 * 1024, stopAt));
-      sent += piece.length;
-      if (!stream.write(piece)) {
-        stream.once('drain', pump);
-        return;
-      }
-    }
-    if (sent >= body.length && !stream.writableEnded) stream.end();
-  };
   const done = new Promise<Upload>((resolve, reject) => {
     let status = 0;
     const chunks: Buffer[] = [];
@@ -96,15 +84,8 @@ function upload(
     stream.on('end', () => resolve({ status, body: Buffer.concat(chunks) }));
     stream.on('error', reject);
   });
-  pump();
-  return {
-    done,
-    stream,
-    resume: () => {
-      stopAt = body.length;
-      pump();
-    },
-  };
+  const { resume } = writePaced(stream, body, options);
+  return { done, stream, resume };
 }
 
 function connect(port: number): http2.ClientHttp2Session {
@@ -129,7 +110,11 @@ for (const protocol of ['HTTP/2 without content-length', 'HTTP/1.1 chunked'] as 
         protocol === 'HTTP/1.1 chunked'
           ? chunkedUpload(fx.port, body, options)
           : upload(session, body, options);
-      await waitFor(() => openFilesIn(spoolDir).length === 1, 'the body file to be open');
+      // Opened, then unlinked in the open's callback: wait for both.
+      await waitFor(
+        () => openFilesIn(spoolDir).length === 1 && openFilesIn(spoolDir)[0]!.endsWith(' (deleted)'),
+        'the body file to be open and deleted',
+      );
       t.match(
         openFilesIn(spoolDir)[0],
         /\/harbor-body-\d+-[0-9a-f]+ \(deleted\)$/,
@@ -256,27 +241,8 @@ function chunkedUpload(
     },
   );
   req.on('error', rejectDone);
-  let sent = 0;
-  let stopAt = options.pauseAt ?? body.length;
-  const pump = (): void => {
-    while (sent < stopAt) {
-      const piece = body.subarray(sent, Math.min(sent + 64 * 1024, stopAt));
-      sent += piece.length;
-      if (!req.write(piece)) {
-        req.once('drain', pump);
-        return;
-      }
-    }
-    if (sent >= body.length && !req.writableEnded) req.end();
-  };
-  pump();
-  return {
-    done,
-    resume: () => {
-      stopAt = body.length;
-      pump();
-    },
-  };
+  const { resume } = writePaced(req, body, options);
+  return { done, resume };
 }
 
 t.test('HTTP/1.1 chunked: 100 Continue at once, trailers kept, a pipelined request after', async (t) => {

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import t from 'tap';
-import { removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+import { removeDir, startEchoBackend, startProxy, writePaced } from './fixtures/helpers.js';
 
 const backend = await startEchoBackend();
 const fx = await startProxy(backend.address);
@@ -83,19 +83,7 @@ t.test('POST bodies with and without content-length; large download', async (t) 
   );
   t.equal(JSON.parse(withLength.body.toString()).bodySha, sha);
   const streamed = await request({ ':method': 'POST', ':path': '/up' }, (stream) => {
-    let sent = 0;
-    const pump = (): void => {
-      while (sent < body.length) {
-        const piece = body.subarray(sent, sent + 100_000);
-        sent += piece.length;
-        if (!stream.write(piece)) {
-          stream.once('drain', pump);
-          return;
-        }
-      }
-      stream.end();
-    };
-    pump();
+    writePaced(stream, body, { piece: 100_000 });
   });
   const echo = JSON.parse(streamed.body.toString());
   t.equal(echo.bodySha, sha);

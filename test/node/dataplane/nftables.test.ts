@@ -7,16 +7,16 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
-import * as http from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { createLogger, silentLogger } from '../../../src/log/index.js';
-import { createNodeAdmin, HarborNode, type HarborNodeOptions, StateFile } from '../../../src/node/index.js';
+import { createLogger } from '../../../src/log/index.js';
+import { HarborNode, type HarborNodeOptions, StateFile } from '../../../src/node/index.js';
 import { exited, NODE_BIN, waitForOutput } from '../../helpers/cli.js';
 import { waitFor } from '../../helpers/wait.js';
+import { startNode, testNodeOptions } from '../fixtures/node.js';
 import { freeRange } from '../fixtures/ranges.js';
 import { inNetworkNamespace, netnsUnavailable } from './netns.js';
 
@@ -27,13 +27,7 @@ const CHECK_MS = 300;
 
 async function newNode(options: Partial<HarborNodeOptions> = {}): Promise<HarborNode> {
   const node = new HarborNode({
-    range: options.range ?? (await freeRange(8)),
-    listenHost: '127.0.0.1',
-    nodeId: 'harbor_node_1',
-    hostname: 'node.internal',
-    host: '127.0.0.1',
-    udpIdleTimeoutMs: 60_000,
-    logger: silentLogger(),
+    ...testNodeOptions(options.range ?? (await freeRange(8))),
     dataplane: 'nftables',
     dataplanePollMs: 100,
     retryMs: CHECK_MS,
@@ -85,8 +79,13 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
   t.test(
     'round-robin ABCABC by the kernel; a dead instance out after one check, no client error',
     async (t) => {
-      const node = await newNode();
-      t.teardown(() => node.drain(0));
+      // With its API: /status and /metrics are read through it below.
+      const { node, call } = await startNode(t, {
+        range: await freeRange(8),
+        dataplane: 'nftables',
+        dataplanePollMs: 100,
+        retryMs: CHECK_MS,
+      });
       const servers = [await nameServer('A'), await nameServer('B'), await nameServer('C')];
       t.teardown(() => Promise.all(servers.map((s) => s.close())));
       const service = await node.createService('web');
@@ -103,8 +102,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       t.equal(node.view(id).kernel?.flows, 6, 'the kernel counted six flows');
       t.ok((node.view(id).kernel?.bytes_out ?? 0) > 0, 'and bytes toward the clients');
       // /status and /metrics read the same counters.
-      const admin = createNodeAdmin({ node, logger: silentLogger(), version: '0', startedAt: new Date() });
-      const status = JSON.parse((await adminGet(admin, '/status')).body) as {
+      const status = (await call('GET', '/status')).json as {
         dataplane: {
           kind: string;
           programmed: number;
@@ -114,7 +112,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       t.equal(status.dataplane.kind, 'nftables');
       t.equal(status.dataplane.programmed, 1);
       t.ok((status.dataplane.conntrack.max ?? 0) > 0, 'with the conntrack table size');
-      const metrics = (await adminGet(admin, '/metrics')).body;
+      const metrics = (await call('GET', '/metrics')).text;
       t.match(metrics, /harbor_kernel_flows_total\{service="web",service_id="[^"]+"\} 6/);
       t.match(metrics, /harbor_conntrack_max \d+/);
 
@@ -319,21 +317,6 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
     t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'and the kernel forwards again');
   });
 });
-
-/** One request to an admin handler on a throwaway loopback server. */
-async function adminGet(
-  handler: ReturnType<typeof createNodeAdmin>,
-  path: string,
-): Promise<{ status: number; body: string }> {
-  const server = http.createServer((req, res) => void handler(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    const response = await fetch(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}${path}`);
-    return { status: response.status, body: await response.text() };
-  } finally {
-    server.close();
-  }
-}
 
 function hasProgram(name: string): boolean {
   try {
