@@ -96,8 +96,9 @@ function responder(port: number): ChildProcess {
   return child;
 }
 
+/** What `openssl s_client -status` prints for a handshake with the sidecar (its stdin closed at once: it exits after the handshake). */
 async function stapled(port: number): Promise<string> {
-  const { stdout } = await run(
+  const pending = run(
     'openssl',
     [
       's_client',
@@ -109,8 +110,10 @@ async function stapled(port: number): Promise<string> {
       '-CAfile',
       join(dir, 'ca.crt'),
     ],
-    { input: '', timeout: 10_000 } as never,
-  ).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+    { timeout: 20_000 },
+  );
+  pending.child.stdin?.end();
+  const { stdout } = await pending.catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
   return String(stdout);
 }
 

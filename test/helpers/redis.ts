@@ -109,12 +109,17 @@ export interface Sentinel {
   readonly child: ChildProcess;
 }
 
-/** A redis-sentinel watching `masterPort` as `name`, deciding fast (1 s down, quorum `quorum`). */
+/**
+ * A redis-sentinel watching `masterPort` as `name`, deciding fast (1 s down, quorum `quorum`).
+ * `replicaPorts` are told to it in its configuration (`known-replica`): it would otherwise learn
+ * them from the master's INFO, seconds later.
+ */
 export async function startSentinel(
   t: Test,
   masterPort: number,
   name: string,
   quorum = 1,
+  replicaPorts: readonly number[] = [],
 ): Promise<Sentinel> {
   const dir = mkdtempSync(join(tmpdir(), 'harbor-sentinel-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -130,6 +135,7 @@ export async function startSentinel(
       `sentinel down-after-milliseconds ${name} 1000`,
       `sentinel failover-timeout ${name} 5000`,
       `sentinel parallel-syncs ${name} 1`,
+      ...replicaPorts.map((replica) => `sentinel known-replica ${name} 127.0.0.1 ${replica}`),
       '',
     ].join('\n'),
   );

@@ -80,7 +80,8 @@ export class RedisStore implements NodeStore {
   readonly #redis: Redis;
   readonly #logger: Logger;
   readonly #sentinel: boolean;
-  #warnedNoReplica = false;
+  /** The master was last seen with no replica (said once in the log): WAIT is skipped while it has none. */
+  #replicaless = false;
 
   constructor(options: RedisStoreOptions) {
     const { location } = options;
@@ -306,18 +307,24 @@ export class RedisStore implements NodeStore {
    */
   async #replicated(undo?: () => Promise<void>): Promise<void> {
     if (!this.#sentinel) return;
+    // A master with no replica left (one died, or a failover promoted the only one) has
+    // nobody to wait for: WAIT would take its whole timeout on every change. While the
+    // master was last seen without one, a look at INFO (one round trip) stands in for it.
+    if (this.#replicaless && (await connectedReplicas(this.#redis)) === 0) return;
     let acknowledged = 0;
     try {
       acknowledged = Number(await this.#redis.wait(1, REPLICA_WAIT_MS));
     } catch {
       acknowledged = 0;
     }
-    if (acknowledged >= 1) return;
-    // A master with no replica left (one died, or a failover promoted the only one) has
-    // nobody to wait for: the change stands, said once, rather than refusing every write.
+    if (acknowledged >= 1) {
+      this.#replicaless = false;
+      return;
+    }
+    // The change stands, said once, rather than refusing every write.
     if ((await connectedReplicas(this.#redis)) === 0) {
-      if (!this.#warnedNoReplica) {
-        this.#warnedNoReplica = true;
+      if (!this.#replicaless) {
+        this.#replicaless = true;
         this.#logger.warn(
           { store: this.description },
           'the store master has no replica: changes are acknowledged without one, and a failover now could lose them',
@@ -325,7 +332,7 @@ export class RedisStore implements NodeStore {
       }
       return;
     }
-    this.#warnedNoReplica = false;
+    this.#replicaless = false;
     await undo?.();
     throw new HarborError(
       'E_STORE_UNAVAILABLE',
