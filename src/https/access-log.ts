@@ -137,30 +137,84 @@ export class AccessLog {
  */
 function jsonLine(e: AccessEntry): string {
   return (
-    `{"time":"${new Date().toISOString()}","type":"access","service":${JSON.stringify(e.service)},"client":"${e.client}",` +
+    `{"time":"${clock.iso()}","type":"access","service":${jsonService(e.service)},"client":"${e.client}",` +
     `"method":"${e.method}","path":${JSON.stringify(e.path)},"protocol":"${e.protocol}","status":${e.status},` +
-    `"bytes_in":${e.bytesIn},"bytes_out":${e.bytesOut},"duration_ms":${round(e.durationMs)},` +
-    `"backend_ms":${e.backendMs === undefined ? 'null' : round(e.backendMs)},"tls":"${e.tls}",` +
+    `"bytes_in":${e.bytesIn},"bytes_out":${e.bytesOut},"duration_ms":${millis(e.durationMs)},` +
+    `"backend_ms":${e.backendMs === undefined ? 'null' : millis(e.backendMs)},"tls":"${e.tls}",` +
     `"request_id":"${e.requestId}"${e.reason === undefined ? '' : `,"reason":${JSON.stringify(e.reason)}`}}\n`
   );
 }
 
 /** `client - - [time] "METHOD path PROTOCOL" status bytes "referer" "agent"`, then service, id and time. */
 function combinedLine(e: AccessEntry): string {
-  const d = new Date();
-  const pad = (n: number) => String(n).padStart(2, '0');
-  const time = `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
   const protocol = e.protocol === 'h2' ? 'HTTP/2.0' : e.protocol;
-  return `${e.client} - - [${time}] "${quoted(`${e.method} ${e.path} ${protocol}`)}" ${e.status} ${e.bytesOut} "${quoted(e.referer ?? '-')}" "${quoted(e.userAgent ?? '-')}" ${e.service} ${e.requestId} ${round(e.durationMs)}${e.reason === undefined ? '' : ` ${e.reason}`}\n`;
+  return `${e.client} - - [${clock.clf()}] "${quoted(`${e.method} ${e.path} ${protocol}`)}" ${e.status} ${e.bytesOut} "${quoted(e.referer ?? '-')}" "${quoted(e.userAgent ?? '-')}" ${e.service} ${e.requestId} ${millis(e.durationMs)}${e.reason === undefined ? '' : ` ${e.reason}`}\n`;
 }
+
+/**
+ * The time of a line, formatted once per millisecond (ISO 8601) or per second (the
+ * common log format's): a busy proxy writes many lines in each.
+ */
+const clock = {
+  isoAt: -1,
+  isoText: '',
+  clfAt: -1,
+  clfText: '',
+  iso(): string {
+    const now = Date.now();
+    if (now !== this.isoAt) {
+      this.isoAt = now;
+      this.isoText = new Date(now).toISOString();
+    }
+    return this.isoText;
+  },
+  clf(): string {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.clfAt) {
+      this.clfAt = second;
+      const d = new Date(second * 1000);
+      const pad = (n: number) => String(n).padStart(2, '0');
+      this.clfText = `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+    }
+    return this.clfText;
+  },
+};
+
+/** The service's name as a JSON string, encoded once (a proxy logs a handful of names). */
+let lastService = '';
+let lastServiceJson = '""';
+function jsonService(name: string): string {
+  if (name !== lastService) {
+    lastService = name;
+    lastServiceJson = JSON.stringify(name);
+  }
+  return lastServiceJson;
+}
+
+/** Control bytes, quotes and backslashes: what a quoted field must escape. */
+const NEEDS_QUOTING = /["\\\x00-\x1f\x7f]/;
 
 /** Inside a quoted field: quotes and backslashes escaped, control bytes as \xHH. */
 function quoted(text: string): string {
+  if (!NEEDS_QUOTING.test(text)) return text;
   return text.replace(/["\\\x00-\x1f\x7f]/g, (c) =>
     c === '"' || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );
 }
 
-function round(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
+/**
+ * Milliseconds to three decimals, written from whole microseconds (formatting a fraction
+ * costs several times more): 0.432, 12.05, 3.
+ */
+function millis(ms: number): string {
+  const us = Math.round(ms * 1000);
+  const whole = Math.floor(us / 1000);
+  let frac = us - whole * 1000;
+  if (frac === 0) return String(whole);
+  let width = 3;
+  while (frac % 10 === 0) {
+    frac /= 10;
+    width--;
+  }
+  return `${whole}.${String(frac).padStart(width, '0')}`;
 }

@@ -187,7 +187,7 @@ export class HarborNode {
           listen: options.listenHost,
           pollMs: options.dataplanePollMs,
           services: () => this.#services.values(),
-          onUnreachable: (service) => this.#udpUnreachable(service),
+          onUnreachable: (service, refusing) => this.#udpUnreachable(service, refusing),
         })
       : undefined;
     this.#retryMs = options.retryMs ?? 3000;
@@ -799,9 +799,9 @@ export class HarborNode {
     return this.#dataplane?.status();
   }
 
-  /** The kernel saw its UDP primary refuse (ICMP port unreachable): the next instance takes over. */
-  #udpUnreachable(service: NodeService): void {
-    const failed = service.failUdpPrimary();
+  /** The kernel saw the UDP primary it was given refuse (ICMP port unreachable): the next instance takes over. */
+  #udpUnreachable(service: NodeService, refusing: { host: string; port: number }): void {
+    const failed = service.failUdpPrimary(refusing);
     if (failed === undefined) return;
     this.#logger.warn(
       { service: service.name, instance: failed.id, address: `${failed.host}:${failed.port}` },

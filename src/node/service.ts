@@ -213,11 +213,13 @@ export class NodeService {
     };
   }
 
-  /** Marks the UDP primary down (the kernel saw an ICMP port unreachable from it); the next instance takes over. */
-  failUdpPrimary(): Instance | undefined {
+  /** Marks the UDP primary down when it is `refusing` (the kernel saw an ICMP port unreachable from it); the next instance takes over. */
+  failUdpPrimary(refusing: { host: string; port: number }): Instance | undefined {
     const udp = this.#balancers.find((b) => b.protocol === 'udp');
     const primary = udp?.pick();
     if (udp === undefined || primary === undefined || primary.health.udp.state !== 'up') return undefined;
+    // Errors of an instance that is no longer the primary are old news: the primary now is not blamed.
+    if (primary.host !== refusing.host || primary.port !== refusing.port) return undefined;
     udp.fail(primary);
     return primary;
   }

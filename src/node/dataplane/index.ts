@@ -19,6 +19,7 @@ import {
   addServiceScript,
   FAMILIES,
   type Family,
+  headerBytes,
   names,
   programScript,
   removeServiceScript,
@@ -34,8 +35,11 @@ export interface NftablesOptions {
   readonly listen?: string | undefined;
   /** How often counters are read (ICMP errors noticed, the table checked) and UDP flows reconciled. */
   readonly pollMs?: number | undefined;
-  /** The kernel saw ICMP port unreachable for flows of this service's UDP: its primary refuses. */
-  readonly onUnreachable: (service: NodeService) => void;
+  /**
+   * The kernel saw ICMP port unreachable for flows of this service's UDP while `refusing` was
+   * the primary programmed in the table: that instance refuses.
+   */
+  readonly onUnreachable: (service: NodeService, refusing: { host: string; port: number }) => void;
   /** The node's services now, for a rebuild of the whole table. */
   readonly services: () => Iterable<NodeService>;
 }
@@ -138,8 +142,10 @@ export class NftablesDataplane {
       const c = this.#counters.get(family);
       if (c === undefined) continue;
       flows += c.get(n.flows)?.packets ?? 0;
-      bytesIn += c.get(n.bytesIn)?.bytes ?? 0;
-      bytesOut += c.get(n.bytesOut)?.bytes ?? 0;
+      for (const p of ['tcp', 'udp'] as const) {
+        bytesIn += payload(c.get(n.bytesIn(p)), headerBytes(family, p));
+        bytesOut += payload(c.get(n.bytesOut(p)), headerBytes(family, p));
+      }
       unreachable += c.get(n.unreachable)?.packets ?? 0;
     }
     return { flows, bytes_in: bytesIn, bytes_out: bytesOut, unreachable };
@@ -381,14 +387,14 @@ export class NftablesDataplane {
     for (const { service, plans } of this.#programmed.values()) {
       if (!service.protocols.includes('udp')) continue;
       const count = this.counters(service).unreachable;
-      const primary = FAMILIES.map((f) => plans.get(f)?.udpTarget)
-        .filter((t) => t != null)
-        .map((t) => `${t.host}:${t.port}`)
-        .join(' ');
+      const targets = FAMILIES.map((f) => plans.get(f)?.udpTarget).filter((t) => t != null);
+      const primary = targets.map((t) => `${t.host}:${t.port}`).join(' ');
       const seen = this.#unreachableSeen.get(service.port);
       this.#unreachableSeen.set(service.port, { count, primary });
-      if (seen !== undefined && count > seen.count && seen.primary === primary)
-        this.#options.onUnreachable(service);
+      // The errors are the programmed primary's: the node's own primary may have moved on
+      // already (its change not yet in the table), and is not the one to blame.
+      if (seen !== undefined && count > seen.count && seen.primary === primary && targets[0])
+        this.#options.onUnreachable(service, targets[0]);
     }
   }
 
@@ -421,6 +427,11 @@ export class NftablesDataplane {
       }
     }
   }
+}
+
+/** A counter's bytes less its packets' headers. */
+function payload(counter: { packets: number; bytes: number } | undefined, header: number): number {
+  return counter === undefined ? 0 : Math.max(0, counter.bytes - counter.packets * header);
 }
 
 function sameTarget(a: Target | null, b: Target | null): boolean {
