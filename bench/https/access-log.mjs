@@ -1,9 +1,12 @@
-// npm run bench:access-log (issue 14): what the access log costs. Two sidecars
-// in front of the same nginx origin, one with --access-log json to a file, one
-// without; wrk keep-alive runs (-t1 -c50) alternate between them, the order
-// flipping each round; CPU per request of each from /proc/PID/stat; reported as
-// the median of the per-round ratios (with / without).
-//   node bench/https/access-log.mjs [--rounds 6] [--seconds 3] [--format json|combined]
+// npm run bench:access-log (issue 14): what the access log costs. Three sidecars
+// in front of the same nginx origin: one with --access-log json (or combined)
+// to a file, two without. wrk keep-alive runs (-t1 -c50) go to each in turn,
+// the order rotating each round; CPU per request of each from /proc/PID/stat.
+// Reported: the median of the per-round ratios with / without, beside the
+// same ratio between the two that log nothing (the noise floor: two identical
+// processes differ by that much on this machine), and the CPU per line of the
+// log's own code measured in-process (format, encode, hand to the writer).
+//   node bench/https/access-log.mjs [--rounds 9] [--seconds 3] [--format json|combined]
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
@@ -14,7 +17,7 @@ import { SMALL_PATH, startOrigin, startSidecar } from './targets.mjs';
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '6' },
+    rounds: { type: 'string', default: '9' },
     seconds: { type: 'string', default: '3' },
     format: { type: 'string', default: 'json' },
   },
@@ -27,11 +30,12 @@ try {
   const pair = await makePair(dir, 'bench', 'ecdsa');
   const origin = await startOrigin(dir);
   const off = await startSidecar(makeTempDir('off'), pair, origin.port);
+  const control = await startSidecar(makeTempDir('control'), pair, origin.port);
   const on = await startSidecar(makeTempDir('on'), pair, origin.port, {
     env: { HARBOR_ACCESS_LOG: values.format, HARBOR_ACCESS_LOG_FILE: join(dir, 'access.log') },
   });
   const url = (t) => `https://127.0.0.1:${t.port}${SMALL_PATH}`;
-  for (const t of [off, on]) {
+  for (const t of [off, control, on]) {
     await waitForOk(t.port, SMALL_PATH);
     await runWrk(url(t), { connections: 50, seconds: 1 }); // warm-up
   }
@@ -42,21 +46,63 @@ try {
   };
   const rows = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? [off, on] : [on, off];
+    const all = [off, control, on];
+    const order = [...all.slice(round % 3), ...all.slice(0, round % 3)];
     const figures = new Map();
     for (const t of order) figures.set(t, await perRequest(t));
-    rows.push({ off: figures.get(off), on: figures.get(on) });
+    rows.push({ off: figures.get(off), control: figures.get(control), on: figures.get(on) });
     console.log(
-      `round ${round + 1}: off ${figures.get(off).toFixed(1)} us/req, ${values.format} ${figures.get(on).toFixed(1)} us/req`,
+      `round ${round + 1}: off ${figures.get(off).toFixed(1)} us/req, off again ${figures.get(control).toFixed(1)} us/req, ${values.format} ${figures.get(on).toFixed(1)} us/req`,
     );
   }
   const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+  const ratio = median(rows.map((r) => (2 * r.on) / (r.off + r.control)));
+  const noise = median(rows.map((r) => Math.max(r.off, r.control) / Math.min(r.off, r.control)));
+  await lineCost(join(dir, 'lines.log'), values.format); // warm-up: compiled code, as in a running proxy
+  const perLine = await lineCost(join(dir, 'lines.log'), values.format);
   console.log(
-    `access log ${values.format} to a file: ${median(rows.map((r) => r.on)).toFixed(1)} us against ${median(rows.map((r) => r.off)).toFixed(1)} us of sidecar CPU per keep-alive request; median of per-round ratios ${median(rows.map((r) => r.on / r.off)).toFixed(2)}x (wrk -t1 -c50 -d${SECONDS}s, ${ROUNDS} rounds)`,
+    `access log ${values.format} to a file: ${median(rows.map((r) => r.on)).toFixed(1)} us against ${median(rows.map((r) => (r.off + r.control) / 2)).toFixed(1)} us of sidecar CPU per keep-alive request; median of per-round ratios ${ratio.toFixed(3)}x, where two sidecars without it differ by ${noise.toFixed(3)}x (wrk -t1 -c50 -d${SECONDS}s, ${ROUNDS} rounds)`,
+  );
+  console.log(
+    `the log's own code in-process: ${perLine.toFixed(2)} us of CPU per line (format, encode, write to a file), ${((100 * perLine) / median(rows.map((r) => r.off))).toFixed(1)}% of a request`,
   );
   await off.stop();
+  await control.stop();
   await on.stop();
   await origin.stop?.();
 } finally {
   removeTempDir(dir);
+}
+
+/** CPU per line of AccessLog.write (200,000 lines of a keep-alive GET, batches written as they fill). */
+async function lineCost(file, format) {
+  const { AccessLog } = await import('../../dist/https/access-log.js');
+  const log = new AccessLog({ format, file, keepQuery: false });
+  const entry = {
+    service: 'web-https',
+    client: '127.0.0.1',
+    method: 'GET',
+    path: SMALL_PATH,
+    protocol: 'HTTP/1.1',
+    status: 200,
+    bytesIn: 80,
+    bytesOut: 250,
+    durationMs: 0.4321,
+    backendMs: 0.2,
+    tls: 'TLSv1.3',
+    requestId: '0f8e2c1a-5b1d-4c0e-9d7e-1b2c3d4e5f60',
+    reason: undefined,
+    referer: undefined,
+    userAgent: 'wrk',
+  };
+  const lines = 200_000;
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < lines; i++) {
+    entry.durationMs = 0.3 + (i % 1000) / 997;
+    log.write(entry);
+    if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve)); // let written batches complete
+  }
+  await log.close();
+  const cpu = process.cpuUsage(cpu0);
+  return (cpu.user + cpu.system) / lines;
 }
