@@ -46,6 +46,9 @@ export async function startClusterNode(
       '127.0.0.20',
       '--drain-timeout',
       '1s',
+      // A port another process held is tried again every second (3 s by default).
+      '--check-interval',
+      '1s',
       ...extra,
     ],
     env,

@@ -143,6 +143,8 @@ t.test('registers with a real harbor-node, refreshes, carries traffic, deregiste
       PORT: String(backend.port),
       HARBOR_APP_ROOT: join(root, 'app'),
       HARBOR_NODE_URL: node.api,
+      // Refreshes every 2 s (ttl/3): the one a deleted instance waits for comes soon.
+      HARBOR_NODE_TTL: '6s',
       HARBOR_NODE_TOKEN: TOKEN,
       HARBOR_INSTANCE_HOST: '127.0.0.1',
       CF_INSTANCE_GUID: INSTANCE,
@@ -154,7 +156,7 @@ t.test('registers with a real harbor-node, refreshes, carries traffic, deregiste
   await waitForOutput(sidecar, /"msg":"harbor-sidecar serving"/);
 
   const expected = (creds: Credentials): InstanceView[] => [
-    { id: INSTANCE, host: '127.0.0.1', port: creds.int_port, ttl: 30, state: 'up' },
+    { id: INSTANCE, host: '127.0.0.1', port: creds.int_port, ttl: 6, state: 'up' },
   ];
   for (const [name, creds] of Object.entries(created)) {
     let seen: InstanceView[] = [];
