@@ -162,7 +162,7 @@ async function api(apiPort, method, path, body) {
 export async function startHarborNode(
   dir,
   route,
-  { extraNodeArgs = [], nodeFlags = [], name = 'harbor-node' } = {},
+  { extraNodeArgs = [], nodeFlags = [], name: processName = 'harbor-node' } = {},
 ) {
   const [low, high] = await freeRange(8);
   const apiPort = await freePort();
@@ -185,7 +185,7 @@ export async function startHarborNode(
     HARBOR_LOG_LEVEL: 'warn',
     NODE_ENV: 'production',
   };
-  const proc = startProcess(process.execPath, args, { name: 'harbor-node', env, cwd: dir });
+  const proc = startProcess(process.execPath, args, { name: processName, env, cwd: dir });
   try {
     await waitForPort(apiPort, { proc, timeoutMs: 15_000 });
     const name = route.udp ? 'both-bench' : 'bench-tcp';
