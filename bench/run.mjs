@@ -1,13 +1,15 @@
 // npm run bench: harbor-sidecar against nginx and a bare Node TLS server
 // (issue 3), harbor-node against haproxy, socat and direct delivery (issue 4),
+// and (as root) the kernel data plane's own bench (issue 15, bench/node/dataplane.mjs),
 // in one run on loopback. Prints every figure, its ratios and the issues'
 // goals; writes JSON and a markdown table to bench/results/ (gitignored).
 //
 //   node bench/run.mjs [--suite https|node|all] [--rounds 3] [--seconds 5]
 //                      [--targets nginx,node,sidecar,haproxy,socat,harbor-node,direct]
-//                      [--steps ka,mib,close,resumed,full-ecdsa,h2,req-ecdsa,swap,full-rsa,req-rsa,tcp,conn,udp,udp-clean]
+//                      [--steps ka,mib,close,resumed,full-ecdsa,h2,req-ecdsa,swap,full-rsa,req-rsa,tcp,conn,udp,udp-clean,dataplane]
 //                      [--quick]
 //   node bench/profile.mjs   (CPU profile of the sidecar under wrk, see docs/benchmarks.md)
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +64,7 @@ const opts = {
   targets: values.targets?.split(',').map((t) => t.trim()),
   steps: values.steps?.split(',').map((t) => t.trim()),
 };
-const knownSteps = [...HTTPS_STEP_IDS, ...NODE_STEP_IDS];
+const knownSteps = [...HTTPS_STEP_IDS, ...NODE_STEP_IDS, 'dataplane'];
 for (const step of opts.steps ?? []) {
   if (!knownSteps.includes(step)) {
     process.stderr.write(`bench: --steps takes ${knownSteps.join(', ')}; not ${JSON.stringify(step)}\n`);
@@ -110,6 +112,8 @@ try {
   if (suites.includes('node')) {
     log('\n== Edge node (issue 4): harbor-node vs haproxy vs socat vs direct ==');
     results.node = await runNodeBench(opts, log);
+    if (opts.steps === undefined || opts.steps.includes('dataplane'))
+      results.dataplane = runDataplaneBench(log);
   }
 } catch (error) {
   log(`\nbench aborted: ${error.stack ?? error}`);
@@ -168,6 +172,10 @@ for (const [suite, header, rowsOf] of [
   }
 }
 
+if (results.dataplane?.output) {
+  md.push('', '#### Kernel data plane (issue 15)', '', '```', results.dataplane.output.trimEnd(), '```');
+}
+
 const outDir = join(here, 'results');
 mkdirSync(outDir, { recursive: true });
 const stamp = machine.date.replace(/[:.]/g, '-');
@@ -180,3 +188,29 @@ log(
   `\nwrote bench/results/${stamp}-${tag}.json and .md (also latest-${tag}.*); ${Math.round(results.elapsedSeconds)} s`,
 );
 process.exit(exitCode);
+
+/**
+ * The kernel data plane (issue 15) beside the others: bench/node/dataplane.mjs, which runs
+ * itself in a network namespace of its own and so needs root, nft and unshare.
+ */
+function runDataplaneBench(log) {
+  log(
+    '\n== Kernel data plane (issue 15): harbor-node --dataplane nftables vs userspace, HAProxy, socat, direct ==',
+  );
+  const missing = ['nft', 'conntrack', 'unshare', 'iperf3'].filter((cmd) => !commandExists(cmd));
+  if (process.getuid?.() !== 0 || missing.length > 0) {
+    const why = process.getuid?.() !== 0 ? 'not root' : `missing ${missing.join(', ')}`;
+    log(
+      `  skipped (${why}): it needs root for its own network namespace; run npm run bench:dataplane as root`,
+    );
+    return { skipped: why };
+  }
+  const child = spawnSync(
+    process.execPath,
+    [join(here, 'node/dataplane.mjs'), '--rounds', String(rounds), '--seconds', String(seconds)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 3_600_000 },
+  );
+  for (const line of (child.stdout ?? '').trimEnd().split('\n')) log(line);
+  if (child.status !== 0) exitCode = exitCode || 1;
+  return { status: child.status, output: child.stdout ?? '' };
+}
