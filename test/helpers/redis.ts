@@ -64,8 +64,14 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-/** A redis-server with an append-only file (a restart keeps its data unless told `empty`). `replicaOf`: a master's port. */
-export async function startRedis(t: Test, options: { replicaOf?: number } = {}): Promise<RedisServer> {
+/**
+ * A redis-server with an append-only file (a restart keeps its data unless told `empty`).
+ * `replicaOf`: a master's port. `alsoOn`: an address it listens on besides 127.0.0.1 (its URL's).
+ */
+export async function startRedis(
+  t: Test,
+  options: { replicaOf?: number; alsoOn?: string } = {},
+): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'harbor-redis-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
@@ -74,6 +80,9 @@ export async function startRedis(t: Test, options: { replicaOf?: number } = {}):
     String(port),
     '--bind',
     '127.0.0.1',
+    // Reached from another namespace: not loopback to Redis, which refuses such clients in
+    // protected mode (no password set).
+    ...(options.alsoOn ? [options.alsoOn, '--protected-mode', 'no'] : []),
     '--dir',
     dir,
     '--save',
@@ -86,7 +95,7 @@ export async function startRedis(t: Test, options: { replicaOf?: number } = {}):
   ];
   const server: RedisServer = {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://${options.alsoOn ?? '127.0.0.1'}:${port}`,
     dir,
     child: await spawnUntil(t, 'redis-server', args(), port),
     async kill() {

@@ -9,7 +9,7 @@
 // table is never deleted at exit: live flows keep their translation, and the
 // userspace listeners (still bound) serve whatever the rules do not.
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../log/index.js';
 import type { Instance } from '../balancer.js';
@@ -213,6 +213,7 @@ export class NftablesDataplane {
       udp: protocols.includes('udp'),
       tcpTargets: targets.tcp === null ? [] : targets.tcp.map(target),
       udpTarget: targets.udp ? target(targets.udp) : null,
+      loopbackSources: this.#local.loopback[family],
     };
   }
 
@@ -225,7 +226,8 @@ export class NftablesDataplane {
   }
 
   #isLocal(host: string): boolean {
-    return host === '::1' || host.startsWith('127.') || this.#local.has(host);
+    const family = isIP(host);
+    return family !== 0 && this.#local.addresses.check(host, family === 4 ? 'ipv4' : 'ipv6');
   }
 
   /** The changes of one turn go in one transaction (each service's part whole), behind any before them. */
@@ -438,10 +440,34 @@ function sameTarget(a: Target | null, b: Target | null): boolean {
   return a !== null && b !== null && a.host === b.host && a.port === b.port;
 }
 
-function localAddresses(): Set<string> {
-  const out = new Set<string>();
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
-  return out;
+/**
+ * This machine's addresses as the kernel routes them: every address of an interface, and the
+ * whole prefix of a loopback one (lo's 127.0.0.1/8 makes all of 127/8 local; a machine whose
+ * lo has only 127.0.0.1/32 may reach other 127 addresses over a link); and those loopback
+ * prefixes by family, as nft writes them.
+ */
+function localAddresses(): { addresses: BlockList; loopback: Record<Family, string[]> } {
+  const addresses = new BlockList();
+  const loopback: Record<Family, string[]> = { ip: [], ip6: [] };
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      const type = a.family === 'IPv4' ? 'ipv4' : 'ipv6';
+      if (a.internal && a.cidr !== null) {
+        const bits = Number(a.cidr.split('/')[1]);
+        addresses.addSubnet(a.address, bits, type);
+        loopback[type === 'ipv4' ? 'ip' : 'ip6'].push(type === 'ipv4' ? ipv4Prefix(a.address, bits) : a.cidr);
+      } else addresses.addAddress(a.address, type);
+    }
+  }
+  return { addresses, loopback };
+}
+
+/** An IPv4 prefix with its host bits cleared: 127.0.0.1/8 is 127.0.0.0/8. */
+function ipv4Prefix(address: string, bits: number): string {
+  const value = address.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  const network = (value & mask) >>> 0;
+  return `${[24, 16, 8, 0].map((shift) => (network >>> shift) & 255).join('.')}/${bits}`;
 }
 
 function readNumber(name: string): number | null {

@@ -15,7 +15,7 @@ export type Family = 'ip' | 'ip6';
 export const FAMILIES: readonly Family[] = ['ip', 'ip6'];
 export const TABLE = 'harbor';
 /** The conntrack mark of a flow toward a remote instance: masqueraded in postrouting. */
-const MASQUERADE_MARK = '0x4862';
+export const MASQUERADE_MARK = '0x4862';
 
 /** Where one instance is, for the kernel: an IP literal of the table's family. */
 export interface Target {
@@ -34,6 +34,11 @@ export interface ServicePlan {
   readonly tcpTargets: readonly Target[];
   /** The UDP primary; null: left to the userspace listener. */
   readonly udpTarget: Target | null;
+  /**
+   * The loopback interface's prefixes in this family (127.0.0.0/8, ::1/128): a flow from one of
+   * them cannot leave the machine, so toward a remote instance the userspace listener serves it.
+   */
+  readonly loopbackSources: readonly string[];
 }
 
 type Protocol = 'tcp' | 'udp';
@@ -144,7 +149,7 @@ export function programScript(family: Family, plan: ServicePlan, before: number)
     const targets = plan.tcpTargets;
     targets.forEach((target, i) => {
       lines.push(`add chain ${t} ${n.instance(i)}`, `flush chain ${t} ${n.instance(i)}`);
-      for (const rule of dnatRules(family, target, 'tcp'))
+      for (const rule of dnatRules(family, target, 'tcp', plan.loopbackSources))
         lines.push(`add rule ${t} ${n.instance(i)} ${rule}`);
     });
     if (targets.length === 1)
@@ -160,7 +165,13 @@ export function programScript(family: Family, plan: ServicePlan, before: number)
   if (plan.udp) {
     lines.push(`flush chain ${t} ${n.udp}`);
     if (plan.udpTarget !== null) {
-      for (const rule of dnatRules(family, plan.udpTarget, 'udp', `counter name "${n.flows}" `))
+      for (const rule of dnatRules(
+        family,
+        plan.udpTarget,
+        'udp',
+        plan.loopbackSources,
+        `counter name "${n.flows}" `,
+      ))
         lines.push(`add rule ${t} ${n.udp} ${rule}`);
     }
   }
@@ -191,13 +202,20 @@ export function removeServiceScript(family: Family, plan: ServicePlan, instanceC
 }
 
 /** The rules that send a new flow to `target`: a remote one is masqueraded, and loopback clients stay in userspace. */
-function dnatRules(family: Family, target: Target, protocol: 'tcp' | 'udp', count = ''): string[] {
+function dnatRules(
+  family: Family,
+  target: Target,
+  protocol: 'tcp' | 'udp',
+  loopbackSources: readonly string[],
+  count = '',
+): string[] {
   const to = family === 'ip' ? `${target.host}:${target.port}` : `[${target.host}]:${target.port}`;
   if (target.local) return [`${count}meta l4proto ${protocol} dnat ${family} to ${to}`];
   // A loopback source cannot leave the machine (without route_localnet): the userspace listener serves it.
-  const loopback = family === 'ip' ? 'ip saddr 127.0.0.0/8' : 'ip6 saddr ::1';
+  const loopback =
+    loopbackSources.length === 0 ? [] : [`${family} saddr { ${loopbackSources.join(', ')} } return`];
   return [
-    `${loopback} return`,
+    ...loopback,
     `${count}ct mark set ${MASQUERADE_MARK} meta l4proto ${protocol} dnat ${family} to ${to}`,
   ];
 }

@@ -82,6 +82,8 @@ export class RedisStore implements NodeStore {
   readonly #sentinel: boolean;
   /** The master was last seen with no replica (said once in the log): WAIT is skipped while it has none. */
   #replicaless = false;
+  /** Why the last connection attempt failed (ioredis's own errors only say that it is offline). */
+  #connectionError: string | undefined;
 
   constructor(options: RedisStoreOptions) {
     const { location } = options;
@@ -111,8 +113,14 @@ export class RedisStore implements NodeStore {
           ...(location.tls && { enableTLSForSentinelMode: true }),
         })
       : new Redis({ ...common, host: location.endpoints[0]!.host, port: location.endpoints[0]!.port });
-    // Errors while disconnected are routine: the node reports an outage and its end once each, not per attempt.
-    this.#redis.on('error', () => {});
+    // Errors while disconnected are routine: the node reports an outage and its end once each,
+    // not per attempt; the last one says why in the answers that fail meanwhile.
+    this.#redis.on('error', (error: Error) => {
+      this.#connectionError = connectionProblem(error);
+    });
+    this.#redis.on('ready', () => {
+      this.#connectionError = undefined;
+    });
     const scripts: Record<ScriptName, string> = {
       harborSync: SYNC,
       harborLost: LOST,
@@ -296,7 +304,7 @@ export class RedisStore implements NodeStore {
     try {
       return await call.apply(this.#redis, args);
     } catch (error) {
-      throw unavailable(this.description, error);
+      throw unavailable(this.description, error, this.#connectionError);
     }
   }
 
@@ -352,12 +360,26 @@ async function connectedReplicas(redis: Redis): Promise<number> {
   }
 }
 
-function unavailable(description: string, error: unknown): HarborError {
+function unavailable(description: string, error: unknown, connectionError: string | undefined): HarborError {
   if (error instanceof HarborError) return error;
-  const reason = (error as Error).message?.split('\n')[0] ?? String(error);
+  const message = (error as Error).message?.split('\n')[0] ?? String(error);
+  // ioredis refuses commands while offline with words about its queue; the connection's own error says why.
+  const offline = /Stream isn't writeable|max retries per request|Connection is closed/.test(message);
+  const reason = offline && connectionError !== undefined ? connectionError : message;
   return new HarborError('E_STORE_UNAVAILABLE', `store ${description} cannot be reached: ${reason}`, {
     cause: error,
   });
+}
+
+/** A connection error in words an operator can act on. */
+function connectionProblem(error: Error): string {
+  const message = error.message.split('\n')[0] ?? String(error);
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EPIPE' || code === 'ECONNRESET' || /^DENIED/.test(message)) {
+    // What a Redis in protected mode (no password set) does to a client not on its loopback.
+    return `${message}: the server closed the connection as it opened; a Redis in protected mode does that to clients on other machines (set requirepass and put the password in the store URL, or protected-mode no)`;
+  }
+  return message;
 }
 
 /** A service as the store keeps it: the state file's shape without its instances. */
