@@ -3,6 +3,7 @@
 // to the framework's plain HTTP server over a keep-alive pool. Owns the
 // listeners, the TLS settings, the header rules (docs/headers.md), the
 // certificate swap without dropping connections, and draining on shutdown.
+// A connection's first bytes (PROXY header, TLS or plain HTTP) are intake.ts's.
 // Certificate loading and watching live in src/certs; wiring in src/cli.
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
@@ -10,7 +11,6 @@ import * as tls from 'node:tls';
 import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import type { Address, HarborService } from '../config/types.js';
 import { HarborError } from '../errors/index.js';
-import { parseProxyHeader, startsLikeProxyHeader } from '../forward/proxy-protocol.js';
 import type { Logger } from '../log/index.js';
 import { countHandshakeError, type ServiceStats } from '../stats/index.js';
 import type { AccessLog } from './access-log.js';
@@ -24,7 +24,7 @@ import {
 import { formatSubject, peerOf } from './forwarding.js';
 import { Http1Connection } from './http1.js';
 import { Http2Front } from './http2.js';
-import { answerPlainHttp } from './plain-http.js';
+import { ConnectionIntake } from './intake.js';
 import { BackendPool } from './pool.js';
 import { ALPN_PROTOCOLS } from './tls.js';
 
@@ -105,11 +105,8 @@ class HarborHttpsProxy implements HttpsProxy {
   readonly #raw = new Set<net.Socket>();
   /** Accepted connections that have not sent a byte yet: idle, so draining closes them at once. */
   readonly #silent = new Set<net.Socket>();
-  readonly #externalPort: number;
-  /** Addresses whose PROXY headers are believed (--trust-proxy); undefined: nobody's. */
-  readonly #trustProxy: net.BlockList | undefined;
-  /** The client a PROXY header named, by the connection's remote address and port, until its handshake. */
-  readonly #proxied = new Map<string, string>();
+  /** A connection's first bytes: a PROXY header, then TLS or plain HTTP. */
+  readonly #intake: ConnectionIntake;
   #state: ProxyState = 'created';
   #clientAuth: boolean;
   #drained: Promise<void> | null = null;
@@ -119,8 +116,7 @@ class HarborHttpsProxy implements HttpsProxy {
     this.#options = options;
     const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
     const service = options.service;
-    this.#externalPort = service.port ?? service.intPort;
-    this.#trustProxy = options.trustProxy;
+    const externalPort = service.port ?? service.intPort;
     this.#clientAuth = options.clientAuth === true;
     const pool = new BackendPool({
       address: options.backend,
@@ -133,8 +129,8 @@ class HarborHttpsProxy implements HttpsProxy {
       service: service.name,
       pool,
       settings: {
-        port: String(this.#externalPort),
-        defaultHost: `localhost:${this.#externalPort}`,
+        port: String(externalPort),
+        defaultHost: `localhost:${externalPort}`,
         hsts: options.hsts,
         trustRequestId: options.trustRequestId,
       },
@@ -164,6 +160,12 @@ class HarborHttpsProxy implements HttpsProxy {
       );
     }
     this.#tls.on('tlsClientError', this.#onTlsError);
+    this.#intake = new ConnectionIntake({
+      core: this.#core,
+      tls: this.#tls,
+      trustProxy: options.trustProxy,
+      externalPort,
+    });
   }
 
   get state(): ProxyState {
@@ -265,71 +267,16 @@ class HarborHttpsProxy implements HttpsProxy {
       stats.connectionsOpen--;
       this.#raw.delete(socket);
       this.#silent.delete(socket);
-      if (this.#proxied.size > 0) this.#proxied.delete(peerKey(socket));
+      this.#intake.forget(socket);
       if (this.#raw.size === 0) this.#onAllClosed?.();
     });
     socket.setTimeout(core.limits.headerTimeoutMs, () => socket.destroy());
     this.#silent.add(socket);
     socket.once('data', (chunk: Buffer) => {
       this.#silent.delete(socket);
-      this.#onFirstBytes(socket, chunk);
+      this.#intake.read(socket, chunk);
     });
   };
-
-  /**
-   * The first bytes of a connection: a PROXY header (from a trusted address only; it names the
-   * real client, and is taken off), then TLS (0x16) or plain HTTP (answered with a redirect).
-   */
-  #onFirstBytes(socket: net.Socket, chunk: Buffer): void {
-    const stats = this.#core.stats;
-    if (startsLikeProxyHeader(chunk) && !this.#proxied.has(peerKey(socket))) {
-      const trusted = this.#trustProxy?.check(unmapped(socket.remoteAddress), familyOf(socket.remoteAddress));
-      if (!trusted) {
-        this.#refuse(socket, 'proxy-untrusted', 'a PROXY header from an address --trust-proxy does not name');
-        return;
-      }
-      const parsed = parseProxyHeader(chunk);
-      if (parsed.kind === 'incomplete' && chunk.length < MAX_PROXY_HEADER) {
-        socket.once('data', (more: Buffer) => this.#onFirstBytes(socket, Buffer.concat([chunk, more])));
-        return;
-      }
-      if (parsed.kind !== 'header') {
-        this.#refuse(
-          socket,
-          'proxy-header',
-          `a malformed PROXY header (${parsed.kind === 'invalid' ? parsed.reason : 'too long'})`,
-        );
-        return;
-      }
-      this.#proxied.set(peerKey(socket), parsed.source?.address ?? socket.remoteAddress ?? '');
-      const rest = chunk.subarray(parsed.length);
-      if (rest.length === 0) socket.once('data', (more: Buffer) => this.#onFirstBytes(socket, more));
-      else this.#onFirstBytes(socket, rest);
-      return;
-    }
-    socket.setTimeout(0);
-    // A TLS handshake starts with 0x16; anything else is plain HTTP.
-    if (chunk[0] !== 0x16) {
-      countHandshakeError(stats, 'plain-http');
-      answerPlainHttp(socket, chunk, this.#externalPort, this.#core.limits.headerTimeoutMs);
-      return;
-    }
-    socket.pause();
-    socket.unshift(chunk);
-    this.#tls.emit('connection', socket);
-  }
-
-  #refuse(socket: net.Socket, reason: string, what: string): void {
-    countHandshakeError(this.#core.stats, reason);
-    const logger = this.#core.logger;
-    if (logger.isLevelEnabled('debug')) {
-      logger.debug(
-        { service: this.#core.service, reason, peer: socket.remoteAddress },
-        `connection refused: ${what}`,
-      );
-    }
-    socket.destroy();
-  }
 
   #onSecure = (socket: tls.TLSSocket): void => {
     if (this.#core.draining) {
@@ -342,13 +289,7 @@ class HarborHttpsProxy implements HttpsProxy {
         ? formatSubject(socket.getPeerX509Certificate()?.subject)
         : undefined;
     // The client a trusted PROXY header named (harbor-node in front), else the peer itself.
-    let address = socket.remoteAddress;
-    if (this.#proxied.size > 0) {
-      const key = peerKey(socket);
-      address = this.#proxied.get(key) ?? address;
-      this.#proxied.delete(key);
-    }
-    const peer = peerOf(address, subject);
+    const peer = peerOf(this.#intake.takeClient(socket) ?? socket.remoteAddress, subject);
     if (socket.alpnProtocol === 'h2') {
       this.#h2 ??= new Http2Front(this.#core);
       this.#h2.accept(socket, peer);
@@ -434,21 +375,4 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
 
 export function createHttpsProxy(options: HttpsProxyOptions): HttpsProxy {
   return new HarborHttpsProxy(options);
-}
-
-/** A PROXY header is at most this long here (v1: 107 bytes; v2 with its TLVs, in practice well under). */
-const MAX_PROXY_HEADER = 4096;
-
-function peerKey(socket: net.Socket): string {
-  return `${socket.remoteAddress}|${socket.remotePort}`;
-}
-
-/** A dual-stack listener's ::ffff:a.b.c.d as a.b.c.d, so that IPv4 rules match it. */
-function unmapped(address: string | undefined): string {
-  const text = address ?? '';
-  return text.startsWith('::ffff:') && net.isIPv4(text.slice(7)) ? text.slice(7) : text;
-}
-
-function familyOf(address: string | undefined): 'ipv4' | 'ipv6' {
-  return net.isIPv4(unmapped(address)) ? 'ipv4' : 'ipv6';
 }

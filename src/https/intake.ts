@@ -1,0 +1,113 @@
+// The first bytes of an accepted connection, before TLS: a PROXY protocol header
+// (believed only from an address --trust-proxy names; it names the real client
+// and is taken off), then a TLS handshake (0x16) handed to the TLS server, or
+// plain HTTP answered with a redirect to HTTPS.
+import * as net from 'node:net';
+import type * as tls from 'node:tls';
+import { parseProxyHeader, startsLikeProxyHeader } from '../forward/proxy-protocol.js';
+import { countHandshakeError } from '../stats/index.js';
+import type { ProxyCore } from './core.js';
+import { answerPlainHttp } from './plain-http.js';
+
+/** A PROXY header is at most this long here (v1: 107 bytes; v2 with its TLVs, in practice well under). */
+const MAX_PROXY_HEADER = 4096;
+
+export interface IntakeOptions {
+  readonly core: ProxyCore;
+  /** Where TLS connections go. */
+  readonly tls: tls.Server;
+  /** Addresses whose PROXY headers are believed (--trust-proxy); undefined: nobody's. */
+  readonly trustProxy: net.BlockList | undefined;
+  /** The port clients use (a plain-HTTP request is redirected there). */
+  readonly externalPort: number;
+}
+
+export class ConnectionIntake {
+  readonly #options: IntakeOptions;
+  /** The client a PROXY header named, by the connection's remote address and port, until its handshake. */
+  readonly #proxied = new Map<string, string>();
+
+  constructor(options: IntakeOptions) {
+    this.#options = options;
+  }
+
+  /** Reads a connection's first bytes: a PROXY header, then TLS or plain HTTP. */
+  read(socket: net.Socket, chunk: Buffer): void {
+    const { core, trustProxy } = this.#options;
+    if (startsLikeProxyHeader(chunk) && !this.#proxied.has(peerKey(socket))) {
+      const trusted = trustProxy?.check(unmapped(socket.remoteAddress), familyOf(socket.remoteAddress));
+      if (!trusted) {
+        this.#refuse(socket, 'proxy-untrusted', 'a PROXY header from an address --trust-proxy does not name');
+        return;
+      }
+      const parsed = parseProxyHeader(chunk);
+      if (parsed.kind === 'incomplete' && chunk.length < MAX_PROXY_HEADER) {
+        socket.once('data', (more: Buffer) => this.read(socket, Buffer.concat([chunk, more])));
+        return;
+      }
+      if (parsed.kind !== 'header') {
+        this.#refuse(
+          socket,
+          'proxy-header',
+          `a malformed PROXY header (${parsed.kind === 'invalid' ? parsed.reason : 'too long'})`,
+        );
+        return;
+      }
+      this.#proxied.set(peerKey(socket), parsed.source?.address ?? socket.remoteAddress ?? '');
+      const rest = chunk.subarray(parsed.length);
+      if (rest.length === 0) socket.once('data', (more: Buffer) => this.read(socket, more));
+      else this.read(socket, rest);
+      return;
+    }
+    socket.setTimeout(0);
+    // A TLS handshake starts with 0x16; anything else is plain HTTP.
+    if (chunk[0] !== 0x16) {
+      countHandshakeError(core.stats, 'plain-http');
+      answerPlainHttp(socket, chunk, this.#options.externalPort, core.limits.headerTimeoutMs);
+      return;
+    }
+    socket.pause();
+    socket.unshift(chunk);
+    this.#options.tls.emit('connection', socket);
+  }
+
+  /** The client a trusted PROXY header named for this connection (then forgotten), if one did. */
+  takeClient(socket: net.Socket): string | undefined {
+    if (this.#proxied.size === 0) return undefined;
+    const key = peerKey(socket);
+    const client = this.#proxied.get(key);
+    this.#proxied.delete(key);
+    return client;
+  }
+
+  /** The connection closed (perhaps before its handshake). */
+  forget(socket: net.Socket): void {
+    if (this.#proxied.size > 0) this.#proxied.delete(peerKey(socket));
+  }
+
+  #refuse(socket: net.Socket, reason: string, what: string): void {
+    const { core } = this.#options;
+    countHandshakeError(core.stats, reason);
+    if (core.logger.isLevelEnabled('debug')) {
+      core.logger.debug(
+        { service: core.service, reason, peer: socket.remoteAddress },
+        `connection refused: ${what}`,
+      );
+    }
+    socket.destroy();
+  }
+}
+
+function peerKey(socket: net.Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`;
+}
+
+/** A dual-stack listener's ::ffff:a.b.c.d as a.b.c.d, so that IPv4 rules match it. */
+function unmapped(address: string | undefined): string {
+  const text = address ?? '';
+  return text.startsWith('::ffff:') && net.isIPv4(text.slice(7)) ? text.slice(7) : text;
+}
+
+function familyOf(address: string | undefined): 'ipv4' | 'ipv6' {
+  return net.isIPv4(unmapped(address)) ? 'ipv4' : 'ipv6';
+}
