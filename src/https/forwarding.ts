@@ -3,9 +3,8 @@
 // the one the client receives. Built as one latin1 string per message so that
 // each head goes out in one write.
 import { randomUUID } from 'node:crypto';
+import { type Head, isFieldValue } from './head-parser.js';
 import {
-  type Head,
-  isFieldValue,
   K_CONNECTION,
   K_EXPECT,
   K_FORWARDED,
@@ -23,7 +22,7 @@ import {
   K_X_FORWARDED_PORT,
   K_X_FORWARDED_PROTO,
   K_X_REQUEST_ID,
-} from './head-parser.js';
+} from './header-kinds.js';
 
 /** What the proxy knows about one client connection, computed once when it is accepted. */
 export interface Peer {

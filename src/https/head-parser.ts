@@ -5,6 +5,18 @@
 // request smuggling): duplicate or malformed Content-Length, Content-Length
 // with Transfer-Encoding, a transfer coding other than chunked, obs-fold,
 // bare CR or LF, a space before the colon, control characters.
+import {
+  K_CONNECTION,
+  K_CONTENT_LENGTH,
+  K_EXPECT,
+  K_HOST,
+  K_OTHER,
+  K_TRAILER,
+  K_TRANSFER_ENCODING,
+  K_UNDERSCORE,
+  K_UPGRADE,
+  kindOf,
+} from './header-kinds.js';
 
 /** Token characters (RFC 9110 section 5.6.2). */
 const TOKEN = new Uint8Array(256);
@@ -50,75 +62,6 @@ export type HeadError =
   | 'bad-host'
   | 'bad-status-line'
   | 'too-many-headers';
-
-/** Header kinds the proxy acts on; every other header is K_OTHER and is never turned into strings. */
-export const K_OTHER = 0;
-export const K_CONTENT_LENGTH = 1;
-export const K_TRANSFER_ENCODING = 2;
-export const K_HOST = 3;
-export const K_CONNECTION = 4;
-export const K_UPGRADE = 5;
-export const K_EXPECT = 6;
-export const K_KEEP_ALIVE = 7;
-export const K_PROXY_CONNECTION = 8;
-export const K_TE = 9;
-export const K_HTTP2_SETTINGS = 10;
-export const K_X_FORWARDED_FOR = 11;
-export const K_X_FORWARDED_PROTO = 12;
-export const K_X_FORWARDED_HOST = 13;
-export const K_X_FORWARDED_PORT = 14;
-export const K_FORWARDED = 15;
-export const K_X_CLIENT_CERT_SUBJECT = 16;
-export const K_TRAILER = 17;
-/**
- * A name with an underscore. CGI and WSGI servers (uWSGI, gunicorn) map `-` and `_` alike
- * to `_`, so `Content_Length` would be their CONTENT_LENGTH and `X_Forwarded_For` their
- * HTTP_X_FORWARDED_FOR: such headers are never forwarded (docs/headers.md R16, issue 9).
- */
-export const K_UNDERSCORE = 18;
-export const K_X_REQUEST_ID = 19;
-
-const KNOWN: [string, number][] = [
-  ['content-length', K_CONTENT_LENGTH],
-  ['transfer-encoding', K_TRANSFER_ENCODING],
-  ['host', K_HOST],
-  ['connection', K_CONNECTION],
-  ['upgrade', K_UPGRADE],
-  ['expect', K_EXPECT],
-  ['keep-alive', K_KEEP_ALIVE],
-  ['proxy-connection', K_PROXY_CONNECTION],
-  ['te', K_TE],
-  ['http2-settings', K_HTTP2_SETTINGS],
-  ['x-forwarded-for', K_X_FORWARDED_FOR],
-  ['x-forwarded-proto', K_X_FORWARDED_PROTO],
-  ['x-forwarded-host', K_X_FORWARDED_HOST],
-  ['x-forwarded-port', K_X_FORWARDED_PORT],
-  ['forwarded', K_FORWARDED],
-  ['x-client-cert-subject', K_X_CLIENT_CERT_SUBJECT],
-  ['trailer', K_TRAILER],
-  ['x-request-id', K_X_REQUEST_ID],
-];
-/** Known names by length, for a case-insensitive match without building the name. */
-const KNOWN_BY_LENGTH: [string, number][][] = [];
-for (const entry of KNOWN) {
-  const list = KNOWN_BY_LENGTH[entry[0].length] ?? [];
-  list.push(entry);
-  KNOWN_BY_LENGTH[entry[0].length] = list;
-}
-
-/** The kind of the (token-checked) name `s[from, to)`. */
-function kindOf(s: string, from: number, to: number): number {
-  const candidates = KNOWN_BY_LENGTH[to - from];
-  if (candidates === undefined) return K_OTHER;
-  outer: for (const [lower, kind] of candidates) {
-    // Tokens hold no character that |0x20 could confuse with a lower-case letter, digit or '-'.
-    for (let i = 0; i < lower.length; i++) {
-      if ((s.charCodeAt(from + i) | 0x20) !== lower.charCodeAt(i)) continue outer;
-    }
-    return kind;
-  }
-  return K_OTHER;
-}
 
 /** Most header lines in one head; more is answered 431. */
 export const MAX_FIELDS = 200;
