@@ -8,22 +8,16 @@
 // machine masquerades toward them; a deletion leaves both tables. Root, as in CI.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as net from 'node:net';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { MASQUERADE_MARK } from '../../../src/node/dataplane/rules.js';
 import { HAVE_REDIS, startRedis } from '../../helpers/redis.js';
 import { waitFor } from '../../helpers/wait.js';
 import { freeRange } from '../fixtures/ranges.js';
 import { api, startNodeProcess } from '../fixtures/spawn.js';
-import { inNetworkNamespace, netnsUnavailable } from './netns.js';
+import { HERE, inNetworkNamespace, linkNamespaces, netnsUnavailable, PEER } from './netns.js';
 
 const unavailable = netnsUnavailable() || (!HAVE_REDIS && 'needs redis-server, as in CI');
 if (unavailable === false) inNetworkNamespace(import.meta.url);
-
-/** This namespace's side of the link, and the peer's. */
-const HERE = '127.10.0.1';
-const PEER = '127.10.0.2';
-
-const sh = (script: string) => execFileSync('sh', ['-c', script], { stdio: 'pipe' });
 
 /** A service's TCP chain in this namespace (`peer`: in the other), or '' while there is none. */
 function tcpChain(port: number, peer = false): string {
@@ -65,24 +59,6 @@ function whoAnswers(host: string, port: number, peer = false): Promise<string> {
   return new Promise((resolve) =>
     execFile(command!, args, { timeout: 10_000 }, (e, out) => resolve(e ? `failed: ${e.message}` : out)),
   );
-}
-
-/** The peer namespace and the link: lo keeps only 127.0.0.1, the link is 127.10.0.0/24. */
-function linkNamespaces(t: Test): void {
-  sh(`ip netns add peer
-    ip link add h0 type veth peer name p0 netns peer
-    for ns in "" "ip netns exec peer"; do
-      $ns sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.default.route_localnet=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-      $ns ip link set lo up
-      $ns ip addr del 127.0.0.1/8 dev lo
-      $ns ip addr add 127.0.0.1/32 dev lo
-    done
-    ip link set h0 up && ip netns exec peer ip link set p0 up
-    sysctl -qw net.ipv4.conf.h0.route_localnet=1 net.ipv4.conf.h0.rp_filter=0
-    ip netns exec peer sysctl -qw net.ipv4.conf.p0.route_localnet=1 net.ipv4.conf.p0.rp_filter=0 net.ipv4.ip_forward=1
-    ip addr add ${HERE}/24 dev h0 scope global
-    ip netns exec peer ip addr add ${PEER}/24 dev p0 scope global`);
-  t.teardown(() => sh('ip netns del peer'));
 }
 
 t.test(

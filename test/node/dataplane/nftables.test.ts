@@ -18,7 +18,7 @@ import { exited, NODE_BIN, waitForOutput } from '../../helpers/cli.js';
 import { waitFor } from '../../helpers/wait.js';
 import { startNode, testNodeOptions } from '../fixtures/node.js';
 import { freeRange } from '../fixtures/ranges.js';
-import { inNetworkNamespace, netnsUnavailable } from './netns.js';
+import { HERE, inNetworkNamespace, linkNamespaces, netnsUnavailable } from './netns.js';
 
 const unavailable = netnsUnavailable();
 if (unavailable === false) inNetworkNamespace(import.meta.url);
@@ -362,23 +362,7 @@ t.test(
   'a client in another namespace: prerouting sends it to the instance (loopback addresses only)',
   { skip: unavailable },
   async (t) => {
-    // Two namespaces joined by a veth pair, every address in 127.0.0.0/8: lo keeps only
-    // 127.0.0.1, the link is 127.10.0.0/24, and route_localnet lets such addresses cross it.
-    const sh = (script: string) => execFileSync('sh', ['-c', script], { stdio: 'pipe' });
-    sh(`ip netns add peer
-      ip link add h0 type veth peer name p0 netns peer
-      for ns in "" "ip netns exec peer"; do
-        $ns sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.default.route_localnet=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-        $ns ip link set lo up
-        $ns ip addr del 127.0.0.1/8 dev lo
-        $ns ip addr add 127.0.0.1/32 dev lo
-      done
-      ip link set h0 up && ip netns exec peer ip link set p0 up
-      sysctl -qw net.ipv4.conf.h0.route_localnet=1 net.ipv4.conf.h0.rp_filter=0
-      ip netns exec peer sysctl -qw net.ipv4.conf.p0.route_localnet=1 net.ipv4.conf.p0.rp_filter=0
-      ip addr add 127.10.0.1/24 dev h0
-      ip netns exec peer ip addr add 127.10.0.2/24 dev p0`);
-    t.teardown(() => sh('ip netns del peer'));
+    linkNamespaces(t);
     const node = await newNode({ listenHost: undefined });
     t.teardown(() => node.drain(0));
     const a = await nameServer('A');
@@ -388,7 +372,7 @@ t.test(
     await node.putInstance(service.name, 'a', { host: '127.0.0.1', port: a.port });
     await node.putInstance(service.name, 'b', { host: '127.0.0.1', port: b.port });
     await waitFor(() => /mod 2/.test(chain(`s${service.port}_tcp`)), 'the service chain');
-    const client = `const s = require('node:net').connect(${service.port}, '127.10.0.1');
+    const client = `const s = require('node:net').connect(${service.port}, '${HERE}');
       s.once('data', (c) => { process.stdout.write(c.toString().slice(0, 1)); s.destroy(); });
       s.on('error', (e) => { process.stdout.write('error ' + e.code); });`;
     const answers: string[] = [];
