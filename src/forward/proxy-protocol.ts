@@ -14,8 +14,8 @@ export interface ConnectionEnds {
 const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const MAPPED_PREFIX = '::ffff:';
 
-/** A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; the header carries them as plain IPv4. */
-function unmap(address: string): string {
+/** A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d: as plain IPv4 (the header's form, and what IPv4 rules match). */
+export function unmap(address: string): string {
   if (address.startsWith(MAPPED_PREFIX) && isIPv4(address.slice(MAPPED_PREFIX.length))) {
     return address.slice(MAPPED_PREFIX.length);
   }

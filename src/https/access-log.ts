@@ -271,11 +271,12 @@ function jsonService(name: string): string {
 
 /** Control bytes, quotes and backslashes: what a quoted field must escape. */
 const NEEDS_QUOTING = /["\\\x00-\x1f\x7f]/;
+const QUOTING = new RegExp(NEEDS_QUOTING.source, 'g');
 
 /** Inside a quoted field: quotes and backslashes escaped, control bytes as \xHH. */
 function quoted(text: string): string {
   if (!NEEDS_QUOTING.test(text)) return text;
-  return text.replace(/["\\\x00-\x1f\x7f]/g, (c) =>
+  return text.replace(QUOTING, (c) =>
     c === '"' || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );
 }

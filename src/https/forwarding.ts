@@ -3,6 +3,7 @@
 // the one the client receives. Built as one latin1 string per message so that
 // each head goes out in one write.
 import { randomUUID } from 'node:crypto';
+import { unmap } from '../forward/proxy-protocol.js';
 import { type Head, isFieldValue } from './head-parser.js';
 import {
   K_CONNECTION,
@@ -96,8 +97,7 @@ function connectionTokens(head: Head): Set<string> | null {
 }
 
 export function peerOf(remoteAddress: string | undefined, certSubject: string | undefined): Peer {
-  let address = remoteAddress ?? 'unknown';
-  if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
+  const address = unmap(remoteAddress ?? 'unknown');
   const forwardedNode = address.includes(':')
     ? `"[${address}]"`
     : address === 'unknown'

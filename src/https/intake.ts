@@ -4,7 +4,7 @@
 // plain HTTP answered with a redirect to HTTPS.
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
-import { parseProxyHeader, startsLikeProxyHeader } from '../forward/proxy-protocol.js';
+import { parseProxyHeader, startsLikeProxyHeader, unmap } from '../forward/proxy-protocol.js';
 import { countHandshakeError } from '../stats/index.js';
 import type { ProxyCore } from './core.js';
 import { answerPlainHttp } from './plain-http.js';
@@ -35,7 +35,7 @@ export class ConnectionIntake {
   read(socket: net.Socket, chunk: Buffer): void {
     const { core, trustProxy } = this.#options;
     if (startsLikeProxyHeader(chunk) && !this.#proxied.has(peerKey(socket))) {
-      const trusted = trustProxy?.check(unmapped(socket.remoteAddress), familyOf(socket.remoteAddress));
+      const trusted = trustProxy?.check(unmap(socket.remoteAddress ?? ''), familyOf(socket.remoteAddress));
       if (!trusted) {
         this.#refuse(socket, 'proxy-untrusted', 'a PROXY header from an address --trust-proxy does not name');
         return;
@@ -102,12 +102,6 @@ function peerKey(socket: net.Socket): string {
   return `${socket.remoteAddress}|${socket.remotePort}`;
 }
 
-/** A dual-stack listener's ::ffff:a.b.c.d as a.b.c.d, so that IPv4 rules match it. */
-function unmapped(address: string | undefined): string {
-  const text = address ?? '';
-  return text.startsWith('::ffff:') && net.isIPv4(text.slice(7)) ? text.slice(7) : text;
-}
-
 function familyOf(address: string | undefined): 'ipv4' | 'ipv6' {
-  return net.isIPv4(unmapped(address)) ? 'ipv4' : 'ipv6';
+  return net.isIPv4(unmap(address ?? '')) ? 'ipv4' : 'ipv6';
 }

@@ -455,19 +455,12 @@ function localAddresses(): { addresses: BlockList; loopback: Record<Family, stri
       if (a.internal && a.cidr !== null) {
         const bits = Number(a.cidr.split('/')[1]);
         addresses.addSubnet(a.address, bits, type);
-        loopback[type === 'ipv4' ? 'ip' : 'ip6'].push(type === 'ipv4' ? ipv4Prefix(a.address, bits) : a.cidr);
+        // As the interface has it (127.0.0.1/8): nft takes a prefix with host bits set as its network.
+        loopback[type === 'ipv4' ? 'ip' : 'ip6'].push(a.cidr);
       } else addresses.addAddress(a.address, type);
     }
   }
   return { addresses, loopback };
-}
-
-/** An IPv4 prefix with its host bits cleared: 127.0.0.1/8 is 127.0.0.0/8. */
-function ipv4Prefix(address: string, bits: number): string {
-  const value = address.split('.').reduce((n, part) => n * 256 + Number(part), 0);
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  const network = (value & mask) >>> 0;
-  return `${[24, 16, 8, 0].map((shift) => (network >>> shift) & 255).join('.')}/${bits}`;
 }
 
 function readNumber(name: string): number | null {
