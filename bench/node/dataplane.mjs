@@ -299,12 +299,16 @@ async function updates() {
       performance.now() - started < 20_000
     )
       await sleep(5);
-    const line =
-      proc
-        .output()
-        .slice(before)
-        .split('\n')
-        .find((l) => l.includes('nftables table rebuilt')) ?? '{}';
+    const line = proc
+      .output()
+      .slice(before)
+      .split('\n')
+      .find((l) => l.includes('nftables table rebuilt'));
+    if (line === undefined) {
+      throw new Error(
+        `the node did not rebuild its table within 20 s; its output since:\n${proc.output().slice(before).slice(-3000)}`,
+      );
+    }
     log(
       `whole-table rebuild of ${serviceCount} services (one nft transaction, both families): ${JSON.parse(line).ms} ms`,
     );

@@ -3,33 +3,9 @@
 // stdout beside the other logs or to a file that SIGUSR1 reopens (logrotate).
 // Never a header that can carry a secret: no Authorization, no Cookie.
 import { close, openSync, write } from 'node:fs';
+import { type AccessEntry, type AccessLogFormat, accessLine } from './access-line.js';
 
-export type AccessLogFormat = 'json' | 'combined';
-
-export interface AccessEntry {
-  readonly service: string;
-  /** The client's address (the one a trusted PROXY header named, when there was one). */
-  readonly client: string;
-  readonly method: string;
-  /** The request target, its query string dropped unless kept by the settings. */
-  readonly path: string;
-  /** HTTP/1.1, HTTP/1.0 or h2. */
-  readonly protocol: string;
-  readonly status: number;
-  /** Bytes from the client for this request (head and body) and to it (head and body). */
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  /** From the request head to the end of the response. */
-  readonly durationMs: number;
-  /** From the request head to the backend's first byte; undefined when the backend never answered. */
-  readonly backendMs: number | undefined;
-  readonly tls: string;
-  readonly requestId: string;
-  /** When the proxy answered itself: why (no backend, backend timeout, bad response, 408, 431...). */
-  readonly reason: string | undefined;
-  readonly referer: string | undefined;
-  readonly userAgent: string | undefined;
-}
+export type { AccessEntry, AccessLogFormat } from './access-line.js';
 
 export interface AccessLogOptions {
   readonly format: AccessLogFormat;
@@ -38,8 +14,6 @@ export interface AccessLogOptions {
   /** Keep the query string in `path` (it may carry tokens: dropped by default). */
   readonly keepQuery: boolean;
 }
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /** Lines are written in batches: when this many characters are waiting, or FLUSH_MS after the first. */
 const FLUSH_CHARS = 32 * 1024;
@@ -80,20 +54,10 @@ export class AccessLog {
     if (options.file !== undefined) this.#fd = openLog(options.file);
   }
 
-  /** The target as logged: without its query string unless the settings keep it. */
-  path(target: string): string {
-    if (this.#options.keepQuery) return target;
-    const q = target.indexOf('?');
-    return q === -1 ? target : target.slice(0, q);
-  }
-
-  /** Whether entries need the Referer and User-Agent (the combined format shows them). */
-  get wantsAgent(): boolean {
-    return this.#options.format === 'combined';
-  }
-
+  /** One line for a request whose answer has ended (or failed): its durations run until now. */
   write(entry: AccessEntry): void {
-    const line = this.#options.format === 'json' ? jsonLine(entry) : combinedLine(entry);
+    const options = this.#options;
+    const line = accessLine(options.format, options.keepQuery, entry, performance.now());
     if (line.length > FLUSH_CHARS) {
       // A line longer than a whole batch (a huge path): a batch of its own.
       this.flush();
@@ -206,94 +170,4 @@ function openLog(path: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * A JSON line, built as text: the fields that are safe in a JSON string as they are
- * (addresses, a token method, a validated request id, fixed words) go in directly; the
- * service name, the path and the reason go through JSON.stringify.
- */
-function jsonLine(e: AccessEntry): string {
-  return (
-    `{"time":"${clock.iso()}","type":"access","service":${jsonService(e.service)},"client":"${e.client}",` +
-    `"method":"${e.method}","path":${JSON.stringify(e.path)},"protocol":"${e.protocol}","status":${e.status},` +
-    `"bytes_in":${e.bytesIn},"bytes_out":${e.bytesOut},"duration_ms":${millis(e.durationMs)},` +
-    `"backend_ms":${e.backendMs === undefined ? 'null' : millis(e.backendMs)},"tls":"${e.tls}",` +
-    `"request_id":"${e.requestId}"${e.reason === undefined ? '' : `,"reason":${JSON.stringify(e.reason)}`}}\n`
-  );
-}
-
-/** `client - - [time] "METHOD path PROTOCOL" status bytes "referer" "agent"`, then service, id and time. */
-function combinedLine(e: AccessEntry): string {
-  const protocol = e.protocol === 'h2' ? 'HTTP/2.0' : e.protocol;
-  return `${e.client} - - [${clock.clf()}] "${quoted(`${e.method} ${e.path} ${protocol}`)}" ${e.status} ${e.bytesOut} "${quoted(e.referer ?? '-')}" "${quoted(e.userAgent ?? '-')}" ${e.service} ${e.requestId} ${millis(e.durationMs)}${e.reason === undefined ? '' : ` ${e.reason}`}\n`;
-}
-
-/**
- * The time of a line, formatted once per millisecond (ISO 8601) or per second (the
- * common log format's): a busy proxy writes many lines in each.
- */
-const clock = {
-  isoAt: -1,
-  isoText: '',
-  clfAt: -1,
-  clfText: '',
-  iso(): string {
-    const now = Date.now();
-    if (now !== this.isoAt) {
-      this.isoAt = now;
-      this.isoText = new Date(now).toISOString();
-    }
-    return this.isoText;
-  },
-  clf(): string {
-    const second = Math.floor(Date.now() / 1000);
-    if (second !== this.clfAt) {
-      this.clfAt = second;
-      const d = new Date(second * 1000);
-      const pad = (n: number) => String(n).padStart(2, '0');
-      this.clfText = `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
-    }
-    return this.clfText;
-  },
-};
-
-/** The service's name as a JSON string, encoded once (a proxy logs a handful of names). */
-let lastService = '';
-let lastServiceJson = '""';
-function jsonService(name: string): string {
-  if (name !== lastService) {
-    lastService = name;
-    lastServiceJson = JSON.stringify(name);
-  }
-  return lastServiceJson;
-}
-
-/** Control bytes, quotes and backslashes: what a quoted field must escape. */
-const NEEDS_QUOTING = /["\\\x00-\x1f\x7f]/;
-const QUOTING = new RegExp(NEEDS_QUOTING.source, 'g');
-
-/** Inside a quoted field: quotes and backslashes escaped, control bytes as \xHH. */
-function quoted(text: string): string {
-  if (!NEEDS_QUOTING.test(text)) return text;
-  return text.replace(QUOTING, (c) =>
-    c === '"' || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
-}
-
-/**
- * Milliseconds to three decimals, written from whole microseconds (formatting a fraction
- * costs several times more): 0.432, 12.05, 3.
- */
-function millis(ms: number): string {
-  const us = Math.round(ms * 1000);
-  const whole = Math.floor(us / 1000);
-  let frac = us - whole * 1000;
-  if (frac === 0) return String(whole);
-  let width = 3;
-  while (frac % 10 === 0) {
-    frac /= 10;
-    width--;
-  }
-  return `${whole}.${String(frac).padStart(width, '0')}`;
 }

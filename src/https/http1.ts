@@ -263,25 +263,19 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     const log = this.#core.accessLog;
     if (log === undefined) return;
     const request = this.#request;
-    const head = this.#head;
-    const now = performance.now();
     log.write({
       service: this.#core.service,
       client: this.#peer.forwardedFor,
-      method: request === null ? '-' : head.method,
-      path: request === null ? '-' : log.path(head.target),
-      protocol: request === null ? 'HTTP/1.1' : request.http10 ? 'HTTP/1.0' : 'HTTP/1.1',
+      head: request === null ? null : this.#head,
+      protocol: request?.http10 ? 'HTTP/1.0' : 'HTTP/1.1',
       status,
       bytesIn: this.#in - (request?.inAt ?? this.#inMark),
       bytesOut: this.#out - (request?.outAt ?? this.#out),
-      durationMs: request === null ? 0 : now - request.startedAt,
-      backendMs:
-        request === null || request.backendAt === 0 ? undefined : request.backendAt - request.startedAt,
+      startedAt: request?.startedAt ?? 0,
+      backendAt: request?.backendAt ?? 0,
       tls: this.#tls(),
       requestId: request?.id ?? '',
       reason,
-      referer: request === null || !log.wantsAgent ? undefined : head.header('referer'),
-      userAgent: request === null || !log.wantsAgent ? undefined : head.header('user-agent'),
     });
   }
 

@@ -329,27 +329,22 @@ export class H2Stream implements ExchangeClient {
     const log = this.#core.accessLog;
     if (log === undefined) return;
     const head = this.#head;
-    const parsed = head !== undefined && head.method !== '';
-    const now = performance.now();
     log.write({
       service: this.#core.service,
       client: this.#peer.forwardedFor,
-      method: parsed ? head.method : '-',
-      path: parsed ? log.path(head.target) : '-',
+      head: head !== undefined && head.method !== '' ? head : null,
       protocol: 'h2',
       status,
       bytesIn: this.#in,
       bytesOut: this.#out,
-      durationMs: now - this.#startedAt,
-      backendMs: this.#backendAt === 0 ? undefined : this.#backendAt - this.#startedAt,
+      startedAt: this.#startedAt,
+      backendAt: this.#backendAt,
       tls:
         (
           this.#stream.session?.socket as { getProtocol?: () => string | null } | undefined
         )?.getProtocol?.() ?? '',
       requestId: this.#requestId,
       reason,
-      referer: parsed && log.wantsAgent ? head.header('referer') : undefined,
-      userAgent: parsed && log.wantsAgent ? head.header('user-agent') : undefined,
     });
   }
 

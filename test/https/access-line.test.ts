@@ -1,0 +1,107 @@
+// An access-log line: every JSON line parses back to its fields (escapes,
+// non-ASCII, numbers and durations included), and the combined format quotes
+// what it must.
+import t from 'tap';
+import { type AccessEntry, type AccessLogFormat, accessLine } from '../../src/https/access-line.js';
+import { Head, parseRequestHead } from '../../src/https/head-parser.js';
+
+function headOf(text: string): Head {
+  const head = new Head();
+  const raw = Buffer.from(text, 'latin1');
+  const error = parseRequestHead(head, raw, 0, raw.length);
+  if (error !== null) throw new Error(`test head refused: ${error}`);
+  return head;
+}
+
+const base: AccessEntry = {
+  service: 'web-https',
+  client: '192.0.2.7',
+  head: headOf('GET /shop/items?token=s3cret HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8\r\n\r\n'),
+  protocol: 'HTTP/1.1',
+  status: 200,
+  bytesIn: 81,
+  bytesOut: 12345,
+  startedAt: 1000,
+  backendAt: 1000.2,
+  tls: 'TLSv1.3',
+  requestId: '0f8e2c1a-5b1d-4c0e-9d7e-1b2c3d4e5f60',
+  reason: undefined,
+};
+
+const lineOf = (entry: AccessEntry, now: number, format: AccessLogFormat, keepQuery = false): string =>
+  accessLine(format, keepQuery, entry, now);
+
+t.test('JSON: the fields, numbers and durations as written, the query dropped unless kept', async (t) => {
+  const line = lineOf(base, 1012.05, 'json');
+  t.ok(line.endsWith('}\n'), 'one line');
+  const parsed = JSON.parse(line);
+  t.match(parsed, {
+    time: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+    type: 'access',
+    service: 'web-https',
+    client: '192.0.2.7',
+    method: 'GET',
+    path: '/shop/items',
+    protocol: 'HTTP/1.1',
+    status: 200,
+    bytes_in: 81,
+    bytes_out: 12345,
+    duration_ms: 12.05,
+    backend_ms: 0.2,
+    tls: 'TLSv1.3',
+    request_id: base.requestId,
+  });
+  t.notOk('reason' in parsed, 'no reason when the backend answered');
+  t.notMatch(line, /s3cret/, 'the query string is dropped by default');
+  t.equal(JSON.parse(lineOf(base, 1000, 'json', true)).path, '/shop/items?token=s3cret', 'kept when asked');
+  for (const [ms, text] of [
+    [0, '0'],
+    [3, '3'],
+    [0.432, '0.432'],
+    [0.4321, '0.432'],
+    [10.5, '10.5'],
+    [0.0004, '0'],
+    [1234.001, '1234.001'],
+  ] as const) {
+    t.match(lineOf(base, 1000 + ms, 'json'), `"duration_ms":${text},`, `${ms} ms written as ${text}`);
+  }
+  for (const n of [0, 7, 10, 99, 100, 1_000_000, 2 ** 40]) {
+    t.equal(JSON.parse(lineOf({ ...base, bytesOut: n }, 1001, 'json')).bytes_out, n, `${n} bytes`);
+  }
+});
+
+t.test('JSON: what needs escaping goes through JSON.stringify, and the line still parses', async (t) => {
+  const reason = 'backend said "no" \\ \u0001 then é and 🚀';
+  const parsed = JSON.parse(
+    lineOf({ ...base, service: 'dépôt-https', reason, status: 502, backendAt: 0 }, 1001, 'json'),
+  );
+  t.equal(parsed.reason, reason);
+  t.equal(parsed.service, 'dépôt-https');
+  t.equal(parsed.backend_ms, null, 'no backend time when the backend never answered');
+  const refused = JSON.parse(
+    lineOf({ ...base, head: null, status: 431, reason: 'head too large' }, 5000, 'json'),
+  );
+  t.match(refused, { method: '-', path: '-', duration_ms: 0, backend_ms: null, status: 431 });
+});
+
+t.test('combined: the common fields, referer and agent, quotes and control bytes escaped', async (t) => {
+  const line = lineOf(base, 1000.432, 'combined');
+  t.match(
+    line,
+    /^192\.0\.2\.7 - - \[\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/shop\/items HTTP\/1\.1" 200 12345 "-" "curl\/8" web-https 0f8e2c1a-5b1d-4c0e-9d7e-1b2c3d4e5f60 0\.432\n$/,
+  );
+  const odd = headOf('GET /a HTTP/1.0\r\nHost: h\r\nReferer: https://x/"q"\r\nUser-Agent: a\\b\tc\r\n\r\n');
+  const escaped = lineOf(
+    { ...base, head: odd, protocol: 'HTTP/1.0', reason: 'backend timeout' },
+    1001,
+    'combined',
+  );
+  t.match(escaped, '"GET /a HTTP/1.0"');
+  t.match(escaped, ' "https://x/\\"q\\"" "a\\\\b\\x09c" ', 'quotes, backslashes and a tab escaped');
+  t.ok(escaped.endsWith(' 1 backend timeout\n'), 'the reason last');
+  t.match(lineOf({ ...base, protocol: 'h2' }, 1001, 'combined'), '"GET /shop/items HTTP/2.0"');
+  t.match(
+    lineOf({ ...base, head: null, status: 408 }, 1001, 'combined'),
+    '] "- - HTTP/1.1" 408 12345 "-" "-" ',
+  );
+});
