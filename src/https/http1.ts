@@ -6,8 +6,6 @@
 // (tunnel.ts). What one request needs lives in one object, made per request.
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
-import { BodySpool, type SpoolAdd } from './body-spool.js';
-import { ChunkedParser } from './chunked.js';
 import {
   type ClientConnection,
   cannedResponse,
@@ -26,8 +24,8 @@ import {
   requestIdFor,
 } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
-import { sendHeldBody, warnHeldBodyFailed } from './held-body.js';
-import { BODY_CHUNKED, BODY_LENGTH, Request } from './http1-request.js';
+import { Request } from './http1-request.js';
+import { Http1Upload } from './http1-upload.js';
 import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
 import { Tunnel } from './tunnel.js';
@@ -44,16 +42,14 @@ const C_WAIT = 3;
 const C_TUNNEL = 4;
 const C_CLOSED = 5;
 
-/** How long the backend may take to answer Expect: 100-continue before the proxy does. */
-const CONTINUE_WAIT_MS = 250;
-
 export class Http1Connection implements ExchangeClient, ClientConnection {
   readonly #socket: tls.TLSSocket;
   readonly #core: ProxyCore;
   readonly #peer: Peer;
   readonly #head = new Head();
   readonly #reader: ResponseReader;
-  readonly #reqChunked: ChunkedParser;
+  /** The request body's side, made when the first request with a body comes. */
+  #upload: Http1Upload | null = null;
   #state = C_IDLE;
   #buf: Buffer | null = null;
   #headStartedAt = 0;
@@ -63,7 +59,6 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   #closeAfter = false;
   #clientPaused = false;
   #headerTimer = false;
-  #continueTimer: NodeJS.Timeout | null = null;
   /** Bytes read from and written to the client on this connection, and where the current request's reading began. */
   #in = 0;
   #out = 0;
@@ -76,7 +71,6 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     this.#socket = socket;
     this.#peer = peer;
     this.#reader = new ResponseReader(core.limits.maxHeaderBytes);
-    this.#reqChunked = new ChunkedParser(core.limits.maxHeaderBytes);
     core.connections.add(this);
     socket.on('data', this.#onData);
     socket.on('drain', this.#onDrain);
@@ -115,8 +109,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
         this.#readHead();
         break;
       case C_BODY:
-        if (this.#request?.held != null) this.#holdBody(chunk, 0);
-        else this.#relayBody(chunk, 0);
+        this.#upload?.feed(this.#exchange, chunk, 0);
         break;
       case C_WAIT:
         // Pipelined: keep it for after the response, and stop reading meanwhile.
@@ -154,7 +147,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   };
 
   #onClose = (): void => {
-    this.#stopContinueTimer();
+    this.#upload?.close();
     this.#state = C_CLOSED;
     this.#core.connections.delete(this);
     this.#buf = null;
@@ -293,13 +286,6 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       (http10 ? !head.connectionHas('keep-alive') : head.connectionHas('close'));
     const request = new Request(head, this.#closeAfter);
     this.#request = request;
-    if (request.bodyMode === BODY_CHUNKED) {
-      // A chunked body is held whole and sent with its length (many backends, uWSGI's
-      // --http-socket among them, read none), unless --max-buffered-body is off.
-      const limit = core.limits.maxBufferedBodyBytes;
-      if (limit > 0 && !request.upgrade) request.held = new BodySpool(limit, this.#onHeldWritable);
-      this.#reqChunked.reset(request.held !== null);
-    }
     // The head is taken: the idle timeout again, the request's id, the access log's marks.
     if (this.#headerTimer) {
       this.#headerTimer = false;
@@ -311,104 +297,42 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       request.inAt = this.#inMark;
       request.outAt = this.#out;
     }
-    if (request.held !== null) {
-      this.#holdRequest(request);
-      return;
-    }
-    if (head.expectContinue && !request.done && !http10) {
-      // Many framework servers (uWSGI among them) never answer Expect: the client would wait
-      // about a second before sending its body. The backend gets a moment to answer; then the
-      // proxy says 100 Continue itself.
-      this.#continueTimer = setTimeout(this.#onContinueTimeout, CONTINUE_WAIT_MS);
-    }
-    this.#state = request.done ? C_WAIT : C_BODY;
-    const sentHead = buildRequestHead(head, this.#peer, core.settings, request.upgrade, request.id);
-    const exchange = new BackendExchange(core, this, this.#reader, head.method === 'HEAD', http10);
-    this.#exchange = exchange;
     const rest = this.#buf;
     if (request.done) {
+      this.#state = C_WAIT;
+      const exchange = this.#openExchange(request);
       exchange.endRequest();
-      exchange.writeHead(sentHead);
+      exchange.writeHead(buildRequestHead(head, this.#peer, core.settings, request.upgrade, request.id));
       // Anything after a bodiless request is pipelined: it waits.
       if (rest !== null) this.#pauseClient();
       return;
     }
+    this.#state = C_BODY;
     this.#buf = null;
+    this.#upload ??= new Http1Upload(core, this.#uploadHost());
+    const upload = this.#upload;
+    upload.begin(request);
+    if (head.expectContinue && !http10) upload.expectContinue(request);
     let flowing = true;
-    exchange.corked(() => {
-      exchange.writeHead(sentHead);
-      if (rest !== null) flowing = this.#relayBody(rest, 0);
-    });
+    if (request.held !== null) {
+      // Nothing goes to the backend until the body has ended.
+      request.heldHead = buildRequestHead(head, this.#peer, core.settings, false, request.id, true).slice(
+        0,
+        -2,
+      );
+      if (rest !== null) flowing = upload.feed(null, rest, 0);
+    } else {
+      const exchange = this.#openExchange(request);
+      exchange.corked(() => {
+        exchange.writeHead(buildRequestHead(head, this.#peer, core.settings, request.upgrade, request.id));
+        if (rest !== null) flowing = upload.feed(exchange, rest, 0);
+      });
+    }
     // Reading may have been paused for pipelined bytes; the body must flow now.
     if (this.#state === C_BODY && flowing) this.#resumeClient();
   }
 
-  /** Starts a request whose body is held: nothing goes to the backend until the body has ended. */
-  #holdRequest(request: Request): void {
-    const core = this.#core;
-    const head = this.#head;
-    this.#state = C_BODY;
-    request.heldHead = buildRequestHead(head, this.#peer, core.settings, false, request.id, true).slice(
-      0,
-      -2,
-    );
-    if (head.expectContinue && !request.http10) {
-      // Nobody else can say it: the backend sees the request only once the body is here.
-      request.ownContinue = true;
-      this.#writeClient('HTTP/1.1 100 Continue\r\n\r\n');
-    }
-    const rest = this.#buf;
-    this.#buf = null;
-    const flowing = rest === null || this.#holdBody(rest, 0);
-    if (this.#state === C_BODY && flowing) this.#resumeClient();
-  }
-
-  /** Decodes chunked body bytes into the held body; answers false when the client must wait. */
-  #holdBody(buf: Buffer, start: number): boolean {
-    const request = this.#request!;
-    const spool = request.held!;
-    const parser = this.#reqChunked;
-    let answer = 'more' as SpoolAdd;
-    const end = parser.execute(buf, start, buf.length, {
-      onChunkData: (data, from, to) => {
-        const added = spool.add(data.subarray(from, to));
-        if (added === 'too-large' || answer === 'more') answer = added;
-      },
-    });
-    if (end === -2) {
-      spool.close();
-      this.#badRequestBody(parser.error ?? 'bad chunked body');
-      return false;
-    }
-    request.bodyBytes += (end === -1 ? buf.length : end) - start;
-    if (answer === 'too-large') {
-      spool.close();
-      this.#reject(413);
-      return false;
-    }
-    if (end === -1) {
-      if (answer === 'wait') this.#pauseClient();
-      return answer === 'more';
-    }
-    request.done = true;
-    this.#state = C_WAIT;
-    if (end < buf.length) {
-      this.#buf = buf.subarray(end);
-      this.#pauseClient();
-    }
-    const trailers = parser.trailers;
-    spool.finish((error) => this.#sendHeld(request, error, trailers === '' ? null : `0\r\n${trailers}\r\n`));
-    return false;
-  }
-
-  /** The held body is whole: the backend gets it now (held-body.ts). */
-  #sendHeld(request: Request, error: NodeJS.ErrnoException | null, lastChunk: string | null): void {
-    const spool = request.held;
-    if (this.#request !== request || this.#state === C_CLOSED || spool === null) return;
-    if (error !== null) {
-      this.#heldFailed(request, spool, error);
-      return;
-    }
+  #openExchange(request: Request): BackendExchange {
     const exchange = new BackendExchange(
       this.#core,
       this,
@@ -417,88 +341,40 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       request.http10,
     );
     this.#exchange = exchange;
-    sendHeldBody(exchange, request.heldHead, spool, lastChunk, (readError) => {
-      if (readError !== null) this.#heldFailed(request, spool, readError);
-      else request.held = null;
-    });
+    return exchange;
   }
 
-  #heldFailed(request: Request, spool: BodySpool, error: NodeJS.ErrnoException): void {
-    spool.close();
-    request.held = null;
-    warnHeldBodyFailed(this.#core, error, spool.folder);
-    this.#exchange?.abort();
-    this.#exchange = null;
-    if (request.started) {
-      this.#socket.destroy();
-      return;
-    }
-    this.#reject(500);
-  }
-
-  #onHeldWritable = (): void => {
-    if (this.#state === C_BODY) this.#resumeClient();
-  };
-
-  #onContinueTimeout = (): void => {
-    this.#continueTimer = null;
-    const request = this.#request;
-    if (this.#state !== C_BODY || request === null || request.started || request.bodyBytes > 0) return;
-    request.ownContinue = true;
-    this.#writeClient('HTTP/1.1 100 Continue\r\n\r\n');
-  };
-
-  #stopContinueTimer(): void {
-    if (this.#continueTimer !== null) {
-      clearTimeout(this.#continueTimer);
-      this.#continueTimer = null;
-    }
-  }
-
-  /** Relays request body bytes; answers false when the backend is backed up (the client is paused). */
-  #relayBody(buf: Buffer, start: number): boolean {
-    if (this.#continueTimer !== null) this.#stopContinueTimer();
-    const request = this.#request!;
-    let stop: number;
-    if (request.bodyMode === BODY_LENGTH) {
-      stop = Math.min(buf.length, start + request.remaining);
-      request.remaining -= stop - start;
-      if (request.remaining === 0) request.done = true;
-    } else {
-      const end = this.#reqChunked.execute(buf, start, buf.length, null);
-      if (end === -2) {
-        this.#badRequestBody(this.#reqChunked.error ?? 'bad chunked body');
-        return false;
-      }
-      stop = end === -1 ? buf.length : end;
-      if (end >= 0) request.done = true;
-    }
-    let flowing = true;
-    const exchange = this.#exchange;
-    if (stop > start && exchange !== null) {
-      request.bodyBytes += stop - start;
-      flowing = exchange.writeBody(start === 0 && stop === buf.length ? buf : buf.subarray(start, stop));
-      if (!flowing) this.#pauseClient();
-    }
-    if (request.done) {
-      exchange?.endRequest();
-      if (stop < buf.length) {
-        this.#buf = buf.subarray(stop);
-        this.#pauseClient();
-      }
-      if (this.#state === C_BODY) this.#state = C_WAIT;
-    }
-    return flowing;
-  }
-
-  #badRequestBody(reason: string): void {
+  /** The request cannot go on: its exchange is dropped; the client gets `status`, or a cut once a response started. */
+  #fail(status: number, reason?: string): void {
     this.#exchange?.abort();
     this.#exchange = null;
     if (this.#request?.started) {
       this.#socket.destroy();
       return;
     }
-    this.#reject(400, reason);
+    this.#reject(status, reason);
+  }
+
+  #uploadHost() {
+    return {
+      pauseClient: () => this.#pauseClient(),
+      resumeBody: () => {
+        if (this.#state === C_BODY) this.#resumeClient();
+      },
+      bodyEnded: (rest: Buffer | null) => {
+        if (rest !== null) {
+          this.#buf = rest;
+          this.#pauseClient();
+        }
+        if (this.#state === C_BODY) this.#state = C_WAIT;
+      },
+      fail: (status: number, reason?: string) => this.#fail(status, reason),
+      sayContinue: () => {
+        this.#writeClient('HTTP/1.1 100 Continue\r\n\r\n');
+      },
+      current: (request: Request) => this.#request === request && this.#state !== C_CLOSED,
+      openExchange: (request: Request) => this.#openExchange(request),
+    };
   }
 
   // ---- the exchange's events ---------------------------------------------
@@ -519,7 +395,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     // HTTP/1.0 clients do not understand 1xx (RFC 9110 section 15.2).
     if (request.http10) return;
     if (head.status === 100) {
-      this.#stopContinueTimer();
+      this.#upload?.stopContinue();
       // The proxy already said it; once is enough.
       if (request.ownContinue) return;
     }
@@ -529,7 +405,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
 
   onResponseHead(head: Head, raw: Buffer, start: number, end: number): void {
     if (this.#core.accessLog !== undefined) this.#request!.backendAt = performance.now();
-    if (this.#continueTimer !== null) this.#stopContinueTimer();
+    this.#upload?.stopContinue();
     const request = this.#request!;
     const reader = this.#reader;
     request.status = head.status;
@@ -632,7 +508,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   }
 
   #afterExchange(): void {
-    this.#stopContinueTimer();
+    this.#upload?.stopContinue();
     this.#request = null;
     if (this.#closeAfter) {
       this.#close();
