@@ -21,13 +21,25 @@ export function ocspUrl(cert: X509Certificate): string | undefined {
 /** The DER OCSPRequest for `leaf`, issued by `issuer`. */
 export function ocspRequest(leaf: X509Certificate, issuer: X509Certificate): Buffer {
   // The issuer's subject Name and public key, from its DER (any key type: node-forge's own
-  // certificate reader knows RSA only).
-  const cert = asn1.fromDer(forge.util.createBuffer(issuer.raw.toString('binary')));
+  // certificate reader knows RSA only). The key's BIT STRING is taken as bytes: by default
+  // node-forge parses a BIT STRING's content as ASN.1 whenever it can (every RSA key, and
+  // one EC key in a few hundred), and the key hash was then taken over nothing.
+  // (@types/node-forge knows only the older `strict` flag for fromDer's options.)
+  const reader = asn1 as unknown as {
+    fromDer(
+      bytes: Forge.util.ByteBuffer,
+      options: { strict: boolean; decodeBitStrings: boolean },
+    ): Forge.asn1.Asn1;
+  };
+  const cert = reader.fromDer(forge.util.createBuffer(issuer.raw.toString('binary')), {
+    strict: true,
+    decodeBitStrings: false,
+  });
   const tbs = (cert.value as Forge.asn1.Asn1[])[0]!.value as Forge.asn1.Asn1[];
   const fields = tbs[0]!.tagClass === asn1.Class.CONTEXT_SPECIFIC ? tbs.slice(1) : tbs;
   // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
   const nameDer = asn1.toDer(fields[4]!).getBytes();
-  const keyBits = ((fields[5]!.value as Forge.asn1.Asn1[])[1]!.value as string) ?? '';
+  const keyBits = (fields[5]!.value as Forge.asn1.Asn1[])[1]!.value as string;
   const sha1 = (binary: string) => createHash('sha1').update(Buffer.from(binary, 'binary')).digest('binary');
   let serial = leaf.serialNumber;
   if (serial.length % 2 === 1) serial = `0${serial}`;
