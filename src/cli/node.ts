@@ -114,6 +114,25 @@ export async function main(argv: readonly string[]): Promise<number> {
     admin,
     maxConnections: settings.apiConnections,
   });
+  // The signals are taken from the first moment: a stop asked for while the node starts is
+  // carried out once it has started (before, SIGTERM during start-up killed it outright, its
+  // listeners and store half set up), and a SIGHUP then is not a reason to die.
+  let stopAsked: NodeJS.Signals | undefined;
+  let onStop = (signal: NodeJS.Signals): void => {
+    if (stopAsked !== undefined) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopAsked = signal;
+    logger.info({ signal }, 'stop asked while starting: stopping once started');
+  };
+  let onHup = (): void => {};
+  const stopSignal = (signal: NodeJS.Signals): void => onStop(signal);
+  const hupSignal = (): void => onHup();
+  process.on('SIGTERM', stopSignal);
+  process.on('SIGINT', stopSignal);
+  // A closing terminal or an operator's reload: never a reason to stop (issue 9, item 5).
+  process.on('SIGHUP', hupSignal);
   let apiPort: number;
   try {
     await node.start();
@@ -128,6 +147,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       );
     }
   } catch (error) {
+    process.off('SIGTERM', stopSignal);
+    process.off('SIGINT', stopSignal);
+    process.off('SIGHUP', hupSignal);
     await node.drain(0);
     if (error instanceof HarborError) logger.error({ code: error.code }, error.message);
     return reportError(error, stderr, PROGRAM);
@@ -148,7 +170,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
+    onStop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         logger.warn({ signal }, 'second signal: exiting now');
         resolve(1);
@@ -161,16 +183,14 @@ export async function main(argv: readonly string[]): Promise<number> {
         resolve(0);
       });
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    // A closing terminal or an operator's reload: never a reason to stop (issue 9, item 5).
-    process.on('SIGHUP', () => {
+    onHup = (): void => {
       if (stopping) {
         logger.info({ signal: 'SIGHUP' }, 'reload ignored while draining');
         return;
       }
       void node.reload('SIGHUP');
-    });
+    };
+    if (stopAsked !== undefined) onStop(stopAsked);
   });
 }
 

@@ -1,15 +1,17 @@
 // SIGHUP to harbor-node (issue 9, item 5): a closing terminal sends it, and
 // operators send it to reload. The node never dies of it: it re-reads its
 // state file and applies what an operator changed, says so in one log line,
-// and keeps serving every connection.
+// and keeps serving every connection. Signals while it starts: SIGHUP does not
+// end it, SIGTERM stops it cleanly once it has started.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { tagServer, tcpRequest } from '../forward/fixtures/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { freeRange } from '../node/fixtures/ranges.js';
-import { api, startNodeProcess } from '../node/fixtures/spawn.js';
+import { api, spawnNode, startNodeProcess } from '../node/fixtures/spawn.js';
 
 t.test('SIGHUP re-reads the state file, applies the change, and the node serves on', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'harbor-sighup-'));
@@ -48,3 +50,44 @@ t.test('SIGHUP re-reads the state file, applies the change, and the node serves 
   node.child.kill('SIGTERM');
   t.equal(await node.exited, 0);
 });
+
+t.test(
+  'signals while it starts: SIGHUP does not end it; SIGTERM drains it once started (exit 0)',
+  async (t) => {
+    // A store that takes the connection and never answers: the node stays in its start-up
+    // (store.open) until its 2 s command timeout, the window the signals are sent in.
+    const held: Socket[] = [];
+    let connected!: () => void;
+    const reached = new Promise<void>((resolve) => {
+      connected = resolve;
+    });
+    const silent = createServer((socket) => {
+      held.push(socket);
+      connected();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    });
+    const { port } = silent.address() as { port: number };
+    const range = await freeRange(2);
+    const node = spawnNode(t, [
+      '--api',
+      '127.0.0.1:0',
+      '--listen',
+      '127.0.0.1',
+      '--ports',
+      `${range.first}-${range.last}`,
+      '--store',
+      `redis://127.0.0.1:${port}`,
+    ]);
+    await reached;
+    node.child.kill('SIGHUP');
+    node.child.kill('SIGTERM');
+    t.equal(await node.exited, 0, 'a clean exit, not death by signal');
+    const said = node.logs().map((l) => l.msg);
+    t.ok(said.includes('stop asked while starting: stopping once started'), 'it said so at once');
+    t.ok(said.includes('draining'), 'and drained what had started');
+  },
+);
