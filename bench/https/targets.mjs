@@ -160,13 +160,18 @@ export function sidecarAvailable() {
  * placed as <service>.crt/.key in its own certs dir so a rename into place is
  * what the watcher sees. extraNodeArgs lets the profiler add --cpu-prof.
  */
-export async function startSidecar(dir, pair, originPort, { extraNodeArgs = [], env = {} } = {}) {
+export async function startSidecar(
+  dir,
+  pair,
+  originPort,
+  { extraNodeArgs = [], env = {}, cli = SIDECAR_CLI } = {},
+) {
   const port = await freePort();
   const certsDir = join(dir, 'sidecar-certs');
   const { cert, key } = ownCopy(pair, certsDir, SIDECAR_SERVICE);
   const args = [
     ...extraNodeArgs,
-    SIDECAR_CLI,
+    cli,
     'run',
     '--service',
     SIDECAR_SERVICE,
