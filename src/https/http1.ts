@@ -26,7 +26,7 @@ import {
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
 import { Request } from './http1-request.js';
 import { Http1Upload } from './http1-upload.js';
-import type { BackendConn } from './pool.js';
+import { type BackendConn, writeBorrowed } from './pool.js';
 import { ResponseReader } from './response-reader.js';
 import { Tunnel } from './tunnel.js';
 
@@ -400,7 +400,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       if (request.ownContinue) return;
     }
     this.#countOut(end - start);
-    this.#socket.write(raw.subarray(start, end));
+    writeBorrowed(this.#socket, raw.subarray(start, end));
   }
 
   onResponseHead(head: Head, raw: Buffer, start: number, end: number): void {
@@ -431,7 +431,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     if (out === undefined) return;
     this.#countOut(out.length);
     if (typeof out === 'string') this.#socket.write(out, 'latin1');
-    else this.#socket.write(out);
+    else writeBorrowed(this.#socket, out);
   }
 
   onResponseBody(buf: Buffer, start: number, end: number): boolean {
@@ -445,7 +445,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     // A socket's write buffer is "full" at 16 KiB, less than one backend read: pausing there would
     // stop and restart the backend on every read. Pause once a few reads are queued instead ('drain'
     // still comes, when the queue is empty).
-    return this.#socket.write(out) || this.#socket.writableLength <= RELAY_QUEUE_BYTES;
+    return writeBorrowed(this.#socket, out) || this.#socket.writableLength <= RELAY_QUEUE_BYTES;
   }
 
   onExchangeEnd(): void {
@@ -493,7 +493,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     const text = buildResponseHead(head, RESPONSE_KEEP, false);
     if (text === null) {
       this.#countOut(end - start);
-      this.#socket.write(raw.subarray(start, end));
+      writeBorrowed(this.#socket, raw.subarray(start, end));
     } else this.#writeClient(text);
     this.#state = C_TUNNEL;
     this.#request!.started = true;

@@ -302,7 +302,8 @@ export class H2Stream implements ExchangeClient {
     if (stream.destroyed) return true;
     this.#core.stats.bytesOut += end - start;
     this.#out += end - start;
-    const ok = stream.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    // nghttp2 sends DATA frames from the Buffer it was given, later: a copy, not the read buffer (pool.ts).
+    const ok = stream.write(Buffer.from(buf.subarray(start, end)));
     return ok || stream.writableLength <= RELAY_QUEUE_BYTES;
   }
 

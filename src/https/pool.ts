@@ -9,6 +9,23 @@ import { type Address, formatAddress } from '../config/types.js';
 import type { Logger } from '../log/index.js';
 import type { ServiceStats } from '../stats/index.js';
 
+/**
+ * Every backend socket reads into this one buffer (net.connect's `onread`): no Buffer and no
+ * stream bookkeeping per read. A read's bytes hold only until its onBackendData returns (the
+ * next read overwrites them): whoever relays them writes them at once or copies them
+ * (writeBorrowed), and the response reader copies what it keeps.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Writes bytes of a backend read to a client socket. A TLS socket encrypts what it is given at
+ * once, unless earlier writes are still queued (or it is corked): the Writable then keeps the
+ * Buffer itself, and gets a copy.
+ */
+export function writeBorrowed(socket: net.Socket, bytes: Buffer): boolean {
+  return socket.write(socket.writableLength > 0 || socket.writableCorked > 0 ? Buffer.from(bytes) : bytes);
+}
+
 /** Whoever holds a backend connection gets its events. */
 export interface BackendOwner {
   onBackendConnect(conn: BackendConn): void;
@@ -30,12 +47,12 @@ export class BackendConn {
   idleSince = 0;
   #gone = false;
 
-  constructor(pool: BackendPool, socket: net.Socket, owner: BackendOwner) {
+  constructor(pool: BackendPool, options: net.NetConnectOpts, owner: BackendOwner) {
     this.#pool = pool;
-    this.socket = socket;
     this.owner = owner;
+    const socket = net.connect({ ...options, onread: { buffer: READ_BUFFER, callback: this.#onRead } });
+    this.socket = socket;
     socket.on('connect', this.#onConnect);
-    socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
@@ -53,14 +70,16 @@ export class BackendConn {
     this.owner?.onBackendConnect(this);
   };
 
-  #onData = (chunk: Buffer): void => {
+  /** A read into READ_BUFFER; always true: reading goes on unless the owner paused the socket. */
+  #onRead = (bytes: number): boolean => {
     const owner = this.owner;
     if (owner === null) {
       // An idle backend connection must not talk: drop it.
       this.socket.destroy();
-      return;
+      return true;
     }
-    owner.onBackendData(this, chunk);
+    owner.onBackendData(this, READ_BUFFER.subarray(0, bytes));
+    return true;
   };
 
   #onEnd = (): void => {
@@ -160,11 +179,10 @@ export class BackendPool {
 
   /** A new connection, never a pooled one (a retry after a stale keep-alive). */
   dial(owner: BackendOwner): BackendConn {
-    const socket = net.connect(this.#connectOptions);
+    const conn = new BackendConn(this, this.#connectOptions, owner);
     // Armed once: writing a request refreshes it, so a lent connection gets the whole timeout,
     // and an idle pooled one is closed when it fires.
-    socket.setTimeout(this.#options.timeoutMs);
-    const conn = new BackendConn(this, socket, owner);
+    conn.socket.setTimeout(this.#options.timeoutMs);
     this.#all.add(conn);
     return conn;
   }

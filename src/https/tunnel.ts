@@ -4,7 +4,7 @@
 import type * as tls from 'node:tls';
 import type { ProxyCore } from './core.js';
 import { RELAY_QUEUE_BYTES } from './exchange.js';
-import type { BackendConn, BackendOwner } from './pool.js';
+import { type BackendConn, type BackendOwner, writeBorrowed } from './pool.js';
 
 export class Tunnel implements BackendOwner {
   readonly #core: ProxyCore;
@@ -31,7 +31,7 @@ export class Tunnel implements BackendOwner {
   /** Backend bytes to the client; a client that is backed up pauses the backend. */
   fromBackend(chunk: Buffer): void {
     this.#core.stats.bytesOut += chunk.length;
-    if (!this.#client.write(chunk) && this.#client.writableLength > RELAY_QUEUE_BYTES) {
+    if (!writeBorrowed(this.#client, chunk) && this.#client.writableLength > RELAY_QUEUE_BYTES) {
       this.#backend.socket.pause();
       this.#backendPaused = true;
     }

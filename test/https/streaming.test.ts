@@ -2,13 +2,23 @@
 // intact; with 60 MB in flight, a client that stops reading stalls the
 // backend, and a backend that stops reading stalls the client, before the
 // whole body has moved (kernel buffers hold some MB; the proxy adds 256 KiB).
+// Downloads at once, read in bursts, each arrive as the backend sent them: the
+// proxy reads every backend socket into one buffer and must copy what a client
+// has not taken yet.
 // 200 MB each way with the proxy's RSS measured: test/https/fixtures/soak.ts.
 import { createHash } from 'node:crypto';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import t from 'tap';
 import { waitFor } from '../helpers/wait.js';
-import { connectTls, httpsRequest, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+import {
+  connectTls,
+  httpsRequest,
+  patternedBytes,
+  removeDir,
+  startEchoBackend,
+  startProxy,
+} from './fixtures/helpers.js';
 
 const SIZE = 20 * 1024 * 1024;
 const backend = await startEchoBackend();
@@ -39,6 +49,54 @@ t.test('20 MB down and 20 MB up (chunked) arrive intact', async (t) => {
   t.equal(echo.bodyLength, SIZE);
   t.equal(echo.bodySha, sha);
 });
+
+t.test(
+  'downloads at once, read in bursts, HTTP/1 and HTTP/2: each arrives as the backend sent it',
+  async (t) => {
+    const size = 6 * 1024 * 1024;
+    // A client that stops now and then: the proxy's writes queue up behind what it has not read.
+    const bursty = (stream: NodeJS.ReadableStream & { pause(): void; resume(): void }) => {
+      let reads = 0;
+      stream.on('data', () => {
+        if (++reads % 8 === 0) {
+          stream.pause();
+          setTimeout(() => stream.resume(), 2);
+        }
+      });
+    };
+    const http1 = async (seed: number): Promise<Buffer> => {
+      const socket = await connectTls(fx.port, fx.pair);
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      bursty(socket);
+      socket.write(`GET /bytes?n=${size}&seed=${seed} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`);
+      await new Promise((resolve) => socket.once('close', resolve));
+      const all = Buffer.concat(chunks);
+      return all.subarray(all.indexOf('\r\n\r\n') + 4);
+    };
+    const h2 = async (seed: number): Promise<Buffer> => {
+      const session = http2.connect(`https://localhost:${fx.port}`, { ca: fx.pair.cert });
+      t.teardown(() => session.destroy());
+      const stream = session.request({ ':path': `/bytes?n=${size}&seed=${seed}` });
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      bursty(stream);
+      await new Promise((resolve, reject) => {
+        stream.once('end', resolve);
+        stream.once('error', reject);
+      });
+      session.close();
+      return Buffer.concat(chunks);
+    };
+    const bodies = await Promise.all([http1(1), http1(2), h2(3), h2(4)]);
+    bodies.forEach((body, i) => {
+      t.ok(
+        body.equals(patternedBytes(size, i + 1)),
+        `download ${i + 1} (${i < 2 ? 'HTTP/1.1' : 'h2'}) intact`,
+      );
+    });
+  },
+);
 
 t.test('a client that stops reading stops the backend (the proxy buffers no whole body)', async (t) => {
   const own = await startEchoBackend();
