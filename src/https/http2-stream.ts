@@ -5,13 +5,12 @@
 // into DATA frames. The backend side is the one exchange (exchange.ts).
 import type * as http2 from 'node:http2';
 import { countResponse } from '../stats/index.js';
-import { BodySpool } from './body-spool.js';
 import { cannedBody, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
-import { sendHeldBody, warnHeldBodyFailed } from './held-body.js';
-import { http1RequestHead, http2ResponseHeaders, http2Trailers, lastChunk } from './http2-head.js';
+import { http1RequestHead, http2ResponseHeaders, http2Trailers } from './http2-head.js';
+import { H2Upload, type H2UploadHost } from './http2-upload.js';
 import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
 
@@ -20,17 +19,11 @@ export class H2Stream implements ExchangeClient {
   readonly #core: ProxyCore;
   readonly #stream: http2.ServerHttp2Stream;
   #exchange: BackendExchange | null = null;
-  /** The request body goes to the backend chunked (unknown length, not held: --max-buffered-body off). */
-  #chunkedBody = false;
-  /** A request body of unknown length, held until it ends (body-spool.ts); null once sent or when not held. */
-  #spool: BodySpool | null = null;
-  /** The request head for the backend without its last CRLF, while the body is held. */
-  #heldHead = '';
-  #requestDone = false;
+  /** The request body's side; null for a request without one. */
+  #upload: H2Upload | null = null;
   #responded = false;
   #finished = false;
   #wantTrailers = false;
-  #requestTrailers: http2.IncomingHttpHeaders | null = null;
   /** Sent to the backend as X-Request-Id, and in the proxy's own answer; '' until the request is taken. */
   #requestId = '';
   readonly #peer: Peer;
@@ -53,14 +46,6 @@ export class H2Stream implements ExchangeClient {
     this.#stream = stream;
     this.#peer = peer;
     const { text, hasLength } = http1RequestHead(headers);
-    if (stream.endAfterHeaders) {
-      this.#requestDone = true;
-    } else if (!hasLength) {
-      // A body of unknown length is held to be sent with its length, unless told not to.
-      const limit = core.limits.maxBufferedBodyBytes;
-      if (limit > 0) this.#spool = new BodySpool(limit, () => stream.resume());
-      else this.#chunkedBody = true;
-    }
     // Counted as HTTP/1 counts a request: its head (here in its HTTP/1.1 form) and its body.
     core.stats.bytesIn += text.length;
     this.#in = text.length;
@@ -84,8 +69,7 @@ export class H2Stream implements ExchangeClient {
     }
     stream.on('close', this.#onClose);
     stream.on('error', noop);
-    // Trailers are an event, not buffered like data: kept from the start.
-    stream.on('trailers', this.#onTrailers);
+    if (!stream.endAfterHeaders) this.#upload = new H2Upload(core, stream, this.#uploadHost(), hasLength);
     // The backend is taken one turn of the event loop later: a stream its client resets at
     // once (HTTP/2 rapid reset, CVE-2023-44487: HEADERS then RST_STREAM in one packet, over and
     // over) is gone by then and costs no backend connection (issue 9, item 23). Its body, if
@@ -96,19 +80,16 @@ export class H2Stream implements ExchangeClient {
   #start(head: Head, peer: Peer): void {
     const stream = this.#stream;
     if (this.#finished || stream.destroyed || stream.closed) return;
-    stream.on('data', this.#onData);
-    stream.on('end', this.#onEnd);
     stream.on('drain', this.#onDrain);
     this.#requestId = requestIdFor(head, this.#core.settings);
     const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId);
-    if (this.#spool !== null) {
-      // The backend is taken once the body has ended and its length is known (#onSpooled).
-      this.#heldHead = sent.slice(0, -2);
+    if (this.#upload !== null) {
+      this.#upload.start(sent);
       return;
     }
     const exchange = this.#openExchange();
-    if (this.#requestDone) exchange.endRequest();
-    exchange.writeHead(this.#chunkedBody ? `${sent.slice(0, -2)}Transfer-Encoding: chunked\r\n\r\n` : sent);
+    exchange.endRequest();
+    exchange.writeHead(sent);
   }
 
   #openExchange(): BackendExchange {
@@ -119,85 +100,23 @@ export class H2Stream implements ExchangeClient {
     return exchange;
   }
 
-  /**
-   * The held body is all in memory or in its file: the backend gets the head with the body's
-   * Content-Length (chunked only to carry the stream's trailers), then the body.
-   */
-  #onSpooled = (error: NodeJS.ErrnoException | null): void => {
-    const spool = this.#spool;
-    if (this.#finished || spool === null) return;
-    if (error !== null) {
-      this.#spoolFailed(spool, error);
-      return;
-    }
-    const trailers = this.#requestTrailers;
-    sendHeldBody(
-      this.#openExchange(),
-      this.#heldHead,
-      spool,
-      trailers === null ? null : lastChunk(trailers),
-      (readError) => {
-        if (readError !== null) this.#spoolFailed(spool, readError);
-        else this.#spool = null;
+  #uploadHost(): H2UploadHost {
+    return {
+      openExchange: () => this.#openExchange(),
+      exchange: () => this.#exchange,
+      finished: () => this.#finished,
+      fail: (status: number) => {
+        this.#exchange?.abort();
+        this.#exchange = null;
+        this.#finished = true;
+        this.#respondCanned(status);
       },
-    );
-  };
-
-  /** The held body could not be written or read back (a full disk): 500, and the operator told where. */
-  #spoolFailed(spool: BodySpool, error: NodeJS.ErrnoException): void {
-    spool.close();
-    this.#spool = null;
-    warnHeldBodyFailed(this.#core, error, spool.folder);
-    this.#exchange?.abort();
-    this.#exchange = null;
-    this.#finished = true;
-    this.#respondCanned(500);
+      received: (bytes: number) => {
+        this.#core.stats.bytesIn += bytes;
+        this.#in += bytes;
+      },
+    };
   }
-
-  #onData = (chunk: Buffer): void => {
-    if (this.#finished) return;
-    this.#core.stats.bytesIn += chunk.length;
-    this.#in += chunk.length;
-    const spool = this.#spool;
-    if (spool !== null) {
-      const answer = spool.add(chunk);
-      if (answer === 'wait') this.#stream.pause();
-      else if (answer === 'too-large') this.#refuseBody();
-      return;
-    }
-    const exchange = this.#exchange;
-    if (exchange === null) return;
-    const flowing = this.#chunkedBody ? exchange.writeChunk(chunk) : exchange.writeBody(chunk);
-    if (!flowing) this.#stream.pause();
-  };
-
-  /** A body of unknown length over --max-buffered-body: 413, and the client asked to stop sending. */
-  #refuseBody(): void {
-    this.#spool?.close();
-    this.#spool = null;
-    this.#finished = true;
-    this.#respondCanned(413);
-    // The answer is whole: the client is asked to stop sending the rest (RFC 9113 section 8.1).
-    const stream = this.#stream;
-    if (stream.writableEnded) stream.once('finish', () => setImmediate(() => stream.close(NGHTTP2_NO_ERROR)));
-  }
-
-  #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
-    // Trailers ride only in a chunked body: a held body is then sent chunked (#onSpooled).
-    this.#requestTrailers = trailers;
-  };
-
-  #onEnd = (): void => {
-    this.#requestDone = true;
-    if (this.#spool !== null) {
-      this.#spool.finish(this.#onSpooled);
-      return;
-    }
-    const exchange = this.#exchange;
-    if (exchange === null) return;
-    exchange.endRequest();
-    if (this.#chunkedBody) exchange.writeFraming(lastChunk(this.#requestTrailers));
-  };
 
   #onDrain = (): void => {
     this.#exchange?.clientDrained();
@@ -206,7 +125,7 @@ export class H2Stream implements ExchangeClient {
   #onClose = (): void => {
     if (!this.#finished) {
       this.#finished = true;
-      this.#spool?.close();
+      this.#upload?.close();
       this.#exchange?.abort();
       this.#exchange = null;
       // The client reset the stream (or went away) before its answer: nginx's 499.
@@ -217,8 +136,7 @@ export class H2Stream implements ExchangeClient {
   // ---- the exchange's events ---------------------------------------------
 
   onRequestDrained(): void {
-    if (this.#spool !== null) this.#spool.resume();
-    else this.#stream.resume();
+    this.#upload?.drained();
   }
 
   afterBackendRead(): void {
@@ -403,6 +321,5 @@ export class H2Stream implements ExchangeClient {
 export function noop(): void {}
 
 // RFC 9113 error codes (node:http2's constants, without loading the module for them).
-const NGHTTP2_NO_ERROR = 0;
 const NGHTTP2_CANCEL = 8;
 const NGHTTP2_INTERNAL_ERROR = 2;
