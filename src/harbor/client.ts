@@ -2,9 +2,8 @@
 // of --node-url / HARBOR_NODE_URL that answers (a node that cannot be reached
 // is skipped; one that answers, even with an error, has answered). A refusal
 // comes back as a HarborError with the node's own code and words.
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { CATALOGUE, type ErrorCode, HarborError } from '../errors/index.js';
+import { nodeApiRequest } from '../node-api/request.js';
 
 /** How long one node may take to answer before the next is tried. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -45,7 +44,7 @@ export class NodeClient {
     for (const url of this.urls) {
       let answer: { status: number; text: string };
       try {
-        answer = await exchange(method, url + path, body, this.#token);
+        answer = await nodeApiRequest(method, url + path, body, this.#token, REQUEST_TIMEOUT_MS);
       } catch (error) {
         reasons.push(`${url}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
         continue;
@@ -63,47 +62,6 @@ export class NodeClient {
       `no Harbor node answered (${reasons.join('; ')}); set --node-url or HARBOR_NODE_URL`,
     );
   }
-}
-
-/**
- * One request with node:http(s): a command is one or two requests, and fetch's first use
- * costs a quarter of a second of start-up (undici and its WebAssembly parser) every time.
- */
-function exchange(
-  method: string,
-  url: string,
-  body: unknown,
-  token: string | undefined,
-): Promise<{ status: number; text: string }> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  const headers: Record<string, string> = {};
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
-  if (payload !== undefined) {
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = String(Buffer.byteLength(payload));
-  }
-  return new Promise((resolve, reject) => {
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch {
-      reject(new Error('not a URL'));
-      return;
-    }
-    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(target, { method, headers, timeout: REQUEST_TIMEOUT_MS }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    req.on('error', reject);
-    req.end(payload);
-  });
 }
 
 /** A node's 4xx/5xx as the error it names (its own code when this package knows it). */

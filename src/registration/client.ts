@@ -4,6 +4,7 @@
 // error is retried with capped exponential backoff and logged once per
 // change (W_NODE_UNREACHABLE); nothing here ever throws at the sidecar.
 import type { Logger } from '../log/index.js';
+import { type NodeApiAnswer, nodeApiRequest } from '../node-api/request.js';
 
 export interface RegisteredService {
   /** The credentials' `name` field: the service instance id, which is the node's service id. */
@@ -34,8 +35,6 @@ export interface RegistrationOptions {
   /** Retry delays start at this and double up to maxBackoffMs. Defaults 1 s and 30 s. */
   readonly minBackoffMs?: number | undefined;
   readonly maxBackoffMs?: number | undefined;
-  /** Injected for tests; defaults to global fetch. */
-  readonly fetch?: typeof fetch | undefined;
 }
 
 export interface RegistrationStatus {
@@ -69,7 +68,6 @@ class Registration {
 export class RegistrationClient {
   readonly #options: RegistrationOptions;
   readonly #logger: Logger;
-  readonly #fetch: typeof fetch;
   readonly #ttl: number;
   /** A third of the TTL: two refreshes may be lost before the node drops the instance. */
   readonly #refreshMs: number;
@@ -82,7 +80,6 @@ export class RegistrationClient {
   constructor(options: RegistrationOptions) {
     this.#options = options;
     this.#logger = options.logger;
-    this.#fetch = options.fetch ?? fetch;
     this.#ttl = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     this.#refreshMs = Math.max(200, (this.#ttl * 1000) / 3);
     this.#bases = options.nodeUrl
@@ -107,7 +104,7 @@ export class RegistrationClient {
         await r.inflight;
         try {
           const response = await this.#request('DELETE', r.service);
-          if (response.ok || response.status === 404) {
+          if (ok(response) || response.status === 404) {
             this.#logger.info({ service: r.service.serviceName }, 'deregistered from the Harbor node');
           } else {
             this.#logger.warn(
@@ -154,7 +151,7 @@ export class RegistrationClient {
         ttl: this.#ttl,
         ...(r.service.udpCheck !== undefined && { udp_check: r.service.udpCheck }),
       });
-      if (!response.ok) problem = `HTTP ${response.status}: ${await errorText(response)}`;
+      if (!ok(response)) problem = `HTTP ${response.status}: ${errorText(response)}`;
     } catch (error) {
       problem = describe(error);
     }
@@ -215,14 +212,17 @@ export class RegistrationClient {
    * Sends to the node that answered last; when it cannot be reached or answers 5xx (a node
    * whose store is away), tries the others in turn. The last answer or failure is returned.
    */
-  async #request(method: 'PUT' | 'DELETE', service: RegisteredService, body?: unknown): Promise<Response> {
+  async #request(
+    method: 'PUT' | 'DELETE',
+    service: RegisteredService,
+    body?: unknown,
+  ): Promise<NodeApiAnswer> {
     const count = this.#bases.length;
     for (let tried = 1; ; tried++) {
       const base = this.#bases[this.#current]!;
       try {
         const response = await this.#requestTo(base, method, service, body);
         if (response.status < 500 || tried >= count) return response;
-        await response.body?.cancel();
       } catch (error) {
         if (tried >= count) throw error;
       }
@@ -235,32 +235,33 @@ export class RegistrationClient {
     method: 'PUT' | 'DELETE',
     service: RegisteredService,
     body?: unknown,
-  ): Promise<Response> {
+  ): Promise<NodeApiAnswer> {
     const url = `${base}/v1/services/${encodeURIComponent(service.serviceId)}/instances/${encodeURIComponent(this.#options.instanceId)}`;
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.#options.token) headers.authorization = `Bearer ${this.#options.token}`;
-    return this.#fetch(url, {
+    return nodeApiRequest(
       method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 5000),
-    });
+      url,
+      body,
+      this.#options.token || undefined,
+      this.#options.requestTimeoutMs ?? 5000,
+    );
   }
 }
 
-async function errorText(response: Response): Promise<string> {
+const ok = (answer: NodeApiAnswer): boolean => answer.status >= 200 && answer.status < 300;
+
+/** What a refusing node said: its JSON `error`, else the start of its answer. */
+function errorText(answer: NodeApiAnswer): string {
   try {
-    const text = await response.text();
-    const parsed = JSON.parse(text) as { error?: unknown };
-    return typeof parsed.error === 'string' ? parsed.error : text.slice(0, 200);
+    const parsed = JSON.parse(answer.text) as { error?: unknown };
+    if (typeof parsed.error === 'string') return parsed.error;
   } catch {
-    return response.statusText;
+    // Not JSON: the text itself.
   }
+  return answer.text.slice(0, 200);
 }
 
 function describe(error: unknown): string {
-  const e = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError') return 'request timed out';
-  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(error);
+  const e = error as { code?: string; message?: string };
+  if (e?.code === 'ETIMEDOUT') return 'request timed out';
+  return e?.code ?? e?.message ?? String(error);
 }
