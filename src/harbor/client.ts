@@ -3,7 +3,7 @@
 // is skipped; one that answers, even with an error, has answered). A refusal
 // comes back as a HarborError with the node's own code and words.
 import { CATALOGUE, type ErrorCode, HarborError } from '../errors/index.js';
-import { nodeApiRequest } from '../node-api/request.js';
+import { nodeApiRequest } from '../node-api/index.js';
 
 /** How long one node may take to answer before the next is tried. */
 const REQUEST_TIMEOUT_MS = 10_000;

@@ -4,7 +4,7 @@
 // error is retried with capped exponential backoff and logged once per
 // change (W_NODE_UNREACHABLE); nothing here ever throws at the sidecar.
 import type { Logger } from '../log/index.js';
-import { type NodeApiAnswer, nodeApiRequest } from '../node-api/request.js';
+import { type NodeApiAnswer, nodeApiRequest } from '../node-api/index.js';
 
 export interface RegisteredService {
   /** The credentials' `name` field: the service instance id, which is the node's service id. */

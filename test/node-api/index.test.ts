@@ -4,7 +4,7 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import t from 'tap';
-import { nodeApiRequest } from '../../src/node-api/request.js';
+import { nodeApiRequest } from '../../src/node-api/index.js';
 import { freePort } from '../helpers/net.js';
 
 t.test('a PUT with a JSON body and a token; the answer whole', async (t) => {
