@@ -3,7 +3,7 @@
 // is skipped; one that answers, even with an error, has answered). A refusal
 // comes back as a HarborError with the node's own code and words.
 import { CATALOGUE, type ErrorCode, HarborError } from '../errors/index.js';
-import { nodeApiRequest } from '../node-api/index.js';
+import { type NodeApiAnswer, nodeApiRequest } from '../node-api/index.js';
 
 /** How long one node may take to answer before the next is tried. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -42,7 +42,7 @@ export class NodeClient {
   async send<T>(method: string, path: string, body?: unknown): Promise<NodeAnswer<T>> {
     const reasons: string[] = [];
     for (const url of this.urls) {
-      let answer: { status: number; text: string };
+      let answer: NodeApiAnswer;
       try {
         answer = await nodeApiRequest(method, url + path, body, this.#token, REQUEST_TIMEOUT_MS);
       } catch (error) {

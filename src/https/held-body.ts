@@ -36,10 +36,14 @@ export function sendHeldBody(
   });
 }
 
-/** The held body could not be written or read back (a full or missing temp folder): said once per request. */
-export function warnHeldBodyFailed(core: ProxyCore, error: NodeJS.ErrnoException, folder: string): void {
+/**
+ * The held body could not be written or read back (a full or missing temp folder): it is
+ * thrown away, and said once per request (the request is answered 500 by its protocol).
+ */
+export function dropHeldBody(core: ProxyCore, spool: BodySpool, error: NodeJS.ErrnoException): void {
+  spool.close();
   core.logger.warn(
-    { service: core.service, code: error.code, folder },
+    { service: core.service, code: error.code, folder: spool.folder },
     'a request body without a length could not be held in the temp folder: 500',
   );
 }

@@ -7,7 +7,7 @@ import { BodySpool, type SpoolAdd } from './body-spool.js';
 import { ChunkedParser } from './chunked.js';
 import type { ProxyCore } from './core.js';
 import type { BackendExchange } from './exchange.js';
-import { sendHeldBody, warnHeldBodyFailed } from './held-body.js';
+import { dropHeldBody, sendHeldBody } from './held-body.js';
 import { BODY_CHUNKED, BODY_LENGTH, type Request } from './http1-request.js';
 
 /** How long the backend may take to answer Expect: 100-continue before the proxy does. */
@@ -180,9 +180,8 @@ export class Http1Upload {
   }
 
   #heldFailed(request: Request, spool: BodySpool, error: NodeJS.ErrnoException): void {
-    spool.close();
     request.held = null;
-    warnHeldBodyFailed(this.#core, error, spool.folder);
+    dropHeldBody(this.#core, spool, error);
     this.#host.fail(500);
   }
 

@@ -25,7 +25,7 @@ import {
 } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
 import { Request } from './http1-request.js';
-import { Http1Upload } from './http1-upload.js';
+import { Http1Upload, type UploadHost } from './http1-upload.js';
 import { type BackendConn, writeBorrowed } from './pool.js';
 import { ResponseReader } from './response-reader.js';
 import { Tunnel } from './tunnel.js';
@@ -355,7 +355,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     this.#reject(status, reason);
   }
 
-  #uploadHost() {
+  #uploadHost(): UploadHost {
     return {
       pauseClient: () => this.#pauseClient(),
       resumeBody: () => {

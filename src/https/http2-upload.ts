@@ -7,7 +7,7 @@ import type * as http2 from 'node:http2';
 import { BodySpool } from './body-spool.js';
 import type { ProxyCore } from './core.js';
 import type { BackendExchange } from './exchange.js';
-import { sendHeldBody, warnHeldBodyFailed } from './held-body.js';
+import { dropHeldBody, sendHeldBody } from './held-body.js';
 import { lastChunk } from './http2-head.js';
 
 /** What the body side asks of its stream. */
@@ -137,9 +137,8 @@ export class H2Upload {
 
   /** The held body could not be written or read back (a full disk): 500, and the operator told where. */
   #spoolFailed(spool: BodySpool, error: NodeJS.ErrnoException): void {
-    spool.close();
     this.#spool = null;
-    warnHeldBodyFailed(this.#core, error, spool.folder);
+    dropHeldBody(this.#core, spool, error);
     this.#host.fail(500);
   }
 
