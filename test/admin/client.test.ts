@@ -14,6 +14,7 @@ import type { Address } from '../../src/config/types.js';
 import { isHarborError } from '../../src/errors/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { countResponse, createServiceStats } from '../../src/stats/index.js';
+import { refusingPort } from '../helpers/net.js';
 
 const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
 const DAY = 86_400_000;
@@ -210,11 +211,7 @@ t.test('an admin endpoint on 0.0.0.0 is reached on loopback', async (t) => {
 });
 
 t.test('nothing listening: one line naming the address, exit 1', async (t) => {
-  // A port that was free a moment ago: listen on 0, note it, close.
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const port = await refusingPort();
   const address: Address = { kind: 'tcp', host: '127.0.0.1', port };
 
   const result = await runStatusCommand({ address });

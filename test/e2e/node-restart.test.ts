@@ -4,7 +4,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { bothTagServer, deadPort, tagServer, tcpRequest, udpClient } from '../forward/fixtures/net.js';
+import { bothTagServer, tagServer, tcpRequest, udpClient } from '../forward/fixtures/net.js';
+import { refusingPort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, startNodeProcess } from '../node/fixtures/spawn.js';
@@ -17,7 +18,7 @@ t.test('restart after kill -9 restores ports and instances; traffic flows again'
   const [a, b] = await Promise.all([tagServer(t, 'a'), tagServer(t, 'b')]);
   // The both- service's app answers UDP and TCP on one port number, as a sidecar forwarding both would.
   const udpApp = await bothTagServer(t, 'u');
-  const deadApp = await deadPort();
+  const deadApp = await refusingPort();
 
   const first = await startNodeProcess(t, args, env);
   const tcp = (await api(first.api, 'POST', '/v1/services', { name: 'tcp-web' }, 'tok')).json;

@@ -6,7 +6,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { deadPort, tagServer, tcpRequest } from '../forward/fixtures/net.js';
+import { tagServer, tcpRequest } from '../forward/fixtures/net.js';
+import { refusingPort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, startNodeProcess } from '../node/fixtures/spawn.js';
@@ -70,7 +71,7 @@ t.test('client -> node -> sidecar --forward -> app; registered, then removed on 
 t.test('a node that is down does not stop the sidecar serving', async (t) => {
   const intPort = (await freeRange(1)).first;
   const app = await tagServer(t, 'app');
-  const nodePort = await deadPort();
+  const nodePort = await refusingPort();
   const creds = {
     hostname: 'h',
     host: '127.0.0.1',

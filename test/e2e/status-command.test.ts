@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { OpensslFactory, opensslFingerprint, read } from '../fixtures/certs-helpers.js';
 import { exited, type RunResult, runSidecarAsync, startSidecar, waitForOutput } from '../helpers/cli.js';
-import { type EchoBackend, echoBackend, freePort, httpsGet } from '../helpers/net.js';
+import { type EchoBackend, echoBackend, freePort, httpsGet, refusingPort } from '../helpers/net.js';
 
 function status(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
   return runSidecarAsync(['status', ...args], env);
@@ -131,7 +131,7 @@ t.test('status of a running sidecar: table, --json, exit 0 ready, 1 not ready', 
 });
 
 t.test('status when the admin endpoint cannot be reached: one line, exit 1', async (t) => {
-  const nobody = `127.0.0.1:${await freePort()}`;
+  const nobody = `127.0.0.1:${await refusingPort()}`;
   const table = await status(['--admin', nobody]);
   t.equal(table.status, 1);
   t.equal(

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { fixedPicker, TcpForwarder } from '../../src/forward/index.js';
 import { silentLogger } from '../../src/log/index.js';
+import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
-import { deadPort } from './fixtures/net.js';
 
 const haveNginx = await new Promise<boolean>((resolve) => {
   const probe = spawn('nginx', ['-v'], { stdio: 'ignore' });
@@ -40,7 +40,7 @@ t.test(
   { skip: haveNginx ? false : 'nginx is not installed' },
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'harbor-nginx-'));
-    const port = await deadPort();
+    const port = await freePort();
     await writeFile(
       join(dir, 'nginx.conf'),
       // One process (no master and worker), so killing it leaves nothing behind.

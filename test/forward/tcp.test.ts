@@ -3,8 +3,9 @@ import * as net from 'node:net';
 import t, { type Test } from 'tap';
 import { fixedPicker, type Picker, type Target, TcpForwarder } from '../../src/forward/index.js';
 import { silentLogger } from '../../src/log/index.js';
+import { refusingPort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
-import { deadPort, echoServer, listenTcp, tagServer, tcpRequest } from './fixtures/net.js';
+import { echoServer, listenTcp, tagServer, tcpRequest } from './fixtures/net.js';
 
 const logger = silentLogger();
 
@@ -92,7 +93,7 @@ t.test('large transfer both ways arrives intact (backpressure)', async (t) => {
 
 t.test('a refusing target is failed and the connection goes to the next', async (t) => {
   const live = await tagServer(t, 'live');
-  const dead: Target = { host: '127.0.0.1', port: await deadPort() };
+  const dead: Target = { host: '127.0.0.1', port: await refusingPort() };
   const picker = listPicker([dead, { host: '127.0.0.1', port: live.port }]);
   const forwarder = await startTcp(t, picker);
   t.equal(await tcpRequest(forwarder.port!), 'live');
@@ -102,7 +103,7 @@ t.test('a refusing target is failed and the connection goes to the next', async 
 });
 
 t.test('with no live target the client is closed at once', async (t) => {
-  const dead: Target = { host: '127.0.0.1', port: await deadPort() };
+  const dead: Target = { host: '127.0.0.1', port: await refusingPort() };
   const forwarder = await startTcp(t, listPicker([dead]));
   // Closed without an answer: a FIN, or a reset when the relay had unread bytes from us.
   t.equal(

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { udpTagServer } from '../forward/fixtures/net.js';
 import { cleanEnv, HARBOR_BIN, runHarbor, SIDECAR_BIN } from '../helpers/cli.js';
-import { freePort } from '../helpers/net.js';
+import { refusingPort } from '../helpers/net.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, startNodeProcess } from '../node/fixtures/spawn.js';
 
@@ -141,7 +141,7 @@ t.test(
   'several node URLs: the first that answers; the token; what cannot work exits 2, 78 or 1',
   async (t) => {
     const { api: url } = await node(t, { HARBOR_NODE_TOKEN: 'sekrit' });
-    const dead = `http://127.0.0.1:${await freePort()}`;
+    const dead = `http://127.0.0.1:${await refusingPort()}`;
     const both = { HARBOR_NODE_URL: `${dead},${url}`, HARBOR_NODE_TOKEN: 'sekrit' };
     t.equal((await runHarbor(['create-service', 'tcp-x'], both)).status, 0, 'past a node that is down');
     const noToken = await runHarbor(['services'], { HARBOR_NODE_URL: url });

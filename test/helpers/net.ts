@@ -1,7 +1,7 @@
 // Small loopback helpers for tests: free ports, a backend that echoes what it
 // received, a TLS probe that reports the certificate served.
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import * as tls from 'node:tls';
 
 export function freePort(host = '127.0.0.1'): Promise<number> {
@@ -13,6 +13,27 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A loopback TCP port that refuses connections for as long as this process lives and that no
+ * other test can take meanwhile: the local end of a connection this process holds open. A port
+ * from freePort() is only free when it is returned; another test may listen on it a moment later.
+ */
+export async function refusingPort(): Promise<number> {
+  const server = createServer((accepted) => accepted.unref());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const holder = connect((server.address() as { port: number }).port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    holder.once('connect', resolve);
+    holder.once('error', reject);
+  });
+  holder.unref();
+  server.unref();
+  return holder.localPort as number;
 }
 
 export interface EchoBackend {

@@ -5,7 +5,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import t from 'tap';
 import { nodeApiRequest } from '../../src/node-api/index.js';
-import { freePort } from '../helpers/net.js';
+import { refusingPort } from '../helpers/net.js';
 
 t.test('a PUT with a JSON body and a token; the answer whole', async (t) => {
   let seen: { method?: string; url?: string; headers?: IncomingHttpHeaders; body?: string } = {};
@@ -57,7 +57,7 @@ t.test('a node that says nothing: ETIMEDOUT; a node not there: ECONNREFUSED', as
   await t.rejects(nodeApiRequest('GET', `http://127.0.0.1:${port}/`, undefined, undefined, 300), {
     code: 'ETIMEDOUT',
   });
-  const closed = await freePort();
+  const closed = await refusingPort();
   await t.rejects(nodeApiRequest('GET', `http://127.0.0.1:${closed}/`, undefined, undefined, 5000), {
     code: 'ECONNREFUSED',
   });

@@ -1,14 +1,8 @@
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import t from 'tap';
-import {
-  deadPort,
-  listenTcp,
-  tagServer,
-  tcpRequest,
-  udpClient,
-  udpTagServer,
-} from '../forward/fixtures/net.js';
+import { listenTcp, tagServer, tcpRequest, udpClient, udpTagServer } from '../forward/fixtures/net.js';
+import { freePort, refusingPort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { startNode } from './fixtures/node.js';
 
@@ -95,7 +89,7 @@ t.test('one instance down: the others take every connection and none fails', asy
   const n = await startNode(t);
   const servers = await Promise.all(['a', 'c'].map((tag) => tagServer(t, tag)));
   const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-down' });
-  const ports = [servers[0]!.port, await deadPort(), servers[1]!.port];
+  const ports = [servers[0]!.port, await refusingPort(), servers[1]!.port];
   for (const [i, port] of ports.entries()) {
     await n.call('PUT', `/v1/services/${creds.name}/instances/i${i}`, { host: '127.0.0.1', port });
   }
@@ -325,7 +319,7 @@ t.test(
 async function downInstance(t: Parameters<typeof startNode>[0], retryMs: number) {
   const n = await startNode(t, { downMs: 60_000, retryMs });
   const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-down' });
-  const port = await deadPort();
+  const port = await freePort(); // listened on later by back()
   await n.call('PUT', `/v1/services/${creds.name}/instances/a`, { host: '127.0.0.1', port });
   await tcpRequest(creds.port).catch(() => '');
   const state = async () => (await n.call('GET', `/v1/services/${creds.name}`)).json.instances[0].state;

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { silentLogger } from '../../src/log/index.js';
 import { HarborNode, type HarborNodeOptions, StateFile } from '../../src/node/index.js';
-import { deadPort, tagServer, tcpRequest, udpClient, udpTagServer } from '../forward/fixtures/net.js';
+import { tagServer, tcpRequest, udpClient, udpTagServer } from '../forward/fixtures/net.js';
+import { refusingPort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { freeRange } from './fixtures/ranges.js';
 
@@ -35,7 +36,7 @@ t.test(
     const range = await freeRange(4);
     const udpApp = await udpTagServer(t, 'u');
     const tcpApp = await tagServer(t, 'tcp');
-    const dead = await deadPort();
+    const dead = await refusingPort();
     const first = await node(t, { range, stateFile });
     const udp = await first.createService('udp-voice');
     const tcp = await first.createService('tcp-shop');

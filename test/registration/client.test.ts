@@ -2,7 +2,8 @@ import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
 import { HarborNode, NodeApi } from '../../src/node/index.js';
 import { RegistrationClient, resolveInstanceHost, resolveInstanceId } from '../../src/registration/index.js';
-import { deadPort, tagServer, tcpRequest } from '../forward/fixtures/net.js';
+import { tagServer, tcpRequest } from '../forward/fixtures/net.js';
+import { freePort, refusingPort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { startNode } from '../node/fixtures/node.js';
 import { freeRange } from '../node/fixtures/ranges.js';
@@ -55,7 +56,7 @@ t.test('a node that is down is retried with backoff; registration succeeds once 
   await node.start();
   t.teardown(() => node.drain(0));
   const creds = await node.createService('tcp-late');
-  const apiPort = await deadPort();
+  const apiPort = await freePort(); // the node's API listens here later
   const client = new RegistrationClient({
     nodeUrl: `http://127.0.0.1:${apiPort}`,
     instanceId: 'late-1',
@@ -133,7 +134,7 @@ t.test('retries never wait longer than a third of the TTL, whatever the backoff 
   // Issue 9, item 8: after a node outage longer than the TTL, a 30 s backoff let the restored
   // instance expire before the next try.
   const client = new RegistrationClient({
-    nodeUrl: `http://127.0.0.1:${await deadPort()}`,
+    nodeUrl: `http://127.0.0.1:${await refusingPort()}`,
     instanceId: 'ttl-1',
     host: '127.0.0.1',
     services: [{ serviceId: 'x', serviceName: 'tcp-x', port: 4100 }],
@@ -173,7 +174,7 @@ t.test(
     const n = await startNode(t);
     const app = await tagServer(t, 'app');
     const { json: creds } = await n.call('POST', '/v1/services', { name: 'tcp-app' });
-    const dead = `http://127.0.0.1:${await deadPort()}`;
+    const dead = `http://127.0.0.1:${await refusingPort()}`;
     const client = new RegistrationClient({
       nodeUrl: `${dead}, ${n.url}/`,
       instanceId: 'guid-multi',
