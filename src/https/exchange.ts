@@ -63,11 +63,15 @@ export class BackendExchange implements BackendOwner, ResponseSink {
   #stallTimer: NodeJS.Timeout | undefined;
   #over = false;
 
-  /** Takes a backend connection at once. `noBody`: a HEAD request; `decode`: strip chunked framing. */
+  /**
+   * Takes a backend connection at once. `sendsBody`: the request has a body; `noBody`: a HEAD
+   * request (no response body); `decode`: strip chunked framing.
+   */
   constructor(
     core: ProxyCore,
     client: ExchangeClient,
     reader: ResponseReader,
+    sendsBody: boolean,
     noBody: boolean,
     decode: boolean,
   ) {
@@ -75,7 +79,7 @@ export class BackendExchange implements BackendOwner, ResponseSink {
     this.#client = client;
     this.#reader = reader;
     reader.reset(noBody, decode);
-    this.#backend = core.pool.acquire(this);
+    this.#backend = core.pool.acquire(this, sendsBody);
   }
 
   /** True while the exchange holds a backend connection and has not ended. */

@@ -300,7 +300,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     const rest = this.#buf;
     if (request.done) {
       this.#state = C_WAIT;
-      const exchange = this.#openExchange(request);
+      const exchange = this.#openExchange(request, false);
       exchange.endRequest();
       exchange.writeHead(buildRequestHead(head, this.#peer, core.settings, request.upgrade, request.id));
       // Anything after a bodiless request is pipelined: it waits.
@@ -322,7 +322,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       );
       if (rest !== null) flowing = upload.feed(null, rest, 0);
     } else {
-      const exchange = this.#openExchange(request);
+      const exchange = this.#openExchange(request, true);
       exchange.corked(() => {
         exchange.writeHead(buildRequestHead(head, this.#peer, core.settings, request.upgrade, request.id));
         if (rest !== null) flowing = upload.feed(exchange, rest, 0);
@@ -332,11 +332,12 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     if (this.#state === C_BODY && flowing) this.#resumeClient();
   }
 
-  #openExchange(request: Request): BackendExchange {
+  #openExchange(request: Request, sendsBody: boolean): BackendExchange {
     const exchange = new BackendExchange(
       this.#core,
       this,
       this.#reader,
+      sendsBody,
       this.#head.method === 'HEAD',
       request.http10,
     );
@@ -373,7 +374,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
         this.#writeClient('HTTP/1.1 100 Continue\r\n\r\n');
       },
       current: (request: Request) => this.#request === request && this.#state !== C_CLOSED,
-      openExchange: (request: Request) => this.#openExchange(request),
+      openExchange: (request: Request) => this.#openExchange(request, true),
     };
   }
 

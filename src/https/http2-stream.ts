@@ -87,22 +87,22 @@ export class H2Stream implements ExchangeClient {
       this.#upload.start(sent);
       return;
     }
-    const exchange = this.#openExchange();
+    const exchange = this.#openExchange(false);
     exchange.endRequest();
     exchange.writeHead(sent);
   }
 
-  #openExchange(): BackendExchange {
+  #openExchange(sendsBody: boolean): BackendExchange {
     const core = this.#core;
     const reader = new ResponseReader(core.limits.maxHeaderBytes);
-    const exchange = new BackendExchange(core, this, reader, this.#head!.method === 'HEAD', true);
+    const exchange = new BackendExchange(core, this, reader, sendsBody, this.#head!.method === 'HEAD', true);
     this.#exchange = exchange;
     return exchange;
   }
 
   #uploadHost(): H2UploadHost {
     return {
-      openExchange: () => this.#openExchange(),
+      openExchange: () => this.#openExchange(true),
       exchange: () => this.#exchange,
       finished: () => this.#finished,
       fail: (status: number) => {

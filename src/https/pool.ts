@@ -135,6 +135,12 @@ const BURST_MS = 10_000;
 const QUICK_CLOSE_MS = 1000;
 /** How long pooling stays off before it is tried again (the backend may have been restarted or reconfigured). */
 const RELEARN_MS = 60_000;
+/**
+ * The longest a pooled connection may have been idle and still carry a request whose body goes
+ * out as it arrives: shorter than any backend's keep-alive timeout in common use (gunicorn's is
+ * 2 s), so such a request does not meet a backend closing the connection as it is sent.
+ */
+const BODY_REUSE_IDLE_MS = 1000;
 
 export class BackendPool {
   readonly #options: BackendPoolOptions;
@@ -149,6 +155,8 @@ export class BackendPool {
   #failing = false;
   #keepAlive = true;
   #keepAliveOffSince = 0;
+  /** A connection has carried a second exchange: the backend keeps connections (see acquire). */
+  #keptOne = false;
 
   constructor(options: BackendPoolOptions) {
     this.#options = options;
@@ -164,9 +172,17 @@ export class BackendPool {
     return this.#answered;
   }
 
-  /** Lends a connection: an idle one (connected at once) or a new one (`onBackendConnect` follows). */
-  acquire(owner: BackendOwner): BackendConn {
+  /**
+   * Lends a connection: an idle one (connected at once) or a new one (`onBackendConnect`
+   * follows). `sendsBody`: the request's body goes out as it arrives and cannot be sent twice,
+   * so a pooled connection the backend may be closing (the retry-once rule cannot help) is not
+   * lent for it: only a recently used one of a backend seen to keep its connections.
+   */
+  acquire(owner: BackendOwner, sendsBody: boolean): BackendConn {
     const idle = this.#idle;
+    if (sendsBody && (!this.#keptOne || this.#now() - (idle.at(-1)?.idleSince ?? 0) > BODY_REUSE_IDLE_MS)) {
+      return this.dial(owner);
+    }
     while (idle.length > 0) {
       const conn = idle.pop() as BackendConn;
       if (conn.gone || conn.socket.destroyed) continue;
@@ -190,6 +206,7 @@ export class BackendPool {
   /** Takes a connection back after a complete exchange, or closes it when the pool is full. */
   release(conn: BackendConn): void {
     conn.owner = null;
+    if (conn.reused) this.#keptOne = true;
     conn.reused = true;
     const socket = conn.socket;
     if (!this.#keepAlive && this.#now() - this.#keepAliveOffSince > RELEARN_MS) this.#keepAlive = true;

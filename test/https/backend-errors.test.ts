@@ -2,6 +2,7 @@
 // is too slow (504) or talks nonsense (502), and that a burst of failures is
 // logged once.
 import * as http2 from 'node:http2';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import t from 'tap';
@@ -201,6 +202,102 @@ t.test(
       t.equal(answer, '200 ok', `HTTP/2 request ${i + 1}`);
     }
     t.equal(connections, 6, 'each request after the first on a connection went to a fresh one');
+  },
+);
+
+t.test(
+  'a request with a body goes on a fresh connection until the backend has kept one: HTTP/1 and HTTP/2',
+  async (t) => {
+    // Answers the first request of each connection and drops the connection when a second one
+    // comes: a body that went out could not be sent again, so a POST must never meet this.
+    let connections = 0;
+    const racy = await rawBackend((socket) => {
+      connections++;
+      let seen = '';
+      let answered = false;
+      socket.on('data', (c: Buffer) => {
+        if (answered) {
+          socket.destroy();
+          return;
+        }
+        seen += c.toString('latin1');
+        const headEnd = seen.indexOf('\r\n\r\n');
+        if (headEnd === -1) return;
+        const length = Number(/content-length: (\d+)/i.exec(seen)?.[1] ?? 0);
+        if (seen.length - headEnd - 4 < length) return;
+        answered = true;
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${String(length).length}\r\n\r\n${length}`);
+      });
+    });
+    t.teardown(() => racy.close());
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: racy.port }, { pair });
+    t.teardown(() => fx.proxy.close());
+    const answers: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const get = await httpsRequest(fx.port, pair, { path: '/' });
+      const post = await httpsRequest(fx.port, pair, { method: 'POST', path: '/', body: 'x'.repeat(1000) });
+      answers.push(`${get.status} ${get.body}`, `${post.status} ${post.body}`);
+    }
+    t.same(answers, Array(3).fill(['200 0', '200 1000']).flat(), 'HTTP/1: no POST answered 502');
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => session.close());
+    const h2answers: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      for (const body of [null, 'y'.repeat(500)]) {
+        h2answers.push(
+          await new Promise<string>((resolve, reject) => {
+            const stream = session.request({ ':path': '/', ':method': body === null ? 'GET' : 'POST' });
+            let status = 0;
+            let text = '';
+            stream.on('response', (h) => {
+              status = Number(h[':status']);
+            });
+            stream.on('data', (c: Buffer) => {
+              text += c.toString();
+            });
+            stream.on('end', () => resolve(`${status} ${text}`));
+            stream.on('error', reject);
+            stream.end(body ?? undefined);
+          }),
+        );
+      }
+    }
+    t.same(h2answers, Array(3).fill(['200 0', '200 500']).flat(), 'HTTP/2: no POST answered 502');
+    t.ok(connections >= 12, `every request on a connection of its own (${connections})`);
+  },
+);
+
+t.test(
+  'a backend that keeps connections: a body rides a pooled one unless it has been idle a while',
+  async (t) => {
+    const backend = await startEchoBackend();
+    t.teardown(() => backend.close());
+    let connections = 0;
+    backend.server.on('connection', () => connections++);
+    const fx = await startProxy(backend.address, { pair });
+    t.teardown(() => fx.proxy.close());
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+    const send = async (method: string) =>
+      (
+        await httpsRequest(fx.port, pair, {
+          method,
+          path: '/',
+          agent,
+          body: method === 'POST' ? 'z' : undefined,
+        })
+      ).status;
+    t.same(
+      [await send('GET'), await send('GET'), await send('POST'), await send('POST')],
+      [200, 200, 200, 200],
+    );
+    t.equal(connections, 1, 'once a connection carried two exchanges, bodies use the pool');
+    // Idle longer than a second: a backend's keep-alive timeout may be closing it as a body is sent.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    t.equal(await send('POST'), 200);
+    t.equal(connections, 2, 'a body does not ride a connection idle for over a second');
+    t.equal(await send('GET'), 200);
+    t.equal(connections, 2, 'a bodiless request still does (it may be retried)');
   },
 );
 
