@@ -227,9 +227,14 @@ const STEPS = [
   {
     id: 'h2',
     name: 'HTTP/2',
-    // Only targets that speak h2 (the bare Node server is HTTP/1 only).
+    // Only targets that speak h2 (the bare Node server on a port of its own: h2Port).
     applies: (t) => t.h2 === true,
-    run: (t, o) => runH2load(t.url(SMALL_PATH), { connections: 10, streams: 10, seconds: o.seconds }),
+    run: (t, o) =>
+      runH2load(`https://127.0.0.1:${t.h2Port ?? t.port}${SMALL_PATH}`, {
+        connections: 10,
+        streams: 10,
+        seconds: o.seconds,
+      }),
     record(f, m) {
       f.h2_rps = m.result.rps;
       f.h2_cpu_us = (m.cpuSeconds / Math.max(1, m.result.requests)) * 1e6;

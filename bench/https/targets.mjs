@@ -137,13 +137,20 @@ http {
 /** A bare Node TLS server that answers by itself: what Node costs with no proxying. */
 export async function startBareNode(_dir, pair, { extraNodeArgs = [] } = {}) {
   const port = await freePort();
+  const h2Port = await freePort();
   const proc = startProcess(
     process.execPath,
-    [...extraNodeArgs, join(here, 'bare-node.mjs'), JSON.stringify({ port, key: pair.key, cert: pair.cert })],
+    [
+      ...extraNodeArgs,
+      join(here, 'bare-node.mjs'),
+      JSON.stringify({ port, h2Port, key: pair.key, cert: pair.cert }),
+    ],
     { name: 'bare node' },
   );
   await waitForPort(port, { proc });
-  return { name: 'node', pid: proc.pid, port, proc, stop: () => proc.stop() };
+  await waitForPort(h2Port, { proc });
+  // HTTP/2 on a port of its own (h2Port): the HTTP/1 figures stay those of a plain https server.
+  return { name: 'node', h2: true, h2Port, pid: proc.pid, port, proc, stop: () => proc.stop() };
 }
 
 // HARBOR_BENCH_SIDECAR points at another build's entry point (e.g. a worktree

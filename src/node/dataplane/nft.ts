@@ -6,19 +6,35 @@ import { execFile, spawn } from 'node:child_process';
 import { HarborError } from '../../errors/index.js';
 import { type Family, TABLE } from './rules.js';
 
+/**
+ * How long one run of nft or conntrack may take before it is killed and its change counted as
+ * failed. The node's transactions are serialized: one run that never returns would hold every
+ * later change. A killed `nft -f` applies nothing (the kernel commits a transaction whole).
+ */
+export const PROGRAM_TIMEOUT_MS = 10_000;
+
 /** Runs `nft -f -` (with `-c`: only checks); rejects with the first line nft printed. */
-export function runNft(script: string, check = false): Promise<void> {
+export function runNft(script: string, check = false, timeoutMs = PROGRAM_TIMEOUT_MS): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('nft', check ? ['-c', '-f', '-'] : ['-f', '-'], {
       stdio: ['pipe', 'ignore', 'pipe'],
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
     });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => {
       stderr += c.toString();
     });
     child.on('error', (error) => reject(missingProgram('nft', error)));
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       if (code === 0) resolve();
+      else if (signal !== null)
+        reject(
+          new HarborError(
+            'E_DATAPLANE',
+            `nft ${check ? '--check ' : ''}did not finish within ${timeoutMs} ms`,
+          ),
+        );
       else
         reject(
           new HarborError(
@@ -84,20 +100,30 @@ export async function deleteUdpFlows(
   port: number,
   host: string,
   hostPort: number,
+  timeoutMs = PROGRAM_TIMEOUT_MS,
 ): Promise<number> {
   const args = ['-D', '-p', 'udp', '-f', family === 'ip' ? 'ipv4' : 'ipv6', '--orig-port-dst', String(port)];
   args.push('--reply-src', host, '--reply-port-src', String(hostPort));
   // conntrack exits 1 when nothing matched: that is not a failure here.
-  const text = await run('conntrack', args, true);
+  const text = await run('conntrack', args, true, timeoutMs);
   const match = /(\d+) flow entries have been deleted/.exec(text);
   return match ? Number(match[1]) : 0;
 }
 
-function run(program: string, args: string[], anyStatus = false): Promise<string> {
+function run(
+  program: string,
+  args: string[],
+  anyStatus = false,
+  timeoutMs = PROGRAM_TIMEOUT_MS,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(program, args, { maxBuffer: 256 * 1024 * 1024, timeout: 10_000 }, (error, stdout, stderr) => {
+    const options = { maxBuffer: 256 * 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' as const };
+    execFile(program, args, options, (error, stdout, stderr) => {
       const code = (error as NodeJS.ErrnoException | null)?.code;
       if (code === 'ENOENT') reject(missingProgram(program, error!));
+      // Killed (the time limit): whatever it printed is not an answer, whatever its status.
+      else if (error?.killed)
+        reject(new Error(`${program} ${args.join(' ')}: did not finish within ${timeoutMs} ms`));
       else if (error && !anyStatus)
         reject(new Error(`${program} ${args.join(' ')}: ${firstLine(stderr) || error.message}`));
       else resolve(`${stdout}${stderr}`);
