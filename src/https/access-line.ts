@@ -114,15 +114,19 @@ function jsonService(name: string): string {
   return lastServiceJson;
 }
 
-/** Control bytes, quotes and backslashes: what a quoted field must escape. */
-const NEEDS_QUOTING = /["\\\x00-\x1f\x7f]/;
+/**
+ * What a quoted field must escape: quotes, backslashes, control bytes, and bytes above 0x7e
+ * (a header value's obs-text: raw bytes held one per character, which the log's UTF-8 would
+ * otherwise write as two bytes each, turning a client's UTF-8 into mojibake).
+ */
+const NEEDS_QUOTING = /["\\\x00-\x1f\x7f-\xff]/;
 const QUOTING = new RegExp(NEEDS_QUOTING.source, 'g');
 
-/** Inside a quoted field: quotes and backslashes escaped, control bytes as \xHH. */
+/** Inside a quoted field: quotes and backslashes escaped, other bytes as \xHH (nginx's escaping). */
 function quoted(text: string): string {
   if (!NEEDS_QUOTING.test(text)) return text;
   return text.replace(QUOTING, (c) =>
-    c === '"' || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+    c === '"' || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,
   );
 }
 

@@ -99,6 +99,14 @@ t.test('combined: the common fields, referer and agent, quotes and control bytes
   t.match(escaped, '"GET /a HTTP/1.0"');
   t.match(escaped, ' "https://x/\\"q\\"" "a\\\\b\\x09c" ', 'quotes, backslashes and a tab escaped');
   t.ok(escaped.endsWith(' 1 backend timeout\n'), 'the reason last');
+  // A client's UTF-8 in a header (obs-text, held one byte per character): each byte as \xHH, as
+  // nginx writes it, so that the line is ASCII and the bytes can be read back.
+  const utf8 = headOf(
+    `GET /a HTTP/1.1\r\nHost: h\r\nUser-Agent: ${Buffer.from('café ☕', 'utf8').toString('latin1')}\r\n\r\n`,
+  );
+  const raw = lineOf({ ...base, head: utf8 }, 1001, 'combined');
+  t.match(raw, ' "-" "caf\\xC3\\xA9 \\xE2\\x98\\x95" ', 'bytes above 0x7e as \\xHH');
+  t.notOk(/[^\x20-\x7e\n]/.test(raw), 'the whole line is printable ASCII');
   t.match(lineOf({ ...base, protocol: 'h2' }, 1001, 'combined'), '"GET /shop/items HTTP/2.0"');
   t.match(
     lineOf({ ...base, head: null, status: 408 }, 1001, 'combined'),
