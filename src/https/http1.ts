@@ -1,32 +1,20 @@
 // One HTTP/1.x client connection (after TLS): reads request heads strictly and
 // hands each request to a backend exchange (exchange.ts) with a rewritten head,
-// relaying the body as raw bytes with backpressure. Requests are handled one at
-// a time in order; pipelined bytes wait, with the client paused, until the
-// response before them is complete. After a 101 the two sockets are spliced
-// (tunnel.ts). What one request needs lives in one object, made per request.
+// relaying the body as raw bytes with backpressure (http1-upload.ts); the
+// answers are written by its reply side (http1-reply.ts). Requests are handled
+// one at a time in order; pipelined bytes wait, with the client paused, until
+// the response before them is complete. After a 101 the two sockets are
+// spliced (tunnel.ts). What one request needs lives in one object, made per
+// request.
 import type * as tls from 'node:tls';
-import { countResponse } from '../stats/index.js';
-import {
-  type ClientConnection,
-  cannedResponse,
-  type ProxyCore,
-  REFUSAL_REASONS,
-  reportSocketError,
-} from './core.js';
-import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
-import {
-  buildRequestHead,
-  buildResponseHead,
-  type Peer,
-  RESPONSE_CLOSE,
-  RESPONSE_KEEP,
-  RESPONSE_KEEP_ALIVE_10,
-  requestIdFor,
-} from './forwarding.js';
+import { type ClientConnection, type ProxyCore, REFUSAL_REASONS, reportSocketError } from './core.js';
+import { BackendExchange } from './exchange.js';
+import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
+import { Http1Reply, type ReplyHost } from './http1-reply.js';
 import { Request } from './http1-request.js';
 import { Http1Upload, type UploadHost } from './http1-upload.js';
-import { type BackendConn, writeBorrowed } from './pool.js';
+import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
 import { Tunnel } from './tunnel.js';
 
@@ -42,35 +30,29 @@ const C_WAIT = 3;
 const C_TUNNEL = 4;
 const C_CLOSED = 5;
 
-export class Http1Connection implements ExchangeClient, ClientConnection {
+export class Http1Connection implements ClientConnection, ReplyHost {
   readonly #socket: tls.TLSSocket;
   readonly #core: ProxyCore;
   readonly #peer: Peer;
   readonly #head = new Head();
   readonly #reader: ResponseReader;
+  readonly #reply: Http1Reply;
   /** The request body's side, made when the first request with a body comes. */
   #upload: Http1Upload | null = null;
   #state = C_IDLE;
   #buf: Buffer | null = null;
   #headStartedAt = 0;
-  #request: Request | null = null;
   #exchange: BackendExchange | null = null;
   #tunnel: Tunnel | null = null;
-  #closeAfter = false;
   #clientPaused = false;
   #headerTimer = false;
-  /** Bytes read from and written to the client on this connection, and where the current request's reading began. */
-  #in = 0;
-  #out = 0;
-  #inMark = 0;
-  /** The negotiated TLS version, read once (access log). */
-  #tlsVersion: string | undefined;
 
   constructor(core: ProxyCore, socket: tls.TLSSocket, peer: Peer) {
     this.#core = core;
     this.#socket = socket;
     this.#peer = peer;
     this.#reader = new ResponseReader(core.limits.maxHeaderBytes);
+    this.#reply = new Http1Reply(core, socket, peer, this.#head, this.#reader, this);
     core.connections.add(this);
     socket.on('data', this.#onData);
     socket.on('drain', this.#onDrain);
@@ -84,7 +66,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   }
 
   drain(): void {
-    this.#closeAfter = true;
+    this.#reply.closeAfter = true;
     if (this.#state === C_IDLE) {
       // Nothing in flight: close at once, whatever the client does with its side.
       this.#state = C_CLOSED;
@@ -99,9 +81,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   // ---- client side -------------------------------------------------------
 
   #onData = (chunk: Buffer): void => {
-    this.#core.stats.bytesIn += chunk.length;
-    if (this.#state === C_IDLE && this.#buf === null) this.#inMark = this.#in;
-    this.#in += chunk.length;
+    this.#reply.received(chunk.length, this.#state === C_IDLE && this.#buf === null);
     switch (this.#state) {
       case C_IDLE:
       case C_HEAD:
@@ -151,13 +131,13 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     this.#state = C_CLOSED;
     this.#core.connections.delete(this);
     this.#buf = null;
-    this.#request?.held?.close();
+    this.#reply.request?.held?.close();
     // An exchange in flight cannot complete: its backend connection is in an unknown state.
     if (this.#exchange !== null) {
       this.#exchange.abort();
       this.#exchange = null;
       // The client left before its answer: nginx's 499, so that the log has a line for it.
-      this.#logAccess(499, 'client went away');
+      this.#reply.logAccess(499, 'client went away');
     }
     this.#tunnel?.clientGone();
   };
@@ -220,9 +200,8 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     if (reason !== undefined && this.#core.logger.isLevelEnabled('debug')) {
       this.#core.logger.debug({ service: this.#core.service, status, reason }, 'request refused');
     }
-    countResponse(this.#core.stats, status);
-    this.#writeClient(cannedResponse(status, true, this.#core.settings.hsts, this.#request?.id));
-    this.#logAccess(status, reason ?? REFUSAL_REASONS[status] ?? 'refused');
+    this.#reply.closeAfter = true;
+    this.#reply.answer(status, reason ?? REFUSAL_REASONS[status] ?? 'refused');
     this.#close();
   }
 
@@ -235,43 +214,6 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     socket.setTimeout(this.#core.limits.idleTimeoutMs);
   }
 
-  #writeClient(text: string): boolean {
-    this.#countOut(text.length);
-    return this.#socket.write(text, 'latin1');
-  }
-
-  /** The negotiated TLS version, read once (access log). */
-  #tls(): string {
-    if (this.#tlsVersion === undefined) this.#tlsVersion = this.#socket.getProtocol() ?? '';
-    return this.#tlsVersion;
-  }
-
-  #countOut(bytes: number): void {
-    this.#core.stats.bytesOut += bytes;
-    this.#out += bytes;
-  }
-
-  /** One access-log line for the request (or for a head refused before it became one). */
-  #logAccess(status: number, reason: string | undefined): void {
-    const log = this.#core.accessLog;
-    if (log === undefined) return;
-    const request = this.#request;
-    log.write({
-      service: this.#core.service,
-      client: this.#peer.forwardedFor,
-      head: request === null ? null : this.#head,
-      protocol: request?.http10 ? 'HTTP/1.0' : 'HTTP/1.1',
-      status,
-      bytesIn: this.#in - (request?.inAt ?? this.#inMark),
-      bytesOut: this.#out - (request?.outAt ?? this.#out),
-      startedAt: request?.startedAt ?? 0,
-      backendAt: request?.backendAt ?? 0,
-      tls: this.#tls(),
-      requestId: request?.id ?? '',
-      reason,
-    });
-  }
-
   #startRequest(): void {
     const head = this.#head;
     const core = this.#core;
@@ -280,23 +222,19 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       return;
     }
     const http10 = head.minor === 0;
-    this.#closeAfter =
+    const reply = this.#reply;
+    reply.closeAfter =
       core.draining ||
-      this.#closeAfter ||
+      reply.closeAfter ||
       (http10 ? !head.connectionHas('keep-alive') : head.connectionHas('close'));
-    const request = new Request(head, this.#closeAfter);
-    this.#request = request;
+    const request = new Request(head, reply.closeAfter);
     // The head is taken: the idle timeout again, the request's id, the access log's marks.
     if (this.#headerTimer) {
       this.#headerTimer = false;
       this.#socket.setTimeout(core.limits.idleTimeoutMs);
     }
     request.id = requestIdFor(head, core.settings);
-    if (core.accessLog !== undefined) {
-      request.startedAt = performance.now();
-      request.inAt = this.#inMark;
-      request.outAt = this.#out;
-    }
+    reply.begin(request);
     const rest = this.#buf;
     if (request.done) {
       this.#state = C_WAIT;
@@ -335,7 +273,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   #openExchange(request: Request, sendsBody: boolean): BackendExchange {
     const exchange = new BackendExchange(
       this.#core,
-      this,
+      this.#reply,
       this.#reader,
       sendsBody,
       this.#head.method === 'HEAD',
@@ -349,7 +287,7 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
   #fail(status: number, reason?: string): void {
     this.#exchange?.abort();
     this.#exchange = null;
-    if (this.#request?.started) {
+    if (this.#reply.request?.started) {
       this.#socket.destroy();
       return;
     }
@@ -371,134 +309,32 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
       },
       fail: (status: number, reason?: string) => this.#fail(status, reason),
       sayContinue: () => {
-        this.#writeClient('HTTP/1.1 100 Continue\r\n\r\n');
+        this.#reply.write('HTTP/1.1 100 Continue\r\n\r\n');
       },
-      current: (request: Request) => this.#request === request && this.#state !== C_CLOSED,
+      current: (request: Request) => this.#reply.request === request && this.#state !== C_CLOSED,
       openExchange: (request: Request) => this.#openExchange(request, true),
     };
   }
 
-  // ---- the exchange's events ---------------------------------------------
+  // ---- what the reply side asks of the connection (ReplyHost) ----------------
 
-  onRequestDrained(): void {
-    const held = this.#request?.held;
+  exchangeReleased(): void {
+    this.#exchange = null;
+  }
+
+  requestDrained(): void {
+    const held = this.#reply.request?.held;
     if (held != null) held.resume();
     else if (this.#state === C_BODY) this.#resumeClient();
   }
 
-  onClientStalled(): void {
-    // The backend waited the whole idle timeout for this client to take data.
-    this.#socket.destroy();
-  }
-
-  onInformational(head: Head, raw: Buffer, start: number, end: number): void {
-    const request = this.#request!;
-    // HTTP/1.0 clients do not understand 1xx (RFC 9110 section 15.2).
-    if (request.http10) return;
-    if (head.status === 100) {
-      this.#upload?.stopContinue();
-      // The proxy already said it; once is enough.
-      if (request.ownContinue) return;
-    }
-    this.#countOut(end - start);
-    writeBorrowed(this.#socket, raw.subarray(start, end));
-  }
-
-  onResponseHead(head: Head, raw: Buffer, start: number, end: number): void {
-    if (this.#core.accessLog !== undefined) this.#request!.backendAt = performance.now();
+  stopContinue(): void {
     this.#upload?.stopContinue();
-    const request = this.#request!;
-    const reader = this.#reader;
-    request.status = head.status;
-    const bodyless = reader.active === false;
-    const dechunk = request.http10 && head.chunked && !bodyless;
-    if (reader.untilClose || dechunk || !request.done || this.#core.draining) this.#closeAfter = true;
-    const connection = this.#closeAfter
-      ? RESPONSE_CLOSE
-      : request.keepAlive10
-        ? RESPONSE_KEEP_ALIVE_10
-        : RESPONSE_KEEP;
-    request.holdHead(buildResponseHead(head, connection, dechunk, this.#core.settings.hsts), raw, start, end);
-    // Written with the first body bytes when they come in the same read; else after the read.
   }
 
-  afterBackendRead(): void {
-    this.#flushHead();
-  }
-
-  /** Writes a response head still held back (no body bytes came with it). */
-  #flushHead(): void {
-    const out = this.#request?.takeHead();
-    if (out === undefined) return;
-    this.#countOut(out.length);
-    if (typeof out === 'string') this.#socket.write(out, 'latin1');
-    else writeBorrowed(this.#socket, out);
-  }
-
-  onResponseBody(buf: Buffer, start: number, end: number): boolean {
-    const request = this.#request!;
-    let out = request.withHead(buf, start, end);
-    if (out === undefined) {
-      this.#flushHead();
-      out = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-    }
-    this.#countOut(out.length);
-    // A socket's write buffer is "full" at 16 KiB, less than one backend read: pausing there would
-    // stop and restart the backend on every read. Pause once a few reads are queued instead ('drain'
-    // still comes, when the queue is empty).
-    return writeBorrowed(this.#socket, out) || this.#socket.writableLength <= RELAY_QUEUE_BYTES;
-  }
-
-  onExchangeEnd(): void {
-    this.#flushHead();
-    this.#exchange = null;
-    this.#logAccess(this.#request!.status, undefined);
-    if (!this.#request!.done) this.#closeAfter = true;
-    this.#afterExchange();
-  }
-
-  onExchangeFailed(status: number): void {
-    this.#exchange = null;
-    const request = this.#request!;
-    // A head still held back (no byte of it written) can be replaced by the answer the client
-    // is owed: a malformed body right after the head used to close the connection with no
-    // answer at all (issue 9, item 23). Once a byte went out, only a cut is left.
-    if (request.started && !request.dropHead()) {
-      this.#socket.destroy();
-      return;
-    }
-    if (!request.done) this.#closeAfter = true;
-    countResponse(this.#core.stats, status);
-    this.#writeClient(cannedResponse(status, this.#closeAfter, this.#core.settings.hsts, request.id));
-    this.#logAccess(status, REFUSAL_REASONS[status]);
-    this.#afterExchange();
-  }
-
-  onSwitchingProtocols(
-    head: Head,
-    raw: Buffer,
-    start: number,
-    end: number,
-    rest: Buffer,
-    conn: BackendConn,
-  ): void {
-    this.#exchange = null;
-    if (!this.#request!.upgrade) {
-      // A 101 nobody asked for: the connection is the backend's protocol now, not HTTP.
-      this.#core.pool.failure('bad response: 101 without an upgrade request', null);
-      conn.owner = null;
-      conn.socket.destroy();
-      this.onExchangeFailed(502);
-      return;
-    }
-    const text = buildResponseHead(head, RESPONSE_KEEP, false);
-    if (text === null) {
-      this.#countOut(end - start);
-      writeBorrowed(this.#socket, raw.subarray(start, end));
-    } else this.#writeClient(text);
+  /** After a 101: the client's bytes and the backend's are spliced. */
+  upgraded(conn: BackendConn, rest: Buffer): void {
     this.#state = C_TUNNEL;
-    this.#request!.started = true;
-    this.#logAccess(101, undefined);
     const tunnel = new Tunnel(this.#core, this.#socket, conn, () => this.#resumeClient());
     this.#tunnel = tunnel;
     if (rest.length > 0) tunnel.fromBackend(rest);
@@ -508,16 +344,18 @@ export class Http1Connection implements ExchangeClient, ClientConnection {
     this.#resumeClient();
   }
 
-  #afterExchange(): void {
+  /** The answer is written: the next request (perhaps pipelined already), or the close. */
+  answered(): void {
     this.#upload?.stopContinue();
-    this.#request = null;
-    if (this.#closeAfter) {
+    const reply = this.#reply;
+    reply.request = null;
+    if (reply.closeAfter) {
       this.#close();
       return;
     }
     this.#state = C_IDLE;
     // Bytes of the next request already read (pipelined) count from here.
-    this.#inMark = this.#in - (this.#buf?.length ?? 0);
+    reply.nextFrom(this.#buf?.length ?? 0);
     if (this.#buf !== null) this.#readHead();
     if (this.#state === C_IDLE || this.#state === C_HEAD) this.#resumeClient();
   }

@@ -1,0 +1,259 @@
+// The answering side of one HTTP/1 client connection (http1.ts): what the
+// backend exchange hands it (1xx, the response head held back for the first
+// body bytes, the body with backpressure, the proxy's own answer when the
+// exchange fails, a 101 that turns the connection into a tunnel), the
+// connection's byte counts, and each request's access-log line.
+import type * as tls from 'node:tls';
+import { countResponse } from '../stats/index.js';
+import { cannedResponse, type ProxyCore, REFUSAL_REASONS } from './core.js';
+import { type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
+import {
+  buildResponseHead,
+  type Peer,
+  RESPONSE_CLOSE,
+  RESPONSE_KEEP,
+  RESPONSE_KEEP_ALIVE_10,
+} from './forwarding.js';
+import type { Head } from './head-parser.js';
+import type { Request } from './http1-request.js';
+import { type BackendConn, writeBorrowed } from './pool.js';
+import type { ResponseReader } from './response-reader.js';
+
+/** What the answering side needs of its connection. */
+export interface ReplyHost {
+  /** The exchange is over: the connection forgets it (called before anything is written). */
+  exchangeReleased(): void;
+  /** The answer is written: read the next request, or close. */
+  answered(): void;
+  /** The backend took the request body queued so far. */
+  requestDrained(): void;
+  /** The backend answered: a pending 100-continue of the proxy's own is not needed. */
+  stopContinue(): void;
+  /** A 101 to an upgrade request (its head written): the connection is a tunnel from now on. */
+  upgraded(conn: BackendConn, rest: Buffer): void;
+}
+
+export class Http1Reply implements ExchangeClient {
+  readonly #core: ProxyCore;
+  readonly #socket: tls.TLSSocket;
+  readonly #peer: Peer;
+  /** The connection's head object (parsed anew for each request), for the access log. */
+  readonly #head: Head;
+  readonly #reader: ResponseReader;
+  readonly #host: ReplyHost;
+  /** The request being answered; null between requests. */
+  request: Request | null = null;
+  /** The connection closes after this answer. */
+  closeAfter = false;
+  /** Bytes read from and written to the client on this connection, and where the current request's reading began. */
+  #in = 0;
+  #out = 0;
+  #inMark = 0;
+  /** The negotiated TLS version, read once (access log). */
+  #tlsVersion: string | undefined;
+
+  constructor(
+    core: ProxyCore,
+    socket: tls.TLSSocket,
+    peer: Peer,
+    head: Head,
+    reader: ResponseReader,
+    host: ReplyHost,
+  ) {
+    this.#core = core;
+    this.#socket = socket;
+    this.#peer = peer;
+    this.#head = head;
+    this.#reader = reader;
+    this.#host = host;
+  }
+
+  // ---- counts and the access log -----------------------------------------
+
+  /** Bytes read from the client; `fresh`: the first of a request not yet begun. */
+  received(bytes: number, fresh: boolean): void {
+    this.#core.stats.bytesIn += bytes;
+    if (fresh) this.#inMark = this.#in;
+    this.#in += bytes;
+  }
+
+  /** The next request's bytes begin `buffered` bytes before the end of what was read. */
+  nextFrom(buffered: number): void {
+    this.#inMark = this.#in - buffered;
+  }
+
+  /** `request` is the one answered from now on. */
+  begin(request: Request): void {
+    this.request = request;
+    if (this.#core.accessLog !== undefined) {
+      request.startedAt = performance.now();
+      request.inAt = this.#inMark;
+      request.outAt = this.#out;
+    }
+  }
+
+  /** Text of the proxy's own to the client. */
+  write(text: string): boolean {
+    this.#countOut(text.length);
+    return this.#socket.write(text, 'latin1');
+  }
+
+  /** The proxy's own answer `status` to the current request (or to a head refused before it became one). */
+  answer(status: number, reason: string | undefined): void {
+    countResponse(this.#core.stats, status);
+    this.write(cannedResponse(status, this.closeAfter, this.#core.settings.hsts, this.request?.id));
+    this.logAccess(status, reason);
+  }
+
+  /** One access-log line for the request (or for a head refused before it became one). */
+  logAccess(status: number, reason: string | undefined): void {
+    const log = this.#core.accessLog;
+    if (log === undefined) return;
+    const request = this.request;
+    log.write({
+      service: this.#core.service,
+      client: this.#peer.forwardedFor,
+      head: request === null ? null : this.#head,
+      protocol: request?.http10 ? 'HTTP/1.0' : 'HTTP/1.1',
+      status,
+      bytesIn: this.#in - (request?.inAt ?? this.#inMark),
+      bytesOut: this.#out - (request?.outAt ?? this.#out),
+      startedAt: request?.startedAt ?? 0,
+      backendAt: request?.backendAt ?? 0,
+      tls: this.#tls(),
+      requestId: request?.id ?? '',
+      reason,
+    });
+  }
+
+  #tls(): string {
+    if (this.#tlsVersion === undefined) this.#tlsVersion = this.#socket.getProtocol() ?? '';
+    return this.#tlsVersion;
+  }
+
+  #countOut(bytes: number): void {
+    this.#core.stats.bytesOut += bytes;
+    this.#out += bytes;
+  }
+
+  // ---- the exchange's events ---------------------------------------------
+
+  onRequestDrained(): void {
+    this.#host.requestDrained();
+  }
+
+  onClientStalled(): void {
+    // The backend waited the whole idle timeout for this client to take data.
+    this.#socket.destroy();
+  }
+
+  onInformational(head: Head, raw: Buffer, start: number, end: number): void {
+    const request = this.request!;
+    // HTTP/1.0 clients do not understand 1xx (RFC 9110 section 15.2).
+    if (request.http10) return;
+    if (head.status === 100) {
+      this.#host.stopContinue();
+      // The proxy already said it; once is enough.
+      if (request.ownContinue) return;
+    }
+    this.#countOut(end - start);
+    writeBorrowed(this.#socket, raw.subarray(start, end));
+  }
+
+  onResponseHead(head: Head, raw: Buffer, start: number, end: number): void {
+    const request = this.request!;
+    if (this.#core.accessLog !== undefined) request.backendAt = performance.now();
+    this.#host.stopContinue();
+    const reader = this.#reader;
+    request.status = head.status;
+    const bodyless = reader.active === false;
+    const dechunk = request.http10 && head.chunked && !bodyless;
+    if (reader.untilClose || dechunk || !request.done || this.#core.draining) this.closeAfter = true;
+    const connection = this.closeAfter
+      ? RESPONSE_CLOSE
+      : request.keepAlive10
+        ? RESPONSE_KEEP_ALIVE_10
+        : RESPONSE_KEEP;
+    request.holdHead(buildResponseHead(head, connection, dechunk, this.#core.settings.hsts), raw, start, end);
+    // Written with the first body bytes when they come in the same read; else after the read.
+  }
+
+  afterBackendRead(): void {
+    this.#flushHead();
+  }
+
+  /** Writes a response head still held back (no body bytes came with it). */
+  #flushHead(): void {
+    const out = this.request?.takeHead();
+    if (out === undefined) return;
+    this.#countOut(out.length);
+    if (typeof out === 'string') this.#socket.write(out, 'latin1');
+    else writeBorrowed(this.#socket, out);
+  }
+
+  onResponseBody(buf: Buffer, start: number, end: number): boolean {
+    const request = this.request!;
+    let out = request.withHead(buf, start, end);
+    if (out === undefined) {
+      this.#flushHead();
+      out = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+    }
+    this.#countOut(out.length);
+    // A socket's write buffer is "full" at 16 KiB, less than one backend read: pausing there would
+    // stop and restart the backend on every read. Pause once a few reads are queued instead ('drain'
+    // still comes, when the queue is empty).
+    return writeBorrowed(this.#socket, out) || this.#socket.writableLength <= RELAY_QUEUE_BYTES;
+  }
+
+  onExchangeEnd(): void {
+    this.#host.exchangeReleased();
+    this.#flushHead();
+    const request = this.request!;
+    this.logAccess(request.status, undefined);
+    if (!request.done) this.closeAfter = true;
+    this.#host.answered();
+  }
+
+  onExchangeFailed(status: number): void {
+    this.#host.exchangeReleased();
+    const request = this.request!;
+    // A head still held back (no byte of it written) can be replaced by the answer the client
+    // is owed: a malformed body right after the head used to close the connection with no
+    // answer at all (issue 9, item 23). Once a byte went out, only a cut is left.
+    if (request.started && !request.dropHead()) {
+      this.#socket.destroy();
+      return;
+    }
+    if (!request.done) this.closeAfter = true;
+    this.answer(status, REFUSAL_REASONS[status]);
+    this.#host.answered();
+  }
+
+  onSwitchingProtocols(
+    head: Head,
+    raw: Buffer,
+    start: number,
+    end: number,
+    rest: Buffer,
+    conn: BackendConn,
+  ): void {
+    this.#host.exchangeReleased();
+    const request = this.request!;
+    if (!request.upgrade) {
+      // A 101 nobody asked for: the connection is the backend's protocol now, not HTTP.
+      this.#core.pool.failure('bad response: 101 without an upgrade request', null);
+      conn.owner = null;
+      conn.socket.destroy();
+      this.onExchangeFailed(502);
+      return;
+    }
+    const text = buildResponseHead(head, RESPONSE_KEEP, false);
+    if (text === null) {
+      this.#countOut(end - start);
+      writeBorrowed(this.#socket, raw.subarray(start, end));
+    } else this.write(text);
+    request.started = true;
+    this.logAccess(101, undefined);
+    this.#host.upgraded(conn, rest);
+  }
+}
