@@ -14,11 +14,46 @@ import { H2Upload, type H2UploadHost } from './http2-upload.js';
 import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
 
+/** Most spare heads and readers an HTTP/2 front keeps (one of each per stream in flight is the most used). */
+const MAX_SPARES = 256;
+
+/**
+ * Request heads and response readers of finished streams, taken again by new ones: a fresh
+ * Head grows its six position arrays line by line on every stream, the largest garbage an
+ * HTTP/2 request made (about 2 KB of 17).
+ */
+export class StreamSpares {
+  readonly #maxHeadBytes: number;
+  readonly #heads: Head[] = [];
+  readonly #readers: ResponseReader[] = [];
+
+  constructor(maxHeadBytes: number) {
+    this.#maxHeadBytes = maxHeadBytes;
+  }
+
+  head(): Head {
+    return this.#heads.pop() ?? new Head();
+  }
+
+  reader(): ResponseReader {
+    return this.#readers.pop() ?? new ResponseReader(this.#maxHeadBytes);
+  }
+
+  /** Back for another stream: nothing of the stream that gives them holds them any more. */
+  give(head: Head | undefined, reader: ResponseReader | undefined): void {
+    if (head !== undefined && this.#heads.length < MAX_SPARES) this.#heads.push(head);
+    if (reader !== undefined && this.#readers.length < MAX_SPARES) this.#readers.push(reader);
+  }
+}
+
 /** One HTTP/2 stream: the client side of a backend exchange (exchange.ts). */
 export class H2Stream implements ExchangeClient {
   readonly #core: ProxyCore;
   readonly #stream: http2.ServerHttp2Stream;
+  readonly #spares: StreamSpares;
   #exchange: BackendExchange | null = null;
+  /** The exchange's response reader (from the spares; given back when the stream closes). */
+  #reader: ResponseReader | undefined;
   /** The request body's side; null for a request without one. */
   #upload: H2Upload | null = null;
   #responded = false;
@@ -41,16 +76,18 @@ export class H2Stream implements ExchangeClient {
     stream: http2.ServerHttp2Stream,
     headers: http2.IncomingHttpHeaders,
     peer: Peer,
+    spares: StreamSpares,
   ) {
     this.#core = core;
     this.#stream = stream;
     this.#peer = peer;
+    this.#spares = spares;
     const { text, hasLength } = http1RequestHead(headers);
     // Counted as HTTP/1 counts a request: its head (here in its HTTP/1.1 form) and its body.
     core.stats.bytesIn += text.length;
     this.#in = text.length;
     if (core.accessLog !== undefined) this.#startedAt = performance.now();
-    const head = new Head();
+    const head = spares.head();
     this.#head = head;
     const buf = Buffer.from(text, 'latin1');
     const end = findHeadEnd(buf, 0, buf.length);
@@ -94,7 +131,8 @@ export class H2Stream implements ExchangeClient {
 
   #openExchange(sendsBody: boolean): BackendExchange {
     const core = this.#core;
-    const reader = new ResponseReader(core.limits.maxHeaderBytes);
+    const reader = this.#spares.reader();
+    this.#reader = reader;
     const exchange = new BackendExchange(core, this, reader, sendsBody, this.#head!.method === 'HEAD', true);
     this.#exchange = exchange;
     return exchange;
@@ -131,6 +169,10 @@ export class H2Stream implements ExchangeClient {
       // The client reset the stream (or went away) before its answer: nginx's 499.
       this.#logAccess(499, 'client went away');
     }
+    // The exchange is over (ended, failed or aborted just above): its reader and the head are free.
+    this.#spares.give(this.#head, this.#reader);
+    this.#head = undefined;
+    this.#reader = undefined;
   };
 
   // ---- the exchange's events ---------------------------------------------

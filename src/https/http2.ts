@@ -5,7 +5,7 @@ import type * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
 import type { ClientConnection, ProxyCore } from './core.js';
 import type { Peer } from './forwarding.js';
-import { H2Stream, noop } from './http2-stream.js';
+import { H2Stream, noop, StreamSpares } from './http2-stream.js';
 
 const NGHTTP2_REFUSED_STREAM = 7;
 
@@ -17,10 +17,12 @@ export class Http2Front {
   readonly #core: ProxyCore;
   readonly #server: http2.Http2Server;
   readonly #peers = new WeakMap<http2.Http2Session, Peer>();
+  readonly #spares: StreamSpares;
   #pendingPeer: Peer | undefined;
 
   constructor(core: ProxyCore) {
     this.#core = core;
+    this.#spares = new StreamSpares(core.limits.maxHeaderBytes);
     // Loaded on the first HTTP/2 client: a proxy only HTTP/1 clients use idles without it (~2 MB).
     const http2 = process.getBuiltinModule('node:http2') as typeof import('node:http2');
     this.#server = http2.createServer({
@@ -68,6 +70,6 @@ export class Http2Front {
       stream.close(NGHTTP2_REFUSED_STREAM);
       return;
     }
-    new H2Stream(this.#core, stream, headers, peer);
+    new H2Stream(this.#core, stream, headers, peer, this.#spares);
   };
 }
