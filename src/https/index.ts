@@ -1,16 +1,16 @@
 // The HTTPS container proxy: terminates TLS on a service's int_port (IPv4 and
 // IPv6) with the app's certificate and forwards HTTP/1.1 and HTTP/2 requests
 // to the framework's plain HTTP server over a keep-alive pool. Owns the
-// listeners, the TLS settings, the header rules (docs/headers.md), the
-// certificate swap without dropping connections, and draining on shutdown.
+// listeners (listeners.ts opens them), the TLS settings, the header rules
+// (docs/headers.md), the certificate swap without dropping connections, and
+// draining on shutdown.
 // A connection's first bytes (PROXY header, TLS or plain HTTP) are intake.ts's.
 // Certificate loading and watching live in src/certs; wiring in src/cli.
 import { randomBytes } from 'node:crypto';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import * as tls from 'node:tls';
 import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import type { Address, HarborService } from '../config/types.js';
-import { HarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { countHandshakeError, type ServiceStats } from '../stats/index.js';
 import type { AccessLog } from './access-log.js';
@@ -25,10 +25,12 @@ import { formatSubject, peerOf } from './forwarding.js';
 import { Http1Connection } from './http1.js';
 import { Http2Front } from './http2.js';
 import { ConnectionIntake } from './intake.js';
+import { addressesOf, type ListenAddress, openListeners } from './listeners.js';
 import { BackendPool } from './pool.js';
 import { ALPN_PROTOCOLS } from './tls.js';
 
 export { DEFAULT_LIMITS, type Limits } from './core.js';
+export type { ListenAddress } from './listeners.js';
 export {
   ALPN_PROTOCOLS,
   CIPHERS,
@@ -64,12 +66,6 @@ export interface HttpsProxyOptions {
 }
 
 export type ProxyState = 'created' | 'starting' | 'listening' | 'draining' | 'stopped';
-
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-  readonly family: string;
-}
 
 export interface HttpsProxy {
   readonly state: ProxyState;
@@ -191,31 +187,17 @@ class HarborHttpsProxy implements HttpsProxy {
   async start(): Promise<void> {
     if (this.#state !== 'created') throw new Error(`start() called in state ${this.#state}`);
     this.#state = 'starting';
-    const hosts = this.#options.listen.hosts ?? ['0.0.0.0', '::'];
-    const defaultHosts = this.#options.listen.hosts === undefined;
-    let port = this.#options.listen.port;
     try {
-      for (const host of hosts) {
-        const server = net.createServer({ noDelay: true, pauseOnConnect: false }, this.#onConnection);
-        try {
-          await listen(server, host, port);
-        } catch (error) {
-          const code = (error as { code?: string }).code;
-          // A machine without IPv6 still serves IPv4 when the hosts were not chosen explicitly.
-          if (defaultHosts && host === '::' && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) {
-            this.#options.logger.warn(
-              { service: this.#core.service, host },
-              'IPv6 unavailable; serving IPv4 only',
-            );
-            continue;
-          }
-          throw this.#listenError(error, host, port);
-        }
-        this.#listeners.push(server);
-        if (port === 0) port = (server.address() as net.AddressInfo).port;
-      }
+      this.#listeners.push(
+        ...(await openListeners({
+          hosts: this.#options.listen.hosts,
+          port: this.#options.listen.port,
+          service: this.#core.service,
+          logger: this.#options.logger,
+          onConnection: this.#onConnection,
+        })),
+      );
     } catch (error) {
-      for (const server of this.#listeners.splice(0)) server.close();
       this.#state = 'stopped';
       throw error;
     }
@@ -226,30 +208,8 @@ class HarborHttpsProxy implements HttpsProxy {
     );
   }
 
-  #listenError(error: unknown, host: string, port: number): HarborError {
-    const code = (error as { code?: string }).code;
-    const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    if (code === 'EADDRINUSE') {
-      return new HarborError(
-        'E_PORT_IN_USE',
-        `port ${port} (int_port of service "${this.#core.service}") is already taken on ${where}`,
-        { cause: error },
-      );
-    }
-    return new HarborError(
-      'E_LISTEN',
-      `cannot listen on ${where} for service "${this.#core.service}": ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-
   address(): ListenAddress[] {
-    const out: ListenAddress[] = [];
-    for (const server of this.#listeners) {
-      const a = server.address();
-      if (a !== null && typeof a === 'object') out.push({ host: a.address, port: a.port, family: a.family });
-    }
-    return out;
+    return addressesOf(this.#listeners);
   }
 
   #onConnection = (socket: net.Socket): void => {
@@ -360,17 +320,6 @@ class HarborHttpsProxy implements HttpsProxy {
     for (const socket of [...this.#raw]) socket.destroy();
     this.#core.pool.destroy();
   }
-}
-
-function listen(server: net.Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error): void => reject(error);
-    server.once('error', onError);
-    server.listen({ host, port, ipv6Only: host.includes(':'), exclusive: true }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }
 
 export function createHttpsProxy(options: HttpsProxyOptions): HttpsProxy {
