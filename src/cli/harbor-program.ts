@@ -1,6 +1,7 @@
 // The harbor program: a developer's client of the Harbor node API, with the
 // seed's verbs (create-service, service) and the manifest's services: block.
 // The only code of it that reads process.argv and process.env.
+import { NODE_DEFAULTS } from '../config/defaults.js';
 import { parseChoice } from '../config/values.js';
 import type { VariableFormat } from '../config/variables.js';
 import { HarborError } from '../errors/index.js';
@@ -17,7 +18,7 @@ import { parseCommandLine, unknownCommand } from './args.js';
 import { reportError } from './report.js';
 
 const PROGRAM = 'harbor';
-const DEFAULT_NODE_URL = 'http://127.0.0.1:9700';
+const DEFAULT_NODE_URL = `http://${NODE_DEFAULTS.api.host}:${NODE_DEFAULTS.api.port}`;
 
 const COMMANDS: Readonly<Record<string, (io: CommandIO) => Promise<number>>> = {
   'create-service': createService,

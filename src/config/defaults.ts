@@ -1,6 +1,6 @@
-// Every default of harbor-sidecar's settings, written once: the settings table
-// shows them (README, --help), the resolver applies them, and the proxy falls
-// back to them when built without settings (src/https/core.ts).
+// Every default of the programs' settings, written once: the settings tables
+// show them (README, --help), the resolvers apply them, and the parts fall back
+// to them when built without settings (the proxy, the forwarder, the node).
 import type { Address } from './types.js';
 
 export const SIDECAR_DEFAULTS = Object.freeze({
@@ -22,8 +22,34 @@ export const SIDECAR_DEFAULTS = Object.freeze({
   accessLogQuery: 'drop' as 'keep' | 'drop',
 });
 
-/** A duration default as the docs write it: 60000 -> "60s". */
+/** The TCP/UDP forwarder's (harbor-node's userspace data plane, the sidecar's plain services). */
+export const FORWARD_DEFAULTS = Object.freeze({
+  udpIdleTimeoutMs: 60_000,
+  udpMaxSessions: 4096,
+  /**
+   * Sessions one client address may hold. One host sending from many source ports must not
+   * take the whole table and lock everyone else out: past this, its own least recently seen
+   * session makes room. A NAT gateway of many users fits.
+   */
+  udpSessionsPerSource: 256,
+});
+
+export const NODE_DEFAULTS = Object.freeze({
+  ports: '35000-40000',
+  api: Object.freeze({ host: '127.0.0.1', port: 9700 }),
+  nodeId: 'harbor_node_1',
+  tcpIdleTimeoutMs: 3_600_000,
+  drainTimeoutMs: 10_000,
+  apiConnections: 64,
+  proxyProtocol: 'off' as 'off' | 'v1' | 'v2',
+  dataplane: 'userspace' as 'userspace' | 'nftables',
+  checkIntervalMs: 3_000,
+  logLevel: 'info',
+});
+
+/** A duration default as the docs write it: 60000 -> "60s", 3600000 -> "1h". */
 export function durationText(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 

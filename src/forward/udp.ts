@@ -10,6 +10,7 @@
 // is the Buffer and rinfo dgram itself hands to 'message'.
 import * as dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { FORWARD_DEFAULTS } from '../config/defaults.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
 import type { ServiceStats } from '../stats/index.js';
 import { isLocalResourceError, ThrottledWarning, warnLocalFailure } from './failures.js';
@@ -23,14 +24,10 @@ import {
   type Target,
 } from './types.js';
 
-export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 60_000;
-export const DEFAULT_UDP_MAX_SESSIONS = 4096;
-/**
- * Sessions one client address may hold. One host sending from many source ports must
- * not take the whole table and lock everyone else out (issue 9, item 6): past this, its
- * own least recently seen session makes room. A NAT gateway of many users fits.
- */
-export const DEFAULT_UDP_MAX_SESSIONS_PER_SOURCE = 256;
+export const DEFAULT_UDP_IDLE_TIMEOUT_MS = FORWARD_DEFAULTS.udpIdleTimeoutMs;
+export const DEFAULT_UDP_MAX_SESSIONS = FORWARD_DEFAULTS.udpMaxSessions;
+/** Sessions one client address may hold (issue 9, item 6): past this, its own least recent makes room. */
+export const DEFAULT_UDP_MAX_SESSIONS_PER_SOURCE = FORWARD_DEFAULTS.udpSessionsPerSource;
 /** Datagrams held for a session while its upstream socket connects (one event-loop turn for an IP). */
 const MAX_PENDING = 64;
 /** Bigger kernel buffers ride out bursts; best effort (the kernel caps them at net.core.*mem_max). */

@@ -14,6 +14,7 @@ import {
   guardConnections,
   requestPath,
 } from '../admin/index.js';
+import { NODE_DEFAULTS } from '../config/defaults.js';
 import { udpCheckProblem } from '../config/udp-check.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -159,7 +160,7 @@ export class NodeApi {
     // Idle or half-open clients neither lock the API out nor stall a shutdown (issue 9, item 2).
     this.#guard = guardConnections(this.#server, {
       ...ADMIN_CONNECTIONS,
-      maxConnections: options.maxConnections ?? ADMIN_CONNECTIONS.maxConnections,
+      maxConnections: options.maxConnections ?? NODE_DEFAULTS.apiConnections,
     });
   }
 

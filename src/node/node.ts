@@ -6,6 +6,7 @@
 // compared on a timer). The HTTP API (api.ts) calls these methods; nothing
 // here speaks HTTP.
 import { randomUUID } from 'node:crypto';
+import { NODE_DEFAULTS } from '../config/defaults.js';
 import { protocolLabel } from '../config/protocol.js';
 import { HarborError, isHarborError } from '../errors/index.js';
 import type { ProxyProtocolVersion } from '../forward/types.js';
@@ -190,7 +191,7 @@ export class HarborNode {
           onUnreachable: (service, refusing) => this.#udpUnreachable(service, refusing),
         })
       : undefined;
-    this.#retryMs = options.retryMs ?? 3000;
+    this.#retryMs = options.retryMs ?? NODE_DEFAULTS.checkIntervalMs;
     this.#syncMs = options.syncMs ?? (this.#store.shared ? DEFAULT_SYNC_MS.shared : DEFAULT_SYNC_MS.local);
     this.#members = new MemberBoard(this.#store, options.member ?? DEFAULT_MEMBER);
   }

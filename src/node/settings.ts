@@ -3,6 +3,7 @@
 // every problem at once. Only src/cli/node.ts hands it process.argv/env.
 import { isIP } from 'node:net';
 import type { LevelWithSilent } from 'pino';
+import { durationText, FORWARD_DEFAULTS, NODE_DEFAULTS } from '../config/defaults.js';
 import { rawSetting } from '../config/settings.js';
 import { parseAddress, parseChoice, parseDuration, parsePositiveInteger } from '../config/values.js';
 import type { Problem } from '../errors/index.js';
@@ -44,8 +45,18 @@ export interface NodeSettings {
 
 /** Each setting: its flag (without --), the variables it reads, the default. */
 export const NODE_SETTINGS = {
-  ports: { flag: 'ports', env: ['HARBOR_NODE_PORTS'], default: '35000-40000', help: 'service port range' },
-  api: { flag: 'api', env: ['HARBOR_NODE_API'], default: '127.0.0.1:9700', help: 'API address' },
+  ports: {
+    flag: 'ports',
+    env: ['HARBOR_NODE_PORTS'],
+    default: NODE_DEFAULTS.ports,
+    help: 'service port range',
+  },
+  api: {
+    flag: 'api',
+    env: ['HARBOR_NODE_API'],
+    default: `${NODE_DEFAULTS.api.host}:${NODE_DEFAULTS.api.port}`,
+    help: 'API address',
+  },
   state: {
     flag: 'state',
     env: ['HARBOR_NODE_STATE'],
@@ -70,7 +81,7 @@ export const NODE_SETTINGS = {
     default: '',
     help: 'credentials hostname for a cluster: the DNS name of every node',
   },
-  nodeId: { flag: 'node-id', env: ['HARBOR_NODE_ID'], default: 'harbor_node_1', help: 'node_id' },
+  nodeId: { flag: 'node-id', env: ['HARBOR_NODE_ID'], default: NODE_DEFAULTS.nodeId, help: 'node_id' },
   member: {
     flag: 'member',
     env: ['HARBOR_NODE_MEMBER'],
@@ -105,49 +116,49 @@ export const NODE_SETTINGS = {
   udpIdleTimeout: {
     flag: 'udp-idle-timeout',
     env: ['HARBOR_NODE_UDP_IDLE_TIMEOUT'],
-    default: '60s',
+    default: durationText(FORWARD_DEFAULTS.udpIdleTimeoutMs),
     help: 'UDP session idle timeout',
   },
   tcpIdleTimeout: {
     flag: 'tcp-idle-timeout',
     env: ['HARBOR_NODE_TCP_IDLE_TIMEOUT'],
-    default: '1h',
+    default: durationText(NODE_DEFAULTS.tcpIdleTimeoutMs),
     help: 'close a TCP connection with no data either way for this long (0: never)',
   },
   drainTimeout: {
     flag: 'drain-timeout',
     env: ['HARBOR_NODE_DRAIN_TIMEOUT'],
-    default: '10s',
+    default: durationText(NODE_DEFAULTS.drainTimeoutMs),
     help: 'drain deadline on SIGTERM',
   },
   apiConnections: {
     flag: 'api-connections',
     env: ['HARBOR_NODE_API_CONNECTIONS'],
-    default: '64',
+    default: String(NODE_DEFAULTS.apiConnections),
     help: 'connections the API keeps open at once; idle ones are closed to make room (a busy client may want more)',
   },
   udpSessionsPerSource: {
     flag: 'udp-sessions-per-source',
     env: ['HARBOR_NODE_UDP_SESSIONS_PER_SOURCE'],
-    default: '256',
+    default: String(FORWARD_DEFAULTS.udpSessionsPerSource),
     help: "UDP sessions one client address may hold per service; past it, its least recent one makes room (others' are never evicted for it)",
   },
   proxyProtocol: {
     flag: 'proxy-protocol',
     env: ['HARBOR_NODE_PROXY_PROTOCOL'],
-    default: 'off',
+    default: NODE_DEFAULTS.proxyProtocol,
     help: "send a PROXY protocol header (v1 or v2) first on each TCP connection to an instance: the client's address (the sidecar takes it with --trust-proxy)",
   },
   dataplane: {
     flag: 'dataplane',
     env: ['HARBOR_NODE_DATAPLANE'],
-    default: 'userspace',
+    default: NODE_DEFAULTS.dataplane,
     help: 'who forwards new connections: userspace (this process) or nftables (the kernel, programmed by the node; needs CAP_NET_ADMIN, nft and conntrack; docs/dataplane.md)',
   },
   checkInterval: {
     flag: 'check-interval',
     env: ['HARBOR_NODE_CHECK_INTERVAL'],
-    default: '3s',
+    default: durationText(NODE_DEFAULTS.checkIntervalMs),
     help: 'how often a port held by another process is tried again and instances are checked (with nftables: every instance)',
   },
   logLevel: { flag: 'log-level', env: ['HARBOR_LOG_LEVEL'], default: 'info', help: 'log level' },

@@ -3,6 +3,7 @@
 // within the TTL, and DELETE it on stop. A node that is down or answers an
 // error is retried with capped exponential backoff and logged once per
 // change (W_NODE_UNREACHABLE); nothing here ever throws at the sidecar.
+import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import type { Logger } from '../log/index.js';
 import { type NodeApiAnswer, nodeApiRequest } from '../node-api/index.js';
 
@@ -48,7 +49,7 @@ export interface RegistrationStatus {
   readonly retryMs?: number | undefined;
 }
 
-export const DEFAULT_TTL_SECONDS = 30;
+export const DEFAULT_TTL_SECONDS = SIDECAR_DEFAULTS.nodeTtlMs / 1000;
 
 class Registration {
   readonly service: RegisteredService;

@@ -2,10 +2,19 @@
 // the settings table (README, --help) shows, and what the proxy falls back to
 // when built without settings are the same values.
 import t from 'tap';
-import { durationText, SIDECAR_DEFAULTS, sizeText } from '../../src/config/defaults.js';
+import {
+  durationText,
+  FORWARD_DEFAULTS,
+  NODE_DEFAULTS,
+  SIDECAR_DEFAULTS,
+  sizeText,
+} from '../../src/config/defaults.js';
 import { resolveSidecarSettings, SIDECAR_SETTINGS } from '../../src/config/settings.js';
 import { formatAddress } from '../../src/config/types.js';
+import { DEFAULT_UDP_IDLE_TIMEOUT_MS, DEFAULT_UDP_MAX_SESSIONS_PER_SOURCE } from '../../src/forward/index.js';
 import { DEFAULT_LIMITS } from '../../src/https/index.js';
+import { NODE_SETTINGS, resolveNodeSettings } from '../../src/node/settings.js';
+import { DEFAULT_TTL_SECONDS } from '../../src/registration/index.js';
 
 const machine = {
   cwd: '/srv/app',
@@ -52,5 +61,32 @@ t.test('the resolver, the settings table and the proxy agree on every default', 
       backendTimeoutMs: settings.backendTimeoutMs,
     },
     'the proxy built without settings uses the same limits (its header timeout was 20 s)',
+  );
+});
+
+t.test("harbor-node's resolver, its settings table and the parts built without settings agree", async (t) => {
+  const context = { firstAddress: '10.0.0.5', stdoutIsTerminal: false, machineName: 'edge-1' };
+  const { settings: resolved, problems } = resolveNodeSettings({}, {}, context);
+  t.same(problems, []);
+  if (resolved === undefined) throw new Error('no settings');
+  const settings = resolved;
+  t.same(settings.api, NODE_DEFAULTS.api);
+  t.equal(settings.nodeId, NODE_DEFAULTS.nodeId);
+  t.equal(`${settings.ports.first}-${settings.ports.last}`, NODE_DEFAULTS.ports);
+  t.equal(settings.tcpIdleTimeoutMs, NODE_DEFAULTS.tcpIdleTimeoutMs);
+  t.equal(NODE_SETTINGS.tcpIdleTimeout.default, '1h', 'an hour is shown as one');
+  t.equal(settings.drainTimeoutMs, NODE_DEFAULTS.drainTimeoutMs);
+  t.equal(settings.apiConnections, NODE_DEFAULTS.apiConnections);
+  t.equal(settings.checkIntervalMs, NODE_DEFAULTS.checkIntervalMs);
+  t.equal(settings.dataplane, NODE_DEFAULTS.dataplane);
+  t.equal(settings.proxyProtocol, undefined, 'PROXY protocol off');
+  t.equal(settings.udpIdleTimeoutMs, FORWARD_DEFAULTS.udpIdleTimeoutMs);
+  t.equal(settings.udpSessionsPerSource, FORWARD_DEFAULTS.udpSessionsPerSource);
+  t.equal(DEFAULT_UDP_IDLE_TIMEOUT_MS, settings.udpIdleTimeoutMs, 'the forwarder falls back to the same');
+  t.equal(DEFAULT_UDP_MAX_SESSIONS_PER_SOURCE, settings.udpSessionsPerSource);
+  t.equal(
+    DEFAULT_TTL_SECONDS * 1000,
+    SIDECAR_DEFAULTS.nodeTtlMs,
+    'registration without settings: --node-ttl',
   );
 });
