@@ -180,12 +180,16 @@ export class BackendPool {
    */
   acquire(owner: BackendOwner, sendsBody: boolean): BackendConn {
     const idle = this.#idle;
-    if (sendsBody && (!this.#keptOne || this.#now() - (idle.at(-1)?.idleSince ?? 0) > BODY_REUSE_IDLE_MS)) {
-      return this.dial(owner);
-    }
+    if (sendsBody && !this.#keptOne) return this.dial(owner);
+    const now = sendsBody ? this.#now() : 0;
     while (idle.length > 0) {
       const conn = idle.pop() as BackendConn;
       if (conn.gone || conn.socket.destroyed) continue;
+      if (sendsBody && now - conn.idleSince > BODY_REUSE_IDLE_MS) {
+        // The most recently used left is too old; those under it are older still.
+        idle.push(conn);
+        break;
+      }
       conn.owner = owner;
       conn.idleSince = 0;
       return conn;
