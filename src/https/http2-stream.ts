@@ -8,43 +8,12 @@ import { countResponse } from '../stats/index.js';
 import { cannedBody, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
-import { findHeadEnd, Head, parseRequestHead, statusForHeadError } from './head-parser.js';
+import { findHeadEnd, type Head, parseRequestHead, statusForHeadError } from './head-parser.js';
 import { http1RequestHead, http2ResponseHeaders, http2Trailers } from './http2-head.js';
+import type { StreamSpares } from './http2-spares.js';
 import { H2Upload, type H2UploadHost } from './http2-upload.js';
 import type { BackendConn } from './pool.js';
-import { ResponseReader } from './response-reader.js';
-
-/** Most spare heads and readers an HTTP/2 front keeps (one of each per stream in flight is the most used). */
-const MAX_SPARES = 256;
-
-/**
- * Request heads and response readers of finished streams, taken again by new ones: a fresh
- * Head grows its six position arrays line by line on every stream, the largest garbage an
- * HTTP/2 request made (about 2 KB of 17).
- */
-export class StreamSpares {
-  readonly #maxHeadBytes: number;
-  readonly #heads: Head[] = [];
-  readonly #readers: ResponseReader[] = [];
-
-  constructor(maxHeadBytes: number) {
-    this.#maxHeadBytes = maxHeadBytes;
-  }
-
-  head(): Head {
-    return this.#heads.pop() ?? new Head();
-  }
-
-  reader(): ResponseReader {
-    return this.#readers.pop() ?? new ResponseReader(this.#maxHeadBytes);
-  }
-
-  /** Back for another stream: nothing of the stream that gives them holds them any more. */
-  give(head: Head | undefined, reader: ResponseReader | undefined): void {
-    if (head !== undefined && this.#heads.length < MAX_SPARES) this.#heads.push(head);
-    if (reader !== undefined && this.#readers.length < MAX_SPARES) this.#readers.push(reader);
-  }
-}
+import type { ResponseReader } from './response-reader.js';
 
 /** One HTTP/2 stream: the client side of a backend exchange (exchange.ts). */
 export class H2Stream implements ExchangeClient {

@@ -5,7 +5,8 @@ import type * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
 import type { ClientConnection, ProxyCore } from './core.js';
 import type { Peer } from './forwarding.js';
-import { H2Stream, noop, StreamSpares } from './http2-stream.js';
+import { StreamSpares } from './http2-spares.js';
+import { H2Stream, noop } from './http2-stream.js';
 
 const NGHTTP2_REFUSED_STREAM = 7;
 
