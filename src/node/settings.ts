@@ -161,7 +161,12 @@ export const NODE_SETTINGS = {
     default: durationText(NODE_DEFAULTS.checkIntervalMs),
     help: 'how often a port held by another process is tried again and instances are checked (with nftables: every instance)',
   },
-  logLevel: { flag: 'log-level', env: ['HARBOR_LOG_LEVEL'], default: 'info', help: 'log level' },
+  logLevel: {
+    flag: 'log-level',
+    env: ['HARBOR_LOG_LEVEL'],
+    default: NODE_DEFAULTS.logLevel,
+    help: 'log level',
+  },
 } as const;
 
 export type NodeFlagValues = Partial<Record<string, string | boolean | undefined>>;

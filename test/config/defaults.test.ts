@@ -79,6 +79,7 @@ t.test("harbor-node's resolver, its settings table and the parts built without s
   t.equal(settings.apiConnections, NODE_DEFAULTS.apiConnections);
   t.equal(settings.checkIntervalMs, NODE_DEFAULTS.checkIntervalMs);
   t.equal(settings.dataplane, NODE_DEFAULTS.dataplane);
+  t.equal(settings.logLevel, NODE_DEFAULTS.logLevel);
   t.equal(settings.proxyProtocol, undefined, 'PROXY protocol off');
   t.equal(settings.udpIdleTimeoutMs, FORWARD_DEFAULTS.udpIdleTimeoutMs);
   t.equal(settings.udpSessionsPerSource, FORWARD_DEFAULTS.udpSessionsPerSource);
