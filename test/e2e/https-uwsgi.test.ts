@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { Address } from '../../src/config/types.js';
+import { acceptsConnections } from '../helpers/net.js';
 import { httpsRequest, makePair, removeDir, startProxy } from '../https/fixtures/helpers.js';
 
 const APP = `
@@ -64,14 +65,7 @@ async function startUwsgi(socket: string): Promise<ChildProcess> {
     ? { path: socket }
     : { host: '127.0.0.1', port: Number(socket.split(':')[1]) };
   for (let i = 0; i < 200; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(address as net.NetConnectOpts);
-      s.on('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
+    const up = await acceptsConnections(address as net.NetConnectOpts);
     if (up) return child;
     if (child.exitCode !== null) break;
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,7 +1,7 @@
 // Small loopback helpers for tests: free ports, a backend that echoes what it
 // received, a TLS probe that reports the certificate served.
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type NetConnectOpts } from 'node:net';
 import * as tls from 'node:tls';
 
 export function freePort(host = '127.0.0.1'): Promise<number> {
@@ -34,6 +34,18 @@ export async function refusingPort(): Promise<number> {
   holder.unref();
   server.unref();
   return holder.localPort as number;
+}
+
+/** Whether something accepts a connection now: a port on 127.0.0.1, or any address (a unix socket). */
+export function acceptsConnections(target: number | NetConnectOpts): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(typeof target === 'number' ? { port: target, host: '127.0.0.1' } : target);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 export interface EchoBackend {

@@ -4,21 +4,10 @@ import t from 'tap';
 import { isHarborError } from '../../src/errors/index.js';
 import { addressesOf, openListeners } from '../../src/https/listeners.js';
 import { silentLogger } from '../../src/log/index.js';
+import { acceptsConnections } from '../helpers/net.js';
 
 const closeAll = (servers: net.Server[]) =>
   Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-
-/** Whether something accepts connections on 127.0.0.1:port. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 t.test('port 0: the first listener picks a port and every other host takes the same one', async (t) => {
   const servers = await openListeners({
@@ -35,7 +24,7 @@ t.test('port 0: the first listener picks a port and every other host takes the s
     ['127.0.0.1', '::1'],
   );
   t.equal(addresses[1]!.port, addresses[0]!.port, 'one port for both families');
-  t.ok(await accepts(addresses[0]!.port));
+  t.ok(await acceptsConnections(addresses[0]!.port));
 });
 
 t.test('all or none: a host that cannot be had closes the ones already open', async (t) => {
@@ -55,5 +44,5 @@ t.test('all or none: a host that cannot be had closes the ones already open', as
     (error as Error).message,
     `port ${port} (int_port of service "web-https") is already taken on [::1]:${port}`,
   );
-  t.notOk(await accepts(port), 'the IPv4 listener opened first was closed again');
+  t.notOk(await acceptsConnections(port), 'the IPv4 listener opened first was closed again');
 });

@@ -15,6 +15,7 @@ import t from 'tap';
 import { createLogger } from '../../../src/log/index.js';
 import { HarborNode, type HarborNodeOptions, StateFile } from '../../../src/node/index.js';
 import { exited, NODE_BIN, waitForOutput } from '../../helpers/cli.js';
+import { acceptsConnections } from '../../helpers/net.js';
 import { waitFor } from '../../helpers/wait.js';
 import { startNode, testNodeOptions } from '../fixtures/node.js';
 import { freeRange } from '../fixtures/ranges.js';
@@ -249,7 +250,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       const service = await node.createService('iperf');
       await node.putInstance(service.name, 'i', { host: '127.0.0.1', port: ports.first });
       await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp_0`)), 'the instance chain');
-      await waitFor(async () => await tcpOpen(ports.first), 'iperf3 to listen');
+      await waitFor(async () => await acceptsConnections(ports.first), 'iperf3 to listen');
       const out = execFileSync(
         'iperf3',
         ['-c', '127.0.0.1', '-p', String(service.port), '-n', '200M', '-J'],
@@ -336,17 +337,6 @@ function hasProgram(name: string): boolean {
   } catch {
     return false;
   }
-}
-
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
 }
 
 async function udpApp(name: string): Promise<{ port: number; close(): void }> {
