@@ -263,7 +263,7 @@ async function updates() {
     }
     // The node programs behind the API: wait until the last service's rules are in.
     const lastChain = () =>
-      spawnSync('nft', ['list', 'chain', 'ip', 'harbor', `s${ports.at(-1)}_tcp_0`], { encoding: 'utf8' })
+      spawnSync('nft', ['list', 'chain', 'ip', 'harbor', `s${ports.at(-1)}_tcp`], { encoding: 'utf8' })
         .status === 0;
     const setupStarted = performance.now();
     while (!lastChain() && performance.now() - setupStarted < 60_000) await sleep(20);

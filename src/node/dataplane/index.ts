@@ -14,13 +14,14 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../log/index.js';
 import type { Instance } from '../balancer.js';
 import type { NodeService } from '../service.js';
-import { deleteUdpFlows, listUdpFlows, readCounters, runNft } from './nft.js';
+import { type CounterReading, deleteUdpFlows, listUdpFlows, readCounters, runNft } from './nft.js';
 import {
   addServiceScript,
+  COUNTER_MAPS,
+  counterKey,
   FAMILIES,
   type Family,
   headerBytes,
-  names,
   programScript,
   removeServiceScript,
   type ServicePlan,
@@ -133,7 +134,7 @@ export class NftablesDataplane {
 
   /** A service's kernel counters as last read (every few seconds; every second for UDP services). */
   counters(service: NodeService): KernelCounters {
-    const n = names(service.port);
+    const port = service.port;
     let flows = 0;
     let bytesIn = 0;
     let bytesOut = 0;
@@ -141,12 +142,12 @@ export class NftablesDataplane {
     for (const family of FAMILIES) {
       const c = this.#counters.get(family);
       if (c === undefined) continue;
-      flows += c.get(n.flows)?.packets ?? 0;
       for (const p of ['tcp', 'udp'] as const) {
-        bytesIn += payload(c.get(n.bytesIn(p)), headerBytes(family, p));
-        bytesOut += payload(c.get(n.bytesOut(p)), headerBytes(family, p));
+        flows += c.get(counterKey.flows(p, port))?.packets ?? 0;
+        bytesIn += payload(c.get(counterKey.bytes('original', p, port)), headerBytes(family, p));
+        bytesOut += payload(c.get(counterKey.bytes('reply', p, port)), headerBytes(family, p));
       }
-      unreachable += c.get(n.unreachable)?.packets ?? 0;
+      unreachable += c.get(counterKey.unreachable(port))?.packets ?? 0;
     }
     return { flows, bytes_in: bytesIn, bytes_out: bytesOut, unreachable };
   }
@@ -168,6 +169,7 @@ export class NftablesDataplane {
       tableScript(
         family,
         this.#listenFor(family),
+        this.#local.loopback[family],
         services.map((s) => this.#plan(s, family)).filter((p): p is ServicePlan => p !== null),
       ),
     ).join('');
@@ -213,7 +215,6 @@ export class NftablesDataplane {
       udp: protocols.includes('udp'),
       tcpTargets: targets.tcp === null ? [] : targets.tcp.map(target),
       udpTarget: targets.udp ? target(targets.udp) : null,
-      loopbackSources: this.#local.loopback[family],
     };
   }
 
@@ -254,8 +255,7 @@ export class NftablesDataplane {
       if (service === null || replaced) {
         // Gone (or the port now belongs to another service): everything of the old one goes.
         if (before !== undefined) {
-          for (const [family, plan] of before.plans)
-            script.push(removeServiceScript(family, plan, plan.tcpTargets.length));
+          for (const [family, plan] of before.plans) script.push(removeServiceScript(family, plan));
           gone.push(port);
         }
         next.set(port, null);
@@ -267,11 +267,14 @@ export class NftablesDataplane {
         const was = old?.plans.get(family);
         const plan = plans.get(family);
         if (plan === undefined) {
-          if (was !== undefined) script.push(removeServiceScript(family, was, was.tcpTargets.length));
+          if (was !== undefined) script.push(removeServiceScript(family, was));
         } else if (was === undefined) {
-          script.push(addServiceScript(family, plan), programScript(family, plan, 0));
-        } else if (JSON.stringify(was) !== JSON.stringify(plan)) {
-          script.push(programScript(family, plan, was.tcpTargets.length));
+          script.push(addServiceScript(family, plan));
+        } else if (was.tcp !== plan.tcp || was.udp !== plan.udp) {
+          script.push(removeServiceScript(family, was), addServiceScript(family, plan));
+        } else {
+          const change = programScript(family, plan, was);
+          if (change !== '') script.push(change);
         }
         if (was?.udpTarget && !sameTarget(was.udpTarget, plan?.udpTarget ?? null))
           moved.push({ family, port, from: was.udpTarget });
@@ -341,9 +344,8 @@ export class NftablesDataplane {
   }
 
   /**
-   * Every poll with UDP services: their counters (an ICMP error fails the primary over). Every
-   * few polls: every counter (a missing table is rebuilt) and the UDP flows reconciled. One nft
-   * run reads both families.
+   * Every poll with UDP services: the ICMP error counters (an error fails the primary over).
+   * Every few polls: every counter (a missing table is rebuilt) and the UDP flows reconciled.
    */
   async #poll(): Promise<void> {
     if (this.#closed) return;
@@ -355,16 +357,20 @@ export class NftablesDataplane {
     if (!full && !udp) return;
     const run = this.#serial.then(async () => {
       if (this.#logger.isLevelEnabled('debug')) this.#logger.debug({ full, udp }, 'nftables poll');
-      let tables: Map<Family, Map<string, { packets: number; bytes: number }>> | undefined;
+      let tables: CounterReading;
       try {
-        tables = await readCounters();
+        // Between full readings only the ICMP errors, which a UDP failover waits on.
+        tables = await readCounters(full ? COUNTER_MAPS : ['unreachable']);
       } catch (error) {
         this.#failed((error as Error).message);
         return;
       }
       for (const family of FAMILIES) {
         const counters = tables.get(family);
-        if (counters !== undefined) this.#counters.set(family, counters);
+        const kept = this.#counters.get(family);
+        if (counters === undefined) continue;
+        if (full || kept === undefined) this.#counters.set(family, counters);
+        else for (const [key, value] of counters) kept.set(key, value);
       }
       if (FAMILIES.some((f) => !tables.has(f)) && !this.#closed) {
         this.#failed(`table ${TABLE} is gone`);

@@ -4,7 +4,7 @@
 // as kube-proxy does through knftables: no npm netlink library speaks nf_tables.
 import { execFile, spawn } from 'node:child_process';
 import { HarborError } from '../../errors/index.js';
-import { type Family, TABLE } from './rules.js';
+import { type CounterMap, FAMILIES, type Family, TABLE } from './rules.js';
 
 /**
  * How long one run of nft or conntrack may take before it is killed and its change counted as
@@ -48,27 +48,60 @@ export function runNft(script: string, check = false, timeoutMs = PROGRAM_TIMEOU
   });
 }
 
-/** Counter values by name in each family's harbor table; a family whose table is not there is absent. */
-export async function readCounters(): Promise<Map<Family, Map<string, { packets: number; bytes: number }>>> {
-  const text = await run('nft', ['-j', 'list', 'counters']);
-  const tables = new Map<Family, Map<string, { packets: number; bytes: number }>>();
-  const parsed = JSON.parse(text) as {
-    nftables?: {
-      table?: { family: string; name: string };
-      counter?: { family: string; table: string; name: string; packets: number; bytes: number };
-    }[];
-  };
-  for (const item of parsed.nftables ?? []) {
-    const family = (item.table ?? item.counter)?.family as Family | undefined;
-    const table = item.table?.name ?? item.counter?.table;
-    if (table !== TABLE || (family !== 'ip' && family !== 'ip6')) continue;
-    if (!tables.has(family)) tables.set(family, new Map());
-    if (item.counter)
-      tables
-        .get(family)!
-        .set(item.counter.name, { packets: item.counter.packets, bytes: item.counter.bytes });
+/** Packets and bytes of map elements by key (rules.ts `counterKey`), per family whose table is there. */
+export type CounterReading = Map<Family, Map<string, { packets: number; bytes: number }>>;
+
+/**
+ * The element counters of these maps in each family's harbor table; a family whose table is
+ * not there is absent. One `nft -j list map` per map: nft 1.0.6 cannot list two in one run.
+ */
+export async function readCounters(maps: readonly CounterMap[]): Promise<CounterReading> {
+  const tables: CounterReading = new Map();
+  for (const family of FAMILIES) {
+    const texts = await Promise.all(
+      maps.map((name) =>
+        run('nft', ['-j', 'list', 'map', family, TABLE, name]).catch((error: Error) => {
+          if (/No such file or directory/.test(error.message)) return null;
+          throw error;
+        }),
+      ),
+    );
+    if (texts.some((text) => text === null)) continue;
+    const counters = new Map<string, { packets: number; bytes: number }>();
+    for (const [i, text] of texts.entries()) readElementCounters(maps[i]!, text!, counters);
+    tables.set(family, counters);
   }
   return tables;
+}
+
+type ElementValue = string | number | { concat: (string | number)[] };
+interface ListedMap {
+  nftables?: {
+    map?: {
+      elem?: [{ elem?: { val: ElementValue; counter?: { packets: number; bytes: number } } }, unknown][];
+    };
+  }[];
+}
+
+/** Adds the counters of one listed map's elements, keyed `<map> <key parts>` ("bytes original tcp 8080"). */
+function readElementCounters(
+  name: string,
+  text: string,
+  into: Map<string, { packets: number; bytes: number }>,
+): void {
+  const parsed = JSON.parse(text) as ListedMap;
+  for (const item of parsed.nftables ?? []) {
+    for (const [key] of item.map?.elem ?? []) {
+      const element = key.elem;
+      if (element?.counter === undefined) continue;
+      const val = element.val;
+      const parts = typeof val === 'object' ? val.concat : [val];
+      into.set(`${name} ${parts.join(' ')}`, {
+        packets: element.counter.packets,
+        bytes: element.counter.bytes,
+      });
+    }
+  }
 }
 
 /** One UDP conntrack entry: its original tuple and where replies come from (the DNAT target). */

@@ -3,18 +3,25 @@
 // them and `nft --check` can judge them. One table per address family (`ip
 // harbor`, `ip6 harbor`). A new connection to a service port (a local client in
 // the `output` hook, a remote one in `prerouting`) is sent by a verdict map to
-// its service's chain, which DNATs it round-robin over the TCP instances that are
-// up (`numgen inc`) or to the UDP primary; flows toward a remote instance are
-// marked and masqueraded. Counters: new flows, bytes each way and ICMP
-// port-unreachable errors of UDP flows (how a refusing UDP instance is
-// noticed), the last two from one filter chain in postrouting, by the flow's
-// original port. A service is in a family's table only while it has targets
-// of that family: the rest is left to the userspace listener.
+// its service's TCP chain, which DNATs it round-robin over the instances that
+// are up (`numgen inc`), or for UDP to the primary looked up in a map. Flows to
+// a remote instance are masqueraded. Counters are those of map elements: new
+// flows (the dispatch map's), bytes each way and the ICMP port-unreachable
+// errors of UDP flows (how a refusing UDP instance is noticed). A service is in
+// a family's table only while it has targets of that family: the rest is left
+// to the userspace listener.
+//
+// Why maps rather than chains and named counters: `nft` (1.0.6) reads every
+// chain and every named object of the ruleset before any change that adds a
+// rule or an element. With 1,000 services as one chain per instance and named
+// counters, that reading took a single service's change to ~50 ms; with maps
+// it is ~25 ms (docs/dataplane.md). Everything that changes often (a UDP
+// primary, which clients stay in userspace, masquerading) is a map element.
 
 export type Family = 'ip' | 'ip6';
 export const FAMILIES: readonly Family[] = ['ip', 'ip6'];
 export const TABLE = 'harbor';
-/** The conntrack mark of a flow toward a remote instance: masqueraded in postrouting. */
+/** The conntrack mark of a flow toward a remote instance, set where it is masqueraded. */
 export const MASQUERADE_MARK = '0x4862';
 
 /** Where one instance is, for the kernel: an IP literal of the table's family. */
@@ -34,14 +41,10 @@ export interface ServicePlan {
   readonly tcpTargets: readonly Target[];
   /** The UDP primary; null: left to the userspace listener. */
   readonly udpTarget: Target | null;
-  /**
-   * The loopback interface's prefixes in this family (127.0.0.0/8, ::1/128): a flow from one of
-   * them cannot leave the machine, so toward a remote instance the userspace listener serves it.
-   */
-  readonly loopbackSources: readonly string[];
 }
 
 type Protocol = 'tcp' | 'udp';
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
 
 /**
  * The headers each counted packet carries, taken off the counted bytes to give the payload
@@ -54,31 +57,37 @@ export function headerBytes(family: Family, protocol: Protocol): number {
   return (family === 'ip' ? 20 : 40) + (protocol === 'tcp' ? 32 : 8);
 }
 
-/** Names of a service's objects in its table, by port (unique on a node). */
-export function names(port: number) {
-  const s = `s${port}`;
-  return {
-    tcp: `${s}_tcp`,
-    udp: `${s}_udp`,
-    instance: (i: number) => `${s}_tcp_${i}`,
-    flows: `${s}_flows`,
-    /** Packets and bytes toward the instance (original direction) and back, per protocol. */
-    bytesIn: (p: Protocol) => `${s}_in_${p}`,
-    bytesOut: (p: Protocol) => `${s}_out_${p}`,
-    unreachable: `${s}_unreachable`,
-  };
+/** The TCP chain of a service (its round-robin rule). */
+export function tcpChain(port: number): string {
+  return `s${port}_tcp`;
 }
+
+/** The maps whose element counters the node reads (nft.ts), and the key of each element's counter. */
+export const COUNTER_MAPS = ['dispatch', 'bytes', 'unreachable'] as const;
+export type CounterMap = (typeof COUNTER_MAPS)[number];
+export const counterKey = {
+  /** New flows of a service's protocol the kernel forwarded. */
+  flows: (protocol: Protocol, port: number) => `dispatch ${protocol} ${port}`,
+  /** Packets and bytes toward the instance (original) or back (reply). */
+  bytes: (direction: 'original' | 'reply', protocol: Protocol, port: number) =>
+    `bytes ${direction} ${protocol} ${port}`,
+  unreachable: (port: number) => `unreachable ${port}`,
+};
 
 /**
  * The whole table, replaced in one transaction (start-up, and when it vanished): `listen`
- * limits DNAT to one address; otherwise every local address.
+ * limits DNAT to one address; otherwise every local address. `loopbackSources`: the loopback
+ * interface's prefixes in this family (127.0.0.0/8, ::1/128): a flow from one of them cannot
+ * leave the machine, so toward a remote instance the userspace listener serves it.
  */
 export function tableScript(
   family: Family,
   listen: string | undefined,
+  loopbackSources: readonly string[],
   plans: readonly ServicePlan[],
 ): string {
   const t = `${family} ${TABLE}`;
+  const address = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
   const match = listen === undefined ? 'fib daddr type local' : `${family} daddr ${listen}`;
   const icmp =
     family === 'ip'
@@ -88,134 +97,162 @@ export function tableScript(
     `add table ${t}`,
     `delete table ${t}`,
     `add table ${t}`,
-    // Always there, so that one listing of the counters also says whether the table is.
-    `add counter ${t} present`,
-    `add map ${t} dispatch { type inet_proto . inet_service : verdict; }`,
-    `add map ${t} bytes { type ct_dir . inet_proto . inet_service : counter; }`,
-    `add map ${t} unreachable { type inet_service : counter; }`,
+    // Service ports the kernel forwards: to the service's TCP chain, or to the UDP primary.
+    // Each element counts the new flows it dispatched.
+    `add map ${t} dispatch { type inet_proto . inet_service : verdict; counter; }`,
+    `add map ${t} udp_primary { type inet_service : ${address} . inet_service; }`,
+    // Protocol and port of a service the kernel leaves to the userspace listener: for every
+    // client (no target up in this family), or for loopback clients (a remote target).
+    `add set ${t} userspace { type inet_proto . inet_service; }`,
+    `add set ${t} userspace_loopback { type inet_proto . inet_service; }`,
+    // Service port and remote instance address: such flows are masqueraded.
+    `add set ${t} remote { type inet_service . ${address}; }`,
+    `add map ${t} bytes { type ct_dir . inet_proto . inet_service : verdict; counter; }`,
+    `add map ${t} unreachable { type inet_service : verdict; counter; }`,
     `add chain ${t} services`,
+    `add rule ${t} services meta l4proto . th dport @userspace return`,
+    ...(loopbackSources.length === 0
+      ? []
+      : [
+          `add rule ${t} services ${family} saddr ${nftSet(loopbackSources)} meta l4proto . th dport @userspace_loopback return`,
+        ]),
     `add rule ${t} services meta l4proto . th dport vmap @dispatch`,
+    `add chain ${t} udp_to_primary`,
+    `add rule ${t} udp_to_primary meta l4proto udp dnat ${family} to udp dport map @udp_primary`,
     `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
     `add rule ${t} output ${match} jump services`,
     `add chain ${t} prerouting { type nat hook prerouting priority -100; policy accept; }`,
     `add rule ${t} prerouting ${match} jump services`,
     `add chain ${t} postrouting { type nat hook postrouting priority 100; policy accept; }`,
-    `add rule ${t} postrouting ct mark ${MASQUERADE_MARK} masquerade`,
+    `add rule ${t} postrouting ct status dnat meta l4proto { tcp, udp } ct original proto-dst . ${family} daddr @remote ct mark set ${MASQUERADE_MARK} masquerade`,
     // One filter chain sees every packet leaving (forwarded or local, loopback included): the
     // bytes of translated flows each way, and the ICMP port-unreachable errors a refusing UDP
     // instance sends back (they belong to the flow they answer). One lookup per packet.
     `add chain ${t} accounting { type filter hook postrouting priority 0; policy accept; }`,
-    `add rule ${t} accounting ct status dnat meta l4proto { tcp, udp } counter name ct direction . meta l4proto . ct original proto-dst map @bytes`,
-    `add rule ${t} accounting ${icmp} ct original protocol udp counter name ct original proto-dst map @unreachable`,
+    `add rule ${t} accounting ct status dnat meta l4proto { tcp, udp } ct direction . meta l4proto . ct original proto-dst vmap @bytes`,
+    `add rule ${t} accounting ${icmp} ct original protocol udp ct original proto-dst vmap @unreachable`,
   ];
-  for (const plan of plans) lines.push(addServiceScript(family, plan), programScript(family, plan, 0));
+  for (const plan of plans) lines.push(addServiceScript(family, plan));
   return `${lines.join('\n')}\n`;
 }
 
-/** A service's chains, counters and map elements, created once. */
+/** A service's chain and map elements, created once, pointed at its targets. */
 export function addServiceScript(family: Family, plan: ServicePlan): string {
   const t = `${family} ${TABLE}`;
-  const n = names(plan.port);
-  const lines = [`add counter ${t} ${n.flows}`];
-  for (const p of ['tcp', 'udp'] as const) {
-    if (!plan[p]) continue;
+  const p = plan.port;
+  const lines: string[] = [];
+  if (plan.tcp) lines.push(`add chain ${t} ${tcpChain(p)}`);
+  for (const protocol of PROTOCOLS) {
+    if (!plan[protocol]) continue;
+    const to = protocol === 'tcp' ? tcpChain(p) : 'udp_to_primary';
     lines.push(
-      `add chain ${t} ${n[p]}`,
-      `add element ${t} dispatch { ${p} . ${plan.port} : goto ${n[p]} }`,
-      `add counter ${t} ${n.bytesIn(p)}`,
-      `add counter ${t} ${n.bytesOut(p)}`,
-      `add element ${t} bytes { original . ${p} . ${plan.port} : "${n.bytesIn(p)}", reply . ${p} . ${plan.port} : "${n.bytesOut(p)}" }`,
+      `add element ${t} dispatch { ${protocol} . ${p} : goto ${to} }`,
+      `add element ${t} bytes { original . ${protocol} . ${p} : continue, reply . ${protocol} . ${p} : continue }`,
     );
   }
-  if (plan.udp) {
-    lines.push(
-      `add counter ${t} ${n.unreachable}`,
-      `add element ${t} unreachable { ${plan.port} : "${n.unreachable}" }`,
-    );
-  }
+  if (plan.udp) lines.push(`add element ${t} unreachable { ${p} : continue }`);
+  const program = programScript(family, plan, null);
+  if (program !== '') lines.push(program);
   return lines.join('\n');
 }
 
 /**
- * Points a service's chains at its targets now: one transaction with the chains flushed and
- * filled again. `before`: how many instance chains it had (the ones no longer used go).
+ * Points a service at its targets now, from what `before` (as applied) had: its TCP chain
+ * filled again when its targets changed, and only the map elements that differ deleted or
+ * added. '' when nothing changes.
  */
-export function programScript(family: Family, plan: ServicePlan, before: number): string {
+export function programScript(family: Family, plan: ServicePlan, before: ServicePlan | null): string {
   const t = `${family} ${TABLE}`;
-  const n = names(plan.port);
   const lines: string[] = [];
-  if (plan.tcp) {
-    lines.push(`flush chain ${t} ${n.tcp}`);
-    const targets = plan.tcpTargets;
-    targets.forEach((target, i) => {
-      lines.push(`add chain ${t} ${n.instance(i)}`, `flush chain ${t} ${n.instance(i)}`);
-      for (const rule of dnatRules(family, target, 'tcp', plan.loopbackSources))
-        lines.push(`add rule ${t} ${n.instance(i)} ${rule}`);
-    });
-    if (targets.length === 1)
-      lines.push(`add rule ${t} ${n.tcp} counter name "${n.flows}" goto ${n.instance(0)}`);
-    else if (targets.length > 1) {
-      const arms = targets.map((_, i) => `${i} : goto ${n.instance(i)}`).join(', ');
-      lines.push(
-        `add rule ${t} ${n.tcp} counter name "${n.flows}" numgen inc mod ${targets.length} vmap { ${arms} }`,
-      );
-    }
-    for (let i = targets.length; i < before; i++) lines.push(`delete chain ${t} ${n.instance(i)}`);
+  if (plan.tcp && (before === null || !sameTargets(before.tcpTargets, plan.tcpTargets))) {
+    if (before !== null) lines.push(`flush chain ${t} ${tcpChain(plan.port)}`);
+    const rule = roundRobinRule(family, plan.tcpTargets);
+    if (rule !== null) lines.push(`add rule ${t} ${tcpChain(plan.port)} ${rule}`);
   }
-  if (plan.udp) {
-    lines.push(`flush chain ${t} ${n.udp}`);
-    if (plan.udpTarget !== null) {
-      for (const rule of dnatRules(
-        family,
-        plan.udpTarget,
-        'udp',
-        plan.loopbackSources,
-        `counter name "${n.flows}" `,
-      ))
-        lines.push(`add rule ${t} ${n.udp} ${rule}`);
-    }
+  const was = before === null ? EMPTY : elementsOf(before);
+  const now = elementsOf(plan);
+  for (const set of ELEMENT_SETS) {
+    const gone = was[set].filter((e) => !now[set].includes(e));
+    const added = now[set].filter((e) => !was[set].includes(e));
+    if (gone.length > 0) lines.push(`delete element ${t} ${set} { ${gone.join(', ')} }`);
+    if (added.length > 0) lines.push(`add element ${t} ${set} { ${added.join(', ')} }`);
   }
   return lines.join('\n');
 }
 
-/** Everything of a service, removed in one transaction. */
-export function removeServiceScript(family: Family, plan: ServicePlan, instanceChains: number): string {
+/** Everything of a service, removed in one transaction (`before`: as applied). */
+export function removeServiceScript(family: Family, before: ServicePlan): string {
   const t = `${family} ${TABLE}`;
-  const n = names(plan.port);
+  const p = before.port;
   const lines: string[] = [];
-  for (const p of ['tcp', 'udp'] as const) {
-    if (!plan[p]) continue;
+  const was = elementsOf(before);
+  for (const set of ELEMENT_SETS)
+    if (was[set].length > 0) lines.push(`delete element ${t} ${set} { ${was[set].join(', ')} }`);
+  for (const protocol of PROTOCOLS) {
+    if (!before[protocol]) continue;
     lines.push(
-      `delete element ${t} bytes { original . ${p} . ${plan.port}, reply . ${p} . ${plan.port} }`,
-      `delete element ${t} dispatch { ${p} . ${plan.port} }`,
-      `flush chain ${t} ${n[p]}`,
+      `delete element ${t} dispatch { ${protocol} . ${p} }`,
+      `delete element ${t} bytes { original . ${protocol} . ${p}, reply . ${protocol} . ${p} }`,
     );
   }
-  for (let i = 0; i < instanceChains; i++) lines.push(`delete chain ${t} ${n.instance(i)}`);
-  for (const p of ['tcp', 'udp'] as const) if (plan[p]) lines.push(`delete chain ${t} ${n[p]}`);
-  if (plan.udp)
-    lines.push(`delete element ${t} unreachable { ${plan.port} }`, `delete counter ${t} ${n.unreachable}`);
-  lines.push(`delete counter ${t} ${n.flows}`);
-  for (const p of ['tcp', 'udp'] as const)
-    if (plan[p]) lines.push(`delete counter ${t} ${n.bytesIn(p)}`, `delete counter ${t} ${n.bytesOut(p)}`);
+  if (before.udp) lines.push(`delete element ${t} unreachable { ${p} }`);
+  if (before.tcp) lines.push(`flush chain ${t} ${tcpChain(p)}`, `delete chain ${t} ${tcpChain(p)}`);
   return lines.join('\n');
 }
 
-/** The rules that send a new flow to `target`: a remote one is masqueraded, and loopback clients stay in userspace. */
-function dnatRules(
-  family: Family,
-  target: Target,
-  protocol: 'tcp' | 'udp',
-  loopbackSources: readonly string[],
-  count = '',
-): string[] {
-  const to = family === 'ip' ? `${target.host}:${target.port}` : `[${target.host}]:${target.port}`;
-  if (target.local) return [`${count}meta l4proto ${protocol} dnat ${family} to ${to}`];
-  // A loopback source cannot leave the machine (without route_localnet): the userspace listener serves it.
-  const loopback =
-    loopbackSources.length === 0 ? [] : [`${family} saddr { ${loopbackSources.join(', ')} } return`];
-  return [
-    ...loopback,
-    `${count}ct mark set ${MASQUERADE_MARK} meta l4proto ${protocol} dnat ${family} to ${to}`,
+const ELEMENT_SETS = ['userspace', 'userspace_loopback', 'remote', 'udp_primary'] as const;
+type ElementSet = (typeof ELEMENT_SETS)[number];
+const EMPTY: Record<ElementSet, string[]> = {
+  userspace: [],
+  userspace_loopback: [],
+  remote: [],
+  udp_primary: [],
+};
+
+/** The elements a service's plan puts in the table's sets and maps, as nft writes them. */
+function elementsOf(plan: ServicePlan): Record<ElementSet, string[]> {
+  const p = plan.port;
+  const elements: Record<ElementSet, string[]> = {
+    userspace: [],
+    userspace_loopback: [],
+    remote: [],
+    udp_primary: [],
+  };
+  const remote = new Set<string>();
+  const targets: [Protocol, readonly Target[]][] = [
+    ['tcp', plan.tcp ? plan.tcpTargets : []],
+    ['udp', plan.udp && plan.udpTarget !== null ? [plan.udpTarget] : []],
   ];
+  for (const [protocol, list] of targets) {
+    if (!plan[protocol]) continue;
+    if (list.length === 0) elements.userspace.push(`${protocol} . ${p}`);
+    // A loopback client cannot be sent off the machine: where the rotation has a remote
+    // instance, the userspace listener serves all of the service's loopback clients.
+    if (list.some((target) => !target.local)) elements.userspace_loopback.push(`${protocol} . ${p}`);
+    for (const target of list) if (!target.local) remote.add(`${p} . ${target.host}`);
+  }
+  elements.remote = [...remote];
+  if (plan.udp && plan.udpTarget !== null)
+    elements.udp_primary.push(`${p} : ${plan.udpTarget.host} . ${plan.udpTarget.port}`);
+  return elements;
+}
+
+/** The DNAT of a new TCP connection: round-robin over the targets; null without one. */
+function roundRobinRule(family: Family, targets: readonly Target[]): string | null {
+  if (targets.length === 0) return null;
+  if (targets.length === 1) {
+    const only = targets[0]!;
+    const to = family === 'ip' ? `${only.host}:${only.port}` : `[${only.host}]:${only.port}`;
+    return `meta l4proto tcp dnat ${family} to ${to}`;
+  }
+  const arms = targets.map((target, i) => `${i} : ${target.host} . ${target.port}`).join(', ');
+  return `meta l4proto tcp dnat ${family} to numgen inc mod ${targets.length} map { ${arms} }`;
+}
+
+function sameTargets(a: readonly Target[], b: readonly Target[]): boolean {
+  return a.length === b.length && a.every((x, i) => x.host === b[i]!.host && x.port === b[i]!.port);
+}
+
+function nftSet(items: readonly string[]): string {
+  return items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`;
 }

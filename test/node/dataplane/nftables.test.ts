@@ -69,8 +69,13 @@ function whoAnswers(port: number): Promise<string> {
 }
 
 function chain(name: string): string {
+  return listed('chain', name);
+}
+
+/** `nft list` of one chain, set or map of the ip harbor table; '' when it is not there. */
+function listed(kind: 'chain' | 'set' | 'map', name: string): string {
   try {
-    return execFileSync('nft', ['list', 'chain', 'ip', 'harbor', name], { encoding: 'utf8', stdio: 'pipe' });
+    return execFileSync('nft', ['list', kind, 'ip', 'harbor', name], { encoding: 'utf8', stdio: 'pipe' });
   } catch {
     return '';
   }
@@ -157,7 +162,10 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       const id = service.name;
       await node.putInstance(id, 'u1', { host: '127.0.0.1', port: apps[0]!.port });
       await node.putInstance(id, 'u2', { host: '127.0.0.1', port: apps[1]!.port });
-      await waitFor(() => /dnat/.test(chain(`s${service.port}_udp`)), 'the UDP chain');
+      await waitFor(
+        () => listed('map', 'udp_primary').includes(`${service.port} : 127.0.0.1 . ${apps[0]!.port}`),
+        'the UDP primary',
+      );
       const client = dgram.createSocket('udp4');
       t.teardown(() => client.close());
       client.on('error', () => {});
@@ -210,7 +218,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
     t.teardown(() => Promise.all([a.close(), b.close()]));
     const service = await node.createService('long-lived');
     await node.putInstance(service.name, 'a', { host: '127.0.0.1', port: a.port });
-    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp_0`)), 'the instance chain');
+    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp`)), 'the service chain');
     const socket = net.connect(service.port, '127.0.0.1');
     t.teardown(() => socket.destroy());
     let received = '';
@@ -233,7 +241,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
     node = await newNode({ range, stateFile: new StateFile(path) });
     t.teardown(() => node.drain(0));
     await echo('four');
-    t.match(chain(`s${service.port}_tcp_0`), /dnat/, 'the restarted node programmed the table again');
+    t.match(chain(`s${service.port}_tcp`), /dnat/, 'the restarted node programmed the table again');
   });
 
   t.test(
@@ -249,7 +257,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       t.teardown(() => server.kill('SIGKILL'));
       const service = await node.createService('iperf');
       await node.putInstance(service.name, 'i', { host: '127.0.0.1', port: ports.first });
-      await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp_0`)), 'the instance chain');
+      await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp`)), 'the service chain');
       await waitFor(async () => await acceptsConnections(ports.first), 'iperf3 to listen');
       const out = execFileSync(
         'iperf3',
@@ -294,7 +302,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
         port: (sink.address() as net.AddressInfo).port,
       });
       await waitFor(
-        () => chain(`s${service.port}_tcp_0`).includes(`:${(sink.address() as net.AddressInfo).port}`),
+        () => chain(`s${service.port}_tcp`).includes(`:${(sink.address() as net.AddressInfo).port}`),
         'the sink',
       );
       const bytes = 100 * 1024 * 1024;
@@ -320,11 +328,11 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
     t.teardown(() => a.close());
     const service = await node.createService('fallback');
     await node.putInstance(service.name, 'a', { host: '127.0.0.1', port: a.port });
-    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp_0`)), 'the instance chain');
+    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp`)), 'the service chain');
     execFileSync('nft', ['delete', 'table', 'ip', 'harbor']);
     t.equal(await whoAnswers(service.port), 'A', 'served with the table gone');
     t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'by the userspace listener');
-    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp_0`)), 'the table to be rebuilt');
+    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp`)), 'the table to be rebuilt');
     t.equal(await whoAnswers(service.port), 'A');
     t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'and the kernel forwards again');
   });
