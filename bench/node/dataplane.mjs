@@ -269,25 +269,32 @@ async function updates() {
     while (!lastChain() && performance.now() - setupStarted < 60_000) await sleep(20);
     // Each change as the node applies it: its debug line gives the transaction's own time and
     // when it was done (epoch ms), so the time from the API request to rules in place is exact.
-    const applied = (from) =>
-      proc
-        .output()
-        .slice(from)
-        .split('\n')
-        .filter((l) => l.includes('nftables transaction applied'))
-        .map((l) => JSON.parse(l));
+    // Collected as they come (proc.output() keeps only the last few kB).
+    const events = [];
+    for (const stream of [proc.child.stdout, proc.child.stderr]) {
+      let partial = '';
+      stream.on('data', (chunk) => {
+        const lines = (partial + chunk.toString()).split('\n');
+        partial = lines.pop();
+        for (const l of lines)
+          if (l.includes('nftables transaction applied') || l.includes('nftables table rebuilt'))
+            events.push(JSON.parse(l));
+      });
+    }
+    const applied = (from) => events.slice(from).filter((e) => e.msg === 'nftables transaction applied');
     const transaction = [];
     const total = [];
     const answered = [];
     for (let k = 0; k < 7; k++) {
       const i = Math.floor(serviceCount / 2) + k;
-      const from = proc.output().length;
+      const from = events.length;
       const started = Date.now();
       await api('PUT', `/v1/services/svc-${i}/instances/b`, { host: '127.0.0.1', port: listeners[1].port });
       answered.push(Date.now() - started);
       while (!applied(from).some((l) => l.time >= started) && Date.now() - started < 10_000) await sleep(2);
       const line = applied(from).find((l) => l.time >= started);
-      if (line === undefined) throw new Error('the change was never applied');
+      if (line === undefined)
+        throw new Error(`the change was never applied; the node's output:\n${proc.output().slice(-3000)}`);
       transaction.push(line.ms);
       total.push(line.time - started);
     }
@@ -299,23 +306,19 @@ async function updates() {
     const rebuilds = [];
     for (let k = 0; k < 5; k++) {
       execFileSync('nft', ['delete', 'table', 'ip', 'harbor']);
-      const before = proc.output().length;
+      const before = events.length;
       const started = performance.now();
       let line;
       while (line === undefined && performance.now() - started < 20_000) {
         await sleep(5);
-        line = proc
-          .output()
-          .slice(before)
-          .split('\n')
-          .find((l) => l.includes('nftables table rebuilt'));
+        line = events.slice(before).find((e) => e.msg === 'nftables table rebuilt');
       }
       if (line === undefined) {
         throw new Error(
-          `the node did not rebuild its table within 20 s; its output since:\n${proc.output().slice(before).slice(-3000)}`,
+          `the node did not rebuild its table within 20 s; its output:\n${proc.output().slice(-3000)}`,
         );
       }
-      rebuilds.push(JSON.parse(line).ms);
+      rebuilds.push(line.ms);
     }
     log(
       `whole-table rebuild of ${serviceCount} services (one nft transaction, both families), 5 times: ${rebuilds.join(', ')} ms (median ${fmt(median(rebuilds), 1)})`,
