@@ -58,6 +58,11 @@ export class AccessLog {
   write(entry: AccessEntry): void {
     const options = this.#options;
     const line = accessLine(options.format, options.keepQuery, entry, performance.now());
+    // Flattened now, while its pieces are in the cache: a line is a tree of some 25 strings, and
+    // a batch of 100 such trees, read at flush after milliseconds of other work, cost ~150 us of
+    // cache misses to encode (1.5 us a line) against ~25 us for 100 flat lines. V8 flattens a
+    // string that is indexed.
+    line.charCodeAt(0);
     if (line.length > FLUSH_CHARS) {
       // A line longer than a whole batch (a huge path): a batch of its own.
       this.flush();
