@@ -19,7 +19,7 @@ import { acceptsConnections } from '../../helpers/net.js';
 import { waitFor } from '../../helpers/wait.js';
 import { startNode, testNodeOptions } from '../fixtures/node.js';
 import { freeRange } from '../fixtures/ranges.js';
-import { HERE, inNetworkNamespace, linkNamespaces, netnsUnavailable } from './netns.js';
+import { HERE, inNetworkNamespace, linkNamespaces, netnsUnavailable, PEER } from './netns.js';
 
 const unavailable = netnsUnavailable();
 if (unavailable === false) inNetworkNamespace(import.meta.url);
@@ -396,6 +396,60 @@ t.test(
     }
     t.equal(answers.join(''), 'ABAB', 'round-robin for a client on the other side of the link');
     t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 0, 'none through the userspace listener');
+  },
+);
+
+t.test(
+  'an instance on another machine: the kernel balances other clients; loopback ones are served in userspace',
+  { skip: unavailable },
+  async (t) => {
+    linkNamespaces(t);
+    const node = await newNode({ listenHost: undefined });
+    t.teardown(() => node.drain(0));
+    const a = await nameServer('A');
+    t.teardown(() => a.close());
+    // B lives in the other namespace: an instance on another machine.
+    const bPort = (await freeRange(1, 32_000, 33_000)).first;
+    const b = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        'peer',
+        process.execPath,
+        '-e',
+        `require('node:net').createServer((s) => { s.on('error', () => {}); s.write('B'); s.pipe(s); }).listen(${bPort}, '${PEER}')`,
+      ],
+      { stdio: 'ignore' },
+    );
+    t.teardown(() => b.kill('SIGKILL'));
+    await waitFor(() => acceptsConnections({ host: PEER, port: bPort }), 'B to listen');
+    const service = await node.createService('two-machines');
+    await node.putInstance(service.name, 'a', { host: '127.0.0.1', port: a.port });
+    await node.putInstance(service.name, 'b', { host: PEER, port: bPort });
+    await waitFor(() => /mod 2/.test(chain(`s${service.port}_tcp`)), 'the service chain');
+    t.match(listed('set', 'remote'), `${service.port} . ${PEER}`, 'flows to B are masqueraded');
+
+    /** The first byte a connection gets, from `from` to `to`. */
+    const answer = (from: string, to: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect({ port: service.port, host: to, localAddress: from });
+        socket.once('data', (c: Buffer) => {
+          resolve(c.toString().slice(0, 1));
+          socket.destroy();
+        });
+        socket.once('error', reject);
+      });
+    // A client on this machine's link address: the kernel, round-robin, B across the link.
+    let kernel = '';
+    for (let i = 0; i < 4; i++) kernel += await answer(HERE, HERE);
+    t.equal(kernel, 'ABAB', 'round-robin by the kernel, B reached across the link');
+    t.equal(node.view(service.name).counters.tcp?.connectionsTotal ?? 0, 0, 'none through the listener');
+    // A loopback client cannot leave the machine: the userspace listener serves it, A and B alike.
+    let userspace = '';
+    for (let i = 0; i < 4; i++) userspace += await answer('127.0.0.1', '127.0.0.1');
+    t.same([...userspace].sort().join(''), 'AABB', 'both instances serve loopback clients');
+    t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 4, 'through the userspace listener');
   },
 );
 
