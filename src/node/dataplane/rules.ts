@@ -63,8 +63,7 @@ export function tcpChain(port: number): string {
 }
 
 /** The maps whose element counters the node reads (nft.ts), and the key of each element's counter. */
-export const COUNTER_MAPS = ['dispatch', 'bytes', 'unreachable'] as const;
-export type CounterMap = (typeof COUNTER_MAPS)[number];
+export type CounterMap = 'dispatch' | 'bytes' | 'unreachable';
 export const counterKey = {
   /** New flows of a service's protocol the kernel forwarded. */
   flows: (protocol: Protocol, port: number) => `dispatch ${protocol} ${port}`,
