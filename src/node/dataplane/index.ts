@@ -14,7 +14,14 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../log/index.js';
 import type { Instance } from '../balancer.js';
 import type { NodeService } from '../service.js';
-import { type CounterReading, deleteUdpFlows, listUdpFlows, readCounters, runNft } from './nft.js';
+import {
+  type Counter,
+  type CounterReading,
+  deleteUdpFlows,
+  listUdpFlows,
+  readCounters,
+  runNft,
+} from './nft.js';
 import {
   addServiceScript,
   type CounterMap,
@@ -81,7 +88,7 @@ export class NftablesDataplane {
   readonly #logger: Logger;
   readonly #programmed = new Map<number, Programmed>();
   readonly #pending = new Map<number, NodeService | null>();
-  readonly #counters = new Map<Family, Map<string, { packets: number; bytes: number }>>();
+  readonly #counters: CounterReading = new Map();
   /** Per service port: its ICMP error count at the last reading, and the UDP primary then. */
   readonly #unreachableSeen = new Map<number, { count: number; primary: string }>();
   #local = localAddresses();
@@ -147,11 +154,12 @@ export class NftablesDataplane {
       const c = this.#counters.get(family);
       if (c === undefined) continue;
       for (const p of ['tcp', 'udp'] as const) {
-        flows += c.get(counterKey.flows(p, port))?.packets ?? 0;
-        bytesIn += payload(c.get(counterKey.bytes('original', p, port)), headerBytes(family, p));
-        bytesOut += payload(c.get(counterKey.bytes('reply', p, port)), headerBytes(family, p));
+        flows += c.get('dispatch')?.get(counterKey.flows(p, port))?.packets ?? 0;
+        const bytes = c.get('bytes');
+        bytesIn += payload(bytes?.get(counterKey.bytes('original', p, port)), headerBytes(family, p));
+        bytesOut += payload(bytes?.get(counterKey.bytes('reply', p, port)), headerBytes(family, p));
       }
-      unreachable += c.get(counterKey.unreachable(port))?.packets ?? 0;
+      unreachable += c.get('unreachable')?.get(counterKey.unreachable(port))?.packets ?? 0;
     }
     return { flows, bytes_in: bytesIn, bytes_out: bytesOut, unreachable };
   }
@@ -370,7 +378,7 @@ export class NftablesDataplane {
         this.#failed((error as Error).message);
         return false;
       }
-      this.#keep(tables, ['unreachable']);
+      this.#keep(tables);
       if (FAMILIES.some((f) => !tables.has(f)) && !this.#closed) {
         this.#failed(`table ${TABLE} is gone`);
         this.#local = localAddresses();
@@ -385,7 +393,7 @@ export class NftablesDataplane {
     if (!(await run) || !full || this.#readingTraffic || this.#closed) return;
     this.#readingTraffic = true;
     try {
-      this.#keep(await readCounters(TRAFFIC_MAPS), TRAFFIC_MAPS);
+      this.#keep(await readCounters(TRAFFIC_MAPS));
     } catch (error) {
       this.#failed((error as Error).message);
     } finally {
@@ -393,14 +401,11 @@ export class NftablesDataplane {
     }
   }
 
-  /** Takes a reading of these maps in place of the last one (other maps' counters stay). */
-  #keep(tables: CounterReading, maps: readonly CounterMap[]): void {
+  /** Takes a reading in place of the last one of the same maps (other maps' counters stay). */
+  #keep(tables: CounterReading): void {
     for (const [family, reading] of tables) {
-      const kept = new Map<string, { packets: number; bytes: number }>();
-      for (const [key, value] of this.#counters.get(family) ?? []) {
-        if (!maps.includes(key.slice(0, key.indexOf(' ')) as CounterMap)) kept.set(key, value);
-      }
-      for (const [key, value] of reading) kept.set(key, value);
+      const kept = this.#counters.get(family) ?? new Map<CounterMap, Map<string, Counter>>();
+      for (const [map, counters] of reading) kept.set(map, counters);
       this.#counters.set(family, kept);
     }
   }
@@ -458,7 +463,7 @@ export class NftablesDataplane {
 }
 
 /** A counter's bytes less its packets' headers. */
-function payload(counter: { packets: number; bytes: number } | undefined, header: number): number {
+function payload(counter: Counter | undefined, header: number): number {
   return counter === undefined ? 0 : Math.max(0, counter.bytes - counter.packets * header);
 }
 

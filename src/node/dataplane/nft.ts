@@ -48,8 +48,14 @@ export function runNft(script: string, check = false, timeoutMs = PROGRAM_TIMEOU
   });
 }
 
-/** Packets and bytes of map elements by key (rules.ts `counterKey`), per family whose table is there. */
-export type CounterReading = Map<Family, Map<string, { packets: number; bytes: number }>>;
+/** One element's counter. */
+export interface Counter {
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+/** Element counters by map, then by element key (rules.ts `counterKey`), per family whose table is there. */
+export type CounterReading = Map<Family, Map<CounterMap, Map<string, Counter>>>;
 
 /**
  * The element counters of these maps in each family's harbor table; a family whose table is
@@ -67,9 +73,7 @@ export async function readCounters(maps: readonly CounterMap[]): Promise<Counter
       ),
     );
     if (texts.some((text) => text === null)) continue;
-    const counters = new Map<string, { packets: number; bytes: number }>();
-    for (const [i, text] of texts.entries()) readElementCounters(maps[i]!, text!, counters);
-    tables.set(family, counters);
+    tables.set(family, new Map(maps.map((name, i) => [name, elementCounters(texts[i]!)])));
   }
   return tables;
 }
@@ -78,17 +82,14 @@ type ElementValue = string | number | { concat: (string | number)[] };
 interface ListedMap {
   nftables?: {
     map?: {
-      elem?: [{ elem?: { val: ElementValue; counter?: { packets: number; bytes: number } } }, unknown][];
+      elem?: [{ elem?: { val: ElementValue; counter?: Counter } }, unknown][];
     };
   }[];
 }
 
-/** Adds the counters of one listed map's elements, keyed `<map> <key parts>` ("bytes original tcp 8080"). */
-function readElementCounters(
-  name: string,
-  text: string,
-  into: Map<string, { packets: number; bytes: number }>,
-): void {
+/** The counters of one listed map's elements, keyed by the element's key parts ("original tcp 8080"). */
+function elementCounters(text: string): Map<string, Counter> {
+  const counters = new Map<string, Counter>();
   const parsed = JSON.parse(text) as ListedMap;
   for (const item of parsed.nftables ?? []) {
     for (const [key] of item.map?.elem ?? []) {
@@ -96,12 +97,10 @@ function readElementCounters(
       if (element?.counter === undefined) continue;
       const val = element.val;
       const parts = typeof val === 'object' ? val.concat : [val];
-      into.set(`${name} ${parts.join(' ')}`, {
-        packets: element.counter.packets,
-        bytes: element.counter.bytes,
-      });
+      counters.set(parts.join(' '), { packets: element.counter.packets, bytes: element.counter.bytes });
     }
   }
+  return counters;
 }
 
 /** One UDP conntrack entry: its original tuple and where replies come from (the DNAT target). */

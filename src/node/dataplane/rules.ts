@@ -62,15 +62,16 @@ export function tcpChain(port: number): string {
   return `s${port}_tcp`;
 }
 
-/** The maps whose element counters the node reads (nft.ts), and the key of each element's counter. */
+/** The maps whose element counters the node reads (nft.ts), and each element's key in its map. */
 export type CounterMap = 'dispatch' | 'bytes' | 'unreachable';
 export const counterKey = {
-  /** New flows of a service's protocol the kernel forwarded. */
-  flows: (protocol: Protocol, port: number) => `dispatch ${protocol} ${port}`,
-  /** Packets and bytes toward the instance (original) or back (reply). */
+  /** `dispatch`: new flows of a service's protocol the kernel forwarded. */
+  flows: (protocol: Protocol, port: number) => `${protocol} ${port}`,
+  /** `bytes`: packets and bytes toward the instance (original) or back (reply). */
   bytes: (direction: 'original' | 'reply', protocol: Protocol, port: number) =>
-    `bytes ${direction} ${protocol} ${port}`,
-  unreachable: (port: number) => `unreachable ${port}`,
+    `${direction} ${protocol} ${port}`,
+  /** `unreachable`: the ICMP port-unreachable errors of a service's UDP flows. */
+  unreachable: (port: number) => String(port),
 };
 
 /**
@@ -201,22 +202,16 @@ export function removeServiceScript(family: Family, before: ServicePlan): string
 
 const ELEMENT_SETS = ['userspace', 'userspace_loopback', 'remote', 'udp_primary'] as const;
 type ElementSet = (typeof ELEMENT_SETS)[number];
-const EMPTY: Record<ElementSet, string[]> = {
-  userspace: [],
-  userspace_loopback: [],
-  remote: [],
-  udp_primary: [],
-};
+const EMPTY = noElements();
+
+function noElements(): Record<ElementSet, string[]> {
+  return { userspace: [], userspace_loopback: [], remote: [], udp_primary: [] };
+}
 
 /** The elements a service's plan puts in the table's sets and maps, as nft writes them. */
 function elementsOf(plan: ServicePlan): Record<ElementSet, string[]> {
   const p = plan.port;
-  const elements: Record<ElementSet, string[]> = {
-    userspace: [],
-    userspace_loopback: [],
-    remote: [],
-    udp_primary: [],
-  };
+  const elements = noElements();
   const remote = new Set<string>();
   const targets: [Protocol, readonly Target[]][] = [
     ['tcp', plan.tcp ? plan.tcpTargets : []],
