@@ -21,6 +21,7 @@ import {
   listUdpFlows,
   readCounters,
   runNft,
+  type UdpFlow,
 } from './nft.js';
 import {
   addServiceScript,
@@ -36,6 +37,7 @@ import {
   type Target,
   tableScript,
 } from './rules.js';
+import { UdpTraffic } from './udp-traffic.js';
 
 export interface NftablesOptions {
   readonly logger: Logger;
@@ -89,6 +91,8 @@ export class NftablesDataplane {
   readonly #programmed = new Map<number, Programmed>();
   readonly #pending = new Map<number, NodeService | null>();
   readonly #counters: CounterReading = new Map();
+  readonly #udpTraffic = new UdpTraffic();
+  #warnedUncounted = false;
   /** Per service port: its ICMP error count at the last reading, and the UDP primary then. */
   readonly #unreachableSeen = new Map<number, { count: number; primary: string }>();
   #local = localAddresses();
@@ -153,13 +157,17 @@ export class NftablesDataplane {
     for (const family of FAMILIES) {
       const c = this.#counters.get(family);
       if (c === undefined) continue;
-      for (const p of ['tcp', 'udp'] as const) {
+      for (const p of ['tcp', 'udp'] as const)
         flows += c.get('dispatch')?.get(counterKey.flows(p, port))?.packets ?? 0;
-        const bytes = c.get('bytes');
-        bytesIn += payload(bytes?.get(counterKey.bytes('original', p, port)), headerBytes(family, p));
-        bytesOut += payload(bytes?.get(counterKey.bytes('reply', p, port)), headerBytes(family, p));
-      }
+      const bytes = c.get('bytes');
+      bytesIn += payload(bytes?.get(counterKey.bytes('original', port)), headerBytes(family, 'tcp'));
+      bytesOut += payload(bytes?.get(counterKey.bytes('reply', port)), headerBytes(family, 'tcp'));
       unreachable += c.get('unreachable')?.get(counterKey.unreachable(port))?.packets ?? 0;
+    }
+    for (const family of FAMILIES) {
+      const udp = this.#udpTraffic.totals(family, port);
+      bytesIn += payload(udp.original, headerBytes(family, 'udp'));
+      bytesOut += payload(udp.reply, headerBytes(family, 'udp'));
     }
     return { flows, bytes_in: bytesIn, bytes_out: bytesOut, unreachable };
   }
@@ -315,10 +323,12 @@ export class NftablesDataplane {
     }
     // The old UDP primary's flows are cut loose: their next datagram is a new flow to the new primary.
     for (const { family, port, from } of moved) {
-      await deleteUdpFlows(family, port, from.host, from.port).catch((error: Error) =>
-        this.#failed(`conntrack: ${error.message}`),
+      await deleteUdpFlows(family, port, from.host, from.port).then(
+        (flows) => this.#udpTraffic.deleted(family, flows),
+        (error: Error) => this.#failed(`conntrack: ${error.message}`),
       );
     }
+    for (const port of gone) this.#udpTraffic.forget(port);
     if (gone.length > 0) await this.#deleteTranslatedUdp(new Set(gone));
   }
 
@@ -326,8 +336,8 @@ export class NftablesDataplane {
   async #deleteTranslatedUdp(ports: ReadonlySet<number>): Promise<void> {
     for (const family of FAMILIES) {
       for (const flow of await listUdpFlows(family).catch(() => [])) {
-        if (ports.has(flow.dport) && !(flow.replySrc === flow.dst && flow.replySport === flow.dport))
-          await deleteUdpFlows(family, flow.dport, flow.replySrc, flow.replySport).catch(() => 0);
+        if (ports.has(flow.dport) && translated(flow))
+          await deleteUdpFlows(family, flow.dport, flow.replySrc, flow.replySport).catch(() => []);
       }
     }
   }
@@ -365,21 +375,24 @@ export class NftablesDataplane {
     if (this.#closed) return;
     this.#polls++;
     const full = this.#polls % FULL_POLL_EVERY === 0;
-    const udp = [...this.#programmed.values()].some(
-      (p) => p.plans.size > 0 && p.service.protocols.includes('udp'),
+    // The families whose tables hold a UDP service: between full polls only theirs are read.
+    const udpFamilies = FAMILIES.filter((family) =>
+      [...this.#programmed.values()].some((p) => p.plans.has(family) && p.service.protocols.includes('udp')),
     );
+    const udp = udpFamilies.length > 0;
     if (!full && !udp) return;
+    const families = full ? FAMILIES : udpFamilies;
     const run = this.#serial.then(async () => {
       if (this.#logger.isLevelEnabled('debug')) this.#logger.debug({ full, udp }, 'nftables poll');
       let tables: CounterReading;
       try {
-        tables = await readCounters(['unreachable']);
+        tables = await readCounters(['unreachable'], families);
       } catch (error) {
         this.#failed((error as Error).message);
         return false;
       }
       this.#keep(tables);
-      if (FAMILIES.some((f) => !tables.has(f)) && !this.#closed) {
+      if (families.some((f) => !tables.has(f)) && !this.#closed) {
         this.#failed(`table ${TABLE} is gone`);
         this.#local = localAddresses();
         await this.#resync();
@@ -431,16 +444,22 @@ export class NftablesDataplane {
     }
   }
 
-  /** Deletes every UDP entry of a service port that a DNAT sent elsewhere than its current primary. */
+  /**
+   * Counts what the services' UDP flows carried since the last listing, and deletes every UDP
+   * entry of a service port that a DNAT sent elsewhere than its current primary.
+   */
   async #reconcileUdp(): Promise<void> {
     for (const family of FAMILIES) {
-      const flows = await listUdpFlows(family).catch(() => []);
+      const flows = await listUdpFlows(family).catch(() => null);
+      if (flows === null) continue;
+      const ofService = (flow: UdpFlow) =>
+        this.#programmed.get(flow.dport)?.service.protocols.includes('udp') === true && translated(flow);
+      this.#udpTraffic.listed(family, flows, ofService);
+      this.#warnUncounted();
       const stale = new Map<string, { port: number; host: string; hostPort: number }>();
       for (const flow of flows) {
-        const programmed = this.#programmed.get(flow.dport);
-        if (programmed === undefined || !programmed.service.protocols.includes('udp')) continue;
-        // Not translated: a flow of the userspace listener's own.
-        if (flow.replySrc === flow.dst && flow.replySport === flow.dport) continue;
+        if (!ofService(flow)) continue;
+        const programmed = this.#programmed.get(flow.dport)!;
         const primary = programmed.plans.get(family)?.udpTarget;
         if (primary && primary.host === flow.replySrc && primary.port === flow.replySport) continue;
         stale.set(`${flow.dport} ${flow.replySrc} ${flow.replySport}`, {
@@ -450,16 +469,32 @@ export class NftablesDataplane {
         });
       }
       for (const s of stale.values()) {
-        const deleted = await deleteUdpFlows(family, s.port, s.host, s.hostPort).catch(() => 0);
-        if (deleted > 0) {
+        const deleted = await deleteUdpFlows(family, s.port, s.host, s.hostPort).catch(() => []);
+        this.#udpTraffic.deleted(family, deleted);
+        if (deleted.length > 0) {
           this.#logger.info(
-            { port: s.port, to: `${s.host}:${s.hostPort}`, flows: deleted },
+            { port: s.port, to: `${s.host}:${s.hostPort}`, flows: deleted.length },
             'stale UDP flows removed (not the primary)',
           );
         }
       }
     }
   }
+
+  /** Once: flows without counts (accounting switched off since the table turned it on) are not in the UDP byte counts. */
+  #warnUncounted(): void {
+    if (this.#udpTraffic.uncounted === 0 || this.#warnedUncounted) return;
+    this.#warnedUncounted = true;
+    this.#logger.warn(
+      { code: 'W_DATAPLANE', flows: this.#udpTraffic.uncounted },
+      'nftables: UDP flows without conntrack counts are left out of the byte counters (net.netfilter.nf_conntrack_acct is 0; set it to 1)',
+    );
+  }
+}
+
+/** Whether a flow was translated (a DNAT): not one of the userspace listener's own. */
+function translated(flow: UdpFlow): boolean {
+  return !(flow.replySrc === flow.dst && flow.replySport === flow.dport);
 }
 
 /** A counter's bytes less its packets' headers. */

@@ -48,7 +48,7 @@ export function runNft(script: string, check = false, timeoutMs = PROGRAM_TIMEOU
   });
 }
 
-/** One element's counter. */
+/** One element's counter, or one way of a conntrack flow: whole packets, headers included. */
 export interface Counter {
   readonly packets: number;
   readonly bytes: number;
@@ -58,12 +58,16 @@ export interface Counter {
 export type CounterReading = Map<Family, Map<CounterMap, Map<string, Counter>>>;
 
 /**
- * The element counters of these maps in each family's harbor table; a family whose table is
- * not there is absent. One `nft -j list map` per map: nft 1.0.6 cannot list two in one run.
+ * The element counters of these maps in each family's harbor table (of `families`); a family
+ * whose table is not there is absent. One `nft -j list map` per map: nft 1.0.6 cannot list two
+ * in one run.
  */
-export async function readCounters(maps: readonly CounterMap[]): Promise<CounterReading> {
+export async function readCounters(
+  maps: readonly CounterMap[],
+  families: readonly Family[] = FAMILIES,
+): Promise<CounterReading> {
   const tables: CounterReading = new Map();
-  for (const family of FAMILIES) {
+  for (const family of families) {
     const texts = await Promise.all(
       maps.map((name) =>
         run('nft', ['-j', 'list', 'map', family, TABLE, name]).catch((error: Error) => {
@@ -103,43 +107,72 @@ function elementCounters(text: string): Map<string, Counter> {
   return counters;
 }
 
-/** One UDP conntrack entry: its original tuple and where replies come from (the DNAT target). */
+/** One UDP conntrack entry: its original tuple, where replies come from (the DNAT target), its counts. */
 export interface UdpFlow {
+  /** The entry's own id and client tuple: what tells one flow from another across readings. */
+  readonly key: string;
   readonly dport: number;
   readonly dst: string;
   readonly replySrc: string;
   readonly replySport: number;
+  /**
+   * Conntrack's own counts each way (`nf_conntrack_acct`, which the table turns on); null
+   * for an entry made while accounting was off.
+   */
+  readonly original: Counter | null;
+  readonly reply: Counter | null;
 }
 
 /** The UDP conntrack entries of one family (`conntrack -L`). */
 export async function listUdpFlows(family: Family): Promise<UdpFlow[]> {
-  const text = await run('conntrack', ['-L', '-p', 'udp', '-f', family === 'ip' ? 'ipv4' : 'ipv6']);
-  const flows: UdpFlow[] = [];
-  for (const line of text.split('\n')) {
-    const src = [...line.matchAll(/\bsrc=(\S+)/g)].map((m) => m[1]!);
-    const dst = [...line.matchAll(/\bdst=(\S+)/g)].map((m) => m[1]!);
-    const sport = [...line.matchAll(/\bsport=(\d+)/g)].map((m) => Number(m[1]));
-    const dport = [...line.matchAll(/\bdport=(\d+)/g)].map((m) => Number(m[1]));
-    if (src.length < 2 || dst.length < 1 || sport.length < 2 || dport.length < 1) continue;
-    flows.push({ dport: dport[0]!, dst: dst[0]!, replySrc: src[1]!, replySport: sport[1]! });
-  }
-  return flows;
+  return parseUdpFlows(await run('conntrack', ['-L', '-p', 'udp', '-f', familyName(family), '-o', 'id']));
 }
 
-/** Deletes the UDP entries of service port `port` whose replies come from `host:hostPort`; answers how many. */
+/**
+ * Deletes the UDP entries of service port `port` whose replies come from `host:hostPort`;
+ * answers them as they were at deletion (their last counts).
+ */
 export async function deleteUdpFlows(
   family: Family,
   port: number,
   host: string,
   hostPort: number,
   timeoutMs = PROGRAM_TIMEOUT_MS,
-): Promise<number> {
-  const args = ['-D', '-p', 'udp', '-f', family === 'ip' ? 'ipv4' : 'ipv6', '--orig-port-dst', String(port)];
-  args.push('--reply-src', host, '--reply-port-src', String(hostPort));
+): Promise<UdpFlow[]> {
+  const args = ['-D', '-p', 'udp', '-f', familyName(family), '--orig-port-dst', String(port)];
+  args.push('--reply-src', host, '--reply-port-src', String(hostPort), '-o', 'id');
   // conntrack exits 1 when nothing matched: that is not a failure here.
-  const text = await run('conntrack', args, true, timeoutMs);
-  const match = /(\d+) flow entries have been deleted/.exec(text);
-  return match ? Number(match[1]) : 0;
+  return parseUdpFlows(await run('conntrack', args, true, timeoutMs));
+}
+
+/**
+ * One entry as conntrack prints it: the original tuple (and its counts with accounting on),
+ * flags, the reply tuple (and counts), then mark, use and id:
+ * `udp 17 29 src=A dst=B sport=1 dport=2 packets=1 bytes=34 [UNREPLIED] src=B dst=A sport=2 dport=1 packets=0 bytes=0 mark=0 use=1 id=7`
+ */
+const UDP_ENTRY =
+  /\bsrc=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) (?:packets=(\d+) bytes=(\d+) )?.*?\bsrc=(\S+) dst=\S+ sport=(\d+) dport=\d+ (?:packets=(\d+) bytes=(\d+) )?.*?\bid=(\d+)/;
+
+function parseUdpFlows(text: string): UdpFlow[] {
+  const flows: UdpFlow[] = [];
+  for (const line of text.split('\n')) {
+    const m = UDP_ENTRY.exec(line);
+    if (m === null) continue;
+    flows.push({
+      key: `${m[11]} ${m[1]} ${m[3]}`,
+      dport: Number(m[4]),
+      dst: m[2]!,
+      replySrc: m[7]!,
+      replySport: Number(m[8]),
+      original: m[5] === undefined ? null : { packets: Number(m[5]), bytes: Number(m[6]) },
+      reply: m[9] === undefined ? null : { packets: Number(m[9]), bytes: Number(m[10]) },
+    });
+  }
+  return flows;
+}
+
+function familyName(family: Family): string {
+  return family === 'ip' ? 'ipv4' : 'ipv6';
 }
 
 function run(

@@ -5,6 +5,7 @@
 // there, so each step also proves that the script's diff matches what the
 // table holds; the listings show what each step left.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import {
   addServiceScript,
@@ -43,7 +44,10 @@ const local = (port: number, host = '127.0.0.1'): Target => ({ host, port, local
 const remote = (port: number, host: string): Target => ({ host, port, local: false });
 
 t.test("a service's life, one transaction per change", { skip: unavailable }, async (t) => {
+  const acct = '/proc/sys/net/netfilter/nf_conntrack_acct';
+  t.equal(readFileSync(acct, 'utf8').trim(), '0', 'conntrack accounting is off in a new namespace');
   apply(tableScript('ip', undefined, ['127.0.0.0/8'], []));
+  t.equal(readFileSync(acct, 'utf8').trim(), '1', 'the table turns it on (UDP bytes are its counts)');
   const first: ServicePlan = {
     port: 7000,
     tcp: true,
@@ -55,6 +59,11 @@ t.test("a service's life, one transaction per change", { skip: unavailable }, as
   t.match(listed('chain', 's7000_tcp'), /dnat to 127\.0\.0\.1:7101/);
   t.same(elements('map', 'udp_primary'), ['7000 : 127.0.0.1 . 7201']);
   t.same(elements('set', 'userspace'), [], 'the kernel takes every client');
+  t.same(
+    elements('map', 'bytes').map((e) => e.replace(/ counter .*/, '')),
+    ['original . 7000', 'reply . 7000'],
+    'bytes counted by rule for TCP only (UDP flows: by conntrack)',
+  );
 
   // A second and third TCP instance (one on another machine), the UDP primary fails over.
   const second: ServicePlan = {
