@@ -77,14 +77,39 @@ http {
   return { name: 'origin', pid: proc.pid, port, proc, stop: () => proc.stop('SIGQUIT') };
 }
 
-/** nginx as an HTTPS reverse proxy: one worker, keep-alive upstream pool, headers like the sidecar's. */
-export async function startNginxProxy(dir, sourcePair, originPort) {
+/**
+ * nginx's access log like the sidecar's (issue 14), for the server block: the same fields,
+ * JSON-escaped, or nginx's own "combined"; buffered as the sidecar batches (32 KiB, written at
+ * least every 100 ms). '' without one.
+ */
+function nginxAccessLog(accessLog) {
+  if (accessLog === undefined) return { format: '', log: '' };
+  if (accessLog.format !== 'json')
+    return { format: '', log: `access_log ${accessLog.file} combined buffer=32k flush=100ms;` };
+  const json =
+    '{"time":"$time_iso8601","type":"access","service":"bench-https","client":"$remote_addr",' +
+    '"method":"$request_method","path":"$uri","protocol":"$server_protocol","status":$status,' +
+    '"bytes_in":$request_length,"bytes_out":$bytes_sent,"duration_ms":$request_time,' +
+    '"backend_ms":"$upstream_header_time","tls":"$ssl_protocol","request_id":"$request_id"}';
+  return {
+    format: `log_format harbor_json escape=json '${json}';`,
+    log: `access_log ${accessLog.file} harbor_json buffer=32k flush=100ms;`,
+  };
+}
+
+/**
+ * nginx as an HTTPS reverse proxy: one worker, keep-alive upstream pool, headers like the
+ * sidecar's; `accessLog` ({ file, format }): with an access log like the sidecar's, else none.
+ */
+export async function startNginxProxy(dir, sourcePair, originPort, { accessLog } = {}) {
+  const logging = nginxAccessLog(accessLog);
   const pair = ownCopy(sourcePair, join(dir, 'nginx-certs'), 'proxy');
   const port = await freePort();
   const { top, temps } = nginxCommon(dir, 'proxy');
   const config = `${top}
 http {
   ${temps}
+  ${logging.format}
   keepalive_requests 1000000;
   keepalive_timeout 120s;
   upstream origin {
@@ -99,6 +124,7 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_session_cache shared:SSL:10m;
     ssl_session_timeout 10m;
+    ${logging.log}
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
