@@ -122,6 +122,11 @@ export class NftablesDataplane {
     this.#serial = applied.catch(() => undefined);
     await applied;
     this.#remember(list);
+    // Where the UDP flows of a node that ran before stand: only what they carry from now is counted.
+    for (const family of FAMILIES) {
+      const flows = await listUdpFlows(family).catch(() => []);
+      this.#udpTraffic.listed(family, flows, (flow) => this.#countsUdp(flow), true);
+    }
     this.#pollTimer = setInterval(() => void this.#poll(), this.#options.pollMs ?? DEFAULT_POLL_MS);
     this.#pollTimer.unref();
   }
@@ -452,13 +457,11 @@ export class NftablesDataplane {
     for (const family of FAMILIES) {
       const flows = await listUdpFlows(family).catch(() => null);
       if (flows === null) continue;
-      const ofService = (flow: UdpFlow) =>
-        this.#programmed.get(flow.dport)?.service.protocols.includes('udp') === true && translated(flow);
-      this.#udpTraffic.listed(family, flows, ofService);
+      this.#udpTraffic.listed(family, flows, (flow) => this.#countsUdp(flow));
       this.#warnUncounted();
       const stale = new Map<string, { port: number; host: string; hostPort: number }>();
       for (const flow of flows) {
-        if (!ofService(flow)) continue;
+        if (!this.#countsUdp(flow)) continue;
         const programmed = this.#programmed.get(flow.dport)!;
         const primary = programmed.plans.get(family)?.udpTarget;
         if (primary && primary.host === flow.replySrc && primary.port === flow.replySport) continue;
@@ -479,6 +482,11 @@ export class NftablesDataplane {
         }
       }
     }
+  }
+
+  /** Whether a listed UDP flow is one the kernel sent to an instance of a service the node follows. */
+  #countsUdp(flow: UdpFlow): boolean {
+    return this.#programmed.get(flow.dport)?.service.protocols.includes('udp') === true && translated(flow);
   }
 
   /** Once: flows without counts (accounting switched off since the table turned it on) are not in the UDP byte counts. */

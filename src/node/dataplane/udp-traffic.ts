@@ -33,15 +33,22 @@ export class UdpTraffic {
 
   /**
    * A listing of one family's UDP flows, those of `counted` services: the growth of each since
-   * the last listing goes to its service; flows not listed again have ended.
+   * the last listing goes to its service; flows not listed again have ended. A `baseline` (the
+   * node's start) only notes where each flow stands: what flows carried before the node
+   * started is not counted again by a restarted node (its TCP counters start at 0 too).
    */
-  listed(family: Family, flows: readonly UdpFlow[], counted: (flow: UdpFlow) => boolean): void {
+  listed(
+    family: Family,
+    flows: readonly UdpFlow[],
+    counted: (flow: UdpFlow) => boolean,
+    baseline = false,
+  ): void {
     const before = this.#seen.get(family) ?? new Map<string, Seen>();
     const now = new Map<string, Seen>();
     this.uncounted = 0;
     for (const flow of flows) {
       if (!counted(flow)) continue;
-      const seen = this.#add(family, flow, before.get(flow.key));
+      const seen = baseline ? where(flow) : this.#add(family, flow, before.get(flow.key));
       if (seen !== null) now.set(flow.key, seen);
     }
     this.#seen.set(family, now);
@@ -79,8 +86,14 @@ export class UdpTraffic {
       original: grown(total.original, flow.original, before?.original),
       reply: grown(total.reply, flow.reply, before?.reply),
     });
-    return { port: flow.dport, original: flow.original, reply: flow.reply };
+    return where(flow);
   }
+}
+
+/** A flow's counts as listed; null without any. */
+function where(flow: UdpFlow): Seen | null {
+  if (flow.original === null || flow.reply === null) return null;
+  return { port: flow.dport, original: flow.original, reply: flow.reply };
 }
 
 /** `total` plus what a flow carried since `before` (its whole count when it is new). */

@@ -322,9 +322,13 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
   );
 
   t.test(
-    'UDP byte counters from conntrack: every datagram counted, through a failover that deletes the flow',
+    'UDP byte counters from conntrack: every datagram counted, through a failover that deletes the flow and a restart',
     async (t) => {
-      const node = await newNode();
+      const folder = mkdtempSync(join(tmpdir(), 'harbor-nft-'));
+      t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+      const range = await freeRange(8);
+      const state = join(folder, 'state.json');
+      let node = await newNode({ range, stateFile: new StateFile(state) });
       t.teardown(() => node.drain(0));
       const apps = await Promise.all(['U1', 'U2'].map(udpApp));
       t.teardown(() => {
@@ -378,7 +382,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       }
       t.ok(from.includes('U2'), 'U2 took the flow over');
       for (let i = 0; i < 100; i++) await exchange();
-      const counted = () => node.view(service.name).kernel;
+      let counted = () => node.view(service.name).kernel;
       // Read every few polls: the counts are waited for, then compared. A flow the node deletes is
       // counted as conntrack printed it while deleting, which it read up to a walk of its table
       // (milliseconds) earlier: a datagram of those last milliseconds may be missed.
@@ -395,6 +399,14 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
         `bytes in ${bytesIn}: the ${sent} datagrams sent (${sentBytes} bytes, headers taken off), at most two missed at the failover`,
       );
       t.equal(counted()?.bytes_out, replyBytes, 'bytes out: every answer');
+
+      // A restarted node counts what the live flow carries from its start, not the flow's history.
+      await node.drain(0);
+      node = await newNode({ range, stateFile: new StateFile(state) });
+      counted = () => node.view(service.name).kernel;
+      for (let i = 0; i < 10; i++) await exchange();
+      await eventually(() => counted()?.bytes_in === 10 * DATAGRAM.length, 10_000);
+      t.equal(counted()?.bytes_in, 10 * DATAGRAM.length, 'the restarted node counts the ten datagrams since');
     },
   );
 

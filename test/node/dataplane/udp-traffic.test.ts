@@ -50,6 +50,15 @@ t.test('growth between listings, ended flows, deletions and reused keys', async 
   t.same(traffic.totals('ip', 7000).original, { packets: 2, bytes: 200 }, 'its flows forgotten too');
 });
 
+t.test("a baseline (the node's start): only what flows carry from then on is counted", async (t) => {
+  const traffic = new UdpTraffic();
+  traffic.listed('ip', [flow('1 a 1', 7000, 500, 400)], all, true);
+  t.same(traffic.totals('ip', 7000).original, { packets: 0, bytes: 0 }, 'the history is not counted');
+  traffic.listed('ip', [flow('1 a 1', 7000, 503, 401), flow('2 a 2', 7000, 2, 0)], all);
+  t.same(traffic.totals('ip', 7000).original, { packets: 5, bytes: 500 }, 'its growth and new flows are');
+  t.same(traffic.totals('ip', 7000).reply, { packets: 1, bytes: 50 });
+});
+
 t.test('flows of other services are left out; flows without counts are noted', async (t) => {
   const traffic = new UdpTraffic();
   const uncounted: UdpFlow = { ...flow('4 a 4', 7000, 0, 0), original: null, reply: null };
