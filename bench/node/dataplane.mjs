@@ -9,6 +9,9 @@
 // API request until its chain shows it) and of a whole-table rebuild.
 //
 //   npm run bench:dataplane -- [--rounds 3] [--seconds 5] [--services 1000]   (--rounds 0: updates only)
+//     [--targets direct,direct+ct,nftables,...] [--steps tcp,udp,conn]   (--services 0: no updates)
+//   An A/B of two builds in the same rounds: HARBOR_BENCH_NODE_A=/other/dist/cli/node.js adds the
+//   target nftables-a, e.g. --targets direct,nftables,nftables-a --steps udp,conn --services 0
 import { execFileSync, spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import {
@@ -59,6 +62,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '5' },
     services: { type: 'string', default: '1000' },
+    targets: { type: 'string' },
+    steps: { type: 'string', default: 'tcp,udp,conn' },
   },
 });
 const rounds = Number(values.rounds);
@@ -81,11 +86,40 @@ const TARGETS = {
   },
   nftables: (dir, route) =>
     startHarborNode(dir, route, { nodeFlags: ['--dataplane', 'nftables'], name: 'nftables' }),
+  // Another build of the node beside this one, in the same rounds (an A/B of a change):
+  // HARBOR_BENCH_NODE_A=/path/to/other/dist/cli/node.js.
+  ...(process.env.HARBOR_BENCH_NODE_A
+    ? {
+        'nftables-a': (dir, route) =>
+          startHarborNode(dir, route, {
+            nodeFlags: ['--dataplane', 'nftables'],
+            name: 'nftables-a',
+            cli: process.env.HARBOR_BENCH_NODE_A,
+          }),
+      }
+    : {}),
   userspace: (dir, route) => startHarborNode(dir, route),
   haproxy: (dir, route) => startHaproxy(dir, route),
   socat: (dir, route) => startSocat(dir, route),
 };
 const log = (line) => process.stdout.write(`${line}\n`);
+/** `--targets` and `--steps`: a part of the run (say `--targets direct,nftables,nftables-a --steps udp`). */
+const KINDS = values.targets === undefined ? Object.keys(TARGETS) : values.targets.split(',');
+const STEPS = new Set(values.steps.split(','));
+for (const kind of KINDS) {
+  if (!(kind in TARGETS)) {
+    console.error(
+      `--targets: no target ${kind} (${Object.keys(TARGETS).join(', ')}; nftables-a with HARBOR_BENCH_NODE_A)`,
+    );
+    process.exit(2);
+  }
+}
+for (const step of STEPS) {
+  if (!['tcp', 'udp', 'conn'].includes(step)) {
+    console.error(`--steps: no step ${step} (tcp, udp, conn)`);
+    process.exit(2);
+  }
+}
 
 /** Busy CPU seconds of the whole machine while `work` runs. */
 async function machineSecondsDuring(work) {
@@ -130,30 +164,33 @@ const echo = await startEchoServer();
 const figures = Object.fromEntries(Object.keys(TARGETS).map((k) => [k, []]));
 try {
   for (let round = 0; round < rounds; round++) {
-    const kinds = Object.keys(TARGETS);
+    const kinds = KINDS;
     const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
     log(`round ${round + 1}/${rounds} (order: ${order.join(', ')})`);
     for (const kind of order) {
       const f = {};
       try {
-        await withTarget(kind, { backendPort: iperf.port, udp: false }, async (target) => {
-          await retry('TCP warm-up', () => tcpRun(target.port, 1));
-          f.tcp_gbps = (await tcpRun(target.port, seconds)).gbps;
-        });
-        await withTarget(kind, { backendPort: iperf.port, udp: true }, async (target) => {
-          await retry('UDP warm-up', () => udpRun(target.port, 1, 20_000, iperf));
-          f.udp_pps = (await udpRun(target.port, seconds, 0, iperf)).deliveredPps;
-        });
-        await withTarget(kind, { backendPort: echo.port, udp: false }, async (target) => {
-          await retry('connect warm-up', async () => {
-            const r = await connectRun(target.port, 1);
-            if (r.completed === 0) throw new Error(r.lastError);
+        if (STEPS.has('tcp'))
+          await withTarget(kind, { backendPort: iperf.port, udp: false }, async (target) => {
+            await retry('TCP warm-up', () => tcpRun(target.port, 1));
+            f.tcp_gbps = (await tcpRun(target.port, seconds)).gbps;
           });
-          const m = await machineSecondsDuring(() => connectRun(target.port, seconds));
-          f.conn_per_s = m.result.rate;
-          f.conn_errors = m.result.errors;
-          f.conn_machine_us = (m.seconds * 1e6) / Math.max(1, m.result.completed);
-        });
+        if (STEPS.has('udp'))
+          await withTarget(kind, { backendPort: iperf.port, udp: true }, async (target) => {
+            await retry('UDP warm-up', () => udpRun(target.port, 1, 20_000, iperf));
+            f.udp_pps = (await udpRun(target.port, seconds, 0, iperf)).deliveredPps;
+          });
+        if (STEPS.has('conn'))
+          await withTarget(kind, { backendPort: echo.port, udp: false }, async (target) => {
+            await retry('connect warm-up', async () => {
+              const r = await connectRun(target.port, 1);
+              if (r.completed === 0) throw new Error(r.lastError);
+            });
+            const m = await machineSecondsDuring(() => connectRun(target.port, seconds));
+            f.conn_per_s = m.result.rate;
+            f.conn_errors = m.result.errors;
+            f.conn_machine_us = (m.seconds * 1e6) / Math.max(1, m.result.completed);
+          });
       } catch (error) {
         f.error = error.message.split('\n')[0];
       }
@@ -176,7 +213,7 @@ if (rounds > 0) {
   log('target      TCP Gbit/s  UDP pkt/s   conn/s   machine us/conn  above direct');
   const tcpRatio = ratioOf(med('nftables', 'tcp_gbps'), med('direct', 'tcp_gbps'));
   const udpRatio = ratioOf(med('nftables', 'udp_pps'), med('direct', 'udp_pps'));
-  for (const kind of Object.keys(TARGETS)) {
+  for (const kind of KINDS) {
     const above = med(kind, 'conn_machine_us') - med('direct', 'conn_machine_us');
     log(
       `${kind.padEnd(11)} ${fmt(med(kind, 'tcp_gbps'), 2).padStart(10)}  ${fmt(med(kind, 'udp_pps')).padStart(9)}  ${fmt(med(kind, 'conn_per_s')).padStart(7)}  ${fmt(med(kind, 'conn_machine_us'), 1).padStart(15)}  ${fmt(above, 1).padStart(12)}`,
@@ -213,6 +250,20 @@ if (rounds > 0) {
       2,
     )}x haproxy`,
   );
+  if (KINDS.includes('nftables-a')) {
+    log(
+      `this build against HARBOR_BENCH_NODE_A (per-round pairs, median): UDP ${fmt(
+        paired('nftables', 'nftables-a', 'udp_pps', (a, b) => a / b),
+        3,
+      )}x, TCP ${fmt(
+        paired('nftables', 'nftables-a', 'tcp_gbps', (a, b) => a / b),
+        3,
+      )}x, machine CPU per connection ${fmt(
+        paired('nftables', 'nftables-a', 'conn_machine_us', (a, b) => a - b),
+        1,
+      )} us`,
+    );
+  }
   log(
     `\nnftables/direct: TCP ${fmt(tcpRatio, 2)}x (goal 0.85x), UDP delivered ${fmt(udpRatio, 2)}x (goal 0.8x); TCP nftables/haproxy ${fmt(ratioOf(med('nftables', 'tcp_gbps'), med('haproxy', 'tcp_gbps')), 2)}x (goal 2x); machine CPU per new connection above direct ${fmt(med('nftables', 'conn_machine_us') - med('direct', 'conn_machine_us'), 1)} us (goal 20), above direct+ct ${fmt(med('nftables', 'conn_machine_us') - med('direct+ct', 'conn_machine_us'), 1)} us; UDP nftables/direct+ct ${fmt(ratioOf(med('nftables', 'udp_pps'), med('direct+ct', 'udp_pps')), 2)}x`,
   );

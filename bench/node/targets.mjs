@@ -162,13 +162,13 @@ async function api(apiPort, method, path, body) {
 export async function startHarborNode(
   dir,
   route,
-  { extraNodeArgs = [], nodeFlags = [], name: processName = 'harbor-node' } = {},
+  { extraNodeArgs = [], nodeFlags = [], name: processName = 'harbor-node', cli = NODE_CLI } = {},
 ) {
   const [low, high] = await freeRange(8);
   const apiPort = await freePort();
   const args = [
     ...extraNodeArgs,
-    NODE_CLI,
+    cli,
     '--ports',
     `${low}-${high}`,
     '--api',
