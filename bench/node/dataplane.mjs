@@ -208,13 +208,15 @@ try {
 // --rounds 0: the update figures only.
 if (rounds > 0) {
   const med = (kind, key) => median(figures[kind].map((f) => f[key]));
-  const ratioOf = (a, b) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+  const ratioOf = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? a / b : undefined);
+  // null (a target or step not run) is no figure, not 0.
+  const diffOf = (a, b) => (typeof a === 'number' && typeof b === 'number' ? a - b : undefined);
   log('\nmedians (of rounds)');
   log('target      TCP Gbit/s  UDP pkt/s   conn/s   machine us/conn  above direct');
   const tcpRatio = ratioOf(med('nftables', 'tcp_gbps'), med('direct', 'tcp_gbps'));
   const udpRatio = ratioOf(med('nftables', 'udp_pps'), med('direct', 'udp_pps'));
   for (const kind of KINDS) {
-    const above = med(kind, 'conn_machine_us') - med('direct', 'conn_machine_us');
+    const above = diffOf(med(kind, 'conn_machine_us'), med('direct', 'conn_machine_us'));
     log(
       `${kind.padEnd(11)} ${fmt(med(kind, 'tcp_gbps'), 2).padStart(10)}  ${fmt(med(kind, 'udp_pps')).padStart(9)}  ${fmt(med(kind, 'conn_per_s')).padStart(7)}  ${fmt(med(kind, 'conn_machine_us'), 1).padStart(15)}  ${fmt(above, 1).padStart(12)}`,
     );
@@ -265,7 +267,7 @@ if (rounds > 0) {
     );
   }
   log(
-    `\nnftables/direct: TCP ${fmt(tcpRatio, 2)}x (goal 0.85x), UDP delivered ${fmt(udpRatio, 2)}x (goal 0.8x); TCP nftables/haproxy ${fmt(ratioOf(med('nftables', 'tcp_gbps'), med('haproxy', 'tcp_gbps')), 2)}x (goal 2x); machine CPU per new connection above direct ${fmt(med('nftables', 'conn_machine_us') - med('direct', 'conn_machine_us'), 1)} us (goal 20), above direct+ct ${fmt(med('nftables', 'conn_machine_us') - med('direct+ct', 'conn_machine_us'), 1)} us; UDP nftables/direct+ct ${fmt(ratioOf(med('nftables', 'udp_pps'), med('direct+ct', 'udp_pps')), 2)}x`,
+    `\nnftables/direct: TCP ${fmt(tcpRatio, 2)}x (goal 0.85x), UDP delivered ${fmt(udpRatio, 2)}x (goal 0.8x); TCP nftables/haproxy ${fmt(ratioOf(med('nftables', 'tcp_gbps'), med('haproxy', 'tcp_gbps')), 2)}x (goal 2x); machine CPU per new connection above direct ${fmt(diffOf(med('nftables', 'conn_machine_us'), med('direct', 'conn_machine_us')), 1)} us (goal 20), above direct+ct ${fmt(diffOf(med('nftables', 'conn_machine_us'), med('direct+ct', 'conn_machine_us')), 1)} us; UDP nftables/direct+ct ${fmt(ratioOf(med('nftables', 'udp_pps'), med('direct+ct', 'udp_pps')), 2)}x`,
   );
 }
 
