@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createLogger } from '../../../src/log/index.js';
 import { HarborNode, type HarborNodeOptions, StateFile } from '../../../src/node/index.js';
 import { exited, NODE_BIN, waitForOutput } from '../../helpers/cli.js';
@@ -154,24 +154,10 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
         logger: createLogger({ level: 'debug', pretty: false, name: 'node', destination: lines }),
       });
       t.teardown(() => node.drain(0));
-      const apps = await Promise.all(['U1', 'U2'].map(udpApp));
-      t.teardown(() => {
-        for (const app of apps) app.close();
-      });
-      const service = await node.createService('udp-game');
+      const { apps, service, client } = await udpServiceOnTwoApps(t, node, 'udp-game');
       const id = service.name;
-      await node.putInstance(id, 'u1', { host: '127.0.0.1', port: apps[0]!.port });
-      await node.putInstance(id, 'u2', { host: '127.0.0.1', port: apps[1]!.port });
-      await waitFor(
-        () => listed('map', 'udp_primary').includes(`${service.port} : 127.0.0.1 . ${apps[0]!.port}`),
-        'the UDP primary',
-      );
-      const client = dgram.createSocket('udp4');
-      t.teardown(() => client.close());
-      client.on('error', () => {});
       const replies: { from: string; at: number }[] = [];
       client.on('message', (m) => replies.push({ from: m.toString(), at: performance.now() }));
-      await new Promise<void>((resolve) => client.connect(service.port, '127.0.0.1', resolve));
       const sender = setInterval(() => client.send('ping'), 5);
       t.teardown(() => clearInterval(sender));
       await waitFor(() => replies.length > 3, 'replies from the primary');
@@ -330,20 +316,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       const state = join(folder, 'state.json');
       let node = await newNode({ range, stateFile: new StateFile(state) });
       t.teardown(() => node.drain(0));
-      const apps = await Promise.all(['U1', 'U2'].map(udpApp));
-      t.teardown(() => {
-        for (const app of apps) app.close();
-      });
-      const service = await node.createService('udp-bytes');
-      await node.putInstance(service.name, 'u1', { host: '127.0.0.1', port: apps[0]!.port });
-      await node.putInstance(service.name, 'u2', { host: '127.0.0.1', port: apps[1]!.port });
-      await waitFor(
-        () => listed('map', 'udp_primary').includes(`${service.port} : 127.0.0.1 . ${apps[0]!.port}`),
-        'the UDP primary',
-      );
-      const client = dgram.createSocket('udp4');
-      t.teardown(() => client.close());
-      client.on('error', () => {});
+      const { apps, service, client } = await udpServiceOnTwoApps(t, node, 'udp-bytes');
       let sent = 0;
       let replyBytes = 0;
       const from: string[] = [];
@@ -351,7 +324,6 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
         replyBytes += m.length;
         from.push(m.toString());
       });
-      await new Promise<void>((resolve) => client.connect(service.port, '127.0.0.1', resolve));
       const DATAGRAM = Buffer.alloc(1000, 7);
       /**
        * Sends one datagram, counted once the kernel took it: after an ICMP error a connected
@@ -434,6 +406,34 @@ function hasProgram(name: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A UDP service on two apps (U1 the primary, U2 next), in the kernel's table, and a client connected to it. */
+async function udpServiceOnTwoApps(
+  t: Test,
+  node: HarborNode,
+  name: string,
+): Promise<{
+  apps: { port: number; close(): void }[];
+  service: { name: string; port: number };
+  client: dgram.Socket;
+}> {
+  const apps = await Promise.all(['U1', 'U2'].map(udpApp));
+  t.teardown(() => {
+    for (const app of apps) app.close();
+  });
+  const service = await node.createService(name);
+  await node.putInstance(service.name, 'u1', { host: '127.0.0.1', port: apps[0]!.port });
+  await node.putInstance(service.name, 'u2', { host: '127.0.0.1', port: apps[1]!.port });
+  await waitFor(
+    () => listed('map', 'udp_primary').includes(`${service.port} : 127.0.0.1 . ${apps[0]!.port}`),
+    'the UDP primary',
+  );
+  const client = dgram.createSocket('udp4');
+  t.teardown(() => client.close());
+  client.on('error', () => {});
+  await new Promise<void>((resolve) => client.connect(service.port, '127.0.0.1', resolve));
+  return { apps, service, client };
 }
 
 async function udpApp(name: string): Promise<{ port: number; close(): void }> {
