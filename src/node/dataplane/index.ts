@@ -14,6 +14,7 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../log/index.js';
 import type { Instance } from '../balancer.js';
 import type { NodeService } from '../service.js';
+import { CounterTotals } from './counter-totals.js';
 import {
   type Counter,
   type CounterReading,
@@ -90,7 +91,7 @@ export class NftablesDataplane {
   readonly #logger: Logger;
   readonly #programmed = new Map<number, Programmed>();
   readonly #pending = new Map<number, NodeService | null>();
-  readonly #counters: CounterReading = new Map();
+  readonly #totals = new CounterTotals();
   readonly #udpTraffic = new UdpTraffic();
   #warnedUncounted = false;
   /** Per service port: its ICMP error count at the last reading, and the UDP primary then. */
@@ -159,15 +160,14 @@ export class NftablesDataplane {
     let bytesIn = 0;
     let bytesOut = 0;
     let unreachable = 0;
+    const totals = this.#totals;
     for (const family of FAMILIES) {
-      const c = this.#counters.get(family);
-      if (c === undefined) continue;
       for (const p of ['tcp', 'udp'] as const)
-        flows += c.get('dispatch')?.get(counterKey.flows(p, port))?.packets ?? 0;
-      const bytes = c.get('bytes');
-      bytesIn += payload(bytes?.get(counterKey.bytes('original', port)), headerBytes(family, 'tcp'));
-      bytesOut += payload(bytes?.get(counterKey.bytes('reply', port)), headerBytes(family, 'tcp'));
-      unreachable += c.get('unreachable')?.get(counterKey.unreachable(port))?.packets ?? 0;
+        flows += totals.get(family, 'dispatch', counterKey.flows(p, port))?.packets ?? 0;
+      const tcp = headerBytes(family, 'tcp');
+      bytesIn += payload(totals.get(family, 'bytes', counterKey.bytes('original', port)), tcp);
+      bytesOut += payload(totals.get(family, 'bytes', counterKey.bytes('reply', port)), tcp);
+      unreachable += totals.get(family, 'unreachable', counterKey.unreachable(port))?.packets ?? 0;
     }
     for (const family of FAMILIES) {
       const udp = this.#udpTraffic.totals(family, port);
@@ -333,7 +333,10 @@ export class NftablesDataplane {
         (error: Error) => this.#failed(`conntrack: ${error.message}`),
       );
     }
-    for (const port of gone) this.#udpTraffic.forget(port);
+    for (const port of gone) {
+      this.#totals.forget(port);
+      this.#udpTraffic.forget(port);
+    }
     if (gone.length > 0) await this.#deleteTranslatedUdp(new Set(gone));
   }
 
@@ -354,6 +357,7 @@ export class NftablesDataplane {
     try {
       const started = performance.now();
       await runNft(this.#fullScript(services));
+      this.#totals.tablesReplaced();
       this.#remember(services);
       const ms = Math.round(performance.now() - started);
       this.#logger.info({ services: services.length, ms }, 'nftables table rebuilt');
@@ -390,13 +394,14 @@ export class NftablesDataplane {
     const run = this.#serial.then(async () => {
       if (this.#logger.isLevelEnabled('debug')) this.#logger.debug({ full, udp }, 'nftables poll');
       let tables: CounterReading;
+      const generation = this.#totals.generation;
       try {
         tables = await readCounters(['unreachable'], families);
       } catch (error) {
         this.#failed((error as Error).message);
         return false;
       }
-      this.#keep(tables);
+      this.#totals.keep(tables, generation);
       if (families.some((f) => !tables.has(f)) && !this.#closed) {
         this.#failed(`table ${TABLE} is gone`);
         this.#local = localAddresses();
@@ -411,20 +416,13 @@ export class NftablesDataplane {
     if (!(await run) || !full || this.#readingTraffic || this.#closed) return;
     this.#readingTraffic = true;
     try {
-      this.#keep(await readCounters(TRAFFIC_MAPS));
+      // Beside the queue: a rebuild may come while nft lists (the reading is then dropped).
+      const generation = this.#totals.generation;
+      this.#totals.keep(await readCounters(TRAFFIC_MAPS), generation);
     } catch (error) {
       this.#failed((error as Error).message);
     } finally {
       this.#readingTraffic = false;
-    }
-  }
-
-  /** Takes a reading in place of the last one of the same maps (other maps' counters stay). */
-  #keep(tables: CounterReading): void {
-    for (const [family, reading] of tables) {
-      const kept = this.#counters.get(family) ?? new Map<CounterMap, Map<string, Counter>>();
-      for (const [map, counters] of reading) kept.set(map, counters);
-      this.#counters.set(family, kept);
     }
   }
 

@@ -382,21 +382,30 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
     },
   );
 
-  t.test('the table removed: the userspace listener serves until the node rebuilds it', async (t) => {
-    const node = await newNode();
-    t.teardown(() => node.drain(0));
-    const a = await nameServer('A');
-    t.teardown(() => a.close());
-    const service = await node.createService('fallback');
-    await node.putInstance(service.name, 'a', { host: '127.0.0.1', port: a.port });
-    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp`)), 'the service chain');
-    execFileSync('nft', ['delete', 'table', 'ip', 'harbor']);
-    t.equal(await whoAnswers(service.port), 'A', 'served with the table gone');
-    t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'by the userspace listener');
-    await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp`)), 'the table to be rebuilt');
-    t.equal(await whoAnswers(service.port), 'A');
-    t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'and the kernel forwards again');
-  });
+  t.test(
+    'the table removed: the userspace listener serves until the node rebuilds it; counts go on',
+    async (t) => {
+      const node = await newNode();
+      t.teardown(() => node.drain(0));
+      const a = await nameServer('A');
+      t.teardown(() => a.close());
+      const service = await node.createService('fallback');
+      await node.putInstance(service.name, 'a', { host: '127.0.0.1', port: a.port });
+      await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp`)), 'the service chain');
+      const flows = () => node.view(service.name).kernel?.flows ?? 0;
+      for (let i = 0; i < 3; i++) await whoAnswers(service.port);
+      await waitFor(() => flows() === 3, 'three flows counted by the kernel');
+      execFileSync('nft', ['delete', 'table', 'ip', 'harbor']);
+      t.equal(await whoAnswers(service.port), 'A', 'served with the table gone');
+      t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'by the userspace listener');
+      await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp`)), 'the table to be rebuilt');
+      t.equal(await whoAnswers(service.port), 'A');
+      t.equal(node.view(service.name).counters.tcp?.connectionsTotal, 1, 'and the kernel forwards again');
+      // The new table's counters start at 0; the node's totals go on from what the old one counted.
+      await eventually(() => flows() === 4, 10_000);
+      t.equal(flows(), 4, 'the kernel count goes on from the three before the rebuild');
+    },
+  );
 });
 
 function hasProgram(name: string): boolean {
