@@ -148,12 +148,12 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
   );
   kernel(
     METRIC_NAMES.kernelBytesIn,
-    'Bytes of kernel-forwarded flows from clients (IP packets).',
+    'Payload bytes of kernel-forwarded flows from clients (packet headers taken off).',
     (k) => k.bytes_in,
   );
   kernel(
     METRIC_NAMES.kernelBytesOut,
-    'Bytes of kernel-forwarded flows to clients (IP packets).',
+    'Payload bytes of kernel-forwarded flows to clients (packet headers taken off).',
     (k) => k.bytes_out,
   );
   kernel(
