@@ -134,7 +134,7 @@ export function tableScript(
     // bytes of translated TCP flows each way (one lookup per packet), and the ICMP
     // port-unreachable errors a refusing UDP instance sends back (they belong to the flow they
     // answer). A UDP datagram only crosses it: its flow's bytes are conntrack's own counts,
-    // read with the UDP flows the node reconciles (a lookup per datagram cost ~10% of the
+    // read with the UDP flows the node reconciles (a lookup per datagram cost 7-10% of the
     // datagrams delivered; a TCP packet carries up to 64 KiB on loopback).
     `add chain ${t} accounting { type filter hook postrouting priority 0; policy accept; }`,
     `add rule ${t} accounting meta l4proto tcp ${withPayload} ct status dnat ct direction . ct original proto-dst vmap @bytes`,

@@ -1,6 +1,6 @@
 // The bytes of each service's kernel-forwarded UDP, from conntrack's own
 // per-flow counts (nf_conntrack_acct, which the table turns on) rather than a
-// rule that looks every datagram up: that lookup cost ~10% of the datagrams
+// rule that looks every datagram up: that lookup cost 7-10% of the datagrams
 // delivered. The node lists the UDP flows every few seconds anyway (to remove
 // stale ones); each listing adds what every flow carried since the one before.
 // A flow that is no longer listed has ended, and its last count was seen: a UDP
