@@ -4,10 +4,8 @@
 // bytes do not fall back to 0 in the API and /metrics after a firewall reload.
 // Counts between the last reading and the table's loss (up to one reading
 // interval) are lost.
-import type { Counter, CounterReading } from './nft.js';
+import { addCounts, type Counter, type CounterReading } from './nft.js';
 import { type CounterMap, FAMILIES, type Family } from './rules.js';
-
-const ZERO: Counter = { packets: 0, bytes: 0 };
 
 export class CounterTotals {
   /** The current tables' counters as last read. */
@@ -40,7 +38,7 @@ export class CounterTotals {
       for (const [map, counters] of maps) {
         for (const [key, counter] of counters) {
           const id = `${family} ${map} ${key}`;
-          this.#before.set(id, sum(this.#before.get(id), counter));
+          this.#before.set(id, addCounts(this.#before.get(id), counter));
         }
       }
     }
@@ -52,7 +50,7 @@ export class CounterTotals {
   get(family: Family, map: CounterMap, key: string): Counter | undefined {
     const now = this.#read.get(family)?.get(map)?.get(key);
     const before = this.#before.get(`${family} ${map} ${key}`);
-    return before === undefined ? now : sum(before, now);
+    return before === undefined ? now : addCounts(before, now);
   }
 
   /** A service is gone: the totals of its port's elements go (a later service on it starts at 0). */
@@ -66,10 +64,4 @@ export class CounterTotals {
       }
     }
   }
-}
-
-function sum(a: Counter | undefined, b: Counter | undefined): Counter {
-  const x = a ?? ZERO;
-  const y = b ?? ZERO;
-  return { packets: x.packets + y.packets, bytes: x.bytes + y.bytes };
 }

@@ -164,15 +164,15 @@ export class NftablesDataplane {
     for (const family of FAMILIES) {
       for (const p of ['tcp', 'udp'] as const)
         flows += totals.get(family, 'dispatch', counterKey.flows(p, port))?.packets ?? 0;
+      // TCP bytes from the table's counters, UDP bytes from conntrack's.
       const tcp = headerBytes(family, 'tcp');
+      const udp = headerBytes(family, 'udp');
+      const udpTotals = this.#udpTraffic.totals(family, port);
       bytesIn += payload(totals.get(family, 'bytes', counterKey.bytes('original', port)), tcp);
+      bytesIn += payload(udpTotals.original, udp);
       bytesOut += payload(totals.get(family, 'bytes', counterKey.bytes('reply', port)), tcp);
+      bytesOut += payload(udpTotals.reply, udp);
       unreachable += totals.get(family, 'unreachable', counterKey.unreachable(port))?.packets ?? 0;
-    }
-    for (const family of FAMILIES) {
-      const udp = this.#udpTraffic.totals(family, port);
-      bytesIn += payload(udp.original, headerBytes(family, 'udp'));
-      bytesOut += payload(udp.reply, headerBytes(family, 'udp'));
     }
     return { flows, bytes_in: bytesIn, bytes_out: bytesOut, unreachable };
   }
@@ -385,9 +385,10 @@ export class NftablesDataplane {
     this.#polls++;
     const full = this.#polls % FULL_POLL_EVERY === 0;
     // The families whose tables hold a UDP service: between full polls only theirs are read.
-    const udpFamilies = FAMILIES.filter((family) =>
-      [...this.#programmed.values()].some((p) => p.plans.has(family) && p.service.protocols.includes('udp')),
-    );
+    const withUdp = new Set<Family>();
+    for (const p of this.#programmed.values())
+      if (p.service.protocols.includes('udp')) for (const family of p.plans.keys()) withUdp.add(family);
+    const udpFamilies = FAMILIES.filter((family) => withUdp.has(family));
     const udp = udpFamilies.length > 0;
     if (!full && !udp) return;
     const families = full ? FAMILIES : udpFamilies;

@@ -54,6 +54,15 @@ export interface Counter {
   readonly bytes: number;
 }
 
+export const NO_COUNT: Counter = { packets: 0, bytes: 0 };
+
+/** `a` and `b` together; a missing one counts nothing. */
+export function addCounts(a: Counter | undefined, b: Counter | undefined): Counter {
+  const x = a ?? NO_COUNT;
+  const y = b ?? NO_COUNT;
+  return { packets: x.packets + y.packets, bytes: x.bytes + y.bytes };
+}
+
 /** Element counters by map, then by element key (rules.ts `counterKey`), per family whose table is there. */
 export type CounterReading = Map<Family, Map<CounterMap, Map<string, Counter>>>;
 

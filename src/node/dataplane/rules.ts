@@ -131,7 +131,7 @@ export function tableScript(
     `add chain ${t} postrouting { type nat hook postrouting priority 100; policy accept; }`,
     `add rule ${t} postrouting ct status dnat meta l4proto { tcp, udp } ct original proto-dst . ${family} daddr @remote ct mark set ${MASQUERADE_MARK} masquerade`,
     // One filter chain sees every packet leaving (forwarded or local, loopback included): the
-    // bytes of translated TCP flows each way (one lookup per packet), and the ICMP
+    // bytes of translated TCP flows each way (one lookup per packet with payload), and the ICMP
     // port-unreachable errors a refusing UDP instance sends back (they belong to the flow they
     // answer). A UDP datagram only crosses it: its flow's bytes are conntrack's own counts,
     // read with the UDP flows the node reconciles (a lookup per datagram cost 7-10% of the

@@ -6,7 +6,7 @@
 // A flow that is no longer listed has ended, and its last count was seen: a UDP
 // entry outlives its last datagram by at least 30 s. A flow the node deletes
 // (a failover) is counted from what the deletion printed.
-import type { Counter, UdpFlow } from './nft.js';
+import { addCounts, type Counter, NO_COUNT, type UdpFlow } from './nft.js';
 import { FAMILIES, type Family } from './rules.js';
 
 /** What a service's UDP carried, whole packets (headers included). */
@@ -21,13 +21,11 @@ interface Seen {
   readonly reply: Counter;
 }
 
-const ZERO: Counter = { packets: 0, bytes: 0 };
-
 export class UdpTraffic {
   /** Per family: each counted flow's counts at the last listing, by its key. */
   readonly #seen = new Map<Family, Map<string, Seen>>();
   /** Per family and service port. */
-  readonly #totals = new Map<string, { original: Counter; reply: Counter }>();
+  readonly #totals = new Map<string, UdpTotals>();
   /** Flows listed without counts (made while accounting was off): their bytes are not known. */
   uncounted = 0;
 
@@ -65,7 +63,7 @@ export class UdpTraffic {
 
   /** What a service's UDP carried in `family` since the node started following it. */
   totals(family: Family, port: number): UdpTotals {
-    return this.#totals.get(`${family} ${port}`) ?? { original: ZERO, reply: ZERO };
+    return this.#totals.get(`${family} ${port}`) ?? { original: NO_COUNT, reply: NO_COUNT };
   }
 
   /** A service is gone: its totals go (a later service on the same port starts from zero). */
@@ -81,7 +79,7 @@ export class UdpTraffic {
       return null;
     }
     const key = `${family} ${flow.dport}`;
-    const total = this.#totals.get(key) ?? { original: ZERO, reply: ZERO };
+    const total = this.totals(family, flow.dport);
     this.#totals.set(key, {
       original: grown(total.original, flow.original, before?.original),
       reply: grown(total.reply, flow.reply, before?.reply),
@@ -99,6 +97,6 @@ function where(flow: UdpFlow): Seen | null {
 /** `total` plus what a flow carried since `before` (its whole count when it is new). */
 function grown(total: Counter, now: Counter, before: Counter | undefined): Counter {
   // Counts only grow; a smaller one is another flow that took the same key.
-  const base = before !== undefined && before.bytes <= now.bytes ? before : ZERO;
-  return { packets: total.packets + now.packets - base.packets, bytes: total.bytes + now.bytes - base.bytes };
+  const base = before !== undefined && before.bytes <= now.bytes ? before : NO_COUNT;
+  return addCounts(total, { packets: now.packets - base.packets, bytes: now.bytes - base.bytes });
 }
