@@ -15,11 +15,20 @@ t.test('exec runs the command with the variables and returns its exit status', a
 
 t.test('exec passes SIGTERM to the child and returns the status the child chose', async (t) => {
   const script = `trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done`;
+  // A process group of its own: if the wrapper dies first, the teardown still ends the shell
+  // (which holds the output pipes open: the file would wait for its time limit).
   const child = spawn(process.execPath, [SIDECAR_BIN, 'exec', '--', 'bash', '-c', script], {
     env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
-  t.teardown(() => child.kill('SIGKILL'));
+  t.teardown(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  });
   await waitForOutput(child, /^ready$/);
   const output = waitForOutput(child, /^got-term$/);
   child.kill('SIGTERM');
