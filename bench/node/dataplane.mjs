@@ -1,19 +1,22 @@
 // The kernel data plane's bench (issue 15), in a network namespace of its own
 // (re-run under `unshare -n` as root): TCP throughput (iperf3, one stream), UDP
 // 64-byte datagrams delivered (iperf3 -u -b 0), and new TCP connections (one
-// byte echoed, then closed; 32 at a time) with the whole machine's CPU per
-// connection from /proc/stat, so that work done in the kernel is counted; for
-// direct, harbor-node with --dataplane nftables, harbor-node in userspace,
+// byte echoed, then closed; 32 at a time; and the same with C on both ends: wrk
+// sending one request per connection to an nginx origin) with the whole
+// machine's CPU per connection from /proc/stat, so that work done in the kernel
+// is counted; for direct, direct with conntrack on, one hand-written DNAT rule,
+// harbor-node with --dataplane nftables, harbor-node in userspace,
 // HAProxy (one thread, TCP only) and socat, round by round in one run. Then,
 // with 1,000 services on the node, the time of one service's update (from the
 // API request until its chain shows it) and of a whole-table rebuild.
 //
 //   npm run bench:dataplane -- [--rounds 3] [--seconds 5] [--services 1000]   (--rounds 0: updates only)
-//     [--targets direct,direct+ct,nftables,...] [--steps tcp,udp,conn]   (--services 0: no updates)
+//     [--targets direct,direct+ct,dnat,nftables,...] [--steps tcp,udp,conn,http]   (--services 0: no updates)
 //   An A/B of two builds in the same rounds: HARBOR_BENCH_NODE_A=/other/dist/cli/node.js adds the
 //   target nftables-a, e.g. --targets direct,nftables,nftables-a --steps udp,conn --services 0
 import { execFileSync, spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { SMALL_PATH, startOrigin } from '../https/targets.mjs';
 import {
   freePort,
   installCleanup,
@@ -22,9 +25,11 @@ import {
   removeTempDir,
   sleep,
   startProcess,
+  treeCpuSeconds,
   waitForPort,
 } from '../lib/proc.mjs';
 import { fmt, median } from '../lib/report.mjs';
+import { runWrk } from '../lib/wrk.mjs';
 import { connectRun, tcpRun, udpRun } from './suite.mjs';
 import {
   freeRange,
@@ -63,7 +68,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     services: { type: 'string', default: '1000' },
     targets: { type: 'string' },
-    steps: { type: 'string', default: 'tcp,udp,conn' },
+    steps: { type: 'string', default: 'tcp,udp,conn,http' },
   },
 });
 const rounds = Number(values.rounds);
@@ -83,6 +88,21 @@ const TARGETS = {
     });
     const target = startDirect(dir, route);
     return { ...target, stop: async () => spawnSync('nft', ['delete', 'table', 'ip', 'ctonly']) };
+  },
+  // One hand-written stateful DNAT rule from a free port to the instance (TCP too: iperf3's UDP
+  // test has a TCP control connection): the floor of any data plane built on DNAT, so that what
+  // the node adds above it shows on its own.
+  dnat: async (_dir, route) => {
+    const [port] = await freeRange(1);
+    execFileSync('nft', ['-f', '-'], {
+      input: `add table ip dnatonly\nadd chain ip dnatonly c { type nat hook output priority -100; policy accept; }\nadd rule ip dnatonly c ip daddr 127.0.0.1 meta l4proto { tcp, udp } th dport ${port} dnat ip to 127.0.0.1:${route.backendPort}\n`,
+    });
+    return {
+      name: 'dnat',
+      port,
+      pid: null,
+      stop: async () => spawnSync('nft', ['delete', 'table', 'ip', 'dnatonly']),
+    };
   },
   nftables: (dir, route) =>
     startHarborNode(dir, route, { nodeFlags: ['--dataplane', 'nftables'], name: 'nftables' }),
@@ -115,8 +135,8 @@ for (const kind of KINDS) {
   }
 }
 for (const step of STEPS) {
-  if (!['tcp', 'udp', 'conn'].includes(step)) {
-    console.error(`--steps: no step ${step} (tcp, udp, conn)`);
+  if (!['tcp', 'udp', 'conn', 'http'].includes(step)) {
+    console.error(`--steps: no step ${step} (tcp, udp, conn, http)`);
     process.exit(2);
   }
 }
@@ -161,6 +181,8 @@ async function retry(what, fn) {
 
 const iperf = await startIperfServer();
 const echo = await startEchoServer();
+const originDir = makeTempDir('harbor-bench-origin-');
+const origin = await startOrigin(originDir);
 const figures = Object.fromEntries(Object.keys(TARGETS).map((k) => [k, []]));
 try {
   for (let round = 0; round < rounds; round++) {
@@ -191,18 +213,43 @@ try {
             f.conn_errors = m.result.errors;
             f.conn_machine_us = (m.seconds * 1e6) / Math.max(1, m.result.completed);
           });
+        // New connections that each carry one HTTP request, with C on both ends (wrk and an
+        // nginx origin, `Connection: close`): the Node client and echo server of `conn` spend
+        // ~350 us of their own per connection, and how well they batch moves with each target's
+        // latency, which buries a data plane's ~20 us.
+        if (STEPS.has('http'))
+          await withTarget(kind, { backendPort: origin.port, udp: false }, async (target) => {
+            const url = `http://127.0.0.1:${target.port}${SMALL_PATH}`;
+            await retry('HTTP warm-up', async () => {
+              const r = await runWrk(url, { connections: 4, seconds: 1, headers: ['Connection: close'] });
+              if (r.requests === 0) throw new Error('no request answered');
+            });
+            const ownBefore = target.pid === null ? 0 : treeCpuSeconds(target.pid);
+            const m = await machineSecondsDuring(() =>
+              runWrk(url, { connections: 32, seconds, headers: ['Connection: close'] }),
+            );
+            const requests = Math.max(1, m.result.requests);
+            f.http_per_s = m.result.requests / m.result.seconds;
+            f.http_failed = m.result.failed;
+            f.http_machine_us = (m.seconds * 1e6) / requests;
+            // The forwarding process's own share (a node in kernel mode only programs and polls).
+            if (target.pid !== null)
+              f.http_own_us = ((treeCpuSeconds(target.pid) - ownBefore) * 1e6) / requests;
+          });
       } catch (error) {
         f.error = error.message.split('\n')[0];
       }
       figures[kind].push(f);
       log(
-        `  ${kind.padEnd(10)} TCP ${fmt(f.tcp_gbps, 2)} Gbit/s  UDP ${fmt(f.udp_pps)} pkt/s  conn ${fmt(f.conn_per_s)}/s, ${fmt(f.conn_machine_us, 1)} us machine CPU each${f.conn_errors ? `, ${f.conn_errors} failed` : ''}${f.error ? `  (${f.error})` : ''}`,
+        `  ${kind.padEnd(10)} TCP ${fmt(f.tcp_gbps, 2)} Gbit/s  UDP ${fmt(f.udp_pps)} pkt/s  conn ${fmt(f.conn_per_s)}/s, ${fmt(f.conn_machine_us, 1)} us machine CPU each${f.conn_errors ? `, ${f.conn_errors} failed` : ''}; HTTP ${fmt(f.http_per_s)} conn/s, ${fmt(f.http_machine_us, 1)} us each${f.http_own_us === undefined ? '' : ` (its own process ${fmt(f.http_own_us, 1)})`}${f.http_failed ? `, ${f.http_failed} failed` : ''}${f.error ? `  (${f.error})` : ''}`,
       );
     }
   }
 } finally {
   await iperf.stop();
   await echo.stop();
+  await origin.stop();
+  removeTempDir(originDir);
 }
 
 // --rounds 0: the update figures only.
@@ -212,13 +259,16 @@ if (rounds > 0) {
   // null (a target or step not run) is no figure, not 0.
   const diffOf = (a, b) => (typeof a === 'number' && typeof b === 'number' ? a - b : undefined);
   log('\nmedians (of rounds)');
-  log('target      TCP Gbit/s  UDP pkt/s   conn/s   machine us/conn  above direct');
+  log(
+    `target      TCP Gbit/s  UDP pkt/s   conn/s   machine us/conn  above direct   HTTP conn/s  us/conn  above direct`,
+  );
   const tcpRatio = ratioOf(med('nftables', 'tcp_gbps'), med('direct', 'tcp_gbps'));
   const udpRatio = ratioOf(med('nftables', 'udp_pps'), med('direct', 'udp_pps'));
   for (const kind of KINDS) {
     const above = diffOf(med(kind, 'conn_machine_us'), med('direct', 'conn_machine_us'));
+    const httpAbove = diffOf(med(kind, 'http_machine_us'), med('direct', 'http_machine_us'));
     log(
-      `${kind.padEnd(11)} ${fmt(med(kind, 'tcp_gbps'), 2).padStart(10)}  ${fmt(med(kind, 'udp_pps')).padStart(9)}  ${fmt(med(kind, 'conn_per_s')).padStart(7)}  ${fmt(med(kind, 'conn_machine_us'), 1).padStart(15)}  ${fmt(above, 1).padStart(12)}`,
+      `${kind.padEnd(11)} ${fmt(med(kind, 'tcp_gbps'), 2).padStart(10)}  ${fmt(med(kind, 'udp_pps')).padStart(9)}  ${fmt(med(kind, 'conn_per_s')).padStart(7)}  ${fmt(med(kind, 'conn_machine_us'), 1).padStart(15)}  ${fmt(above, 1).padStart(12)}  ${fmt(med(kind, 'http_per_s')).padStart(12)}  ${fmt(med(kind, 'http_machine_us'), 1).padStart(7)}  ${fmt(httpAbove, 1).padStart(12)}`,
     );
   }
 
@@ -238,7 +288,10 @@ if (rounds > 0) {
     )} us above direct, ${fmt(
       paired('nftables', 'direct+ct', 'conn_machine_us', (a, b) => a - b),
       1,
-    )} us above direct+ct; UDP ${fmt(
+    )} us above direct+ct, with an HTTP request (C on both ends) ${fmt(
+      paired('nftables', 'direct', 'http_machine_us', (a, b) => a - b),
+      1,
+    )} us above direct; UDP ${fmt(
       paired('nftables', 'direct', 'udp_pps', (a, b) => a / b),
       2,
     )}x direct, ${fmt(
@@ -252,22 +305,27 @@ if (rounds > 0) {
       2,
     )}x haproxy`,
   );
-  if (KINDS.includes('nftables-a')) {
+  // The node against another target in the same rounds: another build of it, or one DNAT rule.
+  const against = (base, what) =>
     log(
-      `this build against HARBOR_BENCH_NODE_A (per-round pairs, median): UDP ${fmt(
-        paired('nftables', 'nftables-a', 'udp_pps', (a, b) => a / b),
+      `this build against ${what} (per-round pairs, median): UDP ${fmt(
+        paired('nftables', base, 'udp_pps', (a, b) => a / b),
         3,
       )}x, TCP ${fmt(
-        paired('nftables', 'nftables-a', 'tcp_gbps', (a, b) => a / b),
+        paired('nftables', base, 'tcp_gbps', (a, b) => a / b),
         3,
       )}x, machine CPU per connection ${fmt(
-        paired('nftables', 'nftables-a', 'conn_machine_us', (a, b) => a - b),
+        paired('nftables', base, 'conn_machine_us', (a, b) => a - b),
+        1,
+      )} us, with an HTTP request ${fmt(
+        paired('nftables', base, 'http_machine_us', (a, b) => a - b),
         1,
       )} us`,
     );
-  }
+  if (KINDS.includes('nftables-a')) against('nftables-a', 'HARBOR_BENCH_NODE_A');
+  if (KINDS.includes('dnat')) against('dnat', 'one hand-written DNAT rule');
   log(
-    `\nnftables/direct: TCP ${fmt(tcpRatio, 2)}x (goal 0.85x), UDP delivered ${fmt(udpRatio, 2)}x (goal 0.8x); TCP nftables/haproxy ${fmt(ratioOf(med('nftables', 'tcp_gbps'), med('haproxy', 'tcp_gbps')), 2)}x (goal 2x); machine CPU per new connection above direct ${fmt(diffOf(med('nftables', 'conn_machine_us'), med('direct', 'conn_machine_us')), 1)} us (goal 20), above direct+ct ${fmt(diffOf(med('nftables', 'conn_machine_us'), med('direct+ct', 'conn_machine_us')), 1)} us; UDP nftables/direct+ct ${fmt(ratioOf(med('nftables', 'udp_pps'), med('direct+ct', 'udp_pps')), 2)}x`,
+    `\nnftables/direct: TCP ${fmt(tcpRatio, 2)}x (goal 0.85x), UDP delivered ${fmt(udpRatio, 2)}x (goal 0.8x); TCP nftables/haproxy ${fmt(ratioOf(med('nftables', 'tcp_gbps'), med('haproxy', 'tcp_gbps')), 2)}x (goal 2x); machine CPU per new connection above direct ${fmt(diffOf(med('nftables', 'conn_machine_us'), med('direct', 'conn_machine_us')), 1)} us (goal 20; ${fmt(diffOf(med('nftables', 'http_machine_us'), med('direct', 'http_machine_us')), 1)} us with C at both ends, one DNAT rule ${fmt(diffOf(med('dnat', 'http_machine_us'), med('direct', 'http_machine_us')), 1)} us), above direct+ct ${fmt(diffOf(med('nftables', 'conn_machine_us'), med('direct+ct', 'conn_machine_us')), 1)} us; UDP nftables/direct+ct ${fmt(ratioOf(med('nftables', 'udp_pps'), med('direct+ct', 'udp_pps')), 2)}x`,
   );
 }
 
