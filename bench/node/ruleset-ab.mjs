@@ -1,0 +1,183 @@
+// What each part of the kernel data plane costs, with everything else held
+// still (issue 15): one harbor-node with --dataplane nftables and one service
+// is started once; its rule set is read back, and each round loads variants of
+// it by hand, with the node running or frozen (SIGSTOP: no probes, no
+// readings), against one hand-written DNAT rule. All in a private network
+// namespace (re-run under `unshare -n` as root).
+//
+//   npm run bench:ruleset -- [--measure udp|http] [--rounds 5] [--seconds 3]
+//     [--variants running,frozen,frozen-no-accounting,frozen-no-nat-pre-post,frozen-dnat]
+//
+//   udp:  iperf3 -u -l 64 -b 0, datagrams the server received per second
+//   http: new connections each carrying one HTTP request (wrk -t1 -c32, Connection: close,
+//         an nginx origin), the whole machine's busy CPU per connection from /proc/stat
+// Each variant's figure is set over the same round's first variant's; the median of those.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { SMALL_PATH, startOrigin } from '../https/targets.mjs';
+import { installCleanup, machineCpu, makeTempDir, removeTempDir, sleep } from '../lib/proc.mjs';
+import { fmt, median } from '../lib/report.mjs';
+import { runWrk } from '../lib/wrk.mjs';
+import { udpRun } from './suite.mjs';
+import { startHarborNode, startIperfServer } from './targets.mjs';
+
+if (process.env.HARBOR_BENCH_NETNS !== '1') {
+  const result = spawnSync(
+    'unshare',
+    [
+      '-n',
+      '--',
+      'sh',
+      '-c',
+      'ip link set lo up && exec "$@"',
+      'sh',
+      process.execPath,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, HARBOR_BENCH_NETNS: '1' } },
+  );
+  if (result.error)
+    process.stderr.write(`bench:ruleset needs root and unshare -n: ${result.error.message}\n`);
+  process.exit(result.status ?? 1);
+}
+
+const { values } = parseArgs({
+  options: {
+    measure: { type: 'string', default: 'udp' },
+    rounds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '3' },
+    variants: {
+      type: 'string',
+      default: 'running,frozen,frozen-no-accounting,frozen-no-nat-pre-post,frozen-dnat',
+    },
+  },
+});
+/** A variant: the node running with its own table, or frozen with a table loaded by hand. */
+const VARIANTS = {
+  running: null,
+  frozen: (rules) => rules,
+  'frozen-no-accounting': (rules) => withoutChains(rules, ['accounting']),
+  'frozen-no-nat-pre-post': (rules) => withoutChains(rules, ['prerouting', 'postrouting']),
+  'frozen-dnat': null,
+};
+const variants = values.variants.split(',');
+for (const variant of variants) {
+  if (!(variant in VARIANTS)) {
+    console.error(`--variants: no variant ${variant} (${Object.keys(VARIANTS).join(', ')})`);
+    process.exit(2);
+  }
+}
+if (!['udp', 'http'].includes(values.measure)) {
+  console.error(`--measure: ${values.measure} is not udp or http`);
+  process.exit(2);
+}
+const udp = values.measure === 'udp';
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+installCleanup();
+
+function withoutChains(rules, names) {
+  let text = rules;
+  for (const name of names) text = text.replace(new RegExp(`\\tchain ${name} \\{[^}]*\\}\\n`, 's'), '');
+  return text;
+}
+
+const nft = (input) => execFileSync('nft', ['-f', '-'], { input });
+const dir = makeTempDir('harbor-bench-ruleset-');
+const backend = udp ? await startIperfServer() : await startOrigin(dir);
+const node = await startHarborNode(
+  dir,
+  { backendPort: backend.port, udp },
+  { nodeFlags: ['--dataplane', 'nftables'] },
+);
+const rules = await programmedRules();
+
+/**
+ * The node's table once the kernel forwards the service: the node checks an instance before it
+ * takes traffic, and until then the port is in the `userspace` set (a frozen node would hold it).
+ */
+async function programmedRules() {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const text = execFileSync('nft', ['list', 'table', 'ip', 'harbor']).toString();
+    const userspace = /set userspace \{[^}]*\}/s.exec(text)?.[0] ?? '';
+    if (text.includes(`:${backend.port}`) && !userspace.includes(String(node.port))) return text;
+    if (Date.now() > deadline)
+      throw new Error(`the node never forwarded port ${node.port} in the kernel:\n${text}`);
+    await sleep(200);
+  }
+}
+
+/** Puts the variant's table in place, the node running or frozen. */
+async function enter(variant) {
+  spawnSync('nft', ['delete', 'table', 'ip', 'dnatonly']);
+  if (variant === 'running') {
+    nft(`table ip harbor\ndelete table ip harbor\n${rules}`);
+    process.kill(node.pid, 'SIGCONT');
+    await sleep(500);
+    return;
+  }
+  process.kill(node.pid, 'SIGSTOP');
+  spawnSync('nft', ['delete', 'table', 'ip', 'harbor']);
+  if (variant === 'frozen-dnat') {
+    nft(
+      `add table ip dnatonly\nadd chain ip dnatonly c { type nat hook output priority -100; policy accept; }\nadd rule ip dnatonly c ip daddr 127.0.0.1 meta l4proto { tcp, udp } th dport ${node.port} dnat ip to 127.0.0.1:${backend.port}\n`,
+    );
+  } else nft(VARIANTS[variant](rules));
+}
+
+async function measure() {
+  if (udp) {
+    await udpRun(node.port, 1, 20_000, backend).catch(() => {});
+    return (await udpRun(node.port, seconds, 0, backend)).deliveredPps;
+  }
+  const url = `http://127.0.0.1:${node.port}${SMALL_PATH}`;
+  await runWrk(url, { connections: 4, seconds: 1, headers: ['Connection: close'] });
+  const before = machineCpu();
+  const result = await runWrk(url, { connections: 32, seconds, headers: ['Connection: close'] });
+  const after = machineCpu();
+  const busy = (after.total - after.idle - (before.total - before.idle)) / 100;
+  return (busy * 1e6) / Math.max(1, result.requests);
+}
+
+const unit = udp ? 'datagrams/s' : 'us of machine CPU per connection';
+const figures = Object.fromEntries(variants.map((v) => [v, []]));
+try {
+  for (let round = 0; round < rounds; round++) {
+    for (const variant of variants) {
+      await enter(variant);
+      spawnSync('conntrack', ['-F'], { stdio: 'ignore' });
+      let figure;
+      let error = '';
+      try {
+        figure = await measure();
+      } catch (failure) {
+        error = `  (${failure.message.split('\n')[0]})`;
+      }
+      figures[variant].push(figure);
+      console.log(
+        `round ${round + 1}/${rounds}  ${variant.padEnd(24)} ${fmt(figure, udp ? 0 : 1)} ${unit}${error}`,
+      );
+    }
+  }
+} finally {
+  process.kill(node.pid, 'SIGCONT');
+  spawnSync('nft', ['delete', 'table', 'ip', 'dnatonly']);
+  await node.stop();
+  spawnSync('nft', ['delete', 'table', 'ip', 'harbor']);
+  await backend.stop();
+  removeTempDir(dir);
+}
+
+const first = variants[0];
+console.log(`\nmedians of ${rounds} rounds (${unit}); against ${first}, the median of per-round pairs`);
+for (const variant of variants) {
+  const pairs = figures[variant].map((f, r) => {
+    const base = figures[first][r];
+    if (f === undefined || base === undefined) return undefined;
+    return udp ? f / base : f - base;
+  });
+  console.log(
+    `${variant.padEnd(24)} ${fmt(median(figures[variant]), udp ? 0 : 1).padStart(9)}   ${udp ? `${fmt(median(pairs), 3)}x` : `${fmt(median(pairs), 1)} us`}`,
+  );
+}
