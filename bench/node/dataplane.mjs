@@ -200,7 +200,16 @@ try {
         if (STEPS.has('udp'))
           await withTarget(kind, { backendPort: iperf.port, udp: true }, async (target) => {
             await retry('UDP warm-up', () => udpRun(target.port, 1, 20_000, iperf));
-            f.udp_pps = (await udpRun(target.port, seconds, 0, iperf)).deliveredPps;
+            // Datagrams delivered depend on which side runs out of CPU first (the client's core
+            // carries the forward path's work, the server's the receive); the machine's busy
+            // CPU per delivered datagram is what the path costs either way.
+            const ownBefore = target.pid === null ? 0 : treeCpuSeconds(target.pid);
+            const m = await machineSecondsDuring(() => udpRun(target.port, seconds, 0, iperf));
+            const delivered = Math.max(1, m.result.delivered);
+            f.udp_pps = m.result.deliveredPps;
+            f.udp_machine_ns = (m.seconds * 1e9) / delivered;
+            if (target.pid !== null)
+              f.udp_own_ns = ((treeCpuSeconds(target.pid) - ownBefore) * 1e9) / delivered;
           });
         if (STEPS.has('conn'))
           await withTarget(kind, { backendPort: echo.port, udp: false }, async (target) => {
@@ -241,7 +250,7 @@ try {
       }
       figures[kind].push(f);
       log(
-        `  ${kind.padEnd(10)} TCP ${fmt(f.tcp_gbps, 2)} Gbit/s  UDP ${fmt(f.udp_pps)} pkt/s  conn ${fmt(f.conn_per_s)}/s, ${fmt(f.conn_machine_us, 1)} us machine CPU each${f.conn_errors ? `, ${f.conn_errors} failed` : ''}; HTTP ${fmt(f.http_per_s)} conn/s, ${fmt(f.http_machine_us, 1)} us each${f.http_own_us === undefined ? '' : ` (its own process ${fmt(f.http_own_us, 1)})`}${f.http_failed ? `, ${f.http_failed} failed` : ''}${f.error ? `  (${f.error})` : ''}`,
+        `  ${kind.padEnd(10)} TCP ${fmt(f.tcp_gbps, 2)} Gbit/s  UDP ${fmt(f.udp_pps)} pkt/s (${fmt(f.udp_machine_ns)} ns machine CPU each${f.udp_own_ns === undefined ? '' : `, its own process ${fmt(f.udp_own_ns)}`})  conn ${fmt(f.conn_per_s)}/s, ${fmt(f.conn_machine_us, 1)} us machine CPU each${f.conn_errors ? `, ${f.conn_errors} failed` : ''}; HTTP ${fmt(f.http_per_s)} conn/s, ${fmt(f.http_machine_us, 1)} us each${f.http_own_us === undefined ? '' : ` (its own process ${fmt(f.http_own_us, 1)})`}${f.http_failed ? `, ${f.http_failed} failed` : ''}${f.error ? `  (${f.error})` : ''}`,
       );
     }
   }
@@ -297,7 +306,13 @@ if (rounds > 0) {
     )}x direct, ${fmt(
       paired('nftables', 'direct+ct', 'udp_pps', (a, b) => a / b),
       2,
-    )}x direct+ct; TCP ${fmt(
+    )}x direct+ct, machine CPU per datagram ${fmt(
+      paired('nftables', 'direct', 'udp_machine_ns', (a, b) => a / b),
+      2,
+    )}x direct (one DNAT rule ${fmt(
+      paired('dnat', 'direct', 'udp_machine_ns', (a, b) => a / b),
+      2,
+    )}x); TCP ${fmt(
       paired('nftables', 'direct', 'tcp_gbps', (a, b) => a / b),
       2,
     )}x direct, ${fmt(

@@ -85,6 +85,12 @@ const DEFAULT_POLL_MS = 1000;
 const FULL_POLL_EVERY = 3;
 /** The maps of flow and byte counters (the ICMP errors' map is read on its own). */
 const TRAFFIC_MAPS: readonly CounterMap[] = ['dispatch', 'bytes'];
+/**
+ * A family's UDP flows are listed at least this often (full polls) even when nothing says they
+ * changed: a listing walks conntrack's whole hash table (~15 ms of kernel time per family here,
+ * empty or not), so a node whose UDP services are idle skips it otherwise.
+ */
+const UDP_LISTING_AT_LEAST_EVERY = 10;
 
 export class NftablesDataplane {
   readonly #options: NftablesOptions;
@@ -93,6 +99,11 @@ export class NftablesDataplane {
   readonly #pending = new Map<number, NodeService | null>();
   readonly #totals = new CounterTotals();
   readonly #udpTraffic = new UdpTraffic();
+  /**
+   * Per family, as of its last UDP listing: the new UDP flows the table had counted as dispatched
+   * (as last read), whether any service flow was live, and the full poll it was in.
+   */
+  readonly #udpListed = new Map<Family, { dispatched: number; live: boolean; poll: number }>();
   #warnedUncounted = false;
   /** Per service port: its ICMP error count at the last reading, and the UDP primary then. */
   readonly #unreachableSeen = new Map<number, { count: number; primary: string }>();
@@ -127,6 +138,7 @@ export class NftablesDataplane {
     for (const family of FAMILIES) {
       const flows = await listUdpFlows(family).catch(() => []);
       this.#udpTraffic.listed(family, flows, (flow) => this.#countsUdp(flow), true);
+      this.#noteUdpListing(family, flows);
     }
     this.#pollTimer = setInterval(() => void this.#poll(), this.#options.pollMs ?? DEFAULT_POLL_MS);
     this.#pollTimer.unref();
@@ -419,7 +431,10 @@ export class NftablesDataplane {
     try {
       // Beside the queue: a rebuild may come while nft lists (the reading is then dropped).
       const generation = this.#totals.generation;
-      this.#totals.keep(await readCounters(TRAFFIC_MAPS), generation);
+      // A family whose table holds no service has nothing to count (its table's presence is
+      // checked with the ICMP errors' map above).
+      const counted = FAMILIES.filter((family) => this.#holdsService(family));
+      if (counted.length > 0) this.#totals.keep(await readCounters(TRAFFIC_MAPS, counted), generation);
     } catch (error) {
       this.#failed((error as Error).message);
     } finally {
@@ -454,9 +469,11 @@ export class NftablesDataplane {
    */
   async #reconcileUdp(): Promise<void> {
     for (const family of FAMILIES) {
+      if (!this.#mustListUdp(family)) continue;
       const flows = await listUdpFlows(family).catch(() => null);
       if (flows === null) continue;
       this.#udpTraffic.listed(family, flows, (flow) => this.#countsUdp(flow));
+      this.#noteUdpListing(family, flows);
       this.#warnUncounted();
       const stale = new Map<string, { port: number; host: string; hostPort: number }>();
       for (const flow of flows) {
@@ -481,6 +498,47 @@ export class NftablesDataplane {
         }
       }
     }
+  }
+
+  /**
+   * Whether a family's UDP flows must be listed now: service flows were live at the last listing
+   * (their bytes and their end are read from the listings), the table has dispatched new UDP
+   * flows since (as far as the last reading of its counters shows: a flow is then listed one
+   * poll later at most, well within the 30 s a UDP entry outlives its last datagram), or the
+   * last listing is old. Otherwise no translated UDP flow can be there: every one the kernel
+   * makes is counted in `dispatch` first.
+   */
+  #mustListUdp(family: Family): boolean {
+    const last = this.#udpListed.get(family);
+    return (
+      last === undefined ||
+      last.live ||
+      this.#udpDispatched(family) !== last.dispatched ||
+      this.#polls - last.poll >= UDP_LISTING_AT_LEAST_EVERY * FULL_POLL_EVERY
+    );
+  }
+
+  #noteUdpListing(family: Family, flows: readonly UdpFlow[]): void {
+    this.#udpListed.set(family, {
+      dispatched: this.#udpDispatched(family),
+      live: flows.some((flow) => this.#countsUdp(flow)),
+      poll: this.#polls,
+    });
+  }
+
+  /** New UDP flows the family's table dispatched to the services it holds now, as last read. */
+  #udpDispatched(family: Family): number {
+    let flows = 0;
+    for (const { service } of this.#programmed.values()) {
+      if (service.protocols.includes('udp'))
+        flows += this.#totals.get(family, 'dispatch', counterKey.flows('udp', service.port))?.packets ?? 0;
+    }
+    return flows;
+  }
+
+  #holdsService(family: Family): boolean {
+    for (const p of this.#programmed.values()) if (p.plans.has(family)) return true;
+    return false;
   }
 
   /** Whether a listed UDP flow is one the kernel sent to an instance of a service the node follows. */
