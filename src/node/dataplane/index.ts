@@ -86,9 +86,9 @@ const FULL_POLL_EVERY = 3;
 /** The maps of flow and byte counters (the ICMP errors' map is read on its own). */
 const TRAFFIC_MAPS: readonly CounterMap[] = ['dispatch', 'bytes'];
 /**
- * A family's UDP flows are listed at least this often (full polls) even when nothing says they
- * changed: a listing walks conntrack's whole hash table (~15 ms of kernel time per family here,
- * empty or not), so a node whose UDP services are idle skips it otherwise.
+ * A family's UDP flows are listed at least every this many full polls (30 s) even when nothing
+ * says they changed: a listing walks conntrack's whole hash table (~15 ms of kernel time per
+ * family here, empty or not), so a node whose UDP services are idle skips it otherwise.
  */
 const UDP_LISTING_AT_LEAST_EVERY = 10;
 
@@ -101,7 +101,7 @@ export class NftablesDataplane {
   readonly #udpTraffic = new UdpTraffic();
   /**
    * Per family, as of its last UDP listing: the new UDP flows the table had counted as dispatched
-   * (as last read), whether any service flow was live, and the full poll it was in.
+   * (as last read), whether any service flow was live, and the poll it was in (`#polls`).
    */
   readonly #udpListed = new Map<Family, { dispatched: number; live: boolean; poll: number }>();
   #warnedUncounted = false;
