@@ -32,6 +32,7 @@ import { fmt, median } from '../lib/report.mjs';
 import { runWrk } from '../lib/wrk.mjs';
 import { connectRun, tcpRun, udpRun } from './suite.mjs';
 import {
+  addDnatRule,
   freeRange,
   NODE_CLI,
   startDirect,
@@ -89,20 +90,11 @@ const TARGETS = {
     const target = startDirect(dir, route);
     return { ...target, stop: async () => spawnSync('nft', ['delete', 'table', 'ip', 'ctonly']) };
   },
-  // One hand-written stateful DNAT rule from a free port to the instance (TCP too: iperf3's UDP
-  // test has a TCP control connection): the floor of any data plane built on DNAT, so that what
-  // the node adds above it shows on its own.
+  // One DNAT rule from a free port to the instance: what the node adds above it shows on its own.
   dnat: async (_dir, route) => {
     const [port] = await freeRange(1);
-    execFileSync('nft', ['-f', '-'], {
-      input: `add table ip dnatonly\nadd chain ip dnatonly c { type nat hook output priority -100; policy accept; }\nadd rule ip dnatonly c ip daddr 127.0.0.1 meta l4proto { tcp, udp } th dport ${port} dnat ip to 127.0.0.1:${route.backendPort}\n`,
-    });
-    return {
-      name: 'dnat',
-      port,
-      pid: null,
-      stop: async () => spawnSync('nft', ['delete', 'table', 'ip', 'dnatonly']),
-    };
+    const remove = addDnatRule(port, route.backendPort);
+    return { name: 'dnat', port, pid: null, stop: async () => remove() };
   },
   nftables: (dir, route) =>
     startHarborNode(dir, route, { nodeFlags: ['--dataplane', 'nftables'], name: 'nftables' }),

@@ -19,7 +19,7 @@ import { installCleanup, machineCpu, makeTempDir, removeTempDir, sleep } from '.
 import { fmt, median } from '../lib/report.mjs';
 import { runWrk } from '../lib/wrk.mjs';
 import { udpRun } from './suite.mjs';
-import { startHarborNode, startIperfServer } from './targets.mjs';
+import { addDnatRule, startHarborNode, startIperfServer } from './targets.mjs';
 
 if (process.env.HARBOR_BENCH_NETNS !== '1') {
   const result = spawnSync(
@@ -108,9 +108,12 @@ async function programmedRules() {
   }
 }
 
+/** Removes the one-DNAT-rule table when a variant put it in place. */
+let removeDnat = () => {};
+
 /** Puts the variant's table in place, the node running or frozen. */
 async function enter(variant) {
-  spawnSync('nft', ['delete', 'table', 'ip', 'dnatonly']);
+  removeDnat();
   if (variant === 'running') {
     nft(`table ip harbor\ndelete table ip harbor\n${rules}`);
     process.kill(node.pid, 'SIGCONT');
@@ -119,11 +122,8 @@ async function enter(variant) {
   }
   process.kill(node.pid, 'SIGSTOP');
   spawnSync('nft', ['delete', 'table', 'ip', 'harbor']);
-  if (variant === 'frozen-dnat') {
-    nft(
-      `add table ip dnatonly\nadd chain ip dnatonly c { type nat hook output priority -100; policy accept; }\nadd rule ip dnatonly c ip daddr 127.0.0.1 meta l4proto { tcp, udp } th dport ${node.port} dnat ip to 127.0.0.1:${backend.port}\n`,
-    );
-  } else nft(VARIANTS[variant](rules));
+  if (variant === 'frozen-dnat') removeDnat = addDnatRule(node.port, backend.port);
+  else nft(VARIANTS[variant](rules));
 }
 
 async function measure() {
@@ -162,7 +162,7 @@ try {
   }
 } finally {
   process.kill(node.pid, 'SIGCONT');
-  spawnSync('nft', ['delete', 'table', 'ip', 'dnatonly']);
+  removeDnat();
   await node.stop();
   spawnSync('nft', ['delete', 'table', 'ip', 'harbor']);
   await backend.stop();

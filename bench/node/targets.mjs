@@ -4,6 +4,7 @@
 // "direct" (no forwarder: the kernel's own loopback). Each forwarder is
 // started for one route ({ backendPort, udp }) and returns
 // { name, port, pid (null for direct), stop() }.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +54,18 @@ export async function startEchoServer() {
 
 export function startDirect(_dir, route) {
   return { name: 'direct', port: route.backendPort, pid: null, stop: async () => {} };
+}
+
+/**
+ * One hand-written stateful DNAT rule, 127.0.0.1 `port` to `backendPort`, TCP and UDP (iperf3's
+ * UDP test has a TCP control connection), in a table of its own: the floor of any data plane
+ * built on DNAT. Needs root in a network namespace; returns what removes it.
+ */
+export function addDnatRule(port, backendPort) {
+  execFileSync('nft', ['-f', '-'], {
+    input: `add table ip dnatonly\nadd chain ip dnatonly c { type nat hook output priority -100; policy accept; }\nadd rule ip dnatonly c ip daddr 127.0.0.1 meta l4proto { tcp, udp } th dport ${port} dnat ip to 127.0.0.1:${backendPort}\n`,
+  });
+  return () => spawnSync('nft', ['delete', 'table', 'ip', 'dnatonly']);
 }
 
 /** HAProxy 2.x, mode tcp, one thread (Node's event loop is one thread too). TCP only. */
