@@ -5,10 +5,11 @@
 // readings), against one hand-written DNAT rule. All in a private network
 // namespace (re-run under `unshare -n` as root).
 //
-//   npm run bench:ruleset -- [--measure udp|http] [--rounds 5] [--seconds 3]
+//   npm run bench:ruleset -- [--measure udp|tcp|http] [--rounds 5] [--seconds 3]
 //     [--variants running,frozen,frozen-no-accounting,frozen-no-nat-pre-post,frozen-dnat]
 //
 //   udp:  iperf3 -u -l 64 -b 0, datagrams the server received per second
+//   tcp:  iperf3, one stream, Gbit/s received
 //   http: new connections each carrying one HTTP request (wrk -t1 -c32, Connection: close,
 //         an nginx origin), the whole machine's busy CPU per connection from /proc/stat
 // Each variant's figure is set over the same round's first variant's; the median of those.
@@ -18,7 +19,7 @@ import { SMALL_PATH, startOrigin } from '../https/targets.mjs';
 import { installCleanup, machineCpu, makeTempDir, removeTempDir, sleep } from '../lib/proc.mjs';
 import { fmt, median } from '../lib/report.mjs';
 import { runWrk } from '../lib/wrk.mjs';
-import { udpRun } from './suite.mjs';
+import { tcpRun, udpRun } from './suite.mjs';
 import { addDnatRule, startHarborNode, startIperfServer } from './targets.mjs';
 
 if (process.env.HARBOR_BENCH_NETNS !== '1') {
@@ -67,11 +68,13 @@ for (const variant of variants) {
     process.exit(2);
   }
 }
-if (!['udp', 'http'].includes(values.measure)) {
-  console.error(`--measure: ${values.measure} is not udp or http`);
+if (!['udp', 'tcp', 'http'].includes(values.measure)) {
+  console.error(`--measure: ${values.measure} is not udp, tcp or http`);
   process.exit(2);
 }
 const udp = values.measure === 'udp';
+/** The figure is a rate (compared by ratio), not a cost per connection (compared by difference). */
+const rate = values.measure !== 'http';
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 installCleanup();
@@ -84,7 +87,7 @@ function withoutChains(rules, names) {
 
 const nft = (input) => execFileSync('nft', ['-f', '-'], { input });
 const dir = makeTempDir('harbor-bench-ruleset-');
-const backend = udp ? await startIperfServer() : await startOrigin(dir);
+const backend = values.measure === 'http' ? await startOrigin(dir) : await startIperfServer();
 const node = await startHarborNode(
   dir,
   { backendPort: backend.port, udp },
@@ -131,6 +134,10 @@ async function measure() {
     await udpRun(node.port, 1, 20_000, backend).catch(() => {});
     return (await udpRun(node.port, seconds, 0, backend)).deliveredPps;
   }
+  if (rate) {
+    await tcpRun(node.port, 1);
+    return (await tcpRun(node.port, seconds)).gbps;
+  }
   const url = `http://127.0.0.1:${node.port}${SMALL_PATH}`;
   await runWrk(url, { connections: 4, seconds: 1, headers: ['Connection: close'] });
   const before = machineCpu();
@@ -140,7 +147,8 @@ async function measure() {
   return (busy * 1e6) / Math.max(1, result.requests);
 }
 
-const unit = udp ? 'datagrams/s' : 'us of machine CPU per connection';
+const unit = udp ? 'datagrams/s' : rate ? 'Gbit/s' : 'us of machine CPU per connection';
+const digits = udp ? 0 : rate ? 2 : 1;
 const figures = Object.fromEntries(variants.map((v) => [v, []]));
 try {
   for (let round = 0; round < rounds; round++) {
@@ -156,7 +164,7 @@ try {
       }
       figures[variant].push(figure);
       console.log(
-        `round ${round + 1}/${rounds}  ${variant.padEnd(24)} ${fmt(figure, udp ? 0 : 1)} ${unit}${error}`,
+        `round ${round + 1}/${rounds}  ${variant.padEnd(24)} ${fmt(figure, digits)} ${unit}${error}`,
       );
     }
   }
@@ -175,9 +183,9 @@ for (const variant of variants) {
   const pairs = figures[variant].map((f, r) => {
     const base = figures[first][r];
     if (f === undefined || base === undefined) return undefined;
-    return udp ? f / base : f - base;
+    return rate ? f / base : f - base;
   });
   console.log(
-    `${variant.padEnd(24)} ${fmt(median(figures[variant]), udp ? 0 : 1).padStart(9)}   ${udp ? `${fmt(median(pairs), 3)}x` : `${fmt(median(pairs), 1)} us`}`,
+    `${variant.padEnd(24)} ${fmt(median(figures[variant]), digits).padStart(9)}   ${rate ? `${fmt(median(pairs), 3)}x` : `${fmt(median(pairs), 1)} us`}`,
   );
 }
