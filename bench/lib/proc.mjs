@@ -390,3 +390,28 @@ export function machineLoad() {
 }
 
 export { sleep };
+
+/**
+ * Runs this script again in a network namespace of its own with loopback up (`unshare -n`,
+ * as root), unless it already is there, and exits with that run's status. `what` names the
+ * bench in the error when unshare cannot run.
+ */
+export function inOwnNetworkNamespace(what) {
+  if (process.env.HARBOR_BENCH_NETNS === '1') return;
+  const result = spawnSync(
+    'unshare',
+    [
+      '-n',
+      '--',
+      'sh',
+      '-c',
+      'ip link set lo up && exec "$@"',
+      'sh',
+      process.execPath,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, HARBOR_BENCH_NETNS: '1' } },
+  );
+  if (result.error) process.stderr.write(`${what} needs root and unshare -n: ${result.error.message}\n`);
+  process.exit(result.status ?? 1);
+}

@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { SMALL_PATH, startOrigin } from '../https/targets.mjs';
 import {
   freePort,
+  inOwnNetworkNamespace,
   installCleanup,
   machineCpu,
   makeTempDir,
@@ -43,25 +44,7 @@ import {
   startSocat,
 } from './targets.mjs';
 
-if (process.env.HARBOR_BENCH_NETNS !== '1') {
-  const result = spawnSync(
-    'unshare',
-    [
-      '-n',
-      '--',
-      'sh',
-      '-c',
-      'ip link set lo up && exec "$@"',
-      'sh',
-      process.execPath,
-      ...process.argv.slice(1),
-    ],
-    { stdio: 'inherit', env: { ...process.env, HARBOR_BENCH_NETNS: '1' } },
-  );
-  if (result.error)
-    process.stderr.write(`bench:dataplane needs root and unshare -n: ${result.error.message}\n`);
-  process.exit(result.status ?? 1);
-}
+inOwnNetworkNamespace('bench:dataplane');
 
 const { values } = parseArgs({
   options: {

@@ -16,31 +16,20 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { SMALL_PATH, startOrigin } from '../https/targets.mjs';
-import { installCleanup, machineCpu, makeTempDir, removeTempDir, sleep } from '../lib/proc.mjs';
+import {
+  inOwnNetworkNamespace,
+  installCleanup,
+  machineCpu,
+  makeTempDir,
+  removeTempDir,
+  sleep,
+} from '../lib/proc.mjs';
 import { fmt, median } from '../lib/report.mjs';
 import { runWrk } from '../lib/wrk.mjs';
 import { tcpRun, udpRun } from './suite.mjs';
 import { addDnatRule, startHarborNode, startIperfServer } from './targets.mjs';
 
-if (process.env.HARBOR_BENCH_NETNS !== '1') {
-  const result = spawnSync(
-    'unshare',
-    [
-      '-n',
-      '--',
-      'sh',
-      '-c',
-      'ip link set lo up && exec "$@"',
-      'sh',
-      process.execPath,
-      ...process.argv.slice(1),
-    ],
-    { stdio: 'inherit', env: { ...process.env, HARBOR_BENCH_NETNS: '1' } },
-  );
-  if (result.error)
-    process.stderr.write(`bench:ruleset needs root and unshare -n: ${result.error.message}\n`);
-  process.exit(result.status ?? 1);
-}
+inOwnNetworkNamespace('bench:ruleset');
 
 const { values } = parseArgs({
   options: {
