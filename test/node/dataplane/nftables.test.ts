@@ -401,13 +401,17 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       // As a DNAT to U2 would have left it while U1 is the primary, made by hand: no datagram went
       // through the table, so the node's counters give no hint of it (an idle node skips listings
       // that nothing calls for, but not for long).
-      execFileSync('conntrack', [
-        '-I',
-        ...['-p', 'udp', '-s', '127.0.0.1', '-d', '127.0.0.1'],
-        ...['--sport', String(clientPort), '--dport', String(service.port)],
-        ...['-r', '127.0.0.1', '-q', '127.0.0.1'],
-        ...['--reply-port-src', String(apps[1]!.port), '--reply-port-dst', String(clientPort), '-t', '120'],
-      ]);
+      execFileSync(
+        'conntrack',
+        [
+          '-I',
+          ...['-p', 'udp', '-s', '127.0.0.1', '-d', '127.0.0.1'],
+          ...['--sport', String(clientPort), '--dport', String(service.port)],
+          ...['-r', '127.0.0.1', '-q', '127.0.0.1'],
+          ...['--reply-port-src', String(apps[1]!.port), '--reply-port-dst', String(clientPort), '-t', '120'],
+        ],
+        { stdio: 'pipe' },
+      );
       t.match(entries(), `sport=${apps[1]!.port} dport=${clientPort}`, 'the stale entry is there');
       await waitFor(
         () => !entries().includes(`sport=${apps[1]!.port} dport=${clientPort}`),
