@@ -356,6 +356,14 @@ export function machineCpu() {
   return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total: fields.reduce((a, b) => a + b, 0) };
 }
 
+/** `work`'s result and the whole machine's busy CPU seconds while it ran (kernel work included). */
+export async function machineSecondsDuring(work) {
+  const before = machineCpu();
+  const result = await work();
+  const after = machineCpu();
+  return { result, seconds: (after.total - after.idle - (before.total - before.idle)) / TICKS_PER_SECOND };
+}
+
 /** Fraction of the whole machine's CPU busy since `before` (everything: bench, peers, other users). */
 export function machineBusy(before) {
   const now = machineCpu();

@@ -16,12 +16,12 @@
 //   target nftables-a, e.g. --targets direct,nftables,nftables-a --steps udp,conn --services 0
 import { execFileSync, spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { SMALL_PATH, startOrigin } from '../https/targets.mjs';
+import { startOrigin } from '../https/targets.mjs';
 import {
   freePort,
   inOwnNetworkNamespace,
   installCleanup,
-  machineCpu,
+  machineSecondsDuring,
   makeTempDir,
   removeTempDir,
   sleep,
@@ -30,8 +30,7 @@ import {
   waitForPort,
 } from '../lib/proc.mjs';
 import { fmt, median } from '../lib/report.mjs';
-import { runWrk } from '../lib/wrk.mjs';
-import { connectRun, tcpRun, udpRun } from './suite.mjs';
+import { connectRun, httpConnectionsRun, tcpRun, udpRun } from './suite.mjs';
 import {
   addDnatRule,
   freeRange,
@@ -59,7 +58,6 @@ const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const serviceCount = Number(values.services);
 installCleanup();
-const CLK_TCK = 100;
 
 const TARGETS = {
   direct: (dir, route) => startDirect(dir, route),
@@ -114,14 +112,6 @@ for (const step of STEPS) {
     console.error(`--steps: no step ${step} (tcp, udp, conn, http)`);
     process.exit(2);
   }
-}
-
-/** Busy CPU seconds of the whole machine while `work` runs. */
-async function machineSecondsDuring(work) {
-  const before = machineCpu();
-  const result = await work();
-  const after = machineCpu();
-  return { result, seconds: (after.total - after.idle - (before.total - before.idle)) / CLK_TCK };
 }
 
 async function withTarget(kind, route, work) {
@@ -197,28 +187,21 @@ try {
             f.conn_errors = m.result.errors;
             f.conn_machine_us = (m.seconds * 1e6) / Math.max(1, m.result.completed);
           });
-        // New connections that each carry one HTTP request, with C on both ends (wrk and an
-        // nginx origin, `Connection: close`): the Node client and echo server of `conn` spend
-        // ~350 us of their own per connection, and how well they batch moves with each target's
-        // latency, which buries a data plane's ~20 us.
+        // The same with C at both ends (suite.mjs httpConnectionsRun says why).
         if (STEPS.has('http'))
           await withTarget(kind, { backendPort: origin.port, udp: false }, async (target) => {
-            const url = `http://127.0.0.1:${target.port}${SMALL_PATH}`;
             await retry('HTTP warm-up', async () => {
-              const r = await runWrk(url, { connections: 4, seconds: 1, headers: ['Connection: close'] });
-              if (r.requests === 0) throw new Error('no request answered');
+              if ((await httpConnectionsRun(target.port, 1)).requests === 0)
+                throw new Error('no request answered');
             });
             const ownBefore = target.pid === null ? 0 : treeCpuSeconds(target.pid);
-            const m = await machineSecondsDuring(() =>
-              runWrk(url, { connections: 32, seconds, headers: ['Connection: close'] }),
-            );
-            const requests = Math.max(1, m.result.requests);
-            f.http_per_s = m.result.requests / m.result.seconds;
-            f.http_failed = m.result.failed;
-            f.http_machine_us = (m.seconds * 1e6) / requests;
+            const r = await httpConnectionsRun(target.port, seconds);
+            f.http_per_s = r.rate;
+            f.http_failed = r.failed;
+            f.http_machine_us = r.machineUs;
             // The forwarding process's own share (a node in kernel mode only programs and polls).
             if (target.pid !== null)
-              f.http_own_us = ((treeCpuSeconds(target.pid) - ownBefore) * 1e6) / requests;
+              f.http_own_us = ((treeCpuSeconds(target.pid) - ownBefore) * 1e6) / Math.max(1, r.requests);
           });
       } catch (error) {
         f.error = error.message.split('\n')[0];

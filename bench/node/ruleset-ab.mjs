@@ -15,18 +15,10 @@
 // Each variant's figure is set over the same round's first variant's; the median of those.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { SMALL_PATH, startOrigin } from '../https/targets.mjs';
-import {
-  inOwnNetworkNamespace,
-  installCleanup,
-  machineCpu,
-  makeTempDir,
-  removeTempDir,
-  sleep,
-} from '../lib/proc.mjs';
+import { startOrigin } from '../https/targets.mjs';
+import { inOwnNetworkNamespace, installCleanup, makeTempDir, removeTempDir, sleep } from '../lib/proc.mjs';
 import { fmt, median } from '../lib/report.mjs';
-import { runWrk } from '../lib/wrk.mjs';
-import { tcpRun, udpRun } from './suite.mjs';
+import { httpConnectionsRun, tcpRun, udpRun } from './suite.mjs';
 import { addDnatRule, startHarborNode, startIperfServer } from './targets.mjs';
 
 inOwnNetworkNamespace('bench:ruleset');
@@ -127,13 +119,8 @@ async function measure() {
     await tcpRun(node.port, 1);
     return (await tcpRun(node.port, seconds)).gbps;
   }
-  const url = `http://127.0.0.1:${node.port}${SMALL_PATH}`;
-  await runWrk(url, { connections: 4, seconds: 1, headers: ['Connection: close'] });
-  const before = machineCpu();
-  const result = await runWrk(url, { connections: 32, seconds, headers: ['Connection: close'] });
-  const after = machineCpu();
-  const busy = (after.total - after.idle - (before.total - before.idle)) / 100;
-  return (busy * 1e6) / Math.max(1, result.requests);
+  await httpConnectionsRun(node.port, 1);
+  return (await httpConnectionsRun(node.port, seconds)).machineUs;
 }
 
 const unit = udp ? 'datagrams/s' : rate ? 'Gbit/s' : 'us of machine CPU per connection';

@@ -4,8 +4,18 @@
 // through harbor-node, haproxy, socat and direct, round by round in one run.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir, measureDuring, removeTempDir, runCommand, sleep, waitQuiet } from '../lib/proc.mjs';
+import { SMALL_PATH } from '../https/targets.mjs';
+import {
+  machineSecondsDuring,
+  makeTempDir,
+  measureDuring,
+  removeTempDir,
+  runCommand,
+  sleep,
+  waitQuiet,
+} from '../lib/proc.mjs';
 import { evaluateGoals, fmt, fmtRatio, median, ratio } from '../lib/report.mjs';
+import { runWrk } from '../lib/wrk.mjs';
 import {
   nodeAvailable,
   startDirect,
@@ -157,6 +167,26 @@ export async function connectRun(port, seconds) {
   });
   if (code !== 0) throw new Error(`connect client failed (exit ${code}): ${stderr}`);
   return JSON.parse(stdout.trim().split('\n').pop());
+}
+
+/**
+ * New connections that each carry one HTTP request, with C at both ends: `wrk -t1 -c32 -H
+ * 'Connection: close'` to `port`, an nginx origin (bench/https/targets.mjs) behind it. A Node
+ * client and echo server (`connectRun`) spend ~350 us of their own per connection, and how well
+ * they batch moves with the target's latency, which buries a data plane's ~20 us. Resolves
+ * { requests, rate, failed, machineUs }: machineUs is the whole machine's busy CPU per connection.
+ */
+export async function httpConnectionsRun(port, seconds) {
+  const url = `http://127.0.0.1:${port}${SMALL_PATH}`;
+  const { result, seconds: busy } = await machineSecondsDuring(() =>
+    runWrk(url, { connections: 32, seconds, headers: ['Connection: close'] }),
+  );
+  return {
+    requests: result.requests,
+    rate: result.requests / result.seconds,
+    failed: result.failed,
+    machineUs: (busy * 1e6) / Math.max(1, result.requests),
+  };
 }
 
 /**

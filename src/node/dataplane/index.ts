@@ -396,11 +396,8 @@ export class NftablesDataplane {
     if (this.#closed) return;
     this.#polls++;
     const full = this.#polls % FULL_POLL_EVERY === 0;
-    // The families whose tables hold a UDP service: between full polls only theirs are read.
-    const withUdp = new Set<Family>();
-    for (const p of this.#programmed.values())
-      if (p.service.protocols.includes('udp')) for (const family of p.plans.keys()) withUdp.add(family);
-    const udpFamilies = FAMILIES.filter((family) => withUdp.has(family));
+    // Between full polls only the tables that hold a UDP service are read.
+    const udpFamilies = this.#familiesHolding('udp');
     const udp = udpFamilies.length > 0;
     if (!full && !udp) return;
     const families = full ? FAMILIES : udpFamilies;
@@ -433,7 +430,7 @@ export class NftablesDataplane {
       const generation = this.#totals.generation;
       // A family whose table holds no service has nothing to count (its table's presence is
       // checked with the ICMP errors' map above).
-      const counted = FAMILIES.filter((family) => this.#holdsService(family));
+      const counted = this.#familiesHolding('any');
       if (counted.length > 0) this.#totals.keep(await readCounters(TRAFFIC_MAPS, counted), generation);
     } catch (error) {
       this.#failed((error as Error).message);
@@ -536,9 +533,13 @@ export class NftablesDataplane {
     return flows;
   }
 
-  #holdsService(family: Family): boolean {
-    for (const p of this.#programmed.values()) if (p.plans.has(family)) return true;
-    return false;
+  /** The families whose tables hold a service (of any protocol, or one with UDP). */
+  #familiesHolding(protocol: 'any' | 'udp'): Family[] {
+    const held = new Set<Family>();
+    for (const { service, plans } of this.#programmed.values())
+      if (protocol === 'any' || service.protocols.includes('udp'))
+        for (const family of plans.keys()) held.add(family);
+    return FAMILIES.filter((family) => held.has(family));
   }
 
   /** Whether a listed UDP flow is one the kernel sent to an instance of a service the node follows. */
