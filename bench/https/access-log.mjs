@@ -1,16 +1,21 @@
-// npm run bench:access-log (issue 14): what the access log costs. Three sidecars
-// in front of the same nginx origin: one with --access-log json (or combined)
-// to a file, two without. wrk keep-alive runs (-t1 -c50) go to each in turn,
-// the order rotating each round; CPU per request of each from /proc/PID/stat.
-// Reported: the median of the per-round ratios with / without, beside the
-// same ratio between the two that log nothing (the noise floor: two identical
-// processes differ by that much on this machine), and the CPU per line of the
-// log's own code measured in-process (format, encode, hand to the writer).
-// The peer in the same run: nginx as the same HTTPS proxy, with and without an
-// access log of the same fields (json: a log_format with escape=json; combined:
-// its own), buffered as the sidecar's (buffer=32k flush=100ms), what the
-// sidecar's figure is read against.
-//   node bench/https/access-log.mjs [--rounds 9] [--seconds 3] [--format json|combined]
+// npm run bench:access-log (issue 14): what the access log costs.
+//
+// Each round starts fresh processes: three sidecars in front of the same nginx
+// origin, one with --access-log json (or combined) to a file and two without,
+// and loads all three AT ONCE, one wrk each (-t1 -c8 keep-alive). Loaded
+// together, the three share whatever the machine does in that window (other
+// work, frequency, the scheduler), which moved sequential runs of one process
+// by 10-30% from run to run; fresh processes each round keep one process's own
+// luck (where its heap and code landed) out of the median. CPU per request of
+// each from /proc/PID/stat. Reported: the median of the per-round ratios with /
+// without, beside the ratio between the two that log nothing (the noise floor),
+// and the CPU per line of the log's own code measured in-process (capture,
+// format, encode, hand to the writer).
+// The peer in the same rounds: nginx as the same HTTPS proxy, with and without
+// an access log of the same fields (json: a log_format with escape=json;
+// combined: its own), buffered as the sidecar's (buffer=32k flush=100ms),
+// loaded at once in the same way.
+//   node bench/https/access-log.mjs [--rounds 9] [--seconds 3] [--format json|combined] [--connections 8]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,83 +30,85 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '9' },
     seconds: { type: 'string', default: '3' },
     format: { type: 'string', default: 'json' },
+    // 8 each: with 50 each, three loaded sidecars on two cores differed from round to round by
+    // up to 0.58-1.27x between two identical ones; with 8, by 0.93-1.07x.
+    connections: { type: 'string', default: '8' },
   },
 });
 const ROUNDS = Math.max(1, Math.min(20, Number(values.rounds)));
 const SECONDS = Math.max(1, Math.min(30, Number(values.seconds)));
+const CONNECTIONS = Math.max(1, Math.min(200, Number(values.connections)));
 installCleanup();
 const dir = makeTempDir('harbor-bench-access-');
+const sidecarLog = join(dir, 'access.log');
+const nginxLog = join(dir, 'nginx-access.log');
 try {
   const pair = await makePair(dir, 'bench', 'ecdsa');
   const origin = await startOrigin(dir);
-  const off = await startSidecar(makeTempDir('off'), pair, origin.port);
-  const control = await startSidecar(makeTempDir('control'), pair, origin.port);
-  const on = await startSidecar(makeTempDir('on'), pair, origin.port, {
-    env: { HARBOR_ACCESS_LOG: values.format, HARBOR_ACCESS_LOG_FILE: join(dir, 'access.log') },
-  });
-  const nginxOff = await startNginxProxy(makeTempDir('nginx-off'), pair, origin.port);
-  const nginxOn = await startNginxProxy(makeTempDir('nginx-on'), pair, origin.port, {
-    accessLog: { file: join(dir, 'nginx-access.log'), format: values.format },
-  });
   const url = (t) => `https://127.0.0.1:${t.port}${SMALL_PATH}`;
-  for (const t of [off, control, on, nginxOff, nginxOn]) {
-    await waitForOk(t.port, SMALL_PATH);
-    await runWrk(url(t), { connections: 50, seconds: 1 }); // warm-up
-  }
-  const perRequest = async (t) => {
-    const cpu0 = treeCpuSeconds(t.pid);
-    const result = await runWrk(url(t), { connections: 50, seconds: SECONDS });
-    return ((treeCpuSeconds(t.pid) - cpu0) * 1e6) / Math.max(1, result.requests);
+  /** CPU per request of each target (us), all loaded at once after a warm-up of all at once. */
+  const loadedTogether = async (targets) => {
+    for (const t of targets) await waitForOk(t.port, SMALL_PATH);
+    await Promise.all(targets.map((t) => runWrk(url(t), { connections: CONNECTIONS, seconds: 1 })));
+    const cpu0 = targets.map((t) => treeCpuSeconds(t.pid));
+    const results = await Promise.all(
+      targets.map((t) => runWrk(url(t), { connections: CONNECTIONS, seconds: SECONDS })),
+    );
+    const perRequest = targets.map(
+      (t, i) => ((treeCpuSeconds(t.pid) - cpu0[i]) * 1e6) / Math.max(1, results[i].requests),
+    );
+    await Promise.all(targets.map((t) => t.stop()));
+    return perRequest;
   };
   const rows = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const all = [off, control, on, nginxOff, nginxOn];
-    const order = [...all.slice(round % all.length), ...all.slice(0, round % all.length)];
-    const figures = new Map();
-    for (const t of order) figures.set(t, await perRequest(t));
-    rows.push({
-      off: figures.get(off),
-      control: figures.get(control),
-      on: figures.get(on),
-      nginxOff: figures.get(nginxOff),
-      nginxOn: figures.get(nginxOn),
-    });
+    const [off, control, on] = await loadedTogether([
+      await startSidecar(makeTempDir('off'), pair, origin.port),
+      await startSidecar(makeTempDir('control'), pair, origin.port),
+      await startSidecar(makeTempDir('on'), pair, origin.port, {
+        env: { HARBOR_ACCESS_LOG: values.format, HARBOR_ACCESS_LOG_FILE: sidecarLog },
+      }),
+    ]);
+    const [nginxOff, nginxOn] = await loadedTogether([
+      await startNginxProxy(makeTempDir('nginx-off'), pair, origin.port),
+      await startNginxProxy(makeTempDir('nginx-on'), pair, origin.port, {
+        accessLog: { file: nginxLog, format: values.format },
+      }),
+    ]);
+    rows.push({ off, control, on, nginxOff, nginxOn });
     console.log(
-      `round ${round + 1}: off ${figures.get(off).toFixed(1)} us/req, off again ${figures.get(control).toFixed(1)} us/req, ${values.format} ${figures.get(on).toFixed(1)} us/req; nginx off ${figures.get(nginxOff).toFixed(1)}, ${values.format} ${figures.get(nginxOn).toFixed(1)} us/req`,
+      `round ${round + 1}: sidecar off ${off.toFixed(1)}, off again ${control.toFixed(1)}, ${values.format} ${on.toFixed(1)} us/req; nginx off ${nginxOff.toFixed(1)}, ${values.format} ${nginxOn.toFixed(1)} us/req`,
     );
   }
   // Both logs were written (a silent misconfiguration would flatter the peer or the sidecar).
-  await on.stop();
-  await nginxOn.stop();
-  for (const file of ['access.log', 'nginx-access.log']) {
-    const lines = readFileSync(join(dir, file), 'utf8').split('\n').length - 1;
+  for (const file of [sidecarLog, nginxLog]) {
+    const lines = readFileSync(file, 'utf8').split('\n').length - 1;
     if (lines < 1000) throw new Error(`${file}: ${lines} lines, the log was not written`);
     console.log(`${file}: ${lines} lines`);
   }
   const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
-  const ratio = median(rows.map((r) => (2 * r.on) / (r.off + r.control)));
-  const noise = median(rows.map((r) => Math.max(r.off, r.control) / Math.min(r.off, r.control)));
-  const nginxRatio = median(rows.map((r) => r.nginxOn / r.nginxOff));
+  const spread = (list) => `${Math.min(...list).toFixed(3)}-${Math.max(...list).toFixed(3)}`;
+  const ratios = rows.map((r) => (2 * r.on) / (r.off + r.control));
+  const noise = rows.map((r) => r.control / r.off);
+  const nginxRatios = rows.map((r) => r.nginxOn / r.nginxOff);
   await lineCost(join(dir, 'lines.log'), values.format); // warm-up: compiled code, as in a running proxy
   const perLine = await lineCost(join(dir, 'lines.log'), values.format);
+  const run = `wrk -t1 -c${CONNECTIONS} -d${SECONDS}s each, loaded at once, ${ROUNDS} rounds`;
   console.log(
-    `access log ${values.format} to a file: ${median(rows.map((r) => r.on)).toFixed(1)} us against ${median(rows.map((r) => (r.off + r.control) / 2)).toFixed(1)} us of sidecar CPU per keep-alive request; median of per-round ratios ${ratio.toFixed(3)}x, where two sidecars without it differ by ${noise.toFixed(3)}x (wrk -t1 -c50 -d${SECONDS}s, ${ROUNDS} rounds)`,
+    `access log ${values.format} to a file: ${median(rows.map((r) => r.on)).toFixed(1)} us against ${median(rows.map((r) => (r.off + r.control) / 2)).toFixed(1)} us of sidecar CPU per keep-alive request; median of per-round ratios ${median(ratios).toFixed(3)}x (${spread(ratios)}), where two sidecars without it differ by ${median(noise).toFixed(3)}x (${spread(noise)}) (${run})`,
   );
   console.log(
-    `nginx, the same proxy with an access log of the same fields (${values.format}, buffer=32k flush=100ms): ${median(rows.map((r) => r.nginxOn)).toFixed(1)} us against ${median(rows.map((r) => r.nginxOff)).toFixed(1)} us per request; median of per-round ratios ${nginxRatio.toFixed(3)}x`,
+    `nginx, the same proxy with an access log of the same fields (${values.format}, buffer=32k flush=100ms): ${median(rows.map((r) => r.nginxOn)).toFixed(1)} us against ${median(rows.map((r) => r.nginxOff)).toFixed(1)} us per request; median of per-round ratios ${median(nginxRatios).toFixed(3)}x (${spread(nginxRatios)})`,
   );
   console.log(
-    `the log's own code in-process: ${perLine.toFixed(2)} us of CPU per line (format, encode, write to a file), ${((100 * perLine) / median(rows.map((r) => r.off))).toFixed(1)}% of a request`,
+    `the log's own code in-process: ${perLine.toFixed(2)} us of CPU per line (capture, format, encode, write to a file), ${((100 * perLine) / median(rows.map((r) => r.off))).toFixed(1)}% of a request`,
   );
-  await off.stop();
-  await control.stop();
-  await nginxOff.stop();
   await origin.stop?.();
 } finally {
   removeTempDir(dir);
 }
 
-/** CPU per line of AccessLog.write (200,000 lines of a keep-alive GET, batches written as they fill). */
+/** CPU per line of AccessLog.write (200,000 lines of a keep-alive GET, batches formatted and written as they fill). */
 async function lineCost(file, format) {
   const { AccessLog } = await import('../../dist/https/access-log.js');
   const { Head, parseRequestHead } = await import('../../dist/https/head-parser.js');

@@ -3,7 +3,9 @@
 // stdout beside the other logs or to a file that SIGUSR1 reopens (logrotate).
 // Never a header that can carry a secret: no Authorization, no Cookie.
 import { close, openSync, write } from 'node:fs';
-import { type AccessEntry, type AccessLogFormat, accessLine } from './access-line.js';
+// The module's own binding: the global `performance` is a getter, called on every use.
+import { performance } from 'node:perf_hooks';
+import { type AccessEntry, type AccessLogFormat, accessLine, CapturedLine } from './access-line.js';
 
 export type { AccessEntry, AccessLogFormat } from './access-line.js';
 
@@ -15,11 +17,14 @@ export interface AccessLogOptions {
   readonly keepQuery: boolean;
 }
 
-/** Lines are written in batches: when this many characters are waiting, or FLUSH_MS after the first. */
-const FLUSH_CHARS = 32 * 1024;
+/** Lines are written in batches: when this many are waiting, or FLUSH_MS after the first. */
+const BATCH_LINES = 128;
 const FLUSH_MS = 100;
-/** A batch's buffer: room for the longest a batch can be in UTF-8 (a line is added before the check). */
-const BATCH_BYTES = 3 * 2 * FLUSH_CHARS;
+/**
+ * A batch's buffer: room for BATCH_LINES lines of 512 characters in UTF-8 (a line is usually
+ * under 400); a batch that needs more gets a buffer of its own.
+ */
+const BATCH_BYTES = 3 * 512 * BATCH_LINES;
 /**
  * Batches waiting for the disk at most (48 MiB): past it, new batches are dropped (lines lost,
  * serving goes on) rather than memory growing without end behind a stalled disk.
@@ -37,11 +42,8 @@ export class AccessLog {
   readonly #options: AccessLogOptions;
   /** The file's descriptor; undefined: stdout, or the file could not be opened (lines are lost). */
   #fd: number | undefined;
-  /**
-   * Lines not written yet, joined (a string concatenation is a pointer until read): encoded
-   * once per batch, one write (one system call) for many requests, off the request's path.
-   */
-  #pending = '';
+  /** Requests ended and not yet formatted; a new array per batch (see CapturedLine). */
+  #batch: CapturedLine[] = [];
   #timer: NodeJS.Timeout | undefined;
   /** Batches written one at a time, in order (writes to one file must not overtake each other). */
   readonly #queue: Queued[] = [];
@@ -56,37 +58,35 @@ export class AccessLog {
 
   /** One line for a request whose answer has ended (or failed): its durations run until now. */
   write(entry: AccessEntry): void {
-    const options = this.#options;
-    const line = accessLine(options.format, options.keepQuery, entry, performance.now());
-    // Flattened now, while its pieces are in the cache: a line is a tree of some 25 strings, and
-    // a batch of 100 such trees, read at flush after milliseconds of other work, cost ~150 us of
-    // cache misses to encode (1.5 us a line) against ~25 us for 100 flat lines. V8 flattens a
-    // string that is indexed.
-    line.charCodeAt(0);
-    if (line.length > FLUSH_CHARS) {
-      // A line longer than a whole batch (a huge path): a batch of its own.
-      this.flush();
-      const bytes = Buffer.from(line, 'utf8');
-      this.#enqueue(bytes, bytes.length);
-      return;
-    }
-    this.#pending += line;
-    if (this.#pending.length >= FLUSH_CHARS) this.flush();
+    const batch = this.#batch;
+    batch.push(new CapturedLine(entry, performance.now(), this.#options.format === 'combined'));
+    if (batch.length >= BATCH_LINES) this.flush();
     else if (this.#timer === undefined) {
       this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
       this.#timer.unref();
     }
   }
 
-  /** Hands what is waiting to the writer now. */
+  /** Formats what is waiting and hands it to the writer now. */
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#pending === '') return;
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    const { format, keepQuery } = this.#options;
+    // Wall-clock time from each line's performance.now(): one clock reading per batch.
+    const wallOffset = Date.now() - performance.now();
+    let text = '';
+    for (const line of batch) text += accessLine(format, keepQuery, line, wallOffset);
+    if (text.length * 3 > BATCH_BYTES) {
+      // Longer lines than usual (huge paths or headers): a buffer of their own.
+      const bytes = Buffer.from(text, 'utf8');
+      this.#enqueue(bytes, bytes.length);
+      return;
+    }
     const buffer = this.#spare.pop() ?? Buffer.allocUnsafe(BATCH_BYTES);
-    const length = buffer.write(this.#pending, 0, 'utf8');
-    this.#pending = '';
-    this.#enqueue(buffer, length);
+    this.#enqueue(buffer, buffer.write(text, 0, 'utf8'));
   }
 
   /** Opens the file again (logrotate moved it away: SIGUSR1); lines before go to the old one. */

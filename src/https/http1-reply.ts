@@ -3,6 +3,9 @@
 // body bytes, the body with backpressure, the proxy's own answer when the
 // exchange fails, a 101 that turns the connection into a tunnel), the
 // connection's byte counts, and each request's access-log line.
+
+// The module's own binding: the global `performance` is a getter, called on every use.
+import { performance } from 'node:perf_hooks';
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
 import { cannedResponse, type ProxyCore, REFUSAL_REASONS } from './core.js';

@@ -4,6 +4,8 @@
 // Bodies stream both ways with backpressure; chunked responses are decoded
 // into DATA frames. The backend side is the one exchange (exchange.ts).
 import type * as http2 from 'node:http2';
+// The module's own binding: the global `performance` is a getter, called on every use.
+import { performance } from 'node:perf_hooks';
 import { countResponse } from '../stats/index.js';
 import { cannedBody, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';

@@ -2,7 +2,12 @@
 // non-ASCII, numbers and durations included), and the combined format quotes
 // what it must.
 import t from 'tap';
-import { type AccessEntry, type AccessLogFormat, accessLine } from '../../src/https/access-line.js';
+import {
+  type AccessEntry,
+  type AccessLogFormat,
+  accessLine,
+  CapturedLine,
+} from '../../src/https/access-line.js';
 import { Head, parseRequestHead } from '../../src/https/head-parser.js';
 
 function headOf(text: string): Head {
@@ -28,8 +33,10 @@ const base: AccessEntry = {
   reason: undefined,
 };
 
-const lineOf = (entry: AccessEntry, now: number, format: AccessLogFormat, keepQuery = false): string =>
-  accessLine(format, keepQuery, entry, now);
+/** The line of `entry`, ended at `now` (a performance.now()-like time), formatted as its batch would. */
+function lineOf(entry: AccessEntry, now: number, format: AccessLogFormat, keepQuery = false): string {
+  return accessLine(format, keepQuery, new CapturedLine(entry, now, format === 'combined'), Date.now() - now);
+}
 
 t.test('JSON: the fields, numbers and durations as written, the query dropped unless kept', async (t) => {
   const line = lineOf(base, 1012.05, 'json');

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { AccessLog } from '../../src/https/access-log.js';
+import { Head, parseRequestHead } from '../../src/https/head-parser.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   connectTls,
@@ -138,4 +139,92 @@ t.test('combined, the query kept when asked, and a file reopened after logrotate
     'the new file',
   );
   t.notMatch(readFileSync(`${file}.1`, 'utf8'), /\/after/, 'the rotated file is left alone');
+});
+
+t.test('lines formatted with their batch keep their own request and time', async (t) => {
+  // A connection reuses its head object for the next request, and a batch is formatted up to
+  // 100 ms after its first line: each line must say what its own request was, and when it ended.
+  const file = join(dir, 'batch.log');
+  const log = new AccessLog({ format: 'combined', file, keepQuery: true });
+  const head = new Head();
+  const entry = (status: number) => ({
+    service: 'web-https',
+    client: '127.0.0.1',
+    head,
+    protocol: 'HTTP/1.1' as const,
+    status,
+    bytesIn: 1,
+    bytesOut: 2,
+    startedAt: performance.now(),
+    backendAt: 0,
+    tls: 'TLSv1.3',
+    requestId: `id-${status}`,
+    reason: undefined,
+  });
+  const parse = (text: string) => {
+    const raw = Buffer.from(text, 'latin1');
+    head.reset();
+    t.equal(parseRequestHead(head, raw, 0, raw.length), null, 'the head parses');
+  };
+  parse('GET /first HTTP/1.1\r\nHost: h\r\nUser-Agent: one\r\n\r\n');
+  log.write(entry(200));
+  parse('POST /second?x HTTP/1.1\r\nHost: h\r\nUser-Agent: two\r\n\r\n');
+  log.write(entry(201));
+  head.reset();
+  await log.close();
+  const [first, second] = readFileSync(file, 'utf8').split('\n');
+  t.match(first, /"GET \/first HTTP\/1\.1" 200 2 "-" "one" web-https id-200 /);
+  t.match(second, /"POST \/second\?x HTTP\/1\.1" 201 2 "-" "two" web-https id-201 /);
+
+  const jsonFile = join(dir, 'batch.json.log');
+  const json = new AccessLog({ format: 'json', file: jsonFile, keepQuery: false });
+  t.teardown(() => json.close());
+  parse('GET /timed HTTP/1.1\r\nHost: h\r\n\r\n');
+  const before = Date.now();
+  json.write(entry(200));
+  const after = Date.now();
+  await waitFor(async () => lines(jsonFile).length === 1, 'the batch, written on its timer');
+  const written = Date.now();
+  const time = Date.parse(lines(jsonFile)[0]!.time as string);
+  // The timer is 100 ms; libuv's cached loop time may start it a little early.
+  t.ok(written - before >= 50, `written ${written - before} ms after the request ended`);
+  t.ok(
+    time >= before - 1 && time <= after + 1,
+    `the line's time is its request's end (${time - before} ms after it), not the batch's`,
+  );
+});
+
+t.test('a batch of lines longer than its buffer holds is written whole', async (t) => {
+  const file = join(dir, 'long.log');
+  const log = new AccessLog({ format: 'json', file, keepQuery: true });
+  const head = new Head();
+  const paths: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    // 12 lines of ~20 KB: far past the batch's usual buffer (128 lines of 512 characters).
+    const path = `/${i}/${'x'.repeat(20_000)}`;
+    paths.push(path);
+    const raw = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`, 'latin1');
+    head.reset();
+    t.equal(parseRequestHead(head, raw, 0, raw.length), null);
+    log.write({
+      service: 'web-https',
+      client: '127.0.0.1',
+      head,
+      protocol: 'HTTP/1.1',
+      status: 200,
+      bytesIn: raw.length,
+      bytesOut: 2,
+      startedAt: performance.now(),
+      backendAt: 0,
+      tls: 'TLSv1.3',
+      requestId: `id-${i}`,
+      reason: undefined,
+    });
+  }
+  await log.close();
+  t.same(
+    lines(file).map((l) => l.path),
+    paths,
+    'every line, in order, with its whole path',
+  );
 });
