@@ -2,12 +2,10 @@
 //
 // Each round starts fresh processes: three sidecars in front of the same nginx
 // origin, one with --access-log json (or combined) to a file and two without,
-// and loads all three AT ONCE, one wrk each (-t1 -c8 keep-alive). Loaded
-// together, the three share whatever the machine does in that window (other
-// work, frequency, the scheduler), which moved sequential runs of one process
-// by 10-30% from run to run; fresh processes each round keep one process's own
-// luck (where its heap and code landed) out of the median. CPU per request of
-// each from /proc/PID/stat. Reported: the median of the per-round ratios with /
+// and loads all three at once, one wrk each (-t1 -c8 keep-alive; why at once:
+// loaded-together.mjs); fresh processes each round keep one process's own luck
+// (where its heap and code landed) out of the median. CPU per request of each
+// from /proc/PID/stat. Reported: the median of the per-round ratios with /
 // without, beside the ratio between the two that log nothing (the noise floor),
 // and the CPU per line of the log's own code measured in-process (capture,
 // format, encode, hand to the writer).
@@ -20,9 +18,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
-import { installCleanup, makeTempDir, removeTempDir, treeCpuSeconds } from '../lib/proc.mjs';
-import { waitForOk } from '../lib/tls-probe.mjs';
-import { runWrk } from '../lib/wrk.mjs';
+import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
+import { cpuPerRequestLoadedTogether, median, spread } from './loaded-together.mjs';
 import { SMALL_PATH, startNginxProxy, startOrigin, startSidecar } from './targets.mjs';
 
 const { values } = parseArgs({
@@ -45,36 +42,30 @@ const nginxLog = join(dir, 'nginx-access.log');
 try {
   const pair = await makePair(dir, 'bench', 'ecdsa');
   const origin = await startOrigin(dir);
-  const url = (t) => `https://127.0.0.1:${t.port}${SMALL_PATH}`;
-  /** CPU per request of each target (us), all loaded at once after a warm-up of all at once. */
-  const loadedTogether = async (targets) => {
-    for (const t of targets) await waitForOk(t.port, SMALL_PATH);
-    await Promise.all(targets.map((t) => runWrk(url(t), { connections: CONNECTIONS, seconds: 1 })));
-    const cpu0 = targets.map((t) => treeCpuSeconds(t.pid));
-    const results = await Promise.all(
-      targets.map((t) => runWrk(url(t), { connections: CONNECTIONS, seconds: SECONDS })),
-    );
-    const perRequest = targets.map(
-      (t, i) => ((treeCpuSeconds(t.pid) - cpu0[i]) * 1e6) / Math.max(1, results[i].requests),
-    );
-    await Promise.all(targets.map((t) => t.stop()));
-    return perRequest;
-  };
+  const load = { connections: CONNECTIONS, seconds: SECONDS };
   const rows = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const [off, control, on] = await loadedTogether([
-      await startSidecar(makeTempDir('off'), pair, origin.port),
-      await startSidecar(makeTempDir('control'), pair, origin.port),
-      await startSidecar(makeTempDir('on'), pair, origin.port, {
-        env: { HARBOR_ACCESS_LOG: values.format, HARBOR_ACCESS_LOG_FILE: sidecarLog },
-      }),
-    ]);
-    const [nginxOff, nginxOn] = await loadedTogether([
-      await startNginxProxy(makeTempDir('nginx-off'), pair, origin.port),
-      await startNginxProxy(makeTempDir('nginx-on'), pair, origin.port, {
-        accessLog: { file: nginxLog, format: values.format },
-      }),
-    ]);
+    const [off, control, on] = await cpuPerRequestLoadedTogether(
+      [
+        () => startSidecar(makeTempDir('off'), pair, origin.port),
+        () => startSidecar(makeTempDir('control'), pair, origin.port),
+        () =>
+          startSidecar(makeTempDir('on'), pair, origin.port, {
+            env: { HARBOR_ACCESS_LOG: values.format, HARBOR_ACCESS_LOG_FILE: sidecarLog },
+          }),
+      ],
+      { ...load, round },
+    );
+    const [nginxOff, nginxOn] = await cpuPerRequestLoadedTogether(
+      [
+        () => startNginxProxy(makeTempDir('nginx-off'), pair, origin.port),
+        () =>
+          startNginxProxy(makeTempDir('nginx-on'), pair, origin.port, {
+            accessLog: { file: nginxLog, format: values.format },
+          }),
+      ],
+      { ...load, round },
+    );
     rows.push({ off, control, on, nginxOff, nginxOn });
     console.log(
       `round ${round + 1}: sidecar off ${off.toFixed(1)}, off again ${control.toFixed(1)}, ${values.format} ${on.toFixed(1)} us/req; nginx off ${nginxOff.toFixed(1)}, ${values.format} ${nginxOn.toFixed(1)} us/req`,
@@ -86,8 +77,6 @@ try {
     if (lines < 1000) throw new Error(`${file}: ${lines} lines, the log was not written`);
     console.log(`${file}: ${lines} lines`);
   }
-  const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
-  const spread = (list) => `${Math.min(...list).toFixed(3)}-${Math.max(...list).toFixed(3)}`;
   const ratios = rows.map((r) => (2 * r.on) / (r.off + r.control));
   const noise = rows.map((r) => r.control / r.off);
   const nginxRatios = rows.map((r) => r.nginxOn / r.nginxOff);

@@ -1,0 +1,48 @@
+// Targets loaded at once: one wrk each, started together, so that every target
+// shares whatever the machine does in that window (other work, frequency, the
+// scheduler). Run one after the other, one process's CPU per request moved by
+// 10-30% from run to run on the 2-core bench machines and two identical
+// sidecars differed by up to 1.36x; loaded together with fresh processes each
+// round, by 0.93-1.07x (docs/operations.md, the access log's cost). Used to
+// compare builds (ab.mjs) and settings (access-log.mjs) of the same proxy.
+import { treeCpuSeconds } from '../lib/proc.mjs';
+import { waitForOk } from '../lib/tls-probe.mjs';
+import { runWrk } from '../lib/wrk.mjs';
+import { SMALL_PATH } from './targets.mjs';
+
+/**
+ * CPU per request (us, from /proc/PID/stat) of each target, in the order of `starters`
+ * (functions that start one target each). The targets are started, warmed up together for 1 s,
+ * then loaded together for `seconds` by wrk -t1 -c`connections` each, and stopped. `round`
+ * rotates the order in which they are started and loaded, so that no target is always first.
+ * A failed request fails the run: a target that errors would look cheap.
+ */
+export async function cpuPerRequestLoadedTogether(
+  starters,
+  { path = SMALL_PATH, connections = 8, seconds = 3, headers = [], round = 0 } = {},
+) {
+  const shift = round % starters.length;
+  const order = starters.map((_, i) => (i + shift) % starters.length);
+  const targets = [];
+  try {
+    for (const i of order) targets[i] = await starters[i]();
+    const url = (t) => `https://127.0.0.1:${t.port}${path}`;
+    const loadAll = (s) =>
+      Promise.all(order.map((i) => runWrk(url(targets[i]), { connections, seconds: s, headers })));
+    for (const i of order) await waitForOk(targets[i].port, SMALL_PATH);
+    await loadAll(1);
+    const cpu0 = targets.map((t) => treeCpuSeconds(t.pid));
+    const results = await loadAll(seconds); // in `order`
+    const perRequest = [];
+    for (const [k, i] of order.entries()) {
+      if (results[k].failed > 0) throw new Error(`${targets[i].name}: ${results[k].failed} failed requests`);
+      perRequest[i] = ((treeCpuSeconds(targets[i].pid) - cpu0[i]) * 1e6) / Math.max(1, results[k].requests);
+    }
+    return perRequest;
+  } finally {
+    await Promise.all(targets.filter(Boolean).map((t) => t.stop()));
+  }
+}
+
+export const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+export const spread = (list) => `${Math.min(...list).toFixed(3)}-${Math.max(...list).toFixed(3)}`;
