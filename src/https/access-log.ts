@@ -15,6 +15,19 @@ export interface AccessLogOptions {
   readonly file: string | undefined;
   /** Keep the query string in `path` (it may carry tokens: dropped by default). */
   readonly keepQuery: boolean;
+  /**
+   * Told once when lines begin to be lost (the file cannot be opened or written: a full disk, a
+   * removed folder; or too many batches wait behind a stalled disk), and again only after lines
+   * were written since.
+   */
+  readonly onLoss?: (loss: AccessLogLoss) => void;
+}
+
+/** Why access-log lines are being lost. */
+export interface AccessLogLoss {
+  readonly file: string | undefined;
+  /** The system's error code (ENOSPC, ENOENT, EACCES...), or 'EQUEUE' behind a stalled disk. */
+  readonly code: string;
 }
 
 /** Lines are written in batches: when this many are waiting, or FLUSH_MS after the first. */
@@ -50,10 +63,12 @@ export class AccessLog {
   #writing = false;
   readonly #spare: Buffer[] = [];
   #drained: (() => void) | undefined;
+  /** Lines are being lost (the loss was told); cleared by the next batch written. */
+  #losing = false;
 
   constructor(options: AccessLogOptions) {
     this.#options = options;
-    if (options.file !== undefined) this.#fd = openLog(options.file);
+    if (options.file !== undefined) this.#fd = this.#open(options.file);
   }
 
   /** One line for a request whose answer has ended (or failed): its durations run until now. */
@@ -95,7 +110,7 @@ export class AccessLog {
     if (path === undefined) return;
     this.flush();
     if (this.#fd !== undefined) this.#queue.push({ close: this.#fd });
-    this.#fd = openLog(path);
+    this.#fd = this.#open(path);
     this.#pump();
   }
 
@@ -113,6 +128,7 @@ export class AccessLog {
 
   #enqueue(buffer: Buffer, length: number): void {
     if (this.#queue.length >= MAX_QUEUED) {
+      this.#lost('EQUEUE');
       this.#recycle(buffer);
       return;
     }
@@ -155,6 +171,8 @@ export class AccessLog {
     const more = (error: NodeJS.ErrnoException | null, written: number) => {
       offset += error ? 0 : written;
       // A full disk or a removed folder must not take the proxy down: lines are lost, serving goes on.
+      if (error) this.#lost(error.code ?? 'EIO');
+      else if (offset >= length) this.#losing = false;
       if (error || offset >= length) {
         this.#recycle(buffer);
         done();
@@ -166,13 +184,20 @@ export class AccessLog {
   #recycle(buffer: Buffer): void {
     if (buffer.length === BATCH_BYTES && this.#spare.length < SPARE_BUFFERS) this.#spare.push(buffer);
   }
-}
 
-/** The log file opened for appending; undefined when it cannot be (its lines are lost, serving goes on). */
-function openLog(path: string): number | undefined {
-  try {
-    return openSync(path, 'a', 0o640);
-  } catch {
-    return undefined;
+  /** The log file opened for appending; undefined when it cannot be (its lines are lost, serving goes on). */
+  #open(path: string): number | undefined {
+    try {
+      return openSync(path, 'a', 0o640);
+    } catch (error) {
+      this.#lost((error as NodeJS.ErrnoException).code ?? 'EIO');
+      return undefined;
+    }
+  }
+
+  #lost(code: string): void {
+    if (this.#losing) return;
+    this.#losing = true;
+    this.#options.onLoss?.({ file: this.#options.file, code });
   }
 }

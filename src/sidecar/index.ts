@@ -68,6 +68,11 @@ export class Sidecar {
             format: settings.accessLog,
             file: settings.accessLogFile,
             keepQuery: settings.accessLogQuery === 'keep',
+            onLoss: ({ file, code }) =>
+              options.logger.warn(
+                { file, code },
+                'access log lines are being lost (the file cannot be opened or written); serving goes on',
+              ),
           });
     for (const service of settings.services) {
       const forward = settings.forwards.find((f) => f.service === service.name);
