@@ -3,13 +3,12 @@
 // requests with long paths fill it. Every request is answered, the sidecar
 // says once that lines are being lost (naming the file and ENOSPC), and serves
 // on; what reached the file is whole lines, up to the one the disk cut.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { cleanEnv, SIDECAR_BIN, waitForOutput } from '../helpers/cli.js';
+import { startSidecarOnSmallDisk } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { startEchoBackend } from '../https/fixtures/helpers.js';
@@ -34,39 +33,18 @@ t.test('a full disk loses access-log lines, never requests; one warning names th
   const app = await startEchoBackend();
   t.teardown(() => app.close());
   const intPort = await freePort();
-  const child = spawn(
-    'unshare',
-    [
-      '-m',
-      '--',
-      'sh',
-      '-c',
-      'mount -t tmpfs -o size=64k harbor-log-full "$1" && exec "$0" "$2" run --listen 127.0.0.1',
-      process.execPath,
-      folder,
-      SIDECAR_BIN,
-    ],
-    {
-      env: cleanEnv({
-        STACKATO_SERVICES: JSON.stringify({
-          'web-https': { int_port: intPort, port: 35125, name: 'id-log-full' },
-        }),
-        HARBOR_BACKEND: `127.0.0.1:${(app.address as { port: number }).port}`,
-        HARBOR_CERTS_DIR: CERTS,
-        HARBOR_ACCESS_LOG: 'json',
-        HARBOR_ACCESS_LOG_FILE: file,
-        HARBOR_ACCESS_LOG_QUERY: 'keep',
-        HARBOR_LOG_LEVEL: 'info',
-      }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  t.teardown(() => child.kill('SIGKILL'));
-  let output = '';
-  child.stdout?.on('data', (c: Buffer) => {
-    output += c.toString();
+  const { child, output } = await startSidecarOnSmallDisk(folder, '64k', {
+    STACKATO_SERVICES: JSON.stringify({
+      'web-https': { int_port: intPort, port: 35125, name: 'id-log-full' },
+    }),
+    HARBOR_BACKEND: `127.0.0.1:${(app.address as { port: number }).port}`,
+    HARBOR_CERTS_DIR: CERTS,
+    HARBOR_ACCESS_LOG: 'json',
+    HARBOR_ACCESS_LOG_FILE: file,
+    HARBOR_ACCESS_LOG_QUERY: 'keep',
+    HARBOR_LOG_LEVEL: 'info',
   });
-  await waitForOutput(child, /harbor-sidecar serving/);
+  t.teardown(() => child.kill('SIGKILL'));
 
   const agent = new https.Agent({ keepAlive: true, maxSockets: 4 });
   t.teardown(() => agent.destroy());
@@ -78,8 +56,10 @@ t.test('a full disk loses access-log lines, never requests; one warning names th
     [],
     `all ${REQUESTS} requests answered 200`,
   );
-  await waitFor(() => /access log lines are being lost/.test(output), 'the warning line');
-  const warnings = output.split('\n').filter((l) => l.includes('access log lines are being lost'));
+  await waitFor(() => /access log lines are being lost/.test(output()), 'the warning line');
+  const warnings = output()
+    .split('\n')
+    .filter((l) => l.includes('access log lines are being lost'));
   t.equal(warnings.length, 1, 'one warning while the disk stays full, not one per batch');
   t.match(JSON.parse(warnings[0]!), { code: 'ENOSPC', file });
   t.equal(await get(agent, intPort, '/after'), 200, 'serving goes on');

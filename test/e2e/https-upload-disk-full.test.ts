@@ -3,13 +3,12 @@
 // (a private mount namespace, `unshare -m`): a 3 MiB upload fills it. The client
 // gets a 500, the log names the folder and ENOSPC, the space comes back, and
 // the sidecar serves on: the next uploads, in memory and in the file, go through.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { cleanEnv, SIDECAR_BIN, waitForOutput } from '../helpers/cli.js';
+import { startSidecarOnSmallDisk } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { type Echo, startEchoBackend, writePaced } from '../https/fixtures/helpers.js';
@@ -44,42 +43,27 @@ t.test('a full temp folder: 500 and a line naming it; the sidecar serves on', as
   const app = await startEchoBackend();
   t.teardown(() => app.close());
   const intPort = await freePort();
-  const child = spawn(
-    'unshare',
-    [
-      '-m',
-      '--',
-      'sh',
-      '-c',
-      'mount -t tmpfs -o size=1536k harbor-full "$TMPDIR" && exec "$0" "$1" run --listen 127.0.0.1',
-      process.execPath,
-      SIDECAR_BIN,
-    ],
-    {
-      env: cleanEnv({
-        TMPDIR: folder,
-        STACKATO_SERVICES: JSON.stringify({
-          'web-https': { int_port: intPort, port: 35124, name: 'id-full' },
-        }),
-        HARBOR_BACKEND: `127.0.0.1:${(app.address as { port: number }).port}`,
-        HARBOR_CERTS_DIR: CERTS,
-        HARBOR_LOG_LEVEL: 'info',
-      }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  t.teardown(() => child.kill('SIGKILL'));
-  let output = '';
-  child.stdout?.on('data', (c: Buffer) => {
-    output += c.toString();
+  // TMPDIR is where the sidecar spools bodies: the small disk.
+  const { child, output } = await startSidecarOnSmallDisk(folder, '1536k', {
+    TMPDIR: folder,
+    STACKATO_SERVICES: JSON.stringify({
+      'web-https': { int_port: intPort, port: 35124, name: 'id-full' },
+    }),
+    HARBOR_BACKEND: `127.0.0.1:${(app.address as { port: number }).port}`,
+    HARBOR_CERTS_DIR: CERTS,
+    HARBOR_LOG_LEVEL: 'info',
   });
-  await waitForOutput(child, /harbor-sidecar serving/);
+  t.teardown(() => child.kill('SIGKILL'));
 
   const full = await upload(intPort, 3 * 1024 * 1024);
   t.equal(full.status, 500, 'the client is told the proxy failed');
   t.match(full.body, /could not hold the request body/);
-  await waitFor(() => /could not be held/.test(output), 'the warning line');
-  const line = JSON.parse(output.split('\n').find((l) => l.includes('could not be held')) ?? '{}');
+  await waitFor(() => /could not be held/.test(output()), 'the warning line');
+  const line = JSON.parse(
+    output()
+      .split('\n')
+      .find((l) => l.includes('could not be held')) ?? '{}',
+  );
   t.equal(line.code, 'ENOSPC');
   t.equal(line.folder, folder, 'names the folder');
 

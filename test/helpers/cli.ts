@@ -50,6 +50,44 @@ export function startSidecar(args: string[], env: Record<string, string> = {}, c
   });
 }
 
+/**
+ * `harbor-sidecar run --listen 127.0.0.1` with `folder` a tmpfs of `size` of its own (a private
+ * mount namespace, `unshare -m`: a disk that fills up), resolved once it serves. `output()` is
+ * its stdout so far; its files are at /proc/<child.pid>/root<path>.
+ */
+export async function startSidecarOnSmallDisk(
+  folder: string,
+  size: string,
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(
+    'unshare',
+    [
+      '-m',
+      '--',
+      'sh',
+      '-c',
+      'mount -t tmpfs -o size="$1" harbor-small "$2" && exec "$0" "$3" run --listen 127.0.0.1',
+      process.execPath,
+      size,
+      folder,
+      SIDECAR_BIN,
+    ],
+    { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  try {
+    await waitForOutput(child, /harbor-sidecar serving/);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return { child, output: () => output };
+}
+
 /** Resolves with the first stdout/stderr line matching `pattern` (JSON log lines included). */
 export function waitForOutput(
   child: ChildProcess,
