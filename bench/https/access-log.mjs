@@ -28,7 +28,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     format: { type: 'string', default: 'json' },
     // 8 each: with 50 each, three loaded sidecars on two cores differed from round to round by
-    // up to 0.58-1.27x between two identical ones; with 8, by 0.93-1.07x.
+    // up to 0.58-1.27x between two identical ones; with 8, by 0.87-1.07x.
     connections: { type: 'string', default: '8' },
   },
 });

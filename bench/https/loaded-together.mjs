@@ -3,7 +3,7 @@
 // scheduler). Run one after the other, one process's CPU per request moved by
 // 10-30% from run to run on the 2-core bench machines and two identical
 // sidecars differed by up to 1.36x; loaded together with fresh processes each
-// round, by 0.93-1.07x (docs/operations.md, the access log's cost). Used to
+// round, by 0.87-1.07x (docs/operations.md, the access log's cost). Used to
 // compare builds (ab.mjs) and settings (access-log.mjs) of the same proxy.
 import { treeCpuSeconds } from '../lib/proc.mjs';
 import { waitForOk } from '../lib/tls-probe.mjs';
