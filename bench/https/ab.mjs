@@ -6,10 +6,11 @@
 //   ka     CPU per keep-alive request (wrk -t1 -c8 each, a 14-byte body)
 //   close  CPU per new TLS connection carrying one request (Connection: close,
 //          no session resumption: handshake, request, answer, close)
-//          Loaded at once, three sidecars' handshakes cost each about 2.5 ms of
-//          CPU per connection (against ~0.6-1 ms alone) and two identical ones
-//          differed by 1.02-1.28x over 4 rounds (2026-12-02): not yet explained;
-//          for this mode run more rounds and read the noise floor.
+//          wrk resumes some of its reconnects (how many depends on when each
+//          server's TLS 1.3 tickets arrive), so this mixes full and resumed
+//          handshakes; loaded at once, two identical builds differed by
+//          1.02-1.28x over 4 rounds (2026-12-02). For full handshakes use the
+//          suite's req-ecdsa / req-rsa steps (docs/benchmarks.md).
 // --path /1m.bin: the same with 1 MiB answers (the origin's large file) instead.
 // Reported: each round's B/A ratio (against the mean of the two A), their
 // median and range, beside the same for A again / A: the noise floor. A and B
