@@ -11,13 +11,16 @@
 //          handshakes; loaded at once, two identical builds differed by
 //          1.02-1.28x over 4 rounds (2026-12-02). For full handshakes use the
 //          suite's req-ecdsa / req-rsa steps (docs/benchmarks.md).
+//   h2     CPU per HTTP/2 request (h2load, --connections connections of 10
+//          streams each, a 14-byte body). Far noisier than ka: two identical
+//          builds differed by 0.65-1.30x per round (2026-12-02); run many rounds.
 // --path /1m.bin: the same with 1 MiB answers (the origin's large file) instead.
 // Reported: each round's B/A ratio (against the mean of the two A), their
 // median and range, beside the same for A again / A: the noise floor. A and B
 // are dist folders (`npm run build` output; copy one aside inside the
 // repository, with package.json beside it, before changing the code:
 // cp -r dist scratch/dist-a; cp package.json scratch/).
-//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close] [--path P] [--connections 8]
+//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|h2] [--path P] [--connections 8]
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
@@ -36,9 +39,9 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '8' },
   },
 });
-if (values.a === undefined || !['ka', 'close'].includes(values.mode)) {
+if (values.a === undefined || !['ka', 'close', 'h2'].includes(values.mode)) {
   console.error(
-    'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds N] [--seconds S] [--mode ka|close]',
+    'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds N] [--seconds S] [--mode ka|close|h2]',
   );
   process.exit(2);
 }
@@ -48,9 +51,10 @@ const load = {
   path: values.path,
   connections: Math.max(1, Math.min(100, Number(values.connections))),
   seconds: SECONDS,
-  headers: values.mode === 'ka' ? [] : ['Connection: close'],
+  headers: values.mode === 'close' ? ['Connection: close'] : [],
+  h2: values.mode === 'h2',
 };
-const unit = values.mode === 'ka' ? 'keep-alive request' : 'connection + request';
+const unit = { ka: 'keep-alive request', close: 'connection + request', h2: 'HTTP/2 request' }[values.mode];
 installCleanup();
 const dir = makeTempDir('harbor-bench-ab-');
 try {
@@ -75,7 +79,7 @@ try {
     );
   }
   console.log(
-    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; wrk -t1 -c${load.connections} -d${SECONDS}s each, loaded at once${load.headers.length > 0 ? ', -H "Connection: close"' : ''}`,
+    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, loaded at once${load.headers.length > 0 ? ', -H "Connection: close"' : ''}`,
   );
   await origin.stop?.();
 } finally {

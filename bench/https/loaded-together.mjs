@@ -5,6 +5,8 @@
 // sidecars differed by up to 1.36x; loaded together with fresh processes each
 // round, by 0.87-1.07x (docs/operations.md, the access log's cost). Used to
 // compare builds (ab.mjs) and settings (access-log.mjs) of the same proxy.
+
+import { runH2load } from '../lib/h2load.mjs';
 import { treeCpuSeconds } from '../lib/proc.mjs';
 import { waitForOk } from '../lib/tls-probe.mjs';
 import { runWrk } from '../lib/wrk.mjs';
@@ -13,13 +15,14 @@ import { SMALL_PATH } from './targets.mjs';
 /**
  * CPU per request (us, from /proc/PID/stat) of each target, in the order of `starters`
  * (functions that start one target each). The targets are started, warmed up together for 1 s,
- * then loaded together for `seconds` by wrk -t1 -c`connections` each, and stopped. `round`
+ * then loaded together for `seconds` by wrk -t1 -c`connections` each (with `h2`: h2load,
+ * `connections` connections of 10 streams each, HTTP/2), and stopped. `round`
  * rotates the order in which they are started and loaded, so that no target is always first.
  * A failed request fails the run: a target that errors would look cheap.
  */
 export async function cpuPerRequestLoadedTogether(
   starters,
-  { path = SMALL_PATH, connections = 8, seconds = 3, headers = [], round = 0 } = {},
+  { path = SMALL_PATH, connections = 8, seconds = 3, headers = [], round = 0, h2 = false } = {},
 ) {
   const shift = round % starters.length;
   const order = starters.map((_, i) => (i + shift) % starters.length);
@@ -27,8 +30,11 @@ export async function cpuPerRequestLoadedTogether(
   try {
     for (const i of order) targets[i] = await starters[i]();
     const url = (t) => `https://127.0.0.1:${t.port}${path}`;
-    const loadAll = (s) =>
-      Promise.all(order.map((i) => runWrk(url(targets[i]), { connections, seconds: s, headers })));
+    const load = (t, s) =>
+      h2
+        ? runH2load(url(t), { connections, streams: 10, seconds: s })
+        : runWrk(url(t), { connections, seconds: s, headers });
+    const loadAll = (s) => Promise.all(order.map((i) => load(targets[i], s)));
     for (const i of order) await waitForOk(targets[i].port, SMALL_PATH);
     await loadAll(1);
     const cpu0 = targets.map((t) => treeCpuSeconds(t.pid));
