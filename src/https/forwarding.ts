@@ -65,10 +65,7 @@ export function requestIdFor(head: Head, settings: ForwardSettings): string {
 
 /** Whether the head has a Strict-Transport-Security field (the backend's own wins over --hsts). */
 export function hasHsts(head: Head): boolean {
-  for (let i = 0; i < head.count; i++) {
-    if (head.kind[i] === K_OTHER && head.name(i).toLowerCase() === 'strict-transport-security') return true;
-  }
-  return false;
+  return head.header('strict-transport-security') !== undefined;
 }
 
 /** Headers a Connection header may not remove: the framing and the target must reach the backend. */

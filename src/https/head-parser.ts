@@ -130,9 +130,23 @@ export class Head {
     return this.text.slice(this.lineStart[i], this.colon[i]);
   }
 
-  /** The value of the first header named `lower` (lower-case), for logs; not for the hot path. */
+  /**
+   * The value of the first header named `lower` (lower-case ASCII), or undefined. Names are
+   * compared in place, ASCII letters folded: nothing is allocated for the headers that differ.
+   */
   header(lower: string): string | undefined {
-    for (let i = 0; i < this.count; i++) if (this.name(i).toLowerCase() === lower) return this.value(i);
+    const s = this.text;
+    for (let i = 0; i < this.count; i++) {
+      const start = this.lineStart[i] as number;
+      if ((this.colon[i] as number) - start !== lower.length) continue;
+      let j = 0;
+      while (j < lower.length) {
+        const c = s.charCodeAt(start + j);
+        if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower.charCodeAt(j)) break;
+        j++;
+      }
+      if (j === lower.length) return this.value(i);
+    }
     return undefined;
   }
 
@@ -153,12 +167,6 @@ export class Head {
     if (!this.connection.includes(token)) return false;
     for (const part of this.connection.split(',')) if (part.trim() === token) return true;
     return false;
-  }
-
-  /** The value of the first header called `lower`, or undefined (not for hot paths). */
-  get(lower: string): string | undefined {
-    for (let i = 0; i < this.count; i++) if (this.name(i).toLowerCase() === lower) return this.value(i);
-    return undefined;
   }
 }
 

@@ -22,7 +22,11 @@ t.test('a valid request head', async (t) => {
   t.equal(head.minor, 1);
   t.equal(head.host, 'example.com:8443');
   t.equal(head.contentLength, 12);
-  t.equal(head.get('x-a'), 'spaced value');
+  t.equal(head.header('x-a'), 'spaced value');
+  t.equal(head.header('content-length'), '12', 'a name sent in mixed case');
+  t.equal(head.header('host'), 'example.com:8443');
+  t.equal(head.header('x-b'), undefined, 'a name of the same length that differs');
+  t.equal(head.header('x-'), undefined, 'a prefix of a name');
   t.ok(head.connectionHas('keep-alive'));
   t.ok(head.connectionHas('x-a'));
   t.notOk(head.connectionHas('close'));
