@@ -11,6 +11,12 @@
 //          handshakes; loaded at once, two identical builds differed by
 //          1.02-1.28x over 4 rounds (2026-12-02). For full handshakes use the
 //          suite's req-ecdsa / req-rsa steps (docs/benchmarks.md).
+//   req    CPU per new connection carrying one request, full handshakes only
+//          (bench/lib/handshake-client.mjs, --connections at a time): what
+//          issue 12's new-connection goal measures. Three handshake clients
+//          and three sidecars overload two cores (each spent 2-2.9 ms per
+//          connection against ~1.2 alone) and two identical builds differed by
+//          0.75-1.16x per round (2026-12-02): run many rounds.
 //   h2     CPU per HTTP/2 request (h2load, --connections connections of 10
 //          streams each, a 14-byte body). Far noisier than ka: two identical
 //          builds differed by 0.65-1.30x per round (2026-12-02); run many rounds.
@@ -20,7 +26,7 @@
 // are dist folders (`npm run build` output; copy one aside inside the
 // repository, with package.json beside it, before changing the code:
 // cp -r dist scratch/dist-a; cp package.json scratch/).
-//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|h2] [--path P] [--connections 8]
+//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|req|h2] [--path P] [--connections 8]
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
@@ -39,9 +45,9 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '8' },
   },
 });
-if (values.a === undefined || !['ka', 'close', 'h2'].includes(values.mode)) {
+if (values.a === undefined || !['ka', 'close', 'req', 'h2'].includes(values.mode)) {
   console.error(
-    'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds N] [--seconds S] [--mode ka|close|h2]',
+    'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds N] [--seconds S] [--mode ka|close|req|h2]',
   );
   process.exit(2);
 }
@@ -53,8 +59,14 @@ const load = {
   seconds: SECONDS,
   headers: values.mode === 'close' ? ['Connection: close'] : [],
   h2: values.mode === 'h2',
+  fresh: values.mode === 'req',
 };
-const unit = { ka: 'keep-alive request', close: 'connection + request', h2: 'HTTP/2 request' }[values.mode];
+const unit = {
+  ka: 'keep-alive request',
+  close: 'connection + request (wrk)',
+  req: 'new connection + request',
+  h2: 'HTTP/2 request',
+}[values.mode];
 installCleanup();
 const dir = makeTempDir('harbor-bench-ab-');
 try {
@@ -79,7 +91,7 @@ try {
     );
   }
   console.log(
-    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, loaded at once${load.headers.length > 0 ? ', -H "Connection: close"' : ''}`,
+    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : load.fresh ? `handshake client, ${load.connections} at a time,` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, loaded at once${load.headers.length > 0 ? ', -H "Connection: close"' : ''}`,
   );
   await origin.stop?.();
 } finally {

@@ -8,7 +8,7 @@
 
 import { runH2load } from '../lib/h2load.mjs';
 import { treeCpuSeconds } from '../lib/proc.mjs';
-import { waitForOk } from '../lib/tls-probe.mjs';
+import { runHandshakes, waitForOk } from '../lib/tls-probe.mjs';
 import { runWrk } from '../lib/wrk.mjs';
 import { SMALL_PATH } from './targets.mjs';
 
@@ -16,13 +16,23 @@ import { SMALL_PATH } from './targets.mjs';
  * CPU per request (us, from /proc/PID/stat) of each target, in the order of `starters`
  * (functions that start one target each). The targets are started, warmed up together for 1 s,
  * then loaded together for `seconds` by wrk -t1 -c`connections` each (with `h2`: h2load,
- * `connections` connections of 10 streams each, HTTP/2), and stopped. `round`
+ * `connections` connections of 10 streams each, HTTP/2; with `fresh`: the bench's handshake
+ * client, `connections` at a time, each a new connection with a full handshake carrying one
+ * request), and stopped. `round`
  * rotates the order in which they are started and loaded, so that no target is always first.
  * A failed request fails the run: a target that errors would look cheap.
  */
 export async function cpuPerRequestLoadedTogether(
   starters,
-  { path = SMALL_PATH, connections = 8, seconds = 3, headers = [], round = 0, h2 = false } = {},
+  {
+    path = SMALL_PATH,
+    connections = 8,
+    seconds = 3,
+    headers = [],
+    round = 0,
+    h2 = false,
+    fresh = false,
+  } = {},
 ) {
   const shift = round % starters.length;
   const order = starters.map((_, i) => (i + shift) % starters.length);
@@ -30,10 +40,12 @@ export async function cpuPerRequestLoadedTogether(
   try {
     for (const i of order) targets[i] = await starters[i]();
     const url = (t) => `https://127.0.0.1:${t.port}${path}`;
-    const load = (t, s) =>
-      h2
-        ? runH2load(url(t), { connections, streams: 10, seconds: s })
-        : runWrk(url(t), { connections, seconds: s, headers });
+    const load = async (t, s) => {
+      if (h2) return runH2load(url(t), { connections, streams: 10, seconds: s });
+      if (!fresh) return runWrk(url(t), { connections, seconds: s, headers });
+      const r = await runHandshakes(t.port, { seconds: s, concurrency: connections, request: true });
+      return { requests: r.completed, failed: r.errors };
+    };
     const loadAll = (s) => Promise.all(order.map((i) => load(targets[i], s)));
     for (const i of order) await waitForOk(targets[i].port, SMALL_PATH);
     await loadAll(1);
