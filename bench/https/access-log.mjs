@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
-import { cpuPerRequestLoadedTogether, median, spread } from './loaded-together.mjs';
+import { median, spread } from '../lib/report.mjs';
+import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
 import { SMALL_PATH, startNginxProxy, startOrigin, startSidecar } from './targets.mjs';
 
 const { values } = parseArgs({

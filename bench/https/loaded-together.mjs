@@ -1,4 +1,4 @@
-// Targets loaded at once: one wrk each, started together, so that every target
+// Targets loaded at once: one client each, started together, so that every target
 // shares whatever the machine does in that window (other work, frequency, the
 // scheduler). Run one after the other, one process's CPU per request moved by
 // 10-30% from run to run on the 2-core bench machines and two identical
@@ -18,8 +18,8 @@ import { SMALL_PATH } from './targets.mjs';
  * then loaded together for `seconds` by wrk -t1 -c`connections` each (with `h2`: h2load,
  * `connections` connections of 10 streams each, HTTP/2; with `fresh`: the bench's handshake
  * client, `connections` at a time, each a new connection with a full handshake carrying one
- * request), and stopped. `round`
- * rotates the order in which they are started and loaded, so that no target is always first.
+ * request), and stopped. `round` rotates the order in which they are started and loaded, so
+ * that no target is always first.
  * A failed request fails the run: a target that errors would look cheap.
  */
 export async function cpuPerRequestLoadedTogether(
@@ -61,6 +61,3 @@ export async function cpuPerRequestLoadedTogether(
     await Promise.all(targets.filter(Boolean).map((t) => t.stop()));
   }
 }
-
-export const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
-export const spread = (list) => `${Math.min(...list).toFixed(3)}-${Math.max(...list).toFixed(3)}`;

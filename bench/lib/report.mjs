@@ -10,6 +10,11 @@ export function median(values) {
   return xs.length % 2 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2;
 }
 
+/** "min-max" of a list of ratios, three decimals: how far apart the rounds were. */
+export function spread(values) {
+  return `${Math.min(...values).toFixed(3)}-${Math.max(...values).toFixed(3)}`;
+}
+
 export function ratio(a, b) {
   return typeof a === 'number' && typeof b === 'number' && b !== 0 ? a / b : null;
 }
