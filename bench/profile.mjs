@@ -96,20 +96,30 @@ const sidecar = await {
   nginx: () => startNginxProxy(dir, pair, origin.port),
 }[values.target]();
 const url = (path) => `https://127.0.0.1:${sidecar.port}${path}`;
-const load = {
-  ka: () => runWrk(url(SMALL_PATH), { connections: 50, seconds }),
-  mib: () => runWrk(url(LARGE_PATH), { connections: 10, seconds }),
-  close: () => runWrk(url(SMALL_PATH), { connections: 50, seconds, headers: ['Connection: close'] }),
-  full: () => runHandshakes(sidecar.port, { seconds }),
-  req: () => runHandshakes(sidecar.port, { seconds, request: true }),
-  h2: () => runH2load(url(SMALL_PATH), { connections: 10, streams: 10, seconds }),
-}[values.scenario];
+const loadFor = (s) =>
+  ({
+    ka: () => runWrk(url(SMALL_PATH), { connections: 50, seconds: s }),
+    mib: () => runWrk(url(LARGE_PATH), { connections: 10, seconds: s }),
+    close: () => runWrk(url(SMALL_PATH), { connections: 50, seconds: s, headers: ['Connection: close'] }),
+    full: () => runHandshakes(sidecar.port, { seconds: s }),
+    req: () => runHandshakes(sidecar.port, { seconds: s, request: true }),
+    // Bare Node serves HTTP/2 on a port of its own.
+    h2: () =>
+      runH2load(`https://127.0.0.1:${sidecar.h2Port ?? sidecar.port}${SMALL_PATH}`, {
+        connections: 10,
+        streams: 10,
+        seconds: s,
+      }),
+  })[values.scenario];
+const load = loadFor(seconds);
 
 try {
   await waitForOk(sidecar.port, SMALL_PATH);
   log(`${values.target} pid ${sidecar.pid} on ${sidecar.port}; warming up (${values.scenario})`);
   await runWrk(url(SMALL_PATH), { connections: 50, seconds: 2 });
   await runWrk(url(LARGE_PATH), { connections: 10, seconds: 1 });
+  // The scenario's own load too: its code compiled before the profile, as in a running proxy.
+  await loadFor(2)();
 
   // perf and the V8 profiler are not run together: each would show the other's cost.
   const usePerf = values.perf && commandExists('perf');
