@@ -286,10 +286,21 @@ export function isValidHost(host: string): boolean {
  * returned. Leading empty lines are skipped (RFC 9112 section 2.2).
  */
 export function parseRequestHead(head: Head, buf: Buffer, from: number, end: number): HeadError | null {
-  head.reset();
   while (from + 1 < end && buf[from] === 13 && buf[from + 1] === 10) from += 2;
-  if (end - from < 4) return 'bad-request-line';
-  const s = buf.toString('latin1', from, end - 4);
+  if (end - from < 4) {
+    head.reset();
+    return 'bad-request-line';
+  }
+  return parseRequestText(head, buf.toString('latin1', from, end - 4));
+}
+
+/**
+ * Parses a request head held as latin1 text, from the request line to the end of the last
+ * header line (without the CRLF that ends it and the blank line): what an HTTP/2 stream's
+ * head becomes (http2-head.ts), parsed with the same rules without a round trip through bytes.
+ */
+export function parseRequestText(head: Head, s: string): HeadError | null {
+  head.reset();
   head.text = s;
   let eol = s.indexOf('\r\n');
   if (eol === -1) eol = s.length;

@@ -10,7 +10,7 @@ import { countResponse } from '../stats/index.js';
 import { cannedBody, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
-import { findHeadEnd, type Head, parseRequestHead, statusForHeadError } from './head-parser.js';
+import { type Head, parseRequestText, statusForHeadError } from './head-parser.js';
 import { http1RequestHead, http2ResponseHeaders, http2Trailers } from './http2-head.js';
 import type { StreamSpares } from './http2-spares.js';
 import { H2Upload, type H2UploadHost } from './http2-upload.js';
@@ -60,14 +60,12 @@ export class H2Stream implements ExchangeClient {
     if (core.accessLog !== undefined) this.#startedAt = performance.now();
     const head = spares.head();
     this.#head = head;
-    const buf = Buffer.from(text, 'latin1');
-    const end = findHeadEnd(buf, 0, buf.length);
+    // nghttp2 has refused CR, LF and NUL in names and values (RFC 9113 section 8.2.1): the
+    // text's only line breaks are the ones it was built with, the last four its end.
     const error =
-      buf.length > core.limits.maxHeaderBytes
+      text.length > core.limits.maxHeaderBytes
         ? 'too-many-headers'
-        : end < 0
-          ? 'bad-line-ending'
-          : parseRequestHead(head, buf, 0, end);
+        : parseRequestText(head, text.slice(0, text.length - 4));
     if (error !== null || head.method === 'CONNECT') {
       // The same answers as HTTP/1: a header list over the limit is 431 (nghttp2's own limit is
       // set above ours, so that the client gets this answer rather than a reset stream).
@@ -81,16 +79,27 @@ export class H2Stream implements ExchangeClient {
     // The backend is taken one turn of the event loop later: a stream its client resets at
     // once (HTTP/2 rapid reset, CVE-2023-44487: HEADERS then RST_STREAM in one packet, over and
     // over) is gone by then and costs no backend connection (issue 9, item 23). Its body, if
-    // any, waits in the stream meanwhile: 'data' is not listened to yet.
-    setImmediate(() => this.#start(head, peer));
+    // any, waits in the stream meanwhile: 'data' is not listened to yet. The streams of one
+    // turn wait together, behind one immediate.
+    if (H2Stream.#waiting.push(this) === 1) setImmediate(H2Stream.#startWaiting);
   }
 
-  #start(head: Head, peer: Peer): void {
+  /** Streams opened in this turn of the event loop, started in the next. */
+  static #waiting: H2Stream[] = [];
+
+  static #startWaiting = (): void => {
+    const streams = H2Stream.#waiting;
+    H2Stream.#waiting = [];
+    for (const stream of streams) stream.#start();
+  };
+
+  #start(): void {
     const stream = this.#stream;
-    if (this.#finished || stream.destroyed || stream.closed) return;
+    const head = this.#head;
+    if (this.#finished || stream.destroyed || stream.closed || head === undefined) return;
     stream.on('drain', this.#onDrain);
     this.#requestId = requestIdFor(head, this.#core.settings);
-    const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId);
+    const sent = buildRequestHead(head, this.#peer, this.#core.settings, false, this.#requestId);
     if (this.#upload !== null) {
       this.#upload.start(sent);
       return;
