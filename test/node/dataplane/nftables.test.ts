@@ -6,7 +6,7 @@
 // userspace listener serving while the table is gone, until it is rebuilt.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,24 @@ const unavailable = netnsUnavailable();
 if (unavailable === false) inNetworkNamespace(import.meta.url);
 
 const CHECK_MS = 300;
+
+/**
+ * TCP segments this namespace's kernel has resent (/proc/net/snmp, Tcp RetransSegs): the test
+ * runs in a network namespace of its own, so they are its own connections'.
+ */
+function retransmittedSegments(): number {
+  const lines = readFileSync('/proc/net/snmp', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('Tcp:'));
+  const names = (lines[0] ?? '').split(/\s+/);
+  const values = (lines[1] ?? '').split(/\s+/);
+  const at = names.indexOf('RetransSegs');
+  if (at < 0 || values[at] === undefined) throw new Error('/proc/net/snmp: no Tcp RetransSegs');
+  return Number(values[at]);
+}
+
+/** The most payload one resent segment carries on loopback (MTU 65536). */
+const MAX_LOOPBACK_SEGMENT = 65_536;
 
 async function newNode(options: Partial<HarborNodeOptions> = {}): Promise<HarborNode> {
   const node = new HarborNode({
@@ -245,6 +263,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
       await node.putInstance(service.name, 'i', { host: '127.0.0.1', port: ports.first });
       await waitFor(() => /dnat/.test(chain(`s${service.port}_tcp`)), 'the service chain');
       await waitFor(async () => await acceptsConnections(ports.first), 'iperf3 to listen');
+      const retransBeforeIperf = retransmittedSegments();
       const out = execFileSync(
         'iperf3',
         ['-c', '127.0.0.1', '-p', String(service.port), '-n', '200M', '-J'],
@@ -275,9 +294,12 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
         return last;
       };
       const afterIperf = await counted(received * 0.99);
+      // A busy machine makes loopback TCP resend (a receiver late with its ACK past the
+      // retransmission timeout): those bytes cross the data plane again and count, as they should.
+      const iperfResent = (retransmittedSegments() - retransBeforeIperf) * MAX_LOOPBACK_SEGMENT;
       t.ok(
-        afterIperf >= received * 0.99 && afterIperf <= sent * 1.01,
-        `bytes in ${afterIperf}: between what iperf3's server got (${received}) - 1% and what its client sent (${sent}) + 1%`,
+        afterIperf >= received * 0.99 && afterIperf <= sent * 1.01 + iperfResent,
+        `bytes in ${afterIperf}: between what iperf3's server got (${received}) - 1% and what its client sent (${sent}) + 1% (+ ${iperfResent} resent)`,
       );
       // And an exact amount: 100 MB written, read to the end by a sink, then closed.
       const sink = net.createServer((socket) => socket.resume());
@@ -292,6 +314,7 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
         'the sink',
       );
       const bytes = 100 * 1024 * 1024;
+      const retransBefore = retransmittedSegments();
       await new Promise<void>((resolve, reject) => {
         const socket = net.connect(service.port, '127.0.0.1');
         socket.on('error', reject);
@@ -300,9 +323,10 @@ t.test('kernel data plane', { skip: unavailable }, async (t) => {
         socket.resume();
       });
       const exact = (await counted(afterIperf + bytes * 0.99)) - afterIperf;
+      const resent = (retransmittedSegments() - retransBefore) * MAX_LOOPBACK_SEGMENT;
       t.ok(
-        Math.abs(exact - bytes) <= bytes * 0.01,
-        `bytes in ${exact} for ${bytes} written (the packets' headers taken off)`,
+        exact >= bytes * 0.99 && exact <= bytes * 1.01 + resent,
+        `bytes in ${exact} for ${bytes} written (the packets' headers taken off; + ${resent} resent at most)`,
       );
     },
   );
