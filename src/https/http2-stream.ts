@@ -60,8 +60,9 @@ export class H2Stream implements ExchangeClient {
     if (core.accessLog !== undefined) this.#startedAt = performance.now();
     const head = spares.head();
     this.#head = head;
-    // nghttp2 has refused CR, LF and NUL in names and values (RFC 9113 section 8.2.1): the
-    // text's only line breaks are the ones it was built with, the last four its end.
+    // nghttp2 keeps CR, LF and NUL out of names and values (RFC 9113 section 8.2.1: it drops
+    // such a field, or resets the stream for a bad :path; pinned in test/https/http2.test.ts):
+    // the text's only line breaks are the ones it was built with, the last four its end.
     const error =
       text.length > core.limits.maxHeaderBytes
         ? 'too-many-headers'
