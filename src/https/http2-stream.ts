@@ -80,27 +80,16 @@ export class H2Stream implements ExchangeClient {
     // The backend is taken one turn of the event loop later: a stream its client resets at
     // once (HTTP/2 rapid reset, CVE-2023-44487: HEADERS then RST_STREAM in one packet, over and
     // over) is gone by then and costs no backend connection (issue 9, item 23). Its body, if
-    // any, waits in the stream meanwhile: 'data' is not listened to yet. The streams of one
-    // turn wait together, behind one immediate.
-    if (H2Stream.#waiting.push(this) === 1) setImmediate(H2Stream.#startWaiting);
+    // any, waits in the stream meanwhile: 'data' is not listened to yet.
+    setImmediate(() => this.#start(head, peer));
   }
 
-  /** Streams opened in this turn of the event loop, started in the next. */
-  static #waiting: H2Stream[] = [];
-
-  static #startWaiting = (): void => {
-    const streams = H2Stream.#waiting;
-    H2Stream.#waiting = [];
-    for (const stream of streams) stream.#start();
-  };
-
-  #start(): void {
+  #start(head: Head, peer: Peer): void {
     const stream = this.#stream;
-    const head = this.#head;
-    if (this.#finished || stream.destroyed || stream.closed || head === undefined) return;
+    if (this.#finished || stream.destroyed || stream.closed) return;
     stream.on('drain', this.#onDrain);
     this.#requestId = requestIdFor(head, this.#core.settings);
-    const sent = buildRequestHead(head, this.#peer, this.#core.settings, false, this.#requestId);
+    const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId);
     if (this.#upload !== null) {
       this.#upload.start(sent);
       return;

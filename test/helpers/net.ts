@@ -4,14 +4,34 @@ import { createServer as createHttpServer, type IncomingHttpHeaders, type Server
 import { connect, createServer, type NetConnectOpts } from 'node:net';
 import * as tls from 'node:tls';
 
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Where freePort() picks: below Linux's ephemeral range (32768-60999), from which every
+ * outgoing connection and every listen(0) of the tests running beside takes its port, and
+ * below the node tests' port ranges (20000-31000, test/node/fixtures/ranges.ts). A port
+ * listen(0) had handed out was free only at that moment: a parallel test's connection took one
+ * before the sidecar the test started could bind it (E_PORT_IN_USE, 2026-12-02).
+ */
+const PICK_LOW = 10_000;
+const PICK_HIGH = 20_000;
+/** Ports this process has handed out already: not handed out twice. */
+const handedOut = new Set<number>();
+
+/** A TCP port on `host` that is free now and that nothing else in the tests takes by itself. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PICK_LOW + Math.floor(Math.random() * (PICK_HIGH - PICK_LOW));
+    if (handedOut.has(port) || !(await bindsNow(port, host))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port found in ${PICK_LOW}-${PICK_HIGH - 1} on ${host}`);
+}
+
+function bindsNow(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
   });
 }
 

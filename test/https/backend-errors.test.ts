@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { createLogger } from '../../src/log/index.js';
+import { freePort } from '../helpers/net.js';
 import { httpsRequest, makePair, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
 
 const pair = makePair();
@@ -21,14 +22,6 @@ function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: Reco
     },
   });
   return { logger: createLogger({ level: 'info', pretty: false, name: 'test', destination }), lines };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** A backend that accepts connections and runs `onConnection` on each. */
