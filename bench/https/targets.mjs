@@ -179,6 +179,25 @@ export async function startBareNode(_dir, pair, { extraNodeArgs = [] } = {}) {
   return { name: 'node', h2: true, h2Port, pid: proc.pid, port, proc, stop: () => proc.stop() };
 }
 
+/**
+ * The floor of a Node proxy built as the sidecar is: each client connection piped to a backend
+ * connection of its own, no HTTP logic (relay.mjs); `flags` add one piece of the sidecar's work
+ * each. Serves only what a 1:1 pipe can: keep-alive requests to the origin.
+ */
+export async function startRelay(pair, originPort, { flags = [] } = {}) {
+  const port = await freePort();
+  const proc = startProcess(
+    process.execPath,
+    [
+      join(here, 'relay.mjs'),
+      JSON.stringify({ port, origin: originPort, key: pair.key, cert: pair.cert, flags }),
+    ],
+    { name: `relay${flags.length > 0 ? ` (${flags.join(', ')})` : ''}` },
+  );
+  await waitForPort(port, { proc });
+  return { name: 'relay', pid: proc.pid, port, proc, stop: () => proc.stop() };
+}
+
 // HARBOR_BENCH_SIDECAR points at another build's entry point (e.g. a worktree
 // of an older commit, to compare two versions in one run).
 export const SIDECAR_CLI = process.env.HARBOR_BENCH_SIDECAR ?? join(repoRoot, 'dist', 'cli', 'sidecar.js');
