@@ -8,7 +8,7 @@
 // system calls per operation instead (strace slows the target: only the
 // counts mean something, not the CPU figures of that run).
 //
-//   node bench/profile.mjs [--target sidecar|nginx|node] [--scenario ka|mib|close|full|req|h2]
+//   node bench/profile.mjs [--target sidecar|nginx|node|relay] [--scenario ka|mib|close|full|req|h2]
 //                          [--seconds 10] [--perf] [--top N] [--type ecdsa|rsa]
 //
 // The raw .cpuprofile is written to bench/results/ (open it in Chrome DevTools
@@ -24,6 +24,7 @@ import {
   startBareNode,
   startNginxProxy,
   startOrigin,
+  startRelay,
   startSidecar,
 } from './https/targets.mjs';
 import { makePair } from './lib/certs.mjs';
@@ -94,6 +95,8 @@ const sidecar = await {
     }),
   node: () => startBareNode(dir, pair, { extraNodeArgs: nodeArgs }),
   nginx: () => startNginxProxy(dir, pair, origin.port),
+  // The floor of a Node proxy (bench/https/relay.mjs): HTTP/1 only (no h2).
+  relay: () => startRelay(pair, origin.port, { extraNodeArgs: nodeArgs }),
 }[values.target]();
 const url = (path) => `https://127.0.0.1:${sidecar.port}${path}`;
 const loadFor = (s) =>

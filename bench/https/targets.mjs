@@ -184,11 +184,12 @@ export async function startBareNode(_dir, pair, { extraNodeArgs = [] } = {}) {
  * connection of its own, no HTTP logic (relay.mjs); `flags` add one piece of the sidecar's work
  * each. Serves only what a 1:1 pipe can: keep-alive requests to the origin.
  */
-export async function startRelay(pair, originPort, { flags = [] } = {}) {
+export async function startRelay(pair, originPort, { flags = [], extraNodeArgs = [] } = {}) {
   const port = await freePort();
   const proc = startProcess(
     process.execPath,
     [
+      ...extraNodeArgs,
       join(here, 'relay.mjs'),
       JSON.stringify({ port, origin: originPort, key: pair.key, cert: pair.cert, flags }),
     ],
