@@ -60,10 +60,19 @@ const { values } = parseArgs({
 });
 const seconds = Number(values.seconds);
 const scenarios = ['ka', 'mib', 'close', 'full', 'req', 'h2'];
-if (!scenarios.includes(values.scenario) || !(seconds >= 1 && seconds <= 60)) {
+const targets = ['sidecar', 'nginx', 'node', 'relay'];
+if (
+  !scenarios.includes(values.scenario) ||
+  !targets.includes(values.target) ||
+  !(seconds >= 1 && seconds <= 60)
+) {
   process.stderr.write(
-    `usage: node bench/profile.mjs [--scenario ${scenarios.join('|')}] [--seconds 1-60] [--perf]\n`,
+    `usage: node bench/profile.mjs [--target ${targets.join('|')}] [--scenario ${scenarios.join('|')}] [--seconds 1-60] [--perf]\n`,
   );
+  process.exit(2);
+}
+if (values.target === 'relay' && values.scenario === 'h2') {
+  process.stderr.write('profile: --target relay speaks HTTP/1 only; --scenario h2 needs another target\n');
   process.exit(2);
 }
 if (!sidecarAvailable()) {
