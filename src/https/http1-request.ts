@@ -13,6 +13,8 @@ export const BODY_CHUNKED = 2;
 export class Request {
   readonly http10: boolean;
   readonly keepAlive10: boolean;
+  /** The client said it closes after this answer (Connection: close; HTTP/1.0 without keep-alive). */
+  readonly clientCloses: boolean;
   readonly upgrade: boolean;
   readonly bodyMode: number;
   remaining: number;
@@ -40,9 +42,11 @@ export class Request {
   #pendingRawStart = 0;
   #pendingRawEnd = 0;
 
+  /** `closeAfter`: the proxy closes the connection after this answer, whatever the client said. */
   constructor(head: Head, closeAfter: boolean) {
     this.http10 = head.minor === 0;
-    this.keepAlive10 = this.http10 && !closeAfter;
+    this.clientCloses = this.http10 ? !head.connectionHas('keep-alive') : head.connectionHas('close');
+    this.keepAlive10 = this.http10 && !closeAfter && !this.clientCloses;
     this.upgrade = head.upgrade !== undefined && head.connectionHas('upgrade');
     this.bodyMode = head.chunked ? BODY_CHUNKED : head.contentLength > 0 ? BODY_LENGTH : BODY_NONE;
     this.remaining = head.contentLength;

@@ -205,10 +205,21 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     this.#close();
   }
 
-  #close(): void {
+  /**
+   * Ends the connection. `atOnce`: the client said it closes and sent nothing more, so the
+   * socket goes as soon as the answer is out (Node's own HTTP server does the same). Otherwise
+   * the client may still be sending (a body not read, a pipelined request): the socket stays
+   * open, reading, until the client closes its side, so that the kernel does not answer those
+   * bytes with a reset that could discard the answer before the client reads it.
+   */
+  #close(atOnce = false): void {
     this.#state = C_CLOSED;
     this.#buf = null;
     const socket = this.#socket;
+    if (atOnce) {
+      socket.destroySoon();
+      return;
+    }
     socket.end();
     // A client that never closes its side must not keep the socket.
     socket.setTimeout(this.#core.limits.idleTimeoutMs);
@@ -223,11 +234,8 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     }
     const http10 = head.minor === 0;
     const reply = this.#reply;
-    reply.closeAfter =
-      core.draining ||
-      reply.closeAfter ||
-      (http10 ? !head.connectionHas('keep-alive') : head.connectionHas('close'));
-    const request = new Request(head, reply.closeAfter);
+    const request = new Request(head, core.draining || reply.closeAfter);
+    if (core.draining || request.clientCloses) reply.closeAfter = true;
     // The head is taken: the idle timeout again, the request's id, the access log's marks.
     if (this.#headerTimer) {
       this.#headerTimer = false;
@@ -348,9 +356,10 @@ export class Http1Connection implements ClientConnection, ReplyHost {
   answered(): void {
     this.#upload?.stopContinue();
     const reply = this.#reply;
+    const request = reply.request;
     reply.request = null;
     if (reply.closeAfter) {
-      this.#close();
+      this.#close(request?.clientCloses === true && request.done && this.#buf === null);
       return;
     }
     this.#state = C_IDLE;
