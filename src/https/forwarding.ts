@@ -2,7 +2,6 @@
 // the head the backend receives, and how the backend's response head becomes
 // the one the client receives. Built as one latin1 string per message so that
 // each head goes out in one write.
-import { randomUUID } from 'node:crypto';
 import { unmap } from '../forward/proxy-protocol.js';
 import { type Head, isFieldValue } from './head-parser.js';
 import {
@@ -24,6 +23,7 @@ import {
   K_X_FORWARDED_PROTO,
   K_X_REQUEST_ID,
 } from './header-kinds.js';
+import { newRequestUuid } from './request-uuid.js';
 
 /** What the proxy knows about one client connection, computed once when it is accepted. */
 export interface Peer {
@@ -60,7 +60,7 @@ export function requestIdFor(head: Head, settings: ForwardSettings): string {
       break;
     }
   }
-  return randomUUID();
+  return newRequestUuid();
 }
 
 /** Whether the head has a Strict-Transport-Security field (the backend's own wins over --hsts). */
