@@ -5,6 +5,7 @@
 import * as net from 'node:net';
 import { HarborError } from '../errors/index.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
+import { InactivitySweep } from '../sockets/inactivity.js';
 import type { ServiceStats } from '../stats/index.js';
 import { isLocalResourceError, ThrottledWarning, warnLocalFailure } from './failures.js';
 import { proxyHeader } from './proxy-protocol.js';
@@ -89,6 +90,8 @@ export class TcpForwarder implements Forwarder {
   readonly #serviceStats: ServiceStats | undefined;
   readonly #proxyProtocol: ProxyProtocolVersion | undefined;
   readonly #relays = new Set<Relay>();
+  /** The relays' idle timeout (--tcp-idle-timeout); undefined when there is none. */
+  readonly #sweep: InactivitySweep | undefined;
   #server: net.Server | undefined;
   /** Set while close() waits for open connections to end. */
   #drained: (() => void) | undefined;
@@ -101,6 +104,8 @@ export class TcpForwarder implements Forwarder {
     this.#localFailures = new ThrottledWarning(options.logger);
     this.#serviceStats = options.serviceStats;
     this.#proxyProtocol = options.proxyProtocol;
+    const idleMs = options.tcpIdleTimeoutMs ?? 0;
+    this.#sweep = idleMs > 0 ? new InactivitySweep(idleMs) : undefined;
   }
 
   get port(): number | undefined {
@@ -198,23 +203,23 @@ export class TcpForwarder implements Forwarder {
   #onUpstreamConnect(relay: Relay, upstream: net.Socket): void {
     upstream.setTimeout(0);
     upstream.removeAllListeners('timeout');
-    const idleMs = this.#options.tcpIdleTimeoutMs ?? 0;
-    if (idleMs > 0) {
-      // Each socket's timer restarts on its own reads and writes: data either way keeps both
-      // alive; a target that accepted and went silent no longer holds its client for ever.
-      const cut = (): void => {
-        relay.client.destroy();
-        upstream.destroy();
-      };
-      relay.client.setTimeout(idleMs, cut);
-      upstream.setTimeout(idleMs, cut);
-    }
     upstream.removeAllListeners('error');
     upstream.on('error', this.#onSocketError);
     const client = relay.client;
     if (client.destroyed) {
       upstream.destroy();
       return;
+    }
+    const sweep = this.#sweep;
+    if (sweep !== undefined) {
+      // Data either way passes through the client's socket, so its reads and writes are the
+      // relay's activity: a target that accepted and went silent no longer holds its client.
+      const watch = sweep.watch(client, () => {
+        client.destroy();
+        upstream.destroy();
+      });
+      watch.set(this.#options.tcpIdleTimeoutMs ?? 0);
+      client.once('close', () => sweep.unwatch(watch));
     }
     // Either side closing abruptly takes the other down; a clean end is passed by pipe as a half-close.
     upstream.on('close', () => {

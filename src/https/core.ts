@@ -3,6 +3,7 @@
 // answers the proxy gives itself.
 import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
+import type { InactivitySweep } from '../sockets/inactivity.js';
 import type { ServiceStats } from '../stats/index.js';
 import type { AccessLog } from './access-log.js';
 import type { ForwardSettings } from './forwarding.js';
@@ -48,6 +49,8 @@ export interface ProxyCore {
   readonly logger: Logger;
   readonly limits: Limits;
   readonly connections: Set<ClientConnection>;
+  /** The inactivity timeouts of the client and backend sockets. */
+  readonly sweep: InactivitySweep;
   draining: boolean;
   /** One line per request when on (--access-log). */
   readonly accessLog?: AccessLog | undefined;

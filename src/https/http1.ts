@@ -7,6 +7,7 @@
 // spliced (tunnel.ts). What one request needs lives in one object, made per
 // request.
 import type * as tls from 'node:tls';
+import type { Watch } from '../sockets/inactivity.js';
 import { type ClientConnection, type ProxyCore, REFUSAL_REASONS, reportSocketError } from './core.js';
 import { BackendExchange } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
@@ -37,6 +38,8 @@ export class Http1Connection implements ClientConnection, ReplyHost {
   readonly #head = new Head();
   readonly #reader: ResponseReader;
   readonly #reply: Http1Reply;
+  /** The connection's inactivity timeout (see #onTimeout). */
+  readonly #watch: Watch;
   /** The request body's side, made when the first request with a body comes. */
   #upload: Http1Upload | null = null;
   #state = C_IDLE;
@@ -56,13 +59,13 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     core.connections.add(this);
     socket.on('data', this.#onData);
     socket.on('drain', this.#onDrain);
-    socket.on('timeout', this.#onTimeout);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
     // The first request's head is due within the header timeout from the handshake, not the
     // idle timeout: a client that connects and sends nothing is a half-open one (issue 9, item 20).
     this.#headerTimer = core.limits.headerTimeoutMs !== core.limits.idleTimeoutMs;
-    socket.setTimeout(core.limits.headerTimeoutMs);
+    this.#watch = core.sweep.watch(socket, this.#onTimeout);
+    this.#watch.set(core.limits.headerTimeoutMs);
   }
 
   drain(): void {
@@ -107,8 +110,8 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     this.#tunnel?.clientDrained();
   };
 
-  // One inactivity timer per connection, armed once (Node refreshes it on every read and write):
-  // idle between requests, the header timeout while a head is incomplete. While the backend
+  // One inactivity timeout per connection (every read and write starts it again): idle between
+  // requests, the header timeout while a head is incomplete. While the backend
   // works or a tunnel is open, the backend's timer decides instead.
   #onTimeout = (): void => {
     const state = this.#state;
@@ -130,6 +133,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     this.#upload?.close();
     this.#state = C_CLOSED;
     this.#core.connections.delete(this);
+    this.#core.sweep.unwatch(this.#watch);
     this.#buf = null;
     this.#reply.request?.held?.close();
     // An exchange in flight cannot complete: its backend connection is in an unknown state.
@@ -175,7 +179,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
         this.#headStartedAt = Date.now();
         if (limits.headerTimeoutMs !== limits.idleTimeoutMs) {
           this.#headerTimer = true;
-          this.#socket.setTimeout(limits.headerTimeoutMs);
+          this.#watch.set(limits.headerTimeoutMs);
         }
       } else if (Date.now() - this.#headStartedAt > limits.headerTimeoutMs) {
         this.#reject(408);
@@ -222,7 +226,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     }
     socket.end();
     // A client that never closes its side must not keep the socket.
-    socket.setTimeout(this.#core.limits.idleTimeoutMs);
+    this.#watch.set(this.#core.limits.idleTimeoutMs);
   }
 
   #startRequest(): void {
@@ -239,7 +243,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     // The head is taken: the idle timeout again, the request's id, the access log's marks.
     if (this.#headerTimer) {
       this.#headerTimer = false;
-      this.#socket.setTimeout(core.limits.idleTimeoutMs);
+      this.#watch.set(core.limits.idleTimeoutMs);
     }
     request.id = requestIdFor(head, core.settings);
     reply.begin(request);

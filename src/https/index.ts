@@ -12,6 +12,7 @@ import * as tls from 'node:tls';
 import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import type { Address, HarborService } from '../config/types.js';
 import type { Logger } from '../log/index.js';
+import { InactivitySweep } from '../sockets/inactivity.js';
 import { countHandshakeError, type ServiceStats } from '../stats/index.js';
 import type { AccessLog } from './access-log.js';
 import {
@@ -114,7 +115,11 @@ class HarborHttpsProxy implements HttpsProxy {
     const service = options.service;
     const externalPort = service.port ?? service.intPort;
     this.#clientAuth = options.clientAuth === true;
+    const sweep = new InactivitySweep(
+      Math.min(limits.headerTimeoutMs, limits.idleTimeoutMs, limits.backendTimeoutMs),
+    );
     const pool = new BackendPool({
+      sweep,
       address: options.backend,
       service: service.name,
       logger: options.logger,
@@ -134,6 +139,7 @@ class HarborHttpsProxy implements HttpsProxy {
       logger: options.logger,
       limits,
       connections: new Set<ClientConnection>(),
+      sweep,
       draining: false,
       accessLog: options.accessLog,
     };

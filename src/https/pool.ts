@@ -7,6 +7,7 @@
 import * as net from 'node:net';
 import { type Address, formatAddress } from '../config/types.js';
 import type { Logger } from '../log/index.js';
+import type { InactivitySweep, Watch } from '../sockets/inactivity.js';
 import type { ServiceStats } from '../stats/index.js';
 
 /**
@@ -39,6 +40,8 @@ export interface BackendOwner {
 export class BackendConn {
   readonly socket: net.Socket;
   readonly #pool: BackendPool;
+  /** Its inactivity timeout: the backend timeout when lent; an idle pooled connection is closed when it fires. */
+  readonly #watch: Watch;
   owner: BackendOwner | null;
   connected = false;
   /** True once the connection has carried a whole exchange: a failure before any byte may be a stale keep-alive. */
@@ -47,7 +50,13 @@ export class BackendConn {
   idleSince = 0;
   #gone = false;
 
-  constructor(pool: BackendPool, options: net.NetConnectOpts, owner: BackendOwner) {
+  constructor(
+    pool: BackendPool,
+    options: net.NetConnectOpts,
+    owner: BackendOwner,
+    sweep: InactivitySweep,
+    timeoutMs: number,
+  ) {
     this.#pool = pool;
     this.owner = owner;
     const socket = net.connect({ ...options, onread: { buffer: READ_BUFFER, callback: this.#onRead } });
@@ -57,7 +66,10 @@ export class BackendConn {
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
     socket.on('drain', this.#onDrain);
-    socket.on('timeout', this.#onTimeout);
+    // Set once: each read and write starts it again, so a lent connection gets the whole
+    // timeout and an idle pooled one is closed when it runs out.
+    this.#watch = sweep.watch(socket, this.#onTimeout);
+    this.#watch.set(timeoutMs);
   }
 
   get gone(): boolean {
@@ -109,6 +121,7 @@ export class BackendConn {
   #finish(error: Error | null): void {
     if (this.#gone) return;
     this.#gone = true;
+    this.#pool.sweep.unwatch(this.#watch);
     this.#pool.forget(this);
     const owner = this.owner;
     this.owner = null;
@@ -121,6 +134,8 @@ export interface BackendPoolOptions {
   readonly service: string;
   readonly logger: Logger;
   readonly stats: ServiceStats;
+  /** Keeps each connection's inactivity timeout. */
+  readonly sweep: InactivitySweep;
   /** Inactivity timeout of each backend connection: the backend timeout when lent, the idle timeout when pooled. */
   readonly timeoutMs: number;
   /** Most idle connections kept. */
@@ -167,6 +182,10 @@ export class BackendPool {
       a.kind === 'unix' ? { path: a.path } : { host: a.host, port: a.port, noDelay: true, keepAlive: true };
   }
 
+  get sweep(): InactivitySweep {
+    return this.#options.sweep;
+  }
+
   /** True once the backend has accepted a connection since start. */
   get answered(): boolean {
     return this.#answered;
@@ -199,10 +218,13 @@ export class BackendPool {
 
   /** A new connection, never a pooled one (a retry after a stale keep-alive). */
   dial(owner: BackendOwner): BackendConn {
-    const conn = new BackendConn(this, this.#connectOptions, owner);
-    // Armed once: writing a request refreshes it, so a lent connection gets the whole timeout,
-    // and an idle pooled one is closed when it fires.
-    conn.socket.setTimeout(this.#options.timeoutMs);
+    const conn = new BackendConn(
+      this,
+      this.#connectOptions,
+      owner,
+      this.#options.sweep,
+      this.#options.timeoutMs,
+    );
     this.#all.add(conn);
     return conn;
   }

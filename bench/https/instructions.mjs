@@ -1,0 +1,189 @@
+// npm run bench:instructions: user-space instructions per request, counted by
+// valgrind's callgrind, for builds of harbor-sidecar (or the floor relay) in
+// front of the nginx origin. Unlike CPU time on this VM, where two identical
+// builds differ by 5-30% from round to round, the count repeats within about
+// 1%: it tells a change of 2-3% to the proxy's own work apart in a few runs.
+// It leaves out what the kernel does (the system calls, loopback TCP) and
+// what caches and branch predictors cost, so it judges a change to the
+// JavaScript (or to how Node is used), not the whole CPU figure: confirm a
+// saving there with bench:floor or bench:ab.
+//
+// Each run starts the target under callgrind (all its threads; V8 flag
+// --single-threaded by default, so that GC and compilation run on the main
+// thread and the count varies less), warms it with --requests requests,
+// zeroes the counters, sends --requests more with h2load (HTTP/1.1 with --h1,
+// 8 connections, one request in flight each; or HTTP/2, 8 connections x 10
+// streams), and reads the count. The builds are run in turn, --runs times.
+//
+//   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--mode ka|h2]
+//                                     [--requests 10000] [--runs 2] [--node-flags "--single-threaded"]
+//
+// DIST: a dist folder (`npm run build` output; default: this checkout's).
+// Needs valgrind (Debian: apt-get install valgrind). Under callgrind the target runs
+// 30-50x slower: a run of 2 x 10,000 requests takes about a minute.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { makePair } from '../lib/certs.mjs';
+import {
+  commandExists,
+  freePort,
+  installCleanup,
+  makeTempDir,
+  runCommand,
+  startProcess,
+} from '../lib/proc.mjs';
+import { median } from '../lib/report.mjs';
+import { waitForOk } from '../lib/tls-probe.mjs';
+import { repoRoot, SIDECAR_SERVICE, SMALL_PATH, startOrigin } from './targets.mjs';
+
+function usage(message) {
+  process.stderr.write(
+    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--mode ka|h2] [--requests N] [--runs R] [--node-flags FLAGS]\n`,
+  );
+  process.exit(2);
+}
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      dist: { type: 'string', default: join(repoRoot, 'dist') },
+      relay: { type: 'boolean', default: false },
+      mode: { type: 'string', default: 'ka' },
+      requests: { type: 'string', default: '10000' },
+      runs: { type: 'string', default: '2' },
+      'node-flags': { type: 'string', default: '--single-threaded' },
+    },
+  }));
+} catch (error) {
+  usage(error.message);
+}
+const requests = Number(values.requests);
+const runs = Number(values.runs);
+if (!['ka', 'h2'].includes(values.mode)) usage(`--mode: "${values.mode}" is not ka or h2`);
+if (values.relay && values.mode === 'h2') usage('--relay: the relay speaks HTTP/1.1 only (--mode ka)');
+if (!Number.isInteger(requests) || requests < 100)
+  usage(`--requests: "${values.requests}" is not a whole number >= 100`);
+if (!Number.isInteger(runs) || runs < 1) usage(`--runs: "${values.runs}" is not a whole number >= 1`);
+for (const tool of ['valgrind', 'callgrind_control', 'h2load']) {
+  if (!commandExists(tool))
+    usage(`${tool} is not installed (Debian: apt-get install valgrind nghttp2-client)`);
+}
+const dists = values.dist.split(',').map((d) => resolve(d));
+for (const dist of dists) {
+  if (!existsSync(join(dist, 'cli', 'sidecar.js')))
+    usage(`--dist: ${dist} has no cli/sidecar.js (run npm run build)`);
+}
+const nodeFlags = values['node-flags'].split(' ').filter((f) => f !== '');
+
+installCleanup();
+const dir = makeTempDir('instructions');
+const pair = await makePair(dir, 'bench', 'ecdsa');
+const origin = await startOrigin(dir);
+
+/** The target's command line: the sidecar of `dist`, or the floor relay. */
+function targetArgs(dist, port) {
+  if (dist === 'relay') {
+    const options = { port, origin: origin.port, key: pair.key, cert: pair.cert, flags: [] };
+    return [...nodeFlags, join(repoRoot, 'bench', 'https', 'relay.mjs'), JSON.stringify(options)];
+  }
+  const certsDir = join(dir, `certs-${port}`);
+  mkdirSync(certsDir, { recursive: true });
+  copyFileSync(pair.cert, join(certsDir, `${SIDECAR_SERVICE}.crt`));
+  copyFileSync(pair.key, join(certsDir, `${SIDECAR_SERVICE}.key`));
+  return [
+    ...nodeFlags,
+    join(dist, 'cli', 'sidecar.js'),
+    'run',
+    '--service',
+    SIDECAR_SERVICE,
+    '--int-port',
+    String(port),
+    '--backend',
+    `127.0.0.1:${origin.port}`,
+    '--certs-dir',
+    certsDir,
+    '--admin',
+    'off',
+    '--log-level',
+    'warn',
+  ];
+}
+
+/** h2load's completed requests; throws on a failed one (a target that errors would look cheap). */
+async function load(port) {
+  const args = ['-n', String(requests), '-c', '8', '-t', '1'];
+  args.push(...(values.mode === 'h2' ? ['-m', '10'] : ['--h1']));
+  args.push(`https://127.0.0.1:${port}${SMALL_PATH}`);
+  const { code, stdout } = await runCommand('h2load', args, { timeoutMs: 30 * 60_000 });
+  const m =
+    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(
+      stdout,
+    );
+  if (code !== 0 || m === null) throw new Error(`h2load ${args.join(' ')} failed (exit ${code}): ${stdout}`);
+  if (Number(m[5]) + Number(m[6]) > 0) throw new Error(`h2load: ${m[5]} failed, ${m[6]} errored requests`);
+  return Number(m[4]);
+}
+
+/** One run: instructions per request of `dist` (or 'relay'). */
+async function measure(dist) {
+  const port = await freePort();
+  const out = join(dir, `callgrind-${port}.out`);
+  const proc = startProcess(
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--smc-check=all-non-file',
+      `--callgrind-out-file=${out}`,
+      process.execPath,
+      ...targetArgs(dist, port),
+    ],
+    {
+      name: 'callgrind',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production' },
+      cwd: dir,
+    },
+  );
+  try {
+    await waitForOk(port, SMALL_PATH, { timeoutMs: 180_000 });
+    await load(port);
+    const zero = await runCommand('callgrind_control', ['--zero', String(proc.pid)]);
+    if (zero.code !== 0) throw new Error(`callgrind_control --zero: ${zero.stderr}`);
+    const done = await load(port);
+    const dump = await runCommand('callgrind_control', ['--dump', String(proc.pid)]);
+    if (dump.code !== 0) throw new Error(`callgrind_control --dump: ${dump.stderr}`);
+    // The dump is written as <out>.1 (the one asked for); the final one, at exit, is <out>.
+    const file = join(dir, readdirSync(dir).find((f) => f === `callgrind-${port}.out.1`) ?? '');
+    const totals = /^(?:summary|totals): (\d+)/m.exec(readFileSync(file, 'utf8'));
+    if (totals === null) throw new Error(`no totals in ${file}`);
+    return Number(totals[1]) / done;
+  } finally {
+    await proc.stop('SIGTERM', 30_000);
+  }
+}
+
+const targets = values.relay ? ['relay', ...dists] : dists;
+const figures = new Map(targets.map((t) => [t, []]));
+process.stdout.write(
+  `instructions per ${values.mode === 'h2' ? 'HTTP/2' : 'keep-alive HTTP/1.1'} request (callgrind, ${requests} requests after ${requests} of warm-up, node ${nodeFlags.join(' ') || '(no flags)'})\n`,
+);
+for (let run = 0; run < runs; run++) {
+  for (const target of targets) {
+    const perRequest = await measure(target);
+    figures.get(target).push(perRequest);
+    process.stdout.write(`  run ${run + 1}: ${target}: ${(perRequest / 1000).toFixed(1)}k\n`);
+  }
+}
+const first = median(figures.get(targets[0]));
+for (const target of targets) {
+  const m = median(figures.get(target));
+  const all = figures
+    .get(target)
+    .map((x) => (x / 1000).toFixed(1))
+    .join(', ');
+  const ratio = target === targets[0] ? '' : `, ${(m / first).toFixed(3)}x ${targets[0]}`;
+  process.stdout.write(`${target}: median ${(m / 1000).toFixed(1)}k (${all})${ratio}\n`);
+}
+await origin.stop();
+process.exit(0);

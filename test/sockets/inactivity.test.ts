@@ -1,0 +1,122 @@
+// The inactivity sweep on real loopback sockets: a quiet socket times out
+// after its timeout and not before, reads and writes start the countdown
+// again, a slow reader taking a relayed body is not inactive, and a timeout
+// of 0 never fires.
+import { once } from 'node:events';
+import * as net from 'node:net';
+import t, { type Test } from 'tap';
+import { InactivitySweep } from '../../src/sockets/inactivity.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** A connected pair of loopback sockets: [the server's side, the client's side]. */
+async function socketPair(t: Test): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const [accepted] = (await once(server, 'connection')) as [net.Socket];
+  server.close();
+  t.teardown(() => {
+    accepted.destroy();
+    client.destroy();
+  });
+  return [accepted, client];
+}
+
+t.test('a quiet socket times out after its timeout, not before', async (t) => {
+  const sweep = new InactivitySweep(200);
+  t.teardown(() => sweep.stop());
+  const [socket] = await socketPair(t);
+  const started = performance.now();
+  let firedAt = 0;
+  const watch = sweep.watch(socket, () => {
+    firedAt ||= performance.now();
+  });
+  watch.set(200);
+  await waitFor(() => firedAt > 0, 'the timeout');
+  t.ok(firedAt - started >= 200, `fired after ${Math.round(firedAt - started)} ms`);
+  sweep.unwatch(watch);
+});
+
+t.test('reads and writes start the countdown again', async (t) => {
+  const sweep = new InactivitySweep(150);
+  t.teardown(() => sweep.stop());
+  const [socket, client] = await socketPair(t);
+  socket.resume();
+  client.resume();
+  let fired = 0;
+  const watch = sweep.watch(socket, () => fired++);
+  watch.set(150);
+  // Traffic every 30 ms for six timeouts' length: a byte read, then a byte written.
+  const until = performance.now() + 900;
+  for (let i = 0; performance.now() < until; i++) {
+    if (i % 2 === 0) client.write('x');
+    else socket.write('y');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+  }
+  t.equal(fired, 0, 'no timeout while bytes move');
+  await waitFor(() => fired > 0, 'the timeout once quiet');
+  sweep.unwatch(watch);
+});
+
+t.test('a slow reader still taking a relayed body is not inactive', async (t) => {
+  const sweep = new InactivitySweep(100);
+  t.teardown(() => sweep.stop());
+  const [socket, client] = await socketPair(t);
+  let fired = 0;
+  const watch = sweep.watch(socket, () => fired++);
+  watch.set(100);
+  // 64 MiB relayed as the proxy relays: 64 KiB writes, up to 256 KiB queued, more on 'drain';
+  // read at most 1 MiB every 20 ms: over a second, more than ten timeouts' length.
+  const total = 64 * 1024 * 1024;
+  const chunk64k = Buffer.alloc(64 * 1024);
+  let written = 0;
+  const pump = (): void => {
+    while (written < total) {
+      written += chunk64k.length;
+      if (!socket.write(chunk64k) && socket.writableLength > 256 * 1024) return;
+    }
+  };
+  socket.on('drain', pump);
+  pump();
+  await new Promise<void>((resolve) => {
+    let read = 0;
+    let step = 0;
+    client.on('data', (chunk: Buffer) => {
+      read += chunk.length;
+      step += chunk.length;
+      if (read >= total) resolve();
+      else if (step >= 1024 * 1024) {
+        step = 0;
+        client.pause();
+        setTimeout(() => client.resume(), 20);
+      }
+    });
+  });
+  t.equal(fired, 0, 'no timeout while the body was being taken');
+  await waitFor(() => fired > 0, 'the timeout once quiet');
+  sweep.unwatch(watch);
+});
+
+t.test('a timeout of 0 never fires; set again, it counts from then', async (t) => {
+  const sweep = new InactivitySweep(100);
+  t.teardown(() => sweep.stop());
+  const [socket] = await socketPair(t);
+  let fired = 0;
+  const watch = sweep.watch(socket, () => fired++);
+  watch.set(0);
+  // Five timeouts' length with none set: the sweep ticks on (a watch remains), nothing fires.
+  const ticks = Math.ceil(500 / sweep.tickMs);
+  for (let i = 0; i < ticks; i++) await new Promise((resolve) => setTimeout(resolve, sweep.tickMs));
+  t.equal(fired, 0);
+  const setAt = performance.now();
+  let firedAt = 0;
+  const again = sweep.watch(socket, () => {
+    firedAt ||= performance.now();
+  });
+  again.set(100);
+  await waitFor(() => firedAt > 0, 'the timeout set again');
+  t.ok(firedAt - setAt >= 100, `fired ${Math.round(firedAt - setAt)} ms after it was set`);
+  sweep.unwatch(watch);
+  sweep.unwatch(again);
+});
