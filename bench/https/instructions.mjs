@@ -1,6 +1,8 @@
 // npm run bench:instructions: user-space instructions per request, counted by
-// valgrind's callgrind, for builds of harbor-sidecar (or the floor relay) in
-// front of the nginx origin. Unlike CPU time on this VM, where two identical
+// valgrind's callgrind, for builds of harbor-sidecar in front of the nginx
+// origin, beside the floors: the relay (--relay: a Node TLS pipe to the origin
+// with no HTTP logic, HTTP/1.1 only) and bare Node (--bare: Node's https or
+// http2 server answering by itself). Unlike CPU time on this VM, where two identical
 // builds differ by 5-30% from round to round, the count repeats within about
 // 1%: it tells a change of 2-3% to the proxy's own work apart in a few runs.
 // It leaves out what the kernel does (the system calls, loopback TCP) and
@@ -15,7 +17,7 @@
 // 8 connections, one request in flight each; or HTTP/2, 8 connections x 10
 // streams), and reads the count. The builds are run in turn, --runs times.
 //
-//   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--mode ka|h2]
+//   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2]
 //                                     [--requests 10000] [--runs 2] [--node-flags "--single-threaded"]
 //
 // DIST: a dist folder (`npm run build` output; default: this checkout's).
@@ -39,7 +41,7 @@ import { repoRoot, SIDECAR_SERVICE, SMALL_PATH, startOrigin } from './targets.mj
 
 function usage(message) {
   process.stderr.write(
-    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--mode ka|h2] [--requests N] [--runs R] [--node-flags FLAGS]\n`,
+    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2] [--requests N] [--runs R] [--node-flags FLAGS]\n`,
   );
   process.exit(2);
 }
@@ -50,6 +52,7 @@ try {
     options: {
       dist: { type: 'string', default: join(repoRoot, 'dist') },
       relay: { type: 'boolean', default: false },
+      bare: { type: 'boolean', default: false },
       mode: { type: 'string', default: 'ka' },
       requests: { type: 'string', default: '10000' },
       runs: { type: 'string', default: '2' },
@@ -82,11 +85,15 @@ const dir = makeTempDir('instructions');
 const pair = await makePair(dir, 'bench', 'ecdsa');
 const origin = await startOrigin(dir);
 
-/** The target's command line: the sidecar of `dist`, or the floor relay. */
+/** The target's command line: the sidecar of `dist`, the floor relay, or bare Node (HTTP/2 on port + 1). */
 function targetArgs(dist, port) {
   if (dist === 'relay') {
     const options = { port, origin: origin.port, key: pair.key, cert: pair.cert, flags: [] };
     return [...nodeFlags, join(repoRoot, 'bench', 'https', 'relay.mjs'), JSON.stringify(options)];
+  }
+  if (dist === 'bare') {
+    const options = { port, h2Port: port + 1, key: pair.key, cert: pair.cert };
+    return [...nodeFlags, join(repoRoot, 'bench', 'https', 'bare-node.mjs'), JSON.stringify(options)];
   }
   const certsDir = join(dir, `certs-${port}`);
   mkdirSync(certsDir, { recursive: true });
@@ -129,6 +136,9 @@ async function load(port) {
 /** One run: instructions per request of `dist` (or 'relay'). */
 async function measure(dist) {
   const port = await freePort();
+  // Bare Node serves HTTP/2 on a port of its own (port + 1: freePort hands out ports well
+  // below the ephemeral range, where the next one is as free as this one in practice).
+  const loadPort = dist === 'bare' && values.mode === 'h2' ? port + 1 : port;
   const out = join(dir, `callgrind-${port}.out`);
   const proc = startProcess(
     'valgrind',
@@ -147,10 +157,10 @@ async function measure(dist) {
   );
   try {
     await waitForOk(port, SMALL_PATH, { timeoutMs: 180_000 });
-    await load(port);
+    await load(loadPort);
     const zero = await runCommand('callgrind_control', ['--zero', String(proc.pid)]);
     if (zero.code !== 0) throw new Error(`callgrind_control --zero: ${zero.stderr}`);
-    const done = await load(port);
+    const done = await load(loadPort);
     const dump = await runCommand('callgrind_control', ['--dump', String(proc.pid)]);
     if (dump.code !== 0) throw new Error(`callgrind_control --dump: ${dump.stderr}`);
     // The dump is written as <out>.1 (the one asked for); the final one, at exit, is <out>.
@@ -163,7 +173,7 @@ async function measure(dist) {
   }
 }
 
-const targets = values.relay ? ['relay', ...dists] : dists;
+const targets = [...(values.relay ? ['relay'] : []), ...(values.bare ? ['bare'] : []), ...dists];
 const figures = new Map(targets.map((t) => [t, []]));
 process.stdout.write(
   `instructions per ${values.mode === 'h2' ? 'HTTP/2' : 'keep-alive HTTP/1.1'} request (callgrind, ${requests} requests after ${requests} of warm-up, node ${nodeFlags.join(' ') || '(no flags)'})\n`,

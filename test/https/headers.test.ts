@@ -118,6 +118,49 @@ t.test('R8: X-Forwarded-Port is the external port, else int_port', async (t) => 
   removeDir(noPort.pair.dir);
 });
 
+t.test(
+  'R5-R9 on one connection: the added lines follow each request (Host, forwarding headers)',
+  async (t) => {
+    // The lines the proxy adds are built once per connection and Host: a request with another
+    // Host, or with forwarding headers of its own, must still get its own lines, and the next
+    // one the plain ones again.
+    const requests = [
+      'GET /1 HTTP/1.1\r\nHost: a.example\r\n\r\n',
+      'GET /2 HTTP/1.1\r\nHost: b.example\r\n\r\n',
+      'GET /3 HTTP/1.1\r\nHost: b.example\r\nX-Forwarded-For: 203.0.113.7\r\nForwarded: for=192.0.2.60\r\n\r\n',
+      'GET /4 HTTP/1.1\r\nHost: b.example\r\n\r\n',
+      'GET /5 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n',
+    ];
+    const response = await rawExchange(fx.port, fx.pair, requests.join(''));
+    const echoes = response
+      .split(/HTTP\/1\.1 200 [^\r]*\r\n/)
+      .slice(1)
+      .map((part) => JSON.parse(part.slice(part.indexOf('{'), part.lastIndexOf('}') + 1)) as Echo);
+    t.same(
+      echoes.map((e) => [
+        e.url,
+        e.headers['x-forwarded-host'],
+        e.headers['x-forwarded-for'],
+        e.headers.forwarded,
+      ]),
+      [
+        ['/1', 'a.example', '127.0.0.1', 'for=127.0.0.1;host="a.example";proto=https'],
+        ['/2', 'b.example', '127.0.0.1', 'for=127.0.0.1;host="b.example";proto=https'],
+        [
+          '/3',
+          'b.example',
+          '203.0.113.7, 127.0.0.1',
+          'for=192.0.2.60, for=127.0.0.1;host="b.example";proto=https',
+        ],
+        ['/4', 'b.example', '127.0.0.1', 'for=127.0.0.1;host="b.example";proto=https'],
+        ['/5', 'a.example', '127.0.0.1', 'for=127.0.0.1;host="a.example";proto=https'],
+      ],
+    );
+    const ids = echoes.map((e) => e.headers['x-request-id']);
+    t.equal(new Set(ids).size, 5, 'each request its own id');
+  },
+);
+
 t.test('R9: Forwarded element appended', async (t) => {
   const a = await send('GET / HTTP/1.1\r\nHost: shop:35048\r\nConnection: close\r\n');
   t.equal(a.echo.headers.forwarded, 'for=127.0.0.1;host="shop:35048";proto=https');
