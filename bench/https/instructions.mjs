@@ -19,6 +19,7 @@
 //
 //   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2]
 //                                     [--requests 10000] [--runs 2] [--node-flags "--single-threaded"]
+//                                     [--sidecar-args "--access-log json"]
 //
 // DIST: a dist folder (`npm run build` output; default: this checkout's).
 // Needs valgrind (Debian: apt-get install valgrind). Under callgrind the target runs
@@ -41,7 +42,7 @@ import { repoRoot, SIDECAR_SERVICE, SMALL_PATH, startOrigin } from './targets.mj
 
 function usage(message) {
   process.stderr.write(
-    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2] [--requests N] [--runs R] [--node-flags FLAGS]\n`,
+    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2] [--requests N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS]\n`,
   );
   process.exit(2);
 }
@@ -57,6 +58,7 @@ try {
       requests: { type: 'string', default: '10000' },
       runs: { type: 'string', default: '2' },
       'node-flags': { type: 'string', default: '--single-threaded' },
+      'sidecar-args': { type: 'string', default: '' },
     },
   }));
 } catch (error) {
@@ -79,6 +81,8 @@ for (const dist of dists) {
     usage(`--dist: ${dist} has no cli/sidecar.js (run npm run build)`);
 }
 const nodeFlags = values['node-flags'].split(' ').filter((f) => f !== '');
+// Settings for every sidecar run, e.g. "--access-log json --access-log-file /tmp/access.log".
+const sidecarArgs = values['sidecar-args'].split(' ').filter((f) => f !== '');
 
 installCleanup();
 const dir = makeTempDir('instructions');
@@ -115,6 +119,7 @@ function targetArgs(dist, port) {
     'off',
     '--log-level',
     'warn',
+    ...sidecarArgs,
   ];
 }
 
