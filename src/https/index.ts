@@ -115,9 +115,7 @@ class HarborHttpsProxy implements HttpsProxy {
     const service = options.service;
     const externalPort = service.port ?? service.intPort;
     this.#clientAuth = options.clientAuth === true;
-    const sweep = new InactivitySweep(
-      Math.min(limits.headerTimeoutMs, limits.idleTimeoutMs, limits.backendTimeoutMs),
-    );
+    const sweep = new InactivitySweep(limits.headerTimeoutMs, limits.idleTimeoutMs, limits.backendTimeoutMs);
     const pool = new BackendPool({
       sweep,
       address: options.backend,

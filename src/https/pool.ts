@@ -50,13 +50,7 @@ export class BackendConn {
   idleSince = 0;
   #gone = false;
 
-  constructor(
-    pool: BackendPool,
-    options: net.NetConnectOpts,
-    owner: BackendOwner,
-    sweep: InactivitySweep,
-    timeoutMs: number,
-  ) {
+  constructor(pool: BackendPool, options: net.NetConnectOpts, owner: BackendOwner, timeoutMs: number) {
     this.#pool = pool;
     this.owner = owner;
     const socket = net.connect({ ...options, onread: { buffer: READ_BUFFER, callback: this.#onRead } });
@@ -68,7 +62,7 @@ export class BackendConn {
     socket.on('drain', this.#onDrain);
     // Set once: each read and write starts it again, so a lent connection gets the whole
     // timeout and an idle pooled one is closed when it runs out.
-    this.#watch = sweep.watch(socket, this.#onTimeout);
+    this.#watch = pool.sweep.watch(socket, this.#onTimeout);
     this.#watch.set(timeoutMs);
   }
 
@@ -218,13 +212,7 @@ export class BackendPool {
 
   /** A new connection, never a pooled one (a retry after a stale keep-alive). */
   dial(owner: BackendOwner): BackendConn {
-    const conn = new BackendConn(
-      this,
-      this.#connectOptions,
-      owner,
-      this.#options.sweep,
-      this.#options.timeoutMs,
-    );
+    const conn = new BackendConn(this, this.#connectOptions, owner, this.#options.timeoutMs);
     this.#all.add(conn);
     return conn;
   }

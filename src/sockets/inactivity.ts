@@ -68,9 +68,13 @@ export class InactivitySweep {
   readonly #tickMs: number;
   #timer: NodeJS.Timeout | undefined;
 
-  /** `shortestTimeoutMs`: the shortest timeout any watch will be set to; a tick is a tenth of it. */
-  constructor(shortestTimeoutMs: number) {
-    this.#tickMs = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(shortestTimeoutMs / 10)));
+  /**
+   * `timeoutsMs`: the timeouts watches will be set to; a tick is a tenth of the shortest (0, no
+   * timeout, is not counted; none at all: the longest tick).
+   */
+  constructor(...timeoutsMs: number[]) {
+    const shortest = Math.min(...timeoutsMs.filter((ms) => ms > 0), MAX_TICK_MS * 10);
+    this.#tickMs = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(shortest / 10)));
   }
 
   get tickMs(): number {

@@ -98,8 +98,16 @@ t.test('a slow reader still taking a relayed body is not inactive', async (t) =>
   sweep.unwatch(watch);
 });
 
+t.test('a tick is a tenth of the shortest timeout; 0 (none) is not one', async (t) => {
+  t.equal(new InactivitySweep(10_000, 60_000).tickMs, 1000);
+  t.equal(new InactivitySweep(0, 300, 60_000).tickMs, 30, 'a timeout of 0 does not make the sweep spin');
+  t.equal(new InactivitySweep(0).tickMs, 1000);
+  t.equal(new InactivitySweep(1).tickMs, 5, 'never under 5 ms');
+  t.equal(new InactivitySweep(3_600_000).tickMs, 1000, 'never over a second');
+});
+
 t.test('a timeout of 0 never fires; set again, it counts from then', async (t) => {
-  const sweep = new InactivitySweep(100);
+  const sweep = new InactivitySweep(0, 100);
   t.teardown(() => sweep.stop());
   const [socket] = await socketPair(t);
   let fired = 0;
