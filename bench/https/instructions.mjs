@@ -24,7 +24,7 @@
 // DIST: a dist folder (`npm run build` output; default: this checkout's).
 // Needs valgrind (Debian: apt-get install valgrind). Under callgrind the target runs
 // 30-50x slower: a run of 2 x 10,000 requests takes about a minute.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
@@ -38,7 +38,7 @@ import {
 } from '../lib/proc.mjs';
 import { median } from '../lib/report.mjs';
 import { waitForOk } from '../lib/tls-probe.mjs';
-import { repoRoot, SIDECAR_SERVICE, SMALL_PATH, startOrigin } from './targets.mjs';
+import { ownCopy, repoRoot, SIDECAR_SERVICE, SMALL_PATH, sidecarCommand, startOrigin } from './targets.mjs';
 
 function usage(message) {
   process.stderr.write(
@@ -100,25 +100,10 @@ function targetArgs(dist, port) {
     return [...nodeFlags, join(repoRoot, 'bench', 'https', 'bare-node.mjs'), JSON.stringify(options)];
   }
   const certsDir = join(dir, `certs-${port}`);
-  mkdirSync(certsDir, { recursive: true });
-  copyFileSync(pair.cert, join(certsDir, `${SIDECAR_SERVICE}.crt`));
-  copyFileSync(pair.key, join(certsDir, `${SIDECAR_SERVICE}.key`));
+  ownCopy(pair, certsDir, SIDECAR_SERVICE);
   return [
     ...nodeFlags,
-    join(dist, 'cli', 'sidecar.js'),
-    'run',
-    '--service',
-    SIDECAR_SERVICE,
-    '--int-port',
-    String(port),
-    '--backend',
-    `127.0.0.1:${origin.port}`,
-    '--certs-dir',
-    certsDir,
-    '--admin',
-    'off',
-    '--log-level',
-    'warn',
+    ...sidecarCommand(join(dist, 'cli', 'sidecar.js'), port, origin.port, certsDir),
     ...sidecarArgs,
   ];
 }

@@ -222,23 +222,7 @@ export async function startSidecar(
   const port = await freePort();
   const certsDir = join(dir, 'sidecar-certs');
   const { cert, key } = ownCopy(pair, certsDir, SIDECAR_SERVICE);
-  const args = [
-    ...extraNodeArgs,
-    cli,
-    'run',
-    '--service',
-    SIDECAR_SERVICE,
-    '--int-port',
-    String(port),
-    '--backend',
-    `127.0.0.1:${originPort}`,
-    '--certs-dir',
-    certsDir,
-    '--admin',
-    'off',
-    '--log-level',
-    'warn',
-  ];
+  const args = [...extraNodeArgs, ...sidecarCommand(cli, port, originPort, certsDir)];
   // A clean environment: the bench's own shell may hold platform variables.
   const childEnv = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', ...env };
   const proc = startProcess(process.execPath, args, { name: 'harbor-sidecar', env: childEnv, cwd: dir });
@@ -262,7 +246,31 @@ export async function startSidecar(
 }
 
 /** Copies a pair into a target's own folder, so that swapping one target's files leaves the others alone. */
-function ownCopy(pair, certsDir, base) {
+/**
+ * The sidecar's command line in the bench (after node's own flags): one service on `port` in
+ * debug-shell mode in front of the origin, certificates from `certsDir`, no admin endpoint.
+ */
+export function sidecarCommand(cli, port, originPort, certsDir) {
+  return [
+    cli,
+    'run',
+    '--service',
+    SIDECAR_SERVICE,
+    '--int-port',
+    String(port),
+    '--backend',
+    `127.0.0.1:${originPort}`,
+    '--certs-dir',
+    certsDir,
+    '--admin',
+    'off',
+    '--log-level',
+    'warn',
+  ];
+}
+
+/** `pair` copied into `certsDir` as `<base>.crt` and `<base>.key` (the key 0600). */
+export function ownCopy(pair, certsDir, base) {
   mkdirSync(certsDir, { recursive: true });
   const cert = join(certsDir, `${base}.crt`);
   const key = join(certsDir, `${base}.key`);

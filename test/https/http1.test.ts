@@ -3,12 +3,9 @@
 // 100-continue, limits, and plain HTTP on the TLS port.
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { waitFor } from '../helpers/wait.js';
 import { connectTls, rawExchange, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
-
-// tls.connect takes net.Socket's allowHalfOpen too; its type does not list it.
-const HALF_OPEN = { allowHalfOpen: true } as tls.ConnectionOptions;
 
 const backend = await startEchoBackend();
 const fx = await startProxy(backend.address, {
@@ -225,22 +222,40 @@ t.test('an idle keep-alive connection is closed by the idle timeout', async (t) 
   t.pass('closed without the client doing anything');
 });
 
+/**
+ * Sends `request` on a connection whose client keeps its side open after the proxy's end
+ * (allowHalfOpen), and resolves the answer once the proxy has ended its side.
+ */
+async function askHalfOpen(
+  t: Test,
+  port: number,
+  request: string,
+): Promise<{ socket: tls.TLSSocket; answer: string }> {
+  // tls.connect takes net.Socket's allowHalfOpen too; its type does not list it.
+  const socket = await connectTls(port, fx.pair, { allowHalfOpen: true } as tls.ConnectionOptions);
+  t.teardown(() => socket.destroy());
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => {
+    answer += chunk.toString('latin1');
+  });
+  const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+  socket.write(request);
+  await ended;
+  return { socket, answer };
+}
+
 t.test('a client that says Connection: close: the socket goes once the answer is out', async (t) => {
   // Idle timeout 120 s: within the wait's deadline, only the close after the answer explains
   // the socket going while the client still holds its side open (it used to wait for the
   // client's end, one more read and wakeup per connection).
   const closing = await startProxy(backend.address, { pair: fx.pair, limits: { idleTimeoutMs: 120_000 } });
   t.teardown(() => closing.proxy.close());
-  const socket = await connectTls(closing.port, closing.pair, HALF_OPEN);
-  t.teardown(() => socket.destroy());
-  let response = '';
-  socket.on('data', (chunk: Buffer) => {
-    response += chunk.toString('latin1');
-  });
-  const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
-  socket.write('GET /bye HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
-  await ended;
-  t.match(response, /^HTTP\/1\.1 200 [\s\S]*"url":"\/bye"/);
+  const { socket, answer } = await askHalfOpen(
+    t,
+    closing.port,
+    'GET /bye HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+  );
+  t.match(answer, /^HTTP\/1\.1 200 [\s\S]*"url":"\/bye"/);
   await waitFor(() => closing.stats.connectionsOpen === 0, 'the proxy closing the connection');
   t.notOk(socket.writableEnded, 'the client never closed its side');
 });
@@ -250,16 +265,12 @@ t.test('a connection closed while the client may still send reads on until the c
   // answer the rest of the body with a reset, which can discard the answer unread.
   const lingering = await startProxy(backend.address, { pair: fx.pair });
   t.teardown(() => lingering.proxy.close());
-  const socket = await connectTls(lingering.port, lingering.pair, HALF_OPEN);
-  t.teardown(() => socket.destroy());
-  let response = '';
-  socket.on('data', (chunk: Buffer) => {
-    response += chunk.toString('latin1');
-  });
-  const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
-  socket.write('POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 40000\r\n\r\nabc');
-  await ended;
-  t.match(response, /^HTTP\/1\.1 400 /);
+  const { socket, answer } = await askHalfOpen(
+    t,
+    lingering.port,
+    'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 40000\r\n\r\nabc',
+  );
+  t.match(answer, /^HTTP\/1\.1 400 /);
   const before = lingering.stats.bytesIn;
   socket.write(Buffer.alloc(20_000, 0x61));
   await waitFor(() => lingering.stats.bytesIn >= before + 20_000, 'the proxy reading the rest of the body');
