@@ -20,6 +20,7 @@ export class Http2Front {
   readonly #peers = new WeakMap<http2.Http2Session, Peer>();
   readonly #spares: StreamSpares;
   #pendingPeer: Peer | undefined;
+  #pendingSocket: tls.TLSSocket | undefined;
 
   constructor(core: ProxyCore) {
     this.#core = core;
@@ -44,8 +45,10 @@ export class Http2Front {
   accept(socket: tls.TLSSocket, peer: Peer): void {
     // 'session' is emitted synchronously inside emit('connection'): hand it the peer there.
     this.#pendingPeer = peer;
+    this.#pendingSocket = socket;
     this.#server.emit('connection', socket);
     this.#pendingPeer = undefined;
+    this.#pendingSocket = undefined;
   }
 
   #onSession = (session: http2.ServerHttp2Session): void => {
@@ -59,9 +62,18 @@ export class Http2Front {
       destroy: () => session.destroy(),
     };
     core.connections.add(entry);
-    session.on('close', () => core.connections.delete(entry));
+    // The idle timeout on the session's TLS socket, kept by the proxy's sweep: its frames either
+    // way are the session's activity (session.setTimeout re-arms a timer on every frame of every
+    // stream: 5,500 instructions per request under callgrind). Closing is graceful: no new
+    // streams, those open finish.
+    const socket = this.#pendingSocket;
+    const watch = socket === undefined ? undefined : core.sweep.watch(socket, () => session.close());
+    watch?.set(core.limits.idleTimeoutMs);
+    session.on('close', () => {
+      core.connections.delete(entry);
+      if (watch !== undefined) core.sweep.unwatch(watch);
+    });
     session.on('error', noop);
-    session.setTimeout(core.limits.idleTimeoutMs, () => session.close());
     if (core.draining) session.close();
   };
 

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import t from 'tap';
+import { waitFor } from '../helpers/wait.js';
 import { removeDir, startEchoBackend, startProxy, writePaced } from './fixtures/helpers.js';
 
 const backend = await startEchoBackend();
@@ -342,4 +343,36 @@ t.test('a header list over the limits: 431, as HTTP/1 answers, not a reset strea
   for (let i = 0; i < 250; i++) many[`x-h${i}`] = 'v';
   t.equal(await ask(many), 431, '250 header lines (limit 200)');
   t.equal(await ask({ 'x-small': 'fine' }), 200, 'the session serves on');
+});
+
+t.test('the idle timeout closes a quiet session (GOAWAY), not one in use', async (t) => {
+  const quick = await startProxy(backend.address, { pair: fx.pair, limits: { idleTimeoutMs: 300 } });
+  t.teardown(() => quick.proxy.close());
+  const client = http2.connect(`https://localhost:${quick.port}`, { ca: fx.pair.cert });
+  t.teardown(() => client.destroy());
+  client.on('error', () => {});
+  let goaway = false;
+  client.on('goaway', () => {
+    goaway = true;
+  });
+  const get = (path: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const stream = client.request({ ':path': path });
+      stream.on('response', (h) => {
+        stream.resume();
+        stream.on('end', () => resolve(Number(h[':status'])));
+      });
+      stream.on('error', reject);
+    });
+  // A request every 50 ms for five idle timeouts' length: the session stays open.
+  const until = performance.now() + 1500;
+  let asked = 0;
+  while (performance.now() < until) {
+    t.equal(await get(`/busy/${asked++}`), 200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.notOk(goaway, `still open after ${asked} requests over five idle timeouts`);
+  // Then quiet: the proxy ends the session.
+  await waitFor(() => goaway && quick.proxy.openConnections === 0, 'the idle session closed');
+  t.pass('closed once quiet');
 });
