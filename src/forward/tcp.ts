@@ -90,7 +90,8 @@ export class TcpForwarder implements Forwarder {
   readonly #serviceStats: ServiceStats | undefined;
   readonly #proxyProtocol: ProxyProtocolVersion | undefined;
   readonly #relays = new Set<Relay>();
-  /** The relays' idle timeout (--tcp-idle-timeout); undefined when there is none. */
+  /** The relays' idle timeout (--tcp-idle-timeout, 0: none), and the sweep that keeps it. */
+  readonly #idleMs: number;
   readonly #sweep: InactivitySweep | undefined;
   #server: net.Server | undefined;
   /** Set while close() waits for open connections to end. */
@@ -104,8 +105,8 @@ export class TcpForwarder implements Forwarder {
     this.#localFailures = new ThrottledWarning(options.logger);
     this.#serviceStats = options.serviceStats;
     this.#proxyProtocol = options.proxyProtocol;
-    const idleMs = options.tcpIdleTimeoutMs ?? 0;
-    this.#sweep = idleMs > 0 ? new InactivitySweep(idleMs) : undefined;
+    this.#idleMs = options.tcpIdleTimeoutMs ?? 0;
+    this.#sweep = this.#idleMs > 0 ? new InactivitySweep(this.#idleMs) : undefined;
   }
 
   get port(): number | undefined {
@@ -218,7 +219,7 @@ export class TcpForwarder implements Forwarder {
         client.destroy();
         upstream.destroy();
       });
-      watch.set(this.#options.tcpIdleTimeoutMs ?? 0);
+      watch.set(this.#idleMs);
       client.once('close', () => sweep.unwatch(watch));
     }
     // Either side closing abruptly takes the other down; a clean end is passed by pipe as a half-close.

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 
 /** One socket's inactivity timeout. */
 export class Watch {
-  readonly socket: net.Socket;
+  readonly #socket: net.Socket;
   readonly #onTimeout: () => void;
   /** 0: no timeout. */
   #timeoutMs = 0;
@@ -28,7 +28,7 @@ export class Watch {
   #queued = 0;
 
   constructor(socket: net.Socket, onTimeout: () => void) {
-    this.socket = socket;
+    this.#socket = socket;
     this.#onTimeout = onTimeout;
   }
 
@@ -40,7 +40,7 @@ export class Watch {
 
   /** One tick at `now`: the timeout's callback when the socket has been quiet for it. */
   check(now: number): void {
-    const socket = this.socket;
+    const socket = this.#socket;
     const seen = socket.bytesRead + socket.bytesWritten;
     const queued = socket.writableLength;
     if (this.#restart || seen !== this.#seen || queued !== this.#queued) {
