@@ -56,14 +56,14 @@ for (const entry of KNOWN) {
   KNOWN_BY_LENGTH[entry[0].length] = list;
 }
 
-/** The kind of the (token-checked) name `s[from, to)`. */
-export function kindOf(s: string, from: number, to: number): number {
+/** The kind of the (token-checked) name `bytes[from, to)`. */
+export function kindOf(bytes: Uint8Array, from: number, to: number): number {
   const candidates = KNOWN_BY_LENGTH[to - from];
   if (candidates === undefined) return K_OTHER;
   outer: for (const [lower, kind] of candidates) {
     // Tokens hold no character that |0x20 could confuse with a lower-case letter, digit or '-'.
     for (let i = 0; i < lower.length; i++) {
-      if ((s.charCodeAt(from + i) | 0x20) !== lower.charCodeAt(i)) continue outer;
+      if (((bytes[from + i] as number) | 0x20) !== lower.charCodeAt(i)) continue outer;
     }
     return kind;
   }
