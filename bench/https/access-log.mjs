@@ -101,7 +101,8 @@ try {
 /** CPU per line of AccessLog.write (200,000 lines of a keep-alive GET, batches formatted and written as they fill). */
 async function lineCost(file, format) {
   const { AccessLog } = await import('../../dist/https/access-log.js');
-  const { Head, parseRequestHead } = await import('../../dist/https/head-parser.js');
+  const { Head } = await import('../../dist/https/head.js');
+  const { parseRequestHead } = await import('../../dist/https/head-parser.js');
   const log = new AccessLog({ format, file, keepQuery: false });
   const head = new Head();
   const raw = Buffer.from(

@@ -49,7 +49,10 @@ if (values.child !== undefined) {
   const text = HEADS[values.head];
   const bytes = Buffer.from(text, 'latin1');
   const response = text.startsWith('HTTP/');
-  const head = new parser.Head();
+  // Head moved to head.js of its own on 2026-12-02; earlier builds export it from head-parser.js.
+  const own = join(values.child, 'https', 'head.js');
+  const { Head } = existsSync(own) ? await import(pathToFileURL(own).href) : parser;
+  const head = new Head();
   let refused = 0;
   for (let i = Number(values.count); i > 0; i--) {
     const end = parser.findHeadEnd(bytes, 0, bytes.length);

@@ -13,7 +13,8 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { findHeadEnd, Head, parseRequestHead, parseResponseHead } from '../../dist/https/head-parser.js';
+import { Head } from '../../dist/https/head.js';
+import { findHeadEnd, parseRequestHead, parseResponseHead } from '../../dist/https/head-parser.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
 const flags = new Set(options.flags ?? []);

@@ -4,7 +4,7 @@
 // later with the rest of its batch: a hundred lines formatted in a row keep the
 // formatter's code and data in the cache. Formatting each line as its request
 // ended, between two requests' TLS and socket work, measured dearer (docs/operations.md).
-import type { Head } from './head-parser.js';
+import type { Head } from './head.js';
 
 export type AccessLogFormat = 'json' | 'combined';
 

@@ -6,7 +6,7 @@
 // HTTP/1 connection, an HTTP/2 stream) only frames what it is handed.
 import { countResponse } from '../stats/index.js';
 import type { ProxyCore } from './core.js';
-import type { Head } from './head-parser.js';
+import type { Head } from './head.js';
 import type { BackendConn, BackendOwner } from './pool.js';
 import type { ResponseReader, ResponseSink } from './response-reader.js';
 

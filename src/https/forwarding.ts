@@ -3,7 +3,8 @@
 // the one the client receives. Built as one latin1 string per message so that
 // each head goes out in one write.
 import { unmap } from '../forward/proxy-protocol.js';
-import { type Head, isFieldValue } from './head-parser.js';
+import type { Head } from './head.js';
+import { isFieldValue } from './head-parser.js';
 import {
   K_CONNECTION,
   K_EXPECT,

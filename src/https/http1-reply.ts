@@ -17,7 +17,7 @@ import {
   RESPONSE_KEEP,
   RESPONSE_KEEP_ALIVE_10,
 } from './forwarding.js';
-import type { Head } from './head-parser.js';
+import type { Head } from './head.js';
 import type { Request } from './http1-request.js';
 import { type BackendConn, writeBorrowed } from './pool.js';
 import type { ResponseReader } from './response-reader.js';

@@ -3,7 +3,7 @@
 // held back so that it goes out with the first body bytes in one write. Made
 // whole for each request, never reset field by field.
 import type { BodySpool } from './body-spool.js';
-import type { Head } from './head-parser.js';
+import type { Head } from './head.js';
 
 export const BODY_NONE = 0;
 export const BODY_LENGTH = 1;

@@ -4,7 +4,7 @@
 // response head and trailers become HTTP/2 header lists.
 import type * as http2 from 'node:http2';
 import { parseTrailers } from './chunked.js';
-import type { Head } from './head-parser.js';
+import type { Head } from './head.js';
 
 /** Request headers HTTP/2 forbids or the HTTP/1.1 head gets from elsewhere. */
 const SKIP_REQUEST = new Set([

@@ -1,6 +1,6 @@
 // What finished HTTP/2 streams leave for new ones: their request heads and
 // response readers, so that a stream does not build them afresh.
-import { Head } from './head-parser.js';
+import { Head } from './head.js';
 import { ResponseReader } from './response-reader.js';
 
 /** Most spare heads and readers an HTTP/2 front keeps (one of each per stream in flight is the most used). */

@@ -3,7 +3,8 @@
 // none for HEAD/204/304), handing bytes to a sink as they arrive. One reader
 // per client connection or stream, reset for each exchange.
 import { ChunkedParser, type ChunkSink } from './chunked.js';
-import { findHeadEnd, Head, parseResponseHead } from './head-parser.js';
+import { Head } from './head.js';
+import { findHeadEnd, parseResponseHead } from './head-parser.js';
 
 export interface ResponseSink extends ChunkSink {
   /** A 1xx head other than 101 (100 Continue, 103 Early Hints); the final head follows. */

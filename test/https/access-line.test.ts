@@ -8,7 +8,8 @@ import {
   accessLine,
   CapturedLine,
 } from '../../src/https/access-line.js';
-import { Head, parseRequestHead } from '../../src/https/head-parser.js';
+import { Head } from '../../src/https/head.js';
+import { parseRequestHead } from '../../src/https/head-parser.js';
 
 function headOf(text: string): Head {
   const head = new Head();

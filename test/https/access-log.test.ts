@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { AccessLog } from '../../src/https/access-log.js';
-import { Head, parseRequestHead } from '../../src/https/head-parser.js';
+import { Head } from '../../src/https/head.js';
+import { parseRequestHead } from '../../src/https/head-parser.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   connectTls,

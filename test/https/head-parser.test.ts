@@ -1,9 +1,9 @@
 // The strict head parser and the chunked framing, byte by byte.
 import t from 'tap';
 import { ChunkedParser, parseTrailers } from '../../src/https/chunked.js';
+import { Head } from '../../src/https/head.js';
 import {
   findHeadEnd,
-  Head,
   parseRequestHead,
   parseRequestText,
   parseResponseHead,
