@@ -5,7 +5,6 @@
 // request smuggling): duplicate or malformed Content-Length, Content-Length
 // with Transfer-Encoding, a transfer coding other than chunked, obs-fold,
 // bare CR or LF, a space before the colon, control characters.
-
 import { type Head, type HeadError, MAX_FIELDS } from './head.js';
 import {
   K_CONNECTION,
@@ -34,6 +33,8 @@ for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) FIELD[c] = 1;
 /** Characters allowed in a request target: visible ASCII only. */
 const TARGET = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) TARGET[c] = 1;
+/** What a request line's version and a status line begin with. */
+const HTTP_1 = 'HTTP/1.';
 
 export function isFieldValue(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (FIELD[s.charCodeAt(i)] !== 1) return false;
@@ -295,8 +296,6 @@ function parseRequest(head: Head, b: Uint8Array, from: number, to: number): Head
   }
   return null;
 }
-
-const HTTP_1 = 'HTTP/1.';
 
 /** Parses a response head from the backend (same strictness; the status line may lack a reason). */
 export function parseResponseHead(head: Head, buf: Buffer, from: number, end: number): HeadError | null {
