@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import { HarborError } from '../errors/index.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
 import { InactivitySweep } from '../sockets/inactivity.js';
+import { LiveSet, SLOT } from '../sockets/live-set.js';
 import type { ServiceStats } from '../stats/index.js';
 import { isLocalResourceError, ThrottledWarning, warnLocalFailure } from './failures.js';
 import { proxyHeader } from './proxy-protocol.js';
@@ -42,6 +43,7 @@ const READ_BYTES = 32 * 1024;
 
 /** One relayed connection: the client, the upstream being tried or used, and how many tries are left. */
 class Relay {
+  [SLOT] = -1;
   readonly client: net.Socket;
   upstream: net.Socket | undefined;
   target: Target | undefined;
@@ -89,7 +91,7 @@ export class TcpForwarder implements Forwarder {
   readonly #localFailures: ThrottledWarning;
   readonly #serviceStats: ServiceStats | undefined;
   readonly #proxyProtocol: ProxyProtocolVersion | undefined;
-  readonly #relays = new Set<Relay>();
+  readonly #relays = new LiveSet<Relay>();
   /** The relays' idle timeout (--tcp-idle-timeout, 0: none), and the sweep that keeps it. */
   readonly #idleMs: number;
   readonly #sweep: InactivitySweep | undefined;
@@ -150,7 +152,7 @@ export class TcpForwarder implements Forwarder {
       ]);
       this.#drained = undefined;
     }
-    for (const relay of this.#relays) {
+    for (const relay of this.#relays.toArray()) {
       relay.client.destroy();
       relay.upstream?.destroy();
     }

@@ -4,6 +4,7 @@
 import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
 import type { InactivitySweep } from '../sockets/inactivity.js';
+import type { LiveMember, LiveSet } from '../sockets/live-set.js';
 import type { ServiceStats } from '../stats/index.js';
 import type { AccessLog } from './access-log.js';
 import type { ForwardSettings } from './forwarding.js';
@@ -35,7 +36,8 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
 });
 
 /** A client connection the proxy can drain and close. */
-export interface ClientConnection {
+/** In `ProxyCore.connections` (its LiveSet place). */
+export interface ClientConnection extends LiveMember {
   /** Draining: close now when idle, else after the exchange in flight. */
   drain(): void;
   destroy(): void;
@@ -48,7 +50,7 @@ export interface ProxyCore {
   readonly stats: ServiceStats;
   readonly logger: Logger;
   readonly limits: Limits;
-  readonly connections: Set<ClientConnection>;
+  readonly connections: LiveSet<ClientConnection>;
   /** The inactivity timeouts of the client and backend sockets. */
   readonly sweep: InactivitySweep;
   draining: boolean;

@@ -8,6 +8,7 @@
 // request.
 import type * as tls from 'node:tls';
 import type { Watch } from '../sockets/inactivity.js';
+import { SLOT } from '../sockets/live-set.js';
 import { type ClientConnection, type ProxyCore, REFUSAL_REASONS, reportSocketError } from './core.js';
 import { BackendExchange } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
@@ -33,6 +34,7 @@ const C_TUNNEL = 4;
 const C_CLOSED = 5;
 
 export class Http1Connection implements ClientConnection, ReplyHost {
+  [SLOT] = -1;
   readonly #socket: tls.TLSSocket;
   readonly #core: ProxyCore;
   readonly #peer: Peer;
@@ -145,7 +147,25 @@ export class Http1Connection implements ClientConnection, ReplyHost {
       this.#reply.logAccess(499, 'client went away');
     }
     this.#tunnel?.clientGone();
+    this.#detach();
   };
+
+  /**
+   * Nothing of this connection stays reachable from its socket. Node frees a closed TLS socket's
+   * native side only when a full collection finds it (its wrapper is weak, and a young
+   * collection keeps such wrappers), so whatever the socket still reaches lives until then and
+   * is copied and promoted on the way: the heads, the reader, the reply (docs/benchmarks.md,
+   * "What outlives a connection or a stream").
+   */
+  #detach(): void {
+    const socket = this.#socket;
+    socket.off('data', this.#onData);
+    socket.off('drain', this.#onDrain);
+    socket.off('close', this.#onClose);
+    // 'close' is a socket's last event; an error after it has no one to tell.
+    socket.off('error', this.#onError);
+    socket.on('error', ignoreLateError);
+  }
 
   #pauseClient(): void {
     if (!this.#clientPaused) {
@@ -374,3 +394,5 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     if (this.#state === C_IDLE || this.#state === C_HEAD) this.#resumeClient();
   }
 }
+
+function ignoreLateError(): void {}

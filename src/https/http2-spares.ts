@@ -30,7 +30,13 @@ export class StreamSpares {
 
   /** Back for another stream: nothing of the stream that gives them holds them any more. */
   give(head: Head | undefined, reader: ResponseReader | undefined): void {
-    if (head !== undefined && this.#heads.length < MAX_SPARES) this.#heads.push(head);
-    if (reader !== undefined && this.#readers.length < MAX_SPARES) this.#readers.push(reader);
+    if (head !== undefined && this.#heads.length < MAX_SPARES) {
+      head.reset();
+      this.#heads.push(head);
+    }
+    if (reader !== undefined && this.#readers.length < MAX_SPARES) {
+      reader.clear();
+      this.#readers.push(reader);
+    }
   }
 }

@@ -144,7 +144,24 @@ export class H2Stream implements ExchangeClient {
     this.#spares.give(this.#head, this.#reader);
     this.#head = undefined;
     this.#reader = undefined;
+    this.#detach();
   };
+
+  /**
+   * Nothing of the proxy stays reachable from a closed stream's object. node:http2 keeps that
+   * object reachable for a while: V8 gives the session's Map of streams a new table every few
+   * streams, in the old generation once the table it replaces is there, and a replaced table
+   * keeps the streams it held until a full collection finds it. What a closed stream still
+   * holds lives that long too, and is copied and promoted on the way (docs/benchmarks.md,
+   * "What outlives a connection or a stream").
+   */
+  #detach(): void {
+    const stream = this.#stream;
+    stream.off('close', this.#onClose);
+    stream.off('drain', this.#onDrain);
+    stream.off('wantTrailers', this.#sendTrailers);
+    this.#upload?.detach();
+  }
 
   // ---- the exchange's events ---------------------------------------------
 

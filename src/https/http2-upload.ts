@@ -78,6 +78,14 @@ export class H2Upload {
     this.#spool?.close();
   }
 
+  /** The stream has closed: its object no longer reaches this one (http2-stream.ts, #detach). */
+  detach(): void {
+    const stream = this.#stream;
+    stream.off('trailers', this.#onTrailers);
+    stream.off('data', this.#onData);
+    stream.off('end', this.#onEnd);
+  }
+
   #onData = (chunk: Buffer): void => {
     if (this.#host.finished()) return;
     this.#host.received(chunk.length);

@@ -3,6 +3,7 @@
 // stream becomes an H2Stream (http2-stream.ts).
 import type * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
+import { SLOT } from '../sockets/live-set.js';
 import type { ClientConnection, ProxyCore } from './core.js';
 import type { Peer } from './forwarding.js';
 import { StreamSpares } from './http2-spares.js';
@@ -56,6 +57,7 @@ export class Http2Front {
     if (peer !== undefined) this.#peers.set(session, peer);
     const core = this.#core;
     const entry: ClientConnection = {
+      [SLOT]: -1,
       drain: () => {
         if (!session.closed && !session.destroyed) session.close();
       },

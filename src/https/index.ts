@@ -13,6 +13,7 @@ import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import type { Address, HarborService } from '../config/types.js';
 import type { Logger } from '../log/index.js';
 import { InactivitySweep } from '../sockets/inactivity.js';
+import { LiveSet, SLOT } from '../sockets/live-set.js';
 import { countHandshakeError, type ServiceStats } from '../stats/index.js';
 import type { AccessLog } from './access-log.js';
 import {
@@ -99,9 +100,8 @@ class HarborHttpsProxy implements HttpsProxy {
   /** Session-ticket keys shared by every pair this proxy serves: a ticket issued before a swap resumes after it. */
   readonly #ticketKeys = randomBytes(48);
   readonly #listeners: net.Server[] = [];
-  readonly #raw = new Set<net.Socket>();
-  /** Accepted connections that have not sent a byte yet: idle, so draining closes them at once. */
-  readonly #silent = new Set<net.Socket>();
+  /** Every accepted connection until it closes. */
+  readonly #raw = new LiveSet<Accepted>();
   /** A connection's first bytes: a PROXY header, then TLS or plain HTTP. */
   readonly #intake: ConnectionIntake;
   #state: ProxyState = 'created';
@@ -136,7 +136,7 @@ class HarborHttpsProxy implements HttpsProxy {
       stats: options.stats,
       logger: options.logger,
       limits,
-      connections: new Set<ClientConnection>(),
+      connections: new LiveSet<ClientConnection>(),
       sweep,
       draining: false,
       accessLog: options.accessLog,
@@ -225,19 +225,18 @@ class HarborHttpsProxy implements HttpsProxy {
     const stats = core.stats;
     stats.connectionsOpen++;
     stats.connectionsTotal++;
-    this.#raw.add(socket);
+    const accepted = new Accepted(socket);
+    this.#raw.add(accepted);
     socket.on('error', (error: Error) => reportSocketError(core, error, 'accept'));
     socket.once('close', () => {
       stats.connectionsOpen--;
-      this.#raw.delete(socket);
-      this.#silent.delete(socket);
+      this.#raw.delete(accepted);
       this.#intake.forget(socket);
       if (this.#raw.size === 0) this.#onAllClosed?.();
     });
     socket.setTimeout(core.limits.headerTimeoutMs, () => socket.destroy());
-    this.#silent.add(socket);
     socket.once('data', (chunk: Buffer) => {
-      this.#silent.delete(socket);
+      accepted.silent = false;
       this.#intake.read(socket, chunk);
     });
   };
@@ -287,8 +286,8 @@ class HarborHttpsProxy implements HttpsProxy {
     core.draining = true;
     for (const server of this.#listeners) server.close();
     core.pool.closeIdle();
-    for (const socket of [...this.#silent]) socket.destroy();
-    for (const conn of [...core.connections]) conn.drain();
+    for (const accepted of this.#raw.toArray()) if (accepted.silent) accepted.socket.destroy();
+    for (const conn of core.connections.toArray()) conn.drain();
     this.#drained = new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const done = (): void => {
@@ -320,9 +319,21 @@ class HarborHttpsProxy implements HttpsProxy {
   }
 
   #destroyAll(): void {
-    for (const conn of [...this.#core.connections]) conn.destroy();
-    for (const socket of [...this.#raw]) socket.destroy();
+    for (const conn of this.#core.connections.toArray()) conn.destroy();
+    for (const accepted of this.#raw.toArray()) accepted.socket.destroy();
     this.#core.pool.destroy();
+  }
+}
+
+/** An accepted connection, from accept to close. */
+class Accepted {
+  [SLOT] = -1;
+  readonly socket: net.Socket;
+  /** No byte received yet: idle, so draining closes it at once. */
+  silent = true;
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
   }
 }
 

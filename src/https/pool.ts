@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { type Address, formatAddress } from '../config/types.js';
 import type { Logger } from '../log/index.js';
 import type { InactivitySweep, Watch } from '../sockets/inactivity.js';
+import { LiveSet, SLOT } from '../sockets/live-set.js';
 import type { ServiceStats } from '../stats/index.js';
 
 /**
@@ -38,6 +39,7 @@ export interface BackendOwner {
 }
 
 export class BackendConn {
+  [SLOT] = -1;
   readonly socket: net.Socket;
   readonly #pool: BackendPool;
   /** Its inactivity timeout: the backend timeout when lent; an idle pooled connection is closed when it fires. */
@@ -154,7 +156,8 @@ const BODY_REUSE_IDLE_MS = 1000;
 export class BackendPool {
   readonly #options: BackendPoolOptions;
   readonly #idle: BackendConn[] = [];
-  readonly #all = new Set<BackendConn>();
+  /** A backend that closes after each response makes one per request. */
+  readonly #all = new LiveSet<BackendConn>();
   readonly #connectOptions: net.NetConnectOpts;
   readonly #maxIdle: number;
   readonly #now: () => number;
@@ -313,8 +316,10 @@ export class BackendPool {
   /** Closes every connection. */
   destroy(): void {
     this.closeIdle();
-    for (const conn of this.#all) conn.socket.destroy();
-    this.#all.clear();
+    for (const conn of this.#all.toArray()) {
+      this.#all.delete(conn);
+      conn.socket.destroy();
+    }
   }
 
   /** False while the pool has learnt that the backend closes connections after each response. */

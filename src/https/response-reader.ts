@@ -57,6 +57,17 @@ export class ResponseReader {
     this.untilClose = false;
   }
 
+  /**
+   * Forgets the last exchange's head and bytes (kept as a spare, the reader must not hold a
+   * finished response's strings until it is taken again: they would outlive the young generation).
+   */
+  clear(): void {
+    this.head.reset();
+    this.#pending = null;
+    this.#chunked.reset();
+    this.#state = R_DONE;
+  }
+
   get active(): boolean {
     return this.#state !== R_DONE;
   }

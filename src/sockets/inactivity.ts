@@ -14,9 +14,11 @@
 import type * as net from 'node:net';
 // The module's own binding: the global `performance` is a getter, called on every use.
 import { performance } from 'node:perf_hooks';
+import { LiveSet, SLOT } from './live-set.js';
 
 /** One socket's inactivity timeout. */
 export class Watch {
+  [SLOT] = -1;
   readonly #socket: net.Socket;
   readonly #onTimeout: () => void;
   /** 0: no timeout. */
@@ -64,7 +66,7 @@ const MIN_TICK_MS = 5;
 
 /** The watches of one proxy, checked every tick while there are any. */
 export class InactivitySweep {
-  readonly #watches = new Set<Watch>();
+  readonly #watches = new LiveSet<Watch>();
   readonly #tickMs: number;
   #timer: NodeJS.Timeout | undefined;
 
@@ -107,6 +109,10 @@ export class InactivitySweep {
 
   #sweep = (): void => {
     const now = performance.now();
-    for (const watch of this.#watches) watch.check(now);
+    // A timeout's callback may close its socket and others (unwatching them): checking a watch
+    // twice in one tick is harmless (its countdown restarted at `now` the first time).
+    this.#watches.forEach((watch) => {
+      watch.check(now);
+    });
   };
 }
