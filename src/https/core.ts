@@ -35,8 +35,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxBufferedBodyBytes: SIDECAR_DEFAULTS.maxBufferedBodyBytes,
 });
 
-/** A client connection the proxy can drain and close. */
-/** In `ProxyCore.connections` (its LiveSet place). */
+/** A client connection the proxy can drain and close, in `ProxyCore.connections`. */
 export interface ClientConnection extends LiveMember {
   /** Draining: close now when idle, else after the exchange in flight. */
   drain(): void;

@@ -13,7 +13,7 @@ import { type ClientConnection, type ProxyCore, REFUSAL_REASONS, reportSocketErr
 import { BackendExchange } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import { Head } from './head.js';
-import { findHeadEnd, parseRequestHead, statusForHeadError } from './head-parser.js';
+import { HEAD_PARTIAL, HEAD_READ, RequestIntake } from './http1-intake.js';
 import { Http1Reply, type ReplyHost } from './http1-reply.js';
 import { Request } from './http1-request.js';
 import { Http1Upload, type UploadHost } from './http1-upload.js';
@@ -43,15 +43,14 @@ export class Http1Connection implements ClientConnection, ReplyHost {
   readonly #reply: Http1Reply;
   /** The connection's inactivity timeout (see #onTimeout). */
   readonly #watch: Watch;
+  /** What the client sent that is not handled yet, and the request heads read from it. */
+  readonly #intake: RequestIntake;
   /** The request body's side, made when the first request with a body comes. */
   #upload: Http1Upload | null = null;
   #state = C_IDLE;
-  #buf: Buffer | null = null;
-  #headStartedAt = 0;
   #exchange: BackendExchange | null = null;
   #tunnel: Tunnel | null = null;
   #clientPaused = false;
-  #headerTimer = false;
 
   constructor(core: ProxyCore, socket: tls.TLSSocket, peer: Peer) {
     this.#core = core;
@@ -64,11 +63,8 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     socket.on('drain', this.#onDrain);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
-    // The first request's head is due within the header timeout from the handshake, not the
-    // idle timeout: a client that connects and sends nothing is a half-open one (issue 9, item 20).
-    this.#headerTimer = core.limits.headerTimeoutMs !== core.limits.idleTimeoutMs;
     this.#watch = core.sweep.watch(socket, this.#onTimeout);
-    this.#watch.set(core.limits.headerTimeoutMs);
+    this.#intake = new RequestIntake(core.limits, this.#watch);
   }
 
   drain(): void {
@@ -87,11 +83,11 @@ export class Http1Connection implements ClientConnection, ReplyHost {
   // ---- client side -------------------------------------------------------
 
   #onData = (chunk: Buffer): void => {
-    this.#reply.received(chunk.length, this.#state === C_IDLE && this.#buf === null);
+    this.#reply.received(chunk.length, this.#state === C_IDLE && this.#intake.pending === null);
     switch (this.#state) {
       case C_IDLE:
       case C_HEAD:
-        this.#buf = this.#buf === null ? chunk : Buffer.concat([this.#buf, chunk]);
+        this.#intake.add(chunk);
         this.#readHead();
         break;
       case C_BODY:
@@ -99,7 +95,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
         break;
       case C_WAIT:
         // Pipelined: keep it for after the response, and stop reading meanwhile.
-        this.#buf = this.#buf === null ? chunk : Buffer.concat([this.#buf, chunk]);
+        this.#intake.add(chunk);
         this.#pauseClient();
         break;
       case C_TUNNEL:
@@ -137,7 +133,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     this.#state = C_CLOSED;
     this.#core.connections.delete(this);
     this.#core.sweep.unwatch(this.#watch);
-    this.#buf = null;
+    this.#intake.take();
     this.#reply.request?.held?.close();
     // An exchange in flight cannot complete: its backend connection is in an unknown state.
     if (this.#exchange !== null) {
@@ -182,42 +178,10 @@ export class Http1Connection implements ClientConnection, ReplyHost {
   }
 
   #readHead(): void {
-    const buf = this.#buf;
-    if (buf === null) return;
-    const limits = this.#core.limits;
-    const end = findHeadEnd(buf, 0, buf.length);
-    if (end === -2) {
-      this.#reject(400, 'bad-line-ending');
-      return;
-    }
-    if (end === -1) {
-      if (buf.length > limits.maxHeaderBytes) {
-        this.#reject(431);
-        return;
-      }
-      if (this.#state === C_IDLE) {
-        this.#state = C_HEAD;
-        this.#headStartedAt = Date.now();
-        if (limits.headerTimeoutMs !== limits.idleTimeoutMs) {
-          this.#headerTimer = true;
-          this.#watch.set(limits.headerTimeoutMs);
-        }
-      } else if (Date.now() - this.#headStartedAt > limits.headerTimeoutMs) {
-        this.#reject(408);
-      }
-      return;
-    }
-    if (end > limits.maxHeaderBytes) {
-      this.#reject(431);
-      return;
-    }
-    const error = parseRequestHead(this.#head, buf, 0, end);
-    if (error !== null) {
-      this.#reject(statusForHeadError(error), error);
-      return;
-    }
-    this.#buf = end < buf.length ? buf.subarray(end) : null;
-    this.#startRequest();
+    const outcome = this.#intake.read(this.#head, this.#state === C_IDLE);
+    if (outcome === HEAD_READ) this.#startRequest();
+    else if (outcome === HEAD_PARTIAL) this.#state = C_HEAD;
+    else this.#reject(outcome, this.#intake.refusal);
   }
 
   /** Refuses a request the proxy will not forward, and closes the connection. */
@@ -239,7 +203,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
    */
   #close(atOnce = false): void {
     this.#state = C_CLOSED;
-    this.#buf = null;
+    this.#intake.take();
     const socket = this.#socket;
     if (atOnce) {
       socket.destroySoon();
@@ -261,25 +225,20 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     const reply = this.#reply;
     const request = new Request(head, core.draining || reply.closeAfter);
     if (core.draining || request.clientCloses) reply.closeAfter = true;
-    // The head is taken: the idle timeout again, the request's id, the access log's marks.
-    if (this.#headerTimer) {
-      this.#headerTimer = false;
-      this.#watch.set(core.limits.idleTimeoutMs);
-    }
+    // The request's id, and the access log's marks.
     request.id = requestIdFor(head, core.settings);
     reply.begin(request);
-    const rest = this.#buf;
     if (request.done) {
       this.#state = C_WAIT;
       const exchange = this.#openExchange(request, false);
       exchange.endRequest();
       exchange.writeHead(buildRequestHead(head, this.#peer, core.settings, request.upgrade, request.id));
       // Anything after a bodiless request is pipelined: it waits.
-      if (rest !== null) this.#pauseClient();
+      if (this.#intake.pending !== null) this.#pauseClient();
       return;
     }
     this.#state = C_BODY;
-    this.#buf = null;
+    const rest = this.#intake.take();
     this.#upload ??= new Http1Upload(core, this.#uploadHost());
     const upload = this.#upload;
     upload.begin(request);
@@ -335,7 +294,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
       },
       bodyEnded: (rest: Buffer | null) => {
         if (rest !== null) {
-          this.#buf = rest;
+          this.#intake.keep(rest);
           this.#pauseClient();
         }
         if (this.#state === C_BODY) this.#state = C_WAIT;
@@ -371,8 +330,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     const tunnel = new Tunnel(this.#core, this.#socket, conn, () => this.#resumeClient());
     this.#tunnel = tunnel;
     if (rest.length > 0) tunnel.fromBackend(rest);
-    const pending = this.#buf;
-    this.#buf = null;
+    const pending = this.#intake.take();
     if (pending !== null) tunnel.toBackend(pending);
     this.#resumeClient();
   }
@@ -384,13 +342,13 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     const request = reply.request;
     reply.request = null;
     if (reply.closeAfter) {
-      this.#close(request?.clientCloses === true && request.done && this.#buf === null);
+      this.#close(request?.clientCloses === true && request.done && this.#intake.pending === null);
       return;
     }
     this.#state = C_IDLE;
     // Bytes of the next request already read (pipelined) count from here.
-    reply.nextFrom(this.#buf?.length ?? 0);
-    if (this.#buf !== null) this.#readHead();
+    reply.nextFrom(this.#intake.pending?.length ?? 0);
+    if (this.#intake.pending !== null) this.#readHead();
     if (this.#state === C_IDLE || this.#state === C_HEAD) this.#resumeClient();
   }
 }
