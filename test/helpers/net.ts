@@ -1,7 +1,8 @@
-// Small loopback helpers for tests: free ports, a backend that echoes what it
-// received, a TLS probe that reports the certificate served.
+// Small loopback helpers for tests: free ports, a connected socket pair, a backend
+// that echoes what it received, a TLS probe that reports the certificate served.
+import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { connect, createServer, type NetConnectOpts } from 'node:net';
+import { type AddressInfo, connect, createServer, type NetConnectOpts, type Socket } from 'node:net';
 import * as tls from 'node:tls';
 
 /**
@@ -25,6 +26,21 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     return port;
   }
   throw new Error(`no free port found in ${PICK_LOW}-${PICK_HIGH - 1} on ${host}`);
+}
+
+/** A connected pair of loopback sockets, destroyed at the test's end: [the server's side, the client's side]. */
+export async function socketPair(t: { teardown(fn: () => void): void }): Promise<[Socket, Socket]> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const [accepted] = (await once(server, 'connection')) as [Socket];
+  server.close();
+  t.teardown(() => {
+    accepted.destroy();
+    client.destroy();
+  });
+  return [accepted, client];
 }
 
 function bindsNow(port: number, host: string): Promise<boolean> {

@@ -2,28 +2,18 @@
 // inactivity watch: a head in pieces, what follows it kept for later, the
 // refusals with their statuses and reasons, and the header timeout of a head
 // that keeps arriving too slowly.
-import { once } from 'node:events';
-import * as net from 'node:net';
 import t, { type Test } from 'tap';
 import { DEFAULT_LIMITS, type Limits } from '../../src/https/core.js';
 import { Head } from '../../src/https/head.js';
 import { HEAD_PARTIAL, HEAD_READ, RequestIntake } from '../../src/https/http1-intake.js';
 import { InactivitySweep } from '../../src/sockets/inactivity.js';
+import { socketPair } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 
 async function intakeOn(t: Test, limits: Limits = DEFAULT_LIMITS): Promise<RequestIntake> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  const [accepted] = (await once(server, 'connection')) as [net.Socket];
-  server.close();
+  const [accepted] = await socketPair(t);
   const sweep = new InactivitySweep(limits.headerTimeoutMs, limits.idleTimeoutMs);
-  t.teardown(() => {
-    sweep.stop();
-    accepted.destroy();
-    client.destroy();
-  });
+  t.teardown(() => sweep.stop());
   return new RequestIntake(
     limits,
     sweep.watch(accepted, () => {}),

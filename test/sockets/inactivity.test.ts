@@ -2,26 +2,11 @@
 // after its timeout and not before, reads and writes start the countdown
 // again, a slow reader taking a relayed body is not inactive, and a timeout
 // of 0 never fires.
-import { once } from 'node:events';
-import * as net from 'node:net';
-import t, { type Test } from 'tap';
+import type * as net from 'node:net';
+import t from 'tap';
 import { InactivitySweep, type Watch } from '../../src/sockets/inactivity.js';
+import { socketPair } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
-
-/** A connected pair of loopback sockets: [the server's side, the client's side]. */
-async function socketPair(t: Test): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  const [accepted] = (await once(server, 'connection')) as [net.Socket];
-  server.close();
-  t.teardown(() => {
-    accepted.destroy();
-    client.destroy();
-  });
-  return [accepted, client];
-}
 
 /** A watch on `socket` that notes when it first fired (0: not yet). */
 function firstFiring(sweep: InactivitySweep, socket: net.Socket): { watch: Watch; firedAt: () => number } {
