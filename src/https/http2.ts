@@ -8,6 +8,7 @@ import type { ClientConnection, ProxyCore } from './core.js';
 import type { Peer } from './forwarding.js';
 import { StreamSpares } from './http2-spares.js';
 import { H2Stream, noop } from './http2-stream.js';
+import { installStreamTable } from './http2-stream-table.js';
 
 const NGHTTP2_REFUSED_STREAM = 7;
 
@@ -53,6 +54,8 @@ export class Http2Front {
   }
 
   #onSession = (session: http2.ServerHttp2Session): void => {
+    // Before its first stream: streams that outlive their close no more (http2-stream-table.ts).
+    installStreamTable(session);
     const peer = this.#pendingPeer;
     if (peer !== undefined) this.#peers.set(session, peer);
     const core = this.#core;
