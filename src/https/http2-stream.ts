@@ -148,12 +148,11 @@ export class H2Stream implements ExchangeClient {
   };
 
   /**
-   * Nothing of the proxy stays reachable from a closed stream's object. node:http2 keeps that
-   * object reachable for a while: V8 gives the session's Map of streams a new table every few
-   * streams, in the old generation once the table it replaces is there, and a replaced table
-   * keeps the streams it held until a full collection finds it. What a closed stream still
-   * holds lives that long too, and is copied and promoted on the way (docs/benchmarks.md,
-   * "What outlives a connection or a stream").
+   * Nothing of the proxy stays reachable from a closed stream's object, which may outlive its
+   * close: where node:http2's own Map of streams stays (a Node on which http2-stream-table.ts
+   * cannot replace it), V8's replaced tables keep every stream they held until a full
+   * collection, and whatever the stream reaches is copied and promoted meanwhile
+   * (docs/benchmarks.md, "What outlives a connection or a stream").
    */
   #detach(): void {
     const stream = this.#stream;

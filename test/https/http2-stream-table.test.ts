@@ -75,7 +75,7 @@ function post(client: http2.ClientHttp2Session, body: string): Promise<string> {
   });
 }
 
-t.test('node:http2 takes the table and routes each stream’s frames through it', async (t) => {
+t.test("node:http2 takes the table and routes each stream's frames through it", async (t) => {
   const { server, port, installed } = await h2Server(t);
   // Answers only once three streams are open at once, each with its own body echoed.
   const waiting: Array<() => void> = [];
