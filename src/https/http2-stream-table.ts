@@ -86,13 +86,16 @@ export class StreamTable<V> implements StreamMap<V> {
   }
 }
 
+/** node:http2's symbol for a session's internal state, found on the first session. */
+let stateKey: symbol | undefined;
+
 /**
  * Gives a new session (no stream yet) a StreamTable in place of node:http2's Map. False, with
  * nothing changed, when this Node's session does not hold its streams where and as expected.
  */
 export function installStreamTable(session: http2.Http2Session): boolean {
   const fields = session as unknown as Record<symbol, unknown>;
-  const stateKey = Object.getOwnPropertySymbols(session).find((s) => s.description === 'state');
+  stateKey ??= Object.getOwnPropertySymbols(session).find((s) => s.description === 'state');
   const state = stateKey === undefined ? undefined : (fields[stateKey] as { streams?: unknown } | undefined);
   if (!isEmptyStreamMap(state?.streams)) return false;
   (state as { streams: StreamMap<unknown> }).streams = new StreamTable();
