@@ -12,6 +12,7 @@ import * as dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { FORWARD_DEFAULTS } from '../config/defaults.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
+import { SweepClock } from '../sockets/sweep-clock.js';
 import type { ServiceStats } from '../stats/index.js';
 import { isLocalResourceError, ThrottledWarning, warnLocalFailure } from './failures.js';
 import { listenError } from './tcp.js';
@@ -74,8 +75,10 @@ export class UdpForwarder implements Forwarder {
   #socket: dgram.Socket | undefined;
   #port: number | undefined;
   #sweeper: NodeJS.Timeout | undefined;
-  /** Coarse clock (ms), advanced by the sweeper and when a session opens. */
-  #now = Date.now();
+  /** The sweep's clock: time the process did not run is no client's quiet. */
+  readonly #clock: SweepClock;
+  /** Coarse time on #clock (ms), advanced by the sweeper and when a session opens. */
+  #now: number;
   #lastFullSweep = 0;
   #warnedFull = false;
 
@@ -93,6 +96,8 @@ export class UdpForwarder implements Forwarder {
       options.udpMaxSessionsPerSource ?? DEFAULT_UDP_MAX_SESSIONS_PER_SOURCE,
     );
     this.#sweepMs = Math.max(20, Math.min(1000, Math.floor(this.#idleMs / 4)));
+    this.#clock = new SweepClock(2 * this.#sweepMs, Date.now());
+    this.#now = this.#clock.at(Date.now());
   }
 
   get port(): number | undefined {
@@ -207,7 +212,7 @@ export class UdpForwarder implements Forwarder {
         return undefined;
       }
     }
-    this.#now = Date.now();
+    this.#now = this.#clock.at(Date.now());
     const session = new Session(this, address, port, this.#now);
     let map = byPort;
     if (map === undefined) {
@@ -317,7 +322,7 @@ export class UdpForwarder implements Forwarder {
   }
 
   readonly #sweep = (): void => {
-    const now = Date.now();
+    const now = this.#clock.tick(Date.now());
     this.#now = now;
     const oldest = now - this.#idleMs;
     for (const [address, byPort] of this.#sessions) {

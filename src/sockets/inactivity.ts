@@ -10,11 +10,13 @@
 // timer also looks at libuv's queue, a private field, for a single write
 // draining for longer than the timeout; the proxy writes at most a read's
 // worth at a time, and so does harbor-node's TCP relay.) A timeout fires between its length and two ticks more
-// after the last activity, never early.
+// after the last activity, never early; time the process did not run is not counted as the
+// socket's quiet (sweep-clock.ts).
 import type * as net from 'node:net';
 // The module's own binding: the global `performance` is a getter, called on every use.
 import { performance } from 'node:perf_hooks';
 import { LiveSet, SLOT } from './live-set.js';
+import { SweepClock } from './sweep-clock.js';
 
 /** One socket's inactivity timeout. */
 export class Watch {
@@ -68,6 +70,7 @@ const MIN_TICK_MS = 5;
 export class InactivitySweep {
   readonly #watches = new LiveSet<Watch>();
   readonly #tickMs: number;
+  readonly #clock: SweepClock;
   #timer: NodeJS.Timeout | undefined;
 
   /**
@@ -77,6 +80,7 @@ export class InactivitySweep {
   constructor(...timeoutsMs: number[]) {
     const shortest = Math.min(...timeoutsMs.filter((ms) => ms > 0), MAX_TICK_MS * 10);
     this.#tickMs = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(shortest / 10)));
+    this.#clock = new SweepClock(2 * this.#tickMs, performance.now());
   }
 
   get tickMs(): number {
@@ -108,7 +112,7 @@ export class InactivitySweep {
   }
 
   #sweep = (): void => {
-    const now = performance.now();
+    const now = this.#clock.tick(performance.now());
     // A timeout's callback may close its socket and others (unwatching them): checking a watch
     // twice in one tick is harmless (its countdown restarted at `now` the first time).
     this.#watches.forEach((watch) => {

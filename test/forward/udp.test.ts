@@ -2,7 +2,7 @@ import * as dgram from 'node:dgram';
 import t, { type Test } from 'tap';
 import { fixedPicker, type Picker, type Target, UdpForwarder } from '../../src/forward/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { waitFor } from '../helpers/wait.js';
+import { stallEventLoop, waitFor } from '../helpers/wait.js';
 import { udpClient, udpTagServer } from './fixtures/net.js';
 
 const logger = silentLogger();
@@ -70,6 +70,22 @@ t.test('idle sessions expire and a new datagram opens a fresh one', async (t) =>
   t.equal(forwarder.stats.sessionsOpen, 0);
   t.equal(await client.ask(forwarder.port!, 'two'), 'app:two');
   t.equal(forwarder.stats.sessionsTotal, 2);
+});
+
+t.test('a stalled process does not expire a session whose client kept sending', async (t) => {
+  const server = await udpTagServer(t, 'app');
+  const forwarder = await startUdp(t, fixedPicker({ host: '127.0.0.1', port: server.port }), {
+    udpIdleTimeoutMs: 150,
+  });
+  const client = await udpClient(t);
+  t.equal(await client.ask(forwarder.port!, 'one'), 'app:one');
+  // A datagram in the forwarder's socket, then the process away for four idle timeouts' length:
+  // the sweep runs before the loop reads the datagram and must not close the session for it.
+  const reply = new Promise<string>((resolve) => client.socket.once('message', (m) => resolve(m.toString())));
+  client.socket.send('two', forwarder.port!, '127.0.0.1', () => stallEventLoop(600));
+  t.equal(await reply, 'app:two');
+  t.equal(forwarder.stats.sessionsTotal, 1, 'the session of the first datagram carried the second');
+  await waitFor(() => forwarder.sessionCount === 0, 'the session to expire once really idle');
 });
 
 t.test('the session table is bounded: a client over the limit is dropped, counted', async (t) => {

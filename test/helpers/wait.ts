@@ -34,3 +34,11 @@ export async function eventually(
     return false;
   }
 }
+
+/** Holds the event loop for `ms`, as a busy machine or a long collection would: nothing runs meanwhile. */
+export function stallEventLoop(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // Busy on purpose.
+  }
+}

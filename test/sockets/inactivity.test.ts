@@ -1,12 +1,12 @@
 // The inactivity sweep on real loopback sockets: a quiet socket times out
 // after its timeout and not before, reads and writes start the countdown
-// again, a slow reader taking a relayed body is not inactive, and a timeout
-// of 0 never fires.
+// again, a slow reader taking a relayed body is not inactive, a stalled
+// process is not a quiet socket, and a timeout of 0 never fires.
 import type * as net from 'node:net';
 import t from 'tap';
 import { InactivitySweep, type Watch } from '../../src/sockets/inactivity.js';
 import { socketPair } from '../helpers/net.js';
-import { waitFor } from '../helpers/wait.js';
+import { stallEventLoop, waitFor } from '../helpers/wait.js';
 
 /** A watch on `socket` that notes when it first fired (0: not yet). */
 function firstFiring(sweep: InactivitySweep, socket: net.Socket): { watch: Watch; firedAt: () => number } {
@@ -51,14 +51,17 @@ t.test('reads and writes start the countdown again', async (t) => {
 });
 
 t.test('a slow reader still taking a relayed body is not inactive', async (t) => {
-  const sweep = new InactivitySweep(100);
+  const sweep = new InactivitySweep(300);
   t.teardown(() => sweep.stop());
   const [socket, client] = await socketPair(t);
   let fired = 0;
   const watch = sweep.watch(socket, () => fired++);
-  watch.set(100);
+  watch.set(300);
   // 64 MiB relayed as the proxy relays: 64 KiB writes, up to 256 KiB queued, more on 'drain';
-  // read at most 1 MiB every 20 ms: over a second, more than ten timeouts' length.
+  // read at most 1 MiB every 20 ms: over a second, more than four timeouts' length. The last
+  // few MiB leave the sender's queue for the kernel's buffers before the reader takes them, and
+  // no socket timer (Node's, nginx's send_timeout) sees bytes move there: at this pace they are
+  // taken in about 100 ms, well inside the timeout even when the machine is busy.
   const total = 64 * 1024 * 1024;
   const chunk64k = Buffer.alloc(64 * 1024);
   let written = 0;
@@ -86,6 +89,26 @@ t.test('a slow reader still taking a relayed body is not inactive', async (t) =>
   });
   t.equal(fired, 0, 'no timeout while the body was being taken');
   await waitFor(() => fired > 0, 'the timeout once quiet');
+  sweep.unwatch(watch);
+});
+
+t.test('time the process did not run is not the socket\'s quiet', async (t) => {
+  const sweep = new InactivitySweep(100);
+  t.teardown(() => sweep.stop());
+  const [socket, client] = await socketPair(t);
+  socket.resume();
+  let fired = 0;
+  const watch = sweep.watch(socket, () => fired++);
+  watch.set(100);
+  await new Promise((resolve) => setTimeout(resolve, 3 * sweep.tickMs));
+  // A byte sent, then the process away for four timeouts' length: the tick after comes before
+  // the loop reads the byte, and must not take the socket for quiet.
+  const before = socket.bytesRead;
+  client.write('x');
+  stallEventLoop(400);
+  await waitFor(() => socket.bytesRead > before, 'the byte read');
+  t.equal(fired, 0, 'no timeout for the stall');
+  await waitFor(() => fired > 0, 'the timeout once really quiet');
   sweep.unwatch(watch);
 });
 
