@@ -92,7 +92,7 @@ t.test('a slow reader still taking a relayed body is not inactive', async (t) =>
   sweep.unwatch(watch);
 });
 
-t.test('time the process did not run is not the socket\'s quiet', async (t) => {
+t.test("time the process did not run is not the socket's quiet", async (t) => {
   const sweep = new InactivitySweep(100);
   t.teardown(() => sweep.stop());
   const [socket, client] = await socketPair(t);
