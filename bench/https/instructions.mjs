@@ -15,15 +15,19 @@
 // thread and the count varies less), warms it with --requests requests,
 // zeroes the counters, sends --requests more with h2load (HTTP/1.1 with --h1,
 // 8 connections, one request in flight each; or HTTP/2, 8 connections x 10
-// streams), and reads the count. The builds are run in turn, --runs times.
+// streams), or with --mode req as many new connections each carrying one
+// request (full ECDSA handshake, GET, Connection: close; 4 at a time, the
+// client bench/lib/handshake-client.mjs), and reads the count. The builds are
+// run in turn, --runs times.
 //
-//   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2]
+//   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req]
 //                                     [--requests 10000] [--runs 2] [--node-flags "--single-threaded"]
 //                                     [--sidecar-args "--access-log json"]
 //
 // DIST: a dist folder (`npm run build` output; default: this checkout's). Fewer than
 // 10,000 requests leave the code partly unoptimized: 2,000 counted 148k for a build
-// that counts 85k at 10,000.
+// that counts 85k at 10,000 (with --mode req, 2,000 connections are enough: each runs a
+// handshake's worth of code).
 // Needs valgrind (Debian: apt-get install valgrind). Under callgrind the target runs
 // 30-50x slower: a run of 2 x 10,000 requests takes about a minute.
 import { existsSync, readFileSync } from 'node:fs';
@@ -39,12 +43,12 @@ import {
   startProcess,
 } from '../lib/proc.mjs';
 import { median } from '../lib/report.mjs';
-import { waitForOk } from '../lib/tls-probe.mjs';
+import { runHandshakes, waitForOk } from '../lib/tls-probe.mjs';
 import { ownCopy, repoRoot, SIDECAR_SERVICE, SMALL_PATH, sidecarCommand, startOrigin } from './targets.mjs';
 
 function usage(message) {
   process.stderr.write(
-    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2] [--requests N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS]\n`,
+    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req] [--requests N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS]\n`,
   );
   process.exit(2);
 }
@@ -68,7 +72,7 @@ try {
 }
 const requests = Number(values.requests);
 const runs = Number(values.runs);
-if (!['ka', 'h2'].includes(values.mode)) usage(`--mode: "${values.mode}" is not ka or h2`);
+if (!['ka', 'h2', 'req'].includes(values.mode)) usage(`--mode: "${values.mode}" is not ka, h2 or req`);
 if (values.relay && values.mode === 'h2') usage('--relay: the relay speaks HTTP/1.1 only (--mode ka)');
 if (!Number.isInteger(requests) || requests < 100)
   usage(`--requests: "${values.requests}" is not a whole number >= 100`);
@@ -110,8 +114,18 @@ function targetArgs(dist, port) {
   ];
 }
 
-/** h2load's completed requests; throws on a failed one (a target that errors would look cheap). */
+/** The completed requests; throws on a failed one (a target that errors would look cheap). */
 async function load(port) {
+  if (values.mode === 'req') {
+    const result = await runHandshakes(port, {
+      seconds: 30 * 60,
+      concurrency: 4,
+      maxCount: requests,
+      request: true,
+    });
+    if (result.errors > 0) throw new Error(`new connections: ${result.errors} failed (${result.lastError})`);
+    return result.completed;
+  }
   const args = ['-n', String(requests), '-c', '8', '-t', '1'];
   args.push(...(values.mode === 'h2' ? ['-m', '10'] : ['--h1']));
   args.push(`https://127.0.0.1:${port}${SMALL_PATH}`);
@@ -168,7 +182,7 @@ async function measure(dist) {
 const targets = [...(values.relay ? ['relay'] : []), ...(values.bare ? ['bare'] : []), ...dists];
 const figures = new Map(targets.map((t) => [t, []]));
 process.stdout.write(
-  `instructions per ${values.mode === 'h2' ? 'HTTP/2' : 'keep-alive HTTP/1.1'} request (callgrind, ${requests} requests after ${requests} of warm-up, node ${nodeFlags.join(' ') || '(no flags)'})\n`,
+  `instructions per ${{ h2: 'HTTP/2 request', ka: 'keep-alive HTTP/1.1 request', req: 'new connection carrying one request' }[values.mode]} (callgrind, ${requests} requests after ${requests} of warm-up, node ${nodeFlags.join(' ') || '(no flags)'})\n`,
 );
 for (let run = 0; run < runs; run++) {
   for (const target of targets) {
