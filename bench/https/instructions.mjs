@@ -12,7 +12,7 @@
 //
 // Each run starts the target under callgrind (all its threads; V8 flag
 // --single-threaded by default, so that GC and compilation run on the main
-// thread and the count varies less), warms it with --requests requests,
+// thread and the count varies less), warms it with --warmup requests (default: --requests),
 // zeroes the counters, sends --requests more with h2load (HTTP/1.1 with --h1,
 // 8 connections, one request in flight each; or HTTP/2, 8 connections x 10
 // streams), or with --mode req as many new connections each carrying one
@@ -21,13 +21,13 @@
 // run in turn, --runs times.
 //
 //   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req]
-//                                     [--requests 10000] [--runs 2] [--node-flags "--single-threaded"]
+//                                     [--requests 10000] [--warmup N] [--runs 2] [--node-flags "--single-threaded"]
 //                                     [--sidecar-args "--access-log json"]
 //
 // DIST: a dist folder (`npm run build` output; default: this checkout's). Fewer than
 // 10,000 requests leave the code partly unoptimized: 2,000 counted 148k for a build
-// that counts 85k at 10,000 (with --mode req, 2,000 connections are enough: each runs a
-// handshake's worth of code).
+// that counts 85k at 10,000. With --mode req, V8 is still compiling the connection's code
+// after 2,000 connections (13% of the count, in the compiler): --warmup 4000 --requests 2000.
 // Needs valgrind (Debian: apt-get install valgrind). Under callgrind the target runs
 // 30-50x slower: a run of 2 x 10,000 requests takes about a minute.
 import { existsSync, readFileSync } from 'node:fs';
@@ -48,7 +48,7 @@ import { ownCopy, repoRoot, SIDECAR_SERVICE, SMALL_PATH, sidecarCommand, startOr
 
 function usage(message) {
   process.stderr.write(
-    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req] [--requests N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS]\n`,
+    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req] [--requests N] [--warmup N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS]\n`,
   );
   process.exit(2);
 }
@@ -62,6 +62,7 @@ try {
       bare: { type: 'boolean', default: false },
       mode: { type: 'string', default: 'ka' },
       requests: { type: 'string', default: '10000' },
+      warmup: { type: 'string' },
       runs: { type: 'string', default: '2' },
       'node-flags': { type: 'string', default: '--single-threaded' },
       'sidecar-args': { type: 'string', default: '' },
@@ -72,10 +73,13 @@ try {
 }
 const requests = Number(values.requests);
 const runs = Number(values.runs);
+const warmup = Number(values.warmup ?? values.requests);
 if (!['ka', 'h2', 'req'].includes(values.mode)) usage(`--mode: "${values.mode}" is not ka, h2 or req`);
 if (values.relay && values.mode === 'h2') usage('--relay: the relay speaks HTTP/1.1 only (--mode ka)');
 if (!Number.isInteger(requests) || requests < 100)
   usage(`--requests: "${values.requests}" is not a whole number >= 100`);
+if (!Number.isInteger(warmup) || warmup < 100)
+  usage(`--warmup: "${values.warmup}" is not a whole number >= 100`);
 if (!Number.isInteger(runs) || runs < 1) usage(`--runs: "${values.runs}" is not a whole number >= 1`);
 for (const tool of ['valgrind', 'callgrind_control', 'h2load']) {
   if (!commandExists(tool))
@@ -115,18 +119,18 @@ function targetArgs(dist, port) {
 }
 
 /** The completed requests; throws on a failed one (a target that errors would look cheap). */
-async function load(port) {
+async function load(port, count) {
   if (values.mode === 'req') {
     const result = await runHandshakes(port, {
       seconds: 30 * 60,
       concurrency: 4,
-      maxCount: requests,
+      maxCount: count,
       request: true,
     });
     if (result.errors > 0) throw new Error(`new connections: ${result.errors} failed (${result.lastError})`);
     return result.completed;
   }
-  const args = ['-n', String(requests), '-c', '8', '-t', '1'];
+  const args = ['-n', String(count), '-c', '8', '-t', '1'];
   args.push(...(values.mode === 'h2' ? ['-m', '10'] : ['--h1']));
   args.push(`https://127.0.0.1:${port}${SMALL_PATH}`);
   const { code, stdout } = await runCommand('h2load', args, { timeoutMs: 30 * 60_000 });
@@ -163,10 +167,10 @@ async function measure(dist) {
   );
   try {
     await waitForOk(port, SMALL_PATH, { timeoutMs: 180_000 });
-    await load(loadPort);
+    await load(loadPort, warmup);
     const zero = await runCommand('callgrind_control', ['--zero', String(proc.pid)]);
     if (zero.code !== 0) throw new Error(`callgrind_control --zero: ${zero.stderr}`);
-    const done = await load(loadPort);
+    const done = await load(loadPort, requests);
     const dump = await runCommand('callgrind_control', ['--dump', String(proc.pid)]);
     if (dump.code !== 0) throw new Error(`callgrind_control --dump: ${dump.stderr}`);
     // The dump asked for is <out>.1; the one at exit will be <out>.
@@ -182,7 +186,7 @@ async function measure(dist) {
 const targets = [...(values.relay ? ['relay'] : []), ...(values.bare ? ['bare'] : []), ...dists];
 const figures = new Map(targets.map((t) => [t, []]));
 process.stdout.write(
-  `instructions per ${{ h2: 'HTTP/2 request', ka: 'keep-alive HTTP/1.1 request', req: 'new connection carrying one request' }[values.mode]} (callgrind, ${requests} requests after ${requests} of warm-up, node ${nodeFlags.join(' ') || '(no flags)'})\n`,
+  `instructions per ${{ h2: 'HTTP/2 request', ka: 'keep-alive HTTP/1.1 request', req: 'new connection carrying one request' }[values.mode]} (callgrind, ${requests} requests after ${warmup} of warm-up, node ${nodeFlags.join(' ') || '(no flags)'})\n`,
 );
 for (let run = 0; run < runs; run++) {
   for (const target of targets) {
