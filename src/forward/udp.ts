@@ -96,8 +96,9 @@ export class UdpForwarder implements Forwarder {
       options.udpMaxSessionsPerSource ?? DEFAULT_UDP_MAX_SESSIONS_PER_SOURCE,
     );
     this.#sweepMs = Math.max(20, Math.min(1000, Math.floor(this.#idleMs / 4)));
-    this.#clock = new SweepClock(2 * this.#sweepMs, Date.now());
-    this.#now = this.#clock.at(Date.now());
+    const started = Date.now();
+    this.#clock = new SweepClock(2 * this.#sweepMs, started);
+    this.#now = this.#clock.at(started);
   }
 
   get port(): number | undefined {

@@ -19,6 +19,8 @@ export class RequestIntake {
   #pending: Buffer | null = null;
   /** When the head being read began (Date.now()). */
   #headStartedAt = 0;
+  /** The header timeout differs from the idle one: the watch is switched between them. */
+  readonly #switches: boolean;
   /** The watch runs the header timeout, not the idle one. */
   #headerTimer: boolean;
   /** Why read() last refused a head (a head-parser reason), when it has one. */
@@ -29,7 +31,8 @@ export class RequestIntake {
     this.#limits = limits;
     this.#watch = watch;
     // A client that connects and sends nothing is a half-open one (issue 9, item 20).
-    this.#headerTimer = limits.headerTimeoutMs !== limits.idleTimeoutMs;
+    this.#switches = limits.headerTimeoutMs !== limits.idleTimeoutMs;
+    this.#headerTimer = this.#switches;
     watch.set(limits.headerTimeoutMs);
   }
 
@@ -56,9 +59,9 @@ export class RequestIntake {
   }
 
   /**
-   * Reads a request head from the pending bytes into `head`: HEAD_READ, HEAD_PARTIAL, or the
-   * status that refuses it (400, 408, 431...; the reason in `refusal`). `first`: no byte of this
-   * head had come before (its header timeout starts now).
+   * Reads a request head from the pending bytes (there must be some) into `head`: HEAD_READ,
+   * HEAD_PARTIAL, or the status that refuses it (400, 408, 431...; the reason in `refusal`).
+   * `first`: no byte of this head had come before (its header timeout starts now).
    */
   read(head: Head, first: boolean): number {
     const buf = this.#pending;
@@ -74,7 +77,7 @@ export class RequestIntake {
       if (buf.length > limits.maxHeaderBytes) return 431;
       if (first) {
         this.#headStartedAt = Date.now();
-        if (limits.headerTimeoutMs !== limits.idleTimeoutMs) {
+        if (this.#switches) {
           this.#headerTimer = true;
           this.#watch.set(limits.headerTimeoutMs);
         }

@@ -178,6 +178,8 @@ export class Http1Connection implements ClientConnection, ReplyHost {
   }
 
   #readHead(): void {
+    // Nothing pending: no head has begun, and the connection stays idle.
+    if (this.#intake.pending === null) return;
     const outcome = this.#intake.read(this.#head, this.#state === C_IDLE);
     if (outcome === HEAD_READ) this.#startRequest();
     else if (outcome === HEAD_PARTIAL) this.#state = C_HEAD;
@@ -348,7 +350,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     this.#state = C_IDLE;
     // Bytes of the next request already read (pipelined) count from here.
     reply.nextFrom(this.#intake.pending?.length ?? 0);
-    if (this.#intake.pending !== null) this.#readHead();
+    this.#readHead();
     if (this.#state === C_IDLE || this.#state === C_HEAD) this.#resumeClient();
   }
 }
