@@ -12,10 +12,7 @@
 //
 // Each run starts the target under callgrind (all its threads; V8 flag
 // --single-threaded by default, so that GC and compilation run on the main
-// thread and the count varies less; with it --no-liftoff, because a
-// single-threaded V8 never moves WebAssembly from its baseline compiler to the
-// optimizing one as a running sidecar does within its first few thousand heads:
-// the head scan, wasm/head-scan.ts, would count about 5x its cost), warms it with --warmup requests (default: --requests),
+// thread and the count varies less), warms it with --warmup requests (default: --requests),
 // zeroes the counters, sends --requests more with h2load (HTTP/1.1 with --h1,
 // 8 connections, one request in flight each; or HTTP/2, 8 connections x 10
 // streams), or with --mode req as many new connections each carrying one
@@ -24,7 +21,7 @@
 // run in turn, --runs times.
 //
 //   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req]
-//                                     [--requests 10000] [--warmup N] [--runs 2] [--node-flags "--single-threaded --no-liftoff"]
+//                                     [--requests 10000] [--warmup N] [--runs 2] [--node-flags "--single-threaded"]
 //                                     [--sidecar-args "--access-log json"]
 //
 // DIST: a dist folder (`npm run build` output; default: this checkout's). Fewer than
@@ -67,7 +64,7 @@ try {
       requests: { type: 'string', default: '10000' },
       warmup: { type: 'string' },
       runs: { type: 'string', default: '2' },
-      'node-flags': { type: 'string', default: '--single-threaded --no-liftoff' },
+      'node-flags': { type: 'string', default: '--single-threaded' },
       'sidecar-args': { type: 'string', default: '' },
     },
   }));

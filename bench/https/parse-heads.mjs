@@ -79,10 +79,7 @@ for (const dist of dists) {
 
 /** Instructions callgrind counted for `count` heads (and everything else the run did). */
 async function collected(dist, head, count) {
-  // --no-liftoff: single-threaded, V8 would keep the WebAssembly head scan in its baseline compiler
-  // (see instructions.mjs).
   const args = ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, '--single-threaded'];
-  args.push('--no-liftoff');
   args.push(join(repoRoot, 'bench', 'https', 'parse-heads.mjs'), '--child', dist, '--head', head);
   args.push('--count', String(count));
   const { code, stderr } = await runCommand('valgrind', args, { timeoutMs: 10 * 60_000 });
