@@ -24,6 +24,9 @@ export type HeadError =
   | 'bad-status-line'
   | 'too-many-headers';
 
+/** Most header lines in one head; more is answered 431. */
+export const MAX_FIELDS = 200;
+
 /**
  * The fields of one head, as positions in its text: nothing is sliced out of
  * it unless asked for. Reused from message to message: `reset()` clears it.

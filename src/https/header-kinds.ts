@@ -1,4 +1,4 @@
-// The header names the proxy acts on, as small numbers: the head scan gives each
+// The header names the proxy acts on, as small numbers: the parser gives each
 // header line its kind without building the name as a string, and every other
 // header is K_OTHER and passes through untouched.
 /** Header kinds the proxy acts on; every other header is K_OTHER and is never turned into strings. */
@@ -28,8 +28,7 @@ export const K_TRAILER = 17;
 export const K_UNDERSCORE = 18;
 export const K_X_REQUEST_ID = 19;
 
-/** The names of the kinds, lower-case (the head scan finds them, head-scan.ts). */
-export const KNOWN_NAMES: readonly (readonly [string, number])[] = [
+const KNOWN: [string, number][] = [
   ['content-length', K_CONTENT_LENGTH],
   ['transfer-encoding', K_TRANSFER_ENCODING],
   ['host', K_HOST],
@@ -49,3 +48,24 @@ export const KNOWN_NAMES: readonly (readonly [string, number])[] = [
   ['trailer', K_TRAILER],
   ['x-request-id', K_X_REQUEST_ID],
 ];
+/** Known names by length, for a case-insensitive match without building the name. */
+const KNOWN_BY_LENGTH: [string, number][][] = [];
+for (const entry of KNOWN) {
+  const list = KNOWN_BY_LENGTH[entry[0].length] ?? [];
+  list.push(entry);
+  KNOWN_BY_LENGTH[entry[0].length] = list;
+}
+
+/** The kind of the (token-checked) name `bytes[from, to)`. */
+export function kindOf(bytes: Uint8Array, from: number, to: number): number {
+  const candidates = KNOWN_BY_LENGTH[to - from];
+  if (candidates === undefined) return K_OTHER;
+  outer: for (const [lower, kind] of candidates) {
+    // Tokens hold no character that |0x20 could confuse with a lower-case letter, digit or '-'.
+    for (let i = 0; i < lower.length; i++) {
+      if (((bytes[from + i] as number) | 0x20) !== lower.charCodeAt(i)) continue outer;
+    }
+    return kind;
+  }
+  return K_OTHER;
+}
