@@ -22,7 +22,11 @@
 //
 //   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req]
 //                                     [--requests 10000] [--warmup N] [--runs 2] [--node-flags "--single-threaded"]
-//                                     [--sidecar-args "--access-log json"]
+//                                     [--sidecar-args "--access-log json"] [--top N]
+//
+// --top N: also print each run's N costliest functions (instructions per request, their own
+// code only), JavaScript ones by name: the target runs with --perf-basic-prof, and the
+// addresses callgrind gives JIT code are looked up in the map V8 writes (/tmp/perf-PID.map).
 //
 // DIST: a dist folder (`npm run build` output; default: this checkout's). Fewer than
 // 10,000 requests leave the code partly unoptimized: 2,000 counted 148k for a build
@@ -30,7 +34,7 @@
 // after 2,000 connections (13% of the count, in the compiler): --warmup 4000 --requests 2000.
 // Needs valgrind (Debian: apt-get install valgrind). Under callgrind the target runs
 // 30-50x slower: a run of 2 x 10,000 requests takes about a minute.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
@@ -66,6 +70,7 @@ try {
       runs: { type: 'string', default: '2' },
       'node-flags': { type: 'string', default: '--single-threaded' },
       'sidecar-args': { type: 'string', default: '' },
+      top: { type: 'string', default: '0' },
     },
   }));
 } catch (error) {
@@ -81,7 +86,9 @@ if (!Number.isInteger(requests) || requests < 100)
 if (!Number.isInteger(warmup) || warmup < 100)
   usage(`--warmup: "${values.warmup}" is not a whole number >= 100`);
 if (!Number.isInteger(runs) || runs < 1) usage(`--runs: "${values.runs}" is not a whole number >= 1`);
-for (const tool of ['valgrind', 'callgrind_control', 'h2load']) {
+const top = Number(values.top);
+if (!Number.isInteger(top) || top < 0) usage(`--top: "${values.top}" is not a whole number >= 0`);
+for (const tool of ['valgrind', 'callgrind_control', 'callgrind_annotate', 'h2load']) {
   if (!commandExists(tool))
     usage(`${tool} is not installed (Debian: apt-get install valgrind nghttp2-client)`);
 }
@@ -91,6 +98,7 @@ for (const dist of dists) {
     usage(`--dist: ${dist} has no cli/sidecar.js (run npm run build)`);
 }
 const nodeFlags = values['node-flags'].split(' ').filter((f) => f !== '');
+if (top > 0) nodeFlags.push('--perf-basic-prof');
 // Settings for every sidecar run, e.g. "--access-log json --access-log-file /tmp/access.log".
 const sidecarArgs = values['sidecar-args'].split(' ').filter((f) => f !== '');
 
@@ -177,10 +185,67 @@ async function measure(dist) {
     const file = `${out}.1`;
     const totals = existsSync(file) ? /^(?:summary|totals): (\d+)/m.exec(readFileSync(file, 'utf8')) : null;
     if (totals === null) throw new Error(`no totals in ${file}`);
+    if (top > 0) await printTop(file, `/tmp/perf-${proc.pid}.map`, done);
     return Number(totals[1]) / done;
   } finally {
     await proc.stop('SIGTERM', 30_000);
+    if (top > 0) rmSync(`/tmp/perf-${proc.pid}.map`, { force: true });
   }
+}
+
+/** The `top` functions of a callgrind dump by their own instructions per request, JIT code named from V8's perf map. */
+async function printTop(file, perfMap, done) {
+  const { code, stdout, stderr } = await runCommand(
+    'callgrind_annotate',
+    ['--threshold=100', '--auto=no', file],
+    {
+      timeoutMs: 5 * 60_000,
+    },
+  );
+  if (code !== 0) throw new Error(`callgrind_annotate ${file}: ${stderr}`);
+  // V8's map: one line per code object, "START SIZE NAME" (hex, hex).
+  const jit = existsSync(perfMap)
+    ? readFileSync(perfMap, 'utf8')
+        .split('\n')
+        .map((line) => /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(line))
+        .filter((m) => m !== null)
+        .map((m) => ({ start: Number.parseInt(m[1], 16), size: Number.parseInt(m[2], 16), name: m[3] }))
+        .sort((a, b) => a.start - b.start)
+    : [];
+  const nameAt = (address) => {
+    let lo = 0;
+    let hi = jit.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (jit[mid].start <= address) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    const entry = jit[hi];
+    return entry !== undefined && address < entry.start + entry.size ? entry.name : undefined;
+  };
+  const own = new Map();
+  let total = 0;
+  for (const line of stdout.split('\n')) {
+    const m = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$/.exec(line);
+    if (m === null) continue;
+    const count = Number(m[1].replaceAll(',', ''));
+    let name = m[2].trim();
+    if (name === 'PROGRAM TOTALS') total = count;
+    // The frames below the event loop (main, node::Start...) carry everything: they are not own cost.
+    if (count >= total * 0.95) continue;
+    const jitAddress = /^\?\?\?:0x([0-9a-f]+) \[\?\?\?\]$/.exec(name);
+    if (jitAddress !== null) {
+      const found = nameAt(Number.parseInt(jitAddress[1], 16));
+      name =
+        found === undefined
+          ? 'JIT code with no name (a stub)'
+          : `JIT ${found.replace(`file://${repoRoot}/`, '')}`;
+    }
+    own.set(name, (own.get(name) ?? 0) + count);
+  }
+  const rows = [...own].sort((a, b) => b[1] - a[1]).slice(0, top);
+  for (const [name, count] of rows)
+    process.stdout.write(`    ${String(Math.round(count / done)).padStart(7)}  ${name.slice(0, 140)}\n`);
 }
 
 const targets = [...(values.relay ? ['relay'] : []), ...(values.bare ? ['bare'] : []), ...dists];
