@@ -49,3 +49,34 @@ t.test('every setting of harbor-node is in the README', async (t) => {
   }
   t.match(readme, '`HARBOR_NODE_TOKEN`');
 });
+
+t.test('every test path a package.json script hands tap is test files that exist', async (t) => {
+  // tap 21 takes files (a shell glob expands to them), not a folder: `tap test/hardening/` ran
+  // nothing and failed the soak script until 2026-12-03.
+  const { existsSync, readdirSync, statSync } = await import('node:fs');
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  const paths: string[] = [];
+  for (const script of Object.values(pkg.scripts) as string[]) {
+    for (const run of script.split('&&')) {
+      if (!/(^|\s)tap\s/.test(run)) continue;
+      paths.push(...run.split(/\s+/).filter((word) => word.startsWith('test/')));
+    }
+  }
+  t.ok(paths.length >= 2, `the scripts run tap on ${paths.join(', ')}`);
+  for (const path of paths) {
+    const url = new URL(`../${path}`, import.meta.url);
+    if (path.includes('*')) {
+      const folder = new URL('.', url);
+      const pattern = new RegExp(
+        `^${path
+          .slice(path.lastIndexOf('/') + 1)
+          .replaceAll('.', '\\.')
+          .replaceAll('*', '.*')}$`,
+      );
+      const matches = readdirSync(folder).filter((name) => pattern.test(name));
+      t.ok(matches.length > 0, `${path} matches test files`);
+    } else {
+      t.ok(existsSync(url) && statSync(url).isFile() && path.endsWith('.test.ts'), `${path} is a test file`);
+    }
+  }
+});
