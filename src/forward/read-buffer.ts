@@ -14,6 +14,46 @@ import * as net from 'node:net';
 
 export type ReadCallback = (nread: number, buffer: Buffer) => boolean;
 
+/**
+ * Read buffers of one size, taken for a connection and given back once nothing can read into
+ * them or write from them any more (every socket that used them has closed). At most `keep`
+ * spare ones are kept: past that, a buffer given back is left to the collector.
+ */
+export class ReadBuffers {
+  readonly #bytes: number;
+  readonly #keep: number;
+  readonly #spare: Buffer[] = [];
+  #made = 0;
+
+  constructor(bytes: number, keep: number) {
+    this.#bytes = bytes;
+    this.#keep = keep;
+  }
+
+  /** A buffer for a new connection: a spare one, else a new one. */
+  take(): Buffer {
+    const spare = this.#spare.pop();
+    if (spare !== undefined) return spare;
+    this.#made++;
+    return Buffer.allocUnsafeSlow(this.#bytes);
+  }
+
+  /** Takes back a buffer no socket uses any more. */
+  give(buffer: Buffer): void {
+    if (this.#spare.length < this.#keep && buffer.length === this.#bytes) this.#spare.push(buffer);
+  }
+
+  /** Spare buffers waiting for a connection. */
+  get spare(): number {
+    return this.#spare.length;
+  }
+
+  /** Buffers made so far: with no connection open, all of them are spare (up to the number kept). */
+  get made(): number {
+    return this.#made;
+  }
+}
+
 interface OnreadInternals {
   readonly buffer: symbol;
   readonly callback: symbol;

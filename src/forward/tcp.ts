@@ -10,7 +10,7 @@ import { LiveSet, SLOT } from '../sockets/live-set.js';
 import type { ServiceStats } from '../stats/index.js';
 import { isLocalResourceError, ThrottledWarning, warnLocalFailure } from './failures.js';
 import { proxyHeader } from './proxy-protocol.js';
-import { adoptReadBuffer } from './read-buffer.js';
+import { adoptReadBuffer, ReadBuffers } from './read-buffer.js';
 import {
   createForwardStats,
   type Forwarder,
@@ -40,6 +40,11 @@ const CONNECT_TIMEOUT_MS = 5000;
  * what a default read would allocate afresh every time.
  */
 const READ_BYTES = 32 * 1024;
+/**
+ * The read buffers of ended connections, for the next ones (read-buffer.ts): up to 256 of them
+ * (8 MiB) wait, shared by every TCP forwarder of the process.
+ */
+export const relayReadBuffers = new ReadBuffers(READ_BYTES, 256);
 
 /** One relayed connection: the client, the upstream being tried or used, and how many tries are left. */
 class Relay {
@@ -48,12 +53,33 @@ class Relay {
   upstream: net.Socket | undefined;
   target: Target | undefined;
   triesLeft: number;
-  readonly upstreamBuffer = Buffer.allocUnsafe(READ_BYTES);
+  /** What the target sends is read into this; what the client sends, into clientBuffer. */
+  readonly upstreamBuffer = relayReadBuffers.take();
+  clientBuffer: Buffer | undefined;
+  /**
+   * Sockets of this relay not closed yet (the client, and every upstream dialled): while one is
+   * open, it may still read into a buffer or write from one, so they go back to the pool only
+   * when this reaches 0.
+   */
+  #open = 1;
 
   constructor(client: net.Socket, tries: number) {
     this.client = client;
     this.triesLeft = tries;
   }
+
+  /** A socket that uses this relay's buffers: counted until its 'close'. */
+  uses(socket: net.Socket): void {
+    this.#open++;
+    socket.once('close', this.socketClosed);
+  }
+
+  /** One of the relay's sockets has closed: the last one gives the buffers back. */
+  readonly socketClosed = (): void => {
+    if (--this.#open > 0) return;
+    relayReadBuffers.give(this.upstreamBuffer);
+    if (this.clientBuffer !== undefined) relayReadBuffers.give(this.clientBuffer);
+  };
 
   /** A chunk from the target, in the reused buffer. */
   readonly onUpstreamRead = (nread: number, buffer: Buffer): boolean => {
@@ -175,7 +201,10 @@ export class TcpForwarder implements Forwarder {
     this.#relays.add(relay);
     client.setNoDelay(true);
     client.on('error', this.#onSocketError);
-    client.on('close', () => this.#finish(relay));
+    client.on('close', () => {
+      this.#finish(relay);
+      relay.socketClosed();
+    });
     this.#dial(relay);
   };
 
@@ -196,6 +225,7 @@ export class TcpForwarder implements Forwarder {
       onread: { buffer: relay.upstreamBuffer, callback: relay.onUpstreamRead },
     });
     relay.upstream = upstream;
+    relay.uses(upstream);
     upstream.once('connect', () => this.#onUpstreamConnect(relay, upstream));
     upstream.once('timeout', () =>
       upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
@@ -245,9 +275,12 @@ export class TcpForwarder implements Forwarder {
     // (backpressure); an end is passed on as a half-close. Where Node does not let the
     // client side adopt a buffer, that direction is a plain pipe().
     upstream.on('end', () => client.end());
-    if (adoptReadBuffer(client, Buffer.allocUnsafe(READ_BYTES), relay.onClientRead)) {
+    const clientBuffer = relayReadBuffers.take();
+    if (adoptReadBuffer(client, clientBuffer, relay.onClientRead)) {
+      relay.clientBuffer = clientBuffer;
       client.on('end', () => upstream.end());
     } else {
+      relayReadBuffers.give(clientBuffer);
       client.pipe(upstream);
     }
     upstream.resume();

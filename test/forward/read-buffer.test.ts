@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import t from 'tap';
-import { adoptReadBuffer, CAN_ADOPT_READ_BUFFER } from '../../src/forward/read-buffer.js';
+import { adoptReadBuffer, CAN_ADOPT_READ_BUFFER, ReadBuffers } from '../../src/forward/read-buffer.js';
 import { listenTcp } from './fixtures/net.js';
 
 t.test('this Node lets an accepted socket read into a reused buffer', async (t) => {
@@ -44,4 +44,24 @@ t.test('a socket already reading is left alone', async (t) => {
   const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
   client.on('error', () => {});
   await new Promise((resolve) => server.on('close', resolve));
+});
+
+t.test('ReadBuffers: spare buffers are handed out again, up to the number kept', async (t) => {
+  const buffers = new ReadBuffers(1024, 2);
+  const a = buffers.take();
+  const b = buffers.take();
+  const c = buffers.take();
+  t.equal(a.length, 1024);
+  t.not(a.buffer, b.buffer, 'each new buffer has memory of its own');
+  t.equal(buffers.spare, 0);
+  t.equal(buffers.made, 3);
+  buffers.give(a);
+  buffers.give(b);
+  buffers.give(c);
+  t.equal(buffers.spare, 2, 'no more than the number kept');
+  const again = [buffers.take(), buffers.take()];
+  t.ok(again.includes(b) && (again.includes(a) || again.includes(c)), 'given-back buffers come out again');
+  t.equal(buffers.made, 3, 'none made for them');
+  buffers.give(Buffer.alloc(10));
+  t.equal(buffers.spare, 0, 'a buffer of another size is not kept');
 });

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import t, { type Test } from 'tap';
 import { fixedPicker, type Picker, type Target, TcpForwarder } from '../../src/forward/index.js';
+import { relayReadBuffers } from '../../src/forward/tcp.js';
 import { silentLogger } from '../../src/log/index.js';
 import { refusingPort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
@@ -90,6 +91,48 @@ t.test('large transfer both ways arrives intact (backpressure)', async (t) => {
   t.equal(received.length, payload.length);
   t.equal(received.hash, sent);
 });
+
+/** Sends `payload` through the relay at `port`, ending its side, and resolves with all that came back. */
+function echoed(port: number, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('close', () => resolve(Buffer.concat(chunks)));
+    socket.end(payload);
+  });
+}
+
+t.test(
+  'read buffers go back to the pool once both sockets closed, and carry each connection its own bytes',
+  async (t) => {
+    const echo = await echoServer(t);
+    const forwarder = await startTcp(t, fixedPicker({ host: '127.0.0.1', port: echo.port }));
+    /** Every buffer made is back in the pool (none is kept by an ended relay). */
+    const allBack = () => forwarder.openConnections === 0 && relayReadBuffers.spare === relayReadBuffers.made;
+    await waitFor(allBack, "the earlier tests' relays to give their buffers back");
+    const first = randomBytes(100_000);
+    t.same(await echoed(forwarder.port!, first), first);
+    // A relay's two buffers come back when its last socket has closed (the client's may close first).
+    await waitFor(allBack, 'the relay to give its two buffers back');
+    const made = relayReadBuffers.made;
+    // One after the other: the same two buffers serve every connection, each its own bytes.
+    for (let i = 0; i < 20; i++) {
+      const payload = randomBytes(1_000 + i * 3_000);
+      t.same(await echoed(forwarder.port!, payload), payload, `connection ${i}`);
+    }
+    await waitFor(allBack, 'every relay to give its buffers back');
+    t.equal(relayReadBuffers.made, made, 'no buffer made for the twenty connections');
+    // At once: each open connection holds buffers of its own.
+    const payloads = Array.from({ length: 12 }, () => randomBytes(200_000));
+    const replies = await Promise.all(payloads.map((p) => echoed(forwarder.port!, p)));
+    for (let i = 0; i < payloads.length; i++)
+      t.ok(replies[i]?.equals(payloads[i]!), `concurrent connection ${i}`);
+    await waitFor(allBack, 'the concurrent relays to give their buffers back');
+    t.ok(relayReadBuffers.made <= made + 24, 'at most two buffers made per connection');
+  },
+);
 
 t.test('a refusing target is failed and the connection goes to the next', async (t) => {
   const live = await tagServer(t, 'live');
