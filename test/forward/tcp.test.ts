@@ -117,12 +117,13 @@ t.test(
     // A relay's two buffers come back when its last socket has closed (the client's may close first).
     await waitFor(allBack, 'the relay to give its two buffers back');
     const made = relayReadBuffers.made;
-    // One after the other: the same two buffers serve every connection, each its own bytes.
+    // One after the other (each relay's buffers back before the next connection): the same two
+    // buffers serve every connection, each its own bytes.
     for (let i = 0; i < 20; i++) {
       const payload = randomBytes(1_000 + i * 3_000);
       t.same(await echoed(forwarder.port!, payload), payload, `connection ${i}`);
+      await waitFor(allBack, `relay ${i} to give its buffers back`);
     }
-    await waitFor(allBack, 'every relay to give its buffers back');
     t.equal(relayReadBuffers.made, made, 'no buffer made for the twenty connections');
     // At once: each open connection holds buffers of its own.
     const payloads = Array.from({ length: 12 }, () => randomBytes(200_000));
