@@ -52,7 +52,7 @@ import { ownCopy, repoRoot, SIDECAR_SERVICE, SMALL_PATH, sidecarCommand, startOr
 
 function usage(message) {
   process.stderr.write(
-    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req] [--requests N] [--warmup N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS]\n`,
+    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req] [--requests N] [--warmup N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS] [--top N]\n`,
   );
   process.exit(2);
 }
@@ -88,7 +88,7 @@ if (!Number.isInteger(warmup) || warmup < 100)
 if (!Number.isInteger(runs) || runs < 1) usage(`--runs: "${values.runs}" is not a whole number >= 1`);
 const top = Number(values.top);
 if (!Number.isInteger(top) || top < 0) usage(`--top: "${values.top}" is not a whole number >= 0`);
-for (const tool of ['valgrind', 'callgrind_control', 'callgrind_annotate', 'h2load']) {
+for (const tool of ['valgrind', 'callgrind_control', 'h2load', ...(top > 0 ? ['callgrind_annotate'] : [])]) {
   if (!commandExists(tool))
     usage(`${tool} is not installed (Debian: apt-get install valgrind nghttp2-client)`);
 }
