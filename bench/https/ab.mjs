@@ -21,18 +21,22 @@
 //          streams each, a 14-byte body). Far noisier than ka: two identical
 //          builds differed by 0.65-1.30x per round (2026-12-02); run many rounds.
 // --path /1m.bin: the same with 1 MiB answers (the origin's large file) instead.
+// --pin: one target at a time, alone on the last CPU with the load generator and
+// the origin on the first (pinned.mjs), instead of the three loaded at once.
 // Reported: each round's B/A ratio (against the mean of the two A), their
 // median and range, beside the same for A again / A: the noise floor. A and B
 // are dist folders (`npm run build` output; copy one aside inside the
 // repository, with package.json beside it, before changing the code:
 // cp -r dist scratch/dist-a; cp package.json scratch/).
-//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|req|h2] [--path P] [--connections 8]
+//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|req|h2] [--path P] [--connections 8] [--pin]
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
+import { pinBenchToLoadCpu, pinUnavailable } from '../lib/pin.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
 import { median, spread } from '../lib/report.mjs';
 import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
+import { cpuPerRequestPinned } from './pinned.mjs';
 import { SMALL_PATH, startOrigin, startSidecar } from './targets.mjs';
 
 const { values } = parseArgs({
@@ -44,14 +48,24 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'ka' },
     path: { type: 'string', default: SMALL_PATH },
     connections: { type: 'string', default: '8' },
+    pin: { type: 'boolean', default: false },
   },
 });
 if (values.a === undefined || !['ka', 'close', 'req', 'h2'].includes(values.mode)) {
   console.error(
-    'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds N] [--seconds S] [--mode ka|close|req|h2]',
+    'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds N] [--seconds S] [--mode ka|close|req|h2] [--pin]',
   );
   process.exit(2);
 }
+if (values.pin) {
+  const why = pinUnavailable();
+  if (why !== null) {
+    console.error(`ab: ${why}`);
+    process.exit(2);
+  }
+  pinBenchToLoadCpu();
+}
+const measure = values.pin ? cpuPerRequestPinned : cpuPerRequestLoadedTogether;
 const ROUNDS = Math.max(1, Math.min(30, Number(values.rounds)));
 const SECONDS = Math.max(1, Math.min(30, Number(values.seconds)));
 const load = {
@@ -77,7 +91,7 @@ try {
   const ratios = [];
   const noise = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const [a, again, b] = await cpuPerRequestLoadedTogether(
+    const [a, again, b] = await measure(
       [
         () => startSidecar(makeTempDir('ab-a'), pair, origin.port, { cli: cli(values.a) }),
         () => startSidecar(makeTempDir('ab-a2'), pair, origin.port, { cli: cli(values.a) }),
@@ -92,7 +106,7 @@ try {
     );
   }
   console.log(
-    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : load.fresh ? `handshake client, ${load.connections} at a time,` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, loaded at once${load.headers.length > 0 ? ', -H "Connection: close"' : ''}`,
+    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : load.fresh ? `handshake client, ${load.connections} at a time,` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, ${values.pin ? 'one at a time, pinned' : 'loaded at once'}${load.headers.length > 0 ? ', -H "Connection: close"' : ''}`,
   );
   await origin.stop?.();
 } finally {

@@ -13,14 +13,18 @@
 // an access log of the same fields (json: a log_format with escape=json;
 // combined: its own), buffered as the sidecar's (buffer=32k flush=100ms),
 // loaded at once in the same way.
-//   node bench/https/access-log.mjs [--rounds 9] [--seconds 3] [--format json|combined] [--connections 8]
+// --pin: one target at a time, alone on the last CPU with the load generators and
+// the origin on the first (pinned.mjs), instead of loaded at once.
+//   node bench/https/access-log.mjs [--rounds 9] [--seconds 3] [--format json|combined] [--connections 8] [--pin]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
+import { pinBenchToLoadCpu, pinUnavailable } from '../lib/pin.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
 import { median, spread } from '../lib/report.mjs';
 import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
+import { cpuPerRequestPinned } from './pinned.mjs';
 import { SMALL_PATH, startNginxProxy, startOrigin, startSidecar } from './targets.mjs';
 
 const { values } = parseArgs({
@@ -31,8 +35,18 @@ const { values } = parseArgs({
     // 8 each: with 50 each, three loaded sidecars on two cores differed from round to round by
     // up to 0.58-1.27x between two identical ones; with 8, by 0.87-1.07x.
     connections: { type: 'string', default: '8' },
+    pin: { type: 'boolean', default: false },
   },
 });
+if (values.pin) {
+  const why = pinUnavailable();
+  if (why !== null) {
+    console.error(`access-log: ${why}`);
+    process.exit(2);
+  }
+  pinBenchToLoadCpu();
+}
+const measure = values.pin ? cpuPerRequestPinned : cpuPerRequestLoadedTogether;
 const ROUNDS = Math.max(1, Math.min(20, Number(values.rounds)));
 const SECONDS = Math.max(1, Math.min(30, Number(values.seconds)));
 const CONNECTIONS = Math.max(1, Math.min(200, Number(values.connections)));
@@ -46,7 +60,7 @@ try {
   const load = { connections: CONNECTIONS, seconds: SECONDS };
   const rows = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const [off, control, on] = await cpuPerRequestLoadedTogether(
+    const [off, control, on] = await measure(
       [
         () => startSidecar(makeTempDir('off'), pair, origin.port),
         () => startSidecar(makeTempDir('control'), pair, origin.port),
@@ -57,7 +71,7 @@ try {
       ],
       { ...load, round },
     );
-    const [nginxOff, nginxOn] = await cpuPerRequestLoadedTogether(
+    const [nginxOff, nginxOn] = await measure(
       [
         () => startNginxProxy(makeTempDir('nginx-off'), pair, origin.port),
         () =>
@@ -83,7 +97,7 @@ try {
   const nginxRatios = rows.map((r) => r.nginxOn / r.nginxOff);
   await lineCost(join(dir, 'lines.log'), values.format); // warm-up: compiled code, as in a running proxy
   const perLine = await lineCost(join(dir, 'lines.log'), values.format);
-  const run = `wrk -t1 -c${CONNECTIONS} -d${SECONDS}s each, loaded at once, ${ROUNDS} rounds`;
+  const run = `wrk -t1 -c${CONNECTIONS} -d${SECONDS}s each, ${values.pin ? 'one at a time, pinned' : 'loaded at once'}, ${ROUNDS} rounds`;
   console.log(
     `access log ${values.format} to a file: ${median(rows.map((r) => r.on)).toFixed(1)} us against ${median(rows.map((r) => (r.off + r.control) / 2)).toFixed(1)} us of sidecar CPU per keep-alive request; median of per-round ratios ${median(ratios).toFixed(3)}x (${spread(ratios)}), where two sidecars without it differ by ${median(noise).toFixed(3)}x (${spread(noise)}) (${run})`,
   );

@@ -39,14 +39,8 @@ export async function cpuPerRequestLoadedTogether(
   const targets = [];
   try {
     for (const i of order) targets[i] = await starters[i]();
-    const url = (t) => `https://127.0.0.1:${t.port}${path}`;
-    const load = async (t, s) => {
-      if (h2) return runH2load(url(t), { connections, streams: 10, seconds: s });
-      if (!fresh) return runWrk(url(t), { connections, seconds: s, headers });
-      const r = await runHandshakes(t.port, { seconds: s, concurrency: connections, request: true });
-      return { requests: r.completed, failed: r.errors };
-    };
-    const loadAll = (s) => Promise.all(order.map((i) => load(targets[i], s)));
+    const load = { path, connections, headers, h2, fresh };
+    const loadAll = (s) => Promise.all(order.map((i) => loadTarget(targets[i], load, s)));
     for (const i of order) await waitForOk(targets[i].port, SMALL_PATH);
     await loadAll(1);
     const cpu0 = targets.map((t) => treeCpuSeconds(t.pid));
@@ -60,4 +54,18 @@ export async function cpuPerRequestLoadedTogether(
   } finally {
     await Promise.all(targets.filter(Boolean).map((t) => t.stop()));
   }
+}
+
+/**
+ * One target's load for `seconds`: wrk -t1 -c`connections` (with `headers`), or with `h2`
+ * h2load (`connections` connections of 10 streams each), or with `fresh` the handshake client
+ * (`connections` at a time, each a new connection with a full handshake carrying one request).
+ * Resolves to { requests, failed }.
+ */
+export async function loadTarget(target, { path, connections, headers, h2, fresh }, seconds) {
+  const url = `https://127.0.0.1:${target.port}${path}`;
+  if (h2) return runH2load(url, { connections, streams: 10, seconds });
+  if (!fresh) return runWrk(url, { connections, seconds, headers });
+  const r = await runHandshakes(target.port, { seconds, concurrency: connections, request: true });
+  return { requests: r.completed, failed: r.errors };
 }

@@ -1,0 +1,52 @@
+// Targets loaded one at a time, each alone on a CPU of its own (--pin): the
+// bench, its load generator and the origin run on the first CPU (pin.mjs), the
+// target with every thread on the last, and the load saturates it. Loaded at
+// once (loaded-together.mjs), three targets and three clients share two cores
+// and preempt each other; pinned, the target runs undisturbed, and two
+// identical builds differ much less from round to round (docs/benchmarks.md,
+// "Pinned runs").
+import { pinTargetTree } from '../lib/pin.mjs';
+import { treeCpuSeconds } from '../lib/proc.mjs';
+import { waitForOk } from '../lib/tls-probe.mjs';
+import { loadTarget } from './loaded-together.mjs';
+import { SMALL_PATH } from './targets.mjs';
+
+/**
+ * CPU per request (us, from /proc/PID/stat) of each target, in the order of `starters`, each
+ * started, pinned, warmed up for 2 s with its own load, measured for `seconds` and stopped
+ * before the next starts; the options are those of cpuPerRequestLoadedTogether, and `round`
+ * rotates the order. The caller has pinned itself with pinBenchToLoadCpu().
+ * A failed request fails the run: a target that errors would look cheap.
+ */
+export async function cpuPerRequestPinned(
+  starters,
+  {
+    path = SMALL_PATH,
+    connections = 8,
+    seconds = 3,
+    headers = [],
+    round = 0,
+    h2 = false,
+    fresh = false,
+  } = {},
+) {
+  const load = { path, connections, headers, h2, fresh };
+  const shift = round % starters.length;
+  const perRequest = [];
+  for (let k = 0; k < starters.length; k++) {
+    const i = (k + shift) % starters.length;
+    const target = await starters[i]();
+    try {
+      pinTargetTree(target.pid);
+      await waitForOk(target.port, SMALL_PATH);
+      await loadTarget(target, load, 2);
+      const cpu0 = treeCpuSeconds(target.pid);
+      const result = await loadTarget(target, load, seconds);
+      if (result.failed > 0) throw new Error(`${target.name}: ${result.failed} failed requests`);
+      perRequest[i] = ((treeCpuSeconds(target.pid) - cpu0) * 1e6) / Math.max(1, result.requests);
+    } finally {
+      await target.stop();
+    }
+  }
+  return perRequest;
+}
