@@ -7,7 +7,9 @@
 //   node bench/run.mjs [--suite https|node|all] [--rounds 3] [--seconds 5]
 //                      [--targets nginx,node,sidecar,haproxy,socat,harbor-node,direct]
 //                      [--steps ka,mib,close,resumed,full-ecdsa,h2,req-ecdsa,swap,full-rsa,req-rsa,tcp,conn,udp,udp-clean,dataplane]
-//                      [--quick]
+//                      [--quick] [--pin]
+// --pin (HTTPS suite only): each target alone on the last CPU, the load generators
+// and the origin on the first (bench/lib/pin.mjs).
 //   node bench/profile.mjs   (CPU profile of the sidecar under wrk, see docs/benchmarks.md)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HTTPS_HEADER, HTTPS_STEP_IDS, httpsRows, runHttpsBench } from './https/suite.mjs';
+import { pinBenchToLoadCpu, pinUnavailable } from './lib/pin.mjs';
 import { commandExists, installCleanup, machineBusy, machineCpu, machineLoad } from './lib/proc.mjs';
 import { formatGoalValue, machineInfo, markdownTable, textTable } from './lib/report.mjs';
 import { NODE_HEADER, NODE_STEP_IDS, nodeRows, runNodeBench } from './node/suite.mjs';
@@ -29,13 +32,14 @@ const { values } = parseArgs({
     targets: { type: 'string' },
     steps: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    pin: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (values.help) {
   process.stdout.write(
-    'usage: node bench/run.mjs [--suite https|node|all] [--rounds N] [--seconds S] [--targets a,b] [--steps a,b] [--quick]\n',
+    'usage: node bench/run.mjs [--suite https|node|all] [--rounds N] [--seconds S] [--targets a,b] [--steps a,b] [--quick] [--pin]\n',
   );
   process.exit(0);
 }
@@ -44,6 +48,15 @@ const suites = values.suite === 'all' ? ['https', 'node'] : values.suite.split('
 for (const s of suites) {
   if (!['https', 'node'].includes(s)) {
     process.stderr.write(`bench: --suite must be https, node or all, not ${JSON.stringify(s)}\n`);
+    process.exit(2);
+  }
+}
+if (values.pin) {
+  const why = suites.includes('node')
+    ? '--pin applies to the https suite only: add --suite https'
+    : pinUnavailable();
+  if (why !== null) {
+    process.stderr.write(`bench: ${why}\n`);
     process.exit(2);
   }
 }
@@ -63,6 +76,7 @@ const opts = {
   warmupSeconds: values.quick ? 1 : 1,
   targets: values.targets?.split(',').map((t) => t.trim()),
   steps: values.steps?.split(',').map((t) => t.trim()),
+  pin: values.pin,
 };
 const knownSteps = [...HTTPS_STEP_IDS, ...NODE_STEP_IDS, 'dataplane'];
 for (const step of opts.steps ?? []) {
@@ -84,6 +98,7 @@ for (const suite of suites) {
 }
 
 installCleanup();
+if (values.pin) pinBenchToLoadCpu();
 const log = (line) => process.stdout.write(`${line}\n`);
 const machine = machineInfo();
 const loadBefore = machineLoad();
@@ -92,7 +107,7 @@ log(
   `harbor bench ${machine.date} on ${machine.nproc} x ${machine.cpuModel}, node ${machine.node}, commit ${machine.commit}`,
 );
 log(
-  `load average at start: ${loadBefore.load1} (1 min), ${loadBefore.load5} (5 min); ${rounds} round(s) of ${seconds} s`,
+  `load average at start: ${loadBefore.load1} (1 min), ${loadBefore.load5} (5 min); ${rounds} round(s) of ${seconds} s${values.pin ? '; --pin: each target alone on the last CPU, load generators and origin on the first' : ''}`,
 );
 if (loadBefore.load1 > machine.nproc) {
   log(
@@ -101,7 +116,11 @@ if (loadBefore.load1 > machine.nproc) {
   );
 }
 
-const results = { machine, options: { suites, rounds, seconds }, load: { before: loadBefore } };
+const results = {
+  machine,
+  options: { suites, rounds, seconds, pin: values.pin },
+  load: { before: loadBefore },
+};
 const started = Date.now();
 let exitCode = 0;
 try {
@@ -131,7 +150,7 @@ md.push(
   `Machine: ${machine.nproc} x ${machine.cpuModel}, ${machine.memGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}; ` +
     `commit ${machine.commit}. Load average ${results.load.before.load1} at start, ${results.load.after.load1} at end; ` +
     `whole machine ${Math.round((results.load.machineBusy ?? 0) * 100)}% busy during the run (bench included). ` +
-    `Median of ${rounds} round(s) of ${seconds} s each; wrk -t1, loopback.`,
+    `Median of ${rounds} round(s) of ${seconds} s each; wrk -t1, loopback${values.pin ? '; each target pinned alone on the last CPU, load generators and origin on the first (--pin)' : ''}.`,
 );
 for (const [suite, header, rowsOf] of [
   ['https', HTTPS_HEADER, httpsRows],

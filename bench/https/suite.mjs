@@ -3,6 +3,7 @@
 // the same nginx origin, measured round by round in one run.
 import { makePair } from '../lib/certs.mjs';
 import { runH2load } from '../lib/h2load.mjs';
+import { pinTargetTree } from '../lib/pin.mjs';
 import { makeTempDir, measureDuring, removeTempDir, sleep, treeRssMiB } from '../lib/proc.mjs';
 import { evaluateGoals, fmt, fmtRatio, median, ratio } from '../lib/report.mjs';
 import { resumes, runHandshakes, waitForFingerprint, waitForOk } from '../lib/tls-probe.mjs';
@@ -284,8 +285,11 @@ const RSA_STEP = {
   },
 };
 
-/** Starts every target of the round with one pair; a target that cannot start is recorded, not fatal. */
-async function startAll(order, starters, pair, figures, log) {
+/**
+ * Starts every target of the round with one pair; a target that cannot start is recorded, not
+ * fatal. `pinned` (--pin): each target, every process and thread of it, onto the target CPU.
+ */
+async function startAll(order, starters, pair, figures, log, pinned) {
   const running = [];
   for (const kind of order) {
     // Two tries: on a machine shared with other test suites, a port picked as
@@ -295,6 +299,7 @@ async function startAll(order, starters, pair, figures, log) {
       let target = null;
       try {
         target = await starters[kind](dir, pair);
+        if (pinned) pinTargetTree(target.pid);
         target.dir = dir;
         target.kind = kind;
         target.url = (path) => `https://127.0.0.1:${target.port}${path}`;
@@ -401,7 +406,7 @@ async function runRound(round, targets, starters, pairs, opts, log) {
   const peaks = {};
   log(`  round ${round + 1}/${opts.rounds} (order: ${order.join(', ')})`);
 
-  let running = await startAll(order, starters, pairs.ecdsa, figures, log);
+  let running = await startAll(order, starters, pairs.ecdsa, figures, log, opts.pin);
   try {
     await sleep(1000);
     for (const target of running) {
@@ -422,7 +427,7 @@ async function runRound(round, targets, starters, pairs, opts, log) {
   }
 
   if (!wanted(opts, RSA_STEP.id) && !wanted(opts, REQ_RSA_STEP.id)) return figures;
-  running = await startAll(order, starters, pairs.rsa, figures, log);
+  running = await startAll(order, starters, pairs.rsa, figures, log, opts.pin);
   try {
     for (const target of running) await runHandshakes(target.port, { seconds: opts.warmupSeconds });
     if (wanted(opts, RSA_STEP.id)) await runStep(RSA_STEP, running, figures, peaks, opts, log);

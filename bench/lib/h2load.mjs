@@ -26,9 +26,16 @@ export function parseH2load(out) {
   return result;
 }
 
-/** h2load -D seconds -c C -m M URL; throws when it cannot run or negotiates no h2. */
-export async function runH2load(url, { connections = 10, streams = 10, seconds = 5 } = {}) {
-  const args = ['-D', String(seconds), '-c', String(connections), '-m', String(streams), '-t', '1', url];
+/**
+ * h2load -D seconds -c C -m M URL; throws when it cannot run or negotiates no h2. `h1`: HTTP/1.1
+ * instead (--h1, one request in flight per connection); `rps`: at most that many requests per
+ * second from each connection (a fixed offered load rather than as fast as the server answers).
+ */
+export async function runH2load(url, { connections = 10, streams = 10, seconds = 5, h1 = false, rps } = {}) {
+  const args = ['-D', String(seconds), '-c', String(connections), '-m', String(h1 ? 1 : streams), '-t', '1'];
+  if (h1) args.push('--h1');
+  if (rps !== undefined) args.push(`--rps=${rps}`);
+  args.push(url);
   const { code, stdout, stderr } = await runCommand('h2load', args, { timeoutMs: (seconds + 20) * 1000 });
   if (code !== 0 || !/finished in/.test(stdout) || /No protocol negotiated/.test(stdout)) {
     throw new Error(`h2load ${args.join(' ')} failed (exit ${code}): ${(stderr || stdout).slice(-500)}`);

@@ -6,19 +6,25 @@
 // identical builds differ far less from round to round than unpinned.
 // Linux only (taskset, util-linux); the caller checks pinAvailable() first.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { cpus } from 'node:os';
 import { processTree } from './proc.mjs';
+
+/**
+ * The machine's CPUs, whatever this process's own affinity (availableParallelism() counts only
+ * the CPUs this process may run on: 1 once pinBenchToLoadCpu() has run).
+ */
+const CPU_COUNT = cpus().length;
 
 /** Why pinning cannot be done here, or null when it can. */
 export function pinUnavailable() {
-  if (availableParallelism() < 2) return `--pin needs two CPUs; this machine has ${availableParallelism()}`;
+  if (CPU_COUNT < 2) return `--pin needs two CPUs; this machine has ${CPU_COUNT}`;
   if (spawnSync('taskset', ['-V']).status !== 0) return '--pin needs taskset (apt-get install -y util-linux)';
   return null;
 }
 
 /** The CPU the load generators and the origin use, and the one each measured target has alone. */
 export function pinCpus() {
-  return { load: 0, target: availableParallelism() - 1 };
+  return { load: 0, target: CPU_COUNT - 1 };
 }
 
 /** This process and every thread of it (and so the processes it starts from now on) onto the load CPU. */
