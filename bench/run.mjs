@@ -6,7 +6,7 @@
 //
 //   node bench/run.mjs [--suite https|node|all] [--rounds 3] [--seconds 5]
 //                      [--targets nginx,node,sidecar,haproxy,socat,harbor-node,direct]
-//                      [--steps ka,mib,close,resumed,full-ecdsa,h2,req-ecdsa,swap,full-rsa,req-rsa,tcp,conn,udp,udp-clean,dataplane]
+//                      [--steps ka,ka-rate,mib,close,resumed,full-ecdsa,h2,req-ecdsa,swap,full-rsa,req-rsa,tcp,conn,udp,udp-clean,dataplane]
 //                      [--quick] [--pin]
 // --pin (HTTPS suite only): each target alone on the last CPU, the load generators
 // and the origin on the first (bench/lib/pin.mjs).
