@@ -21,6 +21,8 @@
 //          streams each, a 14-byte body). Far noisier than ka: two identical
 //          builds differed by 0.65-1.30x per round (2026-12-02); run many rounds.
 // --path /1m.bin: the same with 1 MiB answers (the origin's large file) instead.
+// --access-log json|combined: every sidecar (A, A again and B) writes its access log to
+// a file of its own (to compare two builds of the log).
 // --pin: one target at a time, alone on the last CPU with the load generator and
 // the origin on the first (pinned.mjs), instead of the three loaded at once.
 // Reported: each round's B/A ratio (against the mean of the two A), their
@@ -28,7 +30,7 @@
 // are dist folders (`npm run build` output; copy one aside inside the
 // repository, with package.json beside it, before changing the code:
 // cp -r dist scratch/dist-a; cp package.json scratch/).
-//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|req|h2] [--path P] [--connections 8] [--pin]
+//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|req|h2] [--path P] [--connections 8] [--access-log json|combined] [--pin]
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
@@ -49,11 +51,17 @@ const { values } = parseArgs({
     path: { type: 'string', default: SMALL_PATH },
     connections: { type: 'string', default: '8' },
     pin: { type: 'boolean', default: false },
+    'access-log': { type: 'string' },
   },
 });
-if (values.a === undefined || !['ka', 'close', 'req', 'h2'].includes(values.mode)) {
+const accessLog = values['access-log'];
+if (
+  values.a === undefined ||
+  !['ka', 'close', 'req', 'h2'].includes(values.mode) ||
+  (accessLog !== undefined && !['json', 'combined'].includes(accessLog))
+) {
   console.error(
-    'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds N] [--seconds S] [--mode ka|close|req|h2] [--pin]',
+    'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds N] [--seconds S] [--mode ka|close|req|h2] [--access-log json|combined] [--pin]',
   );
   process.exit(2);
 }
@@ -87,16 +95,19 @@ const dir = makeTempDir('harbor-bench-ab-');
 try {
   const pair = await makePair(dir, 'bench', 'ecdsa');
   const origin = await startOrigin(dir);
-  const cli = (dist) => join(resolve(dist), 'cli', 'sidecar.js');
+  const sidecar = (name, dist) => {
+    const own = makeTempDir(name);
+    const env =
+      accessLog === undefined
+        ? {}
+        : { HARBOR_ACCESS_LOG: accessLog, HARBOR_ACCESS_LOG_FILE: join(own, 'access.log') };
+    return startSidecar(own, pair, origin.port, { cli: join(resolve(dist), 'cli', 'sidecar.js'), env });
+  };
   const ratios = [];
   const noise = [];
   for (let round = 0; round < ROUNDS; round++) {
     const [a, again, b] = await measure(
-      [
-        () => startSidecar(makeTempDir('ab-a'), pair, origin.port, { cli: cli(values.a) }),
-        () => startSidecar(makeTempDir('ab-a2'), pair, origin.port, { cli: cli(values.a) }),
-        () => startSidecar(makeTempDir('ab-b'), pair, origin.port, { cli: cli(values.b) }),
-      ],
+      [() => sidecar('ab-a', values.a), () => sidecar('ab-a2', values.a), () => sidecar('ab-b', values.b)],
       { ...load, round },
     );
     ratios.push((2 * b) / (a + again));
@@ -106,7 +117,7 @@ try {
     );
   }
   console.log(
-    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : load.fresh ? `handshake client, ${load.connections} at a time,` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, ${values.pin ? 'one at a time, pinned' : 'loaded at once'}${load.headers.length > 0 ? ', -H "Connection: close"' : ''}`,
+    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : load.fresh ? `handshake client, ${load.connections} at a time,` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, ${values.pin ? 'one at a time, pinned' : 'loaded at once'}${load.headers.length > 0 ? ', -H "Connection: close"' : ''}${accessLog === undefined ? '' : `; access log ${accessLog}`}`,
   );
   await origin.stop?.();
 } finally {

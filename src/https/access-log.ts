@@ -30,21 +30,24 @@ export interface AccessLogLoss {
   readonly code: string;
 }
 
-/** Lines are written in batches: when this many are waiting, or FLUSH_MS after the first. */
+/** Lines are formatted in batches: when this many are waiting, or FLUSH_MS after the first. */
 const BATCH_LINES = 128;
 const FLUSH_MS = 100;
 /**
- * A batch's buffer: room for BATCH_LINES lines of 512 characters in UTF-8 (a line is usually
- * under 400); a batch that needs more gets a buffer of its own.
+ * Formatted batches are appended to a buffer of this size, which goes to the file in one write
+ * once less than HAND_OFF_ROOM of it is free, or FLUSH_MS after the first line waiting. One
+ * write per buffer rather than per batch: each write crosses to libuv's thread pool and back,
+ * about 30 us of CPU (docs/operations.md, "Access log").
  */
-const BATCH_BYTES = 3 * 512 * BATCH_LINES;
+const BUFFER_BYTES = 256 * 1024;
+const HAND_OFF_ROOM = BUFFER_BYTES / 4;
 /**
- * Batches waiting for the disk at most (48 MiB): past it, new batches are dropped (lines lost,
+ * Buffers waiting for the disk at most (48 MiB): past it, new ones are dropped (lines lost,
  * serving goes on) rather than memory growing without end behind a stalled disk.
  */
-const MAX_QUEUED = 256;
-/** Written batches' buffers kept for the next ones: fresh memory costs a page fault per 4 KiB. */
-const SPARE_BUFFERS = 4;
+const MAX_QUEUED = 192;
+/** Written buffers kept for the next ones: fresh memory costs a page fault per 4 KiB. */
+const SPARE_BUFFERS = 2;
 
 /** A batch of lines for the writer, or the file descriptor to close once those before it are written. */
 type Queued =
@@ -57,13 +60,16 @@ export class AccessLog {
   #fd: number | undefined;
   /** Requests ended and not yet formatted; a new array per batch (see CapturedLine). */
   #batch: CapturedLine[] = [];
+  /** The buffer formatted batches are appended to, and how much of it they fill. */
+  #filling: Buffer | undefined;
+  #filled = 0;
   #timer: NodeJS.Timeout | undefined;
-  /** Batches written one at a time, in order (writes to one file must not overtake each other). */
+  /** Buffers written one at a time, in order (writes to one file must not overtake each other). */
   readonly #queue: Queued[] = [];
   #writing = false;
   readonly #spare: Buffer[] = [];
   #drained: (() => void) | undefined;
-  /** Lines are being lost (the loss was told); cleared by the next batch written. */
+  /** Lines are being lost (the loss was told); cleared by the next buffer written. */
   #losing = false;
 
   constructor(options: AccessLogOptions) {
@@ -75,17 +81,23 @@ export class AccessLog {
   write(entry: AccessEntry): void {
     const batch = this.#batch;
     batch.push(new CapturedLine(entry, performance.now(), this.#options.format === 'combined'));
-    if (batch.length >= BATCH_LINES) this.flush();
-    else if (this.#timer === undefined) {
+    if (batch.length >= BATCH_LINES) this.#format();
+    if (this.#timer === undefined) {
       this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
       this.#timer.unref();
     }
   }
 
-  /** Formats what is waiting and hands it to the writer now. */
+  /** Formats what is waiting and hands it all to the writer now. */
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#format();
+    this.#handOff();
+  }
+
+  /** Formats the waiting batch into the buffer being filled. */
+  #format(): void {
     const batch = this.#batch;
     if (batch.length === 0) return;
     this.#batch = [];
@@ -94,14 +106,43 @@ export class AccessLog {
     const wallOffset = Date.now() - performance.now();
     let text = '';
     for (const line of batch) text += accessLine(format, keepQuery, line, wallOffset);
-    if (text.length * 3 > BATCH_BYTES) {
+    if (this.#filling !== undefined) {
+      if (this.#append(text)) return;
+      this.#handOff(); // full: this batch starts the next buffer
+    }
+    if (text.length * 3 > BUFFER_BYTES) {
       // Longer lines than usual (huge paths or headers): a buffer of their own.
       const bytes = Buffer.from(text, 'utf8');
       this.#enqueue(bytes, bytes.length);
       return;
     }
-    const buffer = this.#spare.pop() ?? Buffer.allocUnsafe(BATCH_BYTES);
-    this.#enqueue(buffer, buffer.write(text, 0, 'utf8'));
+    this.#filling = this.#spare.pop() ?? Buffer.allocUnsafe(BUFFER_BYTES);
+    this.#filled = 0;
+    this.#append(text);
+  }
+
+  /** Appends `text` to the buffer being filled, handing it off once nearly full; false when it does not fit. */
+  #append(text: string): boolean {
+    const buffer = this.#filling!;
+    const room = buffer.length - this.#filled;
+    // UTF-8 takes at least one byte per character.
+    if (text.length > room) return false;
+    const written = buffer.write(text, this.#filled, 'utf8');
+    // A write cut short leaves fewer than 4 bytes free (no character takes more).
+    if (written >= room - 3 && written !== Buffer.byteLength(text, 'utf8')) return false;
+    this.#filled += written;
+    if (room - written < HAND_OFF_ROOM) this.#handOff();
+    return true;
+  }
+
+  /** The buffer being filled, to the writer. */
+  #handOff(): void {
+    const buffer = this.#filling;
+    if (buffer === undefined) return;
+    this.#filling = undefined;
+    if (this.#filled === 0) this.#recycle(buffer);
+    else this.#enqueue(buffer, this.#filled);
+    this.#filled = 0;
   }
 
   /** Opens the file again (logrotate moved it away: SIGUSR1); lines before go to the old one. */
@@ -182,7 +223,7 @@ export class AccessLog {
   }
 
   #recycle(buffer: Buffer): void {
-    if (buffer.length === BATCH_BYTES && this.#spare.length < SPARE_BUFFERS) this.#spare.push(buffer);
+    if (buffer.length === BUFFER_BYTES && this.#spare.length < SPARE_BUFFERS) this.#spare.push(buffer);
   }
 
   /** The log file opened for appending; undefined when it cannot be (its lines are lost, serving goes on). */
