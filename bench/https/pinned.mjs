@@ -4,7 +4,7 @@
 // once (loaded-together.mjs), three targets and three clients share two cores
 // and preempt each other; pinned, the target runs undisturbed, and two
 // identical builds differ much less from round to round (docs/benchmarks.md,
-// "Pinned runs").
+// "Pinned runs and fixed rates").
 import { pinTargetTree } from '../lib/pin.mjs';
 import { treeCpuSeconds } from '../lib/proc.mjs';
 import { waitForOk } from '../lib/tls-probe.mjs';
