@@ -4,7 +4,7 @@
 // from preempting the target and filling its caches, and the target saturates
 // its own core: its CPU per request is then what one core of it costs, and two
 // identical builds differ far less from round to round than unpinned.
-// Linux only (taskset, util-linux); the caller checks pinAvailable() first.
+// Linux only (taskset, util-linux); the caller checks pinUnavailable() first.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { processTree } from './proc.mjs';

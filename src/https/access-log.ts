@@ -49,7 +49,7 @@ const MAX_QUEUED = 192;
 /** Written buffers kept for the next ones: fresh memory costs a page fault per 4 KiB. */
 const SPARE_BUFFERS = 2;
 
-/** A batch of lines for the writer, or the file descriptor to close once those before it are written. */
+/** A buffer of lines for the writer, or the file descriptor to close once those before it are written. */
 type Queued =
   | { readonly buffer: Buffer; readonly length: number; readonly fd: number | undefined }
   | { readonly close: number };
