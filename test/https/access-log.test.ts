@@ -230,41 +230,44 @@ t.test('a batch of lines longer than its buffer holds is written whole', async (
   );
 });
 
-t.test('batches that fill several buffers: every line, in order, whole, multi-byte characters at the cuts', async (t) => {
-  const file = join(dir, 'many.log');
-  const log = new AccessLog({ format: 'json', file, keepQuery: true });
-  const head = new Head();
-  const services: string[] = [];
-  // 3,000 lines of 300-1,300 bytes (about 2.4 MB): batches of 128 appended to 256 KiB buffers,
-  // some of them not fitting what is left of one. Each service name (the one field that may be
-  // any text) holds characters of two and four bytes in UTF-8: four batches have fewer
-  // characters than the room left and more bytes (checked against a copy that keeps a cut batch).
-  for (let i = 0; i < 3000; i++) {
-    const service = `web-${'\u00e9'.repeat(i % 397)}\u{1F600}${'s'.repeat((i * 37) % 211)}`;
-    services.push(service);
-    const raw = Buffer.from(`GET /${i} HTTP/1.1\r\nHost: h\r\n\r\n`, 'latin1');
-    head.reset();
-    if (parseRequestHead(head, raw, 0, raw.length) !== null) throw new Error(`request ${i} did not parse`);
-    log.write({
-      service,
-      client: '127.0.0.1',
-      head,
-      protocol: 'HTTP/1.1',
-      status: 200,
-      bytesIn: raw.length,
-      bytesOut: 2,
-      startedAt: performance.now(),
-      backendAt: 0,
-      tls: 'TLSv1.3',
-      requestId: `id-${i}`,
-      reason: undefined,
-    });
-  }
-  await log.close();
-  const written = lines(file);
-  t.equal(written.length, services.length, 'as many lines as requests');
-  const wrong = written.findIndex(
-    (l, i) => l.service !== services[i] || l.path !== `/${i}` || l.request_id !== `id-${i}`,
-  );
-  t.equal(wrong, -1, 'each line whole, in order');
-});
+t.test(
+  'batches that fill several buffers: every line, in order, whole, multi-byte characters at the cuts',
+  async (t) => {
+    const file = join(dir, 'many.log');
+    const log = new AccessLog({ format: 'json', file, keepQuery: true });
+    const head = new Head();
+    const services: string[] = [];
+    // 3,000 lines of 300-1,300 bytes (about 2.4 MB): batches of 128 appended to 256 KiB buffers,
+    // some of them not fitting what is left of one. Each service name (the one field that may be
+    // any text) holds characters of two and four bytes in UTF-8: four batches have fewer
+    // characters than the room left and more bytes (checked against a copy that keeps a cut batch).
+    for (let i = 0; i < 3000; i++) {
+      const service = `web-${'\u00e9'.repeat(i % 397)}\u{1F600}${'s'.repeat((i * 37) % 211)}`;
+      services.push(service);
+      const raw = Buffer.from(`GET /${i} HTTP/1.1\r\nHost: h\r\n\r\n`, 'latin1');
+      head.reset();
+      if (parseRequestHead(head, raw, 0, raw.length) !== null) throw new Error(`request ${i} did not parse`);
+      log.write({
+        service,
+        client: '127.0.0.1',
+        head,
+        protocol: 'HTTP/1.1',
+        status: 200,
+        bytesIn: raw.length,
+        bytesOut: 2,
+        startedAt: performance.now(),
+        backendAt: 0,
+        tls: 'TLSv1.3',
+        requestId: `id-${i}`,
+        reason: undefined,
+      });
+    }
+    await log.close();
+    const written = lines(file);
+    t.equal(written.length, services.length, 'as many lines as requests');
+    const wrong = written.findIndex(
+      (l, i) => l.service !== services[i] || l.path !== `/${i}` || l.request_id !== `id-${i}`,
+    );
+    t.equal(wrong, -1, 'each line whole, in order');
+  },
+);
