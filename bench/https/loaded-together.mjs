@@ -22,24 +22,13 @@ import { SMALL_PATH } from './targets.mjs';
  * that no target is always first.
  * A failed request fails the run: a target that errors would look cheap.
  */
-export async function cpuPerRequestLoadedTogether(
-  starters,
-  {
-    path = SMALL_PATH,
-    connections = 8,
-    seconds = 3,
-    headers = [],
-    round = 0,
-    h2 = false,
-    fresh = false,
-  } = {},
-) {
+export async function cpuPerRequestLoadedTogether(starters, options = {}) {
+  const { load, seconds, round } = loadOptions(options);
   const shift = round % starters.length;
   const order = starters.map((_, i) => (i + shift) % starters.length);
   const targets = [];
   try {
     for (const i of order) targets[i] = await starters[i]();
-    const load = { path, connections, headers, h2, fresh };
     const loadAll = (s) => Promise.all(order.map((i) => loadTarget(targets[i], load, s)));
     for (const i of order) await waitForOk(targets[i].port, SMALL_PATH);
     await loadAll(1);
@@ -54,6 +43,19 @@ export async function cpuPerRequestLoadedTogether(
   } finally {
     await Promise.all(targets.filter(Boolean).map((t) => t.stop()));
   }
+}
+
+/** The load of each target (for loadTarget), how long it is measured, and the round, defaults filled in. */
+export function loadOptions({
+  path = SMALL_PATH,
+  connections = 8,
+  seconds = 3,
+  headers = [],
+  round = 0,
+  h2 = false,
+  fresh = false,
+} = {}) {
+  return { load: { path, connections, headers, h2, fresh }, seconds, round };
 }
 
 /**

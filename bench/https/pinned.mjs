@@ -8,7 +8,7 @@
 import { pinTargetTree } from '../lib/pin.mjs';
 import { treeCpuSeconds } from '../lib/proc.mjs';
 import { waitForOk } from '../lib/tls-probe.mjs';
-import { loadTarget } from './loaded-together.mjs';
+import { loadOptions, loadTarget } from './loaded-together.mjs';
 import { SMALL_PATH } from './targets.mjs';
 
 /**
@@ -18,19 +18,8 @@ import { SMALL_PATH } from './targets.mjs';
  * rotates the order. The caller has pinned itself with pinBenchToLoadCpu().
  * A failed request fails the run: a target that errors would look cheap.
  */
-export async function cpuPerRequestPinned(
-  starters,
-  {
-    path = SMALL_PATH,
-    connections = 8,
-    seconds = 3,
-    headers = [],
-    round = 0,
-    h2 = false,
-    fresh = false,
-  } = {},
-) {
-  const load = { path, connections, headers, h2, fresh };
+export async function cpuPerRequestPinned(starters, options = {}) {
+  const { load, seconds, round } = loadOptions(options);
   const shift = round % starters.length;
   const perRequest = [];
   for (let k = 0; k < starters.length; k++) {

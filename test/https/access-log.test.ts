@@ -38,6 +38,32 @@ const lines = (file: string): Record<string, unknown>[] =>
 const h2Get = async (port: number, path: string) =>
   Number((await h2Request(port, pair, { ':path': path, 'user-agent': 'h2-test' }))[':status']);
 
+/**
+ * Parses `GET path` into `head` (reused, as a connection does) and writes its line to `log`;
+ * returns the parser's verdict (null: parsed, and the line written).
+ */
+const logGet = (log: AccessLog, head: Head, path: string, requestId: string, service = 'web-https') => {
+  const raw = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`, 'latin1');
+  head.reset();
+  const refused = parseRequestHead(head, raw, 0, raw.length);
+  if (refused !== null) return refused;
+  log.write({
+    service,
+    client: '127.0.0.1',
+    head,
+    protocol: 'HTTP/1.1',
+    status: 200,
+    bytesIn: raw.length,
+    bytesOut: 2,
+    startedAt: performance.now(),
+    backendAt: 0,
+    tls: 'TLSv1.3',
+    requestId,
+    reason: undefined,
+  });
+  return null;
+};
+
 t.test('JSON: a line per request, HTTP/1 and HTTP/2, the proxy own answers with their reason', async (t) => {
   const file = join(dir, 'json.log');
   const log = new AccessLog({ format: 'json', file, keepQuery: false });
@@ -204,23 +230,7 @@ t.test('a batch of lines longer than its buffer holds is written whole', async (
     // 12 lines of ~20 KB in one batch: more than the writer's 256 KiB buffer could hold in UTF-8.
     const path = `/${i}/${'x'.repeat(20_000)}`;
     paths.push(path);
-    const raw = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`, 'latin1');
-    head.reset();
-    t.equal(parseRequestHead(head, raw, 0, raw.length), null);
-    log.write({
-      service: 'web-https',
-      client: '127.0.0.1',
-      head,
-      protocol: 'HTTP/1.1',
-      status: 200,
-      bytesIn: raw.length,
-      bytesOut: 2,
-      startedAt: performance.now(),
-      backendAt: 0,
-      tls: 'TLSv1.3',
-      requestId: `id-${i}`,
-      reason: undefined,
-    });
+    t.equal(logGet(log, head, path, `id-${i}`), null);
   }
   await log.close();
   t.same(
@@ -244,23 +254,7 @@ t.test(
     for (let i = 0; i < 3000; i++) {
       const service = `web-${'\u00e9'.repeat(i % 397)}\u{1F600}${'s'.repeat((i * 37) % 211)}`;
       services.push(service);
-      const raw = Buffer.from(`GET /${i} HTTP/1.1\r\nHost: h\r\n\r\n`, 'latin1');
-      head.reset();
-      if (parseRequestHead(head, raw, 0, raw.length) !== null) throw new Error(`request ${i} did not parse`);
-      log.write({
-        service,
-        client: '127.0.0.1',
-        head,
-        protocol: 'HTTP/1.1',
-        status: 200,
-        bytesIn: raw.length,
-        bytesOut: 2,
-        startedAt: performance.now(),
-        backendAt: 0,
-        tls: 'TLSv1.3',
-        requestId: `id-${i}`,
-        reason: undefined,
-      });
+      if (logGet(log, head, `/${i}`, `id-${i}`, service) !== null) throw new Error(`GET /${i} refused`);
     }
     await log.close();
     const written = lines(file);
