@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HTTPS_HEADER, HTTPS_STEP_IDS, httpsRows, runHttpsBench } from './https/suite.mjs';
-import { pinBenchToLoadCpu, pinUnavailable } from './lib/pin.mjs';
+import { pinBenchOrExit } from './lib/pin.mjs';
 import { commandExists, installCleanup, machineBusy, machineCpu, machineLoad } from './lib/proc.mjs';
 import { formatGoalValue, machineInfo, markdownTable, textTable } from './lib/report.mjs';
 import { NODE_HEADER, NODE_STEP_IDS, nodeRows, runNodeBench } from './node/suite.mjs';
@@ -51,14 +51,9 @@ for (const s of suites) {
     process.exit(2);
   }
 }
-if (values.pin) {
-  const why = suites.includes('node')
-    ? '--pin applies to the https suite only: add --suite https'
-    : pinUnavailable();
-  if (why !== null) {
-    process.stderr.write(`bench: ${why}\n`);
-    process.exit(2);
-  }
+if (values.pin && suites.includes('node')) {
+  process.stderr.write('bench: --pin applies to the https suite only: add --suite https\n');
+  process.exit(2);
 }
 const rounds = values.quick ? 1 : Number(values.rounds);
 const seconds = values.quick ? 2 : Number(values.seconds);
@@ -98,7 +93,7 @@ for (const suite of suites) {
 }
 
 installCleanup();
-if (values.pin) pinBenchToLoadCpu();
+if (values.pin) pinBenchOrExit('bench');
 const log = (line) => process.stdout.write(`${line}\n`);
 const machine = machineInfo();
 const loadBefore = machineLoad();

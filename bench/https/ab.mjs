@@ -34,7 +34,7 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
-import { pinBenchToLoadCpu, pinUnavailable } from '../lib/pin.mjs';
+import { pinBenchOrExit } from '../lib/pin.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
 import { median, spread } from '../lib/report.mjs';
 import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
@@ -65,14 +65,7 @@ if (
   );
   process.exit(2);
 }
-if (values.pin) {
-  const why = pinUnavailable();
-  if (why !== null) {
-    console.error(`ab: ${why}`);
-    process.exit(2);
-  }
-  pinBenchToLoadCpu();
-}
+if (values.pin) pinBenchOrExit('ab');
 const measure = values.pin ? cpuPerRequestPinned : cpuPerRequestLoadedTogether;
 const ROUNDS = Math.max(1, Math.min(30, Number(values.rounds)));
 const SECONDS = Math.max(1, Math.min(30, Number(values.seconds)));

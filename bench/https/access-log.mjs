@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePair } from '../lib/certs.mjs';
-import { pinBenchToLoadCpu, pinUnavailable } from '../lib/pin.mjs';
+import { pinBenchOrExit } from '../lib/pin.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
 import { median, spread } from '../lib/report.mjs';
 import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
@@ -38,14 +38,7 @@ const { values } = parseArgs({
     pin: { type: 'boolean', default: false },
   },
 });
-if (values.pin) {
-  const why = pinUnavailable();
-  if (why !== null) {
-    console.error(`access-log: ${why}`);
-    process.exit(2);
-  }
-  pinBenchToLoadCpu();
-}
+if (values.pin) pinBenchOrExit('access-log');
 const measure = values.pin ? cpuPerRequestPinned : cpuPerRequestLoadedTogether;
 const ROUNDS = Math.max(1, Math.min(20, Number(values.rounds)));
 const SECONDS = Math.max(1, Math.min(30, Number(values.seconds)));

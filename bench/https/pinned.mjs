@@ -15,7 +15,7 @@ import { SMALL_PATH } from './targets.mjs';
  * CPU per request (us, from /proc/PID/stat) of each target, in the order of `starters`, each
  * started, pinned, warmed up for 2 s with its own load, measured for `seconds` and stopped
  * before the next starts; the options are those of cpuPerRequestLoadedTogether, and `round`
- * rotates the order. The caller has pinned itself with pinBenchToLoadCpu().
+ * rotates the order. The caller has pinned itself (pinBenchOrExit()).
  * A failed request fails the run: a target that errors would look cheap.
  */
 export async function cpuPerRequestPinned(starters, options = {}) {

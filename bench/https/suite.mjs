@@ -37,7 +37,7 @@ export const HTTPS_FIGURES = [
   ['ka_cpu_us', 'proxy CPU per keep-alive request', 'us'],
   [
     'ka_rate_cpu_us',
-    `proxy CPU per keep-alive request at ${KA_RATE} req/s (h2load --h1, 50 connections)`,
+    `proxy CPU per keep-alive request at ${KA_RATE} req/s (h2load --h1, ${KA_RATE_CONNECTIONS} connections)`,
     'us',
   ],
   ['mib_s', '1 MiB download throughput', 'MiB/s'],

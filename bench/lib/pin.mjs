@@ -4,7 +4,7 @@
 // from preempting the target and filling its caches, and the target saturates
 // its own core: its CPU per request is then what one core of it costs, and two
 // identical builds differ far less from round to round than unpinned.
-// Linux only (taskset, util-linux); the caller checks pinUnavailable() first.
+// Linux only (taskset, util-linux): pinBenchOrExit() says so where it cannot be done.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { processTree } from './proc.mjs';
@@ -16,20 +16,30 @@ import { processTree } from './proc.mjs';
 const CPU_COUNT = cpus().length;
 
 /** Why pinning cannot be done here, or null when it can. */
-export function pinUnavailable() {
+function pinUnavailable() {
   if (CPU_COUNT < 2) return `--pin needs two CPUs; this machine has ${CPU_COUNT}`;
   if (spawnSync('taskset', ['-V']).status !== 0) return '--pin needs taskset (apt-get install -y util-linux)';
   return null;
 }
 
 /** The CPU the load generators and the origin use, and the one each measured target has alone. */
-export function pinCpus() {
+function pinCpus() {
   return { load: 0, target: CPU_COUNT - 1 };
 }
 
 /** This process and every thread of it (and so the processes it starts from now on) onto the load CPU. */
 export function pinBenchToLoadCpu() {
   taskset(process.pid, pinCpus().load);
+}
+
+/** For --pin: pins this process as pinBenchToLoadCpu() does, or says why it cannot (`program: why`) and exits 2. */
+export function pinBenchOrExit(program) {
+  const why = pinUnavailable();
+  if (why !== null) {
+    process.stderr.write(`${program}: ${why}\n`);
+    process.exit(2);
+  }
+  pinBenchToLoadCpu();
 }
 
 /** Every process of the tree under `rootPid`, with all their threads, onto the target CPU. */
