@@ -183,19 +183,22 @@ function quoted(text: string): string {
   );
 }
 
+/** Whole milliseconds below this are written from a table. */
+const TABLE_MS = 1000;
+/** '0' to '999'. */
+const WHOLE = Array.from({ length: TABLE_MS }, (_, n) => String(n));
+/** A fraction of thousandths as written after the whole milliseconds: '', '.5', '.05', '.432'. */
+const FRACTION = Array.from({ length: 1000 }, (_, n) =>
+  n === 0 ? '' : `.${String(n).padStart(3, '0').replace(/0+$/, '')}`,
+);
+
 /**
- * Milliseconds to three decimals, written from whole microseconds (formatting a fraction
- * costs several times more): 0.432, 12.05, 3.
+ * Milliseconds to three decimals, written from whole microseconds with two table lookups
+ * (number formatting and padding were a fifth of the log's cost per line): 0.432, 12.05, 3.
  */
 function millis(ms: number): string {
   const us = Math.round(ms * 1000);
   const whole = Math.floor(us / 1000);
-  let frac = us - whole * 1000;
-  if (frac === 0) return String(whole);
-  let width = 3;
-  while (frac % 10 === 0) {
-    frac /= 10;
-    width--;
-  }
-  return `${whole}.${String(frac).padStart(width, '0')}`;
+  const fraction = FRACTION[us - whole * 1000] as string;
+  return (whole >= 0 && whole < TABLE_MS ? (WHOLE[whole] as string) : String(whole)) + fraction;
 }

@@ -70,6 +70,10 @@ t.test('JSON: the fields, numbers and durations as written, the query dropped un
     [10.5, '10.5'],
     [0.0004, '0'],
     [1234.001, '1234.001'],
+    [0.05, '0.05'],
+    [0.007, '0.007'],
+    [999.5, '999.5'],
+    [999.9996, '1000'],
   ] as const) {
     t.match(lineOf(base, 1000 + ms, 'json'), `"duration_ms":${text},`, `${ms} ms written as ${text}`);
   }
