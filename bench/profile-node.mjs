@@ -7,7 +7,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseOptions, usageError, wholeNumber } from './lib/args.mjs';
 import { summarisePerf, summariseProfile } from './lib/cpuprofile.mjs';
 import { inspectorSession } from './lib/inspector.mjs';
 import {
@@ -25,20 +25,18 @@ import { connectRun, tcpRun, udpRun } from './node/suite.mjs';
 import { nodeAvailable, startEchoServer, startHarborNode, startIperfServer } from './node/targets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({
-  options: {
-    scenario: { type: 'string', default: 'tcp' },
-    seconds: { type: 'string', default: '5' },
-    perf: { type: 'boolean', default: false },
-    top: { type: 'string', default: '30' },
-  },
+const USAGE =
+  'usage: node bench/profile-node.mjs [--scenario tcp|udp|conn] [--seconds 1-60] [--perf] [--top N]';
+const values = parseOptions(USAGE, {
+  scenario: { type: 'string', default: 'tcp' },
+  seconds: { type: 'string', default: '5' },
+  perf: { type: 'boolean', default: false },
+  top: { type: 'string', default: '30' },
 });
-const seconds = Number(values.seconds);
-if (!['tcp', 'udp', 'conn'].includes(values.scenario) || !(seconds >= 1 && seconds <= 60)) {
-  process.stderr.write(
-    'usage: node bench/profile-node.mjs [--scenario tcp|udp|conn] [--seconds 1-60] [--perf]\n',
-  );
-  process.exit(2);
+const seconds = wholeNumber(values, 'seconds', 1, 60, USAGE);
+const top = wholeNumber(values, 'top', 1, 1000, USAGE);
+if (!['tcp', 'udp', 'conn'].includes(values.scenario)) {
+  usageError(`--scenario: ${JSON.stringify(values.scenario)} is not tcp, udp or conn`, USAGE);
 }
 if (!nodeAvailable()) {
   process.stderr.write('profile-node: dist/cli/node.js does not exist; run npm run build first\n');
@@ -114,7 +112,7 @@ try {
       `harbor-node-${values.scenario}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`,
     );
     writeFileSync(file, JSON.stringify(profile));
-    log(summariseProfile(profile, { top: Number(values.top), usPerOp }));
+    log(summariseProfile(profile, { top, usPerOp }));
     log(`\nprofile written to ${file}`);
   }
   if (perf) {
@@ -135,7 +133,7 @@ try {
       ],
       { timeoutMs: 120_000 },
     );
-    log(summarisePerf(symbols.stdout, Number(values.top)));
+    log(summarisePerf(symbols.stdout, top));
   }
 } finally {
   await node.stop();

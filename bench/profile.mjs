@@ -16,7 +16,6 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   LARGE_PATH,
   SMALL_PATH,
@@ -27,6 +26,7 @@ import {
   startRelay,
   startSidecar,
 } from './https/targets.mjs';
+import { parseOptions, usageError, wholeNumber } from './lib/args.mjs';
 import { makePair } from './lib/certs.mjs';
 import { summarisePerf, summariseProfile } from './lib/cpuprofile.mjs';
 import { runH2load } from './lib/h2load.mjs';
@@ -47,33 +47,32 @@ import { runHandshakes, waitForOk } from './lib/tls-probe.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({
-  options: {
-    target: { type: 'string', default: 'sidecar' },
-    scenario: { type: 'string', default: 'ka' },
-    seconds: { type: 'string', default: '10' },
-    perf: { type: 'boolean', default: false },
-    strace: { type: 'boolean', default: false },
-    top: { type: 'string', default: '30' },
-    type: { type: 'string', default: 'ecdsa' },
-  },
+const USAGE =
+  'usage: node bench/profile.mjs [--target sidecar|nginx|node|relay] [--scenario ka|mib|close|full|req|h2] [--seconds 1-60] [--perf] [--strace] [--top N] [--type ecdsa|rsa]';
+const values = parseOptions(USAGE, {
+  target: { type: 'string', default: 'sidecar' },
+  scenario: { type: 'string', default: 'ka' },
+  seconds: { type: 'string', default: '10' },
+  perf: { type: 'boolean', default: false },
+  strace: { type: 'boolean', default: false },
+  top: { type: 'string', default: '30' },
+  type: { type: 'string', default: 'ecdsa' },
 });
-const seconds = Number(values.seconds);
+const seconds = wholeNumber(values, 'seconds', 1, 60, USAGE);
+const top = wholeNumber(values, 'top', 1, 1000, USAGE);
 const scenarios = ['ka', 'mib', 'close', 'full', 'req', 'h2'];
 const targets = ['sidecar', 'nginx', 'node', 'relay'];
-if (
-  !scenarios.includes(values.scenario) ||
-  !targets.includes(values.target) ||
-  !(seconds >= 1 && seconds <= 60)
-) {
-  process.stderr.write(
-    `usage: node bench/profile.mjs [--target ${targets.join('|')}] [--scenario ${scenarios.join('|')}] [--seconds 1-60] [--perf]\n`,
-  );
-  process.exit(2);
+if (!scenarios.includes(values.scenario)) {
+  usageError(`--scenario: ${JSON.stringify(values.scenario)} is not ${scenarios.join(', ')}`, USAGE);
+}
+if (!targets.includes(values.target)) {
+  usageError(`--target: ${JSON.stringify(values.target)} is not ${targets.join(', ')}`, USAGE);
+}
+if (!['ecdsa', 'rsa'].includes(values.type)) {
+  usageError(`--type: ${JSON.stringify(values.type)} is not ecdsa or rsa`, USAGE);
 }
 if (values.target === 'relay' && values.scenario === 'h2') {
-  process.stderr.write('profile: --target relay speaks HTTP/1 only; --scenario h2 needs another target\n');
-  process.exit(2);
+  usageError('--target relay speaks HTTP/1 only; --scenario h2 needs another target', USAGE);
 }
 if (!sidecarAvailable()) {
   process.stderr.write('profile: dist/cli/sidecar.js does not exist; run npm run build first\n');
@@ -182,7 +181,7 @@ try {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const file = join(out, `${values.target}-${values.scenario}-${stamp}.cpuprofile`);
     writeFileSync(file, JSON.stringify(profile));
-    log(summariseProfile(profile, { top: Number(values.top), usPerOp }));
+    log(summariseProfile(profile, { top, usPerOp }));
     log(`\nprofile written to ${file}`);
   }
 
@@ -204,7 +203,7 @@ try {
       ],
       { timeoutMs: 120_000 },
     );
-    log(summarisePerf(symbols.stdout, Number(values.top)));
+    log(summarisePerf(symbols.stdout, top));
   }
 } finally {
   await sidecar.stop();

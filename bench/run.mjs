@@ -15,8 +15,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { HTTPS_HEADER, HTTPS_STEP_IDS, httpsRows, runHttpsBench } from './https/suite.mjs';
+import { parseOptions, wholeNumber } from './lib/args.mjs';
 import { pinBenchOrExit } from './lib/pin.mjs';
 import { commandExists, installCleanup, machineBusy, machineCpu, machineLoad } from './lib/proc.mjs';
 import { formatGoalValue, machineInfo, markdownTable, textTable } from './lib/report.mjs';
@@ -24,23 +24,21 @@ import { NODE_HEADER, NODE_STEP_IDS, nodeRows, runNodeBench } from './node/suite
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-const { values } = parseArgs({
-  options: {
-    suite: { type: 'string', default: 'all' },
-    rounds: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '5' },
-    targets: { type: 'string' },
-    steps: { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    pin: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const USAGE =
+  'usage: node bench/run.mjs [--suite https|node|all] [--rounds 1-20] [--seconds 1-60] [--targets a,b] [--steps a,b] [--quick] [--pin]';
+const values = parseOptions(USAGE, {
+  suite: { type: 'string', default: 'all' },
+  rounds: { type: 'string', default: '3' },
+  seconds: { type: 'string', default: '5' },
+  targets: { type: 'string' },
+  steps: { type: 'string' },
+  quick: { type: 'boolean', default: false },
+  pin: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
 });
 
 if (values.help) {
-  process.stdout.write(
-    'usage: node bench/run.mjs [--suite https|node|all] [--rounds N] [--seconds S] [--targets a,b] [--steps a,b] [--quick] [--pin]\n',
-  );
+  process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
 
@@ -55,16 +53,8 @@ if (values.pin && suites.includes('node')) {
   process.stderr.write('bench: --pin applies to the https suite only: add --suite https\n');
   process.exit(2);
 }
-const rounds = values.quick ? 1 : Number(values.rounds);
-const seconds = values.quick ? 2 : Number(values.seconds);
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
-  process.stderr.write('bench: --rounds must be an integer 1-20\n');
-  process.exit(2);
-}
-if (!(seconds >= 1 && seconds <= 60)) {
-  process.stderr.write('bench: --seconds must be 1-60\n');
-  process.exit(2);
-}
+const rounds = values.quick ? 1 : wholeNumber(values, 'rounds', 1, 20, USAGE);
+const seconds = values.quick ? 2 : wholeNumber(values, 'seconds', 1, 60, USAGE);
 const opts = {
   rounds,
   seconds,

@@ -18,7 +18,7 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseOptions, wholeNumber } from '../lib/args.mjs';
 import {
   freePort,
   installCleanup,
@@ -30,18 +30,18 @@ import {
   waitForPort,
 } from '../lib/proc.mjs';
 
-const { values } = parseArgs({
-  options: {
-    creates: { type: 'string', default: '100' },
-    connections: { type: 'string', default: '5000' },
-    datagrams: { type: 'string', default: '20000' },
-    rounds: { type: 'string', default: '3' },
-  },
+const USAGE =
+  'usage: node bench/cluster/run.mjs [--creates 1-1000] [--connections 1-50000] [--datagrams 1-200000] [--rounds 1-9]';
+const values = parseOptions(USAGE, {
+  creates: { type: 'string', default: '100' },
+  connections: { type: 'string', default: '5000' },
+  datagrams: { type: 'string', default: '20000' },
+  rounds: { type: 'string', default: '3' },
 });
-const DATAGRAMS = Math.min(200_000, Number(values.datagrams));
-const ROUNDS = Math.max(1, Math.min(9, Number(values.rounds)));
-const CREATES = Math.min(1000, Number(values.creates));
-const CONNECTIONS = Math.min(50_000, Number(values.connections));
+const DATAGRAMS = wholeNumber(values, 'datagrams', 1, 200_000, USAGE);
+const ROUNDS = wholeNumber(values, 'rounds', 1, 9, USAGE);
+const CREATES = wholeNumber(values, 'creates', 1, 1000, USAGE);
+const CONNECTIONS = wholeNumber(values, 'connections', 1, 50_000, USAGE);
 const NODE_BIN = fileURLToPath(new URL('../../dist/cli/node.js', import.meta.url));
 installCleanup();
 const dir = makeTempDir('harbor-bench-cluster-');

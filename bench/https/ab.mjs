@@ -32,7 +32,7 @@
 // cp -r dist scratch/dist-a; cp package.json scratch/).
 //   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|req|h2] [--path P] [--connections 8] [--access-log json|combined] [--pin]
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseOptions, usageError, wholeNumber } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
 import { pinBenchOrExit } from '../lib/pin.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
@@ -41,37 +41,34 @@ import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
 import { cpuPerRequestPinned } from './pinned.mjs';
 import { SMALL_PATH, startOrigin, startSidecar } from './targets.mjs';
 
-const { values } = parseArgs({
-  options: {
-    a: { type: 'string' },
-    b: { type: 'string', default: 'dist' },
-    rounds: { type: 'string', default: '9' },
-    seconds: { type: 'string', default: '3' },
-    mode: { type: 'string', default: 'ka' },
-    path: { type: 'string', default: SMALL_PATH },
-    connections: { type: 'string', default: '8' },
-    pin: { type: 'boolean', default: false },
-    'access-log': { type: 'string' },
-  },
+const USAGE =
+  'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds 1-30] [--seconds 1-30] [--mode ka|close|req|h2] [--path P] [--connections 1-100] [--access-log json|combined] [--pin]';
+const values = parseOptions(USAGE, {
+  a: { type: 'string' },
+  b: { type: 'string', default: 'dist' },
+  rounds: { type: 'string', default: '9' },
+  seconds: { type: 'string', default: '3' },
+  mode: { type: 'string', default: 'ka' },
+  path: { type: 'string', default: SMALL_PATH },
+  connections: { type: 'string', default: '8' },
+  pin: { type: 'boolean', default: false },
+  'access-log': { type: 'string' },
 });
 const accessLog = values['access-log'];
-if (
-  values.a === undefined ||
-  !['ka', 'close', 'req', 'h2'].includes(values.mode) ||
-  (accessLog !== undefined && !['json', 'combined'].includes(accessLog))
-) {
-  console.error(
-    'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds N] [--seconds S] [--mode ka|close|req|h2] [--access-log json|combined] [--pin]',
-  );
-  process.exit(2);
+if (values.a === undefined) usageError('--a: the build to compare against is missing', USAGE);
+if (!['ka', 'close', 'req', 'h2'].includes(values.mode)) {
+  usageError(`--mode: ${JSON.stringify(values.mode)} is not ka, close, req or h2`, USAGE);
+}
+if (accessLog !== undefined && !['json', 'combined'].includes(accessLog)) {
+  usageError(`--access-log: ${JSON.stringify(accessLog)} is not json or combined`, USAGE);
 }
 if (values.pin) pinBenchOrExit('ab');
 const measure = values.pin ? cpuPerRequestPinned : cpuPerRequestLoadedTogether;
-const ROUNDS = Math.max(1, Math.min(30, Number(values.rounds)));
-const SECONDS = Math.max(1, Math.min(30, Number(values.seconds)));
+const ROUNDS = wholeNumber(values, 'rounds', 1, 30, USAGE);
+const SECONDS = wholeNumber(values, 'seconds', 1, 30, USAGE);
 const load = {
   path: values.path,
-  connections: Math.max(1, Math.min(100, Number(values.connections))),
+  connections: wholeNumber(values, 'connections', 1, 100, USAGE),
   seconds: SECONDS,
   headers: values.mode === 'close' ? ['Connection: close'] : [],
   h2: values.mode === 'h2',

@@ -18,7 +18,7 @@
 //   node bench/https/access-log.mjs [--rounds 9] [--seconds 3] [--format json|combined] [--connections 8] [--pin]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseOptions, usageError, wholeNumber } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
 import { pinBenchOrExit } from '../lib/pin.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
@@ -27,22 +27,25 @@ import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
 import { cpuPerRequestPinned } from './pinned.mjs';
 import { SMALL_PATH, startNginxProxy, startOrigin, startSidecar } from './targets.mjs';
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '9' },
-    seconds: { type: 'string', default: '3' },
-    format: { type: 'string', default: 'json' },
-    // 8 each: with 50 each, three loaded sidecars on two cores differed from round to round by
-    // up to 0.58-1.27x between two identical ones; with 8, by 0.87-1.07x.
-    connections: { type: 'string', default: '8' },
-    pin: { type: 'boolean', default: false },
-  },
+const USAGE =
+  'usage: node bench/https/access-log.mjs [--rounds 1-20] [--seconds 1-30] [--format json|combined] [--connections 1-200] [--pin]';
+const values = parseOptions(USAGE, {
+  rounds: { type: 'string', default: '9' },
+  seconds: { type: 'string', default: '3' },
+  format: { type: 'string', default: 'json' },
+  // 8 each: with 50 each, three loaded sidecars on two cores differed from round to round by
+  // up to 0.58-1.27x between two identical ones; with 8, by 0.87-1.07x.
+  connections: { type: 'string', default: '8' },
+  pin: { type: 'boolean', default: false },
 });
+if (!['json', 'combined'].includes(values.format)) {
+  usageError(`--format: ${JSON.stringify(values.format)} is not json or combined`, USAGE);
+}
 if (values.pin) pinBenchOrExit('access-log');
 const measure = values.pin ? cpuPerRequestPinned : cpuPerRequestLoadedTogether;
-const ROUNDS = Math.max(1, Math.min(20, Number(values.rounds)));
-const SECONDS = Math.max(1, Math.min(30, Number(values.seconds)));
-const CONNECTIONS = Math.max(1, Math.min(200, Number(values.connections)));
+const ROUNDS = wholeNumber(values, 'rounds', 1, 20, USAGE);
+const SECONDS = wholeNumber(values, 'seconds', 1, 30, USAGE);
+const CONNECTIONS = wholeNumber(values, 'connections', 1, 200, USAGE);
 installCleanup();
 const dir = makeTempDir('harbor-bench-access-');
 const sidecarLog = join(dir, 'access.log');

@@ -12,24 +12,24 @@
 // above the floor goes. Reported: medians of the per-round ratios to the
 // run's first target.
 //   node bench/https/floor.mjs [--rounds 7] [--seconds 3] [--connections 8] [--pieces]
-import { parseArgs } from 'node:util';
+import { parseOptions, wholeNumber } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
 import { median, spread } from '../lib/report.mjs';
 import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
 import { startNginxProxy, startOrigin, startRelay, startSidecar } from './targets.mjs';
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '7' },
-    seconds: { type: 'string', default: '3' },
-    connections: { type: 'string', default: '8' },
-    pieces: { type: 'boolean', default: false },
-  },
+const USAGE =
+  'usage: node bench/https/floor.mjs [--rounds 1-30] [--seconds 1-30] [--connections 1-100] [--pieces]';
+const values = parseOptions(USAGE, {
+  rounds: { type: 'string', default: '7' },
+  seconds: { type: 'string', default: '3' },
+  connections: { type: 'string', default: '8' },
+  pieces: { type: 'boolean', default: false },
 });
-const ROUNDS = Math.max(1, Math.min(30, Number(values.rounds)));
-const SECONDS = Math.max(1, Math.min(30, Number(values.seconds)));
-const CONNECTIONS = Math.max(1, Math.min(100, Number(values.connections)));
+const ROUNDS = wholeNumber(values, 'rounds', 1, 30, USAGE);
+const SECONDS = wholeNumber(values, 'seconds', 1, 30, USAGE);
+const CONNECTIONS = wholeNumber(values, 'connections', 1, 100, USAGE);
 installCleanup();
 const dir = makeTempDir('harbor-bench-floor-');
 try {

@@ -36,7 +36,7 @@
 // 30-50x slower: a run of 2 x 10,000 requests takes about a minute.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseOptions, usageError } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
 import {
   commandExists,
@@ -50,32 +50,21 @@ import { median } from '../lib/report.mjs';
 import { runHandshakes, waitForOk } from '../lib/tls-probe.mjs';
 import { ownCopy, repoRoot, SIDECAR_SERVICE, SMALL_PATH, sidecarCommand, startOrigin } from './targets.mjs';
 
-function usage(message) {
-  process.stderr.write(
-    `${message}\nusage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req] [--requests N] [--warmup N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS] [--top N]\n`,
-  );
-  process.exit(2);
-}
-
-let values;
-try {
-  ({ values } = parseArgs({
-    options: {
-      dist: { type: 'string', default: join(repoRoot, 'dist') },
-      relay: { type: 'boolean', default: false },
-      bare: { type: 'boolean', default: false },
-      mode: { type: 'string', default: 'ka' },
-      requests: { type: 'string', default: '10000' },
-      warmup: { type: 'string' },
-      runs: { type: 'string', default: '2' },
-      'node-flags': { type: 'string', default: '--single-threaded' },
-      'sidecar-args': { type: 'string', default: '' },
-      top: { type: 'string', default: '0' },
-    },
-  }));
-} catch (error) {
-  usage(error.message);
-}
+const USAGE =
+  'usage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req] [--requests N] [--warmup N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS] [--top N]';
+const usage = (message) => usageError(message, USAGE);
+const values = parseOptions(USAGE, {
+  dist: { type: 'string', default: join(repoRoot, 'dist') },
+  relay: { type: 'boolean', default: false },
+  bare: { type: 'boolean', default: false },
+  mode: { type: 'string', default: 'ka' },
+  requests: { type: 'string', default: '10000' },
+  warmup: { type: 'string' },
+  runs: { type: 'string', default: '2' },
+  'node-flags': { type: 'string', default: '--single-threaded' },
+  'sidecar-args': { type: 'string', default: '' },
+  top: { type: 'string', default: '0' },
+});
 const requests = Number(values.requests);
 const runs = Number(values.runs);
 const warmup = Number(values.warmup ?? values.requests);

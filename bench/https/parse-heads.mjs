@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseOptions } from '../lib/args.mjs';
 import { commandExists, runCommand } from '../lib/proc.mjs';
 import { repoRoot } from './targets.mjs';
 
@@ -34,13 +34,12 @@ const HEADS = {
     'ETag: "6750a1b4-e"\r\nAccept-Ranges: bytes\r\n\r\n',
 };
 
-const { values } = parseArgs({
-  options: {
-    dist: { type: 'string', default: join(repoRoot, 'dist') },
-    child: { type: 'string' },
-    head: { type: 'string' },
-    count: { type: 'string' },
-  },
+const USAGE = 'usage: node bench/https/parse-heads.mjs [--dist DIST[,DIST...]]';
+const values = parseOptions(USAGE, {
+  dist: { type: 'string', default: join(repoRoot, 'dist') },
+  child: { type: 'string' },
+  head: { type: 'string' },
+  count: { type: 'string' },
 });
 
 if (values.child !== undefined) {

@@ -15,8 +15,8 @@
 //   An A/B of two builds in the same rounds: HARBOR_BENCH_NODE_A=/other/dist/cli/node.js adds the
 //   target nftables-a, e.g. --targets direct,nftables,nftables-a --steps udp,conn --services 0
 import { execFileSync, spawnSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
 import { startOrigin } from '../https/targets.mjs';
+import { parseOptions, wholeNumber } from '../lib/args.mjs';
 import {
   freePort,
   inOwnNetworkNamespace,
@@ -45,18 +45,18 @@ import {
 
 inOwnNetworkNamespace('bench:dataplane');
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '5' },
-    services: { type: 'string', default: '1000' },
-    targets: { type: 'string' },
-    steps: { type: 'string', default: 'tcp,udp,conn,http' },
-  },
+const USAGE =
+  'usage: npm run bench:dataplane -- [--rounds 0-20] [--seconds 1-60] [--services 0-100000] [--targets a,b] [--steps tcp,udp,conn,http]';
+const values = parseOptions(USAGE, {
+  rounds: { type: 'string', default: '3' },
+  seconds: { type: 'string', default: '5' },
+  services: { type: 'string', default: '1000' },
+  targets: { type: 'string' },
+  steps: { type: 'string', default: 'tcp,udp,conn,http' },
 });
-const rounds = Number(values.rounds);
-const seconds = Number(values.seconds);
-const serviceCount = Number(values.services);
+const rounds = wholeNumber(values, 'rounds', 0, 20, USAGE);
+const seconds = wholeNumber(values, 'seconds', 1, 60, USAGE);
+const serviceCount = wholeNumber(values, 'services', 0, 100_000, USAGE);
 installCleanup();
 
 const TARGETS = {

@@ -14,8 +14,8 @@
 //         an nginx origin), the whole machine's busy CPU per connection from /proc/stat
 // Each variant's figure is set over the same round's first variant's; the median of those.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
 import { startOrigin } from '../https/targets.mjs';
+import { parseOptions, wholeNumber } from '../lib/args.mjs';
 import { inOwnNetworkNamespace, installCleanup, makeTempDir, removeTempDir, sleep } from '../lib/proc.mjs';
 import { fmt, median } from '../lib/report.mjs';
 import { httpConnectionsRun, tcpRun, udpRun } from './suite.mjs';
@@ -23,15 +23,15 @@ import { addDnatRule, startHarborNode, startIperfServer } from './targets.mjs';
 
 inOwnNetworkNamespace('bench:ruleset');
 
-const { values } = parseArgs({
-  options: {
-    measure: { type: 'string', default: 'udp' },
-    rounds: { type: 'string', default: '5' },
-    seconds: { type: 'string', default: '3' },
-    variants: {
-      type: 'string',
-      default: 'running,frozen,frozen-no-accounting,frozen-no-nat-pre-post,frozen-dnat',
-    },
+const USAGE =
+  'usage: npm run bench:ruleset -- [--measure udp|tcp|http] [--rounds 1-20] [--seconds 1-60] [--variants a,b]';
+const values = parseOptions(USAGE, {
+  measure: { type: 'string', default: 'udp' },
+  rounds: { type: 'string', default: '5' },
+  seconds: { type: 'string', default: '3' },
+  variants: {
+    type: 'string',
+    default: 'running,frozen,frozen-no-accounting,frozen-no-nat-pre-post,frozen-dnat',
   },
 });
 /** A variant: the node running with its own table, or frozen with a table loaded by hand. */
@@ -56,8 +56,8 @@ if (!['udp', 'tcp', 'http'].includes(values.measure)) {
 const udp = values.measure === 'udp';
 /** The figure is a rate (compared by ratio), not a cost per connection (compared by difference). */
 const rate = values.measure !== 'http';
-const rounds = Number(values.rounds);
-const seconds = Number(values.seconds);
+const rounds = wholeNumber(values, 'rounds', 1, 20, USAGE);
+const seconds = wholeNumber(values, 'seconds', 1, 60, USAGE);
 installCleanup();
 
 function withoutChains(rules, names) {
