@@ -199,6 +199,21 @@ export async function startRelay(pair, originPort, { flags = [], extraNodeArgs =
   return { name: 'relay', pid: proc.pid, port, proc, stop: () => proc.stop() };
 }
 
+/** The floor of a Node HTTP/2 proxy (h2-relay.mjs): bare Node's HTTP/2 plus a backend leg, nothing more. */
+export async function startH2Relay(pair, originPort) {
+  const port = await freePort();
+  const proc = startProcess(
+    process.execPath,
+    [
+      join(here, 'h2-relay.mjs'),
+      JSON.stringify({ port, origin: originPort, key: pair.key, cert: pair.cert }),
+    ],
+    { name: 'h2-relay' },
+  );
+  await waitForPort(port, { proc });
+  return { name: 'h2-relay', h2: true, pid: proc.pid, port, proc, stop: () => proc.stop() };
+}
+
 // HARBOR_BENCH_SIDECAR points at another build's entry point (e.g. a worktree
 // of an older commit, to compare two versions in one run).
 export const SIDECAR_CLI = process.env.HARBOR_BENCH_SIDECAR ?? join(repoRoot, 'dist', 'cli', 'sidecar.js');
