@@ -21,7 +21,8 @@ import { installStreamTable } from '../../dist/https/http2-stream-table.js';
 const options = JSON.parse(process.argv[2] ?? '{}');
 const read = Buffer.allocUnsafe(64 * 1024);
 const END_OF_HEAD = Buffer.from('\r\n\r\n');
-const LENGTH = Buffer.from('\r\ncontent-length:');
+/** Header names are matched as the origin (nginx) writes them, lower-cased here. */
+const LENGTH = '\r\ncontent-length:';
 const idle = [];
 
 /** One keep-alive backend connection; `owner` is the exchange it carries, null while idle. */
@@ -68,9 +69,7 @@ class Exchange {
     const bytes = this.held === null ? chunk : Buffer.concat([this.held, chunk]);
     this.held = null;
     const end = bytes.indexOf(END_OF_HEAD);
-    // Header names are matched as the origin (nginx) writes them, lower-cased here.
-    const at =
-      end === -1 ? -1 : bytes.toString('latin1', 0, end).toLowerCase().indexOf('\r\ncontent-length:');
+    const at = end === -1 ? -1 : bytes.toString('latin1', 0, end).toLowerCase().indexOf(LENGTH);
     const length = at === -1 ? -1 : Number.parseInt(bytes.toString('latin1', at + LENGTH.length, end), 10);
     if (length < 0 || bytes.length < end + 4 + length) {
       this.held = Buffer.from(bytes);
