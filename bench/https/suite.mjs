@@ -82,6 +82,8 @@ const HTTPS_GOALS = [
     key: 'ka_cpu_us',
     op: '<=',
     limit: 1.4,
+    whenFailed:
+      'a Node TLS relay with no HTTP logic costs 1.14-1.24x nginx here; the rest is the sidecar (npm run bench:floor)',
   },
   {
     label: 'CPU per full handshake (ECDSA) <= 1.15x bare Node',
@@ -122,6 +124,8 @@ const HTTPS_GOALS = [
     key: 'h2_cpu_us',
     op: '<=',
     limit: 1.5,
+    whenFailed:
+      'the least a Node HTTP/2 proxy can do already costs about 1.5x nginx here (npm run bench:floor -- --h2 --pin; docs/benchmarks.md, "The floor of a Node HTTP/2 proxy")',
   },
   {
     label: '1 MiB MiB/s >= 0.9x nginx',
@@ -522,6 +526,10 @@ function summarise(targets, rounds, notes, pairs) {
     medians[kind].resumption = rounds.map((r) => r[kind]?.resumption);
   }
   const goals = targets.includes('sidecar') ? evaluateGoals(HTTPS_GOALS, medians, rounds) : [];
+  // What a reader of a failed goal should know next to it (a floor measured by another bench).
+  for (const goal of goals) {
+    if (goal.verdict === 'FAIL' && goal.whenFailed) notes.push(`${goal.label}: ${goal.whenFailed}`);
+  }
   return {
     targets,
     rounds,
