@@ -34,11 +34,9 @@
 import { join, resolve } from 'node:path';
 import { parseOptions, usageError, wholeNumber } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
-import { pinBenchOrExit } from '../lib/pin.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
 import { median, spread } from '../lib/report.mjs';
-import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
-import { cpuPerRequestPinned } from './pinned.mjs';
+import { measurement } from './pinned.mjs';
 import { SMALL_PATH, startOrigin, startSidecar } from './targets.mjs';
 
 const USAGE =
@@ -62,8 +60,7 @@ if (!['ka', 'close', 'req', 'h2'].includes(values.mode)) {
 if (accessLog !== undefined && !['json', 'combined'].includes(accessLog)) {
   usageError(`--access-log: ${JSON.stringify(accessLog)} is not json or combined`, USAGE);
 }
-if (values.pin) pinBenchOrExit('ab');
-const measure = values.pin ? cpuPerRequestPinned : cpuPerRequestLoadedTogether;
+const { measure, how } = measurement(values.pin, 'ab');
 const ROUNDS = wholeNumber(values, 'rounds', 1, 30, USAGE);
 const SECONDS = wholeNumber(values, 'seconds', 1, 30, USAGE);
 const load = {
@@ -107,7 +104,7 @@ try {
     );
   }
   console.log(
-    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : load.fresh ? `handshake client, ${load.connections} at a time,` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, ${values.pin ? 'one at a time, pinned' : 'loaded at once'}${load.headers.length > 0 ? ', -H "Connection: close"' : ''}${accessLog === undefined ? '' : `; access log ${accessLog}`}`,
+    `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : load.fresh ? `handshake client, ${load.connections} at a time,` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, ${how}${load.headers.length > 0 ? ', -H "Connection: close"' : ''}${accessLog === undefined ? '' : `; access log ${accessLog}`}`,
   );
   await origin.stop?.();
 } finally {

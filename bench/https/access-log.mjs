@@ -20,11 +20,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseOptions, usageError, wholeNumber } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
-import { pinBenchOrExit } from '../lib/pin.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
 import { median, spread } from '../lib/report.mjs';
-import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
-import { cpuPerRequestPinned } from './pinned.mjs';
+import { measurement } from './pinned.mjs';
 import { SMALL_PATH, startNginxProxy, startOrigin, startSidecar } from './targets.mjs';
 
 const USAGE =
@@ -41,8 +39,7 @@ const values = parseOptions(USAGE, {
 if (!['json', 'combined'].includes(values.format)) {
   usageError(`--format: ${JSON.stringify(values.format)} is not json or combined`, USAGE);
 }
-if (values.pin) pinBenchOrExit('access-log');
-const measure = values.pin ? cpuPerRequestPinned : cpuPerRequestLoadedTogether;
+const { measure, how } = measurement(values.pin, 'access-log');
 const ROUNDS = wholeNumber(values, 'rounds', 1, 20, USAGE);
 const SECONDS = wholeNumber(values, 'seconds', 1, 30, USAGE);
 const CONNECTIONS = wholeNumber(values, 'connections', 1, 200, USAGE);
@@ -93,7 +90,7 @@ try {
   const nginxRatios = rows.map((r) => r.nginxOn / r.nginxOff);
   await lineCost(join(dir, 'lines.log'), values.format); // warm-up: compiled code, as in a running proxy
   const perLine = await lineCost(join(dir, 'lines.log'), values.format);
-  const run = `wrk -t1 -c${CONNECTIONS} -d${SECONDS}s each, ${values.pin ? 'one at a time, pinned' : 'loaded at once'}, ${ROUNDS} rounds`;
+  const run = `wrk -t1 -c${CONNECTIONS} -d${SECONDS}s each, ${how}, ${ROUNDS} rounds`;
   console.log(
     `access log ${values.format} to a file: ${median(rows.map((r) => r.on)).toFixed(1)} us against ${median(rows.map((r) => (r.off + r.control) / 2)).toFixed(1)} us of sidecar CPU per keep-alive request; median of per-round ratios ${median(ratios).toFixed(3)}x (${spread(ratios)}), where two sidecars without it differ by ${median(noise).toFixed(3)}x (${spread(noise)}) (${run})`,
   );

@@ -21,11 +21,9 @@
 //   node bench/https/floor.mjs [--rounds 7] [--seconds 3] [--connections 8] [--pieces | --h2] [--pin]
 import { parseOptions, usageError, wholeNumber } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
-import { pinBenchOrExit } from '../lib/pin.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
 import { median, spread } from '../lib/report.mjs';
-import { cpuPerRequestLoadedTogether } from './loaded-together.mjs';
-import { cpuPerRequestPinned } from './pinned.mjs';
+import { measurement } from './pinned.mjs';
 import {
   startBareNode,
   startH2Relay,
@@ -46,8 +44,7 @@ const values = parseOptions(USAGE, {
   pin: { type: 'boolean', default: false },
 });
 if (values.pieces && values.h2) usageError('--pieces and --h2: one run at a time', USAGE);
-if (values.pin) pinBenchOrExit('floor');
-const measure = values.pin ? cpuPerRequestPinned : cpuPerRequestLoadedTogether;
+const { measure, how } = measurement(values.pin, 'floor');
 const unit = values.h2 ? 'HTTP/2 request' : 'keep-alive request';
 const ROUNDS = wholeNumber(values, 'rounds', 1, 30, USAGE);
 const SECONDS = wholeNumber(values, 'seconds', 1, 30, USAGE);
@@ -113,7 +110,6 @@ try {
     }
   }
   const load = values.h2 ? `h2load -c${CONNECTIONS} -m10` : `wrk -t1 -c${CONNECTIONS}`;
-  const how = values.pin ? 'one at a time, pinned' : 'loaded at once';
   console.log(`${load} -d${SECONDS}s each, ${how}, ${ROUNDS} rounds`);
   await origin.stop?.();
 } finally {

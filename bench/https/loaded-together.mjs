@@ -65,14 +65,9 @@ export function loadOptions({
  * Resolves to { requests, failed }.
  */
 export async function loadTarget(target, { path, connections, headers, h2, fresh }, seconds) {
-  const url = `https://127.0.0.1:${target.port}${path}`;
   // A target whose HTTP/2 listens on a port of its own (bare-node.mjs) says so in h2Port.
-  if (h2)
-    return runH2load(`https://127.0.0.1:${target.h2Port ?? target.port}${path}`, {
-      connections,
-      streams: 10,
-      seconds,
-    });
+  const url = `https://127.0.0.1:${h2 ? (target.h2Port ?? target.port) : target.port}${path}`;
+  if (h2) return runH2load(url, { connections, streams: 10, seconds });
   if (!fresh) return runWrk(url, { connections, seconds, headers });
   const r = await runHandshakes(target.port, { seconds, concurrency: connections, request: true });
   return { requests: r.completed, failed: r.errors };

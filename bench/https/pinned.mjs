@@ -5,10 +5,10 @@
 // and preempt each other; pinned, the target runs undisturbed, and two
 // identical builds differ much less from round to round (docs/benchmarks.md,
 // "Pinned runs and fixed rates").
-import { pinTargetTree } from '../lib/pin.mjs';
+import { pinBenchOrExit, pinTargetTree } from '../lib/pin.mjs';
 import { treeCpuSeconds } from '../lib/proc.mjs';
 import { waitForOk } from '../lib/tls-probe.mjs';
-import { loadOptions, loadTarget } from './loaded-together.mjs';
+import { cpuPerRequestLoadedTogether, loadOptions, loadTarget } from './loaded-together.mjs';
 import { SMALL_PATH } from './targets.mjs';
 
 /**
@@ -38,4 +38,15 @@ export async function cpuPerRequestPinned(starters, options = {}) {
     }
   }
   return perRequest;
+}
+
+/**
+ * How a bench that takes --pin measures: `measure` (cpuPerRequestPinned or
+ * cpuPerRequestLoadedTogether) and `how`, the words for its report. With `pin` the bench pins
+ * itself first, or says why it cannot (`program: why`) and exits 2.
+ */
+export function measurement(pin, program) {
+  if (!pin) return { measure: cpuPerRequestLoadedTogether, how: 'loaded at once' };
+  pinBenchOrExit(program);
+  return { measure: cpuPerRequestPinned, how: 'one at a time, pinned' };
 }

@@ -11,7 +11,7 @@ import { processTree } from './proc.mjs';
 
 /**
  * The machine's CPUs, whatever this process's own affinity (availableParallelism() counts only
- * the CPUs this process may run on: 1 once pinBenchToLoadCpu() has run).
+ * the CPUs this process may run on: 1 once pinBenchOrExit() has run).
  */
 const CPU_COUNT = cpus().length;
 
@@ -23,28 +23,25 @@ function pinUnavailable() {
 }
 
 /** The CPU the load generators and the origin use, and the one each measured target has alone. */
-function pinCpus() {
-  return { load: 0, target: CPU_COUNT - 1 };
-}
+const LOAD_CPU = 0;
+const TARGET_CPU = CPU_COUNT - 1;
 
-/** This process and every thread of it (and so the processes it starts from now on) onto the load CPU. */
-export function pinBenchToLoadCpu() {
-  taskset(process.pid, pinCpus().load);
-}
-
-/** For --pin: pins this process as pinBenchToLoadCpu() does, or says why it cannot (`program: why`) and exits 2. */
+/**
+ * For --pin: this process and every thread of it (and so the processes it starts from now on)
+ * onto the load CPU, or why it cannot be done (`program: why`) and exit 2.
+ */
 export function pinBenchOrExit(program) {
   const why = pinUnavailable();
   if (why !== null) {
     process.stderr.write(`${program}: ${why}\n`);
     process.exit(2);
   }
-  pinBenchToLoadCpu();
+  taskset(process.pid, LOAD_CPU);
 }
 
 /** Every process of the tree under `rootPid`, with all their threads, onto the target CPU. */
 export function pinTargetTree(rootPid) {
-  for (const pid of processTree(rootPid)) taskset(pid, pinCpus().target);
+  for (const pid of processTree(rootPid)) taskset(pid, TARGET_CPU);
 }
 
 function taskset(pid, cpu) {
