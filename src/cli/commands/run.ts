@@ -7,6 +7,7 @@ import { watchPair } from '../../certs/watch.js';
 import type { SidecarSettings } from '../../config/settings.js';
 import { createLogger, type Logger } from '../../log/index.js';
 import { RegistrationClient, resolveInstanceHost } from '../../registration/index.js';
+import { tuneHeapForServing } from '../../sidecar/heap-tuning.js';
 import { Sidecar } from '../../sidecar/index.js';
 import type { CommandContext } from '../context.js';
 import { failOnErrors } from '../report.js';
@@ -69,6 +70,7 @@ export async function runCommand(context: CommandContext): Promise<number> {
     );
     return 0;
   }
+  tuneHeapForServing();
   return serve(sidecar, logger);
 }
 
