@@ -15,7 +15,7 @@
 import { setFlagsFromString } from 'node:v8';
 
 /** The V8 flag applied: V8 never pretenures an allocation site. */
-export const NO_PRETENURING_FLAG = '--no-allocation-site-pretenuring';
+const NO_PRETENURING_FLAG = '--no-allocation-site-pretenuring';
 
 /**
  * Applies the serving process's heap setting. Called once, before the proxy accepts a

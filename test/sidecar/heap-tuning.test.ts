@@ -1,9 +1,10 @@
 // The serving process's heap setting, observed in a real V8: once many Duplex
 // streams have outlived young collections (TLS connections), short-lived
-// Duplex streams (HTTP/2 streams) must not be built in old space afterwards. Each probe runs in a child process of its own (the
-// setting is process-wide) with a young generation at its largest from the
-// start: V8 pretenures a site only when the young generation is at its maximum,
-// as it is in a sidecar under load.
+// Duplex streams (HTTP/2 streams) must not be built in old space afterwards.
+// Each probe runs in a child process of its own (the setting is process-wide)
+// with a young generation at its largest from the start: V8 pretenures a site
+// only when the young generation is at its maximum, as it is in a sidecar
+// under load.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
