@@ -5,6 +5,7 @@
 
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
+import { MAX_INSTANCE_TTL_SECONDS } from '../node-api/index.js';
 import { resolveInstanceId } from '../registration/identity.js';
 import { durationText, SIDECAR_DEFAULTS, sizeText } from './defaults.js';
 import { isPlainObject, parseJsonVariable } from './json.js';
@@ -17,11 +18,11 @@ import {
   parseAddress,
   parseBoolean,
   parseChoice,
-  parseDuration,
   parseHsts,
   parsePortNumber,
   parsePositiveInteger,
   parseSize,
+  parseTimeout,
   trustBlockList,
 } from './values.js';
 import { mangleName, type VariableFormat, variableForService } from './variables.js';
@@ -463,10 +464,10 @@ export function resolveSidecarSettings(
     keyPassphrase,
     clientCa: text('client-ca'),
     listenHosts: setting('listen', parseHostList, SIDECAR_DEFAULTS.listenHosts),
-    backendTimeoutMs: setting('backend-timeout', parseDuration, SIDECAR_DEFAULTS.backendTimeoutMs),
-    drainTimeoutMs: setting('drain-timeout', parseDuration, SIDECAR_DEFAULTS.drainTimeoutMs),
-    headerTimeoutMs: setting('header-timeout', parseDuration, SIDECAR_DEFAULTS.headerTimeoutMs),
-    idleTimeoutMs: setting('idle-timeout', parseDuration, SIDECAR_DEFAULTS.idleTimeoutMs),
+    backendTimeoutMs: setting('backend-timeout', parseTimeout, SIDECAR_DEFAULTS.backendTimeoutMs),
+    drainTimeoutMs: setting('drain-timeout', parseTimeout, SIDECAR_DEFAULTS.drainTimeoutMs),
+    headerTimeoutMs: setting('header-timeout', parseTimeout, SIDECAR_DEFAULTS.headerTimeoutMs),
+    idleTimeoutMs: setting('idle-timeout', parseTimeout, SIDECAR_DEFAULTS.idleTimeoutMs),
     maxHeaderBytes: setting('max-header-size', parsePositiveInteger, SIDECAR_DEFAULTS.maxHeaderBytes),
     maxConnections: setting('max-connections', parsePositiveInteger, SIDECAR_DEFAULTS.maxConnections),
     maxBufferedBodyBytes: setting(
@@ -477,7 +478,7 @@ export function resolveSidecarSettings(
     admin,
     nodeUrl: setting('node-url', parseUrls, undefined),
     nodeToken: env.HARBOR_NODE_TOKEN || undefined,
-    nodeTtlMs: setting('node-ttl', parseDuration, SIDECAR_DEFAULTS.nodeTtlMs),
+    nodeTtlMs: setting('node-ttl', parseNodeTtl, SIDECAR_DEFAULTS.nodeTtlMs),
     udpCheck: setting('udp-check', parseUdpCheck, undefined),
     instanceId:
       text('instance-id') ??
@@ -526,6 +527,15 @@ export function resolveSidecarSettings(
     appNameUpcaseSet: upcaseSet,
   };
   return { settings: Object.freeze(settings), problems };
+}
+
+/** --node-ttl: a timeout no longer than a node keeps an instance (its API refuses more). */
+function parseNodeTtl(text: string): Parsed<number> {
+  return parseTimeout(
+    text,
+    MAX_INSTANCE_TTL_SECONDS * 1000,
+    `${MAX_INSTANCE_TTL_SECONDS / 3600}h (what a node accepts)`,
+  );
 }
 
 function parseNonNegative(text: string): Parsed<number> {

@@ -14,14 +14,37 @@ const DURATION_UNITS: Readonly<Record<string, number>> = {
   s: 1000,
   m: 60_000,
   h: 3_600_000,
+  d: 86_400_000,
   '': 1000,
 };
 
-/** `10s`, `500ms`, `2m`, `1h`, or a plain number of seconds. */
+/** `10s`, `500ms`, `2m`, `1h`, `7d`, or a plain number of seconds; in milliseconds. */
 export function parseDuration(text: string): Parsed<number> {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*$/.exec(text);
-  if (!match) return bad(`must be a duration such as 10s, 500ms or 2m, not "${text}"`);
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*$/.exec(text);
+  if (!match) return bad(`must be a duration such as 10s, 500ms, 2m or 1d, not "${text}"`);
   return ok(Math.round(Number(match[1]) * (DURATION_UNITS[match[2] ?? ''] ?? 1000)));
+}
+
+/**
+ * The longest a Node timer waits: 2^31-1 ms, about 24.8 days. A longer one fires after 1 ms
+ * (with a TimeoutOverflowWarning on stderr), so a timeout set longer would cut at once.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * A duration that a timer waits (a timeout, a TTL, an interval): longer than 0, at most
+ * `max` (MAX_TIMER_MS unless the setting's own limit is lower, stated as `maxText`).
+ */
+export function parseTimeout(
+  text: string,
+  max: number = MAX_TIMER_MS,
+  maxText = '596h (about 24.8 days, the longest a timer can wait)',
+): Parsed<number> {
+  const parsed = parseDuration(text);
+  if (!parsed.ok) return parsed;
+  if (parsed.value <= 0) return bad(`must be longer than 0, not "${text}"`);
+  if (parsed.value > max) return bad(`must be at most ${maxText}, not "${text}"`);
+  return parsed;
 }
 
 export function parsePositiveInteger(text: string): Parsed<number> {
@@ -106,15 +129,15 @@ export function trustBlockList(entries: readonly string[]): BlockList | undefine
 const HSTS_PRELOAD_MIN_SECONDS = 31_536_000;
 
 /**
- * `--hsts MAX-AGE[,includeSubDomains][,preload]` as the header value: MAX-AGE in seconds (or a
- * duration: 365d is not one, 8760h is); preload needs includeSubDomains and a year or more
- * (the preload list refuses anything less).
+ * `--hsts MAX-AGE[,includeSubDomains][,preload]` as the header value: MAX-AGE in seconds or a
+ * duration (365d, 8760h; 0 tells browsers to forget the policy); preload needs
+ * includeSubDomains and a year or more (the preload list refuses anything less).
  */
 export function parseHsts(text: string): Parsed<string> {
   const [age = '', ...flags] = text.split(',').map((part) => part.trim());
   const seconds = /^\d+$/.test(age) ? ok(Number(age) * 1000) : parseDuration(age);
   if (!seconds.ok)
-    return bad(`max-age ${JSON.stringify(age)} must be seconds (31536000) or a duration (8760h)`);
+    return bad(`max-age ${JSON.stringify(age)} must be seconds (31536000) or a duration (365d)`);
   let value = `max-age=${Math.floor(seconds.value / 1000)}`;
   const known = new Set(['includesubdomains', 'preload']);
   const given = new Set<string>();

@@ -5,6 +5,9 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
+/** The longest TTL a node keeps an instance for without a refresh: its API refuses more. */
+export const MAX_INSTANCE_TTL_SECONDS = 86_400;
+
 /** A node's answer: its status and its body as text. */
 export interface NodeApiAnswer {
   readonly status: number;

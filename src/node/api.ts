@@ -18,6 +18,7 @@ import { NODE_DEFAULTS } from '../config/defaults.js';
 import { udpCheckProblem } from '../config/udp-check.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { MAX_INSTANCE_TTL_SECONDS } from '../node-api/index.js';
 import { DASHBOARD_PATHS, Dashboard } from './dashboard.js';
 import { isInstanceHost } from './host.js';
 import type { HarborNode } from './node.js';
@@ -42,7 +43,6 @@ const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 const MAX_BODY_BYTES = 64 * 1024;
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-const MAX_TTL_SECONDS = 86_400;
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   E_API_REQUEST: 400,
@@ -121,10 +121,10 @@ export function parseInstanceBody(text: string): {
   const ttl = body.ttl ?? undefined;
   if (
     ttl !== undefined &&
-    !(Number.isInteger(ttl) && (ttl as number) >= 1 && (ttl as number) <= MAX_TTL_SECONDS)
+    !(Number.isInteger(ttl) && (ttl as number) >= 1 && (ttl as number) <= MAX_INSTANCE_TTL_SECONDS)
   ) {
     throw badRequest(
-      `"ttl" must be an integer number of seconds 1-${MAX_TTL_SECONDS}, not ${JSON.stringify(ttl)}`,
+      `"ttl" must be an integer number of seconds 1-${MAX_INSTANCE_TTL_SECONDS}, not ${JSON.stringify(ttl)}`,
     );
   }
   const problem = body.udp_check === undefined ? undefined : udpCheckProblem(body.udp_check);

@@ -5,6 +5,7 @@
 // the node; the other kinds serve meanwhile.
 import { ruleForName } from '../config/protocol.js';
 import type { Transport } from '../config/types.js';
+import { MAX_TIMER_MS } from '../config/values.js';
 import type { HarborError } from '../errors/index.js';
 import {
   createForwarder,
@@ -28,9 +29,6 @@ import {
   type Protocol,
 } from './balancer.js';
 import type { FixedCredentials, InstanceRecord, ServiceRecord } from './state.js';
-
-/** The longest delay setTimeout takes (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface NodeServiceOptions {
   readonly record: Omit<ServiceRecord, 'instances'>;

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import type { LevelWithSilent } from 'pino';
 import { durationText, FORWARD_DEFAULTS, NODE_DEFAULTS } from '../config/defaults.js';
 import { rawSetting } from '../config/settings.js';
-import { parseAddress, parseChoice, parseDuration, parsePositiveInteger } from '../config/values.js';
+import { parseAddress, parseChoice, parsePositiveInteger, parseTimeout } from '../config/values.js';
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 import { type PortRange, parsePortRange } from './ports.js';
@@ -227,14 +227,13 @@ export function resolveNodeSettings(
 
   const duration = (key: Key): number => {
     const r = raw(key);
-    const parsed = parseDuration(r.text);
+    const parsed = parseTimeout(r.text);
     if (!parsed.ok) problem(r.source, r.text, parsed.reason);
-    else if (parsed.value <= 0) problem(r.source, r.text, 'must be longer than 0');
     return parsed.ok ? parsed.value : 0;
   };
   const udpIdleTimeoutMs = duration('udpIdleTimeout');
   const tcpIdleRaw = raw('tcpIdleTimeout');
-  const tcpIdle = tcpIdleRaw.text === '0' ? { ok: true as const, value: 0 } : parseDuration(tcpIdleRaw.text);
+  const tcpIdle = tcpIdleRaw.text === '0' ? { ok: true as const, value: 0 } : parseTimeout(tcpIdleRaw.text);
   if (!tcpIdle.ok) problem(tcpIdleRaw.source, tcpIdleRaw.text, tcpIdle.reason);
   const tcpIdleTimeoutMs = tcpIdle.ok ? tcpIdle.value : 0;
   const drainTimeoutMs = duration('drainTimeout');

@@ -175,3 +175,27 @@ t.test('a configuration that cannot be read exits 78, still listing everything',
   t.equal(result.status, 78);
   t.match(result.stdout, /STACKATO_SERVICES is not valid JSON/);
 });
+
+t.test('a timeout no timer can wait stops run and check with exit 78, naming the flag', async (t) => {
+  const debugShell = [
+    '--service',
+    'shop-https',
+    '--int-port',
+    '4443',
+    '--backend',
+    '127.0.0.1:1',
+    '--admin',
+    'off',
+  ];
+  // 1000h is past 2^31-1 ms: Node would fire the timer after 1 ms and cut slow clients at once.
+  const run = runSidecar(['run', ...debugShell, '--idle-timeout', '1000h']);
+  t.equal(run.status, 78);
+  t.match(
+    run.stderr,
+    /^error: --idle-timeout must be at most 596h \(about 24\.8 days, the longest a timer can wait\), not "1000h" \[E_SETTING\]\n$/m,
+  );
+  t.notMatch(run.stderr, /TimeoutOverflowWarning/);
+  const check = runSidecar(['check', ...debugShell], { HARBOR_HEADER_TIMEOUT: '0' });
+  t.equal(check.status, 78);
+  t.match(check.stdout, /HARBOR_HEADER_TIMEOUT must be longer than 0, not "0" \[E_SETTING\]/);
+});

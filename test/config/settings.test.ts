@@ -123,6 +123,47 @@ t.test('--max-buffered-body: a size with k, m or g, or off', async (t) => {
   }
 });
 
+t.test('timeouts and the TTL: longer than 0, no longer than a timer (or a node) can wait', async (t) => {
+  const resolve = (flags: Record<string, string>) => resolveSidecarSettings(flags, {}, machine());
+  const { settings } = resolve({
+    'idle-timeout': '1d',
+    'header-timeout': '596h',
+    'backend-timeout': '90',
+    'drain-timeout': '1.5s',
+    'node-ttl': '24h',
+  });
+  t.equal(settings.idleTimeoutMs, 86_400_000, 'd: days');
+  t.equal(settings.headerTimeoutMs, 596 * 3_600_000, 'the longest a timer waits is just above 596h');
+  t.equal(settings.backendTimeoutMs, 90_000, 'a bare number: seconds');
+  t.equal(settings.drainTimeoutMs, 1500);
+  t.equal(settings.nodeTtlMs, 86_400_000);
+  // Each of these would arm a timer that fires at once (0, or past 2^31-1 ms, which Node turns
+  // into 1 ms) or that a node refuses: a response cut as soon as its client is slow.
+  for (const flag of ['backend-timeout', 'drain-timeout', 'header-timeout', 'idle-timeout', 'node-ttl']) {
+    for (const bad of ['0', '0ms', '0.2ms']) {
+      t.match(
+        resolve({ [flag]: bad }).problems,
+        [{ code: 'E_SETTING', message: `--${flag} must be longer than 0, not "${bad}"` }],
+        `${flag} ${bad}`,
+      );
+    }
+  }
+  for (const flag of ['backend-timeout', 'drain-timeout', 'header-timeout', 'idle-timeout']) {
+    t.match(resolve({ [flag]: '597h' }).problems, [
+      {
+        message: `--${flag} must be at most 596h (about 24.8 days, the longest a timer can wait), not "597h"`,
+      },
+    ]);
+    t.match(resolve({ [flag]: '25d' }).problems, [{ message: /must be at most 596h/ }]);
+  }
+  t.match(resolveSidecarSettings({}, { HARBOR_NODE_TTL: '2d' }, machine()).problems, [
+    { code: 'E_SETTING', message: 'HARBOR_NODE_TTL must be at most 24h (what a node accepts), not "2d"' },
+  ]);
+  t.match(resolve({ 'idle-timeout': '1w' }).problems, [
+    { message: '--idle-timeout must be a duration such as 10s, 500ms, 2m or 1d, not "1w"' },
+  ]);
+});
+
 t.test('flags win over variables', async (t) => {
   const { settings } = resolveSidecarSettings(
     { 'drain-timeout': '500ms', admin: 'off' },
@@ -256,7 +297,14 @@ t.test('--hsts: the header value, or a problem naming what is wrong', async (t) 
     'max-age=63072000; includeSubDomains; preload',
   );
   t.equal(resolveSidecarSettings({}, {}, machine()).settings.hsts, undefined, 'off by default');
-  t.match(hsts('1d').problems, [{ message: /^--hsts max-age "1d" must be seconds/ }]);
+  t.equal(
+    hsts('365d,includeSubDomains,preload').settings.hsts,
+    'max-age=31536000; includeSubDomains; preload',
+  );
+  t.equal(hsts('0').settings.hsts, 'max-age=0', '0: browsers forget the policy');
+  t.match(hsts('1y').problems, [
+    { message: /^--hsts max-age "1y" must be seconds \(31536000\) or a duration \(365d\)/ },
+  ]);
   t.match(hsts('300,preload').problems, [
     { message: /preload needs includeSubDomains and a max-age of a year/ },
   ]);

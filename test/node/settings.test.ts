@@ -76,6 +76,27 @@ t.test('every setting from its variable; flags win over variables', async (t) =>
   });
 });
 
+t.test('durations: days allowed; longer than 0 and no longer than a timer can wait', async (t) => {
+  const resolve = (flags: Record<string, string>) => resolveNodeSettings(flags, {}, context);
+  const ok = resolve({ 'udp-idle-timeout': '2d', 'tcp-idle-timeout': '0', 'drain-timeout': '596h' });
+  t.equal(ok.settings?.udpIdleTimeoutMs, 2 * 86_400_000);
+  t.equal(ok.settings?.tcpIdleTimeoutMs, 0, '--tcp-idle-timeout 0: never');
+  t.equal(ok.settings?.drainTimeoutMs, 596 * 3_600_000);
+  for (const flag of ['udp-idle-timeout', 'tcp-idle-timeout', 'drain-timeout', 'check-interval']) {
+    const { settings, problems } = resolve({ [flag]: '25d' });
+    t.equal(settings, undefined, flag);
+    t.match(problems, [
+      {
+        code: 'E_SETTING',
+        message: `--${flag} "25d": must be at most 596h (about 24.8 days, the longest a timer can wait)`,
+      },
+    ]);
+  }
+  for (const flag of ['udp-idle-timeout', 'drain-timeout', 'check-interval']) {
+    t.match(resolve({ [flag]: '0s' }).problems, [{ message: `--${flag} "0s": must be longer than 0` }], flag);
+  }
+});
+
 t.test('bad values: every problem at once, each naming its flag or variable', async (t) => {
   const { settings, problems } = resolveNodeSettings(
     { ports: '40000-35000', 'udp-idle-timeout': 'soon' },
