@@ -20,6 +20,7 @@ import {
 import type { Head } from './head.js';
 import type { Request } from './http1-request.js';
 import { type BackendConn, writeBorrowed } from './pool.js';
+import { newRequestUuid } from './request-uuid.js';
 import type { ResponseReader } from './response-reader.js';
 
 /** What the answering side needs of its connection. */
@@ -104,12 +105,28 @@ export class Http1Reply implements ExchangeClient {
   /** The proxy's own answer `status` to the current request (or to a head refused before it became one). */
   answer(status: number, reason: string | undefined): void {
     countResponse(this.#core.stats, status);
-    this.write(cannedResponse(status, this.closeAfter, this.#core.settings.hsts, this.request?.id));
-    this.logAccess(status, reason);
+    const request = this.request;
+    // A head refused before it became a request gets an id too: the one the client quotes from
+    // the answer is the one its log line holds.
+    const id = request === null || request.id === '' ? newRequestUuid() : request.id;
+    const outFrom = this.#outFrom();
+    this.write(cannedResponse(status, this.closeAfter, this.#core.settings.hsts, id));
+    this.#logLine(status, reason, id, outFrom);
   }
 
-  /** One access-log line for the request (or for a head refused before it became one). */
+  /** One access-log line for the request. */
   logAccess(status: number, reason: string | undefined): void {
+    this.#logLine(status, reason, this.request?.id ?? '', this.#outFrom());
+  }
+
+  /** Where the bytes of the current answer begin: at its request's start, else from now on. */
+  #outFrom(): number {
+    const request = this.request;
+    return request === null || this.#core.accessLog === undefined ? this.#out : request.outAt;
+  }
+
+  /** One access-log line for the current request (or a head refused before it became one). */
+  #logLine(status: number, reason: string | undefined, requestId: string, outFrom: number): void {
     const log = this.#core.accessLog;
     if (log === undefined) return;
     const request = this.request;
@@ -120,11 +137,11 @@ export class Http1Reply implements ExchangeClient {
       protocol: request?.http10 ? 'HTTP/1.0' : 'HTTP/1.1',
       status,
       bytesIn: this.#in - (request?.inAt ?? this.#inMark),
-      bytesOut: this.#out - (request?.outAt ?? this.#out),
+      bytesOut: this.#out - outFrom,
       startedAt: request?.startedAt ?? 0,
       backendAt: request?.backendAt ?? 0,
       tls: this.#tls(),
-      requestId: request?.id ?? '',
+      requestId,
       reason,
     });
   }

@@ -7,7 +7,7 @@ import type * as http2 from 'node:http2';
 // The module's own binding: the global `performance` is a getter, called on every use.
 import { performance } from 'node:perf_hooks';
 import { countResponse } from '../stats/index.js';
-import { cannedBody, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
+import { cannedBody, cannedResponse, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import type { Head } from './head.js';
@@ -16,6 +16,7 @@ import { http1RequestHead, http2ResponseHeaders, http2Trailers } from './http2-h
 import type { StreamSpares } from './http2-spares.js';
 import { H2Upload, type H2UploadHost } from './http2-upload.js';
 import type { BackendConn } from './pool.js';
+import { newRequestUuid } from './request-uuid.js';
 import type { ResponseReader } from './response-reader.js';
 
 /** One HTTP/2 stream: the client side of a backend exchange (exchange.ts). */
@@ -333,16 +334,22 @@ export class H2Stream implements ExchangeClient {
     countResponse(this.#core.stats, status);
     const stream = this.#stream;
     if (stream.destroyed || stream.closed || stream.headersSent) return;
+    // A head refused before it became a request gets an id too (see http1-reply.ts).
+    if (this.#requestId === '') this.#requestId = newRequestUuid();
+    const hsts = this.#core.settings.hsts;
     const headers: http2.OutgoingHttpHeaders = {
       ':status': status,
       'content-type': 'text/plain; charset=utf-8',
     };
     if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
-    if (this.#requestId !== '') headers['x-request-id'] = this.#requestId;
-    if (this.#core.settings.hsts !== undefined)
-      headers['strict-transport-security'] = this.#core.settings.hsts;
+    headers['x-request-id'] = this.#requestId;
+    if (hsts !== undefined) headers['strict-transport-security'] = hsts;
     stream.respond(headers);
     stream.end(cannedBody(status));
+    // Counted as HTTP/1 counts the same answer (as it counts a backend's head: in HTTP/1 form).
+    const bytes = cannedResponse(status, false, hsts, this.#requestId).length;
+    this.#core.stats.bytesOut += bytes;
+    this.#out += bytes;
     this.#logAccess(status, REFUSAL_REASONS[status] ?? 'refused');
   }
 }

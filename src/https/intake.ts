@@ -7,7 +7,10 @@ import type * as tls from 'node:tls';
 import { parseProxyHeader, startsLikeProxyHeader, unmap } from '../forward/proxy-protocol.js';
 import { countHandshakeError } from '../stats/index.js';
 import type { ProxyCore } from './core.js';
-import { answerPlainHttp } from './plain-http.js';
+import { peerOf } from './forwarding.js';
+import { Head } from './head.js';
+import { findHeadEnd, parseRequestHead } from './head-parser.js';
+import { answerPlainHttp, type PlainHttpRedirect } from './plain-http.js';
 
 /** A PROXY header is at most this long here (v1: 107 bytes; v2 with its TLVs, in practice well under). */
 const MAX_PROXY_HEADER = 4096;
@@ -63,12 +66,41 @@ export class ConnectionIntake {
     // A TLS handshake starts with 0x16; anything else is plain HTTP.
     if (chunk[0] !== 0x16) {
       countHandshakeError(core.stats, 'plain-http');
-      answerPlainHttp(socket, chunk, this.#options.externalPort, core.limits.headerTimeoutMs);
+      answerPlainHttp(socket, chunk, this.#options.externalPort, core.limits.headerTimeoutMs, (redirect) =>
+        this.#logRedirect(socket, redirect),
+      );
       return;
     }
     socket.pause();
     socket.unshift(chunk);
     this.#options.tls.emit('connection', socket);
+  }
+
+  /** The access-log line of a plain-HTTP request answered with a redirect to https. */
+  #logRedirect(socket: net.Socket, redirect: PlainHttpRedirect): void {
+    const core = this.#options.core;
+    const log = core.accessLog;
+    const client = peerOf(this.takeClient(socket) ?? socket.remoteAddress, undefined).forwardedFor;
+    if (log === undefined) return;
+    // Read with the one strict parser: a head it refuses is logged without method and path.
+    const bytes = Buffer.from(redirect.head, 'latin1');
+    const end = findHeadEnd(bytes, 0, bytes.length);
+    const head = new Head();
+    const parsed = end > 0 && parseRequestHead(head, bytes, 0, end) === null;
+    log.write({
+      service: core.service,
+      client,
+      head: parsed ? head : null,
+      protocol: parsed && head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
+      status: Number(redirect.response.slice(9, 12)),
+      bytesIn: bytes.length,
+      bytesOut: redirect.response.length,
+      startedAt: redirect.startedAt,
+      backendAt: 0,
+      tls: '',
+      requestId: redirect.requestId,
+      reason: 'plain HTTP on the TLS port',
+    });
   }
 
   /** The client a trusted PROXY header named for this connection (then forgotten), if one did. */

@@ -2,13 +2,20 @@
 // https:// service) gets a redirect to the same host and port over https,
 // instead of a handshake failure it cannot read.
 import type * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { isValidHost } from './head-parser.js';
+import { newRequestUuid } from './request-uuid.js';
 
 const MAX_HEAD = 8 * 1024;
 const ORIGIN_FORM = /^\/[\x21-\x7e]*$/;
 
 /** The redirect for a plain-HTTP request head, or null when `head` is not one. */
-export function redirectFor(head: string, externalPort: number, fallbackHost: string): string | null {
+export function redirectFor(
+  head: string,
+  externalPort: number,
+  fallbackHost: string,
+  requestId: string,
+): string | null {
   const eol = head.indexOf('\r\n');
   const line = head.slice(0, eol === -1 ? head.length : eol);
   const match = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/.exec(line);
@@ -26,25 +33,44 @@ export function redirectFor(head: string, externalPort: number, fallbackHost: st
   const body = `This port speaks HTTPS: ${location}\n`;
   return (
     `HTTP/1.1 ${status}\r\nLocation: ${location}\r\nContent-Type: text/plain\r\n` +
-    `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`
+    `Content-Length: ${body.length}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`
   );
 }
 
-/** Reads the plain request head from `socket` (`first` already read), answers with a redirect, closes. */
+/** A redirect sent: the request's head as read, and the answer. */
+export interface PlainHttpRedirect {
+  readonly head: string;
+  readonly response: string;
+  readonly requestId: string;
+  /** performance.now() when the first bytes came. */
+  readonly startedAt: number;
+}
+
+/**
+ * Reads the plain request head from `socket` (`first` already read), answers with a redirect
+ * (told to `onRedirect`, for the access log), closes.
+ */
 export function answerPlainHttp(
   socket: net.Socket,
   first: Buffer,
   externalPort: number,
   timeoutMs: number,
+  onRedirect: (redirect: PlainHttpRedirect) => void,
 ): void {
+  const startedAt = performance.now();
   let head = first.toString('latin1');
   const fallbackHost = socket.localAddress?.includes(':')
     ? `[${socket.localAddress}]`
     : (socket.localAddress ?? 'localhost');
   const finish = (): void => {
-    const response = redirectFor(head, externalPort, fallbackHost);
-    if (response === null) socket.destroy();
-    else socket.end(response, 'latin1');
+    const requestId = newRequestUuid();
+    const response = redirectFor(head, externalPort, fallbackHost, requestId);
+    if (response === null) {
+      socket.destroy();
+      return;
+    }
+    socket.end(response, 'latin1');
+    onRedirect({ head, response, requestId, startedAt });
   };
   if (head.includes('\r\n\r\n')) {
     finish();

@@ -3,6 +3,7 @@
 // string dropped unless kept; a file reopened for logrotate.
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -111,6 +112,71 @@ t.test('JSON: a line per request, HTTP/1 and HTTP/2, the proxy own answers with 
     request_id: refused.headers['x-request-id'],
   });
 });
+
+t.test(
+  "the proxy's own answers: their bytes and id in the line, for a head refused before it was a request too",
+  async (t) => {
+    const file = join(dir, 'own-answers.log');
+    const log = new AccessLog({ format: 'json', file, keepQuery: false });
+    t.teardown(() => log.close());
+    const down = await startProxy(await deadBackend(), { pair, accessLog: log });
+    t.teardown(() => down.proxy.close());
+    const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+    // HTTP/1, refused at its head (a smuggling attempt): no request yet, an answer all the same.
+    const smuggle = 'GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const answer = await rawExchange(down.port, pair, smuggle);
+    t.match(answer, /^HTTP\/1\.1 400 /);
+    const h1Id = /\r\nX-Request-Id: ([^\r]+)\r\n/.exec(answer)?.[1];
+    t.match(h1Id, UUID, 'the refusal carries an id');
+    // HTTP/1 answered by the proxy after the head became a request (no backend).
+    const unavailable = await rawExchange(down.port, pair, 'GET /x HTTP/1.1\r\nHost: h\r\n\r\n', {
+      untilIncludes: 'not listening yet.',
+    });
+    t.match(unavailable, /^HTTP\/1\.1 503 /);
+    // HTTP/2: a header list over the limit, refused at its head; then a 503.
+    const big = await h2Request(down.port, pair, { ':path': '/big', 'x-big': 'a'.repeat(20_000) });
+    t.equal(big[':status'], 431);
+    t.match(big['x-request-id'], UUID);
+    const h2Down = await h2Request(down.port, pair, { ':path': '/h2' });
+    t.equal(h2Down[':status'], 503);
+
+    // Plain HTTP on the TLS port: the redirect to https is the proxy's own answer too.
+    const plain = await new Promise<string>((resolve) => {
+      const socket = net.connect(down.port, '127.0.0.1');
+      let out = '';
+      socket.on('data', (c: Buffer) => {
+        out += c.toString('latin1');
+      });
+      socket.on('close', () => resolve(out));
+      socket.write('GET /shop?token=s3cret HTTP/1.1\r\nHost: shop.example.com:35048\r\n\r\n');
+    });
+    t.match(plain, /^HTTP\/1\.1 301 /);
+    const plainId = /\r\nX-Request-Id: ([^\r]+)\r\n/.exec(plain)?.[1];
+    t.match(plainId, UUID, 'the redirect carries an id');
+
+    await waitFor(async () => lines(file).length >= 5, 'five lines');
+    const [refused, h1Down, h2Big, h2Unavailable, redirected] = lines(file);
+    t.match(redirected, {
+      status: 301,
+      method: 'GET',
+      path: '/shop',
+      protocol: 'HTTP/1.1',
+      tls: '',
+      request_id: plainId,
+      bytes_out: plain.length,
+      reason: 'plain HTTP on the TLS port',
+    });
+    t.match(refused, { status: 400, protocol: 'HTTP/1.1', request_id: h1Id, bytes_out: answer.length });
+    t.match(h1Down, { status: 503, path: '/x', bytes_out: unavailable.length });
+    t.match(h2Big, { status: 431, protocol: 'h2', request_id: big['x-request-id'] });
+    t.match(h2Unavailable, { status: 503, protocol: 'h2', path: '/h2', request_id: h2Down['x-request-id'] });
+    // HTTP/2 counts its answer as HTTP/1 counts the same one (the head in HTTP/1 form).
+    t.notMatch(unavailable, /Connection: close/);
+    t.equal(h2Unavailable!.bytes_out, h1Down!.bytes_out, 'the same 503, the same bytes');
+    t.ok((h2Big!.bytes_out as number) > 60, 'the 431 counted');
+  },
+);
 
 t.test('a client that leaves before its answer: a 499 line, HTTP/1 and HTTP/2', async (t) => {
   const file = join(dir, 'gone.log');

@@ -293,6 +293,7 @@ t.test('plain HTTP on the TLS port is redirected to https on the same host and p
   const get = await ask('GET /shop?item=1 HTTP/1.1\r\nHost: shop.example.com:35048\r\n\r\n');
   t.match(get, /^HTTP\/1\.1 301 Moved Permanently\r\n/);
   t.match(get, /\r\nLocation: https:\/\/shop\.example\.com:35048\/shop\?item=1\r\n/);
+  t.match(get, /\r\nX-Request-Id: [0-9a-f-]{36}\r\n/, 'an id, as every answer of the proxy has');
   const post = await ask('POST /form HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 0\r\n\r\n');
   t.match(post, /^HTTP\/1\.1 308 /);
   t.match(post, /\r\nLocation: https:\/\/shop\.example\.com:35048\/form\r\n/, 'external port added');
