@@ -99,7 +99,7 @@ export const REFUSAL_REASONS: Readonly<Record<number, string>> = {
 };
 
 /** Seconds a 503 asks the client to wait: frameworks usually start within a few seconds. */
-export const RETRY_AFTER_SECONDS = 2;
+const RETRY_AFTER_SECONDS = 2;
 
 const cannedCache = new Map<string, string>();
 
@@ -128,10 +128,6 @@ function cannedText(status: number, close: boolean, hsts: string | undefined): s
     cannedCache.set(key, text);
   }
   return text;
-}
-
-export function cannedBody(status: number): string {
-  return BODIES[status] ?? `${status}\n`;
 }
 
 /** A client socket failed: a routine end (reset, broken pipe) quietly at debug, anything else at warn. */

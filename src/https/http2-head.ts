@@ -77,6 +77,23 @@ export function http2ResponseHeaders(head: Head, hsts: string | undefined): http
   return headers;
 }
 
+/**
+ * An answer of the proxy's own, as core.ts writes it for HTTP/1.1, as an HTTP/2 header list
+ * and body: one answer for both protocols.
+ */
+export function http2Answer(text: string): { headers: http2.OutgoingHttpHeaders; body: string } {
+  const end = text.indexOf('\r\n\r\n');
+  const lines = text.slice(0, end).split('\r\n');
+  const headers: http2.OutgoingHttpHeaders = { ':status': Number(lines[0]?.slice(9, 12)) };
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon).toLowerCase();
+    if (!SKIP_RESPONSE.has(name)) headers[name] = line.slice(colon + 1).trim();
+  }
+  return { headers, body: text.slice(end + 4) };
+}
+
 /** The backend's chunked-body trailers as HTTP/2 trailers. */
 export function http2Trailers(text: string): http2.OutgoingHttpHeaders {
   const trailers: http2.OutgoingHttpHeaders = {};

@@ -7,12 +7,12 @@ import type * as http2 from 'node:http2';
 // The module's own binding: the global `performance` is a getter, called on every use.
 import { performance } from 'node:perf_hooks';
 import { countResponse } from '../stats/index.js';
-import { cannedBody, cannedResponse, type ProxyCore, REFUSAL_REASONS, RETRY_AFTER_SECONDS } from './core.js';
+import { cannedResponse, type ProxyCore, REFUSAL_REASONS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import type { Head } from './head.js';
 import { parseRequestText, statusForHeadError } from './head-parser.js';
-import { http1RequestHead, http2ResponseHeaders, http2Trailers } from './http2-head.js';
+import { http1RequestHead, http2Answer, http2ResponseHeaders, http2Trailers } from './http2-head.js';
 import type { StreamSpares } from './http2-spares.js';
 import { H2Upload, type H2UploadHost } from './http2-upload.js';
 import type { BackendConn } from './pool.js';
@@ -336,20 +336,13 @@ export class H2Stream implements ExchangeClient {
     if (stream.destroyed || stream.closed || stream.headersSent) return;
     // A head refused before it became a request gets an id too (see http1-reply.ts).
     if (this.#requestId === '') this.#requestId = newRequestUuid();
-    const hsts = this.#core.settings.hsts;
-    const headers: http2.OutgoingHttpHeaders = {
-      ':status': status,
-      'content-type': 'text/plain; charset=utf-8',
-    };
-    if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
-    headers['x-request-id'] = this.#requestId;
-    if (hsts !== undefined) headers['strict-transport-security'] = hsts;
+    // HTTP/1's answer, and counted as HTTP/1 counts it (as a backend's head is: in HTTP/1 form).
+    const text = cannedResponse(status, false, this.#core.settings.hsts, this.#requestId);
+    const { headers, body } = http2Answer(text);
     stream.respond(headers);
-    stream.end(cannedBody(status));
-    // Counted as HTTP/1 counts the same answer (as it counts a backend's head: in HTTP/1 form).
-    const bytes = cannedResponse(status, false, hsts, this.#requestId).length;
-    this.#core.stats.bytesOut += bytes;
-    this.#out += bytes;
+    stream.end(body);
+    this.#core.stats.bytesOut += text.length;
+    this.#out += text.length;
     this.#logAccess(status, REFUSAL_REASONS[status] ?? 'refused');
   }
 }
