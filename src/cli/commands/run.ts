@@ -24,7 +24,7 @@ function createRegistration(settings: SidecarSettings, logger: Logger): Registra
     }));
   if (services.length === 0) {
     logger.warn(
-      "HARBOR_NODE_URL is set, but no service has an instance id (the credentials' name) to register under",
+      "--node-url (HARBOR_NODE_URL) is set, but no service has an instance id to register under: the credentials' name, which a debug shell's --service lacks (give STACKATO_SERVICES the node's credentials instead)",
     );
     return undefined;
   }
