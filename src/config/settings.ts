@@ -123,7 +123,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     flag: 'max-header-size',
     env: ['HARBOR_MAX_HEADER_SIZE'],
     type: 'string',
-    description: 'The largest request head accepted, in bytes (431 above it).',
+    description: 'The largest request head accepted, in bytes (or 32k, 1m): 1k to 1m; 431 above it.',
     defaultText: String(SIDECAR_DEFAULTS.maxHeaderBytes),
     commands: ['run'],
   },
@@ -468,7 +468,7 @@ export function resolveSidecarSettings(
     drainTimeoutMs: setting('drain-timeout', parseTimeout, SIDECAR_DEFAULTS.drainTimeoutMs),
     headerTimeoutMs: setting('header-timeout', parseTimeout, SIDECAR_DEFAULTS.headerTimeoutMs),
     idleTimeoutMs: setting('idle-timeout', parseTimeout, SIDECAR_DEFAULTS.idleTimeoutMs),
-    maxHeaderBytes: setting('max-header-size', parsePositiveInteger, SIDECAR_DEFAULTS.maxHeaderBytes),
+    maxHeaderBytes: setting('max-header-size', parseHeaderSize, SIDECAR_DEFAULTS.maxHeaderBytes),
     maxConnections: setting('max-connections', parsePositiveInteger, SIDECAR_DEFAULTS.maxConnections),
     maxBufferedBodyBytes: setting(
       'max-buffered-body',
@@ -527,6 +527,17 @@ export function resolveSidecarSettings(
     appNameUpcaseSet: upcaseSet,
   };
   return { settings: Object.freeze(settings), problems };
+}
+
+/**
+ * --max-header-size: 1k to 1m. Smaller refuses ordinary browsers' heads; larger lets each
+ * connection hold that much before a 431, and HTTP/2's own limit (twice this) must fit 32 bits.
+ */
+function parseHeaderSize(text: string): Parsed<number> {
+  const parsed = parseSize(text);
+  if (parsed.ok && (parsed.value < 1024 || parsed.value > 1024 * 1024))
+    return { ok: false, reason: `must be 1k to 1m (1024 to 1048576 bytes), not "${text}"` };
+  return parsed;
 }
 
 /** --node-ttl: a timeout no longer than a node keeps an instance (its API refuses more). */

@@ -253,10 +253,20 @@ class HarborHttpsProxy implements HttpsProxy {
         : undefined;
     // The client a trusted PROXY header named (harbor-node in front), else the peer itself.
     const peer = peerOf(this.#intake.takeClient(socket) ?? socket.remoteAddress, subject);
-    if (socket.alpnProtocol === 'h2') {
-      this.#h2 ??= new Http2Front(this.#core);
-      this.#h2.accept(socket, peer);
-    } else new Http1Connection(this.#core, socket, peer);
+    try {
+      if (socket.alpnProtocol === 'h2') {
+        this.#h2 ??= new Http2Front(this.#core);
+        this.#h2.accept(socket, peer);
+      } else new Http1Connection(this.#core, socket, peer);
+    } catch (error) {
+      // A connection that cannot be set up (node:http2 refusing a session's settings, say) is
+      // refused alone: an exception here would otherwise end the process and every connection.
+      this.#core.logger.error(
+        { service: this.#core.service, error: (error as Error).message },
+        'connection setup failed; that connection is closed',
+      );
+      socket.destroy();
+    }
   };
 
   #onTlsError = (error: Error, socket: tls.TLSSocket): void => {

@@ -164,6 +164,28 @@ t.test('timeouts and the TTL: longer than 0, no longer than a timer (or a node) 
   ]);
 });
 
+t.test('--max-header-size: bytes or k/m, 1k to 1m', async (t) => {
+  const size = (value: string) => resolveSidecarSettings({ 'max-header-size': value }, {}, machine());
+  t.equal(size('32k').settings.maxHeaderBytes, 32 * 1024);
+  t.equal(size('1m').settings.maxHeaderBytes, 1024 * 1024);
+  t.equal(size('8192').settings.maxHeaderBytes, 8192);
+  // 5000000000 was taken, and the first HTTP/2 client then crashed the proxy: nghttp2's header
+  // list limit (twice this) must fit 32 bits.
+  for (const bad of ['5000000000', '2m', '512']) {
+    t.match(
+      size(bad).problems,
+      [
+        {
+          code: 'E_SETTING',
+          message: `--max-header-size must be 1k to 1m (1024 to 1048576 bytes), not "${bad}"`,
+        },
+      ],
+      bad,
+    );
+  }
+  t.match(size('big').problems, [{ message: /^--max-header-size must be a size such as 512k/ }]);
+});
+
 t.test('flags win over variables', async (t) => {
   const { settings } = resolveSidecarSettings(
     { 'drain-timeout': '500ms', admin: 'off' },

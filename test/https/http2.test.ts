@@ -4,7 +4,10 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import { Writable } from 'node:stream';
+import * as tls from 'node:tls';
 import t from 'tap';
+import { createLogger } from '../../src/log/index.js';
 import { waitFor } from '../helpers/wait.js';
 import { removeDir, startEchoBackend, startProxy, writePaced } from './fixtures/helpers.js';
 
@@ -375,4 +378,63 @@ t.test('the idle timeout closes a quiet session (GOAWAY), not one in use', async
   // Then quiet: the proxy ends the session.
   await waitFor(() => goaway && quick.proxy.openConnections === 0, 'the idle session closed');
   t.pass('closed once quiet');
+});
+
+t.test('a connection that cannot be set up is closed alone; the proxy serves on', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = createLogger({ level: 'info', pretty: false, name: 'test', destination });
+  // A head limit whose HTTP/2 setting (twice it) node:http2 refuses when the session is made:
+  // the settings no longer allow it (test/config/settings.test.ts), so it stands in for any
+  // failure while a connection is set up.
+  const broken = await startProxy(backend.address, {
+    pair: fx.pair,
+    logger,
+    limits: { maxHeaderBytes: 3e9 },
+  });
+  t.teardown(() => broken.proxy.close());
+  const h2 = http2.connect(`https://localhost:${broken.port}`, { ca: fx.pair.cert });
+  const closed = await new Promise<string>((resolve) => {
+    h2.on('error', (error) => resolve(`error ${(error as { code?: string }).code}`));
+    h2.on('close', () => resolve('closed'));
+  });
+  t.match(closed, /closed|error/, 'the HTTP/2 connection is closed');
+  await waitFor(
+    async () => lines.some((l) => /connection setup failed/.test(String(l.msg))),
+    'the error logged',
+  );
+  t.match(
+    lines.find((l) => /connection setup failed/.test(String(l.msg))),
+    {
+      level: 50,
+      error: /maxHeaderListSize/,
+    },
+  );
+  // The process is alive and HTTP/1 clients of the same proxy are served.
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = tls.connect(
+      {
+        port: broken.port,
+        host: '127.0.0.1',
+        ca: fx.pair.cert,
+        servername: 'localhost',
+        ALPNProtocols: ['http/1.1'],
+      },
+      () => {
+        socket.write('GET /h1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
+      },
+    );
+    let out = '';
+    socket.on('data', (c: Buffer) => {
+      out += c.toString('latin1');
+    });
+    socket.on('close', () => resolve(out));
+    socket.on('error', reject);
+  });
+  t.match(answer, /^HTTP\/1\.1 200 /);
 });
