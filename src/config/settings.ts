@@ -3,6 +3,7 @@
 // problem at once, frozen, handed down. The definitions table below is also
 // what the README's settings table and `--help` are checked against.
 
+import { isIP } from 'node:net';
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 import { MAX_INSTANCE_TTL_SECONDS } from '../node-api/index.js';
@@ -555,14 +556,30 @@ function parseNonNegative(text: string): Parsed<number> {
     : { ok: false, reason: `must be a whole number of days, not "${text}"` };
 }
 
+/**
+ * --listen: addresses, each once. A wildcard (0.0.0.0, ::) beside an address of its own family
+ * is refused: both cannot hold one port, and the second would be reported as a port taken.
+ */
 function parseHostList(text: string): Parsed<string[]> {
-  const hosts = text
-    .split(',')
-    .map((h) => h.trim().replace(/^\[(.*)\]$/, '$1'))
-    .filter((h) => h !== '');
-  return hosts.length > 0
-    ? { ok: true, value: hosts }
-    : { ok: false, reason: 'must name at least one address' };
+  const hosts = [
+    ...new Set(
+      text
+        .split(',')
+        .map((h) => h.trim().replace(/^\[(.*)\]$/, '$1'))
+        .filter((h) => h !== ''),
+    ),
+  ];
+  if (hosts.length === 0) return { ok: false, reason: 'must name at least one address' };
+  for (const wildcard of ['0.0.0.0', '::']) {
+    const v6 = wildcard === '::';
+    const covered = hosts.find((h) => h !== wildcard && isIP(h) === (v6 ? 6 : 4));
+    if (hosts.includes(wildcard) && covered !== undefined)
+      return {
+        ok: false,
+        reason: `lists ${wildcard}, which already covers ${covered}: list one of them, not "${text}"`,
+      };
+  }
+  return { ok: true, value: hosts };
 }
 
 /** "10.0.0.0/8, 127.0.0.1": each an IP address or CIDR (checked by the one BlockList that uses them). */

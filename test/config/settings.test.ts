@@ -186,6 +186,21 @@ t.test('--max-header-size: bytes or k/m, 1k to 1m', async (t) => {
   t.match(size('big').problems, [{ message: /^--max-header-size must be a size such as 512k/ }]);
 });
 
+t.test('--listen: each address once; a wildcard and an address it covers are refused', async (t) => {
+  const listen = (value: string) => resolveSidecarSettings({ listen: value }, {}, machine());
+  t.same(listen('127.0.0.1, [::1], 127.0.0.1').settings.listenHosts, ['127.0.0.1', '::1']);
+  t.same(listen('0.0.0.0,::1').settings.listenHosts, ['0.0.0.0', '::1'], 'another family');
+  // Both were taken, and the second bind failed as "port 443 is already taken on 127.0.0.1".
+  t.match(listen('0.0.0.0,127.0.0.1').problems, [
+    {
+      code: 'E_SETTING',
+      message:
+        '--listen lists 0.0.0.0, which already covers 127.0.0.1: list one of them, not "0.0.0.0,127.0.0.1"',
+    },
+  ]);
+  t.match(listen('::1,::').problems, [{ message: /^--listen lists ::, which already covers ::1/ }]);
+});
+
 t.test('flags win over variables', async (t) => {
   const { settings } = resolveSidecarSettings(
     { 'drain-timeout': '500ms', admin: 'off' },
