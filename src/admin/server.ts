@@ -9,9 +9,9 @@ import { connect } from 'node:net';
 import type { Address } from '../config/types.js';
 import { formatAddress } from '../config/types.js';
 import type { Logger } from '../log/index.js';
+import { heldBy } from '../sockets/port-owner.js';
 import { type ConnectionGuard, type ConnectionGuardOptions, guardConnections } from './connection-guard.js';
 import type { createMetricsRegistry } from './metrics.js';
-import { portOwner } from './port-owner.js';
 import type { MetricsSource, ReadinessReport } from './types.js';
 
 export const DEFAULT_ADMIN_ADDRESS: Address = { kind: 'tcp', host: '127.0.0.1', port: 9701 };
@@ -213,11 +213,9 @@ class HttpAdminServer implements AdminServer {
     }
     const where = formatAddress(address);
     if (error) {
-      const owner =
-        error.code === 'EADDRINUSE' && address.kind === 'tcp' ? portOwner(address.port) : undefined;
       const why =
         error.code === 'EADDRINUSE'
-          ? `address in use${owner ? ` by pid ${owner.pid}${owner.command ? ` (${owner.command})` : ''}` : ''}`
+          ? `address in use${address.kind === 'tcp' ? heldBy(address.port) : ''}`
           : (error.code ?? error.message);
       this.#logger.warn(
         { code: 'W_ADMIN_UNAVAILABLE', admin: where, reason: why },

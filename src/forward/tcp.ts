@@ -7,6 +7,7 @@ import { HarborError } from '../errors/index.js';
 import { isRoutineSocketError, type Logger } from '../log/index.js';
 import { InactivitySweep } from '../sockets/inactivity.js';
 import { LiveSet, SLOT } from '../sockets/live-set.js';
+import { heldBy } from '../sockets/port-owner.js';
 import type { ServiceStats } from '../stats/index.js';
 import { isLocalResourceError, ThrottledWarning, warnLocalFailure } from './failures.js';
 import { proxyHeader } from './proxy-protocol.js';
@@ -358,7 +359,8 @@ export function listenError(
 ): HarborError {
   const where = `${host ?? '*'}:${port}/${transport}`;
   if (error.code === 'EADDRINUSE') {
-    return new HarborError('E_PORT_IN_USE', `${name}: ${where} is already in use by another process`, {
+    const by = heldBy(port, transport) || ' by another process';
+    return new HarborError('E_PORT_IN_USE', `${name}: ${where} is already in use${by}`, {
       cause: error,
     });
   }

@@ -4,6 +4,7 @@
 import * as net from 'node:net';
 import { HarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { heldBy } from '../sockets/port-owner.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -78,7 +79,7 @@ function listenError(error: unknown, host: string, port: number, service: string
   if (code === 'EADDRINUSE') {
     return new HarborError(
       'E_PORT_IN_USE',
-      `port ${port} (int_port of service "${service}") is already taken on ${where}`,
+      `port ${port} (int_port of service "${service}") is already taken on ${where}${heldBy(port)}`,
       { cause: error },
     );
   }

@@ -42,7 +42,7 @@ t.test('all or none: a host that cannot be had closes the ones already open', as
   t.ok(isHarborError(error, 'E_PORT_IN_USE'), 'E_PORT_IN_USE');
   t.equal(
     (error as Error).message,
-    `port ${port} (int_port of service "web-https") is already taken on [::1]:${port}`,
+    `port ${port} (int_port of service "web-https") is already taken on [::1]:${port} by this process (another of its own listeners)`,
   );
   t.notOk(await acceptsConnections(port), 'the IPv4 listener opened first was closed again');
 });

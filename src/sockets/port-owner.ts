@@ -1,7 +1,7 @@
-// Which process listens on a TCP port of this machine (Linux /proc): named
+// Which process holds a TCP or UDP port of this machine (Linux /proc): named
 // when an address the program wanted is taken, so that the operator knows
-// whom to look at. Undefined when it cannot be told (another user's process,
-// no /proc).
+// whom to look at (this process itself, when two of its own listeners want one
+// port). Undefined when it cannot be told (another user's process, no /proc).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface PortOwner {
@@ -10,10 +10,14 @@ export interface PortOwner {
   readonly command: string;
 }
 
-/** The listening socket's inode for `port` from /proc/net/tcp and tcp6. */
-function listeningInode(port: number): string | undefined {
+/**
+ * The inode of the socket that holds `port` from /proc/net: a listening one for TCP (state
+ * 0A), an unconnected bound one for UDP (07).
+ */
+function listeningInode(port: number, transport: 'tcp' | 'udp'): string | undefined {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+  const state = transport === 'tcp' ? '0A' : '07';
+  for (const table of [`/proc/net/${transport}`, `/proc/net/${transport}6`]) {
     let text: string;
     try {
       text = readFileSync(table, 'utf8');
@@ -22,15 +26,15 @@ function listeningInode(port: number): string | undefined {
     }
     for (const line of text.split('\n').slice(1)) {
       const fields = line.trim().split(/\s+/);
-      // local_address is ADDR:PORT in hex; state 0A is LISTEN; the inode is the tenth field.
-      if (fields[1]?.endsWith(`:${hex}`) && fields[3] === '0A' && fields[9] !== undefined) return fields[9];
+      // local_address is ADDR:PORT in hex; then the state; the inode is the tenth field.
+      if (fields[1]?.endsWith(`:${hex}`) && fields[3] === state && fields[9] !== undefined) return fields[9];
     }
   }
   return undefined;
 }
 
-export function portOwner(port: number): PortOwner | undefined {
-  const inode = listeningInode(port);
+export function portOwner(port: number, transport: 'tcp' | 'udp' = 'tcp'): PortOwner | undefined {
+  const inode = listeningInode(port, transport);
   if (inode === undefined) return undefined;
   const target = `socket:[${inode}]`;
   let pids: string[];
@@ -64,4 +68,12 @@ export function portOwner(port: number): PortOwner | undefined {
     }
   }
   return undefined;
+}
+
+/** " by pid N (command)", " by this process" or "" (unknown): who holds `port`, for a message. */
+export function heldBy(port: number, transport: 'tcp' | 'udp' = 'tcp'): string {
+  const owner = portOwner(port, transport);
+  if (owner === undefined) return '';
+  if (owner.pid === process.pid) return ' by this process (another of its own listeners)';
+  return ` by pid ${owner.pid}${owner.command ? ` (${owner.command})` : ''}`;
 }
