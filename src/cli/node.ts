@@ -15,6 +15,7 @@ import {
 } from '../node/index.js';
 import { NODE_SETTINGS, nodeHelpText, resolveNodeSettings } from '../node/settings.js';
 import { createStore } from '../node/store/index.js';
+import { heldBy } from '../sockets/port-owner.js';
 import { type OptionSpec, parseCommandLine, unknownCommand } from './args.js';
 import { printProblems, reportError } from './report.js';
 
@@ -142,7 +143,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const e = error as NodeJS.ErrnoException;
       throw new HarborError(
         e.code === 'EADDRINUSE' ? 'E_PORT_IN_USE' : 'E_LISTEN',
-        `API address ${settings.api.host}:${settings.api.port}: ${e.code === 'EADDRINUSE' ? 'already in use' : e.message}`,
+        `API address ${settings.api.host}:${settings.api.port}: ${e.code === 'EADDRINUSE' ? `already in use${heldBy(settings.api.port)}` : e.message}`,
         { cause: error },
       );
     }
