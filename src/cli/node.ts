@@ -134,6 +134,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGINT', stopSignal);
   // A closing terminal or an operator's reload: never a reason to stop (issue 9, item 5).
   process.on('SIGHUP', hupSignal);
+  // Untaken, SIGUSR1 opens Node's debugger on 127.0.0.1:9229: a `kill -USR1` meant for a
+  // sidecar's logrotate would give anyone on the machine a way into this process.
+  const usr1Signal = (): void =>
+    logger.info({ signal: 'SIGUSR1' }, 'SIGUSR1 ignored: harbor-node has no log file to reopen');
+  process.on('SIGUSR1', usr1Signal);
   let apiPort: number;
   try {
     await node.start();
@@ -151,6 +156,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.off('SIGTERM', stopSignal);
     process.off('SIGINT', stopSignal);
     process.off('SIGHUP', hupSignal);
+    process.off('SIGUSR1', usr1Signal);
     await node.drain(0);
     if (error instanceof HarborError) logger.error({ code: error.code }, error.message);
     return reportError(error, stderr, PROGRAM);

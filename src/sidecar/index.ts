@@ -195,6 +195,11 @@ export class Sidecar {
 
   /** Opens the access log file again (SIGUSR1: logrotate moved it away). */
   reopenLogs(): void {
+    const file = this.#accessLog === undefined ? undefined : this.#options.settings.accessLogFile;
+    this.#logger.info(
+      { signal: 'SIGUSR1', file: file ?? null },
+      file === undefined ? 'SIGUSR1: no access log file to reopen' : 'SIGUSR1: reopening the access log file',
+    );
     this.#accessLog?.reopen();
   }
 

@@ -107,7 +107,8 @@ async function serve(sidecar: Sidecar, logger: Logger): Promise<number> {
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
   process.on('SIGHUP', onHup);
-  // logrotate moved the access log file away: write to a new one.
+  // logrotate moved the access log file away: write to a new one. Taken even with no file: untaken,
+  // SIGUSR1 opens Node's debugger on 127.0.0.1:9229, a way into this process for anyone on the machine.
   const onUsr1 = () => sidecar.reopenLogs();
   process.on('SIGUSR1', onUsr1);
   try {
