@@ -5,7 +5,7 @@
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { parseProxyHeader, startsLikeProxyHeader, unmap } from '../forward/proxy-protocol.js';
-import { countHandshakeError } from '../stats/index.js';
+import { countHandshakeError, countResponse } from '../stats/index.js';
 import type { ProxyCore } from './core.js';
 import { peerOf } from './forwarding.js';
 import { Head } from './head.js';
@@ -67,7 +67,7 @@ export class ConnectionIntake {
     if (chunk[0] !== 0x16) {
       countHandshakeError(core.stats, 'plain-http');
       answerPlainHttp(socket, chunk, this.#options.externalPort, core.limits.headerTimeoutMs, (redirect) =>
-        this.#logRedirect(socket, redirect),
+        this.#onRedirect(socket, redirect),
       );
       return;
     }
@@ -76,9 +76,11 @@ export class ConnectionIntake {
     this.#options.tls.emit('connection', socket);
   }
 
-  /** The access-log line of a plain-HTTP request answered with a redirect to https. */
-  #logRedirect(socket: net.Socket, redirect: PlainHttpRedirect): void {
+  /** A plain-HTTP request answered with a redirect to https: counted as an answer, and logged. */
+  #onRedirect(socket: net.Socket, redirect: PlainHttpRedirect): void {
     const core = this.#options.core;
+    const status = Number(redirect.response.slice(9, 12));
+    countResponse(core.stats, status);
     const log = core.accessLog;
     const client = peerOf(this.takeClient(socket) ?? socket.remoteAddress, undefined).forwardedFor;
     if (log === undefined) return;
@@ -92,7 +94,7 @@ export class ConnectionIntake {
       client,
       head: parsed ? head : null,
       protocol: parsed && head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
-      status: Number(redirect.response.slice(9, 12)),
+      status,
       bytesIn: bytes.length,
       bytesOut: redirect.response.length,
       startedAt: redirect.startedAt,

@@ -280,6 +280,7 @@ t.test('a connection closed while the client may still send reads on until the c
 });
 
 t.test('plain HTTP on the TLS port is redirected to https on the same host and port', async (t) => {
+  const redirectsBefore = fx.stats.requests['3xx'];
   const ask = (request: string): Promise<string> =>
     new Promise((resolve) => {
       const socket = net.connect(fx.port, '127.0.0.1');
@@ -298,6 +299,11 @@ t.test('plain HTTP on the TLS port is redirected to https on the same host and p
   t.match(post, /^HTTP\/1\.1 308 /);
   t.match(post, /\r\nLocation: https:\/\/shop\.example\.com:35048\/form\r\n/, 'external port added');
   t.ok((fx.stats.handshakeErrors.get('plain-http') ?? 0) >= 2);
+  t.equal(
+    fx.stats.requests['3xx'] - redirectsBefore,
+    2,
+    'the redirects counted as answers, as the access log has them',
+  );
   const garbage = await ask('\x00\x01\x02 not http\r\n\r\n');
   t.equal(garbage, '', 'not HTTP either: just closed');
 });
