@@ -90,10 +90,10 @@ export function parseAddress(text: string, defaultHost = '127.0.0.1'): Parsed<Ad
   const trimmed = text.trim();
   if (trimmed.startsWith('unix:')) {
     const path = trimmed.slice('unix:'.length);
-    return path ? ok({ kind: 'unix', path }) : bad('must name a socket path after "unix:"');
+    return path ? unixAddress(path) : bad('must name a socket path after "unix:"');
   }
   if (isAbsolute(trimmed) || trimmed.startsWith('./') || trimmed.startsWith('../')) {
-    return ok({ kind: 'unix', path: trimmed });
+    return unixAddress(trimmed);
   }
   if (/^\d+$/.test(trimmed)) {
     const port = parsePortNumber(trimmed);
@@ -104,6 +104,22 @@ export function parseAddress(text: string, defaultHost = '127.0.0.1'): Parsed<Ad
   const port = parsePortNumber(match[3] ?? '');
   if (!port.ok) return bad(`has a port that ${port.reason}`);
   return ok({ kind: 'tcp', host: match[1] ?? match[2] ?? defaultHost, port: port.value });
+}
+
+/**
+ * The longest unix socket path, in bytes: sun_path holds 108 with its NUL. Node binds and
+ * connects to a longer one cut short, silently: another socket than the one named.
+ */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+function unixAddress(path: string): Parsed<Address> {
+  const bytes = Buffer.byteLength(path);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    return bad(
+      `is a unix socket path of ${bytes} bytes, past the ${MAX_SOCKET_PATH_BYTES} a socket address holds (the system would use another path, cut short); use a shorter or relative one`,
+    );
+  }
+  return ok({ kind: 'unix', path });
 }
 
 /** A BlockList of the given addresses and CIDRs; undefined when one is neither. */

@@ -201,6 +201,28 @@ t.test('--listen: each address once; a wildcard and an address it covers are ref
   t.match(listen('::1,::').problems, [{ message: /^--listen lists ::, which already covers ::1/ }]);
 });
 
+t.test('a unix socket path the system would cut short is refused (backend, admin)', async (t) => {
+  const path107 = `/tmp/${'a'.repeat(97)}.sock`;
+  t.equal(path107.length, 107);
+  const fits = resolveSidecarSettings({ backend: path107, admin: `unix:${path107}` }, {}, machine());
+  t.same(fits.problems, []);
+  t.same(fits.settings.backend, { kind: 'unix', path: path107 });
+  // 108 bytes and more: Node binds and connects to the first 107, another socket than the one
+  // named (a backend and an admin endpoint sharing those 107 bytes answered for each other).
+  const long = `${path107}x`;
+  const { problems } = resolveSidecarSettings({ backend: long, admin: long }, {}, machine());
+  t.match(problems, [
+    { code: 'E_BACKEND', message: /^--backend is a unix socket path of 108 bytes, past the 107/ },
+    { code: 'E_SETTING', message: /^--admin is a unix socket path of 108 bytes/ },
+  ]);
+  const wide = `/tmp/${'é'.repeat(50)}.sock`;
+  t.match(
+    resolveSidecarSettings({ backend: wide }, {}, machine()).problems,
+    [{ message: /of 110 bytes/ }],
+    'bytes, not characters',
+  );
+});
+
 t.test('flags win over variables', async (t) => {
   const { settings } = resolveSidecarSettings(
     { 'drain-timeout': '500ms', admin: 'off' },
