@@ -129,7 +129,13 @@ export function nameWarnings(
 ): Problem[] {
   const names = [...new Set(hostnames.filter((h) => h !== ''))];
   const problems: Problem[] = [];
-  if (names.length > 0 && !names.some((name) => certificateCovers(leaf, name))) {
+  if (inspection.sans.dns.length === 0 && inspection.sans.ip.length === 0) {
+    // OpenSSL and Node still match such a certificate by its CN; browsers and Go do not (RFC 6125).
+    problems.push({
+      code: 'W_NO_SAN',
+      message: `${displayPath(inspection.certFile, displayRoot)} names no host in subjectAltName, only its subject (${inspection.subject}): browsers refuse it`,
+    });
+  } else if (names.length > 0 && !names.some((name) => certificateCovers(leaf, name))) {
     const has = [...inspection.sans.dns.map((d) => `DNS:${d}`), ...inspection.sans.ip.map((i) => `IP:${i}`)];
     problems.push({
       code: 'W_SAN_MISMATCH',

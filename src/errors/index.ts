@@ -168,6 +168,10 @@ export const CATALOGUE = {
     kind: 'warning',
     meaning: 'The certificate names neither the external nor the internal hostname.',
   },
+  W_NO_SAN: {
+    kind: 'warning',
+    meaning: 'The certificate names no host in subjectAltName, only in its subject; browsers refuse it.',
+  },
   W_SELF_SIGNED: { kind: 'warning', meaning: 'The certificate is self-signed; browsers will not trust it.' },
   W_KEY_READABLE: {
     kind: 'warning',

@@ -212,6 +212,44 @@ t.test('SAN coverage: wildcards one label deep, IPs against IP SANs only', async
   );
 });
 
+t.test(
+  'a certificate naming no host in subjectAltName, only a CN: W_NO_SAN, whatever the hostnames',
+  async (t) => {
+    const certFile = join(root, 'cn-only.crt');
+    const keyFile = join(root, 'cn-only.key');
+    openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '90',
+      '-subj',
+      '/CN=cn-only.test',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ]);
+    const files = install('cn-https', certFile, keyFile);
+    for (const hostnames of [[], ['cn-only.test'], ['other.test']]) {
+      const problems = validatePair(files, { now, hostnames, displayRoot: app }).problems;
+      t.same(
+        codes(problems).filter((c) => c.startsWith('W_') && c !== 'W_SELF_SIGNED'),
+        ['W_NO_SAN'],
+        hostnames.join() || 'no names',
+      );
+      t.equal(
+        problems.find((p) => p.code === 'W_NO_SAN')?.message,
+        'certs/cn-https.crt names no host in subjectAltName, only its subject (CN=cn-only.test): browsers refuse it',
+      );
+    }
+  },
+);
+
 t.test('unreadable, empty, garbage and truncated files: one problem per file, all at once', async (t) => {
   const made = ssl.pair('broken.test');
   const dir = join(app, 'certs');
