@@ -98,6 +98,14 @@ export const REFUSAL_REASONS: Readonly<Record<number, string>> = {
   504: 'backend timed out',
 };
 
+/**
+ * Why the proxy answered `status` for an exchange that failed, as the access log says it: the
+ * status's words, and for a 502 what failed (`detail`, as the pool was told).
+ */
+export function failureReason(status: number, detail: string): string {
+  return status === 502 ? `backend failed: ${detail}` : (REFUSAL_REASONS[status] ?? detail);
+}
+
 /** Seconds a 503 asks the client to wait: frameworks usually start within a few seconds. */
 const RETRY_AFTER_SECONDS = 2;
 

@@ -34,9 +34,10 @@ export interface ExchangeClient {
   ): void;
   /**
    * The exchange failed and is over. `status` (502, 503 or 504) is what the client is owed
-   * when it has sent nothing of the response yet; otherwise it can only cut.
+   * when it has sent nothing of the response yet; otherwise it can only cut. `detail`: what
+   * failed, as the pool was told (core.ts's failureReason makes the log's reason of both).
    */
-  onExchangeFailed(status: number): void;
+  onExchangeFailed(status: number, detail: string): void;
   /** The backend took the request body queued so far. */
   onRequestDrained(): void;
   /** One read from the backend was handled (a head held back for body bytes in the same read goes out now). */
@@ -173,7 +174,7 @@ export class BackendExchange implements BackendOwner, ResponseSink {
     // Paused because the client reads slowly: the stall timer judges that, not the backend's.
     if (this.#paused || this.#over) return;
     this.#core.pool.failure('timeout', null);
-    this.#fail(504);
+    this.#fail(504, 'timeout');
   }
 
   onBackendGone(conn: BackendConn, error: Error | null): void {
@@ -187,12 +188,12 @@ export class BackendExchange implements BackendOwner, ResponseSink {
     }
     if (this.#reader.gotHead) {
       this.#core.pool.failure('closed mid-response', error);
-      this.#fail(502);
+      this.#fail(502, 'closed mid-response');
       return;
     }
     if (!conn.connected) {
       this.#core.pool.failure('connect', error);
-      this.#fail(this.#core.pool.answered ? 502 : 503);
+      this.#fail(this.#core.pool.answered ? 502 : 503, 'connect');
       return;
     }
     if (conn.reused && !this.#spoke && this.#bodyBytesSent === 0 && !this.#retried) {
@@ -203,7 +204,7 @@ export class BackendExchange implements BackendOwner, ResponseSink {
       return;
     }
     this.#core.pool.failure('closed before answering', error);
-    this.#fail(502);
+    this.#fail(502, 'closed before answering');
   }
 
   // ---- response (from the reader) ----------------------------------------
@@ -253,7 +254,7 @@ export class BackendExchange implements BackendOwner, ResponseSink {
 
   onResponseError(reason: string): void {
     this.#core.pool.failure(`bad response: ${reason}`, null);
-    this.#fail(502);
+    this.#fail(502, `bad response: ${reason}`);
   }
 
   #onStalled = (): void => {
@@ -278,12 +279,12 @@ export class BackendExchange implements BackendOwner, ResponseSink {
     this.#client.onExchangeEnd();
   }
 
-  #fail(status: number): void {
+  #fail(status: number, detail: string): void {
     if (this.#over) return;
     this.#over = true;
     clearTimeout(this.#stallTimer);
     this.#drop();
-    this.#client.onExchangeFailed(status);
+    this.#client.onExchangeFailed(status, detail);
   }
 
   #drop(): void {

@@ -34,6 +34,8 @@ export interface Peer {
   readonly forwardedNode: string;
   /** The verified client certificate subject, when client authentication is on. */
   readonly certSubject: string | undefined;
+  /** The TLS version, for the access log ('' when nothing logs it, or for plain HTTP). */
+  readonly tls: string;
   /**
    * The lines the proxy adds to a request (X-Forwarded-*, Forwarded...) as built for the
    * connection's last request, and the Host they were built for: the next request with the same
@@ -101,14 +103,14 @@ function connectionTokens(head: Head): Set<string> | null {
   return tokens;
 }
 
-export function peerOf(remoteAddress: string | undefined, certSubject: string | undefined): Peer {
+export function peerOf(remoteAddress: string | undefined, certSubject: string | undefined, tls = ''): Peer {
   const address = unmap(remoteAddress ?? 'unknown');
   const forwardedNode = address.includes(':')
     ? `"[${address}]"`
     : address === 'unknown'
       ? 'unknown'
       : address;
-  return { forwardedFor: address, forwardedNode, certSubject, addedLines: '', addedFor: undefined };
+  return { forwardedFor: address, forwardedNode, certSubject, tls, addedLines: '', addedFor: undefined };
 }
 
 /**

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
-import { cannedResponse, type ProxyCore, REFUSAL_REASONS } from './core.js';
+import { cannedResponse, failureReason, type ProxyCore } from './core.js';
 import { type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import {
   buildResponseHead,
@@ -53,8 +53,6 @@ export class Http1Reply implements ExchangeClient {
   #in = 0;
   #out = 0;
   #inMark = 0;
-  /** The negotiated TLS version, read once (access log). */
-  #tlsVersion: string | undefined;
 
   constructor(
     core: ProxyCore,
@@ -140,15 +138,10 @@ export class Http1Reply implements ExchangeClient {
       bytesOut: this.#out - outFrom,
       startedAt: request?.startedAt ?? 0,
       backendAt: request?.backendAt ?? 0,
-      tls: this.#tls(),
+      tls: this.#peer.tls,
       requestId,
       reason,
     });
-  }
-
-  #tls(): string {
-    if (this.#tlsVersion === undefined) this.#tlsVersion = this.#socket.getProtocol() ?? '';
-    return this.#tlsVersion;
   }
 
   #countOut(bytes: number): void {
@@ -234,18 +227,20 @@ export class Http1Reply implements ExchangeClient {
     this.#host.answered();
   }
 
-  onExchangeFailed(status: number): void {
+  onExchangeFailed(status: number, detail: string): void {
     this.#host.exchangeReleased();
     const request = this.request!;
+    const reason = failureReason(status, detail);
     // A head still held back (no byte of it written) can be replaced by the answer the client
     // is owed: a malformed body right after the head used to close the connection with no
-    // answer at all (issue 9, item 23). Once a byte went out, only a cut is left.
+    // answer at all (issue 9, item 23). Once a byte went out, only a cut is left, and its line.
     if (request.started && !request.dropHead()) {
+      this.logAccess(request.status, reason);
       this.#socket.destroy();
       return;
     }
     if (!request.done) this.closeAfter = true;
-    this.answer(status, REFUSAL_REASONS[status]);
+    this.answer(status, reason);
     this.#host.answered();
   }
 
@@ -264,7 +259,7 @@ export class Http1Reply implements ExchangeClient {
       this.#core.pool.failure('bad response: 101 without an upgrade request', null);
       conn.owner = null;
       conn.socket.destroy();
-      this.onExchangeFailed(502);
+      this.onExchangeFailed(502, 'bad response: 101 without an upgrade request');
       return;
     }
     const text = buildResponseHead(head, RESPONSE_KEEP, false);

@@ -7,7 +7,7 @@ import type * as http2 from 'node:http2';
 // The module's own binding: the global `performance` is a getter, called on every use.
 import { performance } from 'node:perf_hooks';
 import { countResponse } from '../stats/index.js';
-import { cannedResponse, type ProxyCore, REFUSAL_REASONS } from './core.js';
+import { cannedResponse, failureReason, type ProxyCore, REFUSAL_REASONS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import type { Head } from './head.js';
@@ -220,9 +220,10 @@ export class H2Stream implements ExchangeClient {
       stream.respond(headers, { endStream, waitForTrailers: this.#wantTrailers && !endStream });
     } catch (error) {
       // A header value HTTP/2 cannot carry, or a stream reset meanwhile: the stream fails alone.
-      this.#core.pool.failure(`response head not valid for HTTP/2: ${(error as Error).message}`, null);
+      const detail = `response head not valid for HTTP/2: ${(error as Error).message}`;
+      this.#core.pool.failure(detail, null);
       this.#exchange?.abort();
-      this.onExchangeFailed(502);
+      this.onExchangeFailed(502, detail);
       return false;
     }
     this.#responded = true;
@@ -288,10 +289,7 @@ export class H2Stream implements ExchangeClient {
       bytesOut: this.#out,
       startedAt: this.#startedAt,
       backendAt: this.#backendAt,
-      tls:
-        (
-          this.#stream.session?.socket as { getProtocol?: () => string | null } | undefined
-        )?.getProtocol?.() ?? '',
+      tls: this.#peer.tls,
       requestId: this.#requestId,
       reason,
     });
@@ -309,10 +307,10 @@ export class H2Stream implements ExchangeClient {
     conn.owner = null;
     conn.socket.destroy();
     this.#exchange = null;
-    this.onExchangeFailed(502);
+    this.onExchangeFailed(502, 'bad response: 101 on an HTTP/2 stream');
   }
 
-  onExchangeFailed(status: number): void {
+  onExchangeFailed(status: number, detail: string): void {
     if (this.#finished) return;
     this.#finished = true;
     this.#exchange = null;
@@ -324,13 +322,13 @@ export class H2Stream implements ExchangeClient {
       // side first, which sends END_STREAM, and the client would take half a body as whole
       // (issue 9, item 17); destroy() resets the stream without ending it.
       if (!this.#stream.destroyed) this.#stream.destroy(new Error('the backend failed mid-response'));
-      this.#logAccess(this.#status, 'backend failed mid-response');
+      this.#logAccess(this.#status, failureReason(status, detail));
       return;
     }
-    this.#respondCanned(status);
+    this.#respondCanned(status, failureReason(status, detail));
   }
 
-  #respondCanned(status: number): void {
+  #respondCanned(status: number, reason = REFUSAL_REASONS[status] ?? 'refused'): void {
     countResponse(this.#core.stats, status);
     const stream = this.#stream;
     if (stream.destroyed || stream.closed || stream.headersSent) return;
@@ -343,7 +341,7 @@ export class H2Stream implements ExchangeClient {
     stream.end(body);
     this.#core.stats.bytesOut += text.length;
     this.#out += text.length;
-    this.#logAccess(status, REFUSAL_REASONS[status] ?? 'refused');
+    this.#logAccess(status, reason);
   }
 }
 

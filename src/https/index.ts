@@ -252,7 +252,12 @@ class HarborHttpsProxy implements HttpsProxy {
         ? formatSubject(socket.getPeerX509Certificate()?.subject)
         : undefined;
     // The client a trusted PROXY header named (harbor-node in front), else the peer itself.
-    const peer = peerOf(this.#intake.takeClient(socket) ?? socket.remoteAddress, subject);
+    const peer = peerOf(
+      this.#intake.takeClient(socket) ?? socket.remoteAddress,
+      subject,
+      // Read once per connection, and only for the access log: it outlives the socket's end.
+      this.#core.accessLog === undefined ? '' : (socket.getProtocol() ?? ''),
+    );
     try {
       if (socket.alpnProtocol === 'h2') {
         this.#h2 ??= new Http2Front(this.#core);

@@ -178,6 +178,62 @@ t.test(
   },
 );
 
+t.test('a backend that fails: a line saying what failed, for a response cut mid-way too', async (t) => {
+  const file = join(dir, 'failed.log');
+  const log = new AccessLog({ format: 'json', file, keepQuery: false });
+  t.teardown(() => log.close());
+  // Closes at once without answering (/close), or promises 100 bytes, sends 5 and closes (/cut).
+  const backend = net.createServer((socket) => {
+    socket.once('data', (chunk: Buffer) => {
+      if (chunk.toString('latin1').startsWith('GET /cut ')) {
+        socket.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort');
+      } else socket.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => backend.close());
+  const port = (backend.address() as net.AddressInfo).port;
+  const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port }, { pair, accessLog: log });
+  t.teardown(() => fx.proxy.close());
+
+  t.equal((await httpsRequest(fx.port, pair, { path: '/close' })).status, 502);
+  t.equal(await h2Get(fx.port, '/close'), 502);
+  // The client sees a 200 head, then the connection (HTTP/1) or the stream (HTTP/2) cut.
+  const cut = await rawExchange(fx.port, pair, 'GET /cut HTTP/1.1\r\nHost: h\r\n\r\n');
+  t.match(cut, /^HTTP\/1\.1 200 OK\r\n[\s\S]*short$/);
+  const h2Cut = await new Promise<string>((resolve) => {
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    session.on('error', () => undefined);
+    const stream = session.request({ ':path': '/cut' });
+    stream.on('error', (error: Error & { code?: string }) => {
+      session.close();
+      resolve(error.code ?? error.message);
+    });
+    stream.on('end', () => {
+      session.close();
+      resolve('ended whole');
+    });
+    stream.resume();
+  });
+  t.not(h2Cut, 'ended whole', 'the HTTP/2 stream is reset, not ended');
+
+  await waitFor(async () => lines(file).length >= 4, 'four lines');
+  const byPath = (path: string, protocol: string) =>
+    lines(file).find((l) => l.path === path && l.protocol === protocol);
+  for (const protocol of ['HTTP/1.1', 'h2']) {
+    t.match(
+      byPath('/close', protocol),
+      { status: 502, reason: 'backend failed: closed before answering' },
+      protocol,
+    );
+    t.match(
+      byPath('/cut', protocol),
+      { status: 200, reason: 'backend failed: closed mid-response', tls: /^TLSv1\.[23]$/ },
+      `${protocol}: the cut response has its line, with the TLS version read while the connection lived`,
+    );
+  }
+});
+
 t.test('a client that leaves before its answer: a 499 line, HTTP/1 and HTTP/2', async (t) => {
   const file = join(dir, 'gone.log');
   const log = new AccessLog({ format: 'json', file, keepQuery: false });
