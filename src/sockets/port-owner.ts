@@ -70,10 +70,27 @@ export function portOwner(port: number, transport: 'tcp' | 'udp' = 'tcp'): PortO
   return undefined;
 }
 
+/**
+ * Answers of the last minute, by transport and port: harbor-node tries a conflicting port again
+ * every few seconds, and a scan reads every socket table and every process's descriptors.
+ */
+const recent = new Map<string, { readonly at: number; readonly text: string }>();
+const RECENT_MS = 60_000;
+
 /** " by pid N (command)", " by this process" or "" (unknown): who holds `port`, for a message. */
 export function heldBy(port: number, transport: 'tcp' | 'udp' = 'tcp'): string {
+  const key = `${transport}:${port}`;
+  const now = Date.now();
+  const known = recent.get(key);
+  if (known !== undefined && now - known.at < RECENT_MS) return known.text;
   const owner = portOwner(port, transport);
-  if (owner === undefined) return '';
-  if (owner.pid === process.pid) return ' by this process (another of its own listeners)';
-  return ` by pid ${owner.pid}${owner.command ? ` (${owner.command})` : ''}`;
+  const text =
+    owner === undefined
+      ? ''
+      : owner.pid === process.pid
+        ? ' by this process (another of its own listeners)'
+        : ` by pid ${owner.pid}${owner.command ? ` (${owner.command})` : ''}`;
+  if (recent.size >= 1024) recent.clear();
+  recent.set(key, { at: now, text });
+  return text;
 }
