@@ -10,6 +10,7 @@ import { MAX_INSTANCE_TTL_SECONDS } from '../node-api/index.js';
 import { resolveInstanceId } from '../registration/identity.js';
 import { durationText, SIDECAR_DEFAULTS, sizeText } from './defaults.js';
 import { isPlainObject, parseJsonVariable } from './json.js';
+import { listenerClashes } from './listener-clashes.js';
 import { ruleForName } from './protocol.js';
 import { readServices } from './services.js';
 import { type Address, formatAddress, type HarborService } from './types.js';
@@ -527,6 +528,7 @@ export function resolveSidecarSettings(
     appName,
     appNameUpcaseSet: upcaseSet,
   };
+  problems.push(...listenerClashes(services, settings.forwards, backend, settings.listenHosts));
   return { settings: Object.freeze(settings), problems };
 }
 
