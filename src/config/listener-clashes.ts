@@ -25,11 +25,15 @@ function listenersOf(services: readonly HarborService[], forwarded: readonly str
   return listeners;
 }
 
-/** True when `host` is this machine's loopback, or one of the addresses the sidecar listens on. */
+const isLoopback = (host: string): boolean =>
+  host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::';
+
+/** True when a connection to `host` reaches what listens on `listenHosts` (same port assumed). */
 function isLocal(host: string, listenHosts: readonly string[]): boolean {
-  if (host === 'localhost' || listenHosts.includes(host)) return true;
-  if (isIP(host) === 4) return host.startsWith('127.') || host === '0.0.0.0';
-  return host === '::1' || host === '::';
+  if (listenHosts.includes(host)) return true;
+  // Loopback (or a wildcard, which connects as loopback) reaches a wildcard or loopback listener.
+  return (isLoopback(host) || isWildcard(host)) && listenHosts.some((h) => isWildcard(h) || isLoopback(h));
 }
 
 export function listenerClashes(

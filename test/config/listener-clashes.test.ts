@@ -71,6 +71,11 @@ t.test('a forward to the sidecar itself', async (t) => {
     },
   ]);
   t.same(resolve({ 'tcp-debug': { int_port: 4100 } }, { forward: 'tcp-debug=127.0.0.1:5100' }), []);
+  t.same(
+    resolve({ 'tcp-debug': { int_port: 4100 } }, { forward: 'tcp-debug=127.0.0.1:4100', listen: '10.1.2.4' }),
+    [],
+    'listening on another address only: loopback does not reach it',
+  );
   // An HTTPS service's TCP is the proxy's; its forward carries UDP only, to the same number elsewhere.
   t.same(
     resolve(
