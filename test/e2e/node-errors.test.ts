@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { echoServer, listenTcp, tagServer, tcpRequest } from '../forward/fixtures/net.js';
+import { refusingPort } from '../helpers/net.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, spawnNode, startNodeProcess } from '../node/fixtures/spawn.js';
 
@@ -141,3 +142,22 @@ t.test('SIGTERM drains: new connections refused, open ones finish, exit 0', asyn
   t.equal(await node.exited, 0);
   t.ok(node.logs().some((l) => l.msg === 'stopped'));
 });
+
+t.test(
+  "a Redis store not there at start: the line says why (the system's error, not ioredis's)",
+  async (t) => {
+    const port = await refusingPort();
+    const range = await freeRange(2);
+    const proc = spawnNode(t, [
+      '--ports',
+      `${range.first}-${range.last}`,
+      '--api',
+      '127.0.0.1:0',
+      '--store',
+      `redis://127.0.0.1:${port}`,
+    ]);
+    const line = await proc.waitLog((l) => /store not reachable yet/.test(String(l.msg)), 'the store line');
+    t.match(line, { reason: `connect ECONNREFUSED 127.0.0.1:${port}` });
+    t.notMatch(String(line.msg), /Connection is closed/);
+  },
+);

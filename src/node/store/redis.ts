@@ -146,9 +146,11 @@ export class RedisStore implements NodeStore {
     try {
       await this.#redis.connect();
     } catch (error) {
+      // connect() rejects with ioredis's own "Connection is closed."; the 'error' event said why.
+      const reason = this.#connectionError ?? (error as Error).message;
       this.#logger.warn(
-        { store: this.description, err: { message: (error as Error).message } },
-        'store not reachable yet; serving nothing until it is, retrying',
+        { store: this.description, reason },
+        `store not reachable yet (${reason}); serving nothing until it is, retrying`,
       );
       return undefined;
     }
