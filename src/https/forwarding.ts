@@ -9,6 +9,7 @@ import {
   K_CONNECTION,
   K_EXPECT,
   K_FORWARDED,
+  K_HOST,
   K_HTTP2_SETTINGS,
   K_KEEP_ALIVE,
   K_OTHER,
@@ -157,6 +158,10 @@ export function buildRequestHead(
         case K_UPGRADE:
           keep = upgrade;
           break;
+        case K_HOST:
+          // An absolute target's authority is the host: the client's Host line is not passed on.
+          keep = !head.hostFromTarget;
+          break;
         case K_TRANSFER_ENCODING:
         case K_EXPECT:
           keep = !held;
@@ -188,6 +193,7 @@ export function buildRequestHead(
   if (upgrade) out += 'Connection: upgrade\r\n';
   const host = head.host;
   if (host === undefined) out += `Host: ${settings.defaultHost}\r\n`;
+  else if (head.hostFromTarget) out += `Host: ${host}\r\n`;
   // The id goes last: the lines before it are the same for every request of a connection
   // (unless the client sent forwarding headers of its own), built once, kept flat.
   if (xff === '' && forwarded === '') {

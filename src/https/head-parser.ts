@@ -226,6 +226,9 @@ function startsWith(b: Uint8Array, at: number, ascii: string): boolean {
   return true;
 }
 
+/** A request target in absolute form: http or https, an authority without userinfo, the rest. */
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#@]+)([/?][^#]*)?$/i;
+
 const HOST_CHARS = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
 
 /** True for a Host value that can be echoed into a header or a Location safely. */
@@ -283,17 +286,30 @@ function parseRequest(head: Head, b: Uint8Array, from: number, to: number): Head
   const s = head.text;
   head.method = s.slice(0, sp1 - from);
   head.target = s.slice(sp1 + 1 - from, sp2 - from);
+  // Absolute form: its authority is the host, whatever the Host header says, and the backend gets
+  // the origin form; a backend that read the authority and a proxy that read Host would disagree.
+  let authority: string | undefined;
+  // (CONNECT's authority form is left to the connection, which answers it 405.)
+  if (b[sp1 + 1] !== 0x2f && head.target !== '*' && head.method !== 'CONNECT') {
+    const absolute = ABSOLUTE_FORM.exec(head.target);
+    if (absolute === null) return 'bad-target';
+    authority = absolute[1];
+    const rest = absolute[2] ?? '';
+    head.target = rest.startsWith('/') ? rest : `/${rest}`;
+  }
   let error = parseFields(head, b, from, eol + 2, to);
   // A folded line is reported as obs-fold even when another check fails first.
   if (error !== null && error !== 'obs-fold' && (s.includes('\r\n ') || s.includes('\r\n\t')))
     error = 'obs-fold';
   if (error !== null) return error;
   if (head.hasTransferEncoding && head.minor === 0) return 'transfer-encoding-in-http-1.0';
-  if (head.host === undefined) {
-    if (head.minor === 1) return 'missing-host';
-  } else if (!isValidHost(head.host)) {
-    return 'bad-host';
+  // HTTP/1.1 asks for a Host header even beside an absolute target (RFC 9112 section 3.2).
+  if (head.host === undefined && head.minor === 1) return 'missing-host';
+  if (authority !== undefined) {
+    head.host = authority;
+    head.hostFromTarget = true;
   }
+  if (head.host !== undefined && !isValidHost(head.host)) return 'bad-host';
   return null;
 }
 

@@ -62,6 +62,11 @@ export class Head {
   hasTransferEncoding = false;
   hasTrailer = false;
   host: string | undefined;
+  /**
+   * The request's target was in absolute form (`GET http://host/path`): `host` is its authority,
+   * not the Host header's, and `target` its origin form (RFC 9112 section 3.2.2).
+   */
+  hostFromTarget = false;
   /** Lower-cased value of the Connection header(s), '' when none. */
   connection = '';
   upgrade: string | undefined;
@@ -81,6 +86,7 @@ export class Head {
     this.hasTransferEncoding = false;
     this.hasTrailer = false;
     this.host = undefined;
+    this.hostFromTarget = false;
     this.connection = '';
     this.upgrade = undefined;
     this.expectContinue = false;

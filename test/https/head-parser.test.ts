@@ -44,6 +44,27 @@ t.test('leading empty line skipped; HTTP/1.0 needs no Host; chunked recognised',
   t.ok(head.chunked);
 });
 
+t.test(
+  'an absolute target: origin form, its authority the host; CONNECT and * left as they are',
+  async (t) => {
+    const { error, head } = parseRequest(
+      'GET http://Shop.Example:8443/a/b?c=d HTTP/1.1\r\nHost: other\r\n\r\n',
+    );
+    t.equal(error, null);
+    t.equal(head.target, '/a/b?c=d');
+    t.equal(head.host, 'Shop.Example:8443');
+    t.equal(head.hostFromTarget, true);
+    t.equal(parseRequest('GET HTTPS://h HTTP/1.1\r\nHost: h\r\n\r\n').head.target, '/', 'scheme case-blind');
+    t.equal(parseRequest('GET http://h?q HTTP/1.1\r\nHost: h\r\n\r\n').head.target, '/?q');
+    const origin = parseRequest('GET /x HTTP/1.1\r\nHost: h\r\n\r\n').head;
+    t.equal(origin.hostFromTarget, false);
+    t.equal(parseRequest('OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n').head.target, '*');
+    const connect = parseRequest('CONNECT h.example:443 HTTP/1.1\r\nHost: h.example:443\r\n\r\n');
+    t.equal(connect.error, null, 'CONNECT parses (the connection answers it 405)');
+    t.equal(connect.head.target, 'h.example:443');
+  },
+);
+
 t.test('findHeadEnd: incomplete, complete, bare LF', async (t) => {
   const b = (s: string): Buffer => Buffer.from(s, 'latin1');
   t.equal(findHeadEnd(b('GET / HTTP/1.1\r\nHost: h\r\n'), 0, 25), -1);
@@ -133,6 +154,10 @@ const refused: [string, string, string][] = [
   ['bad method', 'G(T / HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-method'],
   ['control char in target', 'GET /a\x01b HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-target'],
   ['non-ASCII in target', 'GET /\xe9 HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-target'],
+  ['absolute target of another scheme', 'GET ftp://h/a HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-target'],
+  ['absolute target with userinfo', 'GET http://u:p@h/a HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-target'],
+  ['absolute target without Host in 1.1', 'GET http://h/a HTTP/1.1\r\nX-A: b\r\n\r\n', 'missing-host'],
+  ['absolute target, authority not a host', 'GET http://h!"x/a HTTP/1.1\r\nHost: h\r\n\r\n', 'bad-host'],
 ];
 
 for (const [name, text, reason] of refused) {

@@ -96,6 +96,24 @@ t.test('R6: X-Forwarded-Proto is https, client value replaced', async (t) => {
   t.equal(echo.rawHeaders.filter((h) => h.toLowerCase() === 'x-forwarded-proto').length, 1);
 });
 
+t.test('R1, R2: an absolute target goes in origin form, its authority the host', async (t) => {
+  const { echo } = await send(
+    'GET http://Shop.Example.com:35048/a?b=c HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n',
+  );
+  t.equal(echo.url, '/a?b=c');
+  t.equal(echo.headers.host, 'Shop.Example.com:35048', "the authority, not the client's Host");
+  t.equal(echo.headers['x-forwarded-host'], 'Shop.Example.com:35048');
+  t.notOk(echo.rawHeaders.includes('other.example'), 'the Host line is not passed on');
+  t.equal((await send('GET https://h.example HTTP/1.1\r\nHost: h\r\nConnection: close\r\n')).echo.url, '/');
+  t.equal(
+    (await send('GET http://h.example?x=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n')).echo.url,
+    '/?x=1',
+  );
+  for (const target of ['ftp://h.example/a', 'http://user@h.example/a', 'h.example/a', 'http:///a']) {
+    t.equal((await send(`GET ${target} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n`)).status, 400, target);
+  }
+});
+
 t.test('R7: X-Forwarded-Host from Host, client value replaced', async (t) => {
   const { echo } = await send(
     'GET / HTTP/1.1\r\nHost: shop.example.com\r\nX-Forwarded-Host: evil\r\nConnection: close\r\n',
