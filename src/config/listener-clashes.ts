@@ -13,14 +13,20 @@ interface Listener {
   readonly service: string;
 }
 
+/** The transports a --forward of `s` carries: its own, but an HTTPS service's TCP is the proxy's. */
+function forwardTransports(s: HarborService): ('tcp' | 'udp')[] {
+  const own: ('tcp' | 'udp')[] = s.transport === 'both' ? ['tcp', 'udp'] : [s.transport];
+  return s.https ? own.filter((t) => t === 'udp') : own;
+}
+
 /** What the sidecar listens on: TCP for an HTTPS service; each forward's transports. */
 function listenersOf(services: readonly HarborService[], forwarded: readonly string[]): Listener[] {
   const listeners: Listener[] = [];
   for (const s of services) {
-    const tcp = s.https || (forwarded.includes(s.name) && s.transport !== 'udp');
-    const udp = forwarded.includes(s.name) && s.transport !== 'tcp';
-    if (tcp) listeners.push({ transport: 'tcp', port: s.intPort, service: s.name });
-    if (udp) listeners.push({ transport: 'udp', port: s.intPort, service: s.name });
+    if (s.https) listeners.push({ transport: 'tcp', port: s.intPort, service: s.name });
+    if (!forwarded.includes(s.name)) continue;
+    for (const transport of forwardTransports(s))
+      listeners.push({ transport, port: s.intPort, service: s.name });
   }
   return listeners;
 }
@@ -69,13 +75,7 @@ export function listenerClashes(
     const target = forward.target;
     if (target.kind !== 'tcp' || !isLocal(target.host, listenHosts)) continue;
     const service = services.find((s) => s.name === forward.service);
-    // The transports the forward carries: an HTTPS service's TCP is the proxy's, not the forward's.
-    const carried =
-      service?.transport === 'both'
-        ? service.https
-          ? ['udp']
-          : ['tcp', 'udp']
-        : [service?.transport ?? 'tcp'];
+    const carried = service === undefined ? [] : forwardTransports(service);
     const taken = carried.map((transport) => seen.get(`${transport}:${target.port}`)).find(Boolean);
     if (taken !== undefined) {
       problems.push({
