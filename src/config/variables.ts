@@ -2,13 +2,13 @@
 import type { HarborService } from './types.js';
 
 /**
- * A service or app name made into the part of a shell variable name: upper-cased,
- * hyphens and anything else a variable cannot hold turned into `_`, and a
- * leading digit given a leading `_`.
+ * A service or app name made into the part of a shell variable name: upper-cased, hyphens and
+ * anything else a variable cannot hold turned into `_`. It always follows a prefix
+ * (STACKATO_HARBOR_, HARBOR_FORWARD_), so a leading digit stays: the seed's
+ * `STACKATO_HARBOR_UDP_${STACKATO_APP_NAME_UPCASE}` must name the variable of `udp-${name}`.
  */
 export function mangleName(name: string): string {
-  const upper = name.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
-  return /^[0-9]/.test(upper) ? `_${upper}` : upper;
+  return name.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
 }
 
 export function variableForService(name: string): string {

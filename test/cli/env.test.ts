@@ -24,6 +24,21 @@ t.test(
   },
 );
 
+t.test("the seed's indirection for an app whose name starts with a digit, in a real bash", async (t) => {
+  const script = `
+    eval "$(node ${SIDECAR_BIN} env)" || exit 9
+    NAME=STACKATO_HARBOR_UDP_\${STACKATO_APP_NAME_UPCASE}
+    echo "upcase=$STACKATO_APP_NAME_UPCASE port=\${!NAME-unset}"`;
+  const out = execFileSync('bash', ['-c', script], {
+    env: cleanEnv({
+      STACKATO_SERVICES: JSON.stringify({ 'udp-9lives': { int_port: 4100 } }),
+      STACKATO_APP_NAME: '9lives',
+    }),
+    encoding: 'utf8',
+  });
+  t.equal(out.trim(), 'upcase=9LIVES port=4100');
+});
+
 t.test('one service exports STACKATO_HARBOR and its own variable; dotenv and json formats', async (t) => {
   const env = {
     VCAP_SERVICES: JSON.stringify({ harbor: [{ name: 'debug-port', credentials: { int_port: '4100' } }] }),
