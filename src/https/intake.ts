@@ -79,11 +79,10 @@ export class ConnectionIntake {
   /** A plain-HTTP request answered with a redirect to https: counted as an answer, and logged. */
   #onRedirect(socket: net.Socket, redirect: PlainHttpRedirect): void {
     const core = this.#options.core;
-    const status = Number(redirect.response.slice(9, 12));
-    countResponse(core.stats, status);
+    countResponse(core.stats, redirect.status);
     const log = core.accessLog;
-    const client = peerOf(this.takeClient(socket) ?? socket.remoteAddress, undefined).forwardedFor;
     if (log === undefined) return;
+    const client = peerOf(this.takeClient(socket) ?? socket.remoteAddress, undefined).forwardedFor;
     // Read with the one strict parser: a head it refuses is logged without method and path.
     const bytes = Buffer.from(redirect.head, 'latin1');
     const end = findHeadEnd(bytes, 0, bytes.length);
@@ -94,7 +93,7 @@ export class ConnectionIntake {
       client,
       head: parsed ? head : null,
       protocol: parsed && head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
-      status,
+      status: redirect.status,
       bytesIn: bytes.length,
       bytesOut: redirect.response.length,
       startedAt: redirect.startedAt,

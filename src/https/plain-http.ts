@@ -9,13 +9,13 @@ import { newRequestUuid } from './request-uuid.js';
 const MAX_HEAD = 8 * 1024;
 const ORIGIN_FORM = /^\/[\x21-\x7e]*$/;
 
-/** The redirect for a plain-HTTP request head, or null when `head` is not one. */
+/** The redirect for a plain-HTTP request head (its status and text), or null when `head` is not one. */
 export function redirectFor(
   head: string,
   externalPort: number,
   fallbackHost: string,
   requestId: string,
-): string | null {
+): { status: number; text: string } | null {
   const eol = head.indexOf('\r\n');
   const line = head.slice(0, eol === -1 ? head.length : eol);
   const match = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/.exec(line);
@@ -28,18 +28,20 @@ export function redirectFor(
   // A Host without a port came through the external port: keep the port in the https URL.
   if (!/:\d+$/.test(host)) host = `${host}:${externalPort}`;
   // 308 keeps the method and body for anything but GET and HEAD.
-  const status = method === 'GET' || method === 'HEAD' ? '301 Moved Permanently' : '308 Permanent Redirect';
+  const status = method === 'GET' || method === 'HEAD' ? 301 : 308;
   const location = `https://${host}${target}`;
   const body = `This port speaks HTTPS: ${location}\n`;
-  return (
-    `HTTP/1.1 ${status}\r\nLocation: ${location}\r\nContent-Type: text/plain\r\n` +
-    `Content-Length: ${body.length}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`
-  );
+  const text =
+    `HTTP/1.1 ${status === 301 ? '301 Moved Permanently' : '308 Permanent Redirect'}\r\nLocation: ${location}\r\n` +
+    'Content-Type: text/plain\r\n' +
+    `Content-Length: ${body.length}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`;
+  return { status, text };
 }
 
 /** A redirect sent: the request's head as read, and the answer. */
 export interface PlainHttpRedirect {
   readonly head: string;
+  readonly status: number;
   readonly response: string;
   readonly requestId: string;
   /** performance.now() when the first bytes came. */
@@ -64,13 +66,13 @@ export function answerPlainHttp(
     : (socket.localAddress ?? 'localhost');
   const finish = (): void => {
     const requestId = newRequestUuid();
-    const response = redirectFor(head, externalPort, fallbackHost, requestId);
-    if (response === null) {
+    const redirect = redirectFor(head, externalPort, fallbackHost, requestId);
+    if (redirect === null) {
       socket.destroy();
       return;
     }
-    socket.end(response, 'latin1');
-    onRedirect({ head, response, requestId, startedAt });
+    socket.end(redirect.text, 'latin1');
+    onRedirect({ head, status: redirect.status, response: redirect.text, requestId, startedAt });
   };
   if (head.includes('\r\n\r\n')) {
     finish();
