@@ -116,6 +116,11 @@ export const CATALOGUE = {
     meaning:
       "The state file's folder cannot be created or is not writable: the node does not start rather than refuse every change.",
   },
+  E_STATE_IN_USE: {
+    kind: 'config',
+    meaning:
+      'Another harbor-node holds the state file (its lock beside it is refreshed while that node runs): one node per state file.',
+  },
   E_DATAPLANE: {
     kind: 'config',
     meaning:

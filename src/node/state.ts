@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { udpCheckProblem } from '../config/udp-check.js';
 import { HarborError } from '../errors/index.js';
 import { isInstanceHost } from './host.js';
+import { LOCK_STALE_MS, lockStateFile, type ReleaseLock, type StateLockEvents } from './state-lock.js';
 
 export interface InstanceRecord {
   readonly id: string;
@@ -209,22 +210,30 @@ export function serializeState(state: NodeState, unknown: UnknownFields = NO_UNK
 
 export class StateFile {
   readonly path: string;
+  readonly #lockStaleMs: number;
   /** What the last file read held that this version does not know; kept on every write. */
   #unknown: UnknownFields = NO_UNKNOWN_FIELDS;
   #writing: Promise<void> | undefined;
   #next: { state: NodeState; waiters: { resolve: () => void; reject: (e: unknown) => void }[] } | undefined;
+  /** Lets go of the file's lock (state-lock.ts), once prepare() took it. */
+  #release: ReleaseLock | undefined;
+  /** Why the lock was lost while held; no write follows (another node may own the file now). */
+  #lockLost: string | undefined;
 
-  constructor(path: string) {
+  /** `lockStaleMs`: how long the lock of a node that stopped without letting go holds (tests shorten it). */
+  constructor(path: string, { lockStaleMs = LOCK_STALE_MS }: { lockStaleMs?: number } = {}) {
     this.path = path;
+    this.#lockStaleMs = lockStaleMs;
   }
 
   /**
    * Makes sure changes can be saved before the node says it is ready: creates the folder
    * when it is missing, checks it is writable (E_STATE_FOLDER otherwise: a node that
-   * started would refuse every change with a 500), and removes temporary files that a
-   * killed node left (issue 9, item 12). Returns the names of those removed.
+   * started would refuse every change with a 500), takes the file's lock (E_STATE_IN_USE
+   * while another node holds it), and only then removes temporary files that a killed
+   * node left (issue 9, item 12). Returns the names of those removed.
    */
-  async prepare(): Promise<string[]> {
+  async prepare(events: StateLockEvents = {}): Promise<string[]> {
     const dir = dirname(this.path);
     try {
       await mkdir(dir, { recursive: true, mode: 0o750 });
@@ -237,6 +246,17 @@ export class StateFile {
         { cause: error },
       );
     }
+    this.#release = await lockStateFile(
+      this.path,
+      {
+        ...events,
+        onLost: (error) => {
+          this.#lockLost = error.message;
+          events.onLost?.(error);
+        },
+      },
+      this.#lockStaleMs,
+    );
     const prefix = `.${basename(this.path)}.`;
     const mine = `${prefix}${process.pid}.tmp`;
     const removed: string[] = [];
@@ -248,6 +268,13 @@ export class StateFile {
       );
     }
     return removed;
+  }
+
+  /** Lets go of the file's lock: another node may use the file from now on. */
+  async release(): Promise<void> {
+    const release = this.#release;
+    this.#release = undefined;
+    await release?.();
   }
 
   /** The saved state, or undefined when there is no file yet. Throws E_STATE_CORRUPT. */
@@ -308,6 +335,7 @@ export class StateFile {
   }
 
   async #write(text: string): Promise<void> {
+    if (this.#lockLost !== undefined) throw new Error(`its lock was lost (${this.#lockLost})`);
     const dir = dirname(this.path);
     const temp = join(dir, `.${basename(this.path)}.${process.pid}.tmp`);
     const file = await open(temp, 'w', 0o600);

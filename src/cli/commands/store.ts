@@ -82,6 +82,7 @@ export async function storeCommand(
     const from = await createStore(
       location('from', values.from as string, env.HARBOR_NODE_STORE_PASSWORD),
       logger,
+      { readOnly: true },
     );
     const to = await createStore(location('to', values.to as string, env.HARBOR_NODE_STORE_PASSWORD), logger);
     try {

@@ -23,10 +23,17 @@ export type {
 } from './types.js';
 export { parseStoreLocation, type StoreLocation } from './url.js';
 
-/** The store a location names. ioredis is loaded only for a Redis store. */
-export async function createStore(location: StoreLocation, logger: Logger): Promise<NodeStore> {
+/**
+ * The store a location names. ioredis is loaded only for a Redis store. `readOnly`: a state file
+ * is only read (a copy's source, which a running node may hold), not locked.
+ */
+export async function createStore(
+  location: StoreLocation,
+  logger: Logger,
+  { readOnly = false }: { readOnly?: boolean } = {},
+): Promise<NodeStore> {
   if (location.kind === 'memory') return new MemoryStore();
-  if (location.kind === 'file') return new FileStore(new StateFile(location.path), logger);
+  if (location.kind === 'file') return new FileStore(new StateFile(location.path), logger, { readOnly });
   const { RedisStore } = await import('./redis.js');
   return new RedisStore({ location, logger });
 }

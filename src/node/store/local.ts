@@ -231,20 +231,43 @@ export class FileStore extends MemoryStore {
   readonly file: StateFile;
   readonly #logger: Logger | undefined;
 
-  constructor(file: StateFile, logger?: Logger) {
+  /** Only read, never written nor locked: a copy's source, which a running node may hold. */
+  readonly #readOnly: boolean;
+
+  constructor(file: StateFile, logger?: Logger, { readOnly = false }: { readOnly?: boolean } = {}) {
     super();
     this.file = file;
     this.description = `file ${file.path}`;
     this.#logger = logger;
+    this.#readOnly = readOnly;
   }
 
   override async open(): Promise<StoreSnapshot | undefined> {
-    const leftovers = await this.file.prepare();
-    if (leftovers.length > 0) {
-      this.#logger?.info({ removed: leftovers }, 'removed temporary state files a stopped node left');
+    if (!this.#readOnly) {
+      const logger = this.#logger;
+      const path = this.file.path;
+      const leftovers = await this.file.prepare({
+        onWait: (lock, waitMs) =>
+          logger?.warn(
+            { state: path, lock, waitMs },
+            `state file ${path} is locked by another harbor-node; waiting up to ${waitMs / 1000} s in case that node has stopped`,
+          ),
+        onLost: (error) =>
+          logger?.error(
+            { state: path, err: error.message },
+            `state file ${path}: its lock was lost (${error.message}); another harbor-node may use the file now, so every change is refused from here on: stop this node`,
+          ),
+      });
+      if (leftovers.length > 0) {
+        logger?.info({ removed: leftovers }, 'removed temporary state files a stopped node left');
+      }
     }
     this.replace(await this.file.load());
     return this.snapshot();
+  }
+
+  override async close(): Promise<void> {
+    await this.file.release();
   }
 
   /** `reread`: the file again (SIGHUP); one that cannot be read changes nothing and throws. */
@@ -255,6 +278,8 @@ export class FileStore extends MemoryStore {
 
   protected override async commit(undo: () => void): Promise<void> {
     try {
+      if (this.#readOnly)
+        throw new HarborError('E_STATE_WRITE', `state file ${this.file.path} is open only to be read`);
       await this.file.save(this.state());
     } catch (error) {
       undo();

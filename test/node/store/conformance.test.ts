@@ -20,7 +20,10 @@ import {
 import { HAVE_REDIS, startRedis } from '../../helpers/redis.js';
 import { waitFor } from '../../helpers/wait.js';
 
-type Factory = (t: Test) => Promise<{ store: NodeStore; another: () => Promise<NodeStore> }>;
+/** `another`: a second client of the same store; `reopen`: the store closed, then opened anew (default: another). */
+type Factory = (
+  t: Test,
+) => Promise<{ store: NodeStore; another: () => Promise<NodeStore>; reopen?: () => Promise<NodeStore> }>;
 
 const stores: Record<string, Factory> = {
   memory: async () => {
@@ -30,8 +33,17 @@ const stores: Record<string, Factory> = {
   file: async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'harbor-store-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const store = new FileStore(new StateFile(join(dir, 'state.json')));
-    return { store, another: async () => store };
+    const path = join(dir, 'state.json');
+    const store = new FileStore(new StateFile(path));
+    t.teardown(() => store.close());
+    // The file is one node's at a time (its lock): this one lets go before another opens it.
+    const reopen = async () => {
+      await store.close();
+      const again = new FileStore(new StateFile(path));
+      t.teardown(() => again.close());
+      return again;
+    };
+    return { store, another: async () => store, reopen };
   },
   redis: async (t) => {
     const redis = await startRedis(t);
@@ -63,7 +75,7 @@ for (const [kind, factory] of Object.entries(stores)) {
     `${kind} store`,
     { skip: kind === 'redis' && !HAVE_REDIS ? 'redis-server is not installed' : false },
     async (t) => {
-      const { store, another } = await factory(t);
+      const { store, another, reopen } = await factory(t);
       const first = await store.open();
       t.ok(first, 'opens');
       t.same(first?.services, [], 'empty at first');
@@ -248,7 +260,7 @@ for (const [kind, factory] of Object.entries(stores)) {
 
       t.test('closed and opened again: everything is still there', { skip: kind === 'memory' }, async (t) => {
         const before = await store.snapshot();
-        const again = await another();
+        const again = await (reopen ?? another)();
         const after = await again.open();
         t.same(
           after?.services.map((s) => [s.id, s.port, s.instances.map((i) => i.id)]),
