@@ -58,16 +58,21 @@ export function portOwner(port: number, transport: 'tcp' | 'udp' = 'tcp'): PortO
         continue;
       }
       if (link !== target) continue;
-      let command = '';
-      try {
-        command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-      } catch {
-        // gone meanwhile: the pid alone
-      }
-      return { pid: Number(pid), command: command.length > 120 ? `${command.slice(0, 117)}...` : command };
+      return { pid: Number(pid), command: processCommand(Number(pid)) };
     }
   }
   return undefined;
+}
+
+/** A process's command line for a message (cut at 120 characters); '' when it is gone or hidden. */
+export function processCommand(pid: number): string {
+  let command = '';
+  try {
+    command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    // gone meanwhile: the pid alone
+  }
+  return command.length > 120 ? `${command.slice(0, 117)}...` : command;
 }
 
 /**

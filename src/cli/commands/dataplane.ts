@@ -4,6 +4,7 @@
 // the kernel data plane off (or uninstalls the node) runs this once.
 import { HarborError } from '../../errors/index.js';
 import { runNft } from '../../node/dataplane/nft.js';
+import { dataplaneHolder, holderText } from '../../node/dataplane/owner.js';
 import { FAMILIES, TABLE } from '../../node/dataplane/rules.js';
 import { unknownCommand } from '../args.js';
 import { reportError } from '../report.js';
@@ -13,8 +14,9 @@ const PROGRAM = 'harbor-node dataplane';
 const HELP = `Usage: harbor-node dataplane clean
 
 Removes the nftables tables of --dataplane nftables (${FAMILIES.map((f) => `${f} ${TABLE}`).join(', ')}).
-Connections the kernel forwards now keep going only while their conntrack entries
-live; new ones reach the node's own listeners if it runs. Needs CAP_NET_ADMIN.
+Connections the kernel forwarded keep going only while their conntrack entries
+live. Refused while a harbor-node runs the data plane here: stop it first.
+Needs CAP_NET_ADMIN.
 `;
 
 interface Streams {
@@ -37,6 +39,14 @@ export async function dataplaneCommand(
         argv[0] === undefined || argv[0] === 'clean'
           ? `usage: ${HELP.split('\n')[0]!.slice(7)}`
           : unknownCommand(argv[0], ['clean']),
+      );
+    }
+    // A running node would rebuild its table within seconds: removing it would only disturb it.
+    const holder = await dataplaneHolder();
+    if (holder !== null) {
+      throw new HarborError(
+        'E_DATAPLANE',
+        `a harbor-node, ${holderText(holder)}, runs the kernel data plane in this network namespace: stop it first (it keeps its tables up while it runs)`,
       );
     }
     // `add` first: deleting a table that is not there is not an error here.

@@ -24,6 +24,7 @@ import {
   runNft,
   type UdpFlow,
 } from './nft.js';
+import { claimDataplane, type DataplaneClaim } from './owner.js';
 import {
   addServiceScript,
   type CounterMap,
@@ -117,6 +118,8 @@ export class NftablesDataplane {
   #lastError: string | null = null;
   #closed = false;
   #started = false;
+  /** This network namespace's data plane is this node's (owner.ts): held from start to close. */
+  #claim: DataplaneClaim | undefined;
 
   constructor(options: NftablesOptions) {
     this.#options = options;
@@ -125,6 +128,8 @@ export class NftablesDataplane {
 
   /** The whole table for the node's services, checked by `nft --check` then applied in one transaction; E_DATAPLANE when refused. */
   async start(): Promise<void> {
+    // Before anything is replaced: another node's table is not this one's to wipe.
+    this.#claim = await claimDataplane();
     const list = [...this.#options.services()];
     const script = this.#fullScript(list);
     // From here on changes queue behind the table (they may come while nft runs).
@@ -132,7 +137,13 @@ export class NftablesDataplane {
     this.#pending.clear();
     const applied = runNft(script, true).then(() => runNft(script));
     this.#serial = applied.catch(() => undefined);
-    await applied;
+    try {
+      await applied;
+    } catch (error) {
+      await this.#claim.release();
+      this.#claim = undefined;
+      throw error;
+    }
     this.#remember(list);
     // Where the UDP flows of a node that ran before stand: only what they carry from now is counted.
     for (const family of FAMILIES) {
@@ -163,6 +174,8 @@ export class NftablesDataplane {
     this.#closed = true;
     clearInterval(this.#pollTimer);
     await this.#serial.catch(() => undefined);
+    await this.#claim?.release();
+    this.#claim = undefined;
   }
 
   /** A service's kernel counters as last read (every few seconds; every second for UDP services). */

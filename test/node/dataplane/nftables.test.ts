@@ -615,7 +615,7 @@ t.test(
 );
 
 t.test(
-  'the CLI: start-up checks, the table kept at exit, dataplane clean',
+  'the CLI: start-up checks, one node per namespace, the table kept at exit, dataplane clean',
   { skip: unavailable },
   async (t) => {
     const range = await freeRange(4);
@@ -641,6 +641,28 @@ t.test(
     });
     t.teardown(() => child.kill('SIGKILL'));
     await waitForOutput(child, /kernel data plane programmed/);
+    const tableBefore = execFileSync('nft', ['list', 'table', 'ip', 'harbor'], { encoding: 'utf8' });
+    // One node per network namespace: a second would replace the first's table under it.
+    const other = await freeRange(4);
+    const second = await runNode(
+      ['--ports', `${other.first}-${other.last}`, '--api', '127.0.0.1:0', '--dataplane', 'nftables'],
+      {},
+    );
+    t.equal(second.status, 78, 'a second node on the data plane is a configuration error');
+    t.match(
+      second.stderr,
+      new RegExp(
+        `another harbor-node, pid ${child.pid} \\(.*\\), runs the kernel data plane in this network namespace.*\\[E_DATAPLANE\\]`,
+      ),
+    );
+    const busy = await runNode(['dataplane', 'clean'], {});
+    t.equal(busy.status, 78, 'clean is refused while a node runs');
+    t.match(busy.stderr, new RegExp(`a harbor-node, pid ${child.pid} .*: stop it first`));
+    t.equal(
+      execFileSync('nft', ['list', 'table', 'ip', 'harbor'], { encoding: 'utf8' }),
+      tableBefore,
+      "the running node's table is untouched",
+    );
     child.kill('SIGTERM');
     t.same(await exited(child), { code: 0, signal: null });
     t.match(
