@@ -3,6 +3,7 @@
 // owns the lifecycle: starting, listening, draining, stopped. Reload
 // triggers (file watch, SIGHUP) call reload(); signals are wired in src/cli.
 
+import { closeSync, openSync } from 'node:fs';
 import { type AdminServer, createAdminServer } from '../admin/server.js';
 import { countersOf } from '../admin/table.js';
 import type { StatusReport, StatusService } from '../admin/types.js';
@@ -61,6 +62,9 @@ export class Sidecar {
       maxBufferedBodyBytes: settings.maxBufferedBodyBytes,
       backendTimeoutMs: settings.backendTimeoutMs,
     };
+    if (settings.accessLog !== 'off' && settings.accessLogFile !== undefined) {
+      checkAccessLogFile(settings.accessLogFile);
+    }
     this.#accessLog =
       settings.accessLog === 'off'
         ? undefined
@@ -283,6 +287,32 @@ export class Sidecar {
   describe(): string[] {
     return this.#options.settings.services.map(
       (s) => `${s.name} ${protocolLabel(s)} int_port ${s.intPort}${s.port ? ` port ${s.port}` : ''}`,
+    );
+  }
+}
+
+/**
+ * The access log's file must open for appending when the sidecar starts: a folder that does not
+ * exist, a directory or a file it may not write is a configuration error (E_SETTING), as nginx
+ * refuses to start on one. Later failures (a full disk, a folder removed under it) lose lines
+ * and serve on.
+ */
+function checkAccessLogFile(path: string): void {
+  try {
+    closeSync(openSync(path, 'a', 0o640));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    const why =
+      code === 'ENOENT'
+        ? 'its folder does not exist'
+        : code === 'EISDIR'
+          ? 'it is a folder'
+          : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+            ? 'it may not be written'
+            : 'it cannot be opened';
+    throw new HarborError(
+      'E_SETTING',
+      `--access-log-file / HARBOR_ACCESS_LOG_FILE ${path}: ${why} (${code}); the access log is appended there`,
     );
   }
 }

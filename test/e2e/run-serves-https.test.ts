@@ -92,3 +92,25 @@ t.test('bad configuration exits 78 before serving', async (t) => {
   t.equal(result.status, 78);
   t.match(result.stderr, /service "a-https" needs a backend/);
 });
+
+t.test('an access log file that cannot be opened at start: exit 78 naming it and why', async (t) => {
+  const base = {
+    STACKATO_SERVICES: JSON.stringify({ 'a-https': { int_port: 4100 } }),
+    PORT: '8080',
+    HARBOR_APP_ROOT: join(root, 'app'),
+    HARBOR_ACCESS_LOG: 'json',
+  };
+  // Before, the sidecar served on and only warned that every line was being lost.
+  const missing = join(root, 'no-such-folder', 'access.log');
+  const noFolder = runSidecar(['run', '--access-log-file', missing], base);
+  t.equal(noFolder.status, 78);
+  t.match(
+    noFolder.stderr,
+    `--access-log-file / HARBOR_ACCESS_LOG_FILE ${missing}: its folder does not exist (ENOENT)`,
+  );
+  t.match(noFolder.stderr, /\[E_SETTING\]/);
+  t.notMatch(noFolder.stderr, /serving/);
+  const folder = runSidecar(['run'], { ...base, HARBOR_ACCESS_LOG_FILE: root });
+  t.equal(folder.status, 78);
+  t.match(folder.stderr, `${root}: it is a folder (EISDIR)`);
+});
