@@ -116,11 +116,6 @@ export const CATALOGUE = {
     meaning:
       "The state file's folder cannot be created or is not writable: the node does not start rather than refuse every change.",
   },
-  E_STATE_IN_USE: {
-    kind: 'config',
-    meaning:
-      'Another harbor-node holds the state file (its lock beside it is refreshed while that node runs): one node per state file.',
-  },
   E_DATAPLANE: {
     kind: 'config',
     meaning:
@@ -157,6 +152,11 @@ export const CATALOGUE = {
     kind: 'runtime',
     meaning:
       'A service of that name exists already on the node or its cluster (409, naming it); names are unique, so a second create never makes a twin.',
+  },
+  E_STATE_IN_USE: {
+    kind: 'config',
+    meaning:
+      'Another harbor-node holds the state file (its lock beside it is refreshed while that node runs): one node per state file.',
   },
 
   // Warnings: reported, never fatal.
@@ -209,6 +209,11 @@ export const CATALOGUE = {
     kind: 'warning',
     meaning:
       'The sidecar cannot register with the Harbor node (down, refusing, or answering an error); it retries with backoff and keeps serving.',
+  },
+  W_MEMBER_CLASH: {
+    kind: 'warning',
+    meaning:
+      "Two harbor-nodes of a cluster publish under one member name (--member): each overwrites the other's view of ports and instances.",
   },
 } as const satisfies Record<string, CodeEntry>;
 

@@ -3,6 +3,8 @@
 // store after its syncs, and reads the others' views back, so that any node
 // can show a port conflict or a down instance of another. One node alone sees
 // its own view only. Views expire when a node stops refreshing them.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { MemberReport, MemberView, NodeStore } from './store/index.js';
 
 /** A node's view outlives it (killed, cut off from the store) by this long at most. */
@@ -13,14 +15,24 @@ const MEMBER_REFRESH_MS = 1_000;
 export class MemberBoard {
   readonly #store: NodeStore;
   readonly name: string;
+  /** This process, as its views say who published them (MemberView.publisher). */
+  readonly publisher = `${hostname()} pid ${process.pid} (${randomBytes(3).toString('hex')})`;
+  readonly #onClash: ((publisher: string) => void) | undefined;
+  /** Other publishers found under this node's name, each told once. */
+  readonly #clashes = new Set<string>();
   #published: { text: string; at: number } | undefined;
   #read: { reports: readonly MemberReport[]; at: number } | undefined;
   /** A publish under way: another waits for it rather than running beside it. */
   #inflight: Promise<void> | undefined;
 
-  constructor(store: NodeStore, name: string) {
+  /**
+   * `onClash`: another process publishes views under this node's name (two nodes given one
+   * --member overwrite each other's view); told once per such process.
+   */
+  constructor(store: NodeStore, name: string, onClash?: (publisher: string) => void) {
     this.#store = store;
     this.name = name;
+    this.#onClash = onClash;
   }
 
   /**
@@ -40,7 +52,19 @@ export class MemberBoard {
       const text = JSON.stringify(view);
       const now = Date.now();
       if (text !== this.#published?.text || now - this.#published.at >= MEMBER_REFRESH_MS) {
-        await this.#store.putMember(view, MEMBER_TTL_MS);
+        const replaced = await this.#store.putMember({ ...view, publisher: this.publisher }, MEMBER_TTL_MS);
+        // What the first publish replaces may be this node's own before a restart; after it, a view
+        // of another publisher in place of this one's was written since, under this name.
+        const other = replaced?.publisher;
+        if (
+          this.#published !== undefined &&
+          other !== undefined &&
+          other !== this.publisher &&
+          !this.#clashes.has(other)
+        ) {
+          this.#clashes.add(other);
+          this.#onClash?.(other);
+        }
         this.#published = { text, at: now };
       }
       if (this.#read === undefined || now - this.#read.at >= MEMBER_REFRESH_MS) {

@@ -193,7 +193,13 @@ export class HarborNode {
       : undefined;
     this.#retryMs = options.retryMs ?? NODE_DEFAULTS.checkIntervalMs;
     this.#syncMs = options.syncMs ?? (this.#store.shared ? DEFAULT_SYNC_MS.shared : DEFAULT_SYNC_MS.local);
-    this.#members = new MemberBoard(this.#store, options.member ?? DEFAULT_MEMBER);
+    const member = options.member ?? DEFAULT_MEMBER;
+    this.#members = new MemberBoard(this.#store, member, (other) =>
+      this.#logger.warn(
+        { code: 'W_MEMBER_CLASH', member, other },
+        `another harbor-node publishes as member ${member} too (${other}); each overwrites the other's view of ports and instances: give every node its own --member`,
+      ),
+    );
   }
 
   get services(): IterableIterator<NodeService> {

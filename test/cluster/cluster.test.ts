@@ -1,13 +1,15 @@
 // Three harbor-nodes (127.0.0.21-.23) sharing one real redis-server: any node
 // serves any service, with the same credentials, the same UDP primary and
 // queue, and the same expiries; a node killed, Redis stopped, restarted with
-// its data or empty: nothing acknowledged is lost and forwarding goes on.
+// its data or empty: nothing acknowledged is lost and forwarding goes on; two
+// nodes given one member name are told of it.
 import type { Socket } from 'node:net';
 import * as net from 'node:net';
 import t from 'tap';
 import { echoServer, tagServer, tcpRequest, udpClient, udpTagServer } from '../forward/fixtures/net.js';
 import { HAVE_REDIS, redisCommand, startRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
+import { freeRange } from '../node/fixtures/ranges.js';
 import { type ClusterNode, startCluster, startClusterNode } from './fixtures.js';
 
 if (!HAVE_REDIS) t.plan(0, 'redis-server is not installed');
@@ -373,3 +375,36 @@ t.test(
     t.pass('an instance whose refreshes stopped expired on every node; the refreshed one stayed');
   },
 );
+
+t.test('two nodes given one --member: each warns, naming the other process (W_MEMBER_CLASH)', async (t) => {
+  const redis = await startRedis(t);
+  const range = await freeRange(8);
+  // Before, each overwrote the other's view of ports and instances every second, unseen.
+  const [a, b] = await Promise.all(
+    ['127.0.0.21', '127.0.0.22'].map((host) =>
+      startClusterNode(t, redis.url, host, range, ['--member', 'edge-1']),
+    ),
+  );
+  const clash = (node: ClusterNode) =>
+    node.waitLog((l) => l.code === 'W_MEMBER_CLASH', `${node.host} to warn of the clash`);
+  const [onA, onB] = await Promise.all([clash(a!), clash(b!)]);
+  t.match(onA.msg, /another harbor-node publishes as member edge-1 too .*give every node its own --member/);
+  t.match(onA.other, new RegExp(` pid ${b!.child.pid} `), 'a names b');
+  t.match(onB.other, new RegExp(` pid ${a!.child.pid} `), 'b names a');
+  t.equal(a!.logs().filter((l) => l.code === 'W_MEMBER_CLASH').length, 1, 'told once');
+});
+
+t.test('a node restarted under its member name does not take its old self for another', async (t) => {
+  const redis = await startRedis(t);
+  const range = await freeRange(8);
+  const first = await startClusterNode(t, redis.url, '127.0.0.21', range, ['--member', 'edge-1']);
+  // Killed: its view stays in the store until its TTL.
+  first.child.kill('SIGKILL');
+  await first.exited;
+  const again = await startClusterNode(t, redis.url, '127.0.0.21', range, ['--member', 'edge-1']);
+  // Watched over several publishes (one a second): the first replaces the old view, the next
+  // ones its own.
+  const started = Date.now();
+  await waitFor(async () => Date.now() - started > 3_500, 'three refreshes');
+  t.equal(again.logs().filter((l) => l.code === 'W_MEMBER_CLASH').length, 0);
+});

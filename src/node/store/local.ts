@@ -145,8 +145,10 @@ export class MemoryStore implements NodeStore {
     };
   }
 
-  async putMember(view: MemberView, _ttlMs: number): Promise<void> {
+  async putMember(view: MemberView, _ttlMs: number): Promise<MemberView | undefined> {
+    const previous = this.#member?.view;
     this.#member = { view, at: this.#now() };
+    return previous?.member === view.member ? previous : undefined;
   }
 
   async deleteMember(member: string): Promise<void> {

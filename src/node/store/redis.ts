@@ -279,8 +279,9 @@ export class RedisStore implements NodeStore {
     return { expired: false, remainingMs: undefined, revision: undefined };
   }
 
-  async putMember(view: MemberView, ttlMs: number): Promise<void> {
-    await this.#call('harborPutMember', view.member, JSON.stringify(view), ttlMs);
+  async putMember(view: MemberView, ttlMs: number): Promise<MemberView | undefined> {
+    const previous = await this.#call('harborPutMember', view.member, JSON.stringify(view), ttlMs);
+    return typeof previous === 'string' ? (JSON.parse(previous) as MemberView) : undefined;
   }
 
   async deleteMember(member: string): Promise<void> {

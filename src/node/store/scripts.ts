@@ -167,14 +167,18 @@ end
 return cjson.encode(out)
 `;
 
-/** ARGV: member name, view JSON, ttl ms. Publishes one node's view; forgets members silent for longer than their TTL. */
+/**
+ * ARGV: member name, view JSON, ttl ms. Publishes one node's view; forgets members silent for longer
+ * than their TTL. -> the view of that name it replaced, or nil.
+ */
 export const PUT_MEMBER = `${PRELUDE}
 local now = now_ms()
 local ttl = tonumber(ARGV[3])
+local previous = redis.call('GET', P .. 'member:' .. ARGV[1])
 redis.call('SET', P .. 'member:' .. ARGV[1], ARGV[2], 'PX', ttl)
 redis.call('ZADD', P .. 'members', now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', P .. 'members', '-inf', now - 10 * ttl)
-return 'OK'
+return previous
 `;
 
 /** ARGV: member name. */

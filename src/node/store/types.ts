@@ -51,6 +51,11 @@ export type StoreKind = 'file' | 'memory' | 'redis';
 export interface MemberView {
   /** The node's name in the cluster (--member). */
   readonly member: string;
+  /**
+   * The process that published it (machine, pid and a random tag): two nodes given one member
+   * name overwrite each other's view, and this tells them apart. Absent from older nodes' views.
+   */
+  readonly publisher?: string;
   readonly lifecycle: string;
   /** By service id; instances listed only when not up (id -> state). */
   readonly services: Readonly<Record<string, MemberServiceView>>;
@@ -100,8 +105,11 @@ export interface NodeStore {
   deleteInstance(serviceId: string, instanceId: string): Promise<string>;
   /** Removes the instance if its TTL ran out on the store's clock; else says how long it has. */
   expireInstance(serviceId: string, instanceId: string): Promise<ExpireResult>;
-  /** Publishes this node's own view for `ttlMs` (it vanishes if the node stops refreshing it). */
-  putMember(view: MemberView, ttlMs: number): Promise<void>;
+  /**
+   * Publishes this node's own view for `ttlMs` (it vanishes if the node stops refreshing it);
+   * resolves with the view of that name it replaced, if one was still there.
+   */
+  putMember(view: MemberView, ttlMs: number): Promise<MemberView | undefined>;
   /** Withdraws a member's view (a node that drains). */
   deleteMember(member: string): Promise<void>;
   /** The views of the members that published within their TTL, by name. */
