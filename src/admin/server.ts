@@ -3,9 +3,11 @@
 // request handler (harbor-node's API). The endpoint is an aid, never a reason
 // to stop serving: an address that cannot be had is a warning and the proxy
 // runs on without it.
+import { existsSync } from 'node:fs';
 import { lstat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
+import { dirname } from 'node:path';
 import type { Address } from '../config/types.js';
 import { formatAddress } from '../config/types.js';
 import type { Logger } from '../log/index.js';
@@ -216,7 +218,10 @@ class HttpAdminServer implements AdminServer {
       const why =
         error.code === 'EADDRINUSE'
           ? `address in use${address.kind === 'tcp' ? heldBy(address.port) : ''}`
-          : (error.code ?? error.message);
+          : // libuv reports a socket path whose folder does not exist as EACCES.
+            error.code === 'EACCES' && address.kind === 'unix' && !existsSync(dirname(address.path))
+            ? `its folder ${dirname(address.path)} does not exist`
+            : (error.code ?? error.message);
       this.#logger.warn(
         { code: 'W_ADMIN_UNAVAILABLE', admin: where, reason: why },
         `admin endpoint ${where} not started (${why}); serving goes on without /healthz, /readyz, /metrics, /status`,
