@@ -342,6 +342,15 @@ export function parseResponseHead(head: Head, buf: Buffer, from: number, end: nu
   return parseFields(head, buf, from, eol + 2, to);
 }
 
+/**
+ * The status for a request head longer than `limit` bytes whose request line ends at
+ * `lineEnd` (-1: not within what was read): 414 when the request line alone is over the limit
+ * (its target is too long: RFC 9110 section 15.5.15, as nginx answers), else 431.
+ */
+export function oversizeStatus(lineEnd: number, limit: number): number {
+  return lineEnd === -1 || lineEnd > limit ? 414 : 431;
+}
+
 /** The status a request head refused for `error` is answered with, on HTTP/1 and HTTP/2 alike. */
 export function statusForHeadError(error: HeadError): number {
   if (error === 'unsupported-transfer-encoding') return 501;

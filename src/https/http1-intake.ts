@@ -5,7 +5,7 @@
 import type { Watch } from '../sockets/inactivity.js';
 import type { Limits } from './core.js';
 import type { Head } from './head.js';
-import { findHeadEnd, parseRequestHead, statusForHeadError } from './head-parser.js';
+import { findHeadEnd, oversizeStatus, parseRequestHead, statusForHeadError } from './head-parser.js';
 
 /** read(): the head is not whole yet. */
 export const HEAD_PARTIAL = -1;
@@ -74,7 +74,7 @@ export class RequestIntake {
       return 400;
     }
     if (end === -1) {
-      if (buf.length > limits.maxHeaderBytes) return 431;
+      if (buf.length > limits.maxHeaderBytes) return oversizeStatus(buf.indexOf(10), limits.maxHeaderBytes);
       if (first) {
         this.#headStartedAt = Date.now();
         if (this.#switches) {
@@ -84,7 +84,7 @@ export class RequestIntake {
       } else if (Date.now() - this.#headStartedAt > limits.headerTimeoutMs) return 408;
       return HEAD_PARTIAL;
     }
-    if (end > limits.maxHeaderBytes) return 431;
+    if (end > limits.maxHeaderBytes) return oversizeStatus(buf.indexOf(10), limits.maxHeaderBytes);
     const error = parseRequestHead(head, buf, 0, end);
     if (error !== null) {
       this.refusal = error;

@@ -11,7 +11,7 @@ import { cannedResponse, failureReason, type ProxyCore, REFUSAL_REASONS } from '
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import type { Head } from './head.js';
-import { parseRequestText, statusForHeadError } from './head-parser.js';
+import { oversizeStatus, parseRequestText, statusForHeadError } from './head-parser.js';
 import { http1RequestHead, http2Answer, http2ResponseHeaders, http2Trailers } from './http2-head.js';
 import type { StreamSpares } from './http2-spares.js';
 import { H2Upload, type H2UploadHost } from './http2-upload.js';
@@ -65,13 +65,17 @@ export class H2Stream implements ExchangeClient {
     // nghttp2 keeps CR, LF and NUL out of names and values (RFC 9113 section 8.2.1: it drops
     // such a field, or resets the stream for a bad :path; pinned in test/https/http2.test.ts):
     // the text's only line breaks are the ones it was built with, the last four its end.
-    const error =
-      text.length > core.limits.maxHeaderBytes
-        ? 'too-many-headers'
-        : parseRequestText(head, text.slice(0, text.length - 4));
+    const limit = core.limits.maxHeaderBytes;
+    if (text.length > limit) {
+      // The same answers as HTTP/1: a header list over the limit is 431, 414 when the request
+      // line alone is (nghttp2's own limit is set above ours, so that the client gets this
+      // answer rather than a reset stream).
+      this.#finished = true;
+      this.#respondCanned(oversizeStatus(text.indexOf('\n'), limit));
+      return;
+    }
+    const error = parseRequestText(head, text.slice(0, text.length - 4));
     if (error !== null || head.method === 'CONNECT') {
-      // The same answers as HTTP/1: a header list over the limit is 431 (nghttp2's own limit is
-      // set above ours, so that the client gets this answer rather than a reset stream).
       this.#finished = true;
       this.#respondCanned(error === null ? 400 : statusForHeadError(error));
       return;

@@ -57,6 +57,21 @@ t.test('refused heads: the status and the reason', async (t) => {
   long.add(Buffer.from(`GET / HTTP/1.1\r\nHost: h\r\nX-Long: ${'a'.repeat(300)}\r\n\r\n`));
   t.equal(long.read(head, true), 431, 'a whole head over the limit');
 
+  // The request line alone over the limit: its target is too long (414, as nginx answers).
+  const longTarget = await intakeOn(t, limits);
+  longTarget.add(Buffer.from(`GET /${'a'.repeat(300)}`));
+  t.equal(longTarget.read(head, true), 414, 'a request line over the limit with no end in sight');
+  const wholeLongTarget = await intakeOn(t, limits);
+  wholeLongTarget.add(Buffer.from(`GET /${'a'.repeat(300)} HTTP/1.1\r\nHost: h\r\n\r\n`));
+  t.equal(wholeLongTarget.read(head, true), 414, 'a whole head whose request line is over the limit');
+  const lineFits = await intakeOn(t, limits);
+  lineFits.add(Buffer.from(`GET /${'a'.repeat(200)} HTTP/1.1\r\nX-Long: ${'a'.repeat(100)}\r\n\r\n`));
+  t.equal(
+    lineFits.read(head, true),
+    431,
+    'a request line within the limit: the head as a whole is too large',
+  );
+
   const smuggling = await intakeOn(t, limits);
   smuggling.add(Buffer.from('POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n'));
   const status = smuggling.read(head, true);

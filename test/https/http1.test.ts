@@ -191,6 +191,20 @@ t.test('a head larger than maxHeaderBytes gets 431', async (t) => {
   t.match(response, /^HTTP\/1\.1 431 /);
 });
 
+t.test('a request target longer than maxHeaderBytes gets 414, with an id', async (t) => {
+  const response = await rawExchange(
+    fx.port,
+    fx.pair,
+    `GET /${'a'.repeat(20_000)} HTTP/1.1\r\nHost: h\r\n\r\n`,
+    {
+      untilIncludes: 'too long.',
+    },
+  );
+  t.match(response, /^HTTP\/1\.1 414 URI Too Long\r\n/);
+  t.match(response, /\r\nX-Request-Id: [0-9a-f-]{36}\r\n/);
+  t.match(response, /Request target too long\.\n$/);
+});
+
 t.test('a head not complete within the header timeout gets 408', async (t) => {
   const response = await rawExchange(fx.port, fx.pair, 'GET / HTTP/1.1\r\nHost: h\r\n');
   t.match(response, /^HTTP\/1\.1 408 /);

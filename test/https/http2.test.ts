@@ -345,6 +345,7 @@ t.test('a header list over the limits: 431, as HTTP/1 answers, not a reset strea
   const many: http2.OutgoingHttpHeaders = {};
   for (let i = 0; i < 250; i++) many[`x-h${i}`] = 'v';
   t.equal(await ask(many), 431, '250 header lines (limit 200)');
+  t.equal(await ask({ ':path': `/${'a'.repeat(20_000)}` }), 414, 'a 20 KB path: the target too long');
   t.equal(await ask({ 'x-small': 'fine' }), 200, 'the session serves on');
 });
 
