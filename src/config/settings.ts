@@ -125,7 +125,8 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     flag: 'max-header-size',
     env: ['HARBOR_MAX_HEADER_SIZE'],
     type: 'string',
-    description: 'The largest request head accepted, in bytes (or 32k, 1m): 1k to 1m; 431 above it (414 when the request line alone is).',
+    description:
+      'The largest request head accepted, in bytes (or 32k, 1m): 1k to 1m; 431 above it (414 when the request line alone is).',
     defaultText: String(SIDECAR_DEFAULTS.maxHeaderBytes),
     commands: ['run'],
   },
