@@ -262,10 +262,25 @@ t.test(
     }
     const held: Socket = net.connect({ host: nodes[1]!.host, port });
     t.teardown(() => held.destroy());
-    await new Promise((resolve) => held.once('connect', resolve));
+    // A reset of the held connection fails the test naming where it went, not as an uncaught error.
+    let heldError: Error | undefined;
+    held.on('error', (error) => {
+      heldError = error;
+    });
+    await new Promise((resolve, reject) => {
+      held.once('connect', resolve);
+      held.once('error', reject);
+    });
     const echoed = (text: string) =>
-      new Promise<string>((resolve) => {
+      new Promise<string>((resolve, reject) => {
+        if (heldError !== undefined) {
+          reject(new Error(`the held connection to ${nodes[1]!.host}:${port} failed: ${heldError.message}`));
+          return;
+        }
         held.once('data', (d) => resolve(d.toString()));
+        held.once('error', (error) =>
+          reject(new Error(`the held connection to ${nodes[1]!.host}:${port} failed: ${error.message}`)),
+        );
         held.write(text);
       });
     t.equal(await echoed('before'), 'before');
