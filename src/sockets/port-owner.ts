@@ -75,6 +75,11 @@ export function processCommand(pid: number): string {
   return command.length > 120 ? `${command.slice(0, 117)}...` : command;
 }
 
+/** `pid N (command)`, or `pid N` when its command line is not known: a process, for a message. */
+export function describeProcess(pid: number, command: string = processCommand(pid)): string {
+  return `pid ${pid}${command === '' ? '' : ` (${command})`}`;
+}
+
 /**
  * Answers of the last minute, by transport and port: harbor-node tries a conflicting port again
  * every few seconds, and a scan reads every socket table and every process's descriptors.
@@ -94,7 +99,7 @@ export function heldBy(port: number, transport: 'tcp' | 'udp' = 'tcp'): string {
       ? ''
       : owner.pid === process.pid
         ? ' by this process (another of its own listeners)'
-        : ` by pid ${owner.pid}${owner.command ? ` (${owner.command})` : ''}`;
+        : ` by ${describeProcess(owner.pid, owner.command)}`;
   if (recent.size >= 1024) recent.clear();
   recent.set(key, { at: now, text });
   return text;

@@ -4,8 +4,9 @@
 // the kernel data plane off (or uninstalls the node) runs this once.
 import { HarborError } from '../../errors/index.js';
 import { runNft } from '../../node/dataplane/nft.js';
-import { dataplaneHolder, holderText } from '../../node/dataplane/owner.js';
+import { dataplaneHolder } from '../../node/dataplane/owner.js';
 import { FAMILIES, TABLE } from '../../node/dataplane/rules.js';
+import { describeProcess } from '../../sockets/port-owner.js';
 import { unknownCommand } from '../args.js';
 import { reportError } from '../report.js';
 
@@ -46,7 +47,7 @@ export async function dataplaneCommand(
     if (holder !== null) {
       throw new HarborError(
         'E_DATAPLANE',
-        `a harbor-node, ${holderText(holder)}, runs the kernel data plane in this network namespace: stop it first (it keeps its tables up while it runs)`,
+        `a harbor-node, ${describeProcess(holder)}, runs the kernel data plane in this network namespace: stop it first (it keeps its tables up while it runs)`,
       );
     }
     // `add` first: deleting a table that is not there is not an error here.

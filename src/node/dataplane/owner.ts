@@ -7,7 +7,7 @@
 // The holder answers a connection with its pid, for the refusal to name it.
 import * as net from 'node:net';
 import { HarborError } from '../../errors/index.js';
-import { processCommand } from '../../sockets/port-owner.js';
+import { describeProcess } from '../../sockets/port-owner.js';
 
 /** The claim's name in the abstract namespace (the leading NUL). */
 export const DATAPLANE_CLAIM = '\0harbor-node/dataplane/nftables';
@@ -38,7 +38,7 @@ export async function claimDataplane(name: string = DATAPLANE_CLAIM): Promise<Da
     const holder = await dataplaneHolder(name);
     throw new HarborError(
       'E_DATAPLANE',
-      `--dataplane nftables: another harbor-node${holder === null ? '' : `, ${holderText(holder)},`} runs the kernel data plane in this network namespace; its tables are one node's alone: stop it, or run this node with --dataplane userspace`,
+      `--dataplane nftables: another harbor-node${holder === null ? '' : `, ${describeProcess(holder)},`} runs the kernel data plane in this network namespace; its tables are one node's alone: stop it, or run this node with --dataplane userspace`,
     );
   }
   server.unref();
@@ -67,10 +67,4 @@ export async function dataplaneHolder(name: string = DATAPLANE_CLAIM): Promise<n
     });
     socket.on('error', () => done(null));
   });
-}
-
-/** `pid 123 (node .../harbor-node ...)`, as port conflicts name their holder. */
-export function holderText(pid: number): string {
-  const command = processCommand(pid);
-  return `pid ${pid}${command === '' ? '' : ` (${command})`}`;
 }
