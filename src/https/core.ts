@@ -81,7 +81,7 @@ const BODIES: Record<number, string> = {
   431: 'Request header fields too large.\n',
   500: 'Internal server error: the proxy could not hold the request body.\n',
   501: 'Not implemented.\n',
-  502: 'Bad gateway: the application did not answer.\n',
+  502: 'Bad gateway: the application gave no valid answer.\n',
   503: 'Service unavailable: the application is not listening yet.\n',
   504: 'Gateway timeout: the application did not answer in time.\n',
   505: 'HTTP version not supported.\n',
@@ -108,6 +108,13 @@ export const REFUSAL_REASONS: Readonly<Record<number, string>> = {
 export function failureReason(status: number, detail: string): string {
   return status === 502 ? `backend failed: ${detail}` : (REFUSAL_REASONS[status] ?? detail);
 }
+
+/**
+ * How long the backend may take to answer Expect: 100-continue before the proxy says 100 Continue
+ * itself (HTTP/1 and HTTP/2 alike). Many framework servers (uWSGI among them) never answer it, and
+ * the client would wait its own timeout (curl: 1 s) before sending the body.
+ */
+export const CONTINUE_WAIT_MS = 250;
 
 /** Seconds a 503 asks the client to wait: frameworks usually start within a few seconds. */
 const RETRY_AFTER_SECONDS = 2;

@@ -5,13 +5,10 @@
 // does not say it in time. One per connection, taking one request at a time.
 import { BodySpool, type SpoolAdd } from './body-spool.js';
 import { ChunkedParser } from './chunked.js';
-import type { ProxyCore } from './core.js';
+import { CONTINUE_WAIT_MS, type ProxyCore } from './core.js';
 import type { BackendExchange } from './exchange.js';
 import { dropHeldBody, sendHeldBody } from './held-body.js';
 import { BODY_CHUNKED, BODY_LENGTH, type Request } from './http1-request.js';
-
-/** How long the backend may take to answer Expect: 100-continue before the proxy does. */
-const CONTINUE_WAIT_MS = 250;
 
 /** What the body side asks of its connection. */
 export interface UploadHost {

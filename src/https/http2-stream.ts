@@ -95,9 +95,11 @@ export class H2Stream implements ExchangeClient {
     if (this.#finished || stream.destroyed || stream.closed) return;
     stream.on('drain', this.#onDrain);
     this.#requestId = requestIdFor(head, this.#core.settings);
-    const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId);
-    if (this.#upload !== null) {
-      this.#upload.start(sent);
+    const upload = this.#upload;
+    const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId, upload?.holds);
+    if (upload !== null) {
+      upload.start(sent);
+      if (head.expectContinue) upload.expectContinue();
       return;
     }
     const exchange = this.#openExchange(false);
@@ -129,6 +131,7 @@ export class H2Stream implements ExchangeClient {
         this.#core.stats.bytesIn += bytes;
         this.#in += bytes;
       },
+      sayContinue: () => this.#sendInformational({ ':status': 100 }),
     };
   }
 
@@ -184,16 +187,28 @@ export class H2Stream implements ExchangeClient {
   }
 
   onInformational(head: Head): void {
+    const upload = this.#upload;
+    if (head.status === 100 && upload !== null) {
+      upload.stopContinue();
+      // The proxy already said it; once is enough.
+      if (upload.ownContinue) return;
+    }
+    // The head's own fields too: a 103's Link headers are what it is for.
+    this.#sendInformational(http2ResponseHeaders(head, undefined));
+  }
+
+  #sendInformational(headers: http2.OutgoingHttpHeaders): void {
     const stream = this.#stream;
     if (stream.destroyed || stream.closed || stream.headersSent) return;
     try {
-      stream.additionalHeaders({ ':status': head.status });
+      stream.additionalHeaders(headers);
     } catch {
-      // The client reset the stream meanwhile.
+      // The client reset the stream meanwhile, or a field HTTP/2 cannot carry: the hint is dropped.
     }
   }
 
   onResponseHead(head: Head, _raw: Buffer, start: number, end: number): void {
+    this.#upload?.stopContinue();
     const stream = this.#stream;
     this.#core.stats.bytesOut += end - start;
     this.#out += end - start;

@@ -5,7 +5,7 @@
 // stream has ended (held-body.ts). The stream's trailers ride along chunked.
 import type * as http2 from 'node:http2';
 import { BodySpool } from './body-spool.js';
-import type { ProxyCore } from './core.js';
+import { CONTINUE_WAIT_MS, type ProxyCore } from './core.js';
 import type { BackendExchange } from './exchange.js';
 import { dropHeldBody, sendHeldBody } from './held-body.js';
 import { lastChunk } from './http2-head.js';
@@ -22,6 +22,8 @@ export interface H2UploadHost {
   fail(status: number): void;
   /** Body bytes from the client, for the counters. */
   received(bytes: number): void;
+  /** The proxy's own 100 Continue, to the client. */
+  sayContinue(): void;
 }
 
 export class H2Upload {
@@ -36,6 +38,10 @@ export class H2Upload {
   #heldHead = '';
   #done: boolean;
   #trailers: http2.IncomingHttpHeaders | null = null;
+  /** The proxy said 100 Continue itself: the backend's own, if it comes, is dropped. */
+  ownContinue = false;
+  #continueTimer: NodeJS.Timeout | null = null;
+  #bodyStarted = false;
 
   /** `hasLength`: the request said its body's length (content-length). */
   constructor(core: ProxyCore, stream: http2.ServerHttp2Stream, host: H2UploadHost, hasLength: boolean) {
@@ -52,6 +58,38 @@ export class H2Upload {
     // Trailers are an event, not buffered like data: kept from the start.
     stream.on('trailers', this.#onTrailers);
   }
+
+  /** The body is held whole before the backend sees the request: its head then carries no Expect. */
+  get holds(): boolean {
+    return this.#spool !== null;
+  }
+
+  /**
+   * The client asked Expect: 100-continue, as HTTP/1 clients do (http1-upload.ts): the backend
+   * gets a moment to answer it, then the proxy says 100 Continue itself. For a held body nobody
+   * else can say it: at once.
+   */
+  expectContinue(): void {
+    if (this.#spool !== null) {
+      this.ownContinue = true;
+      this.#host.sayContinue();
+    } else this.#continueTimer = setTimeout(this.#onContinueTimeout, CONTINUE_WAIT_MS);
+  }
+
+  /** The backend has answered (its 100 or its response), or the body has begun: no Continue from the proxy. */
+  stopContinue(): void {
+    if (this.#continueTimer !== null) {
+      clearTimeout(this.#continueTimer);
+      this.#continueTimer = null;
+    }
+  }
+
+  #onContinueTimeout = (): void => {
+    this.#continueTimer = null;
+    if (this.#bodyStarted || this.#host.finished()) return;
+    this.ownContinue = true;
+    this.#host.sayContinue();
+  };
 
   /** The head (HTTP/1.1 text) goes to the backend now, or once a held body has ended. */
   start(head: string): void {
@@ -75,6 +113,7 @@ export class H2Upload {
 
   /** The stream is over: a body being held is thrown away. */
   close(): void {
+    this.stopContinue();
     this.#spool?.close();
   }
 
@@ -84,10 +123,15 @@ export class H2Upload {
     stream.off('trailers', this.#onTrailers);
     stream.off('data', this.#onData);
     stream.off('end', this.#onEnd);
+    this.stopContinue();
   }
 
   #onData = (chunk: Buffer): void => {
     if (this.#host.finished()) return;
+    if (!this.#bodyStarted) {
+      this.#bodyStarted = true;
+      this.stopContinue();
+    }
     this.#host.received(chunk.length);
     const spool = this.#spool;
     if (spool !== null) {

@@ -110,6 +110,8 @@ t.test('a malformed response: 502', async (t) => {
   t.teardown(() => fx.proxy.close());
   const r = await httpsRequest(fx.port, pair, { path: '/' });
   t.equal(r.status, 502);
+  // It did answer: the body must not say it did not.
+  t.equal(r.body.toString(), 'Bad gateway: the application gave no valid answer.\n');
 });
 
 t.test('the backend closing mid-body cuts the client connection (no silent truncation)', async (t) => {

@@ -140,6 +140,24 @@ t.test('Expect: 100-continue passes through', async (t) => {
   t.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/);
 });
 
+t.test(
+  '103 Early Hints reach an HTTP/1.1 client with their Link headers, and never an HTTP/1.0 one',
+  async (t) => {
+    const hinted = await rawExchange(fx.port, fx.pair, 'GET /early-hints HTTP/1.1\r\nHost: h\r\n\r\n', {
+      untilIncludes: 'hinted',
+    });
+    t.match(
+      hinted,
+      /^HTTP\/1\.1 103 Early Hints\r\nLink: <\/style\.css>; rel=preload; as=style, <\/app\.js>; rel=preload; as=script\r\n\r\nHTTP\/1\.1 200 OK\r\n/,
+    );
+    const old = await rawExchange(fx.port, fx.pair, 'GET /early-hints HTTP/1.0\r\nHost: h\r\n\r\n', {
+      untilIncludes: 'hinted',
+    });
+    t.match(old, /^HTTP\/1\.1 200 OK\r\n/, 'RFC 9110: no 1xx to an HTTP/1.0 client');
+    t.notMatch(old, /103|Link:/);
+  },
+);
+
 t.test('Expect: 100-continue to a backend that never answers it: the proxy says 100 Continue', async (t) => {
   const mute = net.createServer((s) => {
     let seen = '';

@@ -139,6 +139,110 @@ t.test('chunked response decoded, trailers passed as HTTP/2 trailers', async (t)
   t.equal(r.headers['transfer-encoding'], undefined);
 });
 
+t.test('103 Early Hints reach the client with their Link headers, before the answer', async (t) => {
+  const hints: http2.IncomingHttpHeaders[] = [];
+  const { headers, body } = await new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>(
+    (resolve, reject) => {
+      const stream = session.request({ ':path': '/early-hints' });
+      let head: http2.IncomingHttpHeaders = {};
+      let text = '';
+      stream.on('headers', (h) => hints.push(h));
+      stream.on('response', (h) => {
+        head = h;
+      });
+      stream.on('data', (c: Buffer) => {
+        text += c.toString();
+      });
+      stream.on('end', () => resolve({ headers: head, body: text }));
+      stream.on('error', reject);
+    },
+  );
+  t.equal(hints.length, 1);
+  t.equal(hints[0]?.[':status'], 103);
+  t.equal(hints[0]?.link, '</style.css>; rel=preload; as=style, </app.js>; rel=preload; as=script');
+  t.equal(headers[':status'], 200);
+  t.equal(body, 'hinted');
+});
+
+/** A PUT of `body` with Expect: 100-continue whose DATA is sent only on a 100; what the client saw. */
+function putAfterContinue(
+  s: http2.ClientHttp2Session,
+  body: string,
+  withLength: boolean,
+): Promise<{ continues: number; status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const headers: http2.OutgoingHttpHeaders = { ':method': 'PUT', ':path': '/u', expect: '100-continue' };
+    if (withLength) headers['content-length'] = String(body.length);
+    const stream = s.request(headers, { endStream: false });
+    let continues = 0;
+    let status = 0;
+    let text = '';
+    stream.on('headers', (h) => {
+      if (h[':status'] !== 100) return;
+      continues++;
+      if (continues === 1) stream.end(body);
+    });
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+    });
+    stream.on('data', (c: Buffer) => {
+      text += c.toString();
+    });
+    stream.on('end', () => resolve({ continues, status, text }));
+    stream.on('error', reject);
+  });
+}
+
+t.test(
+  'Expect: 100-continue to a backend that never answers it: the proxy says 100, as on HTTP/1',
+  async (t) => {
+    const mute = net.createServer((s) => {
+      let seen = '';
+      s.on('data', (c: Buffer) => {
+        seen += c.toString('latin1');
+        if (seen.endsWith('data')) s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${seen.length}\r\n\r\n${seen}`);
+      });
+    });
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => mute.close());
+    const muteFx = await startProxy(
+      { kind: 'tcp', host: '127.0.0.1', port: (mute.address() as net.AddressInfo).port },
+      { pair: fx.pair },
+    );
+    t.teardown(() => muteFx.proxy.close());
+    const s = http2.connect(`https://localhost:${muteFx.port}`, { ca: fx.pair.cert });
+    t.teardown(() => s.close());
+    const r = await putAfterContinue(s, 'data', true);
+    t.equal(r.continues, 1);
+    t.equal(r.status, 200);
+    t.match(r.text, /\r\nexpect: 100-continue\r\n/i, 'the backend still saw the Expect header');
+    t.match(r.text, /\r\n\r\ndata$/);
+  },
+);
+
+t.test('Expect: 100-continue answered by the backend: relayed once', async (t) => {
+  // Node's http server (the echo backend) answers Expect: 100-continue at once.
+  const r = await putAfterContinue(session, 'data', true);
+  t.equal(r.continues, 1);
+  t.equal(r.status, 200);
+  const echo = JSON.parse(r.text);
+  t.equal(echo.headers.expect, '100-continue');
+  t.equal(echo.bodyLength, 4);
+});
+
+t.test(
+  'Expect: 100-continue with a body of unknown length (held): 100 at once, no Expect to the backend',
+  async (t) => {
+    const r = await putAfterContinue(session, 'held body', false);
+    t.equal(r.continues, 1);
+    t.equal(r.status, 200);
+    const echo = JSON.parse(r.text);
+    t.equal(echo.headers.expect, undefined, 'the proxy answered it; the backend gets the body whole');
+    t.equal(echo.headers['content-length'], '9');
+    t.equal(echo.bodyLength, 9);
+  },
+);
+
 t.test('HEAD and 204', async (t) => {
   const head = await request({ ':method': 'HEAD', ':path': '/bytes?n=10' });
   t.equal(head.headers['content-length'], '10');
