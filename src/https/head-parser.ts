@@ -332,7 +332,8 @@ export function parseResponseHead(head: Head, buf: Buffer, from: number, end: nu
     if (c < 0x30 || c > 0x39) return 'bad-status-line';
     status = status * 10 + (c - 0x30);
   }
-  if (status < 100) return 'bad-status-line';
+  // RFC 9110 section 15: codes outside 100-599 are not HTTP (HTTP/2 cannot carry them either).
+  if (status < 100 || status > 599) return 'bad-status-line';
   if (eol - from > 12) {
     if (buf[from + 12] !== 0x20) return 'bad-status-line';
     for (let i = from + 13; i < eol; i++) if (FIELD[buf[i] as number] !== 1) return 'bad-status-line';

@@ -267,6 +267,10 @@ t.test('response heads', async (t) => {
   t.equal(ok.head.reason, 'Not Found');
   t.equal(parse('HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n').error, null, 'no reason phrase');
   t.equal(parse('HTTP/1.1 20 OK\r\n\r\n').error, 'bad-status-line');
+  // RFC 9110 section 15: 100-599 only; HTTP/2 cannot carry others, so HTTP/1 refuses them too.
+  t.equal(parse('HTTP/1.1 599 Last\r\nContent-Length: 0\r\n\r\n').error, null);
+  t.equal(parse('HTTP/1.1 600 Weird\r\nContent-Length: 0\r\n\r\n').error, 'bad-status-line');
+  t.equal(parse('HTTP/1.1 099 Low\r\nContent-Length: 0\r\n\r\n').error, 'bad-status-line');
   t.equal(
     parse('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n').error,
     'duplicate-content-length',
