@@ -18,6 +18,14 @@ export type InstanceState = HealthState | 'degraded';
 export type Protocol = 'tcp' | 'udp';
 
 export const DEFAULT_DOWN_MS = 10_000;
+/**
+ * The longest an instance is kept out before it is tried again. An instance that fails again
+ * as soon as its down time has run out (nothing vouched for it meanwhile: no check passed) is
+ * kept out twice as long as the last time, up to this (Envoy's outlier ejection does the same).
+ * Without it, a dead UDP primary with no `udp_check`, whose sidecar still refreshes it, took
+ * the service's datagrams back every 10 s and lost one per client session each time.
+ */
+export const MAX_DOWN_MS = 5 * 60_000;
 
 export interface InstanceSpec {
   readonly host: string;
@@ -33,7 +41,13 @@ export class Health {
   state: HealthState;
   /** When it was last marked down (epoch ms), for status. */
   downSince: number | undefined;
+  /** While down: when it will be tried again (epoch ms), unless a check finds it back first. */
+  downUntil: number | undefined;
   #downTimer: NodeJS.Timeout | undefined;
+  /** How many times in a row it failed again as soon as its down time ran out (the down time doubles each). */
+  #strikes = 0;
+  /** When its last down time ran out (epoch ms); 0 when it came back on evidence, or was never down. */
+  #returnedAt = 0;
   /** Told when the state changes (the kernel data plane follows it). */
   readonly #onChange: (() => void) | undefined;
 
@@ -43,28 +57,49 @@ export class Health {
   }
 
   /**
-   * Marks it down; after `downMs` it is up again (and will be tried). Marked down again while
-   * down (an active check that failed), the time starts over; `downSince` stays.
+   * Marks it down; after `downMs` it is up again (and will be tried). Failing again within
+   * `downMs` of that return, it is out for twice as long as the last time (up to MAX_DOWN_MS).
+   * Marked down again while down (an active check that failed), the time starts over at the
+   * same length; `downSince` stays.
    */
   markDown(downMs: number): void {
+    const now = Date.now();
     const changed = this.state !== 'down';
-    if (changed) this.downSince = Date.now();
+    if (changed) {
+      this.downSince = now;
+      const failedOnReturn = this.#returnedAt !== 0 && now - this.#returnedAt < downMs;
+      this.#strikes = failedOnReturn ? this.#strikes + 1 : 0;
+      this.#returnedAt = 0;
+    }
     this.state = 'down';
+    const ms = Math.min(downMs * 2 ** Math.min(this.#strikes, 30), Math.max(downMs, MAX_DOWN_MS));
+    this.downUntil = now + ms;
     clearTimeout(this.#downTimer);
     this.#downTimer = setTimeout(() => {
       this.#downTimer = undefined;
-      if (this.state === 'down') this.markUp();
-    }, downMs);
+      if (this.state !== 'down') return;
+      // Back on trust, not on evidence: a failure soon after this counts as a strike.
+      this.#returnedAt = Date.now();
+      this.#setUp();
+    }, ms);
     this.#downTimer.unref();
     if (changed) this.#onChange?.();
   }
 
+  /** It answered (a check passed, a sidecar vouched for it): up, and its past strikes forgotten. */
   markUp(): void {
+    this.#strikes = 0;
+    this.#returnedAt = 0;
+    this.#setUp();
+  }
+
+  #setUp(): void {
     clearTimeout(this.#downTimer);
     this.#downTimer = undefined;
     const changed = this.state !== 'up';
     this.state = 'up';
     this.downSince = undefined;
+    this.downUntil = undefined;
     if (changed) this.#onChange?.();
   }
 

@@ -82,7 +82,12 @@ export class InstanceChecks {
   /** An instance in rotation: one refused or unanswered connect takes it out until a check passes. */
   async #checkUp(instance: Instance): Promise<void> {
     const ok = await this.#check(instance.host, instance.port);
-    if (ok || instance.health.tcp.state !== 'up') return;
+    if (instance.health.tcp.state !== 'up') return;
+    if (ok) {
+      // It answered: a failure later is a new one, not a strike (balancer.ts, MAX_DOWN_MS).
+      instance.health.tcp.markUp();
+      return;
+    }
     instance.health.tcp.markDown(this.#downMs);
     this.#logger.warn(
       { instance: instance.id, address: `${instance.host}:${instance.port}` },
@@ -121,10 +126,13 @@ export class InstanceChecks {
     const ok = await this.#udpCheck(instance.host, instance.port, udpCheckPayload(check));
     const health = instance.health.udp;
     const address = `${instance.host}:${instance.port}`;
-    if (ok && health.state !== 'up') {
+    if (ok) {
+      const wasOut = health.state !== 'up';
+      // Up already or not, it answered: its past strikes are forgotten (balancer.ts, MAX_DOWN_MS).
       health.markUp();
-      this.#logger.info({ instance: instance.id, address }, 'udp check answered; back in rotation');
-    } else if (!ok) {
+      if (wasOut)
+        this.#logger.info({ instance: instance.id, address }, 'udp check answered; back in rotation');
+    } else {
       if (health.state === 'up') {
         this.#logger.warn({ instance: instance.id, address }, 'udp check unanswered; out of rotation');
       }
