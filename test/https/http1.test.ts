@@ -5,7 +5,14 @@ import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { waitFor } from '../helpers/wait.js';
-import { connectTls, rawExchange, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+import {
+  connectTls,
+  rawExchange,
+  removeDir,
+  startEchoBackend,
+  startMuteBackend,
+  startProxy,
+} from './fixtures/helpers.js';
 
 const backend = await startEchoBackend();
 const fx = await startProxy(backend.address, {
@@ -159,19 +166,9 @@ t.test(
 );
 
 t.test('Expect: 100-continue to a backend that never answers it: the proxy says 100 Continue', async (t) => {
-  const mute = net.createServer((s) => {
-    let seen = '';
-    s.on('data', (c: Buffer) => {
-      seen += c.toString('latin1');
-      if (seen.endsWith('data')) s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${seen.length}\r\n\r\n${seen}`);
-    });
-  });
-  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+  const mute = await startMuteBackend();
   t.teardown(() => mute.close());
-  const muteFx = await startProxy(
-    { kind: 'tcp', host: '127.0.0.1', port: (mute.address() as net.AddressInfo).port },
-    { pair: fx.pair },
-  );
+  const muteFx = await startProxy(mute.address, { pair: fx.pair });
   t.teardown(() => muteFx.proxy.close());
   const socket = await connectTls(muteFx.port, fx.pair);
   t.teardown(() => socket.destroy());

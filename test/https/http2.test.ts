@@ -9,7 +9,7 @@ import * as tls from 'node:tls';
 import t from 'tap';
 import { createLogger } from '../../src/log/index.js';
 import { waitFor } from '../helpers/wait.js';
-import { removeDir, startEchoBackend, startProxy, writePaced } from './fixtures/helpers.js';
+import { removeDir, startEchoBackend, startMuteBackend, startProxy, writePaced } from './fixtures/helpers.js';
 
 const backend = await startEchoBackend();
 const fx = await startProxy(backend.address);
@@ -196,19 +196,9 @@ function putAfterContinue(
 t.test(
   'Expect: 100-continue to a backend that never answers it: the proxy says 100, as on HTTP/1',
   async (t) => {
-    const mute = net.createServer((s) => {
-      let seen = '';
-      s.on('data', (c: Buffer) => {
-        seen += c.toString('latin1');
-        if (seen.endsWith('data')) s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${seen.length}\r\n\r\n${seen}`);
-      });
-    });
-    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    const mute = await startMuteBackend();
     t.teardown(() => mute.close());
-    const muteFx = await startProxy(
-      { kind: 'tcp', host: '127.0.0.1', port: (mute.address() as net.AddressInfo).port },
-      { pair: fx.pair },
-    );
+    const muteFx = await startProxy(mute.address, { pair: fx.pair });
     t.teardown(() => muteFx.proxy.close());
     const s = http2.connect(`https://localhost:${muteFx.port}`, { ca: fx.pair.cert });
     t.teardown(() => s.close());
