@@ -3,7 +3,7 @@
 // is skipped; one that answers, even with an error, has answered). A refusal
 // comes back as a HarborError with the node's own code and words.
 import { CATALOGUE, type ErrorCode, HarborError } from '../errors/index.js';
-import { type NodeApiAnswer, nodeApiRequest } from '../node-api/index.js';
+import { describeRequestError, type NodeApiAnswer, nodeApiRequest } from '../node-api/index.js';
 
 /** How long one node may take to answer before the next is tried. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -46,7 +46,7 @@ export class NodeClient {
       try {
         answer = await nodeApiRequest(method, url + path, body, this.#token, REQUEST_TIMEOUT_MS);
       } catch (error) {
-        reasons.push(`${url}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+        reasons.push(`${url}: ${describeRequestError(error)}`);
         continue;
       }
       let parsed: unknown;

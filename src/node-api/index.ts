@@ -56,3 +56,32 @@ export function nodeApiRequest(
     req.end(payload);
   });
 }
+
+/** The codes of a node certificate this client does not trust (node:tls's verification). */
+const UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_UNTRUSTED',
+]);
+
+/**
+ * Why a request to a node failed, in a few words: the system's or TLS's code, and what to do
+ * where there is one thing to do (an https:// node behind a terminator with a private CA).
+ */
+export function describeRequestError(error: unknown): string {
+  const e = error as { code?: string; message?: string } | undefined;
+  const code = e?.code;
+  if (code === 'ETIMEDOUT') return 'request timed out';
+  if (code !== undefined && UNTRUSTED.has(code)) {
+    return `${code}: its certificate is not trusted here (a private CA: set NODE_EXTRA_CA_CERTS to its PEM file)`;
+  }
+  if (code === 'CERT_HAS_EXPIRED') return `${code}: its certificate has expired`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `${code}: its certificate does not name this host`;
+  if (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+    return `${code}: it does not speak TLS there (an http:// URL?)`;
+  }
+  return code ?? e?.message ?? String(error);
+}

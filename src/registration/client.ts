@@ -5,7 +5,7 @@
 // change (W_NODE_UNREACHABLE); nothing here ever throws at the sidecar.
 import { SIDECAR_DEFAULTS } from '../config/defaults.js';
 import type { Logger } from '../log/index.js';
-import { type NodeApiAnswer, nodeApiRequest } from '../node-api/index.js';
+import { describeRequestError as describe, type NodeApiAnswer, nodeApiRequest } from '../node-api/index.js';
 
 export interface RegisteredService {
   /** The credentials' `name` field: the service instance id, which is the node's service id. */
@@ -259,10 +259,4 @@ function errorText(answer: NodeApiAnswer): string {
     // Not JSON: the text itself.
   }
   return answer.text.slice(0, 200);
-}
-
-function describe(error: unknown): string {
-  const e = error as { code?: string; message?: string };
-  if (e?.code === 'ETIMEDOUT') return 'request timed out';
-  return e?.code ?? e?.message ?? String(error);
 }

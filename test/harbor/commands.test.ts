@@ -4,13 +4,15 @@
 // delete-service, the manifest applied and deleted, and a round trip from
 // `manifest apply` through `harbor-sidecar env` evaluated by a real bash.
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tls from 'node:tls';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { udpTagServer } from '../forward/fixtures/net.js';
-import { cleanEnv, HARBOR_BIN, runHarbor, SIDECAR_BIN } from '../helpers/cli.js';
+import { cleanEnv, HARBOR_BIN, runHarbor, runSidecar, SIDECAR_BIN } from '../helpers/cli.js';
 import { refusingPort } from '../helpers/net.js';
 import { freeRange } from '../node/fixtures/ranges.js';
 import { api, startNodeProcess } from '../node/fixtures/spawn.js';
@@ -246,3 +248,47 @@ t.test('manifest apply, the list form: binds services that exist, creates nothin
   t.same(Object.keys(JSON.parse(result.environment.STACKATO_SERVICES)), ['tcp-existing']);
   t.equal(JSON.parse((await runHarbor(['services', '--json'], env)).stdout).length, 1, 'nothing created');
 });
+
+t.test(
+  'a node behind a TLS terminator: an untrusted certificate is named with what to do; trusted, it answers',
+  async (t) => {
+    const { api: url } = await node(t, { HARBOR_NODE_TOKEN: 'sekrit' });
+    const dir = await mkdtemp(join(tmpdir(), 'harbor-api-tls-'));
+    const made = runSidecar(['certs', 'generate', '--name', 'api', '--host', '127.0.0.1', '--out', dir]);
+    t.equal(made.status, 0, made.stderr);
+    const certFile = join(dir, 'api.crt');
+    // The terminator: TLS on loopback, each connection piped to the node's plain API.
+    const target = new URL(url);
+    const terminator = tls.createServer(
+      { cert: await readFile(certFile), key: await readFile(join(dir, 'api.key')) },
+      (client) => {
+        const upstream = net.connect(Number(target.port), target.hostname);
+        client.pipe(upstream).pipe(client);
+        client.on('error', () => upstream.destroy());
+        upstream.on('error', () => client.destroy());
+      },
+    );
+    await new Promise<void>((resolve) => terminator.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => terminator.close());
+    const https = `https://127.0.0.1:${(terminator.address() as net.AddressInfo).port}`;
+    const env = { HARBOR_NODE_URL: https, HARBOR_NODE_TOKEN: 'sekrit' };
+
+    const untrusted = await runHarbor(['create-service', 'tcp-tls'], env);
+    t.equal(untrusted.status, 1);
+    t.match(
+      untrusted.stderr,
+      /DEPTH_ZERO_SELF_SIGNED_CERT: its certificate is not trusted here \(a private CA: set NODE_EXTRA_CA_CERTS to its PEM file\)/,
+    );
+    const trusted = await runHarbor(['create-service', 'tcp-tls'], { ...env, NODE_EXTRA_CA_CERTS: certFile });
+    t.equal(trusted.status, 0, trusted.stderr);
+    t.match(trusted.stdout, /"tcp-tls": \{/);
+
+    // https:// to the plain API: said as such, not a bare code.
+    const plain = await runHarbor(['services'], {
+      HARBOR_NODE_URL: url.replace('http:', 'https:'),
+      HARBOR_NODE_TOKEN: 'sekrit',
+    });
+    t.equal(plain.status, 1);
+    t.match(plain.stderr, /: it does not speak TLS there \(an http:\/\/ URL\?\)/);
+  },
+);
