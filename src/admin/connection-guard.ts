@@ -9,8 +9,16 @@
 //     half-sent heads included, and the rest at the deadline.
 // A slow head (slowloris) is cut by the server's headersTimeout, checked every
 // second here.
+//
+// On an HTTPS server the connection is the TCP socket the server accepted,
+// while requests arrive on the TLS socket over it (req.socket): each TLS
+// socket is led back to its TCP socket by their shared address pair, so the
+// first-byte timer, the cap and shutdown act on one object per connection.
+// The whole handshake is bounded by the server's own handshakeTimeout, an
+// option given where the server is made.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { type TLSSocket, Server as TlsServer } from 'node:tls';
 
 export interface ConnectionGuardOptions {
   /** Open connections at most; the oldest without a request in flight is closed for a new one. */
@@ -32,15 +40,22 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
   // Insertion order is age order: the first entry without a request in flight is the oldest idle.
   const sockets = new Set<Socket>();
   const inFlight = new Set<Socket>();
+  const overTls = server instanceof TlsServer;
+  /** TLS only: the TCP socket under each TLS socket, and the TCP sockets by address pair until their handshake ends. */
+  const tcpOf = new WeakMap<Socket, Socket>();
+  const handshaking = new Map<string, Socket>();
   server.headersTimeout = options.headersTimeoutMs;
   server.requestTimeout = Math.max(server.requestTimeout, options.headersTimeoutMs);
   server.keepAliveTimeout = Math.min(server.keepAliveTimeout, options.firstByteMs);
 
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
+    const pair = overTls ? addressPair(socket) : undefined;
+    if (pair !== undefined) handshaking.set(pair, socket);
     socket.once('close', () => {
       sockets.delete(socket);
       inFlight.delete(socket);
+      if (pair !== undefined && handshaking.get(pair) === socket) handshaking.delete(pair);
     });
     socket.setTimeout(options.firstByteMs, () => {
       if (!inFlight.has(socket)) socket.destroy();
@@ -56,9 +71,19 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
       victim?.destroy();
     }
   });
+  if (overTls) {
+    (server as unknown as TlsServer).on('secureConnection', (tlsSocket: TLSSocket) => {
+      const pair = addressPair(tlsSocket);
+      const tcp = pair === undefined ? undefined : handshaking.get(pair);
+      if (pair === undefined || tcp === undefined) return;
+      handshaking.delete(pair);
+      tcpOf.set(tlsSocket, tcp);
+    });
+  }
   let closing = false;
   server.on('request', (req, res) => {
-    const socket = req.socket;
+    const carrier = req.socket;
+    const socket = tcpOf.get(carrier) ?? carrier;
     inFlight.add(socket);
     // It spoke: a request in flight is not timed here (Node's own socket 'timeout' handler
     // would end it); between requests Node's keep-alive timeout applies.
@@ -67,7 +92,7 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
     res.once('close', () => {
       inFlight.delete(socket);
       // Shutting down: a connection whose answer is out is not kept for another request.
-      if (closing) socket.end();
+      if (closing) carrier.end();
     });
   });
 
@@ -89,4 +114,11 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
       });
     },
   };
+}
+
+/** Both ends of a TCP connection, as its TCP and TLS sockets both report them; undefined once it is gone. */
+function addressPair(socket: Socket): string | undefined {
+  const { remoteAddress, remotePort, localAddress, localPort } = socket;
+  if (remoteAddress === undefined || localAddress === undefined) return undefined;
+  return `${remoteAddress} ${remotePort} ${localAddress} ${localPort}`;
 }

@@ -129,6 +129,8 @@ export interface StatusReport {
   readonly members?: unknown;
   /** harbor-node: who forwards new flows (userspace, or nftables with its table and conntrack figures). */
   readonly dataplane?: unknown;
+  /** harbor-node: its API's certificate ("off": plain HTTP) and its last reload. */
+  readonly api?: unknown;
 }
 
 /** The JSON form of GET /readyz (ask with `Accept: application/json`). */

@@ -1,6 +1,7 @@
 // The harbor program: a developer's client of the Harbor node API, with the
 // seed's verbs (create-service, service) and the manifest's services: block.
 // The only code of it that reads process.argv and process.env.
+import { readFileSync } from 'node:fs';
 import { NODE_DEFAULTS } from '../config/defaults.js';
 import { parseChoice } from '../config/values.js';
 import type { VariableFormat } from '../config/variables.js';
@@ -14,6 +15,7 @@ import {
   service,
   services,
 } from '../harbor/commands.js';
+import { readNodeCa } from '../node-api/index.js';
 import { parseCommandLine, unknownCommand } from './args.js';
 import { reportError } from './report.js';
 
@@ -45,6 +47,7 @@ Commands:
 Flags:
   --node-url URL[,URL...]   HARBOR_NODE_URL    the node API; several: the first that answers (default ${DEFAULT_NODE_URL})
                             HARBOR_NODE_TOKEN  the API's bearer token, when it has one
+                            HARBOR_NODE_CA     PEM file of the CA an https:// node's certificate must chain to
   --app NAME                the manifest's app (several under applications:), or the name \${name} stands for
   --format shell|dotenv|json   manifest apply's environment (default shell)
   --json                    print what the node answered, as JSON
@@ -85,6 +88,15 @@ function nodeUrls(flag: string | undefined, env: NodeJS.ProcessEnv): string[] {
   });
 }
 
+/** HARBOR_NODE_CA's certificates, when it is set. */
+function nodeCa(env: NodeJS.ProcessEnv): string | undefined {
+  const file = env.HARBOR_NODE_CA;
+  if (!file) return undefined;
+  const read = readNodeCa(file, 'HARBOR_NODE_CA', (path) => readFileSync(path, 'utf8'));
+  if (!read.ok) throw new HarborError(read.problem.code, read.problem.message);
+  return read.pem;
+}
+
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { stdout, stderr } = process;
   try {
@@ -110,6 +122,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const client = new NodeClient(
       nodeUrls(flags['node-url'] as string | undefined, env),
       env.HARBOR_NODE_TOKEN || undefined,
+      nodeCa(env),
     );
     return await command({
       client,

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { HarborError } from '../errors/index.js';
 import { createLogger, type Logger } from '../log/index.js';
+import { ApiCertificate } from '../node/api-certificate.js';
 import {
   createNodeAdmin,
   ephemeralOverlap,
@@ -13,7 +14,7 @@ import {
   type PortRange,
   parsePortList,
 } from '../node/index.js';
-import { NODE_SETTINGS, nodeHelpText, resolveNodeSettings } from '../node/settings.js';
+import { isLoopback, NODE_SETTINGS, nodeHelpText, resolveNodeSettings } from '../node/settings.js';
 import { createStore } from '../node/store/index.js';
 import { heldBy } from '../sockets/port-owner.js';
 import { type OptionSpec, parseCommandLine, unknownCommand } from './args.js';
@@ -84,6 +85,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 78;
   }
   const logger = createLogger({ level: settings.logLevel, pretty: settings.pretty, name: PROGRAM });
+  let certificate: ApiCertificate | undefined;
+  if (settings.apiTls !== undefined) {
+    try {
+      certificate = ApiCertificate.load({
+        files: settings.apiTls,
+        passphrase: process.env.HARBOR_KEY_PASSPHRASE || undefined,
+        logger,
+      });
+    } catch (error) {
+      return reportError(error, stderr, PROGRAM);
+    }
+  } else if (!isLoopback(settings.api.host)) {
+    logger.warn(
+      { code: 'W_API_CLEAR', api: `${settings.api.host}:${settings.api.port}` },
+      'the API serves plain HTTP off loopback: its token crosses the network in clear; give --api-cert and --api-key, or put a TLS terminator in front (docs/node.md)',
+    );
+  }
   warnEphemeralPorts(settings.ports, logger);
   if (settings.store.kind === 'memory') {
     logger.warn('no state file (--state / HARBOR_NODE_STATE): services will not survive a restart');
@@ -107,13 +125,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     tcpIdleTimeoutMs: settings.tcpIdleTimeoutMs,
     logger,
   });
-  const admin = createNodeAdmin({ node, logger, version: readVersion(), startedAt: new Date() });
+  const admin = createNodeAdmin({
+    node,
+    logger,
+    version: readVersion(),
+    startedAt: new Date(),
+    apiCertificate: certificate,
+  });
   const api = new NodeApi({
     node,
     token: settings.token,
     logger,
     admin,
     maxConnections: settings.apiConnections,
+    certificate,
   });
   // The signals are taken from the first moment: a stop asked for while the node starts is
   // carried out once it has started (before, SIGTERM during start-up killed it outright, its
@@ -157,7 +182,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.off('SIGINT', stopSignal);
     process.off('SIGHUP', hupSignal);
     process.off('SIGUSR1', usr1Signal);
-    await node.drain(0);
+    await Promise.all([node.drain(0), certificate?.close()]);
     if (error instanceof HarborError) logger.error({ code: error.code }, error.message);
     return reportError(error, stderr, PROGRAM);
   }
@@ -171,6 +196,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       member: settings.member,
       dataplane: settings.dataplane,
       auth: settings.token ? 'bearer token' : 'none',
+      tls: certificate?.describe() ?? 'off',
     },
     'harbor-node ready',
   );
@@ -196,6 +222,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         return;
       }
       void node.reload('SIGHUP');
+      void certificate?.reload('SIGHUP');
     };
     if (stopAsked !== undefined) onStop(stopAsked);
   });

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import type { Problem } from '../errors/index.js';
 import { LOG_LEVELS } from '../log/index.js';
-import { MAX_INSTANCE_TTL_SECONDS } from '../node-api/index.js';
+import { MAX_INSTANCE_TTL_SECONDS, readNodeCa } from '../node-api/index.js';
 import { resolveInstanceId } from '../registration/identity.js';
 import { durationText, SIDECAR_DEFAULTS, sizeText } from './defaults.js';
 import { isPlainObject, parseJsonVariable } from './json.js';
@@ -162,6 +162,14 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     type: 'string',
     description:
       'The harbor-node API to register this instance with; several (comma-separated) for a cluster: the first that answers takes it (token in HARBOR_NODE_TOKEN).',
+    commands: ['run'],
+  },
+  {
+    flag: 'node-ca',
+    env: ['HARBOR_NODE_CA'],
+    type: 'string',
+    description:
+      "PEM file of the CA an https:// node's certificate must chain to (trusted instead of the system's roots).",
     commands: ['run'],
   },
   {
@@ -356,6 +364,8 @@ export interface SidecarSettings {
   readonly admin: Address | 'off';
   readonly nodeUrl: string | undefined;
   readonly nodeToken: string | undefined;
+  /** The CA certificates an https:// node must chain to (--node-ca, read); undefined: the system's roots. */
+  readonly nodeCa: string | undefined;
   readonly nodeTtlMs: number;
   /** Sent with the registration of services carrying UDP (udp_check). */
   readonly udpCheck: string | undefined;
@@ -481,6 +491,7 @@ export function resolveSidecarSettings(
     admin,
     nodeUrl: setting('node-url', parseUrls, undefined),
     nodeToken: env.HARBOR_NODE_TOKEN || undefined,
+    nodeCa: nodeCaFrom(rawSetting(definitionOf('node-ca'), flags, env), machine, problems),
     nodeTtlMs: setting('node-ttl', parseNodeTtl, SIDECAR_DEFAULTS.nodeTtlMs),
     udpCheck: setting('udp-check', parseUdpCheck, undefined),
     instanceId:
@@ -631,6 +642,19 @@ function parseUrls(text: string): Parsed<string | undefined> {
 }
 
 /** --service and --int-port describe one service by hand; otherwise the platform's variables do. */
+/** The CA certificates --node-ca names, read; a problem names the flag or variable when they cannot be. */
+function nodeCaFrom(
+  given: { text: string; from: string } | undefined,
+  machine: { readFile: (path: string) => string },
+  problems: Problem[],
+): string | undefined {
+  if (given === undefined || given.text === '') return undefined;
+  const read = readNodeCa(given.text, given.from, machine.readFile);
+  if (read.ok) return read.pem;
+  problems.push(read.problem);
+  return undefined;
+}
+
 function servicesFrom(flags: FlagValues, env: Environment, problems: Problem[]): HarborService[] {
   const name = rawSetting(definitionOf('service'), flags, env);
   const intPortText = rawSetting(definitionOf('int-port'), flags, env);

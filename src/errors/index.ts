@@ -215,6 +215,11 @@ export const CATALOGUE = {
     meaning:
       "Two harbor-nodes of a cluster publish under one member name (--member): each overwrites the other's view of ports and instances.",
   },
+  W_API_CLEAR: {
+    kind: 'warning',
+    meaning:
+      "harbor-node's API serves plain HTTP off loopback: its token crosses the network in clear (--api-cert / --api-key, or a TLS terminator in front).",
+  },
 } as const satisfies Record<string, CodeEntry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

@@ -18,10 +18,13 @@ export interface NodeAnswer<T> {
 export class NodeClient {
   readonly urls: readonly string[];
   readonly #token: string | undefined;
+  readonly #ca: string | undefined;
 
-  constructor(urls: readonly string[], token: string | undefined) {
+  /** `ca`: PEM certificates an https:// node must chain to (HARBOR_NODE_CA); undefined: the system's roots. */
+  constructor(urls: readonly string[], token: string | undefined, ca?: string) {
     this.urls = urls;
     this.#token = token;
+    this.#ca = ca;
   }
 
   /** The answer of the first node that answers; a 4xx/5xx is thrown with the node's code and message. */
@@ -44,9 +47,9 @@ export class NodeClient {
     for (const url of this.urls) {
       let answer: NodeApiAnswer;
       try {
-        answer = await nodeApiRequest(method, url + path, body, this.#token, REQUEST_TIMEOUT_MS);
+        answer = await nodeApiRequest(method, url + path, body, this.#token, REQUEST_TIMEOUT_MS, this.#ca);
       } catch (error) {
-        reasons.push(`${url}: ${describeRequestError(error)}`);
+        reasons.push(`${url}: ${describeRequestError(error, url)}`);
         continue;
       }
       let parsed: unknown;

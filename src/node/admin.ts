@@ -5,6 +5,7 @@ import { type AdminRequestHandler, adminHandler } from '../admin/server.js';
 import { countersOf } from '../admin/table.js';
 import type { StatusReport } from '../admin/types.js';
 import type { Logger } from '../log/index.js';
+import type { ApiCertificate } from './api-certificate.js';
 import type { HarborNode } from './node.js';
 
 export interface NodeAdminOptions {
@@ -12,6 +13,8 @@ export interface NodeAdminOptions {
   readonly logger: Logger;
   readonly version: string;
   readonly startedAt: Date;
+  /** The API's certificate, when it serves HTTPS. */
+  readonly apiCertificate?: ApiCertificate | undefined;
 }
 
 /** Reasons the node is not ready: a service whose port another process holds. Empty when ready. */
@@ -40,6 +43,7 @@ export function nodeStatusReport(options: NodeAdminOptions): StatusReport {
     store: node.storeStatus(),
     members: memberSummaries(node),
     dataplane: node.dataplaneStatus() ?? { kind: 'userspace' },
+    api: { tls: options.apiCertificate?.status() ?? 'off' },
     services: [...node.services].map((s) => ({
       name: s.name,
       protocol: s.transport,

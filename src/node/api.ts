@@ -7,6 +7,7 @@
 // Every error is one line of JSON: {"error": "...", "code": "E_..."}.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import {
   ADMIN_CONNECTIONS,
   type AdminRequestHandler,
@@ -19,6 +20,7 @@ import { udpCheckProblem } from '../config/udp-check.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { MAX_INSTANCE_TTL_SECONDS } from '../node-api/index.js';
+import type { ApiCertificate } from './api-certificate.js';
 import { DASHBOARD_PATHS, Dashboard } from './dashboard.js';
 import { isInstanceHost } from './host.js';
 import type { HarborNode } from './node.js';
@@ -36,6 +38,8 @@ export interface NodeApiOptions {
   readonly admin?: AdminRequestHandler | undefined;
   /** Connections the API keeps open at once (--api-connections); idle ones make room for new. */
   readonly maxConnections?: number | undefined;
+  /** Serve HTTPS with this pair (--api-cert / --api-key); undefined: plain HTTP. */
+  readonly certificate?: ApiCertificate | undefined;
 }
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
@@ -146,17 +150,34 @@ export class NodeApi {
   readonly #guard: ConnectionGuard;
   readonly #admin: AdminRequestHandler | undefined;
   readonly #dashboard: Dashboard;
+  readonly #certificate: ApiCertificate | undefined;
 
   constructor(options: NodeApiOptions) {
     this.#node = options.node;
     this.#admin = options.admin;
     this.#logger = options.logger;
     this.#tokenDigest = options.token ? digest(`Bearer ${options.token}`) : undefined;
-    this.#dashboard = new Dashboard(options.token || undefined);
-    this.#server = http.createServer(
-      { requestTimeout: 30_000, connectionsCheckingInterval: 1_000 },
-      (req, res) => void this.#handle(req, res),
-    );
+    this.#dashboard = new Dashboard(options.token || undefined, options.certificate !== undefined);
+    const serverOptions = { requestTimeout: 30_000, connectionsCheckingInterval: 1_000 };
+    const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.#handle(req, res);
+    const certificate = options.certificate;
+    this.#certificate = certificate;
+    if (certificate === undefined) this.#server = http.createServer(serverOptions, handle);
+    else {
+      const server = https.createServer(
+        {
+          ...serverOptions,
+          ...certificate.pem,
+          minVersion: 'TLSv1.2',
+          ALPNProtocols: ['http/1.1'],
+          // A client has as long to finish its handshake as a plain one has to send its first byte.
+          handshakeTimeout: ADMIN_CONNECTIONS.firstByteMs,
+        },
+        handle,
+      );
+      certificate.serve(server);
+      this.#server = server;
+    }
     // Idle or half-open clients neither lock the API out nor stall a shutdown (issue 9, item 2).
     this.#guard = guardConnections(this.#server, {
       ...ADMIN_CONNECTIONS,
@@ -175,8 +196,8 @@ export class NodeApi {
   }
 
   /** Stops accepting; idle and half-open connections close now, requests in flight within `deadlineMs`. */
-  close(deadlineMs = 0): Promise<void> {
-    return this.#guard.shutdown(deadlineMs);
+  async close(deadlineMs = 0): Promise<void> {
+    await Promise.all([this.#guard.shutdown(deadlineMs), this.#certificate?.close()]);
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -36,9 +36,15 @@ const PAGE_HEADERS: http.OutgoingHttpHeaders = {
 
 export class Dashboard {
   readonly #session: Buffer | undefined;
+  /** Served over TLS: the session cookie is marked Secure. */
+  readonly #secure: boolean;
 
-  /** `token`: the API's bearer token; undefined when the API has none (the page is open, as the API is). */
-  constructor(token: string | undefined) {
+  /**
+   * `token`: the API's bearer token; undefined when the API has none (the page is open, as the API is).
+   * `overTls`: the API serves HTTPS.
+   */
+  constructor(token: string | undefined, overTls = false) {
+    this.#secure = overTls;
     this.#session =
       token === undefined
         ? undefined
@@ -97,7 +103,8 @@ export class Dashboard {
   }
 
   #cookie(value: string, maxAge: number): string {
-    return `${COOKIE}=${value}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Strict`;
+    // Over TLS the browser is told never to send it in clear.
+    return `${COOKIE}=${value}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${this.#secure ? '; Secure' : ''}`;
   }
 }
 

@@ -14,6 +14,8 @@ import { parseStoreLocation, type StoreLocation } from './store/url.js';
 export interface NodeSettings {
   readonly ports: PortRange;
   readonly api: { readonly host: string; readonly port: number };
+  /** The API's certificate pair (--api-cert, --api-key): it serves HTTPS; undefined: plain HTTP. */
+  readonly apiTls: { readonly certFile: string; readonly keyFile: string } | undefined;
   readonly state: string | undefined;
   /** Where services are kept: --store, else file:--state, else memory. */
   readonly store: StoreLocation;
@@ -56,6 +58,18 @@ export const NODE_SETTINGS = {
     env: ['HARBOR_NODE_API'],
     default: `${NODE_DEFAULTS.api.host}:${NODE_DEFAULTS.api.port}`,
     help: 'API address',
+  },
+  apiCert: {
+    flag: 'api-cert',
+    env: ['HARBOR_NODE_API_CERT'],
+    default: '',
+    help: "the API's certificate (PEM, leaf first): the API serves HTTPS; reloaded on SIGHUP and when the file changes",
+  },
+  apiKey: {
+    flag: 'api-key',
+    env: ['HARBOR_NODE_API_KEY'],
+    default: '',
+    help: "the API certificate's private key (PEM; encrypted: HARBOR_KEY_PASSPHRASE)",
   },
   state: {
     flag: 'state',
@@ -181,7 +195,8 @@ export interface NodeSettingsContext {
 
 type Key = keyof typeof NODE_SETTINGS;
 
-function isLoopback(host: string): boolean {
+/** The API's host is on this machine alone (its clients' traffic never crosses a network). */
+export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
@@ -216,6 +231,18 @@ export function resolveNodeSettings(
   if (!api.ok) problem(apiRaw.source, apiRaw.text, api.reason);
   else if (api.value.kind !== 'tcp') problem(apiRaw.source, apiRaw.text, 'must be a TCP host:port');
   else apiAddress = { host: api.value.host, port: anyPort ? 0 : api.value.port };
+
+  const certRaw = raw('apiCert');
+  const keyRaw = raw('apiKey');
+  let apiTls: NodeSettings['apiTls'];
+  if (certRaw.text !== '' && keyRaw.text !== '') apiTls = { certFile: certRaw.text, keyFile: keyRaw.text };
+  else if (certRaw.text !== '' || keyRaw.text !== '') {
+    const [given, missing] =
+      certRaw.text !== ''
+        ? [certRaw, '--api-key (HARBOR_NODE_API_KEY)']
+        : [keyRaw, '--api-cert (HARBOR_NODE_API_CERT)'];
+    problem(given.source, given.text, `needs ${missing} too (the API serves HTTPS with both or neither)`);
+  }
 
   const listenRaw = raw('listen');
   let listen: string | undefined;
@@ -318,6 +345,7 @@ export function resolveNodeSettings(
     settings: Object.freeze({
       ports,
       api: apiAddress,
+      apiTls,
       state: stateRaw.text || undefined,
       store,
       nodeId: nodeIdRaw.text,

@@ -23,6 +23,8 @@ export interface RegistrationOptions {
   readonly nodeUrl: string;
   /** Bearer token for the node API (HARBOR_NODE_TOKEN). */
   readonly token?: string | undefined;
+  /** PEM certificates an https:// node must chain to (HARBOR_NODE_CA); undefined: the system's roots. */
+  readonly ca?: string | undefined;
   /** This app instance's id (see resolveInstanceId). */
   readonly instanceId: string;
   /** The address the node dials to reach this container (see resolveInstanceHost). */
@@ -115,7 +117,11 @@ export class RegistrationClient {
           }
         } catch (error) {
           this.#logger.warn(
-            { code: 'W_NODE_UNREACHABLE', service: r.service.serviceName, reason: describe(error) },
+            {
+              code: 'W_NODE_UNREACHABLE',
+              service: r.service.serviceName,
+              reason: describe(error, this.#failedBase()),
+            },
             'could not deregister from the Harbor node',
           );
         }
@@ -154,7 +160,7 @@ export class RegistrationClient {
       });
       if (!ok(response)) problem = `HTTP ${response.status}: ${errorText(response)}`;
     } catch (error) {
-      problem = describe(error);
+      problem = describe(error, this.#failedBase());
     }
     if (this.#stopped) return;
     const name = r.service.serviceName;
@@ -209,6 +215,11 @@ export class RegistrationClient {
     r.timer.unref();
   }
 
+  /** The node whose failure #request threw last (it does not move on from it). */
+  #failedBase(): string {
+    return this.#bases[this.#current] ?? '';
+  }
+
   /**
    * Sends to the node that answered last; when it cannot be reached or answers 5xx (a node
    * whose store is away), tries the others in turn. The last answer or failure is returned.
@@ -244,6 +255,7 @@ export class RegistrationClient {
       body,
       this.#options.token || undefined,
       this.#options.requestTimeoutMs ?? 5000,
+      this.#options.ca,
     );
   }
 }

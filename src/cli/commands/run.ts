@@ -32,6 +32,7 @@ function createRegistration(settings: SidecarSettings, logger: Logger): Registra
   return new RegistrationClient({
     nodeUrl: settings.nodeUrl,
     token: settings.nodeToken,
+    ca: settings.nodeCa,
     instanceId: settings.instanceId,
     host,
     services,
