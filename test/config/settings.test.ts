@@ -1,5 +1,9 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { type Machine, resolveSidecarSettings } from '../../src/config/settings.js';
+import { OpensslFactory } from '../fixtures/certs-helpers.js';
 
 const machine = (files: Record<string, string> = {}): Machine => ({
   cwd: '/srv/app',
@@ -369,3 +373,29 @@ t.test('--hsts: the header value, or a problem naming what is wrong', async (t) 
   ]);
   t.match(hsts('300,sometimes').problems, [{ message: /"sometimes" is not includeSubDomains or preload/ }]);
 });
+
+t.test(
+  '--node-ca (HARBOR_NODE_CA): read at start; a file that cannot be read or holds no certificate is named',
+  async (t) => {
+    const scratch = mkdtempSync(join(tmpdir(), 'node-ca-'));
+    t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
+    const factory = new OpensslFactory(scratch);
+    const keyFile = factory.key();
+    const pem = readFileSync(factory.cert({ cn: 'CA', keyFile, ca: true }), 'utf8');
+    const files = { '/ca.pem': pem, '/key.pem': readFileSync(keyFile, 'utf8') };
+    t.equal(
+      resolveSidecarSettings({}, {}, machine(files)).settings.nodeCa,
+      undefined,
+      "the system's roots by default",
+    );
+    t.equal(resolveSidecarSettings({}, { HARBOR_NODE_CA: '/ca.pem' }, machine(files)).settings.nodeCa, pem);
+    const missing = resolveSidecarSettings({ 'node-ca': '/none.pem' }, {}, machine(files));
+    t.match(missing.problems, [
+      { code: 'E_SETTING', message: '--node-ca /none.pem: cannot be read (ENOENT)' },
+    ]);
+    const key = resolveSidecarSettings({}, { HARBOR_NODE_CA: '/key.pem' }, machine(files));
+    t.match(key.problems, [
+      { code: 'E_SETTING', message: 'HARBOR_NODE_CA /key.pem: holds no PEM CA certificate that parses' },
+    ]);
+  },
+);

@@ -4,11 +4,9 @@
 // delete-service, the manifest applied and deleted, and a round trip from
 // `manifest apply` through `harbor-sidecar env` evaluated by a real bash.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import * as net from 'node:net';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { udpTagServer } from '../forward/fixtures/net.js';
@@ -250,42 +248,50 @@ t.test('manifest apply, the list form: binds services that exist, creates nothin
 });
 
 t.test(
-  'a node behind a TLS terminator: an untrusted certificate is named with what to do; trusted, it answers',
+  'a node serving HTTPS: an untrusted certificate is named with what to do; HARBOR_NODE_CA trusts it',
   async (t) => {
-    const { api: url } = await node(t, { HARBOR_NODE_TOKEN: 'sekrit' });
     const dir = await mkdtemp(join(tmpdir(), 'harbor-api-tls-'));
     const made = runSidecar(['certs', 'generate', '--name', 'api', '--host', '127.0.0.1', '--out', dir]);
     t.equal(made.status, 0, made.stderr);
     const certFile = join(dir, 'api.crt');
-    // The terminator: TLS on loopback, each connection piped to the node's plain API.
-    const target = new URL(url);
-    const terminator = tls.createServer(
-      { cert: await readFile(certFile), key: await readFile(join(dir, 'api.key')) },
-      (client) => {
-        const upstream = net.connect(Number(target.port), target.hostname);
-        client.pipe(upstream).pipe(client);
-        client.on('error', () => upstream.destroy());
-        upstream.on('error', () => client.destroy());
-      },
+    const range = await freeRange(4);
+    const { api: url } = await startNodeProcess(
+      t,
+      ['--ports', `${range.first}-${range.last}`, '--api-cert', certFile, '--api-key', join(dir, 'api.key')],
+      { HARBOR_NODE_TOKEN: 'sekrit' },
     );
-    await new Promise<void>((resolve) => terminator.listen(0, '127.0.0.1', resolve));
-    t.teardown(() => terminator.close());
-    const https = `https://127.0.0.1:${(terminator.address() as net.AddressInfo).port}`;
-    const env = { HARBOR_NODE_URL: https, HARBOR_NODE_TOKEN: 'sekrit' };
+    t.match(url, /^https:\/\/127\.0\.0\.1:/, 'the ready line says the API serves TLS');
+    const env = { HARBOR_NODE_URL: url, HARBOR_NODE_TOKEN: 'sekrit' };
 
     const untrusted = await runHarbor(['create-service', 'tcp-tls'], env);
     t.equal(untrusted.status, 1);
     t.match(
       untrusted.stderr,
-      /DEPTH_ZERO_SELF_SIGNED_CERT: its certificate is not trusted here \(a private CA: set NODE_EXTRA_CA_CERTS to its PEM file\)/,
+      /DEPTH_ZERO_SELF_SIGNED_CERT: its certificate is not trusted here \(a private CA: set HARBOR_NODE_CA to its PEM file\)/,
     );
-    const trusted = await runHarbor(['create-service', 'tcp-tls'], { ...env, NODE_EXTRA_CA_CERTS: certFile });
+    const trusted = await runHarbor(['create-service', 'tcp-tls'], { ...env, HARBOR_NODE_CA: certFile });
     t.equal(trusted.status, 0, trusted.stderr);
     t.match(trusted.stdout, /"tcp-tls": \{/);
+    // Node's own NODE_EXTRA_CA_CERTS is honoured too when HARBOR_NODE_CA is not set.
+    const extra = await runHarbor(['services'], { ...env, NODE_EXTRA_CA_CERTS: certFile });
+    t.equal(extra.status, 0, extra.stderr);
 
-    // https:// to the plain API: said as such, not a bare code.
+    const unreadable = await runHarbor(['services'], { ...env, HARBOR_NODE_CA: join(dir, 'missing.pem') });
+    t.equal(unreadable.status, 78, 'a CA file that cannot be read is a configuration error');
+    t.match(unreadable.stderr, /HARBOR_NODE_CA .*missing\.pem: cannot be read \(ENOENT\)/);
+
+    // http:// to the TLS API: the dropped connection is explained.
+    const plainUrl = await runHarbor(['services'], {
+      ...env,
+      HARBOR_NODE_URL: url.replace('https:', 'http:'),
+    });
+    t.equal(plainUrl.status, 1);
+    t.match(plainUrl.stderr, /ECONNRESET: it closed the connection without answering \(a node serving HTTPS/);
+
+    // https:// to a plain API: said as such, not a bare code.
+    const { api: plainApi } = await node(t, { HARBOR_NODE_TOKEN: 'sekrit' });
     const plain = await runHarbor(['services'], {
-      HARBOR_NODE_URL: url.replace('http:', 'https:'),
+      HARBOR_NODE_URL: plainApi.replace('http:', 'https:'),
       HARBOR_NODE_TOKEN: 'sekrit',
     });
     t.equal(plain.status, 1);

@@ -3,13 +3,15 @@
 // (issue 9, items 2 and 19), with the built programs:
 //   - 100 such connections do not lock a probe out (the cap makes room);
 //   - SIGTERM completes by the drain deadline while they are held open.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import t, { type Test } from 'tap';
-import { exited, startSidecar, waitForOutput } from '../helpers/cli.js';
+import { exited, runSidecar, startSidecar, waitForOutput } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { freeRange } from '../node/fixtures/ranges.js';
@@ -69,6 +71,61 @@ t.test('harbor-node: idle and half-open API clients neither lock out probes nor 
   t.equal(node.child.exitCode, 0, 'SIGTERM completes with the connections held by their clients');
   t.comment(`stopped in ${Date.now() - stoppedAt} ms (drain deadline 2 s)`);
 });
+
+t.test(
+  'harbor-node over TLS: clients that never handshake, or handshake and say half a head, lock out nothing',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'harbor-api-guard-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const made = runSidecar(['certs', 'generate', '--name', 'api', '--host', '127.0.0.1', '--out', dir]);
+    t.equal(made.status, 0, made.stderr);
+    const ca = readFileSync(join(dir, 'api.crt'));
+    const range = await freeRange(2);
+    const node = await startNodeProcess(t, [
+      '--ports',
+      `${range.first}-${range.last}`,
+      '--drain-timeout',
+      '2s',
+      '--api-cert',
+      join(dir, 'api.crt'),
+      '--api-key',
+      join(dir, 'api.key'),
+    ]);
+    const port = Number(new URL(node.api).port);
+    const held = await holdConnections(t, port, 50); // TCP only: no handshake
+    await Promise.all(
+      Array.from(
+        { length: 50 },
+        () =>
+          new Promise<void>((resolve) => {
+            const socket = tlsConnect({ host: '127.0.0.1', port, ca }, () => {
+              socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'); // half a head
+              resolve();
+            });
+            socket.on('error', () => resolve());
+            held.push(socket);
+          }),
+      ),
+    );
+    const probeTls = (): Promise<number> =>
+      new Promise((resolve) => {
+        const req = httpsGet({ host: '127.0.0.1', port, path: '/healthz', ca, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.setTimeout(2000, () => req.destroy());
+        req.on('error', () => resolve(0));
+      });
+    await waitFor(
+      async () => (await probeTls()) === 200,
+      '/healthz to answer over TLS with 100 clients held',
+    );
+    t.pass('/healthz answers over TLS');
+    node.child.kill('SIGTERM');
+    await waitFor(() => node.child.exitCode !== null, 'the node to exit');
+    t.equal(node.child.exitCode, 0, 'SIGTERM completes with the connections held by their clients');
+  },
+);
 
 t.test('harbor-sidecar: idle admin connections never lock out /healthz; SIGTERM completes', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'harbor-admin-guard-'));

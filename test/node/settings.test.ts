@@ -125,6 +125,24 @@ t.test('an API off loopback needs a token', async (t) => {
   t.ok(resolveNodeSettings({ api: '[::1]:9700' }, {}, context).settings);
 });
 
+t.test('--api-cert and --api-key: both serve HTTPS; one alone is refused, naming the other', async (t) => {
+  t.equal(resolveNodeSettings({}, {}, context).settings?.apiTls, undefined, 'plain HTTP by default');
+  t.same(
+    resolveNodeSettings({}, { HARBOR_NODE_API_CERT: '/c.pem', HARBOR_NODE_API_KEY: '/k.pem' }, context)
+      .settings?.apiTls,
+    { certFile: '/c.pem', keyFile: '/k.pem' },
+  );
+  const certOnly = resolveNodeSettings({ 'api-cert': '/c.pem' }, {}, context);
+  t.equal(certOnly.settings, undefined);
+  t.match(certOnly.problems, [
+    { code: 'E_SETTING', message: '--api-cert "/c.pem": needs --api-key (HARBOR_NODE_API_KEY) too' },
+  ]);
+  const keyOnly = resolveNodeSettings({}, { HARBOR_NODE_API_KEY: '/k.pem' }, context);
+  t.match(keyOnly.problems, [
+    { message: /^HARBOR_NODE_API_KEY "\/k.pem": needs --api-cert \(HARBOR_NODE_API_CERT\) too/ },
+  ]);
+});
+
 t.test('--store: each kind; --state is its short form; the password never shows', async (t) => {
   const store = (flags: Record<string, string>, env: Record<string, string> = {}) =>
     resolveNodeSettings(flags, env, context);
