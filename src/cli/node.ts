@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { HarborError } from '../errors/index.js';
 import { createLogger, type Logger } from '../log/index.js';
-import { ApiCertificate } from '../node/api-certificate.js';
+import type { ApiCertificate } from '../node/api-certificate.js';
 import {
   createNodeAdmin,
   ephemeralOverlap,
@@ -87,6 +87,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const logger = createLogger({ level: settings.logLevel, pretty: settings.pretty, name: PROGRAM });
   let certificate: ApiCertificate | undefined;
   if (settings.apiTls !== undefined) {
+    // Loaded only here: the certificate code (and chokidar) is dozens of modules a plain API never needs.
+    const { ApiCertificate } = await import('../node/api-certificate.js');
     try {
       certificate = ApiCertificate.load({
         files: settings.apiTls,
