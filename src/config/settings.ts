@@ -641,7 +641,6 @@ function parseUrls(text: string): Parsed<string | undefined> {
   return { ok: true, value: urls.join(',') };
 }
 
-/** --service and --int-port describe one service by hand; otherwise the platform's variables do. */
 /** The CA certificates --node-ca names, read; a problem names the flag or variable when they cannot be. */
 function nodeCaFrom(
   given: { text: string; from: string } | undefined,
@@ -655,6 +654,7 @@ function nodeCaFrom(
   return undefined;
 }
 
+/** --service and --int-port describe one service by hand; otherwise the platform's variables do. */
 function servicesFrom(flags: FlagValues, env: Environment, problems: Problem[]): HarborService[] {
   const name = rawSetting(definitionOf('service'), flags, env);
   const intPortText = rawSetting(definitionOf('int-port'), flags, env);

@@ -120,7 +120,7 @@ export class RegistrationClient {
             {
               code: 'W_NODE_UNREACHABLE',
               service: r.service.serviceName,
-              reason: describe(error, this.#failedBase()),
+              reason: (error as Error).message,
             },
             'could not deregister from the Harbor node',
           );
@@ -160,7 +160,7 @@ export class RegistrationClient {
       });
       if (!ok(response)) problem = `HTTP ${response.status}: ${errorText(response)}`;
     } catch (error) {
-      problem = describe(error, this.#failedBase());
+      problem = (error as Error).message;
     }
     if (this.#stopped) return;
     const name = r.service.serviceName;
@@ -215,14 +215,10 @@ export class RegistrationClient {
     r.timer.unref();
   }
 
-  /** The node whose failure #request threw last (it does not move on from it). */
-  #failedBase(): string {
-    return this.#bases[this.#current] ?? '';
-  }
-
   /**
    * Sends to the node that answered last; when it cannot be reached or answers 5xx (a node
-   * whose store is away), tries the others in turn. The last answer or failure is returned.
+   * whose store is away), tries the others in turn. The last answer is returned, or the last
+   * failure thrown with what failed at which node.
    */
   async #request(
     method: 'PUT' | 'DELETE',
@@ -236,7 +232,8 @@ export class RegistrationClient {
         const response = await this.#requestTo(base, method, service, body);
         if (response.status < 500 || tried >= count) return response;
       } catch (error) {
-        if (tried >= count) throw error;
+        // Described here, where the node it failed at is known.
+        if (tried >= count) throw new Error(describe(error, base), { cause: error });
       }
       this.#current = (this.#current + 1) % count;
     }

@@ -4,7 +4,7 @@
 //   - 100 such connections do not lock a probe out (the cap makes room);
 //   - SIGTERM completes by the drain deadline while they are held open.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
+import { get, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,12 +40,15 @@ async function holdConnections(t: Test, port: number, count: number): Promise<So
   return sockets;
 }
 
-function probe(port: number, path: string): Promise<number> {
+/** GET `path`'s status (0: no answer within 2 s); over TLS trusting `ca` when it is given. */
+function probe(port: number, path: string, ca?: Buffer): Promise<number> {
   return new Promise((resolve) => {
-    const req = get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const options = { host: '127.0.0.1', port, path, agent: false };
+    const onAnswer = (res: IncomingMessage): void => {
       res.resume();
       resolve(res.statusCode ?? 0);
-    });
+    };
+    const req = ca === undefined ? get(options, onAnswer) : httpsGet({ ...options, ca }, onAnswer);
     req.setTimeout(2000, () => req.destroy());
     req.on('error', () => resolve(0));
   });
@@ -107,17 +110,8 @@ t.test(
           }),
       ),
     );
-    const probeTls = (): Promise<number> =>
-      new Promise((resolve) => {
-        const req = httpsGet({ host: '127.0.0.1', port, path: '/healthz', ca, agent: false }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
-        req.setTimeout(2000, () => req.destroy());
-        req.on('error', () => resolve(0));
-      });
     await waitFor(
-      async () => (await probeTls()) === 200,
+      async () => (await probe(port, '/healthz', ca)) === 200,
       '/healthz to answer over TLS with 100 clients held',
     );
     t.pass('/healthz answers over TLS');
