@@ -218,7 +218,7 @@ export class RegistrationClient {
   /**
    * Sends to the node that answered last; when it cannot be reached or answers 5xx (a node
    * whose store is away), tries the others in turn. The last answer is returned, or the last
-   * failure thrown with what failed at which node.
+   * failure thrown as an Error whose message says what failed (its cause: the original).
    */
   async #request(
     method: 'PUT' | 'DELETE',
