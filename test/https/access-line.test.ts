@@ -125,3 +125,26 @@ t.test('combined: the common fields, referer and agent, quotes and control bytes
     '] "- - HTTP/1.1" 408 12345 "-" "-" ',
   );
 });
+
+t.test('the time of a line is its own millisecond, across seconds and in either order', async (t) => {
+  const now = 5000;
+  // 2026-12-04T08:55:12.000Z and around it: the first and last millisecond of a second, a
+  // second's change, a line older than the one before (batches from two protocols), a new day.
+  const second = Date.UTC(2026, 11, 4, 8, 55, 12);
+  const times = [
+    second,
+    second + 5,
+    second + 999,
+    second + 1000,
+    second + 40,
+    second + 86_400_000 + 7,
+    second + 7,
+  ];
+  for (const wall of times) {
+    const captured = new CapturedLine(base, now, false);
+    const line = JSON.parse(accessLine('json', false, captured, wall - now));
+    t.equal(line.time, new Date(wall).toISOString(), `ISO 8601 at ${wall - second} ms`);
+  }
+  const clf = accessLine('combined', false, new CapturedLine(base, now, true), second + 999 - now);
+  t.match(clf, / - - \[04\/Dec\/2026:08:55:12 \+0000\] /, 'the common log format: the second, in UTC');
+});
