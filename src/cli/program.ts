@@ -38,12 +38,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     const name = word ?? 'run';
     const load = COMMANDS[name];
     if (!load) throw new HarborError('E_USAGE', unknownCommand(name, Object.keys(COMMANDS)));
-    const { settings, problems } = resolveSidecarSettings(flags, process.env, {
-      cwd: process.cwd(),
-      hostname: hostname(),
-      readFile: (path) => readFileSync(path, 'utf8'),
-      stdoutIsTerminal: Boolean(stdout.isTTY),
-    });
+    const { settings, problems } = resolveSidecarSettings(
+      flags,
+      process.env,
+      {
+        cwd: process.cwd(),
+        hostname: hostname(),
+        readFile: (path) => readFileSync(path, 'utf8'),
+        stdoutIsTerminal: Boolean(stdout.isTTY),
+      },
+      name,
+    );
     const context: CommandContext = {
       settings,
       problems,

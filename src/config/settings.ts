@@ -423,19 +423,35 @@ export function rawSetting(
   return undefined;
 }
 
+/**
+ * Whether `command` reads a setting. `check` reads every one, since it reports what `run` would
+ * refuse; any other command is not stopped by a setting it never uses (a bad HARBOR_NODE_URL must
+ * not keep a staging hook's `env` from exporting the ports).
+ */
+export function commandReads(definition: Pick<SettingDefinition, 'commands'>, command: string): boolean {
+  return command === 'check' || definition.commands === undefined || definition.commands.includes(command);
+}
+
 function definitionOf(flag: string): SettingDefinition {
   const found = SIDECAR_SETTINGS.find((d) => d.flag === flag);
   if (!found) throw new Error(`no setting --${flag}`);
   return found;
 }
 
+/**
+ * The settings `command` runs with, and the problems in those it reads (every setting for `check`,
+ * the default); a setting the command does not read keeps its default and is not looked at.
+ */
 export function resolveSidecarSettings(
   flags: FlagValues,
   env: Environment,
   machine: Machine,
+  command = 'check',
 ): SettingsResult {
   const problems: Problem[] = [];
+  const reads = (flag: string): boolean => commandReads(definitionOf(flag), command);
   const setting = <T>(flag: string, parse: (text: string) => Parsed<T>, fallback: T): T => {
+    if (!reads(flag)) return fallback;
     const found = rawSetting(definitionOf(flag), flags, env);
     if (!found) return fallback;
     const parsed = parse(found.text);
@@ -491,7 +507,9 @@ export function resolveSidecarSettings(
     admin,
     nodeUrl: setting('node-url', parseUrls, undefined),
     nodeToken: env.HARBOR_NODE_TOKEN || undefined,
-    nodeCa: nodeCaFrom(rawSetting(definitionOf('node-ca'), flags, env), machine, problems),
+    nodeCa: reads('node-ca')
+      ? nodeCaFrom(rawSetting(definitionOf('node-ca'), flags, env), machine, problems)
+      : undefined,
     nodeTtlMs: setting('node-ttl', parseNodeTtl, SIDECAR_DEFAULTS.nodeTtlMs),
     udpCheck: setting('udp-check', parseUdpCheck, undefined),
     instanceId:
@@ -502,7 +520,7 @@ export function resolveSidecarSettings(
         hostname: machine.hostname,
       }),
     instanceHost: setting('instance-host', asIs, undefined),
-    forwards: forwardsFrom(flags, env, services, problems),
+    forwards: reads('forward') ? forwardsFrom(flags, env, services, problems) : [],
     trustProxy: setting('trust-proxy', parseTrustList, [] as readonly string[]),
     hsts: setting('hsts', parseHsts, undefined),
     trustRequestId: setting('trust-request-id', parseBoolean, false),

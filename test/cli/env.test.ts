@@ -83,6 +83,38 @@ t.test('bad input: one line naming the variable, exit 78; usage errors exit 2', 
   t.match(command.stderr, /unknown command "frobnicate"/);
 });
 
+t.test('a setting only `run` reads does not stop env or exec; check and run still refuse it', async (t) => {
+  const services = { STACKATO_SERVICES: JSON.stringify({ p: { int_port: 4100 } }) };
+  const bad: Record<string, [string, RegExp]> = {
+    HARBOR_NODE_URL: ['bogus', /HARBOR_NODE_URL must be a URL, not "bogus"/],
+    HARBOR_NODE_CA: [
+      '/nonexistent/ca.pem',
+      /HARBOR_NODE_CA \/nonexistent\/ca\.pem: cannot be read \(ENOENT\)/,
+    ],
+    HARBOR_ACCESS_LOG: ['loud', /HARBOR_ACCESS_LOG must be one of off, json, combined, not "loud"/],
+    HARBOR_FORWARD_P: ['nowhere', /HARBOR_FORWARD_P/],
+  };
+  for (const [name, [value, message]] of Object.entries(bad)) {
+    const env = { ...services, [name]: value };
+    const exported = runSidecar(['env'], env);
+    t.equal(exported.status, 0, `env with a bad ${name}`);
+    t.equal(exported.stdout, "export STACKATO_HARBOR='4100'\nexport STACKATO_HARBOR_P='4100'\n");
+    t.equal(exported.stderr, '', `env says nothing of ${name}`);
+    const ran = runSidecar(['exec', '--', 'sh', '-c', 'echo "$STACKATO_HARBOR_P"'], env);
+    t.equal(ran.status, 0, `exec with a bad ${name}`);
+    t.equal(ran.stdout, '4100\n');
+    const checked = runSidecar(['check'], env);
+    t.equal(checked.status, 78, `check refuses a bad ${name}`);
+    t.match(checked.stdout, message);
+    const served = runSidecar(['run'], env);
+    t.equal(served.status, 78, `run refuses a bad ${name}`);
+    t.match(served.stderr, message);
+  }
+  const help = runSidecar(['check', '--help']).stdout;
+  t.match(help, 'HARBOR_NODE_URL', 'check lists the settings it checks for run');
+  t.notMatch(runSidecar(['env', '--help']).stdout, 'HARBOR_NODE_URL');
+});
+
 t.test('warnings go to stderr and do not change the output or the status', async (t) => {
   const env = {
     STACKATO_SERVICES: JSON.stringify({ p: { int_port: 4100 } }),

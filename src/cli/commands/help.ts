@@ -1,6 +1,6 @@
 // `harbor-sidecar --help`: commands and settings, from the same table the
 // configuration pipeline reads.
-import { SIDECAR_SETTINGS } from '../../config/settings.js';
+import { commandReads, SIDECAR_SETTINGS } from '../../config/settings.js';
 
 export const COMMAND_SUMMARIES: readonly (readonly [string, string])[] = [
   ['run', 'Serve: HTTPS for each *https service, forwards, node registration (the default command).'],
@@ -36,7 +36,7 @@ export function helpText(command?: string): string {
     text += '\nFlags:\n';
     for (const [flag, what] of CERTS_FLAGS) text += `  ${flag.padEnd(28)}${what}\n`;
   }
-  const settings = SIDECAR_SETTINGS.filter((d) => d.commands === undefined || d.commands.includes(command));
+  const settings = SIDECAR_SETTINGS.filter((d) => commandReads(d, command));
   text += '\nSettings it reads (a flag wins over its environment variable):\n';
   text += settingLines(settings);
   return text;
