@@ -45,13 +45,13 @@ Commands:
   manifest delete [PATH]         delete them
 
 Flags:
-  --node-url URL[,URL...]   HARBOR_NODE_URL    the node API; several: the first that answers (default ${DEFAULT_NODE_URL})
-                            HARBOR_NODE_TOKEN  the API's bearer token, when it has one
-                            HARBOR_NODE_CA     PEM file of the CA an https:// node's certificate must chain to
-  --app NAME                the manifest's app (several under applications:), or the name \${name} stands for
+  --node-url URL[,URL...]      HARBOR_NODE_URL    the node API; several: the first that answers (default ${DEFAULT_NODE_URL})
+                               HARBOR_NODE_TOKEN  the API's bearer token, when it has one
+                               HARBOR_NODE_CA     PEM file of the CA an https:// node's certificate must chain to
+  --app NAME                   the manifest's app (several under applications:), or the name \${name} stands for
   --format shell|dotenv|json   manifest apply's environment (default shell)
-  --json                    print what the node answered, as JSON
-  -h, --help                this text
+  --json                       print what the node answered, as JSON
+  -h, --help                   this text
 
 Exit status: 0 done, 1 the node refused or could not be reached, 2 usage, 78 configuration.
 `;

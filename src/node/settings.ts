@@ -372,9 +372,21 @@ export function resolveNodeSettings(
 }
 
 export function nodeHelpText(): string {
-  const rows = Object.values(NODE_SETTINGS).map(
-    (d) =>
-      `  --${d.flag.padEnd(18)} ${d.env.join(', ').padEnd(30)} ${d.help}${d.default ? ` (default ${d.default})` : ''}`,
+  const entries: [flag: string, env: string, help: string][] = [
+    ...Object.values(NODE_SETTINGS).map((d): [string, string, string] => [
+      `--${d.flag}`,
+      d.env.join(', '),
+      `${d.help}${d.default ? ` (default ${d.default})` : ''}`,
+    ]),
+    ['--pretty', '', 'human-readable logs (default when stdout is a terminal)'],
+    ['', 'HARBOR_NODE_TOKEN', 'bearer token for the API (required off loopback)'],
+    ['', 'HARBOR_NODE_STORE_PASSWORD', "the store's password (instead of the URL's)"],
+  ];
+  // Columns as wide as their widest entry, so that a long flag or variable does not push its row out of line.
+  const flagWidth = Math.max(...entries.map(([flag]) => flag.length));
+  const envWidth = Math.max(...entries.map(([, env]) => env.length));
+  const rows = entries.map(([flag, env, help]) =>
+    `  ${flag.padEnd(flagWidth)}  ${env.padEnd(envWidth)}  ${help}`.trimEnd(),
   );
   return [
     'Usage: harbor-node [flags]',
@@ -383,9 +395,6 @@ export function nodeHelpText(): string {
     'Each setting is a flag or an environment variable; flags win.',
     '',
     ...rows,
-    `  --pretty             ${''.padEnd(30)} human-readable logs (default when stdout is a terminal)`,
-    `  ${''.padEnd(20)} HARBOR_NODE_TOKEN              bearer token for the API (required off loopback)`,
-    `  ${''.padEnd(20)} HARBOR_NODE_STORE_PASSWORD     the store's password (instead of the URL's)`,
     '',
     'Commands:',
     '  harbor-node store copy --from STORE --to STORE   copy every service (ports, ids, credentials) from one store to another',

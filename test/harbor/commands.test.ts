@@ -164,6 +164,10 @@ t.test(
     const help = await runHarbor(['--help']);
     t.equal(help.status, 0);
     t.match(help.stdout, /create-service \[harbor\] NAME/);
+    const flags = help.stdout.slice(help.stdout.indexOf('Flags:\n') + 7, help.stdout.indexOf('\n\nExit'));
+    const columns = flags.split('\n').map((line) => /^ {2}(?:\S+(?: \S+)* {2,}| +)/.exec(line)?.[0].length);
+    t.ok(columns.length >= 7, 'every flag has its row');
+    t.same(new Set(columns).size, 1, `every flag's help begins in one column: ${columns.join(', ')}`);
     t.notMatch(noToken.stderr + nobody.stderr, /sekrit/, 'the token is never printed');
   },
 );

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { resolveNodeSettings } from '../../src/node/settings.js';
+import { NODE_SETTINGS, nodeHelpText, resolveNodeSettings } from '../../src/node/settings.js';
 
 const context = { firstAddress: '10.0.0.5', stdoutIsTerminal: false, machineName: 'edge-1' };
 
@@ -231,4 +231,23 @@ t.test('--api-connections and --udp-sessions-per-source: counts, checked', async
   );
   const { problems } = resolveNodeSettings({ 'api-connections': '0' }, {}, context);
   t.match(problems, [{ message: /^--api-connections "0": must be a positive integer/ }]);
+});
+
+t.test('--help: every setting in one row, its variable and its help each in one column', async (t) => {
+  const rows = nodeHelpText()
+    .split('\n')
+    .filter((line) => /^ {2}(--|\s+HARBOR_)/.test(line));
+  const settings = Object.values(NODE_SETTINGS);
+  t.equal(rows.length, settings.length + 3, 'the settings, --pretty and the two secret variables');
+  const helpColumn = (line: string) => /^ {2}\S*\s+\S+\s{2,}/.exec(line)?.[0].length;
+  for (const d of settings) {
+    const row = rows.find((line) => line.startsWith(`  --${d.flag} `));
+    t.ok(row, `--${d.flag} has a row`);
+    t.equal(
+      row?.indexOf(d.env[0] as string),
+      rows[0]?.indexOf('HARBOR_'),
+      `--${d.flag}: its variable in line`,
+    );
+    t.equal(helpColumn(row ?? ''), helpColumn(rows[0] as string), `--${d.flag}: its help in line`);
+  }
 });
