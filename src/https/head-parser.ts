@@ -4,7 +4,8 @@
 // backend derives too. Anything ambiguous is refused (RFC 9112 section 11.2,
 // request smuggling): duplicate or malformed Content-Length, Content-Length
 // with Transfer-Encoding, a transfer coding other than chunked, obs-fold,
-// bare CR or LF, a space before the colon, control characters.
+// bare CR or LF, a space before the colon, control characters. (A backend's
+// response may end its head's lines in LF alone: see withCrlfLineEnds.)
 import { type Head, type HeadError, MAX_FIELDS } from './head.js';
 import {
   K_CONNECTION,
@@ -60,6 +61,33 @@ export function findHeadEnd(buf: Buffer, from: number, to: number): number {
   }
   return -1;
 }
+
+/**
+ * A response head whose lines end in LF alone, rewritten with CRLF line ends: RFC 9112 section
+ * 2.2 lets a recipient take a bare LF as a line end, and nginx and HAProxy accept such heads from
+ * a backend. Never used for requests, where two readings of a line end are a smuggling risk; the
+ * response is read by this proxy alone and sent on with a head of its own. `buf[from, ...)`
+ * holds the head; the answer is the rewritten head followed by the bytes after it, and where its
+ * head ends, or null when the blank line has not come yet. A CR anywhere but before an LF is
+ * kept, for the parser to refuse.
+ */
+export function withCrlfLineEnds(buf: Buffer, from: number): { bytes: Buffer; end: number } | null {
+  const lines: Buffer[] = [];
+  let start = from;
+  for (;;) {
+    const lf = buf.indexOf(0x0a, start);
+    if (lf === -1) return null;
+    const lineEnd = lf > start && buf[lf - 1] === 0x0d ? lf - 1 : lf;
+    if (lineEnd === start && lines.length > 0) {
+      lines.push(CRLF, buf.subarray(lf + 1));
+      const bytes = Buffer.concat(lines);
+      return { bytes, end: bytes.length - (buf.length - lf - 1) };
+    }
+    lines.push(buf.subarray(start, lineEnd), CRLF);
+    start = lf + 1;
+  }
+}
+const CRLF = Buffer.from('\r\n');
 
 /**
  * True when one of the four bytes of `x` is a control byte (below 0x20, or 0x7f): SWAR tests,

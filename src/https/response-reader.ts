@@ -4,7 +4,7 @@
 // per client connection or stream, reset for each exchange.
 import { ChunkedParser, type ChunkSink } from './chunked.js';
 import { Head } from './head.js';
-import { findHeadEnd, parseResponseHead } from './head-parser.js';
+import { findHeadEnd, parseResponseHead, withCrlfLineEnds } from './head-parser.js';
 
 export interface ResponseSink extends ChunkSink {
   /** A 1xx head other than 101 (100 Continue, 103 Early Hints); the final head follows. */
@@ -33,6 +33,8 @@ export class ResponseReader {
   readonly #maxHeadBytes: number;
   #state = R_DONE;
   #pending: Buffer | null = null;
+  /** The head being read has a line that ends in LF alone: it is found and rewritten by withCrlfLineEnds. */
+  #bareLf = false;
   #remaining = 0;
   #noBody = false;
   #decode = false;
@@ -50,6 +52,7 @@ export class ResponseReader {
   reset(noBody: boolean, decode: boolean): void {
     this.#state = R_HEAD;
     this.#pending = null;
+    this.#bareLf = false;
     this.#remaining = 0;
     this.#noBody = noBody;
     this.#decode = decode;
@@ -96,10 +99,19 @@ export class ResponseReader {
             from = 0;
             i = 0;
           }
-          const end = findHeadEnd(buf, scanFrom, buf.length);
+          let end = this.#bareLf ? -2 : findHeadEnd(buf, scanFrom, buf.length);
           if (end === -2) {
-            sink.onResponseError('bad line ending in response head');
-            return;
+            // A line ending in LF alone: the head is read again from its start, with CRLFs.
+            this.#bareLf = true;
+            const rewritten = withCrlfLineEnds(buf, from);
+            if (rewritten === null) end = -1;
+            else {
+              this.#bareLf = false;
+              buf = rewritten.bytes;
+              from = 0;
+              i = 0;
+              end = rewritten.end;
+            }
           }
           if (end === -1) {
             if (buf.length - from > this.#maxHeadBytes) {

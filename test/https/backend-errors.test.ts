@@ -114,6 +114,77 @@ t.test('a malformed response: 502', async (t) => {
   t.equal(r.body.toString(), 'Bad gateway: the application gave no valid answer.\n');
 });
 
+t.test(
+  'a backend whose head lines end in LF alone is answered, over HTTP/1.1 and HTTP/2; a bare CR is not',
+  async (t) => {
+    // RFC 9112 section 2.2; nginx and HAProxy accept such heads from a backend. Each answer is
+    // written a byte at a time on some requests, so the head arrives in pieces.
+    let requests = 0;
+    const sloppy = await rawBackend((socket) => {
+      let seen = '';
+      socket.on('data', async (c: Buffer) => {
+        seen += c.toString('latin1');
+        while (seen.includes('\r\n\r\n')) {
+          const head = seen.slice(0, seen.indexOf('\r\n\r\n'));
+          seen = seen.slice(head.length + 4);
+          requests++;
+          const path = head.split(' ')[1];
+          const answer =
+            path === '/cr'
+              ? 'HTTP/1.1 200 OK\nX-A: b\rc\nContent-Length: 2\n\nok'
+              : `HTTP/1.1 103 Early Hints\nLink: </s.css>; rel=preload\n\nHTTP/1.1 200 OK\nContent-Type: text/plain\r\nX-Path: ${path}\nContent-Length: 5\n\nhello`;
+          if (requests % 2 === 0) {
+            for (const byte of Buffer.from(answer, 'latin1')) {
+              socket.write(Buffer.from([byte]));
+              await new Promise((resolve) => setImmediate(resolve));
+            }
+          } else socket.write(answer, 'latin1');
+        }
+      });
+    });
+    t.teardown(() => sloppy.close());
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: sloppy.port }, { pair });
+    t.teardown(() => fx.proxy.close());
+    for (const path of ['/one', '/two', '/three']) {
+      const r = await httpsRequest(fx.port, pair, { path });
+      t.equal(r.status, 200, `HTTP/1.1 ${path}`);
+      t.equal(r.headers['x-path'], path);
+      t.equal(r.headers['content-type'], 'text/plain');
+      t.equal(r.body.toString(), 'hello');
+    }
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => session.close());
+    for (const path of ['/four', '/five']) {
+      const answer = await new Promise<{ status: number; path: unknown; links: unknown[]; body: string }>(
+        (resolve, reject) => {
+          const stream = session.request({ ':path': path });
+          const links: unknown[] = [];
+          let status = 0;
+          let got: unknown;
+          let body = '';
+          stream.on('headers', (h) => links.push(h.link));
+          stream.on('response', (h) => {
+            status = Number(h[':status']);
+            got = h['x-path'];
+          });
+          stream.on('data', (c: Buffer) => {
+            body += c.toString();
+          });
+          stream.on('end', () => resolve({ status, path: got, links, body }));
+          stream.on('error', reject);
+        },
+      );
+      t.same(
+        answer,
+        { status: 200, path, links: ['</s.css>; rel=preload'], body: 'hello' },
+        `HTTP/2 ${path}`,
+      );
+    }
+    const cr = await httpsRequest(fx.port, pair, { path: '/cr' });
+    t.equal(cr.status, 502, 'a CR inside a line is still refused');
+  },
+);
+
 t.test('the backend closing mid-body cuts the client connection (no silent truncation)', async (t) => {
   const quitter = await rawBackend((socket) => {
     socket.once('data', () => {

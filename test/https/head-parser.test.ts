@@ -7,6 +7,7 @@ import {
   parseRequestHead,
   parseRequestText,
   parseResponseHead,
+  withCrlfLineEnds,
 } from '../../src/https/head-parser.js';
 
 function parseRequest(text: string): { error: string | null; head: Head } {
@@ -72,6 +73,38 @@ t.test('findHeadEnd: incomplete, complete, bare LF', async (t) => {
   t.equal(findHeadEnd(b('GET / HTTP/1.1\nHost: h\r\n\r\n'), 0, 26), -2);
   t.equal(findHeadEnd(b('GET / HTTP/1.1\r\nHost: h\n\n'), 0, 25), -2);
 });
+
+t.test(
+  'withCrlfLineEnds: a response head with LF line ends rewritten, the bytes after it kept',
+  async (t) => {
+    const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+    const text = (r: { bytes: Buffer; end: number } | null) =>
+      r === null ? null : [r.bytes.toString('latin1', 0, r.end), r.bytes.toString('latin1', r.end)];
+    t.same(text(withCrlfLineEnds(b('HTTP/1.1 200 OK\nA: b\n\nbody'), 0)), [
+      'HTTP/1.1 200 OK\r\nA: b\r\n\r\n',
+      'body',
+    ]);
+    t.same(
+      text(withCrlfLineEnds(b('xxHTTP/1.1 204 No\r\nA: b\nC: d\r\n\n'), 2)),
+      ['HTTP/1.1 204 No\r\nA: b\r\nC: d\r\n\r\n', ''],
+      'mixed line ends; the head begins at from',
+    );
+    t.equal(withCrlfLineEnds(b('HTTP/1.1 200 OK\nA: b\n'), 0), null, 'no blank line yet');
+    t.same(
+      text(withCrlfLineEnds(b('HTTP/1.1 200 OK\nA: b\rc\n\n'), 0)),
+      ['HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n', ''],
+      'a CR inside a line is kept',
+    );
+    const head = new Head();
+    const bare = b('HTTP/1.1 200 OK\nA: b\rc\n\n');
+    const rewritten = withCrlfLineEnds(bare, 0);
+    t.equal(
+      rewritten && parseResponseHead(head, rewritten.bytes, 0, rewritten.end),
+      'bad-header-value',
+      'and refused',
+    );
+  },
+);
 
 // Each of these must be refused (RFC 9112 section 11.2; the cases llhttp refuses without lenient flags).
 const refused: [string, string, string][] = [
