@@ -20,6 +20,11 @@ export interface AccessEntry {
   /** Bytes from the client for this request (head and body) and to it (head and body). */
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /**
+   * Of bytesOut, the response heads' (a 1xx's included). The combined format's bytes are the
+   * rest, the body's, as Apache's %b and nginx's $body_bytes_sent count them.
+   */
+  readonly headBytesOut: number;
   /** performance.now() when the head was read, and when the backend's first byte came (0: it never did). */
   readonly startedAt: number;
   readonly backendAt: number;
@@ -50,6 +55,8 @@ export class CapturedLine {
   readonly status: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** The response body's bytes: bytesOut without the heads. */
+  readonly bodyBytesOut: number;
   /** performance.now() when the line was written (the request's end). */
   readonly endedAt: number;
   readonly durationMs: number;
@@ -72,6 +79,7 @@ export class CapturedLine {
     this.status = entry.status;
     this.bytesIn = entry.bytesIn;
     this.bytesOut = entry.bytesOut;
+    this.bodyBytesOut = entry.bytesOut - entry.headBytesOut;
     this.endedAt = now;
     this.durationMs = head === null ? 0 : now - entry.startedAt;
     this.backendMs = head === null || entry.backendAt === 0 ? -1 : entry.backendAt - entry.startedAt;
@@ -117,7 +125,7 @@ function combinedLine(e: CapturedLine, wallMs: number, keepQuery: boolean): stri
   const protocol = e.protocol === 'h2' ? 'HTTP/2.0' : e.protocol;
   const request =
     e.method === '' ? `- - ${protocol}` : `${e.method} ${pathOf(e.target, keepQuery)} ${protocol}`;
-  return `${e.client} - - [${clock.clf(wallMs)}] "${quoted(request)}" ${decimal(e.status)} ${decimal(e.bytesOut)} "${quoted(e.referer ?? '-')}" "${quoted(e.agent ?? '-')}" ${e.service} ${e.requestId} ${millis(e.durationMs)}${e.reason === undefined ? '' : ` ${e.reason}`}\n`;
+  return `${e.client} - - [${clock.clf(wallMs)}] "${quoted(request)}" ${decimal(e.status)} ${decimal(e.bodyBytesOut)} "${quoted(e.referer ?? '-')}" "${quoted(e.agent ?? '-')}" ${e.service} ${e.requestId} ${millis(e.durationMs)}${e.reason === undefined ? '' : ` ${e.reason}`}\n`;
 }
 
 /** The target as logged: without its query string unless the settings keep it. */

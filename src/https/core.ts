@@ -130,6 +130,11 @@ export function cannedResponse(status: number, close: boolean, hsts?: string, re
   return `${text.slice(0, end)}\r\nX-Request-Id: ${requestId}${text.slice(end)}`;
 }
 
+/** The length of the head of the proxy's own answer `text` (a cannedResponse), its blank line included. */
+export function cannedHeadLength(text: string): number {
+  return text.indexOf('\r\n\r\n') + 4;
+}
+
 function cannedText(status: number, close: boolean, hsts: string | undefined): string {
   const key = `${close ? -status : status} ${hsts ?? ''}`;
   let text = cannedCache.get(key);

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type * as tls from 'node:tls';
 import { countResponse } from '../stats/index.js';
-import { cannedResponse, failureReason, type ProxyCore } from './core.js';
+import { cannedHeadLength, cannedResponse, failureReason, type ProxyCore } from './core.js';
 import { type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import {
   buildResponseHead,
@@ -108,13 +108,14 @@ export class Http1Reply implements ExchangeClient {
     // the answer is the one its log line holds.
     const id = request === null || request.id === '' ? newRequestUuid() : request.id;
     const outFrom = this.#outFrom();
-    this.write(cannedResponse(status, this.closeAfter, this.#core.settings.hsts, id));
-    this.#logLine(status, reason, id, outFrom);
+    const text = cannedResponse(status, this.closeAfter, this.#core.settings.hsts, id);
+    this.write(text);
+    this.#logLine(status, reason, id, outFrom, cannedHeadLength(text));
   }
 
   /** One access-log line for the request. */
   logAccess(status: number, reason: string | undefined): void {
-    this.#logLine(status, reason, this.request?.id ?? '', this.#outFrom());
+    this.#logLine(status, reason, this.request?.id ?? '', this.#outFrom(), 0);
   }
 
   /** Where the bytes of the current answer begin: at its request's start, else from now on. */
@@ -123,8 +124,17 @@ export class Http1Reply implements ExchangeClient {
     return request === null || this.#core.accessLog === undefined ? this.#out : request.outAt;
   }
 
-  /** One access-log line for the current request (or a head refused before it became one). */
-  #logLine(status: number, reason: string | undefined, requestId: string, outFrom: number): void {
+  /**
+   * One access-log line for the current request (or a head refused before it became one);
+   * `ownHead`: the head of the proxy's own answer, when it gave one.
+   */
+  #logLine(
+    status: number,
+    reason: string | undefined,
+    requestId: string,
+    outFrom: number,
+    ownHead: number,
+  ): void {
     const log = this.#core.accessLog;
     if (log === undefined) return;
     const request = this.request;
@@ -136,6 +146,7 @@ export class Http1Reply implements ExchangeClient {
       status,
       bytesIn: this.#in - (request?.inAt ?? this.#inMark),
       bytesOut: this.#out - outFrom,
+      headBytesOut: (request?.headOut ?? 0) + ownHead,
       startedAt: request?.startedAt ?? 0,
       backendAt: request?.backendAt ?? 0,
       tls: this.#peer.tls,
@@ -170,6 +181,7 @@ export class Http1Reply implements ExchangeClient {
       if (request.ownContinue) return;
     }
     this.#countOut(end - start);
+    request.headOut += end - start;
     writeBorrowed(this.#socket, raw.subarray(start, end));
   }
 
@@ -263,6 +275,7 @@ export class Http1Reply implements ExchangeClient {
       return;
     }
     const text = buildResponseHead(head, RESPONSE_KEEP, false);
+    request.headOut += text === null ? end - start : text.length;
     if (text === null) {
       this.#countOut(end - start);
       writeBorrowed(this.#socket, raw.subarray(start, end));

@@ -36,6 +36,8 @@ export class Request {
   backendAt = 0;
   inAt = 0;
   outAt = 0;
+  /** Of the bytes written for this request, the response heads' (1xx, 101 and final). */
+  headOut = 0;
   /** A response head not yet written: it goes out with the first body bytes, in one write. */
   #pendingHead: string | null = null;
   #pendingRaw: Buffer | null = null;
@@ -56,6 +58,7 @@ export class Request {
   /** Holds the response head: `text` when it was rewritten, else `raw[start, end)` as received. */
   holdHead(text: string | null, raw: Buffer, start: number, end: number): void {
     this.started = true;
+    this.headOut += text === null ? end - start : text.length;
     if (text === null) {
       this.#pendingRaw = raw;
       this.#pendingRawStart = start;

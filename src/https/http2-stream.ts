@@ -7,7 +7,7 @@ import type * as http2 from 'node:http2';
 // The module's own binding: the global `performance` is a getter, called on every use.
 import { performance } from 'node:perf_hooks';
 import { countResponse } from '../stats/index.js';
-import { cannedResponse, failureReason, type ProxyCore, REFUSAL_REASONS } from './core.js';
+import { cannedHeadLength, cannedResponse, failureReason, type ProxyCore, REFUSAL_REASONS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
 import type { Head } from './head.js';
@@ -43,6 +43,8 @@ export class H2Stream implements ExchangeClient {
   #out = 0;
   #startedAt = 0;
   #backendAt = 0;
+  /** Of #out, the response head's (counted in its HTTP/1 form, as #out counts it). */
+  #headOut = 0;
 
   constructor(
     core: ProxyCore,
@@ -212,6 +214,7 @@ export class H2Stream implements ExchangeClient {
     const stream = this.#stream;
     this.#core.stats.bytesOut += end - start;
     this.#out += end - start;
+    this.#headOut = end - start;
     this.#status = head.status;
     if (this.#core.accessLog !== undefined) this.#backendAt = performance.now();
     const headers = http2ResponseHeaders(head, this.#core.settings.hsts);
@@ -306,6 +309,7 @@ export class H2Stream implements ExchangeClient {
       status,
       bytesIn: this.#in,
       bytesOut: this.#out,
+      headBytesOut: this.#headOut,
       startedAt: this.#startedAt,
       backendAt: this.#backendAt,
       tls: this.#peer.tls,
@@ -360,6 +364,7 @@ export class H2Stream implements ExchangeClient {
     stream.end(body);
     this.#core.stats.bytesOut += text.length;
     this.#out += text.length;
+    this.#headOut = cannedHeadLength(text);
     this.#logAccess(status, reason);
   }
 }

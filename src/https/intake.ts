@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { parseProxyHeader, startsLikeProxyHeader, unmap } from '../forward/proxy-protocol.js';
 import { countHandshakeError, countResponse } from '../stats/index.js';
-import type { ProxyCore } from './core.js';
+import { cannedHeadLength, type ProxyCore } from './core.js';
 import { peerOf } from './forwarding.js';
 import { Head } from './head.js';
 import { findHeadEnd, parseRequestHead } from './head-parser.js';
@@ -96,6 +96,7 @@ export class ConnectionIntake {
       status: redirect.status,
       bytesIn: bytes.length,
       bytesOut: redirect.response.length,
+      headBytesOut: cannedHeadLength(redirect.response),
       startedAt: redirect.startedAt,
       backendAt: 0,
       tls: '',

@@ -27,6 +27,7 @@ const base: AccessEntry = {
   status: 200,
   bytesIn: 81,
   bytesOut: 12345,
+  headBytesOut: 345,
   startedAt: 1000,
   backendAt: 1000.2,
   tls: 'TLSv1.3',
@@ -100,7 +101,7 @@ t.test('combined: the common fields, referer and agent, quotes and control bytes
   const line = lineOf(base, 1000.432, 'combined');
   t.match(
     line,
-    /^192\.0\.2\.7 - - \[\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/shop\/items HTTP\/1\.1" 200 12345 "-" "curl\/8" web-https 0f8e2c1a-5b1d-4c0e-9d7e-1b2c3d4e5f60 0\.432\n$/,
+    /^192\.0\.2\.7 - - \[\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/shop\/items HTTP\/1\.1" 200 12000 "-" "curl\/8" web-https 0f8e2c1a-5b1d-4c0e-9d7e-1b2c3d4e5f60 0\.432\n$/,
   );
   const odd = headOf('GET /a HTTP/1.0\r\nHost: h\r\nReferer: https://x/"q"\r\nUser-Agent: a\\b\tc\r\n\r\n');
   const escaped = lineOf(
@@ -122,7 +123,7 @@ t.test('combined: the common fields, referer and agent, quotes and control bytes
   t.match(lineOf({ ...base, protocol: 'h2' }, 1001, 'combined'), '"GET /shop/items HTTP/2.0"');
   t.match(
     lineOf({ ...base, head: null, status: 408 }, 1001, 'combined'),
-    '] "- - HTTP/1.1" 408 12345 "-" "-" ',
+    '] "- - HTTP/1.1" 408 12000 "-" "-" ',
   );
 });
 

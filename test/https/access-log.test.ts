@@ -2,6 +2,7 @@
 // with the proxy's own answers and their reason; no secret header, the query
 // string dropped unless kept; a file reopened for logrotate.
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -56,6 +57,7 @@ const logGet = (log: AccessLog, head: Head, path: string, requestId: string, ser
     status: 200,
     bytesIn: raw.length,
     bytesOut: 2,
+    headBytesOut: 0,
     startedAt: performance.now(),
     backendAt: 0,
     tls: 'TLSv1.3',
@@ -290,6 +292,67 @@ t.test('combined, the query kept when asked, and a file reopened after logrotate
   t.notMatch(readFileSync(`${file}.1`, 'utf8'), /\/after/, 'the rotated file is left alone');
 });
 
+t.test(
+  "combined: the bytes are the response body's, as Apache's %b and nginx's $body_bytes_sent",
+  async (t) => {
+    const file = join(dir, 'combined-bytes.log');
+    const log = new AccessLog({ format: 'combined', file, keepQuery: false });
+    t.teardown(() => log.close());
+    const body = 'x'.repeat(1234);
+    const origin = http.createServer((req, res) => {
+      if (req.url === '/hint') res.writeEarlyHints({ link: '</s.css>; rel=preload' });
+      res
+        .writeHead(200, {
+          'content-type': 'text/plain',
+          'content-length': body.length,
+          'x-filler': 'y'.repeat(300),
+        })
+        .end(body);
+    });
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => origin.close());
+    const port = (origin.address() as net.AddressInfo).port;
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port }, { pair, accessLog: log });
+    t.teardown(() => fx.proxy.close());
+    const down = await startProxy(await deadBackend(), { pair, accessLog: log });
+    t.teardown(() => down.proxy.close());
+
+    const h1 = await httpsRequest(fx.port, pair, { path: '/h1' });
+    t.equal(h1.body.length, 1234);
+    await httpsRequest(fx.port, pair, { path: '/hint' });
+    t.equal(await h2Get(fx.port, '/h2'), 200);
+    const refused = await httpsRequest(down.port, pair, { path: '/down' });
+    const plain = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(fx.port, '127.0.0.1', () =>
+        socket.write('GET /plain HTTP/1.1\r\nHost: h\r\n\r\n'),
+      );
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+      });
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    const plainBody = plain.slice(plain.indexOf('\r\n\r\n') + 4);
+    t.ok(plainBody.length > 0, 'the redirect has a body');
+    await waitFor(
+      async () => existsSync(file) && readFileSync(file, 'utf8').split('\n').length > 5,
+      'five lines',
+    );
+    const bytesOf = (path: string) => {
+      const line = readFileSync(file, 'utf8')
+        .split('\n')
+        .find((l) => l.includes(`"GET ${path} `));
+      return Number(/" \d{3} (\d+) "/.exec(line ?? '')?.[1]);
+    };
+    t.equal(bytesOf('/h1'), 1234, 'HTTP/1.1: the body only');
+    t.equal(bytesOf('/hint'), 1234, 'a 103 before it is a head too');
+    t.equal(bytesOf('/h2'), 1234, 'HTTP/2: the body only');
+    t.equal(bytesOf('/down'), refused.body.length, "the proxy's own 503: its body");
+    t.equal(bytesOf('/plain'), plainBody.length, 'the redirect to https: its body');
+  },
+);
+
 t.test('lines formatted with their batch keep their own request and time', async (t) => {
   // A connection reuses its head object for the next request, and a batch is formatted up to
   // 100 ms after its first line: each line must say what its own request was, and when it ended.
@@ -304,6 +367,7 @@ t.test('lines formatted with their batch keep their own request and time', async
     status,
     bytesIn: 1,
     bytesOut: 2,
+    headBytesOut: 0,
     startedAt: performance.now(),
     backendAt: 0,
     tls: 'TLSv1.3',
