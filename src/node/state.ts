@@ -277,7 +277,11 @@ export class StateFile {
     await release?.();
   }
 
-  /** The saved state, or undefined when there is no file yet. Throws E_STATE_CORRUPT. */
+  /**
+   * The saved state, or undefined when there is no file yet. An empty file (blanks at most) counts as
+   * none: the node only ever renames a whole file into place, so one is an operator's `touch` before
+   * the first start. Throws E_STATE_CORRUPT.
+   */
   async load(): Promise<NodeState | undefined> {
     let text: string;
     try {
@@ -292,6 +296,7 @@ export class StateFile {
         },
       );
     }
+    if (text.trim() === '') return undefined;
     const state = parseState(this.path, text);
     this.#unknown = unknownFields(text);
     return state;

@@ -46,6 +46,21 @@ t.test('a corrupt state file: exit 78 naming it, the file untouched', async (t) 
   t.equal(await readFile(path, 'utf8'), text);
 });
 
+t.test(
+  'an empty state file (touched before the first start): the node starts, and its first change fills it',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'harbor-node-'));
+    const path = join(dir, 'state.json');
+    await writeFile(path, '');
+    const range = await freeRange(2);
+    const node = await startNodeProcess(t, ['--ports', `${range.first}-${range.last}`, '--state', path]);
+    const created = await api(node.api, 'POST', '/v1/services', { name: 'tcp-first' });
+    t.equal(created.status, 201);
+    const saved = JSON.parse(await readFile(path, 'utf8'));
+    t.match(saved, { version: 1, services: [{ name: 'tcp-first', port: created.json.port }] });
+  },
+);
+
 t.test('the API address in use: exit 1, E_PORT_IN_USE', async (t) => {
   const holder = net.createServer();
   await listenTcp(holder);

@@ -41,6 +41,20 @@ t.test('concurrent saves coalesce and the last one wins', async (t) => {
   t.equal((await file.load())?.services[0]?.port, 35004);
 });
 
+t.test(
+  'an empty file (made by touch before the first start) is no state yet; the first change fills it',
+  async (t) => {
+    for (const text of ['', '\n', '  \n\t']) {
+      const dir = await folder();
+      const path = join(dir, 'state.json');
+      await writeFile(path, text);
+      const file = new StateFile(path);
+      t.equal(await file.load(), undefined, `${JSON.stringify(text)}: no state`);
+      t.equal(await readFile(path, 'utf8'), text, 'the file is not rewritten by reading it');
+    }
+  },
+);
+
 t.test('a corrupt file is E_STATE_CORRUPT naming it, and is left untouched', async (t) => {
   const dir = await folder();
   const path = join(dir, 'state.json');
