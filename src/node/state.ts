@@ -278,11 +278,12 @@ export class StateFile {
   }
 
   /**
-   * The saved state, or undefined when there is no file yet. An empty file (blanks at most) counts as
-   * none: the node only ever renames a whole file into place, so one is an operator's `touch` before
-   * the first start. Throws E_STATE_CORRUPT.
+   * The saved state, or undefined when there is no file yet. `atStart`: an empty file (blanks at
+   * most) counts as none too, since the node only ever renames a whole file into place: one is an
+   * operator's `touch` before the first start. Later (SIGHUP) it is an emptied file, refused like
+   * any that does not parse, so that every service is not dropped by it. Throws E_STATE_CORRUPT.
    */
-  async load(): Promise<NodeState | undefined> {
+  async load(atStart = false): Promise<NodeState | undefined> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -296,7 +297,7 @@ export class StateFile {
         },
       );
     }
-    if (text.trim() === '') return undefined;
+    if (atStart && text.trim() === '') return undefined;
     const state = parseState(this.path, text);
     this.#unknown = unknownFields(text);
     return state;

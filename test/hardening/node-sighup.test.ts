@@ -46,6 +46,14 @@ t.test('SIGHUP re-reads the state file, applies the change, and the node serves 
   node.child.kill('SIGHUP');
   await node.waitLog((l) => String(l.msg).startsWith('state file not reloaded'), 'the refusal');
   t.equal(await tcpRequest(creds.port), 'second', 'still serving as before');
+  // Emptied (`> state.json`): refused the same way, not read as "no services".
+  writeFileSync(state, '');
+  node.child.kill('SIGHUP');
+  await waitFor(
+    async () => node.logs().filter((l) => String(l.msg).startsWith('state file not reloaded')).length === 2,
+    'the second refusal',
+  );
+  t.equal(await tcpRequest(creds.port), 'second', 'an emptied file drops no service');
   t.equal(node.child.exitCode, null, 'SIGHUP never ends the node');
   node.child.kill('SIGTERM');
   t.equal(await node.exited, 0);

@@ -42,14 +42,16 @@ t.test('concurrent saves coalesce and the last one wins', async (t) => {
 });
 
 t.test(
-  'an empty file (made by touch before the first start) is no state yet; the first change fills it',
+  'an empty file is no state yet at start (a touch), refused later (emptied), and left as it is',
   async (t) => {
     for (const text of ['', '\n', '  \n\t']) {
       const dir = await folder();
       const path = join(dir, 'state.json');
       await writeFile(path, text);
       const file = new StateFile(path);
-      t.equal(await file.load(), undefined, `${JSON.stringify(text)}: no state`);
+      t.equal(await file.load(true), undefined, `${JSON.stringify(text)}: no state at start`);
+      const later = await file.load().catch((e: unknown) => e);
+      t.match(later, { code: 'E_STATE_CORRUPT' }, 'emptied later (SIGHUP): refused');
       t.equal(await readFile(path, 'utf8'), text, 'the file is not rewritten by reading it');
     }
   },

@@ -264,7 +264,7 @@ export class FileStore extends MemoryStore {
         logger?.info({ removed: leftovers }, 'removed temporary state files a stopped node left');
       }
     }
-    this.replace(await this.file.load());
+    this.replace(await this.file.load(true));
     return this.snapshot();
   }
 
