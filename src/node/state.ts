@@ -278,17 +278,18 @@ export class StateFile {
   }
 
   /**
-   * The saved state, or undefined when there is no file yet. `atStart`: an empty file (blanks at
-   * most) counts as none too, since the node only ever renames a whole file into place: one is an
-   * operator's `touch` before the first start. Later (SIGHUP) it is an emptied file, refused like
-   * any that does not parse, so that every service is not dropped by it. Throws E_STATE_CORRUPT.
+   * The saved state, or undefined at start when there is no file yet or an empty one (blanks at
+   * most: the node only ever renames a whole file into place, so one is an operator's `touch`).
+   * Later (SIGHUP) a file removed or emptied under the running node is refused like one that does
+   * not parse, so that it drops no service; the next change writes the file again. Throws
+   * E_STATE_CORRUPT.
    */
   async load(atStart = false): Promise<NodeState | undefined> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (atStart && (error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new HarborError(
         'E_STATE_CORRUPT',
         `state file ${this.path} cannot be read: ${(error as Error).message}`,

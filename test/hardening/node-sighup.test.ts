@@ -54,6 +54,19 @@ t.test('SIGHUP re-reads the state file, applies the change, and the node serves 
     'the second refusal',
   );
   t.equal(await tcpRequest(creds.port), 'second', 'an emptied file drops no service');
+  // Removed: the same; the next change writes the file again.
+  rmSync(state);
+  node.child.kill('SIGHUP');
+  await waitFor(
+    async () => node.logs().filter((l) => String(l.msg).startsWith('state file not reloaded')).length === 3,
+    'the third refusal',
+  );
+  t.equal(await tcpRequest(creds.port), 'second', 'a removed file drops no service');
+  await api(node.api, 'PUT', `/v1/services/${creds.name}/instances/b`, {
+    host: '127.0.0.1',
+    port: first.port,
+  });
+  t.match(JSON.parse(readFileSync(state, 'utf8')), { services: [{ name: 'tcp-app' }] }, 'written again');
   t.equal(node.child.exitCode, null, 'SIGHUP never ends the node');
   node.child.kill('SIGTERM');
   t.equal(await node.exited, 0);

@@ -27,7 +27,12 @@ async function folder(): Promise<string> {
 t.test('round trip; no file yet is an empty start; no temporary file left behind', async (t) => {
   const dir = await folder();
   const file = new StateFile(join(dir, 'state.json'));
-  t.equal(await file.load(), undefined);
+  t.equal(await file.load(true), undefined);
+  t.match(
+    await file.load().catch((e: unknown) => e),
+    { code: 'E_STATE_CORRUPT', message: /cannot be read/ },
+    'gone later (SIGHUP): refused',
+  );
   await file.save(sample);
   t.same(await file.load(), sample);
   t.same(await readdir(dir), ['state.json']);
