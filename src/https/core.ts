@@ -130,7 +130,10 @@ export function cannedResponse(status: number, close: boolean, hsts?: string, re
   return `${text.slice(0, end)}\r\nX-Request-Id: ${requestId}${text.slice(end)}`;
 }
 
-/** The length of the head of the proxy's own answer `text` (a cannedResponse), its blank line included. */
+/**
+ * The length of the head of an answer the proxy wrote itself as one text (a cannedResponse, the
+ * plain-HTTP redirect), its blank line included.
+ */
 export function cannedHeadLength(text: string): number {
   return text.indexOf('\r\n\r\n') + 4;
 }
