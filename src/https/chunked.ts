@@ -1,7 +1,9 @@
 // Finds where a chunked body ends (RFC 9112 section 7.1) while its bytes are
 // relayed unchanged, or decodes it for a peer that cannot take chunked framing
 // (HTTP/2, HTTP/1.0). Strict like llhttp: hex sizes without spaces, CRLF only,
-// trailer fields checked like header fields.
+// trailer fields checked like header fields. A response's parser may accept
+// framing lines that end in LF alone (RFC 9112 section 2.2, as nginx and HAProxy
+// do): it notes where each is, and the reader puts the CR back before relaying.
 
 /** Receives the data of a body being decoded, and its trailer section. */
 export interface ChunkSink {
@@ -48,9 +50,17 @@ export class ChunkedParser {
   /** When decoding: the raw trailer section ("name: value\r\n" lines), '' when none. */
   trailers = '';
   #collectTrailers = false;
+  readonly #lfEnds: boolean;
+  /**
+   * Where, in the buffer of the last `execute`, a framing line ended in LF alone (only with
+   * `lfEnds`); the caller empties it once it has used them.
+   */
+  readonly bareLfAt: number[] = [];
 
-  constructor(maxTrailerBytes: number) {
+  /** `lfEnds`: a framing line may end in LF alone (a backend's response; never a client's request). */
+  constructor(maxTrailerBytes: number, lfEnds = false) {
     this.#maxTrailerBytes = maxTrailerBytes;
+    this.#lfEnds = lfEnds;
   }
 
   reset(collectTrailers = false): void {
@@ -99,6 +109,8 @@ export class ChunkedParser {
             this.#state = S_EXT;
           } else if (state === S_SIZE && c === 0x0d) {
             this.#state = S_SIZE_LF;
+          } else if (state === S_SIZE && this.#bareLf(c, i)) {
+            this.#sizeLineEnded(i);
           } else {
             return this.#fail('bad chunk size');
           }
@@ -106,21 +118,17 @@ export class ChunkedParser {
         }
         case S_EXT:
           if (c === 0x0d) this.#state = S_SIZE_LF;
+          else if (this.#bareLf(c, i)) this.#sizeLineEnded(i);
           else if (FIELD[c] !== 1) return this.#fail('bad chunk extension');
           break;
         case S_SIZE_LF:
           if (c !== 0x0a) return this.#fail('bad line ending after chunk size');
-          this.#digits = 0;
-          if (this.#size === 0) {
-            this.#state = S_TRAILER_START;
-            if (this.#collectTrailers) this.#trailerStart = i;
-          } else {
-            this.#state = S_DATA;
-          }
+          this.#sizeLineEnded(i);
           break;
         case S_DATA_CR:
-          if (c !== 0x0d) return this.#fail('chunk data longer than its size');
-          this.#state = S_DATA_LF;
+          if (c === 0x0d) this.#state = S_DATA_LF;
+          else if (this.#bareLf(c, i)) this.#state = S_SIZE_FIRST;
+          else return this.#fail('chunk data longer than its size');
           break;
         case S_DATA_LF:
           if (c !== 0x0a) return this.#fail('bad line ending after chunk data');
@@ -129,6 +137,7 @@ export class ChunkedParser {
         case S_TRAILER_START:
           if (c === 0x0d) this.#state = S_END_LF;
           else if (TOKEN[c] === 1) this.#state = S_TRAILER_NAME;
+          else if (this.#bareLf(c, i)) return this.#ended(buf, i, 1);
           else return this.#fail('bad trailer field');
           break;
         case S_TRAILER_NAME:
@@ -137,6 +146,7 @@ export class ChunkedParser {
           break;
         case S_TRAILER_VALUE:
           if (c === 0x0d) this.#state = S_TRAILER_LF;
+          else if (this.#bareLf(c, i)) this.#state = S_TRAILER_START;
           else if (FIELD[c] !== 1) return this.#fail('bad trailer field value');
           break;
         case S_TRAILER_LF:
@@ -145,11 +155,7 @@ export class ChunkedParser {
           break;
         case S_END_LF:
           if (c !== 0x0a) return this.#fail('bad line ending after trailers');
-          this.#state = S_DONE;
-          if (this.#trailerStart >= 0 && i - 2 > this.#trailerStart) {
-            this.trailers += buf.toString('latin1', this.#trailerStart, i - 2);
-          }
-          return i;
+          return this.#ended(buf, i, 2);
         default:
           return this.#fail('data after the end of the body');
       }
@@ -163,16 +169,46 @@ export class ChunkedParser {
     return -1;
   }
 
+  /** True when `c`, just read at `i - 1`, is an LF that may end a line alone here; notes where. */
+  #bareLf(c: number, i: number): boolean {
+    if (c !== 0x0a || !this.#lfEnds) return false;
+    this.bareLfAt.push(i - 1);
+    return true;
+  }
+
+  /** The line of a chunk's size ended just before `i`. */
+  #sizeLineEnded(i: number): void {
+    this.#digits = 0;
+    if (this.#size === 0) {
+      this.#state = S_TRAILER_START;
+      if (this.#collectTrailers) this.#trailerStart = i;
+    } else {
+      this.#state = S_DATA;
+    }
+  }
+
+  /** The body ended just before `i`, with an empty line whose end took `lineEnd` bytes of `buf`. */
+  #ended(buf: Buffer, i: number, lineEnd: number): number {
+    this.#state = S_DONE;
+    if (this.#trailerStart >= 0 && i - lineEnd > this.#trailerStart) {
+      this.trailers += buf.toString('latin1', this.#trailerStart, i - lineEnd);
+    }
+    return i;
+  }
+
   #fail(reason: string): number {
     this.error = reason;
     return -2;
   }
 }
 
-/** Parses a raw trailer section ("name: value" lines) into pairs; names lower-cased. */
+/**
+ * Parses a raw trailer section ("name: value" lines, ended by CRLF or by LF alone) into pairs;
+ * names lower-cased.
+ */
 export function parseTrailers(raw: string): [string, string][] {
   const out: [string, string][] = [];
-  for (const line of raw.split('\r\n')) {
+  for (const line of raw.split('\n')) {
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
     out.push([line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()]);

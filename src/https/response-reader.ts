@@ -45,7 +45,8 @@ export class ResponseReader {
 
   constructor(maxHeadBytes: number) {
     this.#maxHeadBytes = maxHeadBytes;
-    this.#chunked = new ChunkedParser(maxHeadBytes);
+    // A backend's chunked framing may end its lines in LF alone, like its head.
+    this.#chunked = new ChunkedParser(maxHeadBytes, true);
   }
 
   /** Starts a new exchange. `noBody` for HEAD requests; `decode` to strip chunked framing (HTTP/2, HTTP/1.0). */
@@ -187,7 +188,11 @@ export class ResponseReader {
             return;
           }
           const stop = end === -1 ? buf.length : end;
-          if (!decode && stop > i) sink.onResponseBody(buf, i, stop);
+          const bareLfAt = this.#chunked.bareLfAt;
+          if (bareLfAt.length !== 0) {
+            if (!decode) relayWithCrlf(buf, i, stop, bareLfAt, sink);
+            bareLfAt.length = 0;
+          } else if (!decode && stop > i) sink.onResponseBody(buf, i, stop);
           i = stop;
           if (end >= 0) {
             this.#state = R_DONE;
@@ -218,4 +223,27 @@ export class ResponseReader {
     }
     return false;
   }
+}
+
+const CR = Buffer.from('\r', 'latin1');
+
+/**
+ * Relays `buf[start, stop)` with a CR put back before each framing LF that came alone, so that a
+ * client gets the CRLFs a chunked body is defined with (a strict client, Node's own among them,
+ * refuses bare LFs; nginx re-frames the same way).
+ */
+function relayWithCrlf(
+  buf: Buffer,
+  start: number,
+  stop: number,
+  bareLfAt: number[],
+  sink: ResponseSink,
+): void {
+  let from = start;
+  for (const lf of bareLfAt) {
+    if (lf > from) sink.onResponseBody(buf, from, lf);
+    sink.onResponseBody(CR, 0, 1);
+    from = lf;
+  }
+  if (stop > from) sink.onResponseBody(buf, from, stop);
 }

@@ -8,7 +8,14 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { createLogger } from '../../src/log/index.js';
 import { freePort } from '../helpers/net.js';
-import { httpsRequest, makePair, removeDir, startEchoBackend, startProxy } from './fixtures/helpers.js';
+import {
+  httpsRequest,
+  makePair,
+  rawExchange,
+  removeDir,
+  startEchoBackend,
+  startProxy,
+} from './fixtures/helpers.js';
 
 const pair = makePair();
 t.teardown(() => removeDir(pair.dir));
@@ -182,6 +189,88 @@ t.test(
     }
     const cr = await httpsRequest(fx.port, pair, { path: '/cr' });
     t.equal(cr.status, 502, 'a CR inside a line is still refused');
+  },
+);
+
+t.test(
+  'a chunked body whose framing lines end in LF alone reaches HTTP/1.1 with CRLFs, HTTP/1.0 and HTTP/2 decoded',
+  async (t) => {
+    // The same backend as above, streaming: its size lines, data ends, trailers and last line end
+    // in LF alone; every other answer is written a byte at a time.
+    const framed = (path: string) =>
+      `5\nhello\n${(path.length + 1).toString(16)};x=1\n ${path}\n0\nX-Sum: ${path.length}\n\n`;
+    let requests = 0;
+    const sloppy = await rawBackend((socket) => {
+      let seen = '';
+      socket.on('data', async (c: Buffer) => {
+        seen += c.toString('latin1');
+        while (seen.includes('\r\n\r\n')) {
+          const head = seen.slice(0, seen.indexOf('\r\n\r\n'));
+          seen = seen.slice(head.length + 4);
+          requests++;
+          const path = head.split(' ')[1] as string;
+          const answer = `HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nTrailer: X-Sum\n\n${framed(path)}`;
+          if (requests % 2 === 0) {
+            for (const byte of Buffer.from(answer, 'latin1')) {
+              socket.write(Buffer.from([byte]));
+              await new Promise((resolve) => setImmediate(resolve));
+            }
+          } else socket.write(answer, 'latin1');
+        }
+      });
+    });
+    t.teardown(() => sloppy.close());
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: sloppy.port }, { pair });
+    t.teardown(() => fx.proxy.close());
+    // Node's client refuses a bare LF in chunked framing: it reads these only with the CRs put back.
+    for (const path of ['/one', '/two']) {
+      const r = await httpsRequest(fx.port, pair, { path });
+      t.equal(r.status, 200, `HTTP/1.1 ${path}`);
+      t.equal(r.body.toString(), `hello ${path}`);
+      t.same(r.trailers, { 'x-sum': String(path.length) });
+    }
+    // Two answers on one connection: byte for byte the backend's, a CR before each LF that was alone.
+    const raw = await rawExchange(
+      fx.port,
+      pair,
+      'GET /a HTTP/1.1\r\nHost: localhost\r\n\r\nGET /bc HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
+    const bodies = raw
+      .split(/\r\n\r\n/)
+      .slice(1)
+      .join('\r\n\r\n');
+    const crlf = (text: string) => text.replace(/\n/g, '\r\n');
+    t.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
+    t.ok(bodies.startsWith(crlf(framed('/a'))), 'the first body, re-framed');
+    t.ok(bodies.endsWith(crlf(framed('/bc'))), 'the second body, re-framed');
+    t.notMatch(raw, /[^\r]\n/, 'no LF alone reaches the client');
+    // HTTP/1.0: decoded, ended by the close.
+    const old = await rawExchange(fx.port, pair, 'GET /ten HTTP/1.0\r\nHost: localhost\r\n\r\n');
+    t.match(old, /^HTTP\/1\.1 200 OK\r\n/);
+    t.equal(old.slice(old.indexOf('\r\n\r\n') + 4), 'hello /ten');
+    // HTTP/2: decoded, the trailer a trailer.
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => session.close());
+    for (const path of ['/four', '/fiver']) {
+      const answer = await new Promise<{ status: number; body: string; sum: unknown }>((resolve, reject) => {
+        const stream = session.request({ ':path': path });
+        let status = 0;
+        let sum: unknown;
+        let body = '';
+        stream.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        stream.on('trailers', (h) => {
+          sum = h['x-sum'];
+        });
+        stream.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
+        stream.on('end', () => resolve({ status, body, sum }));
+        stream.on('error', reject);
+      });
+      t.same(answer, { status: 200, body: `hello ${path}`, sum: String(path.length) }, `HTTP/2 ${path}`);
+    }
   },
 );
 

@@ -368,3 +368,64 @@ t.test('chunked: trailers beyond the limit refused', async (t) => {
   const buf = Buffer.from(`0\r\nX-Long: ${'a'.repeat(40)}\r\n\r\n`);
   t.equal(p.execute(buf, 0, buf.length, null), -2);
 });
+
+t.test(
+  'chunked from a backend: framing lines may end in LF alone; each is noted, at any split',
+  async (t) => {
+    // Size line, extension, data end, trailer line and the last line each end in LF alone once.
+    const text = '5\nhello\r\nA;x=1\n0123456789\n3\r\nabc\r\n0\nX-Sum: 1\nX-B: 2\r\n\nNEXT';
+    const body = Buffer.from(text, 'latin1');
+    const expectedEnd = body.length - 4;
+    const lfs = [...text.matchAll(/(?<!\r)\n/g)].map((m) => m.index as number);
+    t.equal(lfs.length, 6);
+    for (let split = 0; split < expectedEnd; split++) {
+      const p = new ChunkedParser(1024, true);
+      p.reset();
+      const seen: number[] = [];
+      const first = split === 0 ? -1 : p.execute(body, 0, split, null);
+      seen.push(...p.bareLfAt);
+      p.bareLfAt.length = 0;
+      const end = p.execute(body, split, body.length, null);
+      seen.push(...p.bareLfAt);
+      if (first !== -1 || end !== expectedEnd || seen.join() !== lfs.join()) {
+        t.fail(`split ${split}: first ${first}, end ${end}, LFs at ${seen}`);
+      }
+    }
+    const data: string[] = [];
+    const p = new ChunkedParser(1024, true);
+    p.reset(true);
+    t.equal(
+      p.execute(body, 0, body.length, { onChunkData: (b, s, e) => data.push(b.toString('latin1', s, e)) }),
+      expectedEnd,
+    );
+    t.equal(data.join(''), 'hello0123456789abc');
+    t.same(parseTrailers(p.trailers), [
+      ['x-sum', '1'],
+      ['x-b', '2'],
+    ]);
+    // Without trailers, the empty line alone.
+    const bare = Buffer.from('2\nok\n0\n\n', 'latin1');
+    const q = new ChunkedParser(1024, true);
+    q.reset(true);
+    t.equal(q.execute(bare, 0, bare.length, null), bare.length);
+    t.equal(q.trailers, '');
+    t.same(q.bareLfAt, [1, 4, 6, 7]);
+  },
+);
+
+const badLenientChunked: [string, string][] = [
+  ['size then CR alone', '5\rhello\r\n0\r\n\r\n'],
+  ['an empty size line', '\nhello\n0\n\n'],
+  ['data longer than its size', '3\nhello\n0\n\n'],
+  ['CR then no LF after data', '5\nhello\rX0\n\n'],
+  ['CR alone in a trailer', '0\nX: a\rb\n\n'],
+];
+for (const [name, text] of badLenientChunked) {
+  t.test(`chunked from a backend refused: ${name}`, async (t) => {
+    const p = new ChunkedParser(1024, true);
+    p.reset();
+    const buf = Buffer.from(text, 'latin1');
+    t.equal(p.execute(buf, 0, buf.length, null), -2);
+    t.type(p.error, 'string');
+  });
+}
