@@ -7,6 +7,7 @@
 import type { Server as TlsServer } from 'node:tls';
 import { CertWatcher, type LoadedPair, loadPair, type PairFiles, validityProblems } from '../certs/index.js';
 import { isHarborError } from '../errors/index.js';
+import { SECURE_CONTEXT_OPTIONS } from '../https/tls.js';
 import type { Logger } from '../log/index.js';
 
 export interface ApiCertificateOptions {
@@ -135,7 +136,7 @@ export class ApiCertificate {
       this.#lastRefusal = undefined;
       this.#lastReload = { at: new Date().toISOString(), trigger, ok: true };
       if (next.pem.cert === this.#pair.pem.cert && next.pem.key === this.#pair.pem.key) return true;
-      this.#server?.setSecureContext({ cert: next.pem.cert, key: next.pem.key });
+      this.#server?.setSecureContext({ ...SECURE_CONTEXT_OPTIONS, cert: next.pem.cert, key: next.pem.key });
       this.#pair = next;
       this.#logger.info({ trigger, ...this.describe() }, 'API certificate reloaded');
       this.#warnValidity();

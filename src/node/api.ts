@@ -18,6 +18,7 @@ import {
 import { NODE_DEFAULTS } from '../config/defaults.js';
 import { udpCheckProblem } from '../config/udp-check.js';
 import { type ErrorCode, HarborError, isHarborError } from '../errors/index.js';
+import { SECURE_CONTEXT_OPTIONS } from '../https/tls.js';
 import type { Logger } from '../log/index.js';
 import { MAX_INSTANCE_TTL_SECONDS } from '../node-api/index.js';
 import type { ApiCertificate } from './api-certificate.js';
@@ -167,8 +168,9 @@ export class NodeApi {
       const server = https.createServer(
         {
           ...serverOptions,
+          // The sidecar's TLS policy: 1.2 and 1.3, AEAD suites only, no renegotiation.
+          ...SECURE_CONTEXT_OPTIONS,
           ...certificate.pem,
-          minVersion: 'TLSv1.2',
           ALPNProtocols: ['http/1.1'],
           // A client has as long to finish its handshake as a plain one has to send its first byte.
           handshakeTimeout: ADMIN_CONNECTIONS.firstByteMs,

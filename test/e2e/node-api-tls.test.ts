@@ -2,13 +2,14 @@
 // programs: a pair that cannot serve stops the node (exit 78); a sidecar
 // registers through it trusting a private CA (HARBOR_NODE_CA); /status shows
 // the certificate; the dashboard's session cookie is Secure; SIGHUP swaps a
-// new pair in while the old connections go on.
+// new pair in while the old connections go on; the sidecar's TLS policy is
+// served before and after it.
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { OpensslFactory, read } from '../fixtures/certs-helpers.js';
 import { exited, startSidecar, waitForOutput } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
@@ -56,6 +57,35 @@ function call(
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** The version and suite a client offering `options` is served, or 'refused'. */
+function negotiated(port: number, options: tls.ConnectionOptions = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, ...options }, () => {
+      resolve(`${socket.getProtocol()} ${socket.getCipher().standardName}`);
+      socket.destroy();
+    });
+    socket.on('error', () => resolve('refused'));
+  });
+}
+
+/** The sidecar's TLS policy, served by the node's API: AES-128-GCM first, ChaCha20 when the client prefers it, AEAD only. */
+async function servesTheTlsPolicy(t: Test, port: number, when: string): Promise<void> {
+  t.equal(await negotiated(port), 'TLSv1.3 TLS_AES_128_GCM_SHA256', `${when}: the server's first suite`);
+  t.equal(
+    await negotiated(port, { ciphers: 'TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256' }),
+    'TLSv1.3 TLS_CHACHA20_POLY1305_SHA256',
+    `${when}: a client that prefers ChaCha20 gets it`,
+  );
+  t.equal(
+    await negotiated(port, {
+      maxVersion: 'TLSv1.2',
+      ciphers: 'ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256',
+    }),
+    'refused',
+    `${when}: a CBC suite is not served`,
+  );
 }
 
 function servedName(port: number): Promise<string> {
@@ -152,8 +182,10 @@ t.test('a sidecar registers over TLS trusting a private CA; /status, the cookie,
   const second = leaf('api-two');
   copyFileSync(second.cert, join(dir, 'api.crt'));
   copyFileSync(second.key, join(dir, 'api.key'));
+  await servesTheTlsPolicy(t, port, 'at start');
   node.child.kill('SIGHUP');
   await waitFor(async () => (await servedName(port)) === 'api-two', 'the new pair to serve');
+  await servesTheTlsPolicy(t, port, 'after the swap');
   const answer = await new Promise<string>((resolve) => {
     open.once('data', (c: Buffer) => resolve(c.toString()));
     open.write(`GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n`);

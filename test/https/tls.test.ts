@@ -60,6 +60,37 @@ t.test('TLS 1.2 and 1.3 are served; TLS 1.1 is refused and counted', async (t) =
   t.ok(total >= 1, `handshake errors: ${JSON.stringify([...fx.stats.handshakeErrors])}`);
 });
 
+t.test("the server's suite order: AES-128-GCM first, ChaCha20 for a client that prefers it", async (t) => {
+  const served = async (options: tls.ConnectionOptions): Promise<string> => {
+    const socket = await connectTls(fx.port, ec, options);
+    const text = `${socket.getProtocol()} ${socket.getCipher().standardName}`;
+    socket.destroy();
+    return text;
+  };
+  // Node's client, as OpenSSL's, lists AES-256-GCM first: the server's order decides.
+  t.equal(await served({}), 'TLSv1.3 TLS_AES_128_GCM_SHA256');
+  t.equal(
+    await served({ ciphers: 'TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384' }),
+    'TLSv1.3 TLS_CHACHA20_POLY1305_SHA256',
+  );
+  t.equal(await served({ ciphers: 'TLS_AES_256_GCM_SHA384' }), 'TLSv1.3 TLS_AES_256_GCM_SHA384');
+  t.equal(await served({ maxVersion: 'TLSv1.2' }), 'TLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256');
+  t.equal(
+    await served({
+      maxVersion: 'TLSv1.2',
+      ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256',
+    }),
+    'TLSv1.2 TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256',
+  );
+  // openssl s_client's own default list (AES-256 first) too.
+  const openssl = await run(
+    'openssl',
+    ['s_client', '-connect', `127.0.0.1:${fx.port}`, '-CAfile', ec.certFile, '-brief'],
+    '',
+  );
+  t.match(openssl.stderr + openssl.stdout, /Ciphersuite: TLS_AES_128_GCM_SHA256/);
+});
+
 t.test('ALPN: h2 and http/1.1 chosen; http/1.0-only and no-ALPN clients are served', async (t) => {
   const h2 = await connectTls(fx.port, ec, { ALPNProtocols: ['h2', 'http/1.1'] });
   t.equal(h2.alpnProtocol, 'h2');
