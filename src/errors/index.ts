@@ -24,7 +24,7 @@ export const CATALOGUE = {
   E_MANIFEST: {
     kind: 'config',
     meaning:
-      'A manifest.yml that cannot be read or used: YAML that does not parse, a services: block of an unknown form, an unknown symbol (only the app name may be expanded), an app --app does not name.',
+      'A manifest.yml that cannot be read or used: YAML that does not parse, a services: block of an unknown form, an unknown symbol (only the app name may be expanded), an app --app does not name, two services whose names give the app one STACKATO_HARBOR_<NAME>.',
   },
   E_ENV_JSON: { kind: 'config', meaning: 'An environment variable that must hold JSON does not parse.' },
   E_ENV_SHAPE: { kind: 'config', meaning: 'An environment variable holds JSON of the wrong shape.' },

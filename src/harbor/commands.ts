@@ -3,7 +3,7 @@
 // is a function of the client and its arguments; printing and exit statuses
 // are the caller's (src/cli/harbor-program.ts).
 import { readFile } from 'node:fs/promises';
-import { formatVariables, type VariableFormat } from '../config/variables.js';
+import { formatVariables, type VariableFormat, variableForService } from '../config/variables.js';
 import { HarborError } from '../errors/index.js';
 import { type NodeClient, refusal } from './client.js';
 import { appEnvironment, type BoundService } from './environment.js';
@@ -100,21 +100,31 @@ export async function manifest(io: CommandIO): Promise<number> {
     throw new HarborError('E_MANIFEST', `${file}: cannot be read (${(error as NodeJS.ErrnoException).code})`);
   }
   const app = readManifest(file, text, io.app);
-  return verb === 'apply' ? apply(io, app) : remove(io, app);
+  return verb === 'apply' ? apply(io, file, app) : remove(io, app);
 }
 
 type Outcome = 'created' | 'exists' | 'bound' | 'skipped';
 
-/** Creates the app's Harbor services that do not exist, reuses those that do, prints the app's environment. */
-async function apply(io: CommandIO, app: ReturnType<typeof readManifest>): Promise<number> {
+/**
+ * Creates the app's Harbor services that do not exist, reuses those that do, prints the app's
+ * environment. Every service is looked up first: a manifest whose services the app could not
+ * tell apart creates nothing.
+ */
+async function apply(io: CommandIO, file: string, app: ReturnType<typeof readManifest>): Promise<number> {
   const { harbor, skipped } = splitHarbor(app);
+  const found = new Map<string, ServiceView | undefined>();
+  for (const s of harbor) found.set(s.name, await about(s.name, io.client.find<ServiceView>(path(s.name))));
+  refuseVariableClash(
+    file,
+    harbor.filter((s) => s.type !== undefined || found.get(s.name) !== undefined).map((s) => s.name),
+  );
   const bound: BoundService[] = [];
   const report: { service: string; outcome: Outcome; reason?: string }[] = [];
   for (const s of skipped) {
     report.push({ service: s.name, outcome: 'skipped', reason: `type ${s.type}: not a Harbor service` });
   }
   for (const s of harbor) {
-    const existing = await about(s.name, io.client.find<ServiceView>(path(s.name)));
+    const existing = found.get(s.name);
     if (existing) {
       bound.push({ name: s.name, credentials: existing.credentials });
       report.push({ service: s.name, outcome: s.type === undefined ? 'bound' : 'exists' });
@@ -144,6 +154,26 @@ async function apply(io: CommandIO, app: ReturnType<typeof readManifest>): Promi
   for (const r of report) io.note(`${r.outcome.padEnd(7)} ${r.service}${r.reason ? ` (${r.reason})` : ''}\n`);
   io.out(formatVariables(environment, io.format));
   return 0;
+}
+
+/**
+ * Two services the app would be bound to whose names give one STACKATO_HARBOR_<NAME> (`my-port`
+ * and `My_Port`): the app could not tell them apart, and harbor-sidecar refuses that environment
+ * (E_VARIABLE_CLASH) at staging. Refused here, before anything is created.
+ */
+function refuseVariableClash(file: string, names: readonly string[]): void {
+  const byVariable = new Map<string, string>();
+  for (const name of names) {
+    const variable = variableForService(name);
+    const other = byVariable.get(variable);
+    if (other !== undefined && other !== name) {
+      throw new HarborError(
+        'E_MANIFEST',
+        `${file}: services "${other}" and "${name}" both give the app ${variable} (names are upper-cased, other characters made _): rename one; nothing was created`,
+      );
+    }
+    byVariable.set(variable, name);
+  }
 }
 
 /** Deletes the Harbor services the manifest creates (the bind-only list form deletes nothing). */

@@ -252,6 +252,38 @@ t.test('manifest apply, the list form: binds services that exist, creates nothin
 });
 
 t.test(
+  'manifest apply: two services that give the app one variable are refused before anything is created',
+  async (t) => {
+    const { api: url } = await node(t);
+    const dir = await mkdtemp(join(tmpdir(), 'harbor-manifest-'));
+    const env = { HARBOR_NODE_URL: url };
+    await writeFile(join(dir, 'm.yml'), 'name: app\nservices:\n  my-port: harbor\n  My_Port: harbor\n');
+    const clash = await runHarbor(['manifest', 'apply', 'm.yml'], env, dir);
+    t.equal(clash.status, 78, 'a manifest that cannot be used');
+    t.match(
+      clash.stderr,
+      /m\.yml: services "my-port" and "My_Port" both give the app STACKATO_HARBOR_MY_PORT .*rename one; nothing was created/,
+    );
+    t.equal(clash.stdout, '', 'no environment to eval');
+    t.equal(JSON.parse((await runHarbor(['services', '--json'], env)).stdout).length, 0, 'nothing created');
+    // One that exists already, bound by the list form beside a new one of the same variable.
+    t.equal((await runHarbor(['create-service', 'tcp.one'], env)).status, 0);
+    await writeFile(join(dir, 'list.yml'), 'name: app\nservices:\n  - tcp.one\n  - tcp.one\n  - missing\n');
+    const listed = await runHarbor(['manifest', 'apply', 'list.yml'], env, dir);
+    t.equal(listed.status, 0, 'a name the list form binds twice, or one not on the node, is no clash');
+    await writeFile(join(dir, 'both.yml'), 'name: app\nservices:\n  tcp.one: harbor\n  tcp-one: harbor\n');
+    const both = await runHarbor(['manifest', 'apply', 'both.yml'], env, dir);
+    t.equal(both.status, 78);
+    t.match(both.stderr, /"tcp\.one" and "tcp-one" both give the app STACKATO_HARBOR_TCP_ONE/);
+    t.equal(
+      JSON.parse((await runHarbor(['services', '--json'], env)).stdout).length,
+      1,
+      'tcp-one not created',
+    );
+  },
+);
+
+t.test(
   'a node serving HTTPS: an untrusted certificate is named with what to do; HARBOR_NODE_CA trusts it',
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'harbor-api-tls-'));
