@@ -58,12 +58,19 @@ export function lastChunk(trailers: http2.IncomingHttpHeaders | null): string {
   return `${last}\r\n`;
 }
 
-/** The backend's response head as an HTTP/2 header list; `hsts` is added when the backend sent none. */
+/**
+ * The backend's response head as an HTTP/2 header list; `hsts` is added when the backend sent
+ * none. A 1xx or 204 loses its Content-Length (RFC 9110 section 8.6: a server must not send
+ * one): HTTP/1.1 clients ignore it, but nghttp2's (curl's, Node's) reset the stream over a
+ * non-zero one. A 304's is kept: it describes the representation, and RFC 9113 allows it.
+ */
 export function http2ResponseHeaders(head: Head, hsts: string | undefined): http2.OutgoingHttpHeaders {
-  const headers: http2.OutgoingHttpHeaders = { ':status': head.status };
+  const status = head.status;
+  const headers: http2.OutgoingHttpHeaders = { ':status': status };
+  const noLength = status < 200 || status === 204;
   for (let i = 0; i < head.count; i++) {
     const name = head.name(i).toLowerCase();
-    if (SKIP_RESPONSE.has(name)) continue;
+    if (SKIP_RESPONSE.has(name) || (noLength && name === 'content-length')) continue;
     const value = head.value(i);
     const prior = headers[name];
     if (prior === undefined) headers[name] = value;

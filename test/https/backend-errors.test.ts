@@ -1,6 +1,7 @@
 // What clients get when the backend is not there yet (503), goes away (502),
 // is too slow (504) or talks nonsense (502), and that a burst of failures is
 // logged once.
+import { execFile } from 'node:child_process';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
@@ -271,6 +272,87 @@ t.test(
       });
       t.same(answer, { status: 200, body: `hello ${path}`, sum: String(path.length) }, `HTTP/2 ${path}`);
     }
+  },
+);
+
+t.test(
+  'a 204 or 103 with a Content-Length reaches HTTP/2 clients without it (nghttp2 resets the stream), a 304 keeps it',
+  async (t) => {
+    const answers: Record<string, string> = {
+      '/204': 'HTTP/1.1 204 No Content\r\nContent-Length: 2\r\nX-Kept: yes\r\n\r\n',
+      '/103':
+        'HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nContent-Length: 7\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+      '/304': 'HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\nETag: "x"\r\n\r\n',
+    };
+    const app = await rawBackend((socket) => {
+      let seen = '';
+      socket.on('data', (c: Buffer) => {
+        seen += c.toString('latin1');
+        while (seen.includes('\r\n\r\n')) {
+          const head = seen.slice(0, seen.indexOf('\r\n\r\n'));
+          seen = seen.slice(head.length + 4);
+          socket.write(
+            answers[head.split(' ')[1] as string] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n',
+          );
+        }
+      });
+    });
+    t.teardown(() => app.close());
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: app.port }, { pair });
+    t.teardown(() => fx.proxy.close());
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => session.close());
+    const get = (path: string) =>
+      new Promise<{ informational: unknown[]; headers: http2.IncomingHttpHeaders; body: string }>(
+        (resolve, reject) => {
+          const stream = session.request({ ':path': path });
+          const informational: unknown[] = [];
+          let headers: http2.IncomingHttpHeaders = {};
+          let body = '';
+          stream.on('headers', (h) =>
+            informational.push({ status: h[':status'], length: h['content-length'] }),
+          );
+          stream.on('response', (h) => {
+            headers = h;
+          });
+          stream.on('data', (c: Buffer) => {
+            body += c.toString();
+          });
+          stream.on('end', () => resolve({ informational, headers, body }));
+          stream.on('error', reject);
+        },
+      );
+    const noContent = await get('/204');
+    t.equal(noContent.headers[':status'], 204);
+    t.equal(noContent.headers['content-length'], undefined);
+    t.equal(noContent.headers['x-kept'], 'yes');
+    const hinted = await get('/103');
+    t.same(hinted.informational, [{ status: 103, length: undefined }]);
+    t.equal(hinted.body, 'ok');
+    const notModified = await get('/304');
+    t.equal(notModified.headers[':status'], 304);
+    t.equal(notModified.headers['content-length'], '100');
+    // curl (nghttp2) too.
+    // curl (nghttp2) too; the proxy runs in this process, so not a blocking spawn.
+    const code = await new Promise<string>((resolve) => {
+      execFile(
+        'curl',
+        [
+          '-sS',
+          '--http2',
+          '--cacert',
+          pair.certFile,
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          `https://localhost:${fx.port}/204`,
+        ],
+        { timeout: 10_000 },
+        (error, stdout, stderr) => resolve(error ? `${stdout} ${stderr}` : stdout),
+      );
+    });
+    t.equal(code, '204');
   },
 );
 
