@@ -1,7 +1,7 @@
 // Finds where a chunked body ends (RFC 9112 section 7.1) while its bytes are
 // relayed unchanged, or decodes it for a peer that cannot take chunked framing
-// (HTTP/2, HTTP/1.0). Strict like llhttp: hex sizes without spaces, CRLF only,
-// trailer fields checked like header fields. A response's parser may accept
+// (HTTP/2, HTTP/1.0). Strict like llhttp: hex sizes without spaces, extensions
+// by its grammar, CRLF only, trailer fields checked like header fields. A response's parser may accept
 // framing lines that end in LF alone (RFC 9112 section 2.2, as nginx and HAProxy
 // do): it notes where each is, and the reader puts the CR back before relaying.
 
@@ -12,17 +12,26 @@ export interface ChunkSink {
 
 const S_SIZE_FIRST = 0;
 const S_SIZE = 1;
-const S_EXT = 2;
-const S_SIZE_LF = 3;
-const S_DATA = 4;
-const S_DATA_CR = 5;
-const S_DATA_LF = 6;
-const S_TRAILER_START = 7;
-const S_TRAILER_NAME = 8;
-const S_TRAILER_VALUE = 9;
-const S_TRAILER_LF = 10;
-const S_END_LF = 11;
-const S_DONE = 12;
+// A chunk extension: `;name`, `;name=token` or `;name="quoted"`, no blanks (llhttp's grammar: a
+// body relayed unchanged must parse in the client or backend that reads it next).
+const S_EXT_NAME_START = 2;
+const S_EXT_NAME = 3;
+const S_EXT_VALUE_START = 4;
+const S_EXT_TOKEN = 5;
+const S_EXT_QUOTED = 6;
+const S_EXT_QUOTED_PAIR = 7;
+const S_EXT_AFTER_QUOTE = 8;
+const S_SIZE_LF = 9;
+const S_DATA = 10;
+const S_DATA_CR = 11;
+const S_DATA_LF = 12;
+// From here on, the bytes count against the trailer limit.
+const S_TRAILER_START = 13;
+const S_TRAILER_NAME = 14;
+const S_TRAILER_VALUE = 15;
+const S_TRAILER_LF = 16;
+const S_END_LF = 17;
+const S_DONE = 18;
 
 const HEX = new Int8Array(256).fill(-1);
 for (let i = 0; i < 10; i++) HEX[0x30 + i] = i;
@@ -37,6 +46,8 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 const FIELD = new Uint8Array(256);
 FIELD[0x09] = 1;
 for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) FIELD[c] = 1;
+/** What a quoted string holds unescaped (qdtext): a field byte other than `"` and `\`. */
+const QDTEXT = FIELD.map((ok, c) => (c === 0x22 || c === 0x5c ? 0 : ok));
 
 export class ChunkedParser {
   #state = S_SIZE_FIRST;
@@ -106,7 +117,7 @@ export class ChunkedParser {
             this.#size = this.#size * 16 + h;
             this.#state = S_SIZE;
           } else if (state === S_SIZE && c === 0x3b) {
-            this.#state = S_EXT;
+            this.#state = S_EXT_NAME_START;
           } else if (state === S_SIZE && c === 0x0d) {
             this.#state = S_SIZE_LF;
           } else if (state === S_SIZE && this.#bareLf(c, i)) {
@@ -116,10 +127,33 @@ export class ChunkedParser {
           }
           break;
         }
-        case S_EXT:
+        case S_EXT_NAME_START:
+          if (TOKEN[c] !== 1) return this.#fail('bad chunk extension');
+          this.#state = S_EXT_NAME;
+          break;
+        case S_EXT_VALUE_START:
+          if (TOKEN[c] === 1) this.#state = S_EXT_TOKEN;
+          else if (c === 0x22) this.#state = S_EXT_QUOTED;
+          else return this.#fail('bad chunk extension');
+          break;
+        case S_EXT_QUOTED:
+          if (c === 0x22) this.#state = S_EXT_AFTER_QUOTE;
+          else if (c === 0x5c) this.#state = S_EXT_QUOTED_PAIR;
+          else if (QDTEXT[c] !== 1) return this.#fail('bad chunk extension');
+          break;
+        case S_EXT_QUOTED_PAIR:
+          if (FIELD[c] !== 1) return this.#fail('bad chunk extension');
+          this.#state = S_EXT_QUOTED;
+          break;
+        case S_EXT_NAME:
+        case S_EXT_TOKEN:
+        case S_EXT_AFTER_QUOTE:
+          // The end of a name, a value, or the size line.
           if (c === 0x0d) this.#state = S_SIZE_LF;
+          else if (c === 0x3b) this.#state = S_EXT_NAME_START;
+          else if (c === 0x3d && state === S_EXT_NAME) this.#state = S_EXT_VALUE_START;
           else if (this.#bareLf(c, i)) this.#sizeLineEnded(i);
-          else if (FIELD[c] !== 1) return this.#fail('bad chunk extension');
+          else if (TOKEN[c] !== 1 || state === S_EXT_AFTER_QUOTE) return this.#fail('bad chunk extension');
           break;
         case S_SIZE_LF:
           if (c !== 0x0a) return this.#fail('bad line ending after chunk size');

@@ -38,6 +38,8 @@ export class ResponseReader {
   #remaining = 0;
   #noBody = false;
   #decode = false;
+  /** The data a chunked body decoded to in the current read, until its framing has parsed. */
+  readonly #decoded = new DecodedRanges();
   /** True once a final head was read. */
   gotHead = false;
   /** True when the body runs until the backend closes (the backend connection cannot be reused). */
@@ -181,18 +183,23 @@ export class ResponseReader {
           break;
         }
         case R_CHUNKED: {
+          // Decoded data is handed on only once this read's framing has parsed, as relayed bytes
+          // are: a body malformed right after the head still gets a 502, not a cut, on every protocol.
           const decode = this.#decode;
-          const end = this.#chunked.execute(buf, i, buf.length, decode ? sink : null);
+          const decoded = this.#decoded;
+          const end = this.#chunked.execute(buf, i, buf.length, decode ? decoded : null);
+          const bareLfAt = this.#chunked.bareLfAt;
           if (end === -2) {
+            decoded.ranges.length = 0;
+            bareLfAt.length = 0;
             sink.onResponseError(this.#chunked.error ?? 'bad chunked body');
             return;
           }
           const stop = end === -1 ? buf.length : end;
-          const bareLfAt = this.#chunked.bareLfAt;
-          if (bareLfAt.length !== 0) {
-            if (!decode) relayWithCrlf(buf, i, stop, bareLfAt, sink);
-            bareLfAt.length = 0;
-          } else if (!decode && stop > i) sink.onResponseBody(buf, i, stop);
+          if (decode) decoded.handOn(buf, sink);
+          else if (bareLfAt.length !== 0) relayWithCrlf(buf, i, stop, bareLfAt, sink);
+          else if (stop > i) sink.onResponseBody(buf, i, stop);
+          bareLfAt.length = 0;
           i = stop;
           if (end >= 0) {
             this.#state = R_DONE;
@@ -246,4 +253,22 @@ function relayWithCrlf(
     from = lf;
   }
   if (stop > from) sink.onResponseBody(buf, from, stop);
+}
+
+/** Where, in one read, the data of a chunked body lies: collected while its framing is parsed. */
+class DecodedRanges implements ChunkSink {
+  /** Start and end offsets, in pairs. */
+  readonly ranges: number[] = [];
+
+  onChunkData(_buf: Buffer, start: number, end: number): void {
+    this.ranges.push(start, end);
+  }
+
+  /** Hands the data collected to `sink`, and forgets it. */
+  handOn(buf: Buffer, sink: ChunkSink): void {
+    const ranges = this.ranges;
+    for (let r = 0; r < ranges.length; r += 2)
+      sink.onChunkData(buf, ranges[r] as number, ranges[r + 1] as number);
+    ranges.length = 0;
+  }
 }

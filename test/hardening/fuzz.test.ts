@@ -1,11 +1,14 @@
 // A bounded, seeded, reproducible fuzz loop (issue 9): mutated ClientHellos and
-// HTTP requests at the HTTPS proxy, mutated datagrams and API requests at a
-// harbor-node. What must hold for every input: nothing crashes, every answer is
+// HTTP requests at the HTTPS proxy, mutated responses from its backend (what it
+// relays must parse in strict HTTP/1.1 and HTTP/2 clients), mutated datagrams
+// and API requests at a harbor-node. What must hold for every input: nothing crashes, every answer is
 // a well-formed HTTP status (never a 5xx from the API for a bad request), and a
 // valid client is served right after. A failure prints the seed and the round:
 //   HARBOR_FUZZ_SEED=<seed> HARBOR_FUZZ_ROUNDS=<n> npx tap test/hardening/fuzz.test.ts
 // `npm run soak` runs it with many more rounds.
 import { createSocket } from 'node:dgram';
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import t, { type Test } from 'tap';
@@ -165,6 +168,153 @@ t.test('mutated HTTP/1.1 requests: well-formed answers or a close, and the proxy
   const backendFailures = [502, 503, 504].reduce((sum, code) => sum + (statuses.get(code) ?? 0), 0);
   t.equal(backendFailures, 0, 'no 502, 503 or 504');
 });
+
+/** How a strict client's request ended: 'status N', or the error it got. */
+type Outcome =
+  | { readonly kind: 'answer'; readonly status: number }
+  | { readonly kind: 'error'; readonly code: string };
+
+/** GET `path` with Node's HTTP/1.1 client (llhttp: strict), reading the whole body. */
+function strictGet(port: number, pair: { cert: string | Buffer }, path: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const request = https.get(
+      { host: '127.0.0.1', port, path, ca: pair.cert, servername: 'localhost', agent: false, timeout: 5000 },
+      (response) => {
+        response.on('data', () => {});
+        response.on('end', () => resolve({ kind: 'answer', status: response.statusCode ?? 0 }));
+        response.on('error', (error: NodeJS.ErrnoException) =>
+          resolve({ kind: 'error', code: error.code ?? error.message }),
+        );
+        response.on('aborted', () => resolve({ kind: 'error', code: 'aborted' }));
+      },
+    );
+    request.on('timeout', () =>
+      request.destroy(Object.assign(new Error('no answer in 5 s'), { code: 'TIMEOUT' })),
+    );
+    request.on('error', (error: NodeJS.ErrnoException & { rawPacket?: Buffer }) => {
+      const code = error.code ?? error.message;
+      // What the client could not parse, to tell why.
+      const raw =
+        error.rawPacket === undefined
+          ? ''
+          : ` in ${JSON.stringify(error.rawPacket.toString('latin1').slice(0, 200))}`;
+      resolve({ kind: 'error', code: /^HPE_/.test(code) ? `${code}: ${error.message}${raw}` : code });
+    });
+  });
+}
+
+/** GET `path` on an HTTP/2 session (nghttp2's checks: strict too), reading the whole body. */
+function h2Get(session: http2.ClientHttp2Session, path: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const stream = session.request({ ':path': path });
+    let status = 0;
+    const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 5000);
+    stream.on('response', (headers) => {
+      status = Number(headers[':status']);
+    });
+    stream.on('data', () => {});
+    stream.on('end', () => {
+      clearTimeout(timer);
+      resolve({ kind: 'answer', status });
+    });
+    stream.on('error', (error: Error) => {
+      clearTimeout(timer);
+      resolve({ kind: 'error', code: error.message });
+    });
+    stream.on('close', () => {
+      clearTimeout(timer);
+      resolve({ kind: 'error', code: `closed (${stream.rstCode})` });
+    });
+  });
+}
+
+t.test(
+  'mutated backend responses: whatever the proxy relays parses in a strict client, HTTP/1.1 and HTTP/2',
+  async (t) => {
+    const random = prng(SEED + 3);
+    const seeds = [
+      'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\nX-Sum: 8\r\n\r\n',
+      'HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n5\nhello\n0\nX-Sum: 5\n\n',
+      'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+      'HTTP/1.1 204 No Content\r\nX-A: b\r\nContent-Length: 2\r\n\r\n',
+      'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 10\r\n\r\n',
+      'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close',
+      'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nSet-Cookie: a=b\r\nSet-Cookie: c=d\r\n\r\n',
+    ].map((text) => Buffer.from(text, 'latin1'));
+    // The seeds as they are first, then mutations of them.
+    const inputs = Array.from({ length: ROUNDS }, (_, round) =>
+      round < seeds.length ? (seeds[round] as Buffer) : mutateTimes(seeds[round % seeds.length]!, random),
+    );
+    // The app: answers /r/N with input N (or the valid seed at /ok), then ends the connection.
+    const sockets = new Set<net.Socket>();
+    const app = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {});
+      let head = '';
+      socket.on('data', (chunk: Buffer) => {
+        head += chunk.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        const path = head.split(' ')[1] ?? '';
+        socket.end((path === '/ok' ? undefined : inputs[Number(path.slice(3))]) ?? (seeds[0] as Buffer));
+        head = '';
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => {
+      for (const socket of sockets) socket.destroy();
+      app.close();
+    });
+    const fx = await startProxy(
+      { kind: 'tcp', host: '127.0.0.1', port: (app.address() as net.AddressInfo).port },
+      { limits: { headerTimeoutMs: 2000, idleTimeoutMs: 3000 } },
+    );
+    t.teardown(async () => {
+      await fx.proxy.close();
+      removeDir(fx.pair.dir);
+    });
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: fx.pair.cert });
+    session.on('error', () => {});
+    t.teardown(() => session.close());
+    const tally = new Map<string, number>();
+    const count = (key: string) => tally.set(key, (tally.get(key) ?? 0) + 1);
+    for (let batch = 0; batch < ROUNDS; batch += AT_ONCE) {
+      const rounds = Array.from({ length: Math.min(AT_ONCE, ROUNDS - batch) }, (_, i) => batch + i);
+      const outcomes = await Promise.all(
+        rounds.map(async (round) => ({
+          round,
+          h1: await strictGet(fx.port, fx.pair, `/r/${round}`),
+          h2: await h2Get(session, `/r/${round}`),
+        })),
+      );
+      for (const { round, h1, h2 } of outcomes) {
+        const input = JSON.stringify(inputs[round]!.toString('latin1').slice(0, 200));
+        // A parse error in the client: the proxy relayed what HTTP/1.1 does not allow. A cut
+        // (reset, hang-up, a body ended early) is the proxy's right once a head went out.
+        if (h1.kind === 'error' && /^HPE_/.test(h1.code) && !h1.code.startsWith('HPE_INVALID_EOF_STATE')) {
+          t.fail(`round ${round} (seed ${SEED}): HTTP/1.1 client: ${h1.code} for ${input}`);
+        }
+        // A protocol error: nghttp2 refused what the proxy sent (the proxy's own cuts are
+        // INTERNAL_ERROR or CANCEL).
+        if (h2.kind === 'error' && /PROTOCOL_ERROR|\(1\)/.test(h2.code)) {
+          t.fail(`round ${round} (seed ${SEED}): HTTP/2 client: ${h2.code} for ${input}`);
+        }
+        if (h1.kind === 'error' && h1.code === 'TIMEOUT')
+          t.fail(`round ${round}: HTTP/1.1 client got no answer`);
+        count(`h1 ${h1.kind === 'answer' ? h1.status : h1.code}`);
+        count(`h2 ${h2.kind === 'answer' ? h2.status : h2.code}`);
+      }
+    }
+    t.comment(`outcomes: ${JSON.stringify(Object.fromEntries([...tally].sort()))}`);
+    t.same(
+      await strictGet(fx.port, fx.pair, '/ok'),
+      { kind: 'answer', status: 200 },
+      'served after the fuzz',
+    );
+    t.same(await h2Get(session, '/ok'), { kind: 'answer', status: 200 }, 'HTTP/2 served after the fuzz');
+  },
+);
 
 t.test('mutated ClientHellos: refused cleanly, and a valid handshake works after', async (t) => {
   const fx = await fuzzTarget(t);

@@ -568,11 +568,15 @@ t.test(
 );
 
 t.test('a malformed chunked body right after the head: 502, not an empty reply', async (t) => {
+  // /: the first size is not hex; /later: a chunk's data, then framing that is not.
   const broken = net.createServer((socket) => {
     socket.on('error', () => {});
-    socket.once('data', () =>
-      socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nhello\r\n'),
-    );
+    socket.once('data', (request: Buffer) => {
+      const later = request.toString('latin1').startsWith('GET /later ');
+      socket.end(
+        `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${later ? '5\r\nhello\r\nZZZ\r\n' : 'ZZZ\r\nhello\r\n'}`,
+      );
+    });
   });
   await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
   t.teardown(() => broken.close());
@@ -581,18 +585,23 @@ t.test('a malformed chunked body right after the head: 502, not an empty reply',
     { pair },
   );
   t.teardown(() => fx.proxy.close());
-  const r = await httpsRequest(fx.port, pair, { path: '/' });
-  t.equal(r.status, 502, 'the head was held back, so the client gets the 502 it is owed');
-  // HTTP/2 the same way: the head is held until body bytes come, not sent and then reset.
   const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
   t.teardown(() => session.close());
-  const status = await new Promise<number | string>((resolve) => {
-    const stream = session.request({ ':path': '/' });
-    stream.on('response', (headers) => {
-      stream.resume();
-      resolve(Number(headers[':status']));
+  for (const path of ['/', '/later']) {
+    const r = await httpsRequest(fx.port, pair, { path });
+    t.equal(r.status, 502, `${path}: the head was held back, so the client gets the 502 it is owed`);
+    // HTTP/2 and HTTP/1.0 (the body decoded, not relayed) the same way: the head and the
+    // decoded data are held until the read's framing has parsed, not sent and then cut.
+    const status = await new Promise<number | string>((resolve) => {
+      const stream = session.request({ ':path': path });
+      stream.on('response', (headers) => {
+        stream.resume();
+        resolve(Number(headers[':status']));
+      });
+      stream.on('error', (error: Error) => resolve(`reset: ${error.message}`));
     });
-    stream.on('error', (error: Error) => resolve(`reset: ${error.message}`));
-  });
-  t.equal(status, 502, 'HTTP/2: the 502, not the head and a reset');
+    t.equal(status, 502, `${path}: HTTP/2: the 502, not the head and a reset`);
+    const old = await rawExchange(fx.port, pair, `GET ${path} HTTP/1.0\r\nHost: localhost\r\n\r\n`);
+    t.match(old, /^HTTP\/1\.1 502 /, `${path}: HTTP/1.0: the 502`);
+  }
 });

@@ -1,4 +1,6 @@
 // The strict head parser and the chunked framing, byte by byte.
+import * as http from 'node:http';
+import * as net from 'node:net';
 import t from 'tap';
 import { ChunkedParser, parseTrailers } from '../../src/https/chunked.js';
 import { Head } from '../../src/https/head.js';
@@ -429,3 +431,70 @@ for (const [name, text] of badLenientChunked) {
     t.type(p.error, 'string');
   });
 }
+
+t.test(
+  "chunk extensions: by llhttp's grammar; whatever this parser lets through, Node's client reads",
+  async (t) => {
+    // [extension after the size 3, accepted here]
+    const cases: [string, boolean][] = [
+      [';x=y', true],
+      [';x', true],
+      [';x=y;z', true],
+      [';x=y;z=w', true],
+      [';x="a b"', true],
+      [';x="a\\"b"', true],
+      [';x=""', true],
+      [';x="\t"', true],
+      [';x="\x84"', true],
+      ['; x=y', false],
+      [';x =y', false],
+      [';x= y', false],
+      [';x=y ', false],
+      [';', false],
+      [';;x', false],
+      [';=y', false],
+      [';x=', false],
+      [';x=\x84', false],
+      [';\x84', false],
+      [';x="a"b', false],
+      [';x="a', false],
+      [';x="a\x01"', false],
+      [';x=y\x00', false],
+    ];
+    for (const [ext, accepted] of cases) {
+      const body = Buffer.from(`3${ext}\r\nabc\r\n0\r\n\r\n`, 'latin1');
+      const p = new ChunkedParser(1024);
+      p.reset();
+      t.equal(p.execute(body, 0, body.length, null) === body.length, accepted, JSON.stringify(ext));
+      if (!accepted) continue;
+      // Node's own parser, as a client and a backend would read the body relayed unchanged.
+      const read = await new Promise<string>((resolve) => {
+        const app = net.createServer((s) =>
+          s.once('data', () =>
+            s.end(
+              Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'), body]),
+            ),
+          ),
+        );
+        app.listen(0, '127.0.0.1', () => {
+          http
+            .get({ host: '127.0.0.1', port: (app.address() as net.AddressInfo).port, agent: false }, (r) => {
+              let text = '';
+              r.on('data', (c: Buffer) => {
+                text += c.toString();
+              });
+              r.on('end', () => {
+                app.close();
+                resolve(text);
+              });
+            })
+            .on('error', (e: NodeJS.ErrnoException) => {
+              app.close();
+              resolve(`error ${e.code}`);
+            });
+        });
+      });
+      t.equal(read, 'abc', `Node reads ${JSON.stringify(ext)}`);
+    }
+  },
+);
