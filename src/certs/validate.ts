@@ -5,7 +5,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isWarning, type Problem } from '../errors/index.js';
-import { chainBreak, type Inspection, inspectChain } from './inspect.js';
+import { chainBreak, describeKey, type Inspection, inspectChain } from './inspect.js';
 import {
   displayPath,
   type PairFiles,
@@ -151,6 +151,87 @@ export function nameWarnings(
   return problems;
 }
 
+/** Signature algorithms clients refuse on a certificate they verify (OID content bytes, hex). */
+const WEAK_SIGNATURES: Readonly<Record<string, string>> = {
+  '2a864886f70d010102': 'md2WithRSAEncryption',
+  '2a864886f70d010104': 'md5WithRSAEncryption',
+  '2a864886f70d010105': 'sha1WithRSAEncryption',
+  '2b0e03021d': 'sha1WithRSASignature',
+  '2a8648ce3d0401': 'ecdsa-with-SHA1',
+  '2a8648ce380403': 'dsa-with-sha1',
+};
+
+/** Curves clients accept for a certificate's key. */
+const STRONG_CURVES = new Set(['P-256', 'P-384', 'P-521']);
+
+/**
+ * Keys and signatures that many clients refuse though the pair serves: an RSA key under 2048
+ * bits or a DSA key or an EC key on another curve (OpenSSL's security level 2, the default of
+ * Debian's and Ubuntu's curl and Python: "EE certificate key too weak"; browsers), and a
+ * certificate signed with SHA-1 or MD5 ("CA signature digest algorithm too weak"; browsers). A self-signed certificate's
+ * own signature is not checked by the client that trusts it, so it is not judged.
+ */
+export function strengthWarnings(
+  chain: readonly X509Certificate[],
+  displayRoot?: string,
+  certFile = '',
+): Problem[] {
+  const problems: Problem[] = [];
+  const shown = displayPath(certFile, displayRoot);
+  for (const [index, cert] of chain.entries()) {
+    const which = index === 0 ? '' : ` (certificate ${index + 1}, ${cert.subject.replace(/\n/g, ', ')})`;
+    const key = describeKey(cert.publicKey);
+    const weakKey =
+      ((key.type === 'rsa' || key.type === 'rsa-pss') && (key.bits ?? 0) < 2048) ||
+      key.type === 'dsa' ||
+      (key.type === 'ec' && !STRONG_CURVES.has(key.curve ?? ''));
+    if (weakKey) {
+      problems.push({
+        code: 'W_WEAK_KEY',
+        message: `${shown}${which}: its key is ${key.description}, which clients at OpenSSL's security level 2 (curl and Python on Debian and Ubuntu) and browsers refuse; use RSA 2048 or more, or EC P-256`,
+      });
+    }
+    const algorithm = WEAK_SIGNATURES[signatureAlgorithmOid(cert.raw) ?? ''];
+    if (algorithm !== undefined && cert.issuer !== cert.subject) {
+      problems.push({
+        code: 'W_WEAK_SIGNATURE',
+        message: `${shown}${which}: signed with ${algorithm}, which browsers and OpenSSL ("CA signature digest algorithm too weak") refuse; have it issued again with SHA-256`,
+      });
+    }
+  }
+  return problems;
+}
+
+/**
+ * The signature algorithm of a DER certificate, as the hex of its OID's content bytes:
+ * Certificate ::= SEQUENCE { tbsCertificate SEQUENCE, signatureAlgorithm SEQUENCE { OID, ... }, ... }.
+ * (Node 20's X509Certificate does not say.) Undefined when the DER is not of that shape.
+ */
+export function signatureAlgorithmOid(der: Buffer): string | undefined {
+  const certificate = derElement(der, 0, 0x30);
+  const tbs = certificate && derElement(der, certificate.start, 0x30);
+  const algorithm = tbs && derElement(der, tbs.end, 0x30);
+  const oid = algorithm && derElement(der, algorithm.start, 0x06);
+  return oid ? der.toString('hex', oid.start, oid.end) : undefined;
+}
+
+/** The DER element with tag `tag` at `at`: where its content starts and ends; undefined if none fits. */
+function derElement(der: Buffer, at: number, tag: number): { start: number; end: number } | undefined {
+  if (der[at] !== tag || at + 2 > der.length) return undefined;
+  const first = der[at + 1] as number;
+  let length = first;
+  let start = at + 2;
+  if (first & 0x80) {
+    const bytes = first & 0x7f;
+    if (bytes === 0 || bytes > 4 || start + bytes > der.length) return undefined;
+    length = 0;
+    for (let i = 0; i < bytes; i++) length = length * 256 + (der[start + i] as number);
+    start += bytes;
+  }
+  const end = start + length;
+  return end <= der.length ? { start, end } : undefined;
+}
+
 /**
  * A private key others can read (issue 9, item 23): a warning, since a Kubernetes secret
  * volume's default mode is 0644 and the pair still works; what to do is in the message.
@@ -182,6 +263,7 @@ export function validatePair(files: PairFiles, options: ValidateOptions): Valida
   problems.push(...structureProblems(inspection, chain, options.displayRoot));
   problems.push(...validityProblems(inspection, options.now(), options.warnDays ?? 30, options.displayRoot));
   problems.push(...nameWarnings(chain[0]!, inspection, options.hostnames ?? [], options.displayRoot));
+  problems.push(...strengthWarnings(chain, options.displayRoot, files.certFile));
   problems.push(...keyPermissionProblems(files.keyFile, options.displayRoot));
   const errors = problems.filter((p) => !isWarning(p));
   const loaded =

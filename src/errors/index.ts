@@ -178,6 +178,15 @@ export const CATALOGUE = {
     meaning: 'The certificate names no host in subjectAltName, only in its subject; browsers refuse it.',
   },
   W_SELF_SIGNED: { kind: 'warning', meaning: 'The certificate is self-signed; browsers will not trust it.' },
+  W_WEAK_KEY: {
+    kind: 'warning',
+    meaning:
+      "A certificate's key is RSA under 2048 bits, DSA, or EC on a curve other than P-256, P-384 or P-521: curl and Python at OpenSSL's security level 2, and browsers, refuse it.",
+  },
+  W_WEAK_SIGNATURE: {
+    kind: 'warning',
+    meaning: 'A certificate (not self-signed) is signed with SHA-1 or MD5: browsers and OpenSSL refuse it.',
+  },
   W_KEY_READABLE: {
     kind: 'warning',
     meaning: 'The private key file can be read by its group or by anyone on the machine.',

@@ -326,3 +326,71 @@ t.test('a private key others can read is warned about, with the fix; 0600 is not
   chmodSync(files.keyFile, 0o600);
   t.notOk(codes(validatePair(files, { now }).problems).includes('W_KEY_READABLE'), '0600: no warning');
 });
+
+t.test(
+  'weak keys and SHA-1 signatures are warned about, as clients refuse them; strong ones are not',
+  async (t) => {
+    const ca = ssl.key({ type: 'rsa' });
+    const caCert = ssl.cert({ cn: 'Weak Test CA', keyFile: ca, ca: true });
+    const issuer = { certFile: caCert, keyFile: ca };
+    const small = ssl.key({ type: 'rsa', bits: 1024 });
+    const rsa = ssl.key({ type: 'rsa' });
+    const ec = ssl.key({ type: 'ec' });
+    const cases = [
+      {
+        name: 'small-https',
+        cert: ssl.cert({ cn: 'localhost', keyFile: small }),
+        key: small,
+        want: ['W_WEAK_KEY'],
+      },
+      {
+        name: 'sha1-https',
+        cert: ssl.cert({ cn: 'localhost', keyFile: rsa, issuer, digest: 'sha1' }),
+        key: rsa,
+        want: ['W_WEAK_SIGNATURE'],
+      },
+      // Its own signature is not checked by a client that trusts it.
+      {
+        name: 'self-sha1-https',
+        cert: ssl.cert({ cn: 'localhost', keyFile: ec, digest: 'sha1' }),
+        key: ec,
+        want: [],
+      },
+      { name: 'strong-https', cert: ssl.cert({ cn: 'localhost', keyFile: rsa, issuer }), key: rsa, want: [] },
+    ];
+    for (const c of cases) {
+      const files = install(c.name, c.cert, c.key);
+      const { loaded, problems } = validatePair(files, { now, displayRoot: app });
+      t.ok(loaded, `${c.name}: still loads (it serves; clients judge it)`);
+      const weak = problems.filter((p) => p.code === 'W_WEAK_KEY' || p.code === 'W_WEAK_SIGNATURE');
+      t.same(codes(weak), c.want, c.name);
+      if (c.want[0] === 'W_WEAK_KEY') {
+        t.match(
+          weak[0]!.message,
+          /^certs\/small-https\.crt: its key is RSA 1024, which clients .* refuse; use RSA 2048/,
+        );
+      }
+      if (c.want[0] === 'W_WEAK_SIGNATURE') {
+        t.match(
+          weak[0]!.message,
+          /^certs\/sha1-https\.crt: signed with sha1WithRSAEncryption, .* issued again with SHA-256/,
+        );
+      }
+    }
+    // What the warnings say of clients, said by OpenSSL itself at security level 2.
+    const verify = (cert: string, trusted: string): string => {
+      try {
+        return openssl(['verify', '-auth_level', '2', '-CAfile', trusted, cert]);
+      } catch (error) {
+        return (
+          String((error as { stdout?: string }).stdout ?? '') +
+          String((error as { stderr?: string }).stderr ?? '')
+        );
+      }
+    };
+    const smallCert = join(app, 'certs', 'small-https.crt');
+    t.match(verify(smallCert, smallCert), /key too weak|too small/i);
+    t.match(verify(join(app, 'certs', 'sha1-https.crt'), caCert), /digest algorithm too weak|md too weak/i);
+    t.match(verify(join(app, 'certs', 'strong-https.crt'), caCert), /: OK/);
+  },
+);
