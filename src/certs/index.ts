@@ -68,6 +68,7 @@ export {
   type LoadedPair,
   loadPair,
   nameWarnings,
+  strengthWarnings,
   type ValidateOptions,
   type Validation,
   validatePair,

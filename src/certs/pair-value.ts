@@ -8,7 +8,7 @@ import { HarborError, isWarning, type Problem } from '../errors/index.js';
 import type { Inspection } from './inspect.js';
 import { displayPath, type PairFiles } from './pair.js';
 import type { Selection, SelectionReason } from './select.js';
-import { type LoadedPair, validityProblems } from './validate.js';
+import { type LoadedPair, strengthWarnings, validityProblems } from './validate.js';
 
 export interface PairValue {
   /** Built once per load; hand it to handshakes (SNICallback, `secureContext`). */
@@ -59,7 +59,10 @@ export function buildCandidate(selection: Selection, loaded: LoadedPair, options
       { cause: error },
     );
   }
-  const problems = validityProblems(loaded.inspection, options.now, options.warnDays, options.displayRoot);
+  const problems = [
+    ...validityProblems(loaded.inspection, options.now, options.warnDays, options.displayRoot),
+    ...strengthWarnings(loaded.chain, options.displayRoot, loaded.files.certFile),
+  ];
   const validityErrors = problems.filter((p) => !isWarning(p));
   return {
     value: {

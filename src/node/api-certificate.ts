@@ -5,7 +5,14 @@
 // certificate, chain in order), so a handshake never meets a broken pair; one
 // that does not load leaves the old pair serving and is logged once (E_RELOAD).
 import type { Server as TlsServer } from 'node:tls';
-import { CertWatcher, type LoadedPair, loadPair, type PairFiles, validityProblems } from '../certs/index.js';
+import {
+  CertWatcher,
+  type LoadedPair,
+  loadPair,
+  type PairFiles,
+  strengthWarnings,
+  validityProblems,
+} from '../certs/index.js';
 import { isHarborError } from '../errors/index.js';
 import { SECURE_CONTEXT_OPTIONS } from '../https/tls.js';
 import type { Logger } from '../log/index.js';
@@ -150,7 +157,12 @@ export class ApiCertificate {
   }
 
   #warnValidity(): void {
-    for (const problem of validityProblems(this.#pair.inspection, new Date(), 30)) {
+    const pair = this.#pair;
+    const problems = [
+      ...validityProblems(pair.inspection, new Date(), 30),
+      ...strengthWarnings(pair.chain, undefined, pair.files.certFile),
+    ];
+    for (const problem of problems) {
       const level = problem.code.startsWith('W_') ? 'warn' : 'error';
       this.#logger[level]({ code: problem.code }, `API certificate: ${problem.message}`);
     }

@@ -337,3 +337,22 @@ t.test(
     t.equal(pair.current()?.inspection.fingerprint256, fp(A));
   },
 );
+
+t.test(
+  'a weak key is served, and the log says clients refuse it (W_WEAK_KEY), at start and on reload',
+  async (t) => {
+    const weak = ssl.pair('weak.test', { type: 'rsa', bits: 1024 });
+    const app = appRoot();
+    put(app, 'shop-https', weak);
+    const { pair, lines } = make(app);
+    const warned = () => lines.filter((l) => l.code === 'W_WEAK_KEY');
+    t.equal(await served(pair), fp(weak), 'served: clients that allow it still connect');
+    t.equal(warned().length, 1, 'warned at start');
+    t.match(warned()[0]!.msg, /certs\/shop-https\.crt: its key is RSA 1024, which clients .* refuse/);
+    put(app, 'shop-https', A);
+    await pair.reload('test');
+    put(app, 'shop-https', weak);
+    await pair.reload('test');
+    t.equal(warned().length, 2, 'warned again when a weak pair comes back, not for a strong one');
+  },
+);
