@@ -55,7 +55,31 @@ export async function createService(io: CommandIO): Promise<number> {
   );
   if (io.json) io.out(`${JSON.stringify({ [name]: credentials }, null, 2)}\n`);
   else io.out(createdText({ service: name, credentials }, url));
+  await noteVariableTwins(io, name);
   return 0;
+}
+
+/**
+ * Says which services already give an app the new one's STACKATO_HARBOR_<NAME> (`my-port` and
+ * `My_Port`): names are unique, but an app bound to both could not tell them apart. A note, not a
+ * refusal: two apps may each use one. Nothing is said when the list cannot be read.
+ */
+async function noteVariableTwins(io: CommandIO, name: string): Promise<void> {
+  const variable = variableForService(name);
+  let listed: ServiceView[];
+  try {
+    listed = (await io.client.request<{ services: ServiceView[] }>('GET', '/v1/services')).body.services;
+  } catch {
+    return;
+  }
+  const twins = listed
+    .map((s) => s.service)
+    .filter((s) => s !== name && variableForService(s) === variable)
+    .sort();
+  if (twins.length === 0) return;
+  io.note(
+    `note: ${twins.join(', ')} ${twins.length === 1 ? 'gives' : 'give'} an app ${variable} too: an app bound to both could not tell them apart (harbor manifest apply refuses that)\n`,
+  );
 }
 
 export async function service(io: CommandIO): Promise<number> {

@@ -268,6 +268,17 @@ t.test(
     t.equal(JSON.parse((await runHarbor(['services', '--json'], env)).stdout).length, 0, 'nothing created');
     // One that exists already, bound by the list form beside a new one of the same variable.
     t.equal((await runHarbor(['create-service', 'tcp.one'], env)).status, 0);
+    const twin = await runHarbor(['create-service', 'TCP_one'], env);
+    t.equal(twin.status, 0, 'names are unique; the variable is only noted');
+    t.match(
+      twin.stderr,
+      /^note: tcp\.one gives an app STACKATO_HARBOR_TCP_ONE too: an app bound to both could not tell them apart/m,
+    );
+    const json = await runHarbor(['create-service', 'tcp_ONE', '--json'], env);
+    t.ok(JSON.parse(json.stdout).tcp_ONE, 'stdout stays JSON');
+    t.match(json.stderr, /note: TCP_one, tcp\.one give an app STACKATO_HARBOR_TCP_ONE too/);
+    for (const extra of ['TCP_one', 'tcp_ONE'])
+      t.equal((await runHarbor(['delete-service', extra], env)).status, 0);
     await writeFile(join(dir, 'list.yml'), 'name: app\nservices:\n  - tcp.one\n  - tcp.one\n  - missing\n');
     const listed = await runHarbor(['manifest', 'apply', 'list.yml'], env, dir);
     t.equal(listed.status, 0, 'a name the list form binds twice, or one not on the node, is no clash');
