@@ -166,10 +166,11 @@ const STRONG_CURVES = new Set(['P-256', 'P-384', 'P-521']);
 
 /**
  * Keys and signatures that many clients refuse though the pair serves: an RSA key under 2048
- * bits or a DSA key or an EC key on another curve (OpenSSL's security level 2, the default of
+ * bits, a DSA key or an EC key on another curve (OpenSSL's security level 2, the default of
  * Debian's and Ubuntu's curl and Python: "EE certificate key too weak"; browsers), and a
- * certificate signed with SHA-1 or MD5 ("CA signature digest algorithm too weak"; browsers). A self-signed certificate's
- * own signature is not checked by the client that trusts it, so it is not judged.
+ * certificate signed with SHA-1 or MD5 ("CA signature digest algorithm too weak"; browsers).
+ * A self-signed certificate's own signature is not checked by the client that trusts it, so it
+ * is not judged.
  */
 export function strengthWarnings(
   chain: readonly X509Certificate[],

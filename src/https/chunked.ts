@@ -1,9 +1,10 @@
 // Finds where a chunked body ends (RFC 9112 section 7.1) while its bytes are
 // relayed unchanged, or decodes it for a peer that cannot take chunked framing
 // (HTTP/2, HTTP/1.0). Strict like llhttp: hex sizes without spaces, extensions
-// by its grammar, CRLF only, trailer fields checked like header fields. A response's parser may accept
-// framing lines that end in LF alone (RFC 9112 section 2.2, as nginx and HAProxy
-// do): it notes where each is, and the reader puts the CR back before relaying.
+// by its grammar, CRLF only, trailer fields checked like header fields. A
+// response's parser may accept framing lines that end in LF alone (RFC 9112
+// section 2.2, as nginx and HAProxy do): it notes where each is, and the reader
+// puts the CR back before relaying.
 
 /** Receives the data of a body being decoded, and its trailer section. */
 export interface ChunkSink {
