@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
+// The sidecar's TLS policy (suites and their order, curves), so that the floor seals as it does.
+import { SECURE_CONTEXT_OPTIONS } from '../../dist/https/tls.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
 const small = Buffer.from('hello, harbor\n');
@@ -17,6 +19,7 @@ const largeHeaders = { 'content-type': 'application/octet-stream', 'content-leng
 
 const server = https.createServer(
   {
+    ...SECURE_CONTEXT_OPTIONS,
     key: readFileSync(options.key),
     cert: readFileSync(options.cert),
     minVersion: 'TLSv1.2',
@@ -39,6 +42,7 @@ const h2 =
   options.h2Port === undefined
     ? null
     : http2.createSecureServer({
+        ...SECURE_CONTEXT_OPTIONS,
         key: readFileSync(options.key),
         cert: readFileSync(options.cert),
         minVersion: 'TLSv1.2',

@@ -17,6 +17,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { installStreamTable } from '../../dist/https/http2-stream-table.js';
+import { SECURE_CONTEXT_OPTIONS } from '../../dist/https/tls.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
 const read = Buffer.allocUnsafe(64 * 1024);
@@ -98,6 +99,7 @@ h2.on('stream', (stream, headers) => {
 });
 const server = tls.createServer(
   {
+    ...SECURE_CONTEXT_OPTIONS,
     key: readFileSync(options.key),
     cert: readFileSync(options.cert),
     minVersion: 'TLSv1.2',

@@ -15,6 +15,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Head } from '../../dist/https/head.js';
 import { findHeadEnd, parseRequestHead, parseResponseHead } from '../../dist/https/head-parser.js';
+import { SECURE_CONTEXT_OPTIONS } from '../../dist/https/tls.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
 const flags = new Set(options.flags ?? []);
@@ -29,6 +30,7 @@ function parseHead(head, bytes, parser) {
 
 const server = tls.createServer(
   {
+    ...SECURE_CONTEXT_OPTIONS,
     key: readFileSync(options.key),
     cert: readFileSync(options.cert),
     minVersion: 'TLSv1.2',

@@ -6,6 +6,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CIPHERS } from '../../dist/https/tls.js';
 import { freePort, startProcess, waitForPort } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -101,6 +102,24 @@ function nginxAccessLog(accessLog) {
  * nginx as an HTTPS reverse proxy: one worker, keep-alive upstream pool, headers like the
  * sidecar's; `accessLog` ({ file, format }): with an access log like the sidecar's, else none.
  */
+/**
+ * The sidecar's TLS policy in nginx's words (src/https/tls.ts): its suites in its order, held
+ * (ssl_prefer_server_ciphers), ChaCha20 for a client that asks for it first, its curves. Every
+ * front end seals with the same suite, so no figure differs by the cipher (AES-128-GCM for the
+ * bench's OpenSSL clients, which list AES-256-GCM first).
+ */
+const NGINX_TLS_POLICY = [
+  `ssl_ciphers ${CIPHERS.split(':')
+    .filter((c) => !c.startsWith('TLS_'))
+    .join(':')};`,
+  `ssl_conf_command Ciphersuites ${CIPHERS.split(':')
+    .filter((c) => c.startsWith('TLS_'))
+    .join(':')};`,
+  'ssl_conf_command Options PrioritizeChaCha;',
+  'ssl_prefer_server_ciphers on;',
+  'ssl_ecdh_curve X25519:prime256v1:secp384r1;',
+].join('\n    ');
+
 export async function startNginxProxy(dir, sourcePair, originPort, { accessLog } = {}) {
   const logging = nginxAccessLog(accessLog);
   const pair = ownCopy(sourcePair, join(dir, 'nginx-certs'), 'proxy');
@@ -122,6 +141,7 @@ http {
     ssl_certificate ${pair.cert};
     ssl_certificate_key ${pair.key};
     ssl_protocols TLSv1.2 TLSv1.3;
+    ${NGINX_TLS_POLICY}
     ssl_session_cache shared:SSL:10m;
     ssl_session_timeout 10m;
     ${logging.log}
