@@ -14,6 +14,7 @@ import {
   K_KEEP_ALIVE,
   K_OTHER,
   K_PROXY_CONNECTION,
+  K_REPEATED_LENGTH,
   K_TE,
   K_TRANSFER_ENCODING,
   K_UNDERSCORE,
@@ -267,6 +268,7 @@ export function buildResponseHead(
         kind === K_KEEP_ALIVE ||
         kind === K_PROXY_CONNECTION ||
         kind === K_UPGRADE ||
+        kind === K_REPEATED_LENGTH ||
         (kind === K_CONNECTION && head.connection !== 'keep-alive')
       ) {
         clean = false;
@@ -280,7 +282,13 @@ export function buildResponseHead(
   let out = `HTTP/1.1 ${text.slice(9, head.startLineEnd)}\r\n`;
   for (let i = 0; i < count; i++) {
     const kind = kinds[i] as number;
-    if (kind === K_CONNECTION || kind === K_KEEP_ALIVE || kind === K_PROXY_CONNECTION) continue;
+    if (
+      kind === K_CONNECTION ||
+      kind === K_KEEP_ALIVE ||
+      kind === K_PROXY_CONNECTION ||
+      kind === K_REPEATED_LENGTH
+    )
+      continue;
     if (kind === K_UPGRADE && !upgrade) continue;
     if (kind === K_TRANSFER_ENCODING && dechunk) continue;
     if (

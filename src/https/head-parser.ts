@@ -13,6 +13,7 @@ import {
   K_EXPECT,
   K_HOST,
   K_OTHER,
+  K_REPEATED_LENGTH,
   K_TRAILER,
   K_TRANSFER_ENCODING,
   K_UNDERSCORE,
@@ -162,7 +163,12 @@ function parseFields(head: Head, b: Uint8Array, base: number, pos: number, to: n
     if (i < to) {
       if (c !== 0x0d || i + 1 === to || b[i + 1] !== 0x0a) return 'bad-header-value';
     }
-    const kind = underscore ? K_UNDERSCORE : kindOf(b, pos, colon);
+    let kind = underscore ? K_UNDERSCORE : kindOf(b, pos, colon);
+    // A response may repeat its Content-Length if every one says the same (head.status is set
+    // for responses only); a request may not, nor a response whose lengths differ.
+    if (kind === K_CONTENT_LENGTH && clSeen && head.status !== 0 && sameLength(head, b, vs, ve)) {
+      kind = K_REPEATED_LENGTH;
+    }
     head.lineStart[n] = pos - base;
     head.colon[n] = colon - base;
     head.valueStart[n] = vs - base;
@@ -180,6 +186,18 @@ function parseFields(head: Head, b: Uint8Array, base: number, pos: number, to: n
   head.count = n;
   if (head.hasTransferEncoding && clSeen) return 'content-length-with-transfer-encoding';
   return null;
+}
+
+/** True when `b[vs, ve)` is a decimal length equal to the head's Content-Length. */
+function sameLength(head: Head, b: Uint8Array, vs: number, ve: number): boolean {
+  if (ve === vs || ve - vs > 15) return false;
+  let length = 0;
+  for (let i = vs; i < ve; i++) {
+    const c = b[i] as number;
+    if (c < 0x30 || c > 0x39) return false;
+    length = length * 10 + (c - 0x30);
+  }
+  return length === head.contentLength;
 }
 
 /**

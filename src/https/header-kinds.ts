@@ -27,6 +27,12 @@ export const K_TRAILER = 17;
  */
 export const K_UNDERSCORE = 18;
 export const K_X_REQUEST_ID = 19;
+/**
+ * A response's Content-Length repeated with the same length (RFC 9110 section 8.6 lets a
+ * recipient keep one; nginx and HAProxy do): dropped from what the client gets, since strict
+ * clients (Node's) refuse a repeated one. Never given to a request's header: there it is a 400.
+ */
+export const K_REPEATED_LENGTH = 20;
 
 const KNOWN: [string, number][] = [
   ['content-length', K_CONTENT_LENGTH],

@@ -5,6 +5,7 @@
 import type * as http2 from 'node:http2';
 import { parseTrailers } from './chunked.js';
 import type { Head } from './head.js';
+import { K_REPEATED_LENGTH } from './header-kinds.js';
 
 /** Request headers HTTP/2 forbids or the HTTP/1.1 head gets from elsewhere. */
 const SKIP_REQUEST = new Set([
@@ -69,6 +70,7 @@ export function http2ResponseHeaders(head: Head, hsts: string | undefined): http
   const headers: http2.OutgoingHttpHeaders = { ':status': status };
   const noLength = status < 200 || status === 204;
   for (let i = 0; i < head.count; i++) {
+    if (head.kind[i] === K_REPEATED_LENGTH) continue;
     const name = head.name(i).toLowerCase();
     if (SKIP_RESPONSE.has(name) || (noLength && name === 'content-length')) continue;
     const value = head.value(i);

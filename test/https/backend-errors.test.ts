@@ -356,6 +356,61 @@ t.test(
   },
 );
 
+t.test(
+  'a response repeating its Content-Length reaches strict clients with one; differing lengths are a 502',
+  async (t) => {
+    const app = await rawBackend((socket) => {
+      let seen = '';
+      socket.on('data', (c: Buffer) => {
+        seen += c.toString('latin1');
+        while (seen.includes('\r\n\r\n')) {
+          const head = seen.slice(0, seen.indexOf('\r\n\r\n'));
+          seen = seen.slice(head.length + 4);
+          const differ = head.startsWith('GET /differ ');
+          socket.write(
+            `HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\nContent-Length: ${differ ? 3 : 2}\r\n\r\nok`,
+          );
+        }
+      });
+    });
+    t.teardown(() => app.close());
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: app.port }, { pair });
+    t.teardown(() => fx.proxy.close());
+    // Node's client refuses a repeated Content-Length: it gets one.
+    for (const path of ['/one', '/two']) {
+      const r = await httpsRequest(fx.port, pair, { path });
+      t.equal(r.status, 200, path);
+      t.equal(r.headers['content-length'], '2');
+      t.equal(r.body.toString(), 'ok');
+    }
+    const raw = await rawExchange(
+      fx.port,
+      pair,
+      'GET /raw HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
+    t.equal(raw.match(/content-length/gi)?.length, 1, 'one Content-Length on the wire');
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => session.close());
+    const h2 = await new Promise<{ status: unknown; length: unknown; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/h2' });
+      let status: unknown;
+      let length: unknown;
+      let body = '';
+      stream.on('response', (h) => {
+        status = h[':status'];
+        length = h['content-length'];
+      });
+      stream.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      stream.on('end', () => resolve({ status, length, body }));
+      stream.on('error', reject);
+    });
+    t.same(h2, { status: 200, length: '2', body: 'ok' }, 'HTTP/2: one length, not "2, 2"');
+    t.equal((await httpsRequest(fx.port, pair, { path: '/differ' })).status, 502, 'lengths that differ');
+  },
+);
+
 t.test('the backend closing mid-body cuts the client connection (no silent truncation)', async (t) => {
   const quitter = await rawBackend((socket) => {
     socket.once('data', () => {

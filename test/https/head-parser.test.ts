@@ -291,6 +291,7 @@ t.test('a lone Connection: keep-alive response head is relayed as it is', async 
 });
 
 t.test('response heads', async (t) => {
+  const { buildResponseHead, RESPONSE_KEEP } = await import('../../src/https/forwarding.js');
   const parse = (s: string): { error: string | null; head: Head } => {
     const buf = Buffer.from(s, 'latin1');
     const head = new Head();
@@ -311,6 +312,19 @@ t.test('response heads', async (t) => {
     'duplicate-content-length',
   );
   t.equal(parse('HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n').error, 'obs-fold');
+  // The same length repeated (RFC 9110 section 8.6): one kept, the others dropped from what is relayed.
+  const twice = parse('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\ncontent-length:  2 \r\n\r\n');
+  t.equal(twice.error, null);
+  t.equal(twice.head.contentLength, 2);
+  t.equal(
+    buildResponseHead(twice.head, RESPONSE_KEEP, false),
+    'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\n',
+  );
+  t.equal(
+    parse('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 02x\r\n\r\n').error,
+    'duplicate-content-length',
+  );
+  t.equal(parse('HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n').error, 'bad-content-length');
 });
 
 t.test('chunked: split at every byte gives the same end', async (t) => {
