@@ -53,6 +53,35 @@ async function rawBackend(
   };
 }
 
+/**
+ * A backend that answers each request head (no body expected) with `answer(path)`, written whole,
+ * or with `byteAtATime` a byte at a time on every second request (the head arrives in pieces).
+ */
+async function answeringBackend(
+  answer: (path: string) => string,
+  options: { byteAtATime?: boolean } = {},
+): Promise<{ port: number; close(): void }> {
+  let requests = 0;
+  return rawBackend((socket) => {
+    let seen = '';
+    socket.on('data', async (c: Buffer) => {
+      seen += c.toString('latin1');
+      while (seen.includes('\r\n\r\n')) {
+        const head = seen.slice(0, seen.indexOf('\r\n\r\n'));
+        seen = seen.slice(head.length + 4);
+        requests++;
+        const bytes = Buffer.from(answer(head.split(' ')[1] ?? ''), 'latin1');
+        if (options.byteAtATime && requests % 2 === 0) {
+          for (const byte of bytes) {
+            socket.write(Buffer.from([byte]));
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        } else socket.write(bytes);
+      }
+    });
+  });
+}
+
 t.test(
   'not listening yet: 503 with Retry-After; then 200; gone later: 502; one log line per burst',
   async (t) => {
@@ -127,29 +156,13 @@ t.test(
   async (t) => {
     // RFC 9112 section 2.2; nginx and HAProxy accept such heads from a backend. Each answer is
     // written a byte at a time on some requests, so the head arrives in pieces.
-    let requests = 0;
-    const sloppy = await rawBackend((socket) => {
-      let seen = '';
-      socket.on('data', async (c: Buffer) => {
-        seen += c.toString('latin1');
-        while (seen.includes('\r\n\r\n')) {
-          const head = seen.slice(0, seen.indexOf('\r\n\r\n'));
-          seen = seen.slice(head.length + 4);
-          requests++;
-          const path = head.split(' ')[1];
-          const answer =
-            path === '/cr'
-              ? 'HTTP/1.1 200 OK\nX-A: b\rc\nContent-Length: 2\n\nok'
-              : `HTTP/1.1 103 Early Hints\nLink: </s.css>; rel=preload\n\nHTTP/1.1 200 OK\nContent-Type: text/plain\r\nX-Path: ${path}\nContent-Length: 5\n\nhello`;
-          if (requests % 2 === 0) {
-            for (const byte of Buffer.from(answer, 'latin1')) {
-              socket.write(Buffer.from([byte]));
-              await new Promise((resolve) => setImmediate(resolve));
-            }
-          } else socket.write(answer, 'latin1');
-        }
-      });
-    });
+    const sloppy = await answeringBackend(
+      (path) =>
+        path === '/cr'
+          ? 'HTTP/1.1 200 OK\nX-A: b\rc\nContent-Length: 2\n\nok'
+          : `HTTP/1.1 103 Early Hints\nLink: </s.css>; rel=preload\n\nHTTP/1.1 200 OK\nContent-Type: text/plain\r\nX-Path: ${path}\nContent-Length: 5\n\nhello`,
+      { byteAtATime: true },
+    );
     t.teardown(() => sloppy.close());
     const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: sloppy.port }, { pair });
     t.teardown(() => fx.proxy.close());
@@ -200,26 +213,10 @@ t.test(
     // in LF alone; every other answer is written a byte at a time.
     const framed = (path: string) =>
       `5\nhello\n${(path.length + 1).toString(16)};x=1\n ${path}\n0\nX-Sum: ${path.length}\n\n`;
-    let requests = 0;
-    const sloppy = await rawBackend((socket) => {
-      let seen = '';
-      socket.on('data', async (c: Buffer) => {
-        seen += c.toString('latin1');
-        while (seen.includes('\r\n\r\n')) {
-          const head = seen.slice(0, seen.indexOf('\r\n\r\n'));
-          seen = seen.slice(head.length + 4);
-          requests++;
-          const path = head.split(' ')[1] as string;
-          const answer = `HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nTrailer: X-Sum\n\n${framed(path)}`;
-          if (requests % 2 === 0) {
-            for (const byte of Buffer.from(answer, 'latin1')) {
-              socket.write(Buffer.from([byte]));
-              await new Promise((resolve) => setImmediate(resolve));
-            }
-          } else socket.write(answer, 'latin1');
-        }
-      });
-    });
+    const sloppy = await answeringBackend(
+      (path) => `HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nTrailer: X-Sum\n\n${framed(path)}`,
+      { byteAtATime: true },
+    );
     t.teardown(() => sloppy.close());
     const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: sloppy.port }, { pair });
     t.teardown(() => fx.proxy.close());
@@ -284,19 +281,9 @@ t.test(
         'HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nContent-Length: 7\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
       '/304': 'HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\nETag: "x"\r\n\r\n',
     };
-    const app = await rawBackend((socket) => {
-      let seen = '';
-      socket.on('data', (c: Buffer) => {
-        seen += c.toString('latin1');
-        while (seen.includes('\r\n\r\n')) {
-          const head = seen.slice(0, seen.indexOf('\r\n\r\n'));
-          seen = seen.slice(head.length + 4);
-          socket.write(
-            answers[head.split(' ')[1] as string] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n',
-          );
-        }
-      });
-    });
+    const app = await answeringBackend(
+      (path) => answers[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n',
+    );
     t.teardown(() => app.close());
     const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: app.port }, { pair });
     t.teardown(() => fx.proxy.close());
@@ -359,20 +346,10 @@ t.test(
 t.test(
   'a response repeating its Content-Length reaches strict clients with one; differing lengths are a 502',
   async (t) => {
-    const app = await rawBackend((socket) => {
-      let seen = '';
-      socket.on('data', (c: Buffer) => {
-        seen += c.toString('latin1');
-        while (seen.includes('\r\n\r\n')) {
-          const head = seen.slice(0, seen.indexOf('\r\n\r\n'));
-          seen = seen.slice(head.length + 4);
-          const differ = head.startsWith('GET /differ ');
-          socket.write(
-            `HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\nContent-Length: ${differ ? 3 : 2}\r\n\r\nok`,
-          );
-        }
-      });
-    });
+    const app = await answeringBackend(
+      (path) =>
+        `HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\nContent-Length: ${path === '/differ' ? 3 : 2}\r\n\r\nok`,
+    );
     t.teardown(() => app.close());
     const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: app.port }, { pair });
     t.teardown(() => fx.proxy.close());
