@@ -61,7 +61,7 @@ export function buildCandidate(selection: Selection, loaded: LoadedPair, options
   }
   const problems = [
     ...validityProblems(loaded.inspection, options.now, options.warnDays, options.displayRoot),
-    ...strengthWarnings(loaded.chain, options.displayRoot, loaded.files.certFile),
+    ...strengthWarnings(loaded.inspection, loaded.chain, options.displayRoot),
   ];
   const validityErrors = problems.filter((p) => !isWarning(p));
   return {

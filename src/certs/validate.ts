@@ -173,14 +173,14 @@ const STRONG_CURVES = new Set(['P-256', 'P-384', 'P-521']);
  * is not judged.
  */
 export function strengthWarnings(
+  inspection: Inspection,
   chain: readonly X509Certificate[],
   displayRoot?: string,
-  certFile = '',
 ): Problem[] {
   const problems: Problem[] = [];
-  const shown = displayPath(certFile, displayRoot);
+  const shown = displayPath(inspection.certFile, displayRoot);
   for (const [index, cert] of chain.entries()) {
-    const which = index === 0 ? '' : ` (certificate ${index + 1}, ${cert.subject.replace(/\n/g, ', ')})`;
+    const which = index === 0 ? '' : ` (certificate ${index + 1}, ${inspection.chain[index]!.subject})`;
     const key = describeKey(cert.publicKey);
     const weakKey =
       ((key.type === 'rsa' || key.type === 'rsa-pss') && (key.bits ?? 0) < 2048) ||
@@ -264,7 +264,7 @@ export function validatePair(files: PairFiles, options: ValidateOptions): Valida
   problems.push(...structureProblems(inspection, chain, options.displayRoot));
   problems.push(...validityProblems(inspection, options.now(), options.warnDays ?? 30, options.displayRoot));
   problems.push(...nameWarnings(chain[0]!, inspection, options.hostnames ?? [], options.displayRoot));
-  problems.push(...strengthWarnings(chain, options.displayRoot, files.certFile));
+  problems.push(...strengthWarnings(inspection, chain, options.displayRoot));
   problems.push(...keyPermissionProblems(files.keyFile, options.displayRoot));
   const errors = problems.filter((p) => !isWarning(p));
   const loaded =

@@ -190,14 +190,19 @@ function parseFields(head: Head, b: Uint8Array, base: number, pos: number, to: n
 
 /** True when `b[vs, ve)` is a decimal length equal to the head's Content-Length. */
 function sameLength(head: Head, b: Uint8Array, vs: number, ve: number): boolean {
-  if (ve === vs || ve - vs > 15) return false;
+  return decimalLength(b, vs, ve) === head.contentLength;
+}
+
+/** The Content-Length value `b[vs, ve)`: 1 to 15 decimal digits; -1 when it is not. */
+function decimalLength(b: Uint8Array, vs: number, ve: number): number {
+  if (ve === vs || ve - vs > 15) return -1;
   let length = 0;
   for (let i = vs; i < ve; i++) {
     const c = b[i] as number;
-    if (c < 0x30 || c > 0x39) return false;
+    if (c < 0x30 || c > 0x39) return -1;
     length = length * 10 + (c - 0x30);
   }
-  return length === head.contentLength;
+  return length;
 }
 
 /**
@@ -216,13 +221,8 @@ function noteField(
   switch (kind) {
     case K_CONTENT_LENGTH: {
       if (clSeen) return 'duplicate-content-length';
-      if (ve === vs || ve - vs > 15) return 'bad-content-length';
-      let length = 0;
-      for (let i = vs; i < ve; i++) {
-        const c = b[i] as number;
-        if (c < 0x30 || c > 0x39) return 'bad-content-length';
-        length = length * 10 + (c - 0x30);
-      }
+      const length = decimalLength(b, vs, ve);
+      if (length < 0) return 'bad-content-length';
       head.contentLength = length;
       return null;
     }

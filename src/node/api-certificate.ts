@@ -160,7 +160,7 @@ export class ApiCertificate {
     const pair = this.#pair;
     const problems = [
       ...validityProblems(pair.inspection, new Date(), 30),
-      ...strengthWarnings(pair.chain, undefined, pair.files.certFile),
+      ...strengthWarnings(pair.inspection, pair.chain),
     ];
     for (const problem of problems) {
       const level = problem.code.startsWith('W_') ? 'warn' : 'error';
