@@ -20,6 +20,7 @@ export const SIDECAR_DEFAULTS = Object.freeze({
   logLevel: 'info',
   accessLog: 'off' as 'off' | 'json' | 'combined',
   accessLogQuery: 'drop' as 'keep' | 'drop',
+  backendProtocol: 'http1' as 'http1' | 'h2c',
 });
 
 /** The TCP/UDP forwarder's (harbor-node's userspace data plane, the sidecar's plain services). */

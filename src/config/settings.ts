@@ -67,6 +67,15 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     defaultText: '127.0.0.1:$PORT, else 127.0.0.1:$VCAP_APP_PORT',
   },
   {
+    flag: 'backend-protocol',
+    env: ['HARBOR_BACKEND_PROTOCOL'],
+    type: 'string',
+    description:
+      "How HTTP/2 clients' requests reach the backend: http1 (HTTP/1.1 over a keep-alive pool), or h2c (streams of one clear-text HTTP/2 session, as a gRPC server needs: bodies streamed both ways, trailers passed on). HTTP/1.1 clients are forwarded as HTTP/1.1 either way.",
+    defaultText: SIDECAR_DEFAULTS.backendProtocol,
+    commands: ['run', 'check'],
+  },
+  {
     flag: 'key-passphrase-file',
     env: ['HARBOR_KEY_PASSPHRASE_FILE'],
     type: 'string',
@@ -350,6 +359,8 @@ export interface SidecarSettings {
   /** The explicit certificate folder; when unset, src/certs looks for <app root>/certs, then cert/. */
   readonly certsDir: string | undefined;
   readonly backend: Address | undefined;
+  /** How HTTP/2 clients' streams reach the backend (--backend-protocol). */
+  readonly backendProtocol: 'http1' | 'h2c';
   readonly keyPassphrase: string | undefined;
   readonly clientCa: string | undefined;
   readonly listenHosts: readonly string[];
@@ -490,6 +501,11 @@ export function resolveSidecarSettings(
     appRoot,
     certsDir: text('certs-dir'),
     backend,
+    backendProtocol: setting(
+      'backend-protocol',
+      (t) => parseChoice(t, ['http1', 'h2c'] as const),
+      SIDECAR_DEFAULTS.backendProtocol,
+    ),
     keyPassphrase,
     clientCa: text('client-ca'),
     listenHosts: setting('listen', parseHostList, SIDECAR_DEFAULTS.listenHosts),

@@ -8,6 +8,7 @@ import type { LiveMember, LiveSet } from '../sockets/live-set.js';
 import type { ServiceStats } from '../stats/index.js';
 import type { AccessLog } from './access-log.js';
 import type { ForwardSettings } from './forwarding.js';
+import type { H2cBackend } from './h2c-backend.js';
 import type { BackendPool } from './pool.js';
 
 export interface Limits {
@@ -55,6 +56,8 @@ export interface ProxyCore {
   draining: boolean;
   /** One line per request when on (--access-log). */
   readonly accessLog?: AccessLog | undefined;
+  /** The backend spoken to as h2c by HTTP/2 clients' streams (--backend-protocol h2c). */
+  readonly h2c?: H2cBackend | undefined;
 }
 
 const REASONS: Record<number, string> = {

@@ -111,3 +111,67 @@ export function http2Trailers(text: string): http2.OutgoingHttpHeaders {
   }
   return trailers;
 }
+
+/**
+ * The request head built for an HTTP/1.1 backend (buildRequestHead: the header rules applied,
+ * the forwarding headers and the request id added) as the header list of a stream to an h2c
+ * backend: `:authority` from its Host, the fields HTTP/2 forbids left out, and `te: trailers`
+ * kept when the client sent it (gRPC servers require it; the HTTP/1.1 head never carries it
+ * from a stream).
+ */
+export function h2cRequestHeaders(text: string, teTrailers: boolean): http2.OutgoingHttpHeaders {
+  const lines = text.slice(0, text.length - 4).split('\r\n');
+  const first = lines[0] as string;
+  const space = first.indexOf(' ');
+  const headers: http2.OutgoingHttpHeaders = {
+    ':method': first.slice(0, space),
+    ':scheme': 'http',
+    ':path': first.slice(space + 1, first.lastIndexOf(' ')),
+  };
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon).toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (name === 'host') headers[':authority'] = value;
+    else if (SKIP_REQUEST.has(name)) continue;
+    else {
+      const prior = headers[name];
+      if (prior === undefined) headers[name] = value;
+      else headers[name] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
+    }
+  }
+  if (teTrailers) headers.te = 'trailers';
+  return headers;
+}
+
+/**
+ * An h2c backend's response header list (or trailers) for the client: its fields as they
+ * came, but those HTTP/2 forbids, with `hsts` added when given and absent (trailers: none).
+ */
+export function h2cResponseHeaders(
+  incoming: http2.IncomingHttpHeaders,
+  hsts: string | undefined,
+): http2.OutgoingHttpHeaders {
+  const headers: http2.OutgoingHttpHeaders = {};
+  for (const name of Object.keys(incoming)) {
+    if (SKIP_RESPONSE.has(name) || (name.charCodeAt(0) === 0x3a && name !== ':status')) continue;
+    headers[name] = incoming[name];
+  }
+  if (hsts !== undefined && headers['strict-transport-security'] === undefined) {
+    headers['strict-transport-security'] = hsts;
+  }
+  return headers;
+}
+
+/** The size of a header list written as HTTP/1.1 lines: what the proxy counts a head as, either protocol. */
+export function headerListLength(headers: http2.IncomingHttpHeaders | http2.OutgoingHttpHeaders): number {
+  // The status line: 'HTTP/1.1 200 \r\n' and the blank line.
+  let length = 17;
+  for (const name of Object.keys(headers)) {
+    if (name.charCodeAt(0) === 0x3a) continue;
+    const value = headers[name];
+    for (const v of Array.isArray(value) ? value : [value]) length += name.length + String(v).length + 4;
+  }
+  return length;
+}

@@ -10,9 +10,16 @@ import { countResponse } from '../stats/index.js';
 import { cannedHeadLength, cannedResponse, failureReason, type ProxyCore, REFUSAL_REASONS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
+import { H2cRelay, type H2cRelayHost } from './h2c-relay.js';
 import type { Head } from './head.js';
 import { oversizeStatus, parseRequestText, statusForHeadError } from './head-parser.js';
-import { http1RequestHead, http2Answer, http2ResponseHeaders, http2Trailers } from './http2-head.js';
+import {
+  h2cRequestHeaders,
+  http1RequestHead,
+  http2Answer,
+  http2ResponseHeaders,
+  http2Trailers,
+} from './http2-head.js';
 import type { StreamSpares } from './http2-spares.js';
 import { H2Upload, type H2UploadHost } from './http2-upload.js';
 import type { BackendConn } from './pool.js';
@@ -29,6 +36,10 @@ export class H2Stream implements ExchangeClient {
   #reader: ResponseReader | undefined;
   /** The request body's side; null for a request without one. */
   #upload: H2Upload | null = null;
+  /** With an h2c backend (--backend-protocol h2c): the stream to it, in place of an exchange. */
+  #relay: H2cRelay | null = null;
+  /** The client sent `te: trailers` (for an h2c backend, which gets the stream's own fields). */
+  #teTrailers = false;
   #responded = false;
   #finished = false;
   #wantTrailers = false;
@@ -84,7 +95,10 @@ export class H2Stream implements ExchangeClient {
     }
     stream.on('close', this.#onClose);
     stream.on('error', noop);
-    if (!stream.endAfterHeaders) this.#upload = new H2Upload(core, stream, this.#uploadHost(), hasLength);
+    this.#teTrailers = headers.te === 'trailers';
+    // An h2c backend takes the body as a stream of its own: nothing is held.
+    if (!stream.endAfterHeaders && core.h2c === undefined)
+      this.#upload = new H2Upload(core, stream, this.#uploadHost(), hasLength);
     // The backend is taken one turn of the event loop later: a stream its client resets at
     // once (HTTP/2 rapid reset, CVE-2023-44487: HEADERS then RST_STREAM in one packet, over and
     // over) is gone by then and costs no backend connection (issue 9, item 23). Its body, if
@@ -99,6 +113,12 @@ export class H2Stream implements ExchangeClient {
     this.#requestId = requestIdFor(head, this.#core.settings);
     const upload = this.#upload;
     const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId, upload?.holds);
+    const h2c = this.#core.h2c;
+    if (h2c !== undefined) {
+      const headers = h2cRequestHeaders(sent, this.#teTrailers);
+      this.#relay = new H2cRelay(this.#core, h2c, stream, headers, this.#relayHost());
+      return;
+    }
     if (upload !== null) {
       upload.start(sent);
       if (head.expectContinue) upload.expectContinue();
@@ -137,8 +157,39 @@ export class H2Stream implements ExchangeClient {
     };
   }
 
+  #relayHost(): H2cRelayHost {
+    return {
+      responded: (status: number, headBytes: number) => {
+        this.#responded = true;
+        this.#status = status;
+        this.#headOut = headBytes;
+        this.#core.stats.bytesOut += headBytes;
+        this.#out += headBytes;
+        if (this.#core.accessLog !== undefined) this.#backendAt = performance.now();
+      },
+      received: (bytes: number) => {
+        this.#core.stats.bytesIn += bytes;
+        this.#in += bytes;
+      },
+      sent: (bytes: number) => {
+        this.#core.stats.bytesOut += bytes;
+        this.#out += bytes;
+      },
+      ended: () => {
+        if (this.#finished) return;
+        this.#finished = true;
+        countResponse(this.#core.stats, this.#status);
+        this.#logAccess(this.#status, undefined);
+      },
+      failed: (status: number, detail: string) => {
+        this.onExchangeFailed(status, detail);
+      },
+    };
+  }
+
   #onDrain = (): void => {
     this.#exchange?.clientDrained();
+    this.#relay?.clientDrained();
   };
 
   #onClose = (): void => {
@@ -147,6 +198,7 @@ export class H2Stream implements ExchangeClient {
       this.#upload?.close();
       this.#exchange?.abort();
       this.#exchange = null;
+      this.#relay?.abort();
       // The client reset the stream (or went away) before its answer: nginx's 499.
       this.#logAccess(499, 'client went away');
     }
@@ -170,6 +222,8 @@ export class H2Stream implements ExchangeClient {
     stream.off('drain', this.#onDrain);
     stream.off('wantTrailers', this.#sendTrailers);
     this.#upload?.detach();
+    this.#relay?.detach();
+    this.#relay = null;
   }
 
   // ---- the exchange's events ---------------------------------------------

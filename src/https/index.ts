@@ -24,6 +24,7 @@ import {
   reportSocketError,
 } from './core.js';
 import { formatSubject, peerOf } from './forwarding.js';
+import { H2cBackend } from './h2c-backend.js';
 import { Http1Connection } from './http1.js';
 import { Http2Front } from './http2.js';
 import { ConnectionIntake } from './intake.js';
@@ -65,7 +66,15 @@ export interface HttpsProxyOptions {
   readonly accessLog?: AccessLog | undefined;
   /** The OCSP answer to staple to a handshake that asks, when there is one (never waited for). */
   readonly ocspResponse?: (() => Buffer | undefined) | undefined;
+  /**
+   * How HTTP/2 clients' streams reach the backend: as HTTP/1.1 requests (the default), or as
+   * streams of an HTTP/2 session in clear text (h2c), which gRPC servers need. HTTP/1.1
+   * clients are forwarded as HTTP/1.1 either way.
+   */
+  readonly backendProtocol?: BackendProtocol | undefined;
 }
+
+export type BackendProtocol = 'http1' | 'h2c';
 
 export type ProxyState = 'created' | 'starting' | 'listening' | 'draining' | 'stopped';
 
@@ -140,6 +149,7 @@ class HarborHttpsProxy implements HttpsProxy {
       sweep,
       draining: false,
       accessLog: options.accessLog,
+      h2c: options.backendProtocol === 'h2c' ? new H2cBackend(options.backend) : undefined,
     };
     this.#tls = tls.createServer({
       ...options.tls,
@@ -301,6 +311,7 @@ class HarborHttpsProxy implements HttpsProxy {
     core.draining = true;
     for (const server of this.#listeners) server.close();
     core.pool.closeIdle();
+    core.h2c?.close();
     for (const accepted of this.#raw.toArray()) if (accepted.silent) accepted.socket.destroy();
     for (const conn of core.connections.toArray()) conn.drain();
     this.#drained = new Promise<void>((resolve) => {
@@ -337,6 +348,7 @@ class HarborHttpsProxy implements HttpsProxy {
     for (const conn of this.#core.connections.toArray()) conn.destroy();
     for (const accepted of this.#raw.toArray()) accepted.socket.destroy();
     this.#core.pool.destroy();
+    this.#core.h2c?.destroy();
   }
 }
 

@@ -7,7 +7,13 @@ import { OcspStapler, type StaplingState } from '../certs/stapler.js';
 import { type Address, formatAddress, type HarborService } from '../config/types.js';
 import { trustBlockList } from '../config/values.js';
 import type { AccessLog } from '../https/access-log.js';
-import { createHttpsProxy, type HttpsProxy, type Limits, SECURE_CONTEXT_OPTIONS } from '../https/index.js';
+import {
+  type BackendProtocol,
+  createHttpsProxy,
+  type HttpsProxy,
+  type Limits,
+  SECURE_CONTEXT_OPTIONS,
+} from '../https/index.js';
 import type { Logger } from '../log/index.js';
 import { createServiceStats, type ServiceStats } from '../stats/index.js';
 import { probeBackend } from './backend-probe.js';
@@ -28,6 +34,8 @@ export interface HttpsServiceOptions {
   readonly hsts?: string | undefined;
   /** Keep a client's well-formed X-Request-Id (--trust-request-id). */
   readonly trustRequestId?: boolean | undefined;
+  /** How HTTP/2 clients' streams reach the backend (--backend-protocol). */
+  readonly backendProtocol?: BackendProtocol | undefined;
   /** One line per request (--access-log). */
   readonly accessLog?: AccessLog | undefined;
   /** OCSP fetch timing (tests make it short). */
@@ -134,6 +142,7 @@ export class HttpsService {
       trustProxy: o.trustProxy && o.trustProxy.length > 0 ? trustBlockList(o.trustProxy) : undefined,
       hsts: o.hsts,
       trustRequestId: o.trustRequestId,
+      backendProtocol: o.backendProtocol,
       accessLog: o.accessLog,
       ocspResponse: () => this.#stapler.response(),
     });

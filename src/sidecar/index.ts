@@ -101,6 +101,7 @@ export class Sidecar {
             trustProxy: settings.trustProxy,
             hsts: settings.hsts,
             trustRequestId: settings.trustRequestId,
+            backendProtocol: settings.backendProtocol,
             accessLog: this.#accessLog,
             logger: options.logger,
             watch: options.watch,

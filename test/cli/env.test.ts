@@ -92,6 +92,7 @@ t.test('a setting only `run` reads does not stop env or exec; check and run stil
       /HARBOR_NODE_CA \/nonexistent\/ca\.pem: cannot be read \(ENOENT\)/,
     ],
     HARBOR_ACCESS_LOG: ['loud', /HARBOR_ACCESS_LOG must be one of off, json, combined, not "loud"/],
+    HARBOR_BACKEND_PROTOCOL: ['h2', /HARBOR_BACKEND_PROTOCOL must be one of http1, h2c, not "h2"/],
     HARBOR_FORWARD_P: ['nowhere', /HARBOR_FORWARD_P/],
   };
   for (const [name, [value, message]] of Object.entries(bad)) {

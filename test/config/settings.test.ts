@@ -350,6 +350,21 @@ t.test(
   },
 );
 
+t.test('--backend-protocol: http1 by default, or h2c', async (t) => {
+  t.equal(resolveSidecarSettings({}, {}, machine()).settings.backendProtocol, 'http1');
+  const env = { HARBOR_BACKEND_PROTOCOL: 'h2c' };
+  t.equal(resolveSidecarSettings({}, env, machine()).settings.backendProtocol, 'h2c');
+  t.equal(
+    resolveSidecarSettings({ 'backend-protocol': 'http1' }, env, machine()).settings.backendProtocol,
+    'http1',
+    'the flag wins',
+  );
+  const { problems } = resolveSidecarSettings({}, { HARBOR_BACKEND_PROTOCOL: 'grpc' }, machine());
+  t.same(problems, [
+    { code: 'E_SETTING', message: 'HARBOR_BACKEND_PROTOCOL must be one of http1, h2c, not "grpc"' },
+  ]);
+});
+
 t.test('--hsts: the header value, or a problem naming what is wrong', async (t) => {
   const hsts = (value: string) => resolveSidecarSettings({ hsts: value }, {}, machine());
   t.equal(hsts('31536000').settings.hsts, 'max-age=31536000');

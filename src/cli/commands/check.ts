@@ -23,6 +23,8 @@ interface ServiceReport {
   /** What users dial: ext_hostname (else hostname, else host) and the external port. */
   readonly reach: string | null;
   readonly backend: string | null;
+  /** How HTTP/2 clients' streams reach the backend: http1 or h2c (--backend-protocol); null without a backend. */
+  readonly backendProtocol: 'http1' | 'h2c' | null;
   readonly pair: { certFile: string; keyFile: string; caFile: string | null; reason: string } | null;
   readonly inspection: Inspection | null;
   /** OCSP stapling: the responder the certificate names, or why it is off. */
@@ -45,7 +47,16 @@ function checkService(service: HarborService, settings: SidecarSettings, now: Da
     variable: service.variable,
     reach: reachOf(service),
   };
-  if (!service.https) return { ...base, backend: null, pair: null, inspection: null, ocsp: null, problems };
+  if (!service.https)
+    return {
+      ...base,
+      backend: null,
+      backendProtocol: null,
+      pair: null,
+      inspection: null,
+      ocsp: null,
+      problems,
+    };
   if (settings.backend === undefined) {
     problems.push({
       code: 'E_BACKEND',
@@ -84,6 +95,7 @@ function checkService(service: HarborService, settings: SidecarSettings, now: Da
     ...base,
     ocsp: target === undefined ? null : { responder: target.responder, off: target.reason },
     backend: settings.backend ? formatAddress(settings.backend) : null,
+    backendProtocol: settings.backend ? settings.backendProtocol : null,
     pair: selection
       ? {
           certFile: selection.certFile,
@@ -103,7 +115,11 @@ function describe(report: ServiceReport, now: Date, appRoot: string): string {
   const shown = (file: string) => displayPath(file, appRoot);
   const lines = [`${report.name}  ${report.protocol}  int_port ${report.int_port}  ($${report.variable})`];
   lines.push(`  users reach: ${report.reach ?? '(no external port in the credentials)'}`);
-  if (report.protocol.startsWith('https')) lines.push(`  backend: ${report.backend ?? '(none)'}`);
+  if (report.protocol.startsWith('https')) {
+    const h2c =
+      report.backendProtocol === 'h2c' ? ' (HTTP/2 clients over h2c, HTTP/1.1 clients over HTTP/1.1)' : '';
+    lines.push(`  backend: ${report.backend ?? '(none)'}${h2c}`);
+  }
   if (report.pair) {
     lines.push(
       `  pair: ${shown(report.pair.certFile)} + ${shown(report.pair.keyFile)} (${report.pair.reason})`,

@@ -1,0 +1,561 @@
+// --backend-protocol h2c: HTTP/2 clients' streams go to the backend as
+// streams of a clear-text HTTP/2 session. A real gRPC server and client
+// (@grpc/grpc-js) through the proxy: unary, streaming each way, status and
+// trailers, cancellation, deadlines, a drain; then Node's HTTP/2 server as the
+// backend for what a gRPC library hides: the header rules, large bodies both
+// ways, 1xx, HSTS, resets, the 502/503/504 answers, the access log, curl, and
+// an HTTP/1.1 client still on HTTP/1.1.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import t from 'tap';
+import type { Address } from '../../src/config/types.js';
+import { AccessLog } from '../../src/https/access-log.js';
+import { waitFor } from '../helpers/wait.js';
+import {
+  deadBackend,
+  httpsRequest,
+  makePair,
+  patternedBytes,
+  removeDir,
+  startProxy,
+} from './fixtures/helpers.js';
+
+const pair = makePair();
+t.teardown(() => removeDir(pair.dir));
+
+// ---- a gRPC service with raw-bytes messages ---------------------------------
+
+const bytes = (b: Buffer) => b;
+const method = (name: string, requestStream: boolean, responseStream: boolean) => ({
+  path: `/harbor.test.Echo/${name}`,
+  requestStream,
+  responseStream,
+  requestSerialize: bytes,
+  requestDeserialize: bytes,
+  responseSerialize: bytes,
+  responseDeserialize: bytes,
+});
+const ECHO = {
+  unary: method('Unary', false, false),
+  count: method('Count', false, true),
+  sum: method('Sum', true, false),
+  chat: method('Chat', true, true),
+  fail: method('Fail', false, false),
+  slow: method('Slow', false, false),
+} as unknown as grpc.ServiceDefinition;
+
+interface Seen {
+  metadata: grpc.Metadata[];
+  cancelled: string[];
+}
+
+async function startGrpcServer(): Promise<{ address: Address; seen: Seen; close(): void }> {
+  const seen: Seen = { metadata: [], cancelled: [] };
+  const server = new grpc.Server();
+  server.addService(ECHO, {
+    unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
+      seen.metadata.push(call.metadata);
+      const trailer = new grpc.Metadata();
+      trailer.set('x-served-by', 'grpc-test');
+      done(null, Buffer.concat([Buffer.from('echo:'), call.request]), trailer);
+    },
+    count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const n = Number(call.request.toString());
+      let i = 0;
+      // grpc-js says 'cancelled' at a normal end too: a cancelled call is one cut short.
+      call.on('cancelled', () => {
+        if (i < n) seen.cancelled.push(`count ${n}`);
+      });
+      // Paced, so that a client can cancel halfway.
+      const timer = setInterval(() => {
+        if (call.cancelled) return clearInterval(timer);
+        call.write(Buffer.from(String(i++)));
+        if (i === n) {
+          clearInterval(timer);
+          call.end();
+        }
+      }, 2);
+    },
+    sum: (call: grpc.ServerReadableStream<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
+      let total = 0;
+      call.on('data', (m: Buffer) => {
+        total += Number(m.toString());
+      });
+      call.on('end', () => done(null, Buffer.from(String(total))));
+    },
+    chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      call.on('data', (m: Buffer) => call.write(Buffer.from(`re:${m}`)));
+      call.on('end', () => call.end());
+    },
+    fail: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
+      done({ code: grpc.status.NOT_FOUND, details: 'no such thing' });
+    },
+    slow: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
+      call.on('cancelled', () => seen.cancelled.push('slow'));
+      const timer = setTimeout(() => done(null, Buffer.from('late')), 60_000);
+      call.on('cancelled', () => clearTimeout(timer));
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  return { address: { kind: 'tcp', host: '127.0.0.1', port }, seen, close: () => server.forceShutdown() };
+}
+
+const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
+// biome-ignore lint/suspicious/noExplicitAny: the generic client's methods are made at run time
+type Client = any;
+
+function grpcClient(port: number): Client {
+  return new EchoClient(`localhost:${port}`, grpc.credentials.createSsl(Buffer.from(pair.cert))) as Client;
+}
+
+function unary(client: Client, name: string, request: Buffer, options: grpc.CallOptions = {}) {
+  return new Promise<{ error: grpc.ServiceError | null; value?: Buffer; trailers?: grpc.Metadata }>(
+    (resolve) => {
+      let answer: { error: grpc.ServiceError | null; value?: Buffer } | undefined;
+      let trailers: grpc.Metadata | undefined;
+      // The answer (the callback) and the trailing metadata ('status') come in either order.
+      const settle = () => {
+        if (answer !== undefined && trailers !== undefined) resolve({ ...answer, trailers });
+      };
+      const call = (client[name] as (...a: unknown[]) => grpc.ClientUnaryCall)(
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + 20_000, ...options },
+        (error: grpc.ServiceError | null, value?: Buffer) => {
+          answer = { error, value };
+          settle();
+        },
+      );
+      call.on('status', (s: grpc.StatusObject) => {
+        trailers = s.metadata;
+        settle();
+      });
+    },
+  );
+}
+
+t.test(
+  'gRPC through the proxy: unary, streaming both ways, status, trailers, cancellation, deadline',
+  async (t) => {
+    const backend = await startGrpcServer();
+    const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c' });
+    const client = grpcClient(fx.port);
+    t.teardown(async () => {
+      client.close();
+      await fx.proxy.close();
+      backend.close();
+    });
+
+    const one = await unary(client, 'unary', Buffer.from('hi'));
+    t.equal(one.error, null, 'a unary call succeeds');
+    t.equal(one.value?.toString(), 'echo:hi');
+    t.same(one.trailers?.get('x-served-by'), ['grpc-test'], "the server's trailing metadata arrives");
+    const metadata = backend.seen.metadata[0] as grpc.Metadata;
+    t.same(metadata.get('x-forwarded-proto'), ['https'], 'the forwarding headers reach the server');
+    t.same(metadata.get('x-forwarded-for'), ['127.0.0.1']);
+    t.match(String(metadata.get('x-request-id')[0]), /^[0-9a-f-]{36}$/, 'a request id');
+
+    const counted: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const call = client.count(Buffer.from('50')) as grpc.ClientReadableStream<Buffer>;
+      call.on('data', (m: Buffer) => counted.push(m.toString()));
+      call.on('error', reject);
+      call.on('end', () => resolve());
+    });
+    t.same(
+      counted,
+      Array.from({ length: 50 }, (_, i) => String(i)),
+      'a server stream arrives whole and in order',
+    );
+
+    const sum = await new Promise<string>((resolve, reject) => {
+      const call = client.sum((error: grpc.ServiceError | null, value: Buffer) =>
+        error ? reject(error) : resolve(value.toString()),
+      ) as grpc.ClientWritableStream<Buffer>;
+      for (let i = 1; i <= 100; i++) call.write(Buffer.from(String(i)));
+      call.end();
+    });
+    t.equal(sum, '5050', 'a client stream arrives whole');
+
+    const replies = await new Promise<string[]>((resolve, reject) => {
+      const got: string[] = [];
+      const call = client.chat() as grpc.ClientDuplexStream<Buffer, Buffer>;
+      call.on('data', (m: Buffer) => {
+        got.push(m.toString());
+        if (got.length < 5) call.write(Buffer.from(`m${got.length}`));
+        else call.end();
+      });
+      call.on('error', reject);
+      call.on('end', () => resolve(got));
+      call.write(Buffer.from('m0'));
+    });
+    t.same(replies, ['re:m0', 're:m1', 're:m2', 're:m3', 're:m4'], 'a conversation, one message at a time');
+
+    const failed = await unary(client, 'fail', Buffer.from('x'));
+    t.equal(
+      failed.error?.code,
+      grpc.status.NOT_FOUND,
+      "the server's status arrives (a trailers-only response)",
+    );
+    t.equal(failed.error?.details, 'no such thing');
+
+    // A client that cancels: the server's call is cancelled too (the backend stream is reset).
+    await new Promise<void>((resolve) => {
+      const call = client.count(Buffer.from('100000')) as grpc.ClientReadableStream<Buffer>;
+      let got = 0;
+      call.on('data', () => {
+        if (++got === 10) call.cancel();
+      });
+      call.on('error', (e: grpc.ServiceError) => {
+        t.equal(e.code, grpc.status.CANCELLED, 'the client sees its cancel');
+        resolve();
+      });
+    });
+    await waitFor(() => backend.seen.cancelled.includes('count 100000'), 'the server to see the cancel');
+    t.pass('the cancel reached the server (the backend stream was reset)');
+
+    const late = await unary(client, 'slow', Buffer.from('x'), { deadline: Date.now() + 300 });
+    t.equal(late.error?.code, grpc.status.DEADLINE_EXCEEDED, 'a deadline expires at the client');
+    await waitFor(() => backend.seen.cancelled.includes('slow'), 'the server to see the call end');
+    t.pass('the server ended the call too (its grpc-timeout passed on, the stream reset)');
+
+    const again = await unary(client, 'unary', Buffer.from('after'));
+    t.equal(again.value?.toString(), 'echo:after', 'the session to the backend still serves');
+  },
+);
+
+t.test('a drain lets a gRPC stream in flight finish', async (t) => {
+  const backend = await startGrpcServer();
+  const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c' });
+  const client = grpcClient(fx.port);
+  t.teardown(async () => {
+    client.close();
+    await fx.proxy.close();
+    backend.close();
+  });
+  const counted: string[] = [];
+  const done = new Promise<grpc.ServiceError | null>((resolve) => {
+    const call = client.count(Buffer.from('200')) as grpc.ClientReadableStream<Buffer>;
+    call.on('data', (m: Buffer) => counted.push(m.toString()));
+    call.on('error', (e: grpc.ServiceError) => resolve(e));
+    call.on('end', () => resolve(null));
+  });
+  await waitFor(() => counted.length >= 5, 'the stream to begin');
+  const drained = fx.proxy.drain(30_000);
+  t.equal(await done, null, 'the stream ends without an error');
+  t.equal(counted.length, 200, 'every message arrived');
+  await drained;
+});
+
+t.test('without h2c, a gRPC server behind the proxy cannot be reached (the HTTP/1.1 default)', async (t) => {
+  const backend = await startGrpcServer();
+  const fx = await startProxy(backend.address, { pair });
+  const client = grpcClient(fx.port);
+  t.teardown(async () => {
+    client.close();
+    await fx.proxy.close();
+    backend.close();
+  });
+  const result = await unary(client, 'unary', Buffer.from('hi'));
+  t.equal(result.error?.code, grpc.status.UNAVAILABLE);
+  t.match(result.error?.details, /502/);
+});
+
+// ---- Node's HTTP/2 server as the backend --------------------------------------
+
+interface H2Backend {
+  address: Address;
+  server: http2.Http2Server;
+  /** Heads the backend received, in order. */
+  heads: http2.IncomingHttpHeaders[];
+  /** HTTP/1.1 requests that reached it (preface sniffed: one port, both protocols). */
+  http1: http.IncomingMessage[];
+  close(): Promise<void>;
+}
+
+/** An h2c server that answers by path; HTTP/1.1 on the same port goes to an HTTP/1.1 server. */
+async function startH2Backend(): Promise<H2Backend> {
+  const heads: http2.IncomingHttpHeaders[] = [];
+  const http1: http.IncomingMessage[] = [];
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    heads.push(headers);
+    const path = String(headers[':path']);
+    stream.on('error', () => {});
+    if (path === '/echo-body') {
+      const hash = createHash('sha256');
+      let size = 0;
+      stream.on('data', (c: Buffer) => {
+        hash.update(c);
+        size += c.length;
+      });
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'content-type': 'application/json' });
+        stream.end(JSON.stringify({ size, sha256: hash.digest('hex') }));
+      });
+    } else if (path.startsWith('/big')) {
+      stream.respond({ ':status': 200 });
+      const body = patternedBytes(4 * 1024 * 1024, 7);
+      stream.end(body);
+    } else if (path === '/hints') {
+      stream.additionalHeaders({ ':status': 103, link: '</a.css>; rel=preload' });
+      stream.respond({ ':status': 200 });
+      stream.end('after hints');
+    } else if (path === '/trailers') {
+      stream.respond({ ':status': 200 }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc' }));
+      stream.end('with trailers');
+    } else if (path === '/reset-mid') {
+      stream.respond({ ':status': 200 });
+      stream.write('half a bo');
+      // RST_STREAM without END_STREAM (close(code) would end the body first).
+      setTimeout(() => stream.destroy(new Error('cut')), 50);
+    } else if (path === '/silent') {
+      // Never answers.
+    } else if (path === '/hsts-own') {
+      stream.respond({ ':status': 200, 'strict-transport-security': 'max-age=5' });
+      stream.end('own');
+    } else {
+      stream.respond({ ':status': 200, 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'] });
+      stream.end(`h2c ${path}`);
+    }
+  });
+  const h1 = http.createServer((req, res) => {
+    http1.push(req);
+    req.resume();
+    res.end(`http1 ${req.url}`);
+  });
+  const PREFACE = 'PRI * HTTP/2.0';
+  const front = net.createServer((socket) => {
+    socket.once('readable', () => {
+      const first = socket.read() as Buffer | null;
+      if (first === null) return socket.destroy();
+      socket.unshift(first);
+      if (first.toString('latin1', 0, PREFACE.length) === PREFACE) server.emit('connection', socket);
+      else h1.emit('connection', socket);
+    });
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  const port = (front.address() as net.AddressInfo).port;
+  const sockets = new Set<net.Socket>();
+  front.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  return {
+    address: { kind: 'tcp', host: '127.0.0.1', port },
+    server,
+    heads,
+    http1,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+    },
+  };
+}
+
+function h2Client(port: number): http2.ClientHttp2Session {
+  const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
+  session.on('error', () => {});
+  return session;
+}
+
+interface H2Answer {
+  headers: http2.IncomingHttpHeaders;
+  informational: http2.IncomingHttpHeaders[];
+  body: Buffer;
+  trailers: http2.IncomingHttpHeaders;
+  /** The stream's error code, when it was reset instead of ending. */
+  error: string | undefined;
+}
+
+function h2Get(
+  session: http2.ClientHttp2Session,
+  headers: http2.OutgoingHttpHeaders,
+  body?: Buffer,
+): Promise<H2Answer> {
+  return new Promise((resolve) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    const answer: H2Answer = {
+      headers: {},
+      informational: [],
+      body: Buffer.alloc(0),
+      trailers: {},
+      error: undefined,
+    };
+    const chunks: Buffer[] = [];
+    stream.on('headers', (h) => answer.informational.push(h));
+    stream.on('response', (h) => {
+      answer.headers = h;
+    });
+    stream.on('trailers', (h) => {
+      answer.trailers = h;
+    });
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      answer.error = e.code;
+    });
+    stream.on('close', () => {
+      answer.body = Buffer.concat(chunks);
+      resolve(answer);
+    });
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+t.test(
+  'what an h2c backend receives and answers: the header rules, bodies, 1xx, trailers, HSTS',
+  async (t) => {
+    const backend = await startH2Backend();
+    const dir = mkdtempSync(join(tmpdir(), 'h2c-log-'));
+    const log = new AccessLog({ format: 'json', file: join(dir, 'access.log'), keepQuery: false });
+    const fx = await startProxy(backend.address, {
+      pair,
+      backendProtocol: 'h2c',
+      hsts: 'max-age=60',
+      accessLog: log,
+    });
+    const session = h2Client(fx.port);
+    t.teardown(async () => {
+      session.close();
+      await fx.proxy.close();
+      await backend.close();
+      removeDir(dir);
+    });
+
+    const plain = await h2Get(session, {
+      ':path': '/x?q=1',
+      'x-forwarded-for': '203.0.113.9',
+      'x-forwarded-proto': 'http',
+      x_spoof: 'no',
+      te: 'trailers',
+    });
+    t.equal(plain.body.toString(), 'h2c /x?q=1');
+    t.same(plain.headers['set-cookie'], ['a=1', 'b=2'], 'two cookies stay two');
+    t.equal(plain.headers['strict-transport-security'], 'max-age=60', 'HSTS added');
+    t.match(plain.headers['x-request-id'], undefined, 'the backend answered, not the proxy');
+    const seen = backend.heads.at(-1) as http2.IncomingHttpHeaders;
+    t.equal(seen[':scheme'], 'http');
+    t.equal(seen[':authority'], `localhost:${fx.port}`, 'the authority kept');
+    t.equal(seen['x-forwarded-for'], '203.0.113.9, 127.0.0.1', 'the client address appended');
+    t.equal(seen['x-forwarded-proto'], 'https', "the client's own dropped");
+    t.equal(seen['x-forwarded-port'], '35048');
+    t.equal(seen.te, 'trailers', 'te: trailers passed on');
+    t.equal(seen.x_spoof, undefined, 'a name with an underscore dropped');
+    t.match(String(seen['x-request-id']), /^[0-9a-f-]{36}$/);
+    t.equal(backend.http1.length, 0, 'nothing went over HTTP/1.1');
+
+    const own = await h2Get(session, { ':path': '/hsts-own' });
+    t.equal(own.headers['strict-transport-security'], 'max-age=5', "the app's own HSTS wins");
+
+    const upload = patternedBytes(3 * 1024 * 1024 + 17, 3);
+    const echoed = await h2Get(session, { ':method': 'POST', ':path': '/echo-body' }, upload);
+    t.same(
+      JSON.parse(echoed.body.toString()),
+      { size: upload.length, sha256: createHash('sha256').update(upload).digest('hex') },
+      'a 3 MiB body without a length streams to the backend whole',
+    );
+    t.equal(backend.heads.at(-1)?.['content-length'], undefined, 'and is not held to be given one');
+
+    const big = await h2Get(session, { ':path': '/big' });
+    t.equal(big.body.length, 4 * 1024 * 1024, 'a 4 MiB response arrives whole');
+    t.ok(big.body.equals(patternedBytes(4 * 1024 * 1024, 7)), 'byte for byte');
+
+    const hints = await h2Get(session, { ':path': '/hints' });
+    t.equal(hints.informational[0]?.[':status'], 103, 'a 103 passed on');
+    t.equal(hints.informational[0]?.link, '</a.css>; rel=preload');
+    t.equal(hints.body.toString(), 'after hints');
+
+    const trailed = await h2Get(session, { ':path': '/trailers' });
+    t.equal(trailed.trailers['x-checksum'], 'abc', 'trailers passed on');
+
+    const cut = await h2Get(session, { ':path': '/reset-mid' });
+    t.ok(cut.error !== undefined, `a response the backend reset is reset for the client too (${cut.error})`);
+
+    await log.close();
+    const lines = readFileSync(join(dir, 'access.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const first = lines.find((l) => l.path === '/x');
+    t.match(first, { protocol: 'h2', status: 200, method: 'GET' }, 'an access-log line per stream');
+    t.equal(first.request_id, seen['x-request-id'], 'with the id the backend got');
+    const posted = lines.find((l) => l.path === '/echo-body');
+    t.ok(posted.bytes_in > upload.length, 'the body counted in');
+    t.ok(lines.find((l) => l.path === '/big').bytes_out > 4 * 1024 * 1024, 'the body counted out');
+    t.match(
+      lines.find((l) => l.path === '/reset-mid'),
+      { status: 200, reason: /closed mid-response/ },
+    );
+  },
+);
+
+t.test('an h2c backend that fails: 503 before it answered once, 502 after, 504 on silence', async (t) => {
+  const down = await startProxy(await deadBackend(), { pair, backendProtocol: 'h2c' });
+  const downSession = h2Client(down.port);
+  t.teardown(async () => {
+    downSession.close();
+    await down.proxy.close();
+  });
+  const refused = await h2Get(downSession, { ':path': '/' });
+  t.equal(refused.headers[':status'], 503, 'no backend yet: 503');
+  t.match(String(refused.headers['x-request-id']), /^[0-9a-f-]{36}$/, 'with its request id');
+
+  const backend = await startH2Backend();
+  const fx = await startProxy(backend.address, {
+    pair,
+    backendProtocol: 'h2c',
+    limits: { backendTimeoutMs: 500 },
+  });
+  const session = h2Client(fx.port);
+  t.teardown(async () => {
+    session.close();
+    await fx.proxy.close();
+  });
+  t.equal((await h2Get(session, { ':path': '/' })).headers[':status'], 200);
+  const silent = await h2Get(session, { ':path': '/silent' });
+  t.equal(silent.headers[':status'], 504, 'a backend that never answers: 504');
+  t.equal(backend.heads.at(-1)?.[':path'], '/silent');
+  await backend.close();
+  const gone = await h2Get(session, { ':path': '/' });
+  t.equal(gone.headers[':status'], 502, 'a backend that went away after answering: 502');
+});
+
+t.test('curl over HTTP/2, and an HTTP/1.1 client, through an h2c backend', async (t) => {
+  const backend = await startH2Backend();
+  const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c' });
+  t.teardown(async () => {
+    await fx.proxy.close();
+    await backend.close();
+  });
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(
+      'curl',
+      [
+        '-sS',
+        '--http2',
+        '--cacert',
+        pair.certFile,
+        `https://localhost:${fx.port}/curl`,
+        '-w',
+        ' %{http_version}',
+      ],
+      (error, stdout) => (error ? reject(error) : resolve(stdout)),
+    ),
+  );
+  t.equal(out, 'h2c /curl 2', 'curl --http2 gets the h2c backend');
+  const h1 = await httpsRequest(fx.port, pair, { path: '/old' });
+  t.equal(h1.body.toString(), 'http1 /old', 'an HTTP/1.1 client still goes over HTTP/1.1');
+  t.equal(backend.http1.length, 1);
+});
