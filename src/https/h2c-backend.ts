@@ -1,38 +1,106 @@
 // The backend spoken to as HTTP/2 in clear text (h2c, prior knowledge: RFC 9113
-// section 3.3), as a gRPC server needs (--backend-protocol h2c). One session
-// carries every HTTP/2 client's streams; a new one is opened when it has
-// closed, failed or been told to go away (GOAWAY: the streams already open on
-// it finish there).
+// section 3.3), as a gRPC server needs (--backend-protocol h2c). Streams go
+// to a session once its SETTINGS have come, and no more to one than the
+// backend's SETTINGS_MAX_CONCURRENT_STREAMS allows: a stream past that limit
+// is refused by the backend (grpc-go, Node's server), so requests wait for
+// room, and when every session is full another is opened, up to
+// MAX_SESSIONS (then they wait for a stream to end; --backend-timeout bounds
+// the wait). A session the backend closed, failed or told to go away
+// (GOAWAY) takes no new stream; those open on it finish there.
 import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Address } from '../config/types.js';
 
-/** What the proxy's HTTP/2 session to its backend is opened with. */
+/** What the proxy's HTTP/2 sessions to its backend are opened with. */
 const SESSION_OPTIONS: http2.ClientSessionOptions = {
   maxSessionMemory: 32,
   settings: { enablePush: false },
 };
 
+/** Sessions open to the backend at most; past them, requests wait for a stream to end. */
+export const MAX_SESSIONS = 16;
+
+/** A request waiting for a stream: given one, or the error of the session it waited for. */
+export interface StreamRequest {
+  readonly headers: http2.OutgoingHttpHeaders;
+  readonly endStream: boolean;
+  readonly give: (stream: http2.ClientHttp2Stream) => void;
+  readonly fail: (error: Error) => void;
+}
+
+class BackendSession {
+  readonly session: http2.ClientHttp2Session;
+  /** Streams open on it. */
+  active = 0;
+  /** The backend's SETTINGS have come: its stream limit is known. */
+  ready = false;
+  /** Closed, failed or told to go away: no new streams. */
+  gone = false;
+
+  constructor(session: http2.ClientHttp2Session) {
+    this.session = session;
+  }
+
+  get room(): boolean {
+    return this.ready && !this.gone && this.active < this.session.remoteSettings.maxConcurrentStreams!;
+  }
+}
+
 export class H2cBackend {
   readonly #address: Address;
-  #session: http2.ClientHttp2Session | undefined;
+  readonly #sessions: BackendSession[] = [];
+  readonly #waiting: StreamRequest[] = [];
 
   constructor(address: Address) {
     this.#address = address;
   }
 
-  /**
-   * A stream to the backend carrying `headers` (`endStream`: the request has no body). A
-   * session that cannot connect fails its streams with ERR_HTTP2_STREAM_CANCEL, the
-   * connection's error as its `cause`.
-   */
-  request(headers: http2.OutgoingHttpHeaders, endStream: boolean): http2.ClientHttp2Stream {
-    return this.#open().request(headers, { endStream });
+  /** Asks for a stream; `request.give` gets it now or once there is room. */
+  request(request: StreamRequest): void {
+    this.#waiting.push(request);
+    this.#dispatch();
   }
 
-  #open(): http2.ClientHttp2Session {
-    const current = this.#session;
-    if (current !== undefined && !current.closed && !current.destroyed) return current;
+  /** A request that no longer wants its stream (its client went away while it waited). */
+  cancel(request: StreamRequest): void {
+    const i = this.#waiting.indexOf(request);
+    if (i !== -1) this.#waiting.splice(i, 1);
+  }
+
+  #dispatch(): void {
+    const waiting = this.#waiting;
+    while (waiting.length > 0) {
+      const target = this.#sessions.find((s) => s.room);
+      if (target === undefined) {
+        // A session still connecting will take them when its SETTINGS come.
+        if (this.#sessions.length < MAX_SESSIONS && !this.#sessions.some((s) => !s.ready && !s.gone)) {
+          this.#open();
+        }
+        return;
+      }
+      this.#start(target, waiting.shift() as StreamRequest);
+    }
+  }
+
+  #start(target: BackendSession, request: StreamRequest): void {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = target.session.request(request.headers, { endStream: request.endStream });
+    } catch (error) {
+      // The session closed under it (ERR_HTTP2_INVALID_SESSION, ERR_HTTP2_GOAWAY_SESSION).
+      target.gone = true;
+      request.fail(error as Error);
+      return;
+    }
+    target.active++;
+    stream.once('close', () => {
+      target.active--;
+      this.#dispatch();
+    });
+    request.give(stream);
+  }
+
+  #open(): void {
     const http2 = process.getBuiltinModule('node:http2') as typeof import('node:http2');
     const a = this.#address;
     const session = http2.connect(a.kind === 'unix' ? 'http://localhost' : 'http://backend', {
@@ -42,32 +110,47 @@ export class H2cBackend {
           ? net.connect({ path: a.path })
           : net.connect({ host: a.host, port: a.port, noDelay: true }),
     });
-    // Its streams carry the error to their requests; the session's own is not thrown.
-    session.on('error', noop);
-    // Streams already open finish on it; new ones go to a new session.
-    session.on('goaway', () => this.#forget(session));
-    session.on('close', () => this.#forget(session));
+    const entry = new BackendSession(session);
+    this.#sessions.push(entry);
+    session.on('remoteSettings', () => {
+      entry.ready = true;
+      this.#dispatch();
+    });
+    session.on('error', (error: Error) => {
+      // Streams open on it fail with the error themselves; requests that waited for a session
+      // that never came up fail with it (the backend is not listening, say).
+      if (!entry.ready) for (const request of this.#waiting.splice(0)) request.fail(error);
+      this.#forget(entry);
+    });
+    session.on('goaway', () => this.#forget(entry));
+    session.on('close', () => this.#forget(entry));
     // No request keeps the process alive through an idle session.
     session.unref();
-    this.#session = session;
-    return session;
   }
 
-  #forget(session: http2.ClientHttp2Session): void {
-    if (this.#session === session) this.#session = undefined;
+  #forget(entry: BackendSession): void {
+    entry.gone = true;
+    const i = this.#sessions.indexOf(entry);
+    if (i === -1) return;
+    this.#sessions.splice(i, 1);
+    this.#dispatch();
   }
 
-  /** No new streams: the session closes once those open have finished (draining). */
+  /** No new streams: each session closes once the streams open on it have ended (draining). */
   close(): void {
-    this.#session?.close();
-    this.#session = undefined;
+    for (const entry of this.#sessions.splice(0)) {
+      entry.gone = true;
+      entry.session.close();
+    }
   }
 
-  /** Closes the session and every stream on it now. */
+  /** Closes every session and stream now; requests still waiting fail. */
   destroy(): void {
-    this.#session?.destroy();
-    this.#session = undefined;
+    for (const entry of this.#sessions.splice(0)) {
+      entry.gone = true;
+      entry.session.destroy();
+    }
+    const closed = new Error('the proxy is closing');
+    for (const request of this.#waiting.splice(0)) request.fail(closed);
   }
 }
-
-function noop(): void {}

@@ -7,7 +7,7 @@
 // the client the same 502, 503 or 504 as on HTTP/1.1.
 import type * as http2 from 'node:http2';
 import type { ProxyCore } from './core.js';
-import type { H2cBackend } from './h2c-backend.js';
+import type { H2cBackend, StreamRequest } from './h2c-backend.js';
 import { h2cResponseHeaders, headerListLength } from './http2-head.js';
 
 /** What the relay tells the client stream's owner (http2-stream.ts). */
@@ -26,15 +26,34 @@ export interface H2cRelayHost {
 /** System errors under which the backend was not there to take the stream: 503 until it has answered once. */
 const NOT_LISTENING = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE']);
 
+/**
+ * Request body bytes kept until the response begins, so that a stream the backend refused
+ * (REFUSED_STREAM: a GOAWAY raced it, or a limit lowered under it; RFC 9113 section 8.7 says
+ * it was not processed) can be sent again on another. A gRPC call's request is usually one
+ * small message; a larger body is not retried.
+ */
+const REPLAY_BYTES = 64 * 1024;
+
 export class H2cRelay {
   readonly #core: ProxyCore;
+  readonly #h2c: H2cBackend;
   readonly #client: http2.ServerHttp2Stream;
   readonly #host: H2cRelayHost;
-  readonly #backend: http2.ClientHttp2Stream;
+  readonly #headers: http2.OutgoingHttpHeaders;
+  readonly #hasBody: boolean;
+  /** The backend's stream; undefined while the request waits for one. */
+  #backend: http2.ClientHttp2Stream | undefined;
+  /** The request waiting for a stream (h2c-backend.ts), until it gets one. */
+  #request: StreamRequest | undefined;
   #timer: NodeJS.Timeout | undefined;
   #responded = false;
   #over = false;
   #trailers: http2.OutgoingHttpHeaders = {};
+  /** The request body sent so far, while it may still be sent again (REPLAY_BYTES); null past that. */
+  #sent: Buffer[] | null = [];
+  #sentBytes = 0;
+  #requestEnded = false;
+  #retried = false;
 
   constructor(
     core: ProxyCore,
@@ -44,12 +63,34 @@ export class H2cRelay {
     host: H2cRelayHost,
   ) {
     this.#core = core;
+    this.#h2c = h2c;
     this.#client = client;
     this.#host = host;
-    const hasBody = !client.readableEnded && !client.endAfterHeaders;
-    const backend = h2c.request(headers, !hasBody);
-    this.#backend = backend;
+    this.#headers = headers;
+    this.#hasBody = !client.readableEnded && !client.endAfterHeaders;
+    // The backend's whole wait: for a stream (a full backend), then for the response head.
     this.#timer = setTimeout(this.#onTimeout, core.limits.backendTimeoutMs);
+    this.#ask();
+  }
+
+  #ask(): void {
+    const request: StreamRequest = {
+      headers: this.#headers,
+      endStream: !this.#hasBody,
+      give: this.#take,
+      fail: this.#onError,
+    };
+    this.#request = request;
+    this.#h2c.request(request);
+  }
+
+  #take = (backend: http2.ClientHttp2Stream): void => {
+    this.#request = undefined;
+    if (this.#over) {
+      backend.close(NGHTTP2_CANCEL);
+      return;
+    }
+    this.#backend = backend;
     backend.on('response', this.#onResponse);
     backend.on('headers', this.#onInformational);
     backend.on('data', this.#onData);
@@ -58,22 +99,27 @@ export class H2cRelay {
     backend.on('error', this.#onError);
     backend.on('close', this.#onClose);
     backend.on('drain', this.#onBackendDrain);
-    if (hasBody) {
-      client.on('data', this.#onRequestData);
-      client.on('end', this.#onRequestEnd);
+    if (!this.#hasBody) return;
+    if (this.#retried) {
+      // Sent again as it went the first time.
+      for (const chunk of this.#sent ?? []) backend.write(chunk);
+      if (this.#requestEnded) backend.end();
+      else this.#client.resume();
+      return;
     }
-  }
+    this.#client.on('data', this.#onRequestData);
+    this.#client.on('end', this.#onRequestEnd);
+  };
 
   /** The client's stream can take more of the response. */
   clientDrained(): void {
-    if (!this.#over) this.#backend.resume();
+    if (!this.#over) this.#backend?.resume();
   }
 
   /** The client went away (reset its stream): the backend's stream is cancelled. */
   abort(): void {
     if (this.#over) return;
     this.#finish();
-    if (!this.#backend.destroyed) this.#backend.close(NGHTTP2_CANCEL);
   }
 
   /** Nothing of the relay stays reachable from the client's stream (see H2Stream's #detach). */
@@ -87,8 +133,23 @@ export class H2cRelay {
 
   #onRequestData = (chunk: Buffer): void => {
     this.#host.received(chunk.length);
-    if (this.#over || this.#backend.destroyed) return;
-    if (!this.#backend.write(chunk)) this.#client.pause();
+    const backend = this.#backend;
+    if (this.#over) return;
+    if (this.#sent !== null && !this.#responded) {
+      this.#sentBytes += chunk.length;
+      if (this.#sentBytes <= REPLAY_BYTES) this.#sent.push(chunk);
+      else this.#sent = null;
+    }
+    // Waiting for another stream (the first was refused): it gets this chunk with the rest,
+    // unless the body has outgrown what is kept.
+    if (backend === undefined) {
+      if (this.#sent === null) {
+        this.#core.pool.failure('closed before answering (refused)', null);
+        this.#fail(502, 'closed before answering');
+      } else this.#client.pause();
+      return;
+    }
+    if (!backend.write(chunk)) this.#client.pause();
   };
 
   #onBackendDrain = (): void => {
@@ -96,7 +157,8 @@ export class H2cRelay {
   };
 
   #onRequestEnd = (): void => {
-    if (!this.#over && !this.#backend.destroyed) this.#backend.end();
+    this.#requestEnded = true;
+    if (!this.#over) this.#backend?.end();
   };
 
   // ---- the response, backend to client ---------------------------------------
@@ -114,6 +176,7 @@ export class H2cRelay {
   #onResponse = (incoming: http2.IncomingHttpHeaders, flags: number): void => {
     clearTimeout(this.#timer);
     if (this.#over) return;
+    this.#sent = null;
     const core = this.#core;
     core.pool.markAnswered();
     const headers = h2cResponseHeaders(incoming, core.settings.hsts);
@@ -139,7 +202,7 @@ export class H2cRelay {
     const client = this.#client;
     if (this.#over || client.destroyed) return;
     this.#host.sent(chunk.length);
-    if (!client.write(chunk)) this.#backend.pause();
+    if (!client.write(chunk)) this.#backend?.pause();
   };
 
   #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
@@ -162,7 +225,8 @@ export class H2cRelay {
   };
 
   #complete(): void {
-    this.#finish();
+    this.#over = true;
+    clearTimeout(this.#timer);
     this.#host.ended();
   }
 
@@ -171,16 +235,14 @@ export class H2cRelay {
   #onTimeout = (): void => {
     if (this.#over) return;
     this.#core.pool.failure('timeout', null);
-    this.#backend.close(NGHTTP2_CANCEL);
     this.#fail(504, 'timeout');
   };
 
   #onError = (error: Error): void => {
-    if (this.#over) return;
-    const cause = (error as { cause?: { code?: string } }).cause;
-    const connectCode = cause?.code;
-    if (!this.#responded && connectCode !== undefined && NOT_LISTENING.has(connectCode)) {
-      this.#core.pool.failure('connect', cause as Error);
+    if (this.#over || this.#retry()) return;
+    const code = (error as { cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
+    if (!this.#responded && code !== undefined && NOT_LISTENING.has(code)) {
+      this.#core.pool.failure('connect', error);
       this.#fail(this.#core.pool.answered ? 502 : 503, 'connect');
       return;
     }
@@ -190,27 +252,68 @@ export class H2cRelay {
   };
 
   #onClose = (): void => {
-    if (this.#over) return;
+    if (this.#over || this.#retry()) return;
     // Closed with no error and no end: reset by the backend (RST_STREAM NO_ERROR, or a GOAWAY).
     const detail = this.#responded ? 'closed mid-response' : 'closed before answering';
-    this.#core.pool.failure(`${detail} (reset, code ${this.#backend.rstCode ?? 0})`, null);
+    this.#core.pool.failure(`${detail} (reset, code ${this.#backend?.rstCode ?? 0})`, null);
     this.#fail(502, detail);
   };
 
+  /**
+   * A stream the backend refused before answering (REFUSED_STREAM: not processed) is asked for
+   * once more, its body sent again, when all of that body is still at hand.
+   */
+  #retry(): boolean {
+    const backend = this.#backend;
+    if (
+      backend?.rstCode !== NGHTTP2_REFUSED_STREAM ||
+      this.#responded ||
+      this.#retried ||
+      this.#sent === null
+    ) {
+      return false;
+    }
+    this.#retried = true;
+    this.#unlisten(backend);
+    this.#backend = undefined;
+    this.#ask();
+    return true;
+  }
+
+  #unlisten(backend: http2.ClientHttp2Stream): void {
+    backend.off('response', this.#onResponse);
+    backend.off('headers', this.#onInformational);
+    backend.off('data', this.#onData);
+    backend.off('trailers', this.#onTrailers);
+    backend.off('end', this.#onEnd);
+    backend.off('error', this.#onError);
+    backend.off('close', this.#onClose);
+    backend.off('drain', this.#onBackendDrain);
+    // Its own end may still come: nothing of it matters now.
+    backend.on('error', noop);
+  }
+
   #fail(status: number, detail: string): void {
     this.#finish();
-    if (!this.#backend.destroyed) this.#backend.close(NGHTTP2_CANCEL);
     this.#host.failed(status, detail);
   }
 
+  /** Over: the backend's stream cancelled (or the wait for one given up), the client's body let go. */
   #finish(): void {
     this.#over = true;
     clearTimeout(this.#timer);
+    if (this.#request !== undefined) this.#h2c.cancel(this.#request);
+    this.#request = undefined;
+    const backend = this.#backend;
+    if (backend !== undefined && !backend.destroyed) backend.close(NGHTTP2_CANCEL);
     this.#client.resume();
   }
 }
 
+function noop(): void {}
+
 // RFC 9113 codes and flags (node:http2's constants, without loading the module for them).
 const NGHTTP2_CANCEL = 8;
 const NGHTTP2_INTERNAL_ERROR = 2;
+const NGHTTP2_REFUSED_STREAM = 7;
 const END_STREAM = 0x1;

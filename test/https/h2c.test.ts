@@ -17,6 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import type { Address } from '../../src/config/types.js';
 import { AccessLog } from '../../src/https/access-log.js';
+import { MAX_SESSIONS } from '../../src/https/h2c-backend.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   deadBackend,
@@ -530,6 +531,79 @@ t.test('an h2c backend that fails: 503 before it answered once, 502 after, 504 o
   await backend.close();
   const gone = await h2Get(session, { ':path': '/' });
   t.equal(gone.headers[':status'], 502, 'a backend that went away after answering: 502');
+});
+
+t.test("the backend's stream limit, a refused stream, a GOAWAY: every request still answered", async (t) => {
+  // Two streams at a time per session, as a backend may set it: ten at once wait for room or
+  // go to another session (before, eight of ten were refused and answered 502).
+  const server = http2.createServer({ settings: { maxConcurrentStreams: 2 } });
+  let open = 0;
+  let most = 0;
+  let refused = 0;
+  let sessions = 0;
+  server.on('session', () => sessions++);
+  const bodies: number[] = [];
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => {});
+    if (headers[':path'] === '/refuse-once' && refused++ === 0) {
+      // RST_STREAM REFUSED_STREAM: not processed, safe to send again (RFC 9113 section 8.7).
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    if (headers[':path'] === '/goaway') {
+      stream.respond({ ':status': 200 });
+      stream.end('bye');
+      stream.session?.close();
+      return;
+    }
+    open++;
+    most = Math.max(most, open);
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      bodies.push(Buffer.concat(chunks).length);
+      setTimeout(() => {
+        open--;
+        stream.respond({ ':status': 200 });
+        stream.end(String(headers[':path']));
+      }, 50);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port }, { pair, backendProtocol: 'h2c' });
+  const session = h2Client(fx.port);
+  t.teardown(async () => {
+    session.close();
+    await fx.proxy.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const many = await Promise.all(Array.from({ length: 10 }, (_, i) => h2Get(session, { ':path': `/m${i}` })));
+  t.same(
+    many.map((a) => a.headers[':status']),
+    Array(10).fill(200),
+    'ten streams at once, two at a time per session: all answered',
+  );
+  t.same(
+    many.map((a) => a.body.toString()),
+    Array.from({ length: 10 }, (_, i) => `/m${i}`),
+  );
+  t.ok(
+    sessions >= 2 && sessions <= MAX_SESSIONS,
+    `more sessions opened for them, within the bound (${sessions}; ${most} streams at once)`,
+  );
+
+  const body = patternedBytes(20_000, 5);
+  const again = await h2Get(session, { ':method': 'POST', ':path': '/refuse-once' }, body);
+  t.equal(again.headers[':status'], 200, 'a refused stream is sent again');
+  t.equal(refused, 2, 'the backend saw it twice');
+  t.equal(bodies.at(-1), body.length, 'with its whole body');
+
+  t.equal((await h2Get(session, { ':path': '/goaway' })).body.toString(), 'bye');
+  const after = await h2Get(session, { ':path': '/after-goaway' });
+  t.equal(after.headers[':status'], 200, 'after a GOAWAY, a new session');
+  t.equal(after.body.toString(), '/after-goaway');
 });
 
 t.test('curl over HTTP/2, and an HTTP/1.1 client, through an h2c backend', async (t) => {
