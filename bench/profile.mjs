@@ -84,7 +84,10 @@ const log = (line) => process.stdout.write(`${line}\n`);
 
 const dir = makeTempDir('profile');
 const pair = await makePair(dir, 'pair', values.type);
-const origin = await startOrigin(makeTempDir('profile-origin'));
+// HARBOR_BACKEND_PROTOCOL=h2c (with --scenario h2): the sidecar to the origin's h2c listener.
+const h2c = process.env.HARBOR_BACKEND_PROTOCOL === 'h2c';
+if (h2c && values.scenario !== 'h2') usageError('HARBOR_BACKEND_PROTOCOL=h2c needs --scenario h2', USAGE);
+const origin = await startOrigin(makeTempDir('profile-origin'), { h2c });
 const inspectPort = await freePort();
 const nodeArgs = [
   `--inspect=127.0.0.1:${inspectPort}`,
@@ -92,14 +95,17 @@ const nodeArgs = [
 ];
 const sidecar = await {
   sidecar: () =>
-    startSidecar(dir, pair, origin.port, {
+    startSidecar(dir, pair, h2c ? origin.h2cPort : origin.port, {
       extraNodeArgs: nodeArgs,
-      env: process.env.HARBOR_ACCESS_LOG
-        ? {
-            HARBOR_ACCESS_LOG: process.env.HARBOR_ACCESS_LOG,
-            HARBOR_ACCESS_LOG_FILE: join(dir, 'access.log'),
-          }
-        : {},
+      env: {
+        ...(process.env.HARBOR_ACCESS_LOG
+          ? {
+              HARBOR_ACCESS_LOG: process.env.HARBOR_ACCESS_LOG,
+              HARBOR_ACCESS_LOG_FILE: join(dir, 'access.log'),
+            }
+          : {}),
+        ...(h2c ? { HARBOR_BACKEND_PROTOCOL: 'h2c' } : {}),
+      },
     }),
   node: () => startBareNode(dir, pair, { extraNodeArgs: nodeArgs }),
   nginx: () => startNginxProxy(dir, pair, origin.port),
@@ -125,10 +131,13 @@ const loadFor = (s) =>
 const load = loadFor(seconds);
 
 try {
-  await waitForOk(sidecar.port, SMALL_PATH);
+  await waitForOk(sidecar.port, SMALL_PATH, { h2: h2c });
   log(`${values.target} pid ${sidecar.pid} on ${sidecar.port}; warming up (${values.scenario})`);
-  await runWrk(url(SMALL_PATH), { connections: 50, seconds: 2 });
-  await runWrk(url(LARGE_PATH), { connections: 10, seconds: 1 });
+  // HTTP/1.1 clients do not reach an h2c-only origin.
+  if (!h2c) {
+    await runWrk(url(SMALL_PATH), { connections: 50, seconds: 2 });
+    await runWrk(url(LARGE_PATH), { connections: 10, seconds: 1 });
+  }
   // The scenario's own load too: its code compiled before the profile, as in a running proxy.
   await loadFor(2)();
 

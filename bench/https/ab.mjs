@@ -20,6 +20,8 @@
 //   h2     CPU per HTTP/2 request (h2load, --connections connections of 10
 //          streams each, a 14-byte body). Far noisier than ka: two identical
 //          builds differed by 0.65-1.30x per round (2026-12-02); run many rounds.
+//   h2c    the same, the sidecars speaking HTTP/2 in clear text to the origin
+//          (HARBOR_BACKEND_PROTOCOL=h2c, the origin's h2c listener)
 // --path /1m.bin: the same with 1 MiB answers (the origin's large file) instead.
 // --access-log json|combined: every sidecar (A, A again and B) writes its access log to
 // a file of its own (to compare two builds of the log).
@@ -30,7 +32,7 @@
 // are dist folders (`npm run build` output; copy one aside inside the
 // repository, with package.json beside it, before changing the code:
 // cp -r dist scratch/dist-a; cp package.json scratch/).
-//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|req|h2] [--path P] [--connections 8] [--access-log json|combined] [--pin]
+//   node bench/https/ab.mjs --a scratch/dist-a [--b dist] [--rounds 9] [--seconds 3] [--mode ka|close|req|h2|h2c] [--path P] [--connections 8] [--access-log json|combined] [--pin]
 import { join, resolve } from 'node:path';
 import { parseOptions, usageError, wholeNumber } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
@@ -40,7 +42,7 @@ import { measurement } from './pinned.mjs';
 import { SMALL_PATH, startOrigin, startSidecar } from './targets.mjs';
 
 const USAGE =
-  'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds 1-30] [--seconds 1-30] [--mode ka|close|req|h2] [--path P] [--connections 1-100] [--access-log json|combined] [--pin]';
+  'usage: node bench/https/ab.mjs --a DIST [--b DIST] [--rounds 1-30] [--seconds 1-30] [--mode ka|close|req|h2|h2c] [--path P] [--connections 1-100] [--access-log json|combined] [--pin]';
 const values = parseOptions(USAGE, {
   a: { type: 'string' },
   b: { type: 'string', default: 'dist' },
@@ -54,9 +56,10 @@ const values = parseOptions(USAGE, {
 });
 const accessLog = values['access-log'];
 if (values.a === undefined) usageError('--a: the build to compare against is missing', USAGE);
-if (!['ka', 'close', 'req', 'h2'].includes(values.mode)) {
-  usageError(`--mode: ${JSON.stringify(values.mode)} is not ka, close, req or h2`, USAGE);
+if (!['ka', 'close', 'req', 'h2', 'h2c'].includes(values.mode)) {
+  usageError(`--mode: ${JSON.stringify(values.mode)} is not ka, close, req, h2 or h2c`, USAGE);
 }
+const h2c = values.mode === 'h2c';
 if (accessLog !== undefined && !['json', 'combined'].includes(accessLog)) {
   usageError(`--access-log: ${JSON.stringify(accessLog)} is not json or combined`, USAGE);
 }
@@ -68,7 +71,7 @@ const load = {
   connections: wholeNumber(values, 'connections', 1, 100, USAGE),
   seconds: SECONDS,
   headers: values.mode === 'close' ? ['Connection: close'] : [],
-  h2: values.mode === 'h2',
+  h2: values.mode === 'h2' || h2c,
   fresh: values.mode === 'req',
 };
 const unit = {
@@ -76,19 +79,25 @@ const unit = {
   close: 'connection + request (wrk)',
   req: 'new connection + request',
   h2: 'HTTP/2 request',
+  h2c: 'HTTP/2 request (h2c backend)',
 }[values.mode];
 installCleanup();
 const dir = makeTempDir('harbor-bench-ab-');
 try {
   const pair = await makePair(dir, 'bench', 'ecdsa');
-  const origin = await startOrigin(dir);
+  const origin = await startOrigin(dir, { h2c });
   const sidecar = (name, dist) => {
     const own = makeTempDir(name);
-    const env =
-      accessLog === undefined
+    const env = {
+      ...(accessLog === undefined
         ? {}
-        : { HARBOR_ACCESS_LOG: accessLog, HARBOR_ACCESS_LOG_FILE: join(own, 'access.log') };
-    return startSidecar(own, pair, origin.port, { cli: join(resolve(dist), 'cli', 'sidecar.js'), env });
+        : { HARBOR_ACCESS_LOG: accessLog, HARBOR_ACCESS_LOG_FILE: join(own, 'access.log') }),
+      ...(h2c ? { HARBOR_BACKEND_PROTOCOL: 'h2c' } : {}),
+    };
+    return startSidecar(own, pair, h2c ? origin.h2cPort : origin.port, {
+      cli: join(resolve(dist), 'cli', 'sidecar.js'),
+      env,
+    });
   };
   const ratios = [];
   const noise = [];

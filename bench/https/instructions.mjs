@@ -20,7 +20,7 @@
 // client bench/lib/handshake-client.mjs), and reads the count. The builds are
 // run in turn, --runs times.
 //
-//   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req]
+//   node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|h2c|req]
 //                                     [--requests 10000] [--warmup N] [--runs 2] [--node-flags "--single-threaded"]
 //                                     [--sidecar-args "--access-log json"] [--top N]
 //
@@ -51,7 +51,7 @@ import { runHandshakes, waitForOk } from '../lib/tls-probe.mjs';
 import { ownCopy, repoRoot, SIDECAR_SERVICE, SMALL_PATH, sidecarCommand, startOrigin } from './targets.mjs';
 
 const USAGE =
-  'usage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|req] [--requests N] [--warmup N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS] [--top N]';
+  'usage: node bench/https/instructions.mjs [--dist DIST[,DIST...]] [--relay] [--bare] [--mode ka|h2|h2c|req] [--requests N] [--warmup N] [--runs R] [--node-flags FLAGS] [--sidecar-args ARGS] [--top N]';
 const usage = (message) => usageError(message, USAGE);
 const values = parseOptions(USAGE, {
   dist: { type: 'string', default: join(repoRoot, 'dist') },
@@ -68,8 +68,11 @@ const values = parseOptions(USAGE, {
 const requests = Number(values.requests);
 const runs = Number(values.runs);
 const warmup = Number(values.warmup ?? values.requests);
-if (!['ka', 'h2', 'req'].includes(values.mode)) usage(`--mode: "${values.mode}" is not ka, h2 or req`);
-if (values.relay && values.mode === 'h2') usage('--relay: the relay speaks HTTP/1.1 only (--mode ka)');
+if (!['ka', 'h2', 'h2c', 'req'].includes(values.mode)) usage(`--mode: "${values.mode}" is not ka, h2, h2c or req`);
+// h2c: HTTP/2 clients, the sidecar speaking HTTP/2 in clear text to the origin (--backend-protocol h2c).
+const h2c = values.mode === 'h2c';
+const h2 = values.mode === 'h2' || h2c;
+if (values.relay && h2) usage('--relay: the relay speaks HTTP/1.1 only (--mode ka)');
 if (!Number.isInteger(requests) || requests < 100)
   usage(`--requests: "${values.requests}" is not a whole number >= 100`);
 if (!Number.isInteger(warmup) || warmup < 100)
@@ -94,7 +97,7 @@ const sidecarArgs = values['sidecar-args'].split(' ').filter((f) => f !== '');
 installCleanup();
 const dir = makeTempDir('instructions');
 const pair = await makePair(dir, 'bench', 'ecdsa');
-const origin = await startOrigin(dir);
+const origin = await startOrigin(dir, { h2c });
 
 /** The target's command line: the sidecar of `dist`, the floor relay, or bare Node (HTTP/2 on port + 1). */
 function targetArgs(dist, port) {
@@ -110,7 +113,8 @@ function targetArgs(dist, port) {
   ownCopy(pair, certsDir, SIDECAR_SERVICE);
   return [
     ...nodeFlags,
-    ...sidecarCommand(join(dist, 'cli', 'sidecar.js'), port, origin.port, certsDir),
+    ...sidecarCommand(join(dist, 'cli', 'sidecar.js'), port, h2c ? origin.h2cPort : origin.port, certsDir),
+    ...(h2c ? ['--backend-protocol', 'h2c'] : []),
     ...sidecarArgs,
   ];
 }
@@ -128,7 +132,7 @@ async function load(port, count) {
     return result.completed;
   }
   const args = ['-n', String(count), '-c', '8', '-t', '1'];
-  args.push(...(values.mode === 'h2' ? ['-m', '10'] : ['--h1']));
+  args.push(...(h2 ? ['-m', '10'] : ['--h1']));
   args.push(`https://127.0.0.1:${port}${SMALL_PATH}`);
   const { code, stdout } = await runCommand('h2load', args, { timeoutMs: 30 * 60_000 });
   const m =
@@ -145,7 +149,7 @@ async function measure(dist) {
   const port = await freePort();
   // Bare Node serves HTTP/2 on a port of its own (port + 1: freePort hands out ports well
   // below the ephemeral range, where the next one is as free as this one in practice).
-  const loadPort = dist === 'bare' && values.mode === 'h2' ? port + 1 : port;
+  const loadPort = dist === 'bare' && h2 ? port + 1 : port;
   const out = join(dir, `callgrind-${port}.out`);
   const proc = startProcess(
     'valgrind',
@@ -163,7 +167,7 @@ async function measure(dist) {
     },
   );
   try {
-    await waitForOk(port, SMALL_PATH, { timeoutMs: 180_000 });
+    await waitForOk(port, SMALL_PATH, { timeoutMs: 180_000, h2: h2c });
     await load(loadPort, warmup);
     const zero = await runCommand('callgrind_control', ['--zero', String(proc.pid)]);
     if (zero.code !== 0) throw new Error(`callgrind_control --zero: ${zero.stderr}`);
@@ -240,7 +244,7 @@ async function printTop(file, perfMap, done) {
 const targets = [...(values.relay ? ['relay'] : []), ...(values.bare ? ['bare'] : []), ...dists];
 const figures = new Map(targets.map((t) => [t, []]));
 process.stdout.write(
-  `instructions per ${{ h2: 'HTTP/2 request', ka: 'keep-alive HTTP/1.1 request', req: 'new connection carrying one request' }[values.mode]} (callgrind, ${requests} requests after ${warmup} of warm-up, node ${nodeFlags.join(' ') || '(no flags)'})\n`,
+  `instructions per ${{ h2: 'HTTP/2 request', h2c: 'HTTP/2 request to an h2c backend', ka: 'keep-alive HTTP/1.1 request', req: 'new connection carrying one request' }[values.mode]} (callgrind, ${requests} requests after ${warmup} of warm-up, node ${nodeFlags.join(' ') || '(no flags)'})\n`,
 );
 for (let run = 0; run < runs; run++) {
   for (const target of targets) {

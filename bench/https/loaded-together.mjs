@@ -30,7 +30,7 @@ export async function cpuPerRequestLoadedTogether(starters, options = {}) {
   try {
     for (const i of order) targets[i] = await starters[i]();
     const loadAll = (s) => Promise.all(order.map((i) => loadTarget(targets[i], load, s)));
-    for (const i of order) await waitForOk(targets[i].port, SMALL_PATH);
+    for (const i of order) await waitForOk(targets[i].port, SMALL_PATH, { h2: load.h2 });
     await loadAll(1);
     const cpu0 = targets.map((t) => treeCpuSeconds(t.pid));
     const results = await loadAll(seconds); // in `order`

@@ -27,7 +27,7 @@ export async function cpuPerRequestPinned(starters, options = {}) {
     const target = await starters[i]();
     try {
       pinTargetTree(target.pid);
-      await waitForOk(target.port, SMALL_PATH);
+      await waitForOk(target.port, SMALL_PATH, { h2: load.h2 });
       await loadTarget(target, load, 2);
       const cpu0 = treeCpuSeconds(target.pid);
       const result = await loadTarget(target, load, seconds);

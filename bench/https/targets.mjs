@@ -50,14 +50,18 @@ async function startNginx(dir, name, config, port) {
   return proc;
 }
 
-/** nginx, one worker, serving /small (14 bytes) and /1m.bin (1 MiB) over plain HTTP/1.1 keep-alive. */
-export async function startOrigin(dir) {
+/**
+ * nginx, one worker, serving /small (14 bytes) and /1m.bin (1 MiB) over plain HTTP/1.1 keep-alive;
+ * with `h2c`, also over clear-text HTTP/2 (prior knowledge) on `h2cPort`.
+ */
+export async function startOrigin(dir, { h2c = false } = {}) {
   const www = join(dir, 'www');
   mkdirSync(www, { recursive: true });
   const large = Buffer.alloc(LARGE_BYTES);
   for (let i = 0; i < large.length; i++) large[i] = (i * 7 + 13) & 0xff;
   writeFileSync(join(www, LARGE_PATH.slice(1)), large);
   const port = await freePort();
+  const h2cPort = h2c ? await freePort() : undefined;
   const { top, temps } = nginxCommon(dir, 'origin');
   const config = `${top}
 http {
@@ -66,8 +70,10 @@ http {
   tcp_nopush on;
   keepalive_requests 1000000;
   keepalive_timeout 120s;
+  http2_max_requests 1000000;
   server {
     listen 127.0.0.1:${port} backlog=4096;
+    ${h2c ? `listen 127.0.0.1:${h2cPort} http2 backlog=4096;` : ''}
     root ${www};
     location = ${SMALL_PATH} { default_type text/plain; return 200 "${SMALL_BODY.replace('\n', '\\n')}"; }
     location / { }
@@ -75,7 +81,7 @@ http {
 }
 `;
   const proc = await startNginx(dir, 'origin', config, port);
-  return { name: 'origin', pid: proc.pid, port, proc, stop: () => proc.stop('SIGQUIT') };
+  return { name: 'origin', pid: proc.pid, port, h2cPort, proc, stop: () => proc.stop('SIGQUIT') };
 }
 
 /**
@@ -120,7 +126,28 @@ const NGINX_TLS_POLICY = [
   'ssl_ecdh_curve X25519:prime256v1:secp384r1;',
 ].join('\n    ');
 
-export async function startNginxProxy(dir, sourcePair, originPort, { accessLog } = {}) {
+const NGINX_FORWARD_HTTP1 = `proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_buffer_size 64k;
+      proxy_buffers 16 64k;
+      proxy_busy_buffers_size 128k;
+      proxy_max_temp_file_size 0;`;
+const NGINX_FORWARD_H2C = `grpc_pass grpc://origin;
+      grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      grpc_set_header X-Forwarded-Proto https;
+      grpc_set_header X-Forwarded-Port $server_port;
+      grpc_buffer_size 64k;`;
+
+/**
+ * nginx as the HTTPS proxy in front of the origin: HTTP/1.1 to it, or with `h2c` HTTP/2 in clear
+ * text (grpc_pass, what nginx offers a gRPC app).
+ */
+export async function startNginxProxy(dir, sourcePair, originPort, { accessLog, h2c = false } = {}) {
   const logging = nginxAccessLog(accessLog);
   const pair = ownCopy(sourcePair, join(dir, 'nginx-certs'), 'proxy');
   const port = await freePort();
@@ -146,17 +173,7 @@ http {
     ssl_session_timeout 10m;
     ${logging.log}
     location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto https;
-      proxy_set_header X-Forwarded-Port $server_port;
-      proxy_buffer_size 64k;
-      proxy_buffers 16 64k;
-      proxy_busy_buffers_size 128k;
-      proxy_max_temp_file_size 0;
+      ${h2c ? NGINX_FORWARD_H2C : NGINX_FORWARD_HTTP1}
     }
   }
 }

@@ -2,6 +2,7 @@
 // GET, the served certificate's fingerprint, whether a session resumes, and
 // the full-handshake load run in its own process.
 import { once } from 'node:events';
+import http2 from 'node:http2';
 import https from 'node:https';
 import { dirname, join } from 'node:path';
 import tls from 'node:tls';
@@ -29,13 +30,42 @@ export function httpsGet(port, path, { timeoutMs = 5000 } = {}) {
   });
 }
 
-/** Retries a GET until it answers 200 (bounded): the target is up and its backend reachable. */
-export async function waitForOk(port, path, { timeoutMs = 10_000 } = {}) {
+/** One HTTP/2 GET on a fresh session (ALPN h2); resolves { status, bytes }. */
+export function h2Get(port, path, { timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    const timer = setTimeout(() => session.destroy(new Error(`GET ${path} timed out`)), timeoutMs);
+    const done = (error, result) => {
+      clearTimeout(timer);
+      session.close();
+      if (error) reject(error);
+      else resolve(result);
+    };
+    session.on('error', (error) => done(error));
+    const stream = session.request({ ':path': path });
+    let status = 0;
+    let bytes = 0;
+    stream.on('response', (headers) => {
+      status = headers[':status'];
+    });
+    stream.on('data', (chunk) => {
+      bytes += chunk.length;
+    });
+    stream.on('end', () => done(null, { status, bytes }));
+    stream.on('error', (error) => done(error));
+  });
+}
+
+/**
+ * Retries a GET until it answers 200 (bounded): the target is up and its backend reachable.
+ * `h2`: over HTTP/2, for a target whose backend only HTTP/2 clients reach.
+ */
+export async function waitForOk(port, path, { timeoutMs = 10_000, h2 = false } = {}) {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const { status } = await httpsGet(port, path);
+      const { status } = await (h2 ? h2Get : httpsGet)(port, path);
       if (status === 200) return;
       last = `status ${status}`;
     } catch (error) {

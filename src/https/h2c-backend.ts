@@ -10,6 +10,8 @@
 import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Address } from '../config/types.js';
+import { installFastAsyncBind } from './async-bind.js';
+import { installStreamTable } from './http2-stream-table.js';
 
 /** What the proxy's HTTP/2 sessions to its backend are opened with. */
 const SESSION_OPTIONS: http2.ClientSessionOptions = {
@@ -53,6 +55,8 @@ export class H2cBackend {
 
   constructor(address: Address) {
     this.#address = address;
+    // Every request node:http2's client makes goes through AsyncResource#bind (async-bind.ts).
+    installFastAsyncBind();
   }
 
   /** Asks for a stream; `request.give` gets it now or once there is room. */
@@ -110,6 +114,8 @@ export class H2cBackend {
           ? net.connect({ path: a.path })
           : net.connect({ host: a.host, port: a.port, noDelay: true }),
     });
+    // Before its first stream, as for the clients' sessions (http2-stream-table.ts).
+    installStreamTable(session);
     const entry = new BackendSession(session);
     this.#sessions.push(entry);
     session.on('remoteSettings', () => {

@@ -138,3 +138,46 @@ t.test('a client that goes away closes every stream the table holds', async (t) 
     [1, 3, 5, 7],
   );
 });
+
+t.test("a client session takes the table too (the proxy's h2c backend sessions)", async (t) => {
+  const { server, port } = await h2Server(t);
+  const waiting: Array<() => void> = [];
+  server.on('stream', (stream, headers) => {
+    waiting.push(() => {
+      stream.respond({ ':status': 200 });
+      stream.end(`to ${headers[':path']}`);
+    });
+  });
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  t.teardown(() => client.destroy());
+  t.equal(installStreamTable(client), true, 'this Node lets the table into a client session');
+  const table = tableOf(client) as StreamTable<unknown>;
+  const get = (path: string) =>
+    new Promise<string>((resolve, reject) => {
+      const stream = client.request({ ':path': path });
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      stream.on('end', () => resolve(body));
+      stream.on('error', reject);
+    });
+  const answers = Promise.all([get('/a'), get('/b'), get('/c')]);
+  // Unanswered until all three are open at the server: the client's table holds them then.
+  await waitFor(() => waiting.length === 3, 'three streams at the server');
+  t.equal(table.size, 3, 'three streams in the table at once');
+  for (const answer of waiting.splice(0)) answer();
+  t.same(await answers, ['to /a', 'to /b', 'to /c'], 'each response reached its own stream');
+  await waitFor(() => table.size === 0, 'the closed streams to leave the table');
+  // Streams still open when the session goes are closed through the table.
+  const open = [client.request({ ':path': '/x' }), client.request({ ':path': '/y' })];
+  const closed = open.map((s) => {
+    s.on('error', () => {});
+    return once(s, 'close');
+  });
+  await waitFor(() => table.size === 2, 'two more streams open');
+  client.destroy();
+  await Promise.all(closed);
+  t.equal(table.size, 0, 'a destroyed session closed every stream it held');
+});
