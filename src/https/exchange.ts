@@ -173,7 +173,7 @@ export class BackendExchange implements BackendOwner, ResponseSink {
   onBackendTimeout(_conn: BackendConn): void {
     // Paused because the client reads slowly: the stall timer judges that, not the backend's.
     if (this.#paused || this.#over) return;
-    this.#core.pool.failure('timeout', null);
+    this.#core.pool.failure('timeout', null, 504);
     this.#fail(504, 'timeout');
   }
 
@@ -187,13 +187,14 @@ export class BackendExchange implements BackendOwner, ResponseSink {
       return;
     }
     if (this.#reader.gotHead) {
-      this.#core.pool.failure('closed mid-response', error);
+      this.#core.pool.failure('closed mid-response', error, 0);
       this.#fail(502, 'closed mid-response');
       return;
     }
     if (!conn.connected) {
-      this.#core.pool.failure('connect', error);
-      this.#fail(this.#core.pool.answered ? 502 : 503, 'connect');
+      const status = this.#core.pool.answered ? 502 : 503;
+      this.#core.pool.failure('connect', error, status);
+      this.#fail(status, 'connect');
       return;
     }
     if (conn.reused && !this.#spoke && this.#bodyBytesSent === 0 && !this.#retried) {
@@ -203,7 +204,7 @@ export class BackendExchange implements BackendOwner, ResponseSink {
       if (this.#sentHead !== '') this.#backend.socket.write(this.#sentHead, 'latin1');
       return;
     }
-    this.#core.pool.failure('closed before answering', error);
+    this.#core.pool.failure('closed before answering', error, 502);
     this.#fail(502, 'closed before answering');
   }
 
@@ -253,7 +254,7 @@ export class BackendExchange implements BackendOwner, ResponseSink {
   }
 
   onResponseError(reason: string): void {
-    this.#core.pool.failure(`bad response: ${reason}`, null);
+    this.#core.pool.failure(`bad response: ${reason}`, null, 502);
     this.#fail(502, `bad response: ${reason}`);
   }
 

@@ -22,12 +22,15 @@ const SESSION_OPTIONS: http2.ClientSessionOptions = {
 /** Sessions open to the backend at most; past them, requests wait for a stream to end. */
 export const MAX_SESSIONS = 16;
 
-/** A request waiting for a stream: given one, or the error of the session it waited for. */
+/**
+ * A request waiting for a stream: given one, or the error of the session it waited for
+ * (`notHttp2`: the backend took the connection but did not speak HTTP/2 on it).
+ */
 export interface StreamRequest {
   readonly headers: http2.OutgoingHttpHeaders;
   readonly endStream: boolean;
   readonly give: (stream: http2.ClientHttp2Stream) => void;
-  readonly fail: (error: Error) => void;
+  readonly fail: (error: Error, notHttp2?: boolean) => void;
 }
 
 class BackendSession {
@@ -50,11 +53,14 @@ class BackendSession {
 
 export class H2cBackend {
   readonly #address: Address;
+  /** Told each time a session's connection is accepted (the pool's "answered", as a TCP connect is). */
+  readonly #onConnect: () => void;
   readonly #sessions: BackendSession[] = [];
   readonly #waiting: StreamRequest[] = [];
 
-  constructor(address: Address) {
+  constructor(address: Address, onConnect: () => void) {
     this.#address = address;
+    this.#onConnect = onConnect;
     // Every request node:http2's client makes goes through AsyncResource#bind (async-bind.ts).
     installFastAsyncBind();
   }
@@ -122,10 +128,16 @@ export class H2cBackend {
       entry.ready = true;
       this.#dispatch();
     });
+    let connected = false;
+    session.on('connect', () => {
+      connected = true;
+      this.#onConnect();
+    });
     session.on('error', (error: Error) => {
       // Streams open on it fail with the error themselves; requests that waited for a session
-      // that never came up fail with it (the backend is not listening, say).
-      if (!entry.ready) for (const request of this.#waiting.splice(0)) request.fail(error);
+      // that never came up fail with it: the backend is not listening, or it took the
+      // connection and answered something other than HTTP/2 (an HTTP/1.1 server's 400).
+      if (!entry.ready) for (const request of this.#waiting.splice(0)) request.fail(error, connected);
       this.#forget(entry);
     });
     session.on('goaway', () => this.#forget(entry));

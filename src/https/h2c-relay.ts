@@ -143,10 +143,8 @@ export class H2cRelay {
     // Waiting for another stream (the first was refused): it gets this chunk with the rest,
     // unless the body has outgrown what is kept.
     if (backend === undefined) {
-      if (this.#sent === null) {
-        this.#core.pool.failure('closed before answering (refused)', null);
-        this.#fail(502, 'closed before answering');
-      } else this.#client.pause();
+      if (this.#sent === null) this.#backendFailed('closed before answering (refused)', null, 502);
+      else this.#client.pause();
       return;
     }
     if (!backend.write(chunk)) this.#client.pause();
@@ -178,7 +176,6 @@ export class H2cRelay {
     if (this.#over) return;
     this.#sent = null;
     const core = this.#core;
-    core.pool.markAnswered();
     const headers = h2cResponseHeaders(incoming, core.settings.hsts);
     const ends = (flags & END_STREAM) !== 0;
     const client = this.#client;
@@ -188,8 +185,7 @@ export class H2cRelay {
       // waits for them: every response that does not end with its head does.
       client.respond(headers, { endStream: ends, waitForTrailers: !ends });
     } catch (error) {
-      core.pool.failure(`bad response: ${(error as Error).message}`, null);
-      this.#fail(502, `bad response: ${(error as Error).message}`);
+      this.#backendFailed(`bad response: ${(error as Error).message}`, null, 502);
       return;
     }
     this.#responded = true;
@@ -233,31 +229,36 @@ export class H2cRelay {
   // ---- failures -------------------------------------------------------------
 
   #onTimeout = (): void => {
-    if (this.#over) return;
-    this.#core.pool.failure('timeout', null);
-    this.#fail(504, 'timeout');
+    if (!this.#over) this.#backendFailed('timeout', null, 504);
   };
 
-  #onError = (error: Error): void => {
+  #onError = (error: Error, notHttp2 = false): void => {
     if (this.#over || this.#retry()) return;
     const code = (error as { cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
-    if (!this.#responded && code !== undefined && NOT_LISTENING.has(code)) {
-      this.#core.pool.failure('connect', error);
-      this.#fail(this.#core.pool.answered ? 502 : 503, 'connect');
-      return;
-    }
-    const detail = this.#responded ? 'closed mid-response' : 'closed before answering';
-    this.#core.pool.failure(detail, error);
-    this.#fail(502, detail);
+    if (notHttp2) {
+      this.#backendFailed('bad response: not HTTP/2 (is --backend-protocol h2c right?)', error, 502);
+    } else if (!this.#responded && code !== undefined && NOT_LISTENING.has(code)) {
+      this.#backendFailed('connect', error, this.#core.pool.answered ? 502 : 503);
+    } else if (this.#responded) this.#backendFailed('closed mid-response', error, 0);
+    else this.#backendFailed('closed before answering', error, 502);
   };
 
   #onClose = (): void => {
     if (this.#over || this.#retry()) return;
     // Closed with no error and no end: reset by the backend (RST_STREAM NO_ERROR, or a GOAWAY).
-    const detail = this.#responded ? 'closed mid-response' : 'closed before answering';
-    this.#core.pool.failure(`${detail} (reset, code ${this.#backend?.rstCode ?? 0})`, null);
-    this.#fail(502, detail);
+    const code = this.#backend?.rstCode ?? 0;
+    if (this.#responded) this.#backendFailed(`closed mid-response (reset, code ${code})`, null, 0);
+    else this.#backendFailed(`closed before answering (reset, code ${code})`, null, 502);
   };
+
+  /**
+   * The backend failed: counted and logged (the pool's one line per burst), then the client gets
+   * `status`, or with 0 its response under way is cut.
+   */
+  #backendFailed(detail: string, error: Error | null, status: number): void {
+    this.#core.pool.failure(detail, error, status);
+    this.#fail(status === 0 ? 502 : status, detail);
+  }
 
   /**
    * A stream the backend refused before answering (REFUSED_STREAM: not processed) is asked for

@@ -268,7 +268,7 @@ export class Http1Reply implements ExchangeClient {
     const request = this.request!;
     if (!request.upgrade) {
       // A 101 nobody asked for: the connection is the backend's protocol now, not HTTP.
-      this.#core.pool.failure('bad response: 101 without an upgrade request', null);
+      this.#core.pool.failure('bad response: 101 without an upgrade request', null, 502);
       conn.owner = null;
       conn.socket.destroy();
       this.onExchangeFailed(502, 'bad response: 101 without an upgrade request');

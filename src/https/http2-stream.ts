@@ -297,7 +297,7 @@ export class H2Stream implements ExchangeClient {
     } catch (error) {
       // A header value HTTP/2 cannot carry, or a stream reset meanwhile: the stream fails alone.
       const detail = `response head not valid for HTTP/2: ${(error as Error).message}`;
-      this.#core.pool.failure(detail, null);
+      this.#core.pool.failure(detail, null, 502);
       this.#exchange?.abort();
       this.onExchangeFailed(502, detail);
       return false;
@@ -380,7 +380,7 @@ export class H2Stream implements ExchangeClient {
     _rest: Buffer,
     conn: BackendConn,
   ): void {
-    this.#core.pool.failure('bad response: 101 on an HTTP/2 stream', null);
+    this.#core.pool.failure('bad response: 101 on an HTTP/2 stream', null, 502);
     conn.owner = null;
     conn.socket.destroy();
     this.#exchange = null;

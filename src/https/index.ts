@@ -149,7 +149,10 @@ class HarborHttpsProxy implements HttpsProxy {
       sweep,
       draining: false,
       accessLog: options.accessLog,
-      h2c: options.backendProtocol === 'h2c' ? new H2cBackend(options.backend) : undefined,
+      h2c:
+        options.backendProtocol === 'h2c'
+          ? new H2cBackend(options.backend, () => pool.markAnswered())
+          : undefined,
     };
     this.#tls = tls.createServer({
       ...options.tls,

@@ -279,8 +279,11 @@ export class BackendPool {
     this.#answered = true;
   }
 
-  /** Counts a failed exchange and logs the first of a burst. */
-  failure(reason: string, error: Error | null): void {
+  /**
+   * Counts a failed exchange and logs the first of a burst, with what the client got: `status`,
+   * the proxy's own answer, or 0 when a response under way was cut.
+   */
+  failure(reason: string, error: Error | null, status: number): void {
     this.#options.stats.backendErrors++;
     const now = this.#now();
     if (now - this.#lastLogAt < BURST_MS) {
@@ -298,8 +301,9 @@ export class BackendPool {
       ...(this.#suppressed > 0 ? { failuresSinceLastLine: this.#suppressed } : {}),
     };
     this.#suppressed = 0;
-    if (this.#answered) this.#options.logger.warn(fields, 'backend failed; answering 502/504');
-    else this.#options.logger.info(fields, 'backend not answering yet; answering 503');
+    const outcome = status === 0 ? 'the response under way is cut' : `answering ${status}`;
+    if (this.#answered) this.#options.logger.warn(fields, `backend failed; ${outcome}`);
+    else this.#options.logger.info(fields, `backend not answering yet; ${outcome}`);
   }
 
   forget(conn: BackendConn): void {

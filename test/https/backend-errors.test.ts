@@ -112,6 +112,32 @@ t.test(
   },
 );
 
+t.test("the backend's log line says what the client got", async (t) => {
+  // A backend that takes the connection and closes it unanswered: the client gets 502, and the
+  // line names it (it said "answering 502/504" whatever the answer, and with an h2c backend
+  // "answering 503" where the client got 502, until 2026-12-04).
+  const closer = await rawBackend((socket) => socket.destroy());
+  t.teardown(() => closer.close());
+  const { logger, lines } = captureLogger();
+  const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: closer.port }, { pair, logger });
+  t.teardown(() => fx.proxy.close());
+  const r = await httpsRequest(fx.port, pair, { path: '/' });
+  t.equal(r.status, 502);
+  t.match(
+    lines.find((l) => l.reason === 'closed before answering'),
+    { msg: 'backend failed; answering 502' },
+  );
+  const port = await freePort();
+  const refused = captureLogger();
+  const down = await startProxy({ kind: 'tcp', host: '127.0.0.1', port }, { pair, logger: refused.logger });
+  t.teardown(() => down.proxy.close());
+  t.equal((await httpsRequest(down.port, pair, { path: '/' })).status, 503);
+  t.match(
+    refused.lines.find((l) => l.reason === 'connect'),
+    { msg: 'backend not answering yet; answering 503' },
+  );
+});
+
 t.test('a unix socket that does not exist yet: 503', async (t) => {
   const fx = await startProxy({ kind: 'unix', path: `${pair.dir}/missing.sock` }, { pair });
   t.teardown(() => fx.proxy.close());

@@ -13,11 +13,13 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import type { Address } from '../../src/config/types.js';
 import { AccessLog } from '../../src/https/access-log.js';
 import { MAX_SESSIONS } from '../../src/https/h2c-backend.js';
+import { createLogger } from '../../src/log/index.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   deadBackend,
@@ -604,6 +606,37 @@ t.test("the backend's stream limit, a refused stream, a GOAWAY: every request st
   const after = await h2Get(session, { ':path': '/after-goaway' });
   t.equal(after.headers[':status'], 200, 'after a GOAWAY, a new session');
   t.equal(after.body.toString(), '/after-goaway');
+});
+
+t.test('h2c set for a backend that speaks HTTP/1.1 only: 502, and the log line says so', async (t) => {
+  const server = http.createServer((_req, res) => res.end('http/1.1 only'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = createLogger({ level: 'info', pretty: false, name: 'test', destination });
+  const port = (server.address() as net.AddressInfo).port;
+  const fx = await startProxy(
+    { kind: 'tcp', host: '127.0.0.1', port },
+    { pair, backendProtocol: 'h2c', logger },
+  );
+  const session = h2Client(fx.port);
+  t.teardown(async () => {
+    session.close();
+    await fx.proxy.close();
+    server.close();
+  });
+  const answer = await h2Get(session, { ':path': '/' });
+  t.equal(answer.headers[':status'], 502);
+  t.match(
+    lines.find((l) => typeof l.reason === 'string' && l.reason.includes('not HTTP/2')),
+    { reason: 'bad response: not HTTP/2 (is --backend-protocol h2c right?)', msg: /answering 502/ },
+    'the line names the setting to check',
+  );
 });
 
 t.test('curl over HTTP/2, and an HTTP/1.1 client, through an h2c backend', async (t) => {
