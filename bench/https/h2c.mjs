@@ -18,7 +18,8 @@ import { median, spread } from '../lib/report.mjs';
 import { measurement } from './pinned.mjs';
 import { startNginxProxy, startOrigin, startSidecar } from './targets.mjs';
 
-const USAGE = 'usage: node bench/https/h2c.mjs [--rounds 1-30] [--seconds 1-30] [--connections 1-100] [--pin]';
+const USAGE =
+  'usage: node bench/https/h2c.mjs [--rounds 1-30] [--seconds 1-30] [--connections 1-100] [--pin]';
 const values = parseOptions(USAGE, {
   rounds: { type: 'string', default: '5' },
   seconds: { type: 'string', default: '3' },
@@ -37,7 +38,9 @@ try {
   const targets = {
     nginx: () => startNginxProxy(makeTempDir('h2c-nginx'), pair, origin.h2cPort, { h2c: true }),
     'sidecar h2c': () =>
-      startSidecar(makeTempDir('h2c-sidecar'), pair, origin.h2cPort, { env: { HARBOR_BACKEND_PROTOCOL: 'h2c' } }),
+      startSidecar(makeTempDir('h2c-sidecar'), pair, origin.h2cPort, {
+        env: { HARBOR_BACKEND_PROTOCOL: 'h2c' },
+      }),
     'sidecar http1': () => startSidecar(makeTempDir('h2c-sidecar-h1'), pair, origin.port),
   };
   const names = Object.keys(targets);

@@ -68,7 +68,8 @@ const values = parseOptions(USAGE, {
 const requests = Number(values.requests);
 const runs = Number(values.runs);
 const warmup = Number(values.warmup ?? values.requests);
-if (!['ka', 'h2', 'h2c', 'req'].includes(values.mode)) usage(`--mode: "${values.mode}" is not ka, h2, h2c or req`);
+if (!['ka', 'h2', 'h2c', 'req'].includes(values.mode))
+  usage(`--mode: "${values.mode}" is not ka, h2, h2c or req`);
 // h2c: HTTP/2 clients, the sidecar speaking HTTP/2 in clear text to the origin (--backend-protocol h2c).
 const h2c = values.mode === 'h2c';
 const h2 = values.mode === 'h2' || h2c;
