@@ -15,10 +15,15 @@
 // itself (bare-node.mjs: no backend at all), the HTTP/2 floor (h2-relay.mjs:
 // bare Node's HTTP/2 plus a pooled HTTP/1.1 backend leg, nothing more), and
 // the sidecar.
+// With --h2c (npm run bench:h2c), HTTP/2 clients forwarded to a backend that speaks
+// HTTP/2 in clear text (--backend-protocol h2c, what a gRPC app needs): nginx's
+// grpc_pass to the origin's h2c listener (the peer an operator would use), the
+// sidecar with HARBOR_BACKEND_PROTOCOL=h2c to the same listener, and the sidecar
+// as by default (HTTP/1.1 to the origin).
 // --pin: one target at a time, alone on the last CPU (pinned.mjs), instead of
 // loaded at once. Reported: medians of the per-round ratios to the run's first
 // target.
-//   node bench/https/floor.mjs [--rounds 7] [--seconds 3] [--connections 8] [--pieces | --h2] [--pin]
+//   node bench/https/floor.mjs [--rounds 7] [--seconds 3] [--connections 8] [--pieces | --h2 | --h2c] [--pin]
 import { parseOptions, usageError, wholeNumber } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
@@ -34,18 +39,22 @@ import {
 } from './targets.mjs';
 
 const USAGE =
-  'usage: node bench/https/floor.mjs [--rounds 1-30] [--seconds 1-30] [--connections 1-100] [--pieces | --h2] [--pin]';
+  'usage: node bench/https/floor.mjs [--rounds 1-30] [--seconds 1-30] [--connections 1-100] [--pieces | --h2 | --h2c] [--pin]';
 const values = parseOptions(USAGE, {
   rounds: { type: 'string', default: '7' },
   seconds: { type: 'string', default: '3' },
   connections: { type: 'string', default: '8' },
   pieces: { type: 'boolean', default: false },
   h2: { type: 'boolean', default: false },
+  h2c: { type: 'boolean', default: false },
   pin: { type: 'boolean', default: false },
 });
-if (values.pieces && values.h2) usageError('--pieces and --h2: one run at a time', USAGE);
+if ([values.pieces, values.h2, values.h2c].filter(Boolean).length > 1) {
+  usageError('--pieces, --h2 and --h2c: one run at a time', USAGE);
+}
 const { measure, how } = measurement(values.pin, 'floor');
-const unit = values.h2 ? 'HTTP/2 request' : 'keep-alive request';
+const h2 = values.h2 || values.h2c;
+const unit = h2 ? 'HTTP/2 request' : 'keep-alive request';
 const ROUNDS = wholeNumber(values, 'rounds', 1, 30, USAGE);
 const SECONDS = wholeNumber(values, 'seconds', 1, 30, USAGE);
 const CONNECTIONS = wholeNumber(values, 'connections', 1, 100, USAGE);
@@ -53,39 +62,53 @@ installCleanup();
 const dir = makeTempDir('harbor-bench-floor-');
 try {
   const pair = await makePair(dir, 'bench', 'ecdsa');
-  const origin = await startOrigin(dir);
+  const origin = await startOrigin(dir, { h2c: values.h2c });
   // Three targets at once at most: four Node processes and their four wrk on two cores measured
   // far noisier (one piece against the relay: 0.78-1.89x per round). --h2 has four: pin it.
   const relay = (flags) => () => startRelay(pair, origin.port, { flags });
   const nginx = () => startNginxProxy(makeTempDir('floor-nginx'), pair, origin.port);
   const sidecar = () => startSidecar(makeTempDir('floor-sidecar'), pair, origin.port);
-  const runs = values.pieces
-    ? ['timeouts', 'parse', 'string'].map((piece) => ({
-        base: 'relay',
-        targets: { relay: relay([]), 'relay again': relay([]), [`+${piece}`]: relay([piece]) },
-      }))
-    : values.h2
-      ? [
-          {
-            base: 'nginx',
-            targets: {
-              nginx,
-              'bare node': () => startBareNode(makeTempDir('floor-bare'), pair),
-              'h2 relay': () => startH2Relay(pair, origin.port),
-              sidecar,
-            },
+  const runs = values.h2c
+    ? [
+        {
+          base: 'nginx',
+          targets: {
+            nginx: () => startNginxProxy(makeTempDir('floor-nginx'), pair, origin.h2cPort, { h2c: true }),
+            'sidecar h2c': () =>
+              startSidecar(makeTempDir('floor-sidecar'), pair, origin.h2cPort, {
+                env: { HARBOR_BACKEND_PROTOCOL: 'h2c' },
+              }),
+            'sidecar http1': sidecar,
           },
-        ]
-      : [
-          {
-            base: 'nginx',
-            targets: {
-              nginx,
-              relay: relay([]),
-              sidecar,
+        },
+      ]
+    : values.pieces
+      ? ['timeouts', 'parse', 'string'].map((piece) => ({
+          base: 'relay',
+          targets: { relay: relay([]), 'relay again': relay([]), [`+${piece}`]: relay([piece]) },
+        }))
+      : values.h2
+        ? [
+            {
+              base: 'nginx',
+              targets: {
+                nginx,
+                'bare node': () => startBareNode(makeTempDir('floor-bare'), pair),
+                'h2 relay': () => startH2Relay(pair, origin.port),
+                sidecar,
+              },
             },
-          },
-        ];
+          ]
+        : [
+            {
+              base: 'nginx',
+              targets: {
+                nginx,
+                relay: relay([]),
+                sidecar,
+              },
+            },
+          ];
   for (const { base, targets } of runs) {
     const names = Object.keys(targets);
     const rows = [];
@@ -94,7 +117,7 @@ try {
         connections: CONNECTIONS,
         seconds: SECONDS,
         round,
-        h2: values.h2,
+        h2,
       });
       rows.push(perRequest);
       console.log(
@@ -109,7 +132,7 @@ try {
       );
     }
   }
-  const load = values.h2 ? `h2load -c${CONNECTIONS} -m10` : `wrk -t1 -c${CONNECTIONS}`;
+  const load = h2 ? `h2load -c${CONNECTIONS} -m10` : `wrk -t1 -c${CONNECTIONS}`;
   console.log(`${load} -d${SECONDS}s each, ${how}, ${ROUNDS} rounds`);
   await origin.stop?.();
 } finally {

@@ -5,11 +5,10 @@ import { execFile } from 'node:child_process';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
-import { Writable } from 'node:stream';
 import t from 'tap';
-import { createLogger } from '../../src/log/index.js';
 import { freePort } from '../helpers/net.js';
 import {
+  captureLogger,
   httpsRequest,
   makePair,
   rawExchange,
@@ -20,17 +19,6 @@ import {
 
 const pair = makePair();
 t.teardown(() => removeDir(pair.dir));
-
-function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'info', pretty: false, name: 'test', destination }), lines };
-}
 
 /** A backend that accepts connections and runs `onConnection` on each. */
 async function rawBackend(

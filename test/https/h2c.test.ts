@@ -13,15 +13,14 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Address } from '../../src/config/types.js';
 import { AccessLog } from '../../src/https/access-log.js';
 import { MAX_SESSIONS } from '../../src/https/h2c-backend.js';
-import { createLogger } from '../../src/log/index.js';
 import { waitFor } from '../helpers/wait.js';
 import {
+  captureLogger,
   deadBackend,
   httpsRequest,
   makePair,
@@ -122,6 +121,19 @@ function grpcClient(port: number): Client {
   return new EchoClient(`localhost:${port}`, grpc.credentials.createSsl(Buffer.from(pair.cert))) as Client;
 }
 
+/** The gRPC server behind a proxy speaking `backendProtocol` to it, and a client of the proxy; closed at the end of `t`. */
+async function grpcThroughProxy(t: Test, backendProtocol: 'h2c' | 'http1') {
+  const backend = await startGrpcServer();
+  const fx = await startProxy(backend.address, { pair, backendProtocol });
+  const client = grpcClient(fx.port);
+  t.teardown(async () => {
+    client.close();
+    await fx.proxy.close();
+    backend.close();
+  });
+  return { backend, fx, client };
+}
+
 function unary(client: Client, name: string, request: Buffer, options: grpc.CallOptions = {}) {
   return new Promise<{ error: grpc.ServiceError | null; value?: Buffer; trailers?: grpc.Metadata }>(
     (resolve) => {
@@ -151,14 +163,7 @@ function unary(client: Client, name: string, request: Buffer, options: grpc.Call
 t.test(
   'gRPC through the proxy: unary, streaming both ways, status, trailers, cancellation, deadline',
   async (t) => {
-    const backend = await startGrpcServer();
-    const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c' });
-    const client = grpcClient(fx.port);
-    t.teardown(async () => {
-      client.close();
-      await fx.proxy.close();
-      backend.close();
-    });
+    const { backend, client } = await grpcThroughProxy(t, 'h2c');
 
     const one = await unary(client, 'unary', Buffer.from('hi'));
     t.equal(one.error, null, 'a unary call succeeds');
@@ -239,14 +244,7 @@ t.test(
 );
 
 t.test('a drain lets a gRPC stream in flight finish', async (t) => {
-  const backend = await startGrpcServer();
-  const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c' });
-  const client = grpcClient(fx.port);
-  t.teardown(async () => {
-    client.close();
-    await fx.proxy.close();
-    backend.close();
-  });
+  const { fx, client } = await grpcThroughProxy(t, 'h2c');
   const counted: string[] = [];
   const done = new Promise<grpc.ServiceError | null>((resolve) => {
     const call = client.count(Buffer.from('200')) as grpc.ClientReadableStream<Buffer>;
@@ -262,14 +260,7 @@ t.test('a drain lets a gRPC stream in flight finish', async (t) => {
 });
 
 t.test('without h2c, a gRPC server behind the proxy cannot be reached (the HTTP/1.1 default)', async (t) => {
-  const backend = await startGrpcServer();
-  const fx = await startProxy(backend.address, { pair });
-  const client = grpcClient(fx.port);
-  t.teardown(async () => {
-    client.close();
-    await fx.proxy.close();
-    backend.close();
-  });
+  const { client } = await grpcThroughProxy(t, 'http1');
   const result = await unary(client, 'unary', Buffer.from('hi'));
   t.equal(result.error?.code, grpc.status.UNAVAILABLE);
   t.match(result.error?.details, /502/);
@@ -611,14 +602,7 @@ t.test("the backend's stream limit, a refused stream, a GOAWAY: every request st
 t.test('h2c set for a backend that speaks HTTP/1.1 only: 502, and the log line says so', async (t) => {
   const server = http.createServer((_req, res) => res.end('http/1.1 only'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const logger = createLogger({ level: 'info', pretty: false, name: 'test', destination });
+  const { logger, lines } = captureLogger();
   const port = (server.address() as net.AddressInfo).port;
   const fx = await startProxy(
     { kind: 'tcp', host: '127.0.0.1', port },

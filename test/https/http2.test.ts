@@ -4,12 +4,17 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { Writable } from 'node:stream';
 import * as tls from 'node:tls';
 import t from 'tap';
-import { createLogger } from '../../src/log/index.js';
 import { waitFor } from '../helpers/wait.js';
-import { removeDir, startEchoBackend, startMuteBackend, startProxy, writePaced } from './fixtures/helpers.js';
+import {
+  captureLogger,
+  removeDir,
+  startEchoBackend,
+  startMuteBackend,
+  startProxy,
+  writePaced,
+} from './fixtures/helpers.js';
 
 const backend = await startEchoBackend();
 const fx = await startProxy(backend.address);
@@ -476,14 +481,7 @@ t.test('the idle timeout closes a quiet session (GOAWAY), not one in use', async
 });
 
 t.test('a connection that cannot be set up is closed alone; the proxy serves on', async (t) => {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const logger = createLogger({ level: 'info', pretty: false, name: 'test', destination });
+  const { logger, lines } = captureLogger();
   // A head limit whose HTTP/2 setting (twice it) node:http2 refuses when the session is made:
   // the settings no longer allow it (test/config/settings.test.ts), so it stands in for any
   // failure while a connection is set up.
