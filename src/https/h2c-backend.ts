@@ -29,6 +29,8 @@ export const MAX_SESSIONS = 16;
 export interface StreamRequest {
   readonly headers: http2.OutgoingHttpHeaders;
   readonly endStream: boolean;
+  /** The stream's end waits for trailers ('wantTrailers'): a request body's, if its client sends them. */
+  readonly waitForTrailers: boolean;
   readonly give: (stream: http2.ClientHttp2Stream) => void;
   readonly fail: (error: Error, notHttp2?: boolean) => void;
 }
@@ -95,7 +97,10 @@ export class H2cBackend {
   #start(target: BackendSession, request: StreamRequest): void {
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = target.session.request(request.headers, { endStream: request.endStream });
+      stream = target.session.request(request.headers, {
+        endStream: request.endStream,
+        waitForTrailers: request.waitForTrailers,
+      });
     } catch (error) {
       // The session closed under it (ERR_HTTP2_INVALID_SESSION, ERR_HTTP2_GOAWAY_SESSION).
       target.gone = true;

@@ -6,7 +6,7 @@
 // cancelled reaches the server); a backend that fails before answering gets
 // the client the same 502, 503 or 504 as on HTTP/1.1.
 import type * as http2 from 'node:http2';
-import type { ProxyCore } from './core.js';
+import { CONTINUE_WAIT_MS, type ProxyCore } from './core.js';
 import type { H2cBackend, StreamRequest } from './h2c-backend.js';
 import { h2cResponseHeaders, headerListLength } from './http2-head.js';
 
@@ -21,6 +21,11 @@ export interface H2cRelayHost {
   ended(): void;
   /** The backend failed: before the response, the answer the client is owed; after, the stream is cut. */
   failed(status: number, detail: string): void;
+  /**
+   * The request body's trailers, null when none came. Listened for from the stream's start: they
+   * may come, with the whole body, before the relay takes a backend stream.
+   */
+  requestTrailers(): http2.IncomingHttpHeaders | null;
 }
 
 /** System errors under which the backend was not there to take the stream: 503 until it has answered once. */
@@ -49,6 +54,10 @@ export class H2cRelay {
   #responded = false;
   #over = false;
   #trailers: http2.OutgoingHttpHeaders = {};
+  /** Set while the client waits for 100 Continue (Expect: 100-continue). */
+  #continueTimer: NodeJS.Timeout | undefined;
+  /** The proxy said 100 itself: a late one from the backend is dropped. */
+  #saidContinue = false;
   /** The request body sent so far, while it may still be sent again (REPLAY_BYTES); null past that. */
   #sent: Buffer[] | null = [];
   #sentBytes = 0;
@@ -61,6 +70,7 @@ export class H2cRelay {
     client: http2.ServerHttp2Stream,
     headers: http2.OutgoingHttpHeaders,
     host: H2cRelayHost,
+    expectContinue: boolean,
   ) {
     this.#core = core;
     this.#h2c = h2c;
@@ -70,13 +80,30 @@ export class H2cRelay {
     this.#hasBody = !client.readableEnded && !client.endAfterHeaders;
     // The backend's whole wait: for a stream (a full backend), then for the response head.
     this.#timer = setTimeout(this.#onTimeout, core.limits.backendTimeoutMs);
+    // As for an HTTP/1.1 backend (R15): the backend gets the Expect and CONTINUE_WAIT_MS to answer
+    // it, then the proxy says 100 itself, so that the client does not wait its own timeout.
+    if (expectContinue && this.#hasBody)
+      this.#continueTimer = setTimeout(this.#sayContinue, CONTINUE_WAIT_MS);
     this.#ask();
   }
+
+  #sayContinue = (): void => {
+    this.#continueTimer = undefined;
+    const client = this.#client;
+    if (this.#over || client.destroyed || client.headersSent) return;
+    this.#saidContinue = true;
+    try {
+      client.additionalHeaders({ ':status': 100 });
+    } catch {
+      // The client reset the stream meanwhile.
+    }
+  };
 
   #ask(): void {
     const request: StreamRequest = {
       headers: this.#headers,
       endStream: !this.#hasBody,
+      waitForTrailers: this.#hasBody,
       give: this.#take,
       fail: this.#onError,
     };
@@ -99,6 +126,7 @@ export class H2cRelay {
     backend.on('error', this.#onError);
     backend.on('close', this.#onClose);
     backend.on('drain', this.#onBackendDrain);
+    backend.on('wantTrailers', this.#sendRequestTrailers);
     if (!this.#hasBody) return;
     if (this.#retried) {
       // Sent again as it went the first time.
@@ -154,6 +182,18 @@ export class H2cRelay {
     if (!this.#over) this.#client.resume();
   };
 
+  /** The request body has gone: its trailers (or none) end the backend's side of the stream. */
+  #sendRequestTrailers = (): void => {
+    const backend = this.#backend;
+    if (backend === undefined || backend.destroyed) return;
+    const trailers = this.#host.requestTrailers();
+    try {
+      backend.sendTrailers(trailers === null ? {} : h2cResponseHeaders(trailers, undefined));
+    } catch {
+      backend.close(NGHTTP2_INTERNAL_ERROR);
+    }
+  };
+
   #onRequestEnd = (): void => {
     this.#requestEnded = true;
     if (!this.#over) this.#backend?.end();
@@ -164,6 +204,11 @@ export class H2cRelay {
   #onInformational = (headers: http2.IncomingHttpHeaders): void => {
     const client = this.#client;
     if (this.#over || client.destroyed || client.headersSent) return;
+    if (Number(headers[':status']) === 100) {
+      this.#stopContinue();
+      // The proxy already said it; once is enough.
+      if (this.#saidContinue) return;
+    }
     try {
       client.additionalHeaders(h2cResponseHeaders(headers, undefined));
     } catch {
@@ -173,6 +218,7 @@ export class H2cRelay {
 
   #onResponse = (incoming: http2.IncomingHttpHeaders, flags: number): void => {
     clearTimeout(this.#timer);
+    this.#stopContinue();
     if (this.#over) return;
     this.#sent = null;
     const core = this.#core;
@@ -220,9 +266,15 @@ export class H2cRelay {
     }
   };
 
+  #stopContinue(): void {
+    clearTimeout(this.#continueTimer);
+    this.#continueTimer = undefined;
+  }
+
   #complete(): void {
     this.#over = true;
     clearTimeout(this.#timer);
+    this.#stopContinue();
     this.#host.ended();
   }
 
@@ -290,6 +342,7 @@ export class H2cRelay {
     backend.off('error', this.#onError);
     backend.off('close', this.#onClose);
     backend.off('drain', this.#onBackendDrain);
+    backend.off('wantTrailers', this.#sendRequestTrailers);
     // Its own end may still come: nothing of it matters now.
     backend.on('error', noop);
   }
@@ -303,6 +356,7 @@ export class H2cRelay {
   #finish(): void {
     this.#over = true;
     clearTimeout(this.#timer);
+    this.#stopContinue();
     if (this.#request !== undefined) this.#h2c.cancel(this.#request);
     this.#request = undefined;
     const backend = this.#backend;

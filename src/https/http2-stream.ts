@@ -40,6 +40,8 @@ export class H2Stream implements ExchangeClient {
   #relay: H2cRelay | null = null;
   /** The client sent `te: trailers` (for an h2c backend, which gets the stream's own fields). */
   #teTrailers = false;
+  /** With an h2c backend: the request body's trailers, when they came. */
+  #requestTrailers: http2.IncomingHttpHeaders | null = null;
   #responded = false;
   #finished = false;
   #wantTrailers = false;
@@ -96,8 +98,11 @@ export class H2Stream implements ExchangeClient {
     stream.on('close', this.#onClose);
     stream.on('error', noop);
     this.#teTrailers = headers.te === 'trailers';
-    // An h2c backend takes the body as a stream of its own: nothing is held.
-    if (!stream.endAfterHeaders && core.h2c === undefined)
+    // An h2c backend takes the body as a stream of its own: nothing is held. Its trailers may
+    // come with the whole body before the backend stream is taken: listened for from here.
+    if (core.h2c !== undefined) {
+      if (!stream.endAfterHeaders) stream.once('trailers', this.#onRequestTrailers);
+    } else if (!stream.endAfterHeaders)
       this.#upload = new H2Upload(core, stream, this.#uploadHost(), hasLength);
     // The backend is taken one turn of the event loop later: a stream its client resets at
     // once (HTTP/2 rapid reset, CVE-2023-44487: HEADERS then RST_STREAM in one packet, over and
@@ -116,7 +121,7 @@ export class H2Stream implements ExchangeClient {
     const h2c = this.#core.h2c;
     if (h2c !== undefined) {
       const headers = h2cRequestHeaders(sent, this.#teTrailers);
-      this.#relay = new H2cRelay(this.#core, h2c, stream, headers, this.#relayHost());
+      this.#relay = new H2cRelay(this.#core, h2c, stream, headers, this.#relayHost(), head.expectContinue);
       return;
     }
     if (upload !== null) {
@@ -184,8 +189,13 @@ export class H2Stream implements ExchangeClient {
       failed: (status: number, detail: string) => {
         this.onExchangeFailed(status, detail);
       },
+      requestTrailers: () => this.#requestTrailers,
     };
   }
+
+  #onRequestTrailers = (trailers: http2.IncomingHttpHeaders): void => {
+    this.#requestTrailers = trailers;
+  };
 
   #onDrain = (): void => {
     this.#exchange?.clientDrained();
@@ -221,6 +231,7 @@ export class H2Stream implements ExchangeClient {
     stream.off('close', this.#onClose);
     stream.off('drain', this.#onDrain);
     stream.off('wantTrailers', this.#sendTrailers);
+    stream.off('trailers', this.#onRequestTrailers);
     this.#upload?.detach();
     this.#relay?.detach();
     this.#relay = null;

@@ -298,6 +298,27 @@ async function startH2Backend(): Promise<H2Backend> {
         stream.respond({ ':status': 200, 'content-type': 'application/json' });
         stream.end(JSON.stringify({ size, sha256: hash.digest('hex') }));
       });
+    } else if (path === '/request-trailers') {
+      let trailers: http2.IncomingHttpHeaders = {};
+      stream.on('trailers', (h) => {
+        trailers = h;
+      });
+      stream.resume();
+      stream.on('end', () => {
+        stream.respond({ ':status': 200 });
+        stream.end(JSON.stringify({ sum: trailers['x-sum'] ?? null }));
+      });
+    } else if (path === '/continue-self' || path === '/continue-never') {
+      // Says 100 itself, or never (Node's stream API sends none unless told).
+      if (path === '/continue-self') stream.additionalHeaders({ ':status': 100 });
+      let size = 0;
+      stream.on('data', (c: Buffer) => {
+        size += c.length;
+      });
+      stream.on('end', () => {
+        stream.respond({ ':status': 200 });
+        stream.end(String(size));
+      });
     } else if (path.startsWith('/big')) {
       stream.respond({ ':status': 200 });
       const body = patternedBytes(4 * 1024 * 1024, 7);
@@ -494,6 +515,69 @@ t.test(
     );
   },
 );
+
+t.test("a request's trailers reach the h2c backend; Expect: 100-continue is answered once", async (t) => {
+  const backend = await startH2Backend();
+  const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c' });
+  const session = h2Client(fx.port);
+  t.teardown(async () => {
+    session.close();
+    await fx.proxy.close();
+    await backend.close();
+  });
+  const trailed = await new Promise<string>((resolve, reject) => {
+    const stream = session.request(
+      { ':method': 'POST', ':path': '/request-trailers' },
+      { waitForTrailers: true },
+    );
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'x-sum': 'abc' }));
+    let body = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (c: string) => {
+      body += c;
+    });
+    stream.on('end', () => resolve(body));
+    stream.on('error', reject);
+    stream.end('body');
+  });
+  t.same(JSON.parse(trailed), { sum: 'abc' }, "the client's trailers reached the backend");
+  const untrailed = await h2Get(
+    session,
+    { ':method': 'POST', ':path': '/request-trailers' },
+    Buffer.from('b'),
+  );
+  t.same(JSON.parse(untrailed.body.toString()), { sum: null }, 'a body without trailers ends as it did');
+
+  // The client sends its body only once told to continue, as curl does for a large upload.
+  const upload = (path: string) =>
+    new Promise<{ continues: number; body: string; waitedMs: number }>((resolve, reject) => {
+      const started = Date.now();
+      const stream = session.request({ ':method': 'POST', ':path': path, expect: '100-continue' });
+      let continues = 0;
+      let waitedMs = -1;
+      stream.on('headers', (h) => {
+        if (h[':status'] === 100) continues++;
+      });
+      stream.on('continue', () => {
+        if (waitedMs === -1) waitedMs = Date.now() - started;
+        stream.end(Buffer.alloc(1000));
+      });
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (c: string) => {
+        body += c;
+      });
+      stream.on('end', () => resolve({ continues, body, waitedMs }));
+      stream.on('error', reject);
+    });
+  const silent = await upload('/continue-never');
+  t.equal(silent.body, '1000', 'a backend that never says 100: the proxy says it, the body goes');
+  t.equal(silent.continues, 1);
+  t.ok(silent.waitedMs >= 200, `after the backend's chance to say it (${silent.waitedMs} ms)`);
+  const own = await upload('/continue-self');
+  t.equal(own.body, '1000');
+  t.equal(own.continues, 1, "the backend's own 100, once");
+});
 
 t.test('an h2c backend that fails: 503 before it answered once, 502 after, 504 on silence', async (t) => {
   const down = await startProxy(await deadBackend(), { pair, backendProtocol: 'h2c' });
