@@ -150,3 +150,16 @@ export function httpsGet(
     }, reject);
   });
 }
+
+/** Everything a readable stream (an HTTP/2 stream, say) gives until its end, as UTF-8 text. */
+export function readText(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    stream.on('end', () => resolve(text));
+    stream.on('error', reject);
+  });
+}

@@ -7,6 +7,7 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { installFastAsyncBind } from '../../src/https/async-bind.js';
+import { readText } from '../helpers/net.js';
 
 const nodesBind = AsyncResource.prototype.bind;
 installFastAsyncBind();
@@ -69,17 +70,7 @@ t.test('node:http2 requests go through it and are answered', async (t) => {
   t.teardown(() => server.close());
   const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
   t.teardown(() => client.destroy());
-  const get = (path: string) =>
-    new Promise<string>((resolve, reject) => {
-      const stream = client.request({ ':path': path });
-      let body = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (c: string) => {
-        body += c;
-      });
-      stream.on('end', () => resolve(body));
-      stream.on('error', reject);
-    });
+  const get = (path: string) => readText(client.request({ ':path': path }));
   // The first before the session connects (its request waits on 'connect', bound), then more.
   t.same(await Promise.all([get('/1'), get('/2')]), ['to /1', 'to /2']);
   t.equal(await get('/3'), 'to /3');

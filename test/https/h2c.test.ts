@@ -18,6 +18,7 @@ import t, { type Test } from 'tap';
 import type { Address } from '../../src/config/types.js';
 import { AccessLog } from '../../src/https/access-log.js';
 import { MAX_SESSIONS } from '../../src/https/h2c-backend.js';
+import { readText } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   captureLogger,
@@ -531,14 +532,8 @@ t.test("a request's trailers reach the h2c backend; Expect: 100-continue is answ
       { waitForTrailers: true },
     );
     stream.on('wantTrailers', () => stream.sendTrailers({ 'x-sum': 'abc' }));
-    let body = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (c: string) => {
-      body += c;
-    });
-    stream.on('end', () => resolve(body));
-    stream.on('error', reject);
     stream.end('body');
+    readText(stream).then(resolve, reject);
   });
   t.same(JSON.parse(trailed), { sum: 'abc' }, "the client's trailers reached the backend");
   const untrailed = await h2Get(

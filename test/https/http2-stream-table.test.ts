@@ -7,6 +7,7 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { installStreamTable, StreamTable } from '../../src/https/http2-stream-table.js';
+import { readText } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 
 t.test('a StreamTable finds, replaces and removes streams by id', async (t) => {
@@ -64,15 +65,7 @@ async function h2Server(t: Test): Promise<{ server: http2.Http2Server; port: num
 function post(client: http2.ClientHttp2Session, body: string): Promise<string> {
   const request = client.request({ ':method': 'POST', ':path': '/' });
   request.end(body);
-  return new Promise((resolve, reject) => {
-    let answer = '';
-    request.setEncoding('utf8');
-    request.on('data', (chunk: string) => {
-      answer += chunk;
-    });
-    request.on('end', () => resolve(answer));
-    request.on('error', reject);
-  });
+  return readText(request);
 }
 
 t.test("node:http2 takes the table and routes each stream's frames through it", async (t) => {
@@ -152,17 +145,7 @@ t.test("a client session takes the table too (the proxy's h2c backend sessions)"
   t.teardown(() => client.destroy());
   t.equal(installStreamTable(client), true, 'this Node lets the table into a client session');
   const table = tableOf(client) as StreamTable<unknown>;
-  const get = (path: string) =>
-    new Promise<string>((resolve, reject) => {
-      const stream = client.request({ ':path': path });
-      let body = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => {
-        body += chunk;
-      });
-      stream.on('end', () => resolve(body));
-      stream.on('error', reject);
-    });
+  const get = (path: string) => readText(client.request({ ':path': path }));
   const answers = Promise.all([get('/a'), get('/b'), get('/c')]);
   // Unanswered until all three are open at the server: the client's table holds them then.
   await waitFor(() => waiting.length === 3, 'three streams at the server');
