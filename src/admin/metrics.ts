@@ -3,8 +3,13 @@
 // ServiceStats counters, so a request costs an integer increment and never a
 // prom-client label lookup. Each admin server gets its own Registry (not the
 // global one), so two in one process (tests, a node and a sidecar) never clash.
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { StatusClass } from '../stats/index.js';
+import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client';
+import {
+  LATENCY_BUCKETS,
+  type LatencyHistogram,
+  requestSecondsOf,
+  type StatusClass,
+} from '../stats/index.js';
 import type { MetricsService, MetricsSource, MetricsStore } from './types.js';
 
 export interface MetricsOptions {
@@ -28,6 +33,8 @@ export const METRIC_NAMES = {
   reloads: 'harbor_reloads_total',
   certificateExpiry: 'harbor_certificate_expiry_seconds',
   backendErrors: 'harbor_backend_errors_total',
+  requestDuration: 'harbor_request_duration_seconds',
+  backendFirstByte: 'harbor_backend_first_byte_seconds',
   storeConnected: 'harbor_store_connected',
   storeLag: 'harbor_store_revision_lag',
   storeResyncs: 'harbor_store_resyncs_total',
@@ -136,6 +143,33 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
     (m, s) => put(m, labelsOf(s), s.stats.backendErrors),
   );
 
+  registry.registerMetric(
+    scrapedHistogram(
+      METRIC_NAMES.requestDuration,
+      "HTTPS requests' time from the request head to the answer's end, by status class.",
+      function* () {
+        for (const s of source.services()) {
+          for (const statusClass of CLASSES) {
+            const histogram = requestSecondsOf(s.stats, statusClass);
+            if (histogram !== undefined) yield { labels: { ...labelsOf(s), class: statusClass }, histogram };
+          }
+        }
+      },
+    ),
+  );
+  registry.registerMetric(
+    scrapedHistogram(
+      METRIC_NAMES.backendFirstByte,
+      "HTTPS requests' time from the request head to the backend's response head.",
+      function* () {
+        for (const s of source.services()) {
+          const histogram = s.stats.backendSeconds;
+          if (histogram !== undefined) yield { labels: labelsOf(s), histogram };
+        }
+      },
+    ),
+  );
+
   // The kernel data plane's own counters (nft), beside the userspace listeners' above.
   const kernel = (name: string, help: string, value: (k: NonNullable<MetricsService['kernel']>) => number) =>
     define('counter', name, help, [], (m, s) => {
@@ -219,4 +253,44 @@ export function createMetricsRegistry(options: MetricsOptions): Registry {
 
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
   return registry;
+}
+
+/** One labelled histogram read at scrape time. */
+interface HistogramSeries {
+  readonly labels: Record<string, string>;
+  readonly histogram: LatencyHistogram;
+}
+
+const BUCKET_LABELS = [...LATENCY_BUCKETS.map(String), '+Inf'];
+
+/**
+ * A histogram metric whose series are read from LatencyHistogram counts when scraped (prom-client's
+ * Histogram takes one observation at a time, with a label lookup each: a cost per request). It
+ * answers what the registry asks of a metric: get() and reset().
+ */
+function scrapedHistogram(name: string, help: string, read: () => Iterable<HistogramSeries>): Metric {
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    collect: undefined,
+    get() {
+      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+      for (const { labels, histogram } of read()) {
+        histogram.cumulative().forEach((value, i) => {
+          values.push({
+            metricName: `${name}_bucket`,
+            labels: { ...labels, le: BUCKET_LABELS[i] as string },
+            value,
+          });
+        });
+        values.push({ metricName: `${name}_sum`, labels, value: histogram.sum });
+        values.push({ metricName: `${name}_count`, labels, value: histogram.count });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+    reset() {},
+  };
+  return metric as unknown as Metric;
 }

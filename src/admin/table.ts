@@ -1,6 +1,6 @@
 // The human form of /status: one line per service, then the full text of any
 // failed reload (too long for a column). Written for a debug shell.
-import type { ServiceStats } from '../stats/index.js';
+import { LatencyHistogram, type ServiceStats } from '../stats/index.js';
 import type { StatusCounters, StatusReport, StatusService } from './types.js';
 
 const DAY_MS = 86_400_000;
@@ -12,11 +12,14 @@ const HEADERS = [
   'CERTIFICATE',
   'DAYS LEFT',
   'CONNS',
+  'REQUESTS',
+  'P50/P99',
   'LAST RELOAD',
 ];
 
 /** ServiceStats as the JSON counters of /status. Called at request time, never on a hot path. */
 export function countersOf(stats: ServiceStats): StatusCounters {
+  const times = LatencyHistogram.merged(stats.requestSeconds);
   return {
     connectionsOpen: stats.connectionsOpen,
     connectionsTotal: stats.connectionsTotal,
@@ -27,7 +30,24 @@ export function countersOf(stats: ServiceStats): StatusCounters {
     reloadsSucceeded: stats.reloadsSucceeded,
     reloadsFailed: stats.reloadsFailed,
     backendErrors: stats.backendErrors,
+    ...(times.count === 0
+      ? {}
+      : {
+          requestSeconds: {
+            count: times.count,
+            p50: times.quantile(0.5) as number,
+            p90: times.quantile(0.9) as number,
+            p99: times.quantile(0.99) as number,
+          },
+        }),
   };
+}
+
+/** Seconds as a person reads a latency: 0.4ms, 12ms, 1.5s. */
+function shortSeconds(seconds: number): string {
+  if (seconds >= 1) return `${Number(seconds.toFixed(1))}s`;
+  const ms = seconds * 1000;
+  return ms < 10 ? `${Number(ms.toFixed(1))}ms` : `${Math.round(ms)}ms`;
 }
 
 /** Whole days until `notAfter` (negative once expired), or undefined when unknown. */
@@ -53,6 +73,11 @@ function row(service: StatusService, now: number): string[] {
   }
   const counters = service.counters;
   const conns = counters ? `${counters.connectionsOpen}/${counters.connectionsTotal}` : '-';
+  const isHttps = service.protocol === 'https';
+  const requests =
+    counters && isHttps ? String(Object.values(counters.requests).reduce((a, b) => a + b, 0)) : '-';
+  const times = counters?.requestSeconds;
+  const latency = times ? `${shortSeconds(times.p50)}/${shortSeconds(times.p99)}` : '-';
   const reload = service.lastReload;
   const lastReload = reload ? `${reload.ok ? 'ok' : 'FAILED'} ${shortTime(reload.at)}` : '-';
   return [
@@ -63,6 +88,8 @@ function row(service: StatusService, now: number): string[] {
     certificate,
     days,
     conns,
+    requests,
+    latency,
     lastReload,
   ];
 }

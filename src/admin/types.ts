@@ -92,6 +92,16 @@ export interface StatusCounters {
   readonly reloadsSucceeded: number;
   readonly reloadsFailed: number;
   readonly backendErrors: number;
+  /**
+   * HTTPS: request times in seconds (head to the answer's end, every status), estimated from the
+   * latency histograms as Prometheus' histogram_quantile() would; absent before the first request.
+   */
+  readonly requestSeconds?: {
+    readonly count: number;
+    readonly p50: number;
+    readonly p90: number;
+    readonly p99: number;
+  };
 }
 
 export interface StatusService {

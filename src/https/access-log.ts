@@ -77,10 +77,10 @@ export class AccessLog {
     if (options.file !== undefined) this.#fd = this.#open(options.file);
   }
 
-  /** One line for a request whose answer has ended (or failed): its durations run until now. */
-  write(entry: AccessEntry): void {
+  /** One line for a request whose answer has ended (or failed) at `endedAt` (a performance.now()). */
+  write(entry: AccessEntry, endedAt: number): void {
     const batch = this.#batch;
-    batch.push(new CapturedLine(entry, performance.now(), this.#options.format === 'combined'));
+    batch.push(new CapturedLine(entry, endedAt, this.#options.format === 'combined'));
     if (batch.length >= BATCH_LINES) this.#format();
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => this.flush(), FLUSH_MS);

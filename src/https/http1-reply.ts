@@ -7,7 +7,7 @@
 // The module's own binding: the global `performance` is a getter, called on every use.
 import { performance } from 'node:perf_hooks';
 import type * as tls from 'node:tls';
-import { countResponse } from '../stats/index.js';
+import { countRequestTimes, countResponse } from '../stats/index.js';
 import { cannedHeadLength, cannedResponse, failureReason, type ProxyCore } from './core.js';
 import { type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import {
@@ -87,8 +87,8 @@ export class Http1Reply implements ExchangeClient {
   /** `request` is the one answered from now on. */
   begin(request: Request): void {
     this.request = request;
+    request.startedAt = performance.now();
     if (this.#core.accessLog !== undefined) {
-      request.startedAt = performance.now();
       request.inAt = this.#inMark;
       request.outAt = this.#out;
     }
@@ -110,12 +110,12 @@ export class Http1Reply implements ExchangeClient {
     const outFrom = this.#outFrom();
     const text = cannedResponse(status, this.closeAfter, this.#core.settings.hsts, id);
     this.write(text);
-    this.#logLine(status, reason, id, outFrom, cannedHeadLength(text));
+    this.#record(status, reason, id, outFrom, cannedHeadLength(text));
   }
 
-  /** One access-log line for the request. */
-  logAccess(status: number, reason: string | undefined): void {
-    this.#logLine(status, reason, this.request?.id ?? '', this.#outFrom(), 0);
+  /** The request is over (answered, cut, or its client gone): its times are counted and its line logged. */
+  recordEnd(status: number, reason: string | undefined): void {
+    this.#record(status, reason, this.request?.id ?? '', this.#outFrom(), 0);
   }
 
   /** Where the bytes of the current answer begin: at its request's start, else from now on. */
@@ -125,34 +125,42 @@ export class Http1Reply implements ExchangeClient {
   }
 
   /**
-   * One access-log line for the current request (or a head refused before it became one);
-   * `ownHead`: the head of the proxy's own answer, when it gave one.
+   * The current request (or a head refused before it became one) is over: its times to the
+   * latency histograms, its line to the access log; `ownHead`: the head of the proxy's own
+   * answer, when it gave one.
    */
-  #logLine(
+  #record(
     status: number,
     reason: string | undefined,
     requestId: string,
     outFrom: number,
     ownHead: number,
   ): void {
+    const request = this.request;
+    const startedAt = request?.startedAt ?? 0;
+    const backendAt = request?.backendAt ?? 0;
+    const endedAt = performance.now();
+    countRequestTimes(this.#core.stats, status, startedAt, backendAt, endedAt);
     const log = this.#core.accessLog;
     if (log === undefined) return;
-    const request = this.request;
-    log.write({
-      service: this.#core.service,
-      client: this.#peer.forwardedFor,
-      head: request === null ? null : this.#head,
-      protocol: request?.http10 ? 'HTTP/1.0' : 'HTTP/1.1',
-      status,
-      bytesIn: this.#in - (request?.inAt ?? this.#inMark),
-      bytesOut: this.#out - outFrom,
-      headBytesOut: (request?.headOut ?? 0) + ownHead,
-      startedAt: request?.startedAt ?? 0,
-      backendAt: request?.backendAt ?? 0,
-      tls: this.#peer.tls,
-      requestId,
-      reason,
-    });
+    log.write(
+      {
+        service: this.#core.service,
+        client: this.#peer.forwardedFor,
+        head: request === null ? null : this.#head,
+        protocol: request?.http10 ? 'HTTP/1.0' : 'HTTP/1.1',
+        status,
+        bytesIn: this.#in - (request?.inAt ?? this.#inMark),
+        bytesOut: this.#out - outFrom,
+        headBytesOut: (request?.headOut ?? 0) + ownHead,
+        startedAt,
+        backendAt,
+        tls: this.#peer.tls,
+        requestId,
+        reason,
+      },
+      endedAt,
+    );
   }
 
   #countOut(bytes: number): void {
@@ -187,7 +195,7 @@ export class Http1Reply implements ExchangeClient {
 
   onResponseHead(head: Head, raw: Buffer, start: number, end: number): void {
     const request = this.request!;
-    if (this.#core.accessLog !== undefined) request.backendAt = performance.now();
+    request.backendAt = performance.now();
     this.#host.stopContinue();
     const reader = this.#reader;
     request.status = head.status;
@@ -234,7 +242,7 @@ export class Http1Reply implements ExchangeClient {
     this.#host.exchangeReleased();
     this.#flushHead();
     const request = this.request!;
-    this.logAccess(request.status, undefined);
+    this.recordEnd(request.status, undefined);
     if (!request.done) this.closeAfter = true;
     this.#host.answered();
   }
@@ -247,7 +255,7 @@ export class Http1Reply implements ExchangeClient {
     // is owed: a malformed body right after the head used to close the connection with no
     // answer at all (issue 9, item 23). Once a byte went out, only a cut is left, and its line.
     if (request.started && !request.dropHead()) {
-      this.logAccess(request.status, reason);
+      this.recordEnd(request.status, reason);
       this.#socket.destroy();
       return;
     }
@@ -281,7 +289,7 @@ export class Http1Reply implements ExchangeClient {
       writeBorrowed(this.#socket, raw.subarray(start, end));
     } else this.write(text);
     request.started = true;
-    this.logAccess(101, undefined);
+    this.recordEnd(101, undefined);
     this.#host.upgraded(conn, rest);
   }
 }

@@ -31,9 +31,10 @@ export class Request {
   heldHead = '';
   /** Sent to the backend as X-Request-Id, and in the proxy's own answer to this request. */
   id = '';
-  /** For the access log (set only when it is on): when the head was taken, when the backend first answered, byte marks. */
+  /** performance.now() when the head was taken, and when the backend's response head came (0: not yet). */
   startedAt = 0;
   backendAt = 0;
+  /** For the access log (set only when it is on): byte marks. */
   inAt = 0;
   outAt = 0;
   /** Of the bytes written for this request, the response heads' (1xx, 101 and final). */

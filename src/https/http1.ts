@@ -140,7 +140,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
       this.#exchange.abort();
       this.#exchange = null;
       // The client left before its answer: nginx's 499, so that the log has a line for it.
-      this.#reply.logAccess(499, 'client went away');
+      this.#reply.recordEnd(499, 'client went away');
     }
     this.#tunnel?.clientGone();
     this.#detach();

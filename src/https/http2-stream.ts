@@ -6,7 +6,7 @@
 import type * as http2 from 'node:http2';
 // The module's own binding: the global `performance` is a getter, called on every use.
 import { performance } from 'node:perf_hooks';
-import { countResponse } from '../stats/index.js';
+import { countRequestTimes, countResponse } from '../stats/index.js';
 import { cannedHeadLength, cannedResponse, failureReason, type ProxyCore, REFUSAL_REASONS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
@@ -51,7 +51,7 @@ export class H2Stream implements ExchangeClient {
   /** The request head as parsed (for the access log). */
   #head: Head | undefined;
   #status = 0;
-  /** Bytes of this stream from and to the client, and (access log on) when it began and the backend first answered. */
+  /** Bytes of this stream from and to the client, and (performance.now()) when it began and the backend first answered. */
   #in = 0;
   #out = 0;
   #startedAt = 0;
@@ -74,7 +74,7 @@ export class H2Stream implements ExchangeClient {
     // Counted as HTTP/1 counts a request: its head (here in its HTTP/1.1 form) and its body.
     core.stats.bytesIn += text.length;
     this.#in = text.length;
-    if (core.accessLog !== undefined) this.#startedAt = performance.now();
+    this.#startedAt = performance.now();
     const head = spares.head();
     this.#head = head;
     // nghttp2 keeps CR, LF and NUL out of names and values (RFC 9113 section 8.2.1: it drops
@@ -170,7 +170,7 @@ export class H2Stream implements ExchangeClient {
         this.#headOut = headBytes;
         this.#core.stats.bytesOut += headBytes;
         this.#out += headBytes;
-        if (this.#core.accessLog !== undefined) this.#backendAt = performance.now();
+        this.#backendAt = performance.now();
       },
       received: (bytes: number) => {
         this.#core.stats.bytesIn += bytes;
@@ -184,7 +184,7 @@ export class H2Stream implements ExchangeClient {
         if (this.#finished) return;
         this.#finished = true;
         countResponse(this.#core.stats, this.#status);
-        this.#logAccess(this.#status, undefined);
+        this.#recordEnd(this.#status, undefined);
       },
       failed: (status: number, detail: string) => {
         this.onExchangeFailed(status, detail);
@@ -210,7 +210,7 @@ export class H2Stream implements ExchangeClient {
       this.#exchange = null;
       this.#relay?.abort();
       // The client reset the stream (or went away) before its answer: nginx's 499.
-      this.#logAccess(499, 'client went away');
+      this.#recordEnd(499, 'client went away');
     }
     // The exchange is over (ended, failed or aborted just above): its reader and the head are free.
     this.#spares.give(this.#head, this.#reader);
@@ -281,7 +281,7 @@ export class H2Stream implements ExchangeClient {
     this.#out += end - start;
     this.#headOut = end - start;
     this.#status = head.status;
-    if (this.#core.accessLog !== undefined) this.#backendAt = performance.now();
+    this.#backendAt = performance.now();
     const headers = http2ResponseHeaders(head, this.#core.settings.hsts);
     this.#wantTrailers = head.chunked && head.hasTrailer;
     if (stream.destroyed || stream.closed) {
@@ -358,29 +358,34 @@ export class H2Stream implements ExchangeClient {
     if ((!headOnly || this.#wantTrailers) && !stream.destroyed && !stream.writableEnded && reader.gotHead) {
       stream.end();
     }
-    this.#logAccess(this.#status, undefined);
+    this.#recordEnd(this.#status, undefined);
   }
 
-  /** One access-log line for this stream. */
-  #logAccess(status: number, reason: string | undefined): void {
+  /** The stream is over: its times to the latency histograms, its line to the access log. */
+  #recordEnd(status: number, reason: string | undefined): void {
+    const endedAt = performance.now();
+    countRequestTimes(this.#core.stats, status, this.#startedAt, this.#backendAt, endedAt);
     const log = this.#core.accessLog;
     if (log === undefined) return;
     const head = this.#head;
-    log.write({
-      service: this.#core.service,
-      client: this.#peer.forwardedFor,
-      head: head !== undefined && head.method !== '' ? head : null,
-      protocol: 'h2',
-      status,
-      bytesIn: this.#in,
-      bytesOut: this.#out,
-      headBytesOut: this.#headOut,
-      startedAt: this.#startedAt,
-      backendAt: this.#backendAt,
-      tls: this.#peer.tls,
-      requestId: this.#requestId,
-      reason,
-    });
+    log.write(
+      {
+        service: this.#core.service,
+        client: this.#peer.forwardedFor,
+        head: head !== undefined && head.method !== '' ? head : null,
+        protocol: 'h2',
+        status,
+        bytesIn: this.#in,
+        bytesOut: this.#out,
+        headBytesOut: this.#headOut,
+        startedAt: this.#startedAt,
+        backendAt: this.#backendAt,
+        tls: this.#peer.tls,
+        requestId: this.#requestId,
+        reason,
+      },
+      endedAt,
+    );
   }
 
   onSwitchingProtocols(
@@ -410,7 +415,7 @@ export class H2Stream implements ExchangeClient {
       // side first, which sends END_STREAM, and the client would take half a body as whole
       // (issue 9, item 17); destroy() resets the stream without ending it.
       if (!this.#stream.destroyed) this.#stream.destroy(new Error('the backend failed mid-response'));
-      this.#logAccess(this.#status, failureReason(status, detail));
+      this.#recordEnd(this.#status, failureReason(status, detail));
       return;
     }
     this.#respondCanned(status, failureReason(status, detail));
@@ -430,7 +435,7 @@ export class H2Stream implements ExchangeClient {
     this.#core.stats.bytesOut += text.length;
     this.#out += text.length;
     this.#headOut = cannedHeadLength(text);
-    this.#logAccess(status, reason);
+    this.#recordEnd(status, reason);
   }
 }
 

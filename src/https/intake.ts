@@ -3,9 +3,11 @@
 // and is taken off), then a TLS handshake (0x16) handed to the TLS server, or
 // plain HTTP answered with a redirect to HTTPS.
 import * as net from 'node:net';
+// The module's own binding: the global `performance` is a getter, called on every use.
+import { performance } from 'node:perf_hooks';
 import type * as tls from 'node:tls';
 import { parseProxyHeader, startsLikeProxyHeader, unmap } from '../forward/proxy-protocol.js';
-import { countHandshakeError, countResponse } from '../stats/index.js';
+import { countHandshakeError, countRequestTimes, countResponse } from '../stats/index.js';
 import { cannedHeadLength, type ProxyCore } from './core.js';
 import { peerOf } from './forwarding.js';
 import { Head } from './head.js';
@@ -80,6 +82,8 @@ export class ConnectionIntake {
   #onRedirect(socket: net.Socket, redirect: PlainHttpRedirect): void {
     const core = this.#options.core;
     countResponse(core.stats, redirect.status);
+    const endedAt = performance.now();
+    countRequestTimes(core.stats, redirect.status, redirect.startedAt, 0, endedAt);
     const log = core.accessLog;
     if (log === undefined) return;
     const client = peerOf(this.takeClient(socket) ?? socket.remoteAddress, undefined).forwardedFor;
@@ -88,21 +92,24 @@ export class ConnectionIntake {
     const end = findHeadEnd(bytes, 0, bytes.length);
     const head = new Head();
     const parsed = end > 0 && parseRequestHead(head, bytes, 0, end) === null;
-    log.write({
-      service: core.service,
-      client,
-      head: parsed ? head : null,
-      protocol: parsed && head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
-      status: redirect.status,
-      bytesIn: bytes.length,
-      bytesOut: redirect.response.length,
-      headBytesOut: cannedHeadLength(redirect.response),
-      startedAt: redirect.startedAt,
-      backendAt: 0,
-      tls: '',
-      requestId: redirect.requestId,
-      reason: 'plain HTTP on the TLS port',
-    });
+    log.write(
+      {
+        service: core.service,
+        client,
+        head: parsed ? head : null,
+        protocol: parsed && head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
+        status: redirect.status,
+        bytesIn: bytes.length,
+        bytesOut: redirect.response.length,
+        headBytesOut: cannedHeadLength(redirect.response),
+        startedAt: redirect.startedAt,
+        backendAt: 0,
+        tls: '',
+        requestId: redirect.requestId,
+        reason: 'plain HTTP on the TLS port',
+      },
+      endedAt,
+    );
   }
 
   /** The client a trusted PROXY header named for this connection (then forgotten), if one did. */

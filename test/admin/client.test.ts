@@ -13,7 +13,7 @@ import {
 import type { Address } from '../../src/config/types.js';
 import { isHarborError } from '../../src/errors/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { countResponse, createServiceStats } from '../../src/stats/index.js';
+import { countRequestTimes, countResponse, createServiceStats } from '../../src/stats/index.js';
 import { refusingPort } from '../helpers/net.js';
 
 const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
@@ -23,6 +23,9 @@ const webStats = createServiceStats();
 webStats.connectionsOpen = 2;
 webStats.connectionsTotal = 153;
 countResponse(webStats, 200);
+// 99 answers of 2 ms and one of 3 s: the median is a few milliseconds, the 99th percentile not.
+for (let i = 0; i < 99; i++) countRequestTimes(webStats, 200, 1000, 1001, 1002);
+countRequestTimes(webStats, 503, 1000, 0, 4000);
 webStats.handshakeErrors.set('no shared cipher', 4);
 
 const report: StatusReport = {
@@ -116,27 +119,39 @@ t.test('countersOf turns ServiceStats into JSON counters', async (t) => {
   const counters = countersOf(webStats);
   t.same(counters.handshakeErrors, { 'no shared cipher': 4 });
   t.equal(counters.requests['2xx'], 1);
+  t.equal(counters.requestSeconds?.count, 100, 'times over every status class');
+  t.ok(
+    counters.requestSeconds!.p50 > 0.001 && counters.requestSeconds!.p50 <= 0.0025,
+    'p50 in the 2 ms bucket',
+  );
+  t.ok(counters.requestSeconds!.p90 <= 0.0025, 'so is p90');
+  t.ok(counters.requestSeconds!.p99 <= 0.0025, 'p99: the 99th of 100 is still a fast one');
+  t.equal(countersOf(createServiceStats()).requestSeconds, undefined, 'no request, no times');
   t.same(JSON.parse(JSON.stringify(counters)), counters, 'survives JSON');
 });
 
 t.test('formatStatusTable: one aligned line per service, failed reloads spelled out', async (t) => {
   const table = formatStatusTable(report, NOW);
   const lines = table.trimEnd().split('\n');
-  t.match(lines[0], /^SERVICE +PROTOCOL +INT_PORT +PORT +CERTIFICATE +DAYS LEFT +CONNS +LAST RELOAD$/);
+  t.match(
+    lines[0],
+    /^SERVICE +PROTOCOL +INT_PORT +PORT +CERTIFICATE +DAYS LEFT +CONNS +REQUESTS +P50\/P99 +LAST RELOAD$/,
+  );
   const columnOf = (header: string) => lines[0]?.indexOf(header) ?? -1;
   const web = lines[1] ?? '';
   t.match(
     web,
-    /^custom-cert-https +https +4100 +35048 +CN=shop\.example\.com +42 +2\/153 +ok 2026-11-24T11:30:05Z$/,
+    /^custom-cert-https +https +4100 +35048 +CN=shop\.example\.com +42 +2\/153 +1 +1\.8ms\/2\.5ms +ok 2026-11-24T11:30:05Z$/,
   );
   t.equal(web.indexOf('CN=shop'), columnOf('CERTIFICATE'), 'columns line up');
   t.equal(web.indexOf('2/153'), columnOf('CONNS'));
+  t.equal(web.indexOf('1.8ms'), columnOf('P50/P99'));
   t.match(
     lines[2],
-    /^old-https +https +4101 +- +CN=old\.example\.com +expired \(-2\) +0\/0 +FAILED 2026-11-24T11:59:00Z$/,
+    /^old-https +https +4101 +- +CN=old\.example\.com +expired \(-2\) +0\/0 +0 +- +FAILED 2026-11-24T11:59:00Z$/,
   );
-  t.match(lines[3], /^new-https +https +4102 +35050 +none loaded +- +0\/0 +-$/);
-  t.match(lines[4], /^udp-game +udp +4103 +35051 +- +- +0\/0 +-$/);
+  t.match(lines[3], /^new-https +https +4102 +35050 +none loaded +- +0\/0 +0 +- +-$/);
+  t.match(lines[4], /^udp-game +udp +4103 +35051 +- +- +0\/0 +- +- +-$/);
   t.equal(
     lines[5],
     'old-https: last reload failed at 2026-11-24T11:59:00Z: certs/old-https.key does not match certs/old-https.crt',

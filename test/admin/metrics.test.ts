@@ -9,7 +9,12 @@ import {
 } from '../../src/admin/index.js';
 import type { Address } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log/index.js';
-import { countHandshakeError, countResponse, createServiceStats } from '../../src/stats/index.js';
+import {
+  countHandshakeError,
+  countRequestTimes,
+  countResponse,
+  createServiceStats,
+} from '../../src/stats/index.js';
 
 // A strict reader of the Prometheus text exposition format 0.0.4
 // (https://prometheus.io/docs/instrumenting/exposition_formats/): it throws on
@@ -148,17 +153,47 @@ function parsePrometheusText(text: string): Map<string, Family> {
     seriesSeen.add(key);
     owner.samples.push(sample);
   });
+  for (const f of families.values()) if (f.type === 'histogram') checkHistogram(f);
   return families;
 }
 
+/**
+ * What Prometheus' histogram_quantile() needs of a histogram (promtool's lint says the same): per
+ * label set, buckets in rising `le` order whose counts never fall, a `+Inf` bucket, and `_count`
+ * equal to it.
+ */
+function checkHistogram(f: Family): void {
+  const series = new Map<string, { buckets: [number, number][]; count?: number }>();
+  for (const sample of f.samples) {
+    const { le, ...rest } = sample.labels;
+    const key = JSON.stringify(Object.entries(rest).sort());
+    const entry = series.get(key) ?? { buckets: [] };
+    series.set(key, entry);
+    if (sample.name.endsWith('_bucket')) entry.buckets.push([parseValue(le ?? '', f.name), sample.value]);
+    else if (sample.name.endsWith('_count')) entry.count = sample.value;
+  }
+  for (const [key, { buckets, count }] of series) {
+    const where = `${f.name}${key}`;
+    if (buckets.at(-1)?.[0] !== Number.POSITIVE_INFINITY) throw new Error(`${where}: no +Inf bucket last`);
+    buckets.forEach(([le, n], i) => {
+      const [prevLe, prevN] = buckets[i - 1] ?? [Number.NEGATIVE_INFINITY, 0];
+      if (le <= prevLe) throw new Error(`${where}: le ${le} after ${prevLe}`);
+      if (n < prevN) throw new Error(`${where}: bucket le=${le} holds fewer than the one before`);
+    });
+    if (count !== buckets.at(-1)?.[1]) throw new Error(`${where}: _count ${count} is not the +Inf bucket's`);
+  }
+}
+
+/** The value of `name`'s sample with `labels`; a histogram's `_bucket`, `_sum` or `_count` by that name. */
 function value(
   families: Map<string, Family>,
   name: string,
   labels: Record<string, string>,
 ): number | undefined {
-  const sample = families
-    .get(name)
-    ?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  const family = families.get(name.replace(/_(bucket|sum|count)$/, '')) ?? families.get(name);
+  const sample = family?.samples.find(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
   return sample?.value;
 }
 
@@ -191,6 +226,12 @@ t.test('the strict parser rejects what Prometheus would', async (t) => {
   t.throws(() => parsePrometheusText('a 1,5\n'), /bad value/);
   t.throws(() => parsePrometheusText('# TYPE a countr\n'), /unknown type/);
   t.throws(() => parsePrometheusText('# TYPE h histogram\nh_bucket 1\n'), /without le/);
+  t.throws(
+    () => parsePrometheusText('# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_count 1\n'),
+    /fewer/,
+  );
+  t.throws(() => parsePrometheusText('# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_count 1\n'), /_count 1/);
+  t.throws(() => parsePrometheusText('# TYPE h histogram\nh_bucket{le="1"} 2\nh_count 2\n'), /\+Inf/);
   const ok = parsePrometheusText('# HELP a x\\ny\n# TYPE a counter\na{b="q\\"\\\\"} 1.5e3\n');
   t.equal(value(ok, 'a', { b: 'q"\\' }), 1500);
 });
@@ -247,6 +288,11 @@ t.test('/metrics over real HTTP: parses, is labelled by service, and moves with 
     'no cert, no series',
   );
   t.equal(before.get(METRIC_NAMES.handshakeErrors)?.samples.length, 0);
+  for (const name of [METRIC_NAMES.requestDuration, METRIC_NAMES.backendFirstByte]) {
+    t.equal(before.get(name)?.type, 'histogram', `${name} is a histogram`);
+    t.ok(before.get(name)?.help, `${name} has help`);
+    t.equal(before.get(name)?.samples.length, 0, `${name}: no request yet, no series`);
+  }
 
   // Process metrics come from prom-client's default collectors on this registry.
   t.equal(before.get('process_cpu_user_seconds_total')?.type, 'counter');
@@ -269,6 +315,10 @@ t.test('/metrics over real HTTP: parses, is labelled by service, and moves with 
   web.reloadsFailed += 2;
   web.backendErrors++;
   api.connectionsTotal++;
+  // Request times as performance.now() readings: 40 ms and 3 s answers, a 502 after 7 ms.
+  countRequestTimes(web, 200, 1000, 1030, 1040);
+  countRequestTimes(web, 200, 2000, 4500, 5000);
+  countRequestTimes(web, 502, 9000, 0, 9007);
 
   const after = parsePrometheusText((await scrape(address)).body);
   t.equal(value(after, METRIC_NAMES.connectionsTotal, { service: 'web-https' }), 3);
@@ -291,6 +341,34 @@ t.test('/metrics over real HTTP: parses, is labelled by service, and moves with 
   t.equal(value(after, METRIC_NAMES.reloads, { service: 'web-https', result: 'ok' }), 1);
   t.equal(value(after, METRIC_NAMES.reloads, { service: 'web-https', result: 'failed' }), 2);
   t.equal(value(after, METRIC_NAMES.backendErrors, { service: 'web-https' }), 1);
+  const duration = (labels: Record<string, string>) =>
+    value(after, `${METRIC_NAMES.requestDuration}_bucket`, { service: 'web-https', ...labels });
+  t.equal(duration({ class: '2xx', le: '0.025' }), 0);
+  t.equal(duration({ class: '2xx', le: '0.05' }), 1, 'the 40 ms answer is at or below 0.05');
+  t.equal(duration({ class: '2xx', le: '2.5' }), 1);
+  t.equal(duration({ class: '2xx', le: '5' }), 2, 'the 3 s one at or below 5');
+  t.equal(duration({ class: '2xx', le: '+Inf' }), 2);
+  t.equal(duration({ class: '5xx', le: '0.01' }), 1, 'the 502 in its own class');
+  t.equal(value(after, `${METRIC_NAMES.requestDuration}_count`, { service: 'web-https', class: '2xx' }), 2);
+  t.ok(
+    Math.abs(
+      (value(after, `${METRIC_NAMES.requestDuration}_sum`, { service: 'web-https', class: '2xx' }) ?? 0) -
+        3.04,
+    ) < 1e-9,
+    'the sum in seconds',
+  );
+  t.equal(duration({ class: '4xx', le: '+Inf' }), undefined, 'no series for a class without requests');
+  t.equal(
+    value(after, `${METRIC_NAMES.backendFirstByte}_count`, { service: 'web-https' }),
+    2,
+    'the backend answered two of three',
+  );
+  t.equal(value(after, `${METRIC_NAMES.backendFirstByte}_bucket`, { service: 'web-https', le: '0.05' }), 1);
+  t.equal(
+    value(after, `${METRIC_NAMES.requestDuration}_count`, { service: 'both-dns', class: '2xx' }),
+    undefined,
+    'a TCP/UDP service has no request times',
+  );
 
   // A service that goes away (harbor-node DELETE) leaves the next scrape.
   services = [{ name: 'web-https', stats: web, notAfter: new Date(now - 86_400_000) }];

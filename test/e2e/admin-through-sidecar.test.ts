@@ -245,6 +245,23 @@ t.test('healthz, readyz, status and metrics of a running sidecar, with real traf
       );
     });
     t.equal(value(after, ok2xx) - value(before, ok2xx), requests + 1, 'one 2xx per request');
+    const timed = 'harbor_request_duration_seconds_count{service="shop-https",class="2xx"}';
+    t.equal(value(after, timed) - (before.get(timed) ?? 0), requests + 1, 'each request timed');
+    t.equal(
+      value(after, 'harbor_request_duration_seconds_bucket{service="shop-https",class="2xx",le="+Inf"}'),
+      value(after, timed),
+      'the +Inf bucket holds them all',
+    );
+    const firstBytes = 'harbor_backend_first_byte_seconds_count{service="shop-https"}';
+    t.equal(
+      value(after, firstBytes) - (before.get(firstBytes) ?? 0),
+      requests + 1,
+      "each backend's first byte timed",
+    );
+    t.notOk(
+      [...after.keys()].some((key) => key.startsWith('harbor_request_duration') && key.includes('ldap-port')),
+      'a TCP forward has no request times',
+    );
     t.equal(
       value(after, `harbor_connections_total${shop}`) - value(before, `harbor_connections_total${shop}`),
       requests + 1,

@@ -49,21 +49,24 @@ const logGet = (log: AccessLog, head: Head, path: string, requestId: string, ser
   head.reset();
   const refused = parseRequestHead(head, raw, 0, raw.length);
   if (refused !== null) return refused;
-  log.write({
-    service,
-    client: '127.0.0.1',
-    head,
-    protocol: 'HTTP/1.1',
-    status: 200,
-    bytesIn: raw.length,
-    bytesOut: 2,
-    headBytesOut: 0,
-    startedAt: performance.now(),
-    backendAt: 0,
-    tls: 'TLSv1.3',
-    requestId,
-    reason: undefined,
-  });
+  log.write(
+    {
+      service,
+      client: '127.0.0.1',
+      head,
+      protocol: 'HTTP/1.1',
+      status: 200,
+      bytesIn: raw.length,
+      bytesOut: 2,
+      headBytesOut: 0,
+      startedAt: performance.now(),
+      backendAt: 0,
+      tls: 'TLSv1.3',
+      requestId,
+      reason: undefined,
+    },
+    performance.now(),
+  );
   return null;
 };
 
@@ -380,9 +383,9 @@ t.test('lines formatted with their batch keep their own request and time', async
     t.equal(parseRequestHead(head, raw, 0, raw.length), null, 'the head parses');
   };
   parse('GET /first HTTP/1.1\r\nHost: h\r\nUser-Agent: one\r\n\r\n');
-  log.write(entry(200));
+  log.write(entry(200), performance.now());
   parse('POST /second?x HTTP/1.1\r\nHost: h\r\nUser-Agent: two\r\n\r\n');
-  log.write(entry(201));
+  log.write(entry(201), performance.now());
   head.reset();
   await log.close();
   const [first, second] = readFileSync(file, 'utf8').split('\n');
@@ -394,7 +397,7 @@ t.test('lines formatted with their batch keep their own request and time', async
   t.teardown(() => json.close());
   parse('GET /timed HTTP/1.1\r\nHost: h\r\n\r\n');
   const before = Date.now();
-  json.write(entry(200));
+  json.write(entry(200), performance.now());
   const after = Date.now();
   await waitFor(async () => lines(jsonFile).length === 1, 'the batch, written on its timer');
   const written = Date.now();

@@ -18,6 +18,7 @@ import t, { type Test } from 'tap';
 import type { Address } from '../../src/config/types.js';
 import { AccessLog } from '../../src/https/access-log.js';
 import { MAX_SESSIONS } from '../../src/https/h2c-backend.js';
+import { requestSecondsOf } from '../../src/stats/index.js';
 import { readText } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import {
@@ -603,6 +604,11 @@ t.test('an h2c backend that fails: 503 before it answered once, 502 after, 504 o
   await backend.close();
   const gone = await h2Get(session, { ':path': '/' });
   t.equal(gone.headers[':status'], 502, 'a backend that went away after answering: 502');
+  // The latency histograms see the same: one answer from the backend, two of the proxy's own.
+  await waitFor(() => requestSecondsOf(fx.stats, '5xx')?.count === 2, 'the 504 and the 502 timed');
+  t.equal(requestSecondsOf(fx.stats, '2xx')?.count, 1);
+  t.equal(fx.stats.backendSeconds?.count, 1, "only the 200 had the backend's first byte");
+  t.ok(requestSecondsOf(fx.stats, '5xx')!.sum >= 0.5, 'the 504 took the backend timeout');
 });
 
 t.test("the backend's stream limit, a refused stream, a GOAWAY: every request still answered", async (t) => {
