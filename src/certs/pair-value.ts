@@ -25,6 +25,21 @@ export interface PairValue {
   readonly loadedAt: Date;
 }
 
+/**
+ * The session id context of a context that verifies clients against `ca`: a resumed session
+ * (ticket or session id) is only accepted under the context it was made in, and the client's
+ * certificate is not checked again when it resumes. Naming the CA bundle's bytes in it means
+ * that a session made before the client CA changed (one CA swapped for another, or client
+ * authentication turned on) is never resumed after: the client makes a full handshake and is
+ * verified against the new CA, as nginx does by hashing its client CA list into the context.
+ * Without a CA: `base`, so that sessions resume across certificate swaps.
+ */
+export function sessionIdContextFor(ca: string | Buffer | undefined, base: string): string {
+  if (ca === undefined) return base;
+  // OpenSSL takes at most 32 bytes (SSL_MAX_SID_CTX_LENGTH).
+  return `ca:${createHash('sha256').update(ca).digest('hex').slice(0, 29)}`;
+}
+
 export interface Candidate {
   readonly value: PairValue;
   /** Same files and same bytes as the current value. */
@@ -43,11 +58,14 @@ export interface BuildOptions {
 
 /** The value for a loaded pair, its context built; throws E_CERT_UNUSABLE when OpenSSL refuses it. */
 export function buildCandidate(selection: Selection, loaded: LoadedPair, options: BuildOptions): Candidate {
+  const ca = loaded.pem.ca;
+  const base = options.contextOptions?.sessionIdContext;
   const contextOptions: SecureContextOptions = {
     ...options.contextOptions,
     cert: loaded.pem.cert,
     key: loaded.pem.key,
-    ...(loaded.pem.ca === undefined ? {} : { ca: loaded.pem.ca }),
+    ...(ca === undefined ? {} : { ca }),
+    ...(base === undefined ? {} : { sessionIdContext: sessionIdContextFor(ca, base) }),
   };
   let secureContext: SecureContext;
   try {

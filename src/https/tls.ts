@@ -4,6 +4,7 @@
 // as it is in the file.
 import { constants } from 'node:crypto';
 import type * as tls from 'node:tls';
+import { sessionIdContextFor } from '../certs/pair-value.js';
 
 /**
  * The suites in the server's order of preference (Mozilla "intermediate"). TLS 1.3: OpenSSL's
@@ -28,7 +29,8 @@ export const CIPHERS = [
 
 /**
  * Resumed sessions are only accepted for the same context id; with client
- * authentication on, OpenSSL refuses to resume without one.
+ * authentication on, OpenSSL refuses to resume without one. A context with a
+ * client CA gets its own, from the CA's bytes (sessionIdContextFor).
  */
 const SESSION_ID_CONTEXT = 'harbor-sidecar';
 
@@ -65,6 +67,7 @@ export function serverTlsOptions(pair: PemPair): tls.SecureContextOptions {
     key: pair.key,
     ...(pair.passphrase === undefined ? {} : { passphrase: pair.passphrase }),
     ...(pair.ca === undefined ? {} : { ca: pair.ca }),
+    sessionIdContext: sessionIdContextFor(pair.ca, SESSION_ID_CONTEXT),
   };
 }
 
