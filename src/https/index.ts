@@ -30,6 +30,7 @@ import { Http2Front } from './http2.js';
 import { ConnectionIntake } from './intake.js';
 import { addressesOf, type ListenAddress, openListeners } from './listeners.js';
 import { BackendPool } from './pool.js';
+import { SessionCache } from './session-cache.js';
 import { ALPN_PROTOCOLS } from './tls.js';
 
 export { DEFAULT_LIMITS, type Limits } from './core.js';
@@ -108,6 +109,8 @@ class HarborHttpsProxy implements HttpsProxy {
   #h2: Http2Front | null = null;
   /** Session-ticket keys shared by every pair this proxy serves: a ticket issued before a swap resumes after it. */
   readonly #ticketKeys = randomBytes(48);
+  /** TLS 1.2 sessions of clients that take no tickets, resumed by id (the same 300 s as tickets). */
+  readonly #sessions: SessionCache;
   readonly #listeners: net.Server[] = [];
   /** Every accepted connection until it closes. */
   readonly #raw = new LiveSet<Accepted>();
@@ -154,6 +157,7 @@ class HarborHttpsProxy implements HttpsProxy {
           ? new H2cBackend(options.backend, () => pool.markAnswered())
           : undefined,
     };
+    this.#sessions = new SessionCache({ lifetimeSeconds: options.tls.sessionTimeout ?? 300 });
     this.#tls = tls.createServer({
       ...options.tls,
       ticketKeys: this.#ticketKeys,
@@ -162,6 +166,7 @@ class HarborHttpsProxy implements HttpsProxy {
       rejectUnauthorized: true,
       handshakeTimeout: limits.headerTimeoutMs,
     });
+    this.#sessions.serve(this.#tls);
     this.#tls.on('secureConnection', this.#onSecure);
     const ocsp = options.ocspResponse;
     if (ocsp !== undefined) {
@@ -259,6 +264,7 @@ class HarborHttpsProxy implements HttpsProxy {
       socket.destroy();
       return;
     }
+    this.#sessions.keep(socket);
     // Only a connection that was asked for a certificate (and so verified it) passes a subject on.
     const subject =
       this.#clientAuth && socket.authorized

@@ -1,8 +1,10 @@
 // A resumed TLS session skips the client certificate check: the certificate was verified when
 // the session was made. So a session must not outlive the client CA it was verified under. A
 // running `harbor-sidecar run`, real file swaps, and Node's TLS client offering its sessions
-// (TLS 1.2 and 1.3): sessions resume across a server certificate swap, but not once the client
+// (TLS 1.2 and 1.3 tickets, a TLS 1.2 session id): sessions resume across a server certificate swap, but not once the client
 // CA appears (a session made with no client certificate) or is replaced by another.
+
+import { constants } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +50,13 @@ function clientPair(ca: Ca, cn: string): { cert: string; key: string } {
   return { cert: read(certFile), key: read(keyFile) };
 }
 
+/** How a client resumes: TLS 1.3 or 1.2 tickets, or a TLS 1.2 session id (no tickets). */
+interface Way {
+  readonly label: string;
+  readonly maxVersion: tls.SecureVersion;
+  readonly noTicket?: boolean;
+}
+
 interface Attempt {
   /** '200', or 'refused' when the handshake or the connection failed before an answer. */
   readonly answer: string;
@@ -60,7 +69,7 @@ interface Attempt {
 function attempt(
   port: number,
   trust: string,
-  maxVersion: tls.SecureVersion,
+  way: Way,
   options: { session?: Buffer | undefined; client?: { cert: string; key: string } } = {},
 ): Promise<Attempt> {
   return new Promise((resolve) => {
@@ -69,7 +78,8 @@ function attempt(
       port,
       ca: trust,
       servername: 'localhost',
-      maxVersion,
+      maxVersion: way.maxVersion,
+      ...(way.noTicket ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}),
       ALPNProtocols: ['http/1.1'],
       ...(options.session === undefined ? {} : { session: options.session }),
       ...(options.client ?? {}),
@@ -131,30 +141,34 @@ t.test('a session never outlives the client CA it was made under', async (t) => 
   t.teardown(() => sidecar.kill('SIGKILL'));
   await waitForOutput(sidecar, /harbor-sidecar serving/);
   const trust = read(server.certFile);
-  const versions: tls.SecureVersion[] = ['TLSv1.2', 'TLSv1.3'];
+  const versions: Way[] = [
+    { label: 'TLS 1.2 ticket', maxVersion: 'TLSv1.2' },
+    { label: 'TLS 1.2 session id', maxVersion: 'TLSv1.2', noTicket: true },
+    { label: 'TLS 1.3 ticket', maxVersion: 'TLSv1.3' },
+  ];
 
   // No client CA: sessions made and resumed.
-  const open = new Map<tls.SecureVersion, Buffer | undefined>();
+  const open = new Map<Way, Buffer | undefined>();
   for (const v of versions) {
     const first = await attempt(port, trust, v);
-    t.equal(first.answer, '200', `${v}: served`);
+    t.equal(first.answer, '200', `${v.label}: served`);
     const again = await attempt(port, trust, v, { session: first.session });
-    t.ok(again.resumed, `${v}: the session resumes`);
+    t.ok(again.resumed, `${v.label}: the session resumes`);
     open.set(v, first.session);
   }
 
   const on = waitForOutput(sidecar, /client certificate authentication on/);
   install(caA.certFile, 'harbor.ca');
   await on;
-  const verified = new Map<tls.SecureVersion, Buffer | undefined>();
+  const verified = new Map<Way, Buffer | undefined>();
   for (const v of versions) {
     const sneaking = await attempt(port, trust, v, { session: open.get(v) });
-    t.notOk(sneaking.resumed, `${v}: a session from before the CA is not resumed`);
-    t.equal(sneaking.answer, 'refused', `${v}: ...and the client without a certificate is refused`);
+    t.notOk(sneaking.resumed, `${v.label}: a session from before the CA is not resumed`);
+    t.equal(sneaking.answer, 'refused', `${v.label}: ...and the client without a certificate is refused`);
     const full = await attempt(port, trust, v, { client });
-    t.equal(full.answer, '200', `${v}: a client of the CA is served`);
+    t.equal(full.answer, '200', `${v.label}: a client of the CA is served`);
     const again = await attempt(port, trust, v, { session: full.session, client });
-    t.ok(again.resumed, `${v}: its session resumes under the same CA`);
+    t.ok(again.resumed, `${v.label}: its session resumes under the same CA`);
     t.equal(again.answer, '200');
     verified.set(v, full.session);
   }
@@ -167,7 +181,7 @@ t.test('a session never outlives the client CA it was made under', async (t) => 
   const renewedTrust = `${trust}${read(renewed.certFile)}`;
   for (const v of versions) {
     const again = await attempt(port, renewedTrust, v, { session: verified.get(v), client });
-    t.ok(again.resumed, `${v}: resumes after the server pair was swapped`);
+    t.ok(again.resumed, `${v.label}: resumes after the server pair was swapped`);
   }
 
   // CA A replaced by CA B: client-a is no longer trusted, and its session must not say otherwise.
@@ -176,8 +190,8 @@ t.test('a session never outlives the client CA it was made under', async (t) => 
   await replaced;
   for (const v of versions) {
     const stale = await attempt(port, renewedTrust, v, { session: verified.get(v), client });
-    t.notOk(stale.resumed, `${v}: a session verified under the old CA is not resumed`);
-    t.equal(stale.answer, 'refused', `${v}: ...and the client the new CA does not trust is refused`);
+    t.notOk(stale.resumed, `${v.label}: a session verified under the old CA is not resumed`);
+    t.equal(stale.answer, 'refused', `${v.label}: ...and the client the new CA does not trust is refused`);
   }
 
   sidecar.kill('SIGTERM');
