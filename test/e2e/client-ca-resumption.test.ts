@@ -8,11 +8,12 @@ import { constants } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 import t from 'tap';
 import { OpensslFactory, openssl, read } from '../fixtures/certs-helpers.js';
 import { exited, startSidecar, waitForOutput } from '../helpers/cli.js';
 import { echoBackend, freePort } from '../helpers/net.js';
+import { type ResumingGet, resumingGet } from '../https/fixtures/helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'harbor-ca-resume-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -57,52 +58,19 @@ interface Way {
   readonly noTicket?: boolean;
 }
 
-interface Attempt {
-  /** '200', or 'refused' when the handshake or the connection failed before an answer. */
-  readonly answer: string;
-  readonly resumed: boolean;
-  /** The last session the server gave (a TLS 1.3 ticket comes after the handshake). */
-  readonly session: Buffer | undefined;
-}
-
 /** GET / on a new connection, offering `session` and presenting `client` when given. */
 function attempt(
   port: number,
   trust: string,
   way: Way,
   options: { session?: Buffer | undefined; client?: { cert: string; key: string } } = {},
-): Promise<Attempt> {
-  return new Promise((resolve) => {
-    const socket = tls.connect({
-      host: '127.0.0.1',
-      port,
-      ca: trust,
-      servername: 'localhost',
-      maxVersion: way.maxVersion,
-      ...(way.noTicket ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}),
-      ALPNProtocols: ['http/1.1'],
-      ...(options.session === undefined ? {} : { session: options.session }),
-      ...(options.client ?? {}),
-    });
-    let resumed = false;
-    let session: Buffer | undefined;
-    let text = '';
-    socket.setTimeout(10_000, () => socket.destroy());
-    socket.on('session', (s: Buffer) => {
-      session = s;
-    });
-    socket.on('secureConnect', () => {
-      resumed = socket.isSessionReused();
-      socket.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
-    });
-    socket.on('data', (c: Buffer) => {
-      text += c.toString('latin1');
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      const answer = /^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 'refused';
-      resolve({ answer, resumed, session });
-    });
+): Promise<ResumingGet> {
+  return resumingGet(port, {
+    ca: trust,
+    maxVersion: way.maxVersion,
+    ...(way.noTicket ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}),
+    ...(options.session === undefined ? {} : { session: options.session }),
+    ...(options.client ?? {}),
   });
 }
 

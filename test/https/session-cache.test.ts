@@ -10,45 +10,25 @@ import * as tls from 'node:tls';
 import t from 'tap';
 import { SessionCache, sessionIdOf } from '../../src/https/session-cache.js';
 import { serverTlsOptions } from '../../src/https/tls.js';
-import { makePair, type Pair, startEchoBackend, startProxy } from './fixtures/helpers.js';
+import { makePair, type Pair, resumingGet, startEchoBackend, startProxy } from './fixtures/helpers.js';
 
 const pair = makePair();
 const backend = await startEchoBackend();
 t.teardown(() => backend.close());
 
 /** One connection and request; whether it resumed, and the session it left. */
-function visit(
+async function visit(
   port: number,
   trust: Pair,
   options: { maxVersion: tls.SecureVersion; session?: Buffer | undefined; noTicket?: boolean },
 ): Promise<{ resumed: boolean; session: Buffer | undefined; answered: boolean }> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      host: '127.0.0.1',
-      port,
-      ca: trust.cert,
-      servername: 'localhost',
-      ALPNProtocols: ['http/1.1'],
-      maxVersion: options.maxVersion,
-      ...(options.session === undefined ? {} : { session: options.session }),
-      ...(options.noTicket ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}),
-    });
-    let resumed = false;
-    let session: Buffer | undefined;
-    let text = '';
-    socket.on('session', (s: Buffer) => {
-      session = s;
-    });
-    socket.on('secureConnect', () => {
-      resumed = socket.isSessionReused();
-      socket.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
-    });
-    socket.on('data', (c: Buffer) => {
-      text += c.toString('latin1');
-    });
-    socket.on('error', reject);
-    socket.on('close', () => resolve({ resumed, session, answered: text.startsWith('HTTP/1.1 200') }));
+  const got = await resumingGet(port, {
+    ca: trust.cert,
+    maxVersion: options.maxVersion,
+    ...(options.session === undefined ? {} : { session: options.session }),
+    ...(options.noTicket ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}),
   });
+  return { resumed: got.resumed, session: got.session, answered: got.answer === '200' };
 }
 
 t.test('the cache keeps new TLS 1.2 sessions only, within its count and their lifetime', async (t) => {
