@@ -22,8 +22,9 @@ import { parseOptions, usageError, wholeNumber } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
 import { installCleanup, makeTempDir, removeTempDir } from '../lib/proc.mjs';
 import { median, spread } from '../lib/report.mjs';
+import { lineCost } from './access-log-cost.mjs';
 import { measurement } from './pinned.mjs';
-import { SMALL_PATH, startNginxProxy, startOrigin, startSidecar } from './targets.mjs';
+import { startNginxProxy, startOrigin, startSidecar } from './targets.mjs';
 
 const USAGE =
   'usage: node bench/https/access-log.mjs [--rounds 1-20] [--seconds 1-30] [--format json|combined] [--connections 1-200] [--pin]';
@@ -48,6 +49,9 @@ const dir = makeTempDir('harbor-bench-access-');
 const sidecarLog = join(dir, 'access.log');
 const nginxLog = join(dir, 'nginx-access.log');
 try {
+  // First, so that a log API the script no longer fits stops it before the rounds, not after.
+  await lineCost(join(dir, 'lines.log'), values.format); // warm-up: compiled code, as in a running proxy
+  const perLine = await lineCost(join(dir, 'lines.log'), values.format);
   const pair = await makePair(dir, 'bench', 'ecdsa');
   const origin = await startOrigin(dir);
   const load = { connections: CONNECTIONS, seconds: SECONDS };
@@ -88,8 +92,6 @@ try {
   const ratios = rows.map((r) => (2 * r.on) / (r.off + r.control));
   const noise = rows.map((r) => r.control / r.off);
   const nginxRatios = rows.map((r) => r.nginxOn / r.nginxOff);
-  await lineCost(join(dir, 'lines.log'), values.format); // warm-up: compiled code, as in a running proxy
-  const perLine = await lineCost(join(dir, 'lines.log'), values.format);
   const run = `wrk -t1 -c${CONNECTIONS} -d${SECONDS}s each, ${how}, ${ROUNDS} rounds`;
   console.log(
     `access log ${values.format} to a file: ${median(rows.map((r) => r.on)).toFixed(1)} us against ${median(rows.map((r) => (r.off + r.control) / 2)).toFixed(1)} us of sidecar CPU per keep-alive request; median of per-round ratios ${median(ratios).toFixed(3)}x (${spread(ratios)}), where two sidecars without it differ by ${median(noise).toFixed(3)}x (${spread(noise)}) (${run})`,
@@ -103,43 +105,4 @@ try {
   await origin.stop?.();
 } finally {
   removeTempDir(dir);
-}
-
-/** CPU per line of AccessLog.write (200,000 lines of a keep-alive GET, batches formatted and written as they fill). */
-async function lineCost(file, format) {
-  const { AccessLog } = await import('../../dist/https/access-log.js');
-  const { Head } = await import('../../dist/https/head.js');
-  const { parseRequestHead } = await import('../../dist/https/head-parser.js');
-  const log = new AccessLog({ format, file, keepQuery: false });
-  const head = new Head();
-  const raw = Buffer.from(
-    `GET ${SMALL_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: wrk\r\n\r\n`,
-    'latin1',
-  );
-  parseRequestHead(head, raw, 0, raw.length);
-  const entry = {
-    service: 'web-https',
-    client: '127.0.0.1',
-    head,
-    protocol: 'HTTP/1.1',
-    status: 200,
-    bytesIn: 80,
-    bytesOut: 250,
-    startedAt: 0,
-    backendAt: 0,
-    tls: 'TLSv1.3',
-    requestId: '0f8e2c1a-5b1d-4c0e-9d7e-1b2c3d4e5f60',
-    reason: undefined,
-  };
-  const lines = 200_000;
-  const cpu0 = process.cpuUsage();
-  for (let i = 0; i < lines; i++) {
-    entry.startedAt = performance.now() - 0.3 - (i % 1000) / 997;
-    entry.backendAt = entry.startedAt + 0.2;
-    log.write(entry);
-    if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve)); // let written batches complete
-  }
-  await log.close();
-  const cpu = process.cpuUsage(cpu0);
-  return (cpu.user + cpu.system) / lines;
 }
