@@ -7,6 +7,7 @@
 // the client the same 502, 503 or 504 as on HTTP/1.1.
 import type * as http2 from 'node:http2';
 import { CONTINUE_WAIT_MS, type ProxyCore } from './core.js';
+import { type GrpcWeb, grpcWebOf } from './grpc-web.js';
 import type { H2cBackend, StreamRequest } from './h2c-backend.js';
 import { h2cResponseHeaders, headerListLength } from './http2-head.js';
 
@@ -46,6 +47,10 @@ export class H2cRelay {
   readonly #host: H2cRelayHost;
   readonly #headers: http2.OutgoingHttpHeaders;
   readonly #hasBody: boolean;
+  /** A gRPC-Web call (a browser's): both bodies transcoded, the trailers sent in the body; else null. */
+  readonly #web: GrpcWeb | null;
+  /** The same, once the backend's answer is gRPC (any other answer passes as it is). */
+  #webResponse: GrpcWeb | null = null;
   /** The backend's stream; undefined while the request waits for one. */
   #backend: http2.ClientHttp2Stream | undefined;
   /** The request waiting for a stream (h2c-backend.ts), until it gets one. */
@@ -76,7 +81,9 @@ export class H2cRelay {
     this.#h2c = h2c;
     this.#client = client;
     this.#host = host;
-    this.#headers = headers;
+    const contentType = headers['content-type'];
+    this.#web = grpcWebOf(typeof contentType === 'string' ? contentType : undefined);
+    this.#headers = this.#web === null ? headers : this.#web.requestHeaders(headers);
     this.#hasBody = !client.readableEnded && !client.endAfterHeaders;
     // The backend's whole wait: for a stream (a full backend), then for the response head.
     this.#timer = setTimeout(this.#onTimeout, core.limits.backendTimeoutMs);
@@ -159,10 +166,11 @@ export class H2cRelay {
 
   // ---- the request body, client to backend ----------------------------------
 
-  #onRequestData = (chunk: Buffer): void => {
-    this.#host.received(chunk.length);
+  #onRequestData = (received: Buffer): void => {
+    this.#host.received(received.length);
     const backend = this.#backend;
     if (this.#over) return;
+    const chunk = this.#web === null ? received : this.#web.decodeRequest(received);
     if (this.#sent !== null && !this.#responded) {
       this.#sentBytes += chunk.length;
       if (this.#sentBytes <= REPLAY_BYTES) this.#sent.push(chunk);
@@ -196,7 +204,13 @@ export class H2cRelay {
 
   #onRequestEnd = (): void => {
     this.#requestEnded = true;
-    if (!this.#over) this.#backend?.end();
+    if (this.#over) return;
+    if (this.#web?.requestCut) {
+      // A body that is not whole base64 would reach the server as a cut message.
+      this.#fail(400, 'gRPC-Web text body is not base64');
+      return;
+    }
+    this.#backend?.end();
   };
 
   // ---- the response, backend to client ---------------------------------------
@@ -223,13 +237,16 @@ export class H2cRelay {
     this.#sent = null;
     const core = this.#core;
     const headers = h2cResponseHeaders(incoming, core.settings.hsts);
+    const web = this.#web?.responseHeaders(headers) ? this.#web : null;
+    this.#webResponse = web;
     const ends = (flags & END_STREAM) !== 0;
     const client = this.#client;
     if (client.destroyed || client.closed) return;
     try {
       // The response's trailers (gRPC's grpc-status) can only follow when the client's stream
       // waits for them: every response that does not end with its head does.
-      client.respond(headers, { endStream: ends, waitForTrailers: !ends });
+      // A gRPC-Web client gets them in the body instead.
+      client.respond(headers, { endStream: ends, waitForTrailers: !ends && web === null });
     } catch (error) {
       this.#backendFailed(`bad response: ${(error as Error).message}`, null, 502);
       return;
@@ -237,12 +254,13 @@ export class H2cRelay {
     this.#responded = true;
     this.#host.responded(Number(incoming[':status']), headerListLength(headers));
     if (ends) this.#complete();
-    else client.once('wantTrailers', this.#sendTrailers);
+    else if (web === null) client.once('wantTrailers', this.#sendTrailers);
   };
 
-  #onData = (chunk: Buffer): void => {
+  #onData = (data: Buffer): void => {
     const client = this.#client;
     if (this.#over || client.destroyed) return;
+    const chunk = this.#webResponse === null ? data : this.#webResponse.encodeResponse(data);
     this.#host.sent(chunk.length);
     if (!client.write(chunk)) this.#backend?.pause();
   };
@@ -254,7 +272,14 @@ export class H2cRelay {
   #onEnd = (): void => {
     if (this.#over || !this.#responded) return;
     const client = this.#client;
-    if (!client.destroyed && !client.writableEnded) client.end();
+    if (!client.destroyed && !client.writableEnded) {
+      const web = this.#webResponse;
+      if (web !== null) {
+        const last = web.endResponse(this.#trailers);
+        this.#host.sent(last.length);
+        client.end(last);
+      } else client.end();
+    }
     this.#complete();
   };
 

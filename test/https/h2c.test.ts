@@ -21,6 +21,7 @@ import { MAX_SESSIONS } from '../../src/https/h2c-backend.js';
 import { requestSecondsOf } from '../../src/stats/index.js';
 import { readText } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
+import { ECHO, startGrpcServer } from './fixtures/grpc.js';
 import {
   captureLogger,
   deadBackend,
@@ -33,87 +34,6 @@ import {
 
 const pair = makePair();
 t.teardown(() => removeDir(pair.dir));
-
-// ---- a gRPC service with raw-bytes messages ---------------------------------
-
-const bytes = (b: Buffer) => b;
-const method = (name: string, requestStream: boolean, responseStream: boolean) => ({
-  path: `/harbor.test.Echo/${name}`,
-  requestStream,
-  responseStream,
-  requestSerialize: bytes,
-  requestDeserialize: bytes,
-  responseSerialize: bytes,
-  responseDeserialize: bytes,
-});
-const ECHO = {
-  unary: method('Unary', false, false),
-  count: method('Count', false, true),
-  sum: method('Sum', true, false),
-  chat: method('Chat', true, true),
-  fail: method('Fail', false, false),
-  slow: method('Slow', false, false),
-} as unknown as grpc.ServiceDefinition;
-
-interface Seen {
-  metadata: grpc.Metadata[];
-  cancelled: string[];
-}
-
-async function startGrpcServer(): Promise<{ address: Address; seen: Seen; close(): void }> {
-  const seen: Seen = { metadata: [], cancelled: [] };
-  const server = new grpc.Server();
-  server.addService(ECHO, {
-    unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
-      seen.metadata.push(call.metadata);
-      const trailer = new grpc.Metadata();
-      trailer.set('x-served-by', 'grpc-test');
-      done(null, Buffer.concat([Buffer.from('echo:'), call.request]), trailer);
-    },
-    count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-      const n = Number(call.request.toString());
-      let i = 0;
-      // grpc-js says 'cancelled' at a normal end too: a cancelled call is one cut short.
-      call.on('cancelled', () => {
-        if (i < n) seen.cancelled.push(`count ${n}`);
-      });
-      // Paced, so that a client can cancel halfway.
-      const timer = setInterval(() => {
-        if (call.cancelled) return clearInterval(timer);
-        call.write(Buffer.from(String(i++)));
-        if (i === n) {
-          clearInterval(timer);
-          call.end();
-        }
-      }, 2);
-    },
-    sum: (call: grpc.ServerReadableStream<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
-      let total = 0;
-      call.on('data', (m: Buffer) => {
-        total += Number(m.toString());
-      });
-      call.on('end', () => done(null, Buffer.from(String(total))));
-    },
-    chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-      call.on('data', (m: Buffer) => call.write(Buffer.from(`re:${m}`)));
-      call.on('end', () => call.end());
-    },
-    fail: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
-      done({ code: grpc.status.NOT_FOUND, details: 'no such thing' });
-    },
-    slow: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
-      call.on('cancelled', () => seen.cancelled.push('slow'));
-      const timer = setTimeout(() => done(null, Buffer.from('late')), 60_000);
-      call.on('cancelled', () => clearTimeout(timer));
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
-      e ? reject(e) : resolve(p),
-    ),
-  );
-  return { address: { kind: 'tcp', host: '127.0.0.1', port }, seen, close: () => server.forceShutdown() };
-}
 
 const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
 // biome-ignore lint/suspicious/noExplicitAny: the generic client's methods are made at run time

@@ -1,0 +1,332 @@
+// gRPC-Web to a gRPC server behind --backend-protocol h2c: a browser's calls
+// (binary and text forms) reach a real gRPC server (@grpc/grpc-js) as gRPC,
+// and its answers come back as gRPC-Web, the trailers as the body's last
+// frame. The client here is Node's HTTP/2 client sending what grpc-web's
+// browser library sends; test/e2e/grpc-web-browser.test.ts sends it from
+// Chromium.
+import { spawnSync } from 'node:child_process';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import t, { type Test } from 'tap';
+import { grpcWebOf } from '../../src/https/grpc-web.js';
+import { startGrpcServer } from './fixtures/grpc.js';
+import { httpsRequest, makePair, removeDir, startProxy } from './fixtures/helpers.js';
+
+const pair = makePair();
+t.teardown(() => removeDir(pair.dir));
+
+/** A gRPC message frame: flag 0 (not compressed), its length, the message. */
+function frame(message: Buffer, flag = 0): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = flag;
+  head.writeUInt32BE(message.length, 1);
+  return Buffer.concat([head, message]);
+}
+
+/** The frames of a gRPC-Web body, in order. */
+function framesOf(body: Buffer): { flag: number; data: Buffer }[] {
+  const frames: { flag: number; data: Buffer }[] = [];
+  let at = 0;
+  while (at + 5 <= body.length) {
+    const length = body.readUInt32BE(at + 1);
+    frames.push({ flag: body[at] as number, data: body.subarray(at + 5, at + 5 + length) });
+    at += 5 + length;
+  }
+  if (at !== body.length) throw new Error(`${body.length - at} bytes after the last whole frame`);
+  return frames;
+}
+
+interface WebAnswer {
+  headers: http2.IncomingHttpHeaders;
+  /** The body as received (base64 text in the text form). */
+  raw: Buffer;
+  /** HTTP trailers, when any came (a gRPC-Web client cannot read them: none should). */
+  trailers: http2.IncomingHttpHeaders | null;
+}
+
+/** One gRPC-Web call: `chunks` sent as the body, one write each. */
+async function webCall(
+  port: number,
+  method: string,
+  contentType: string,
+  chunks: Buffer[],
+): Promise<WebAnswer> {
+  const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
+  try {
+    return await new Promise<WebAnswer>((resolve, reject) => {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': `/harbor.test.Echo/${method}`,
+        'content-type': contentType,
+        'x-grpc-web': '1',
+        'x-user-agent': 'grpc-web-javascript/0.1',
+      });
+      let headers: http2.IncomingHttpHeaders = {};
+      let trailers: http2.IncomingHttpHeaders | null = null;
+      const raw: Buffer[] = [];
+      stream.on('response', (h) => {
+        headers = h;
+      });
+      stream.on('trailers', (h) => {
+        trailers = h;
+      });
+      stream.on('data', (c: Buffer) => raw.push(c));
+      stream.on('end', () => resolve({ headers, raw: Buffer.concat(raw), trailers }));
+      stream.on('error', reject);
+      for (const chunk of chunks) stream.write(chunk);
+      stream.end();
+    });
+  } finally {
+    session.close();
+  }
+}
+
+/** The trailers frame's `name: value` lines as an object. */
+function trailersOf(data: Buffer): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of data.toString('latin1').split('\r\n')) {
+    if (line === '') continue;
+    const colon = line.indexOf(':');
+    fields[line.slice(0, colon)] = line.slice(colon + 1).trim();
+  }
+  return fields;
+}
+
+async function webThroughProxy(t: Test) {
+  const backend = await startGrpcServer();
+  const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c' });
+  t.teardown(async () => {
+    await fx.proxy.close();
+    backend.close();
+  });
+  return { backend, port: fx.port };
+}
+
+t.test('which requests are gRPC-Web, and what the server is told they are', async (t) => {
+  const cases: [string | undefined, string | null, boolean][] = [
+    ['application/grpc-web', 'application/grpc', false],
+    ['application/grpc-web+proto', 'application/grpc+proto', false],
+    ['Application/GRPC-Web-Text+json', 'application/grpc+json', true],
+    ['application/grpc-web-text; charset=utf-8', 'application/grpc; charset=utf-8', true],
+    ['application/grpc', null, false],
+    ['application/grpc-webfoo', null, false],
+    ['text/plain', null, false],
+    [undefined, null, false],
+  ];
+  for (const [type, told, text] of cases) {
+    const web = grpcWebOf(type);
+    if (told === null) t.equal(web, null, `${type}: not gRPC-Web`);
+    else {
+      t.equal(web?.requestHeaders({ 'content-type': type })['content-type'], told, `${type}: ${told}`);
+      t.equal(web?.text, text, `${type}: ${text ? 'text' : 'binary'} form`);
+    }
+  }
+});
+
+t.test('binary form: a unary call, its message and then its trailers as the last frame', async (t) => {
+  const { backend, port } = await webThroughProxy(t);
+  const answer = await webCall(port, 'Unary', 'application/grpc-web+proto', [frame(Buffer.from('hi'))]);
+  t.equal(answer.headers[':status'], 200);
+  t.equal(answer.headers['content-type'], 'application/grpc-web+proto', 'the content-type says gRPC-Web');
+  t.equal(answer.trailers, null, 'no HTTP trailers: a browser could not read them');
+  const frames = framesOf(answer.raw);
+  t.equal(frames.length, 2, 'a message, then the trailers');
+  t.same(frames[0], { flag: 0, data: Buffer.from('echo:hi') }, 'the message as the server sent it');
+  t.equal(frames[1]?.flag, 0x80, 'the last frame is flagged as trailers');
+  t.match(trailersOf(frames[1]?.data as Buffer), { 'grpc-status': '0', 'x-served-by': 'grpc-test' });
+  const seen = backend.seen.metadata[0];
+  t.same(seen?.get('x-grpc-web'), ['1'], "the server got the call (and the browser's own fields)");
+});
+
+t.test('a server stream: every message in order, then the trailers', async (t) => {
+  const { port } = await webThroughProxy(t);
+  const answer = await webCall(port, 'Count', 'application/grpc-web', [frame(Buffer.from('40'))]);
+  t.equal(answer.headers['content-type'], 'application/grpc-web+proto');
+  const frames = framesOf(answer.raw);
+  t.same(
+    frames.slice(0, -1).map((f) => f.data.toString()),
+    Array.from({ length: 40 }, (_, i) => String(i)),
+  );
+  t.equal(frames.at(-1)?.flag, 0x80);
+  t.equal(trailersOf(frames.at(-1)?.data as Buffer)['grpc-status'], '0');
+});
+
+t.test('an error: the status in the response head (a trailers-only answer)', async (t) => {
+  const { port } = await webThroughProxy(t);
+  const answer = await webCall(port, 'Fail', 'application/grpc-web+proto', [frame(Buffer.from('x'))]);
+  t.equal(answer.headers[':status'], 200);
+  t.equal(answer.headers['grpc-status'], '5', 'NOT_FOUND');
+  t.equal(decodeURIComponent(String(answer.headers['grpc-message'])), 'no such thing');
+  t.equal(answer.headers['content-type'], 'application/grpc-web+proto');
+  t.equal(answer.raw.length, 0, 'no body');
+});
+
+t.test('text form: base64 both ways, cut anywhere, a large message whole', async (t) => {
+  const { port } = await webThroughProxy(t);
+  const big = Buffer.alloc(300_000);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 8)) & 0xff;
+  const text = Buffer.from(frame(big).toString('base64'), 'latin1');
+  // Pieces of 1,001 characters: the groups of four are cut at every place.
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < text.length; at += 1001) chunks.push(text.subarray(at, at + 1001));
+  const answer = await webCall(port, 'Unary', 'application/grpc-web-text', chunks);
+  t.equal(answer.headers['content-type'], 'application/grpc-web-text+proto');
+  t.match(answer.raw.toString('latin1'), /^[A-Za-z0-9+/]*={0,2}$/, 'the body is base64');
+  const frames = framesOf(Buffer.from(answer.raw.toString('latin1'), 'base64'));
+  t.equal(frames.length, 2);
+  t.ok(
+    frames[0]?.data.equals(Buffer.concat([Buffer.from('echo:'), big])),
+    'the message whole, byte for byte',
+  );
+  t.equal(trailersOf(frames[1]?.data as Buffer)['grpc-status'], '0');
+});
+
+t.test('text form: a body of several padded pieces (one per message)', async (t) => {
+  const { port } = await webThroughProxy(t);
+  // Messages of 2 and 3 bytes: frames of 7 and 8 bytes, base64 with padding each.
+  const pieces = ['12', '345', '67', '890'].map((m) => Buffer.from(frame(Buffer.from(m)).toString('base64')));
+  t.ok(
+    pieces.every((p) => p.includes('=')),
+    'every piece ends in padding',
+  );
+  const answer = await webCall(port, 'Sum', 'application/grpc-web-text+proto', [Buffer.concat(pieces)]);
+  const frames = framesOf(Buffer.from(answer.raw.toString('latin1'), 'base64'));
+  t.equal(frames[0]?.data.toString(), '1314', 'the server read four messages: 12 + 345 + 67 + 890');
+});
+
+t.test('text form: a body that is not whole base64 is refused with 400', async (t) => {
+  const { port } = await webThroughProxy(t);
+  const text = frame(Buffer.from('hi')).toString('base64');
+  const answer = await webCall(port, 'Unary', 'application/grpc-web-text', [Buffer.from(text.slice(0, -2))]);
+  t.equal(answer.headers[':status'], 400);
+});
+
+t.test(
+  'over HTTP/1.1 a gRPC-Web call goes on as HTTP/1.1: a gRPC-only server refuses it (502)',
+  async (t) => {
+    const { backend, port } = await webThroughProxy(t);
+    const answer = await httpsRequest(port, pair, {
+      method: 'POST',
+      path: '/harbor.test.Echo/Unary',
+      headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' },
+      body: frame(Buffer.from('hi')),
+    });
+    t.equal(answer.status, 502);
+    t.equal(backend.seen.metadata.length, 0, 'the server saw no call');
+  },
+);
+
+t.test('an answer that is not gRPC (a page of a server that is not all gRPC) passes as it is', async (t) => {
+  const server = http2.createServer((_request, response) => {
+    response.writeHead(404, { 'content-type': 'text/plain' });
+    response.end('no page');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port: backendPort } = server.address() as AddressInfo;
+  const fx = await startProxy(
+    { kind: 'tcp', host: '127.0.0.1', port: backendPort },
+    { pair, backendProtocol: 'h2c' },
+  );
+  t.teardown(async () => {
+    await fx.proxy.close();
+    server.close();
+  });
+  const text = Buffer.from(frame(Buffer.from('hi')).toString('base64'));
+  const answer = await webCall(fx.port, 'Unary', 'application/grpc-web-text', [text]);
+  t.equal(answer.headers[':status'], 404);
+  t.equal(answer.headers['content-type'], 'text/plain');
+  t.equal(answer.raw.toString(), 'no page', 'the body unchanged: no base64, no trailers frame');
+});
+
+const CHROMIUM = ['chromium', 'chromium-browser']
+  .map((name) => spawnSync('which', [name], { encoding: 'utf8' }).stdout.trim())
+  .find(Boolean);
+
+t.test(
+  'from Chromium: both forms over HTTP/2, as a page of the same origin calls them',
+  { skip: CHROMIUM === undefined && 'chromium is not installed' },
+  async (t) => {
+    const { chromium } = await import('playwright-core');
+    const { port } = await webThroughProxy(t);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    t.teardown(() => browser.close());
+    // The certificate is the test's own: the browser is told to take it.
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    const origin = `https://localhost:${port}`;
+    // The app's page, as the app would serve it (the gRPC server serves no pages): its origin is
+    // the proxy's, so the calls are same-origin, as a gRPC-Web app's are.
+    await page.route(`${origin}/app.html`, (route) =>
+      route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>app</title>' }),
+    );
+    await page.goto(`${origin}/app.html`);
+    const results = (await page.evaluate(IN_THE_PAGE)) as {
+      binary: unknown;
+      text: unknown;
+      protocols: string[];
+    };
+    t.same(results.protocols, ['h2', 'h2'], 'both calls went over HTTP/2');
+    t.match(results.binary, {
+      status: 200,
+      type: 'application/grpc-web+proto',
+      frames: [
+        { flag: 0, text: 'echo:from a browser' },
+        { flag: 0x80, text: /grpc-status: 0\r\n/ },
+      ],
+    });
+    t.match(results.text, {
+      status: 200,
+      type: 'application/grpc-web-text+proto',
+      frames: [
+        { flag: 0, text: '0' },
+        { flag: 0, text: '1' },
+        { flag: 0, text: '2' },
+        { flag: 0x80, text: /grpc-status: 0\r\n/ },
+      ],
+    });
+  },
+);
+
+/**
+ * What the page runs (as text: the test's own functions are compiled with helpers the page lacks):
+ * a gRPC-Web call in each form with fetch(), as grpc-web's library makes it, and the protocol
+ * each went over.
+ */
+const IN_THE_PAGE = `(async () => {
+  const frame = (text) => {
+    const message = new TextEncoder().encode(text);
+    const out = new Uint8Array(5 + message.length);
+    new DataView(out.buffer).setUint32(1, message.length);
+    out.set(message, 5);
+    return out;
+  };
+  const framesOf = (body) => {
+    const frames = [];
+    const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    for (let at = 0; at + 5 <= body.length; ) {
+      const length = view.getUint32(at + 1);
+      frames.push({ flag: body[at], text: new TextDecoder().decode(body.subarray(at + 5, at + 5 + length)) });
+      at += 5 + length;
+    }
+    return frames;
+  };
+  const call = async (method, text, message) => {
+    const type = text ? 'application/grpc-web-text' : 'application/grpc-web+proto';
+    const bytes = frame(message);
+    const response = await fetch('/harbor.test.Echo/' + method, {
+      method: 'POST',
+      headers: { 'content-type': type, accept: type, 'x-grpc-web': '1' },
+      body: text ? btoa(String.fromCharCode(...bytes)) : bytes,
+    });
+    let body = new Uint8Array(await response.arrayBuffer());
+    if (text) body = Uint8Array.from(atob(new TextDecoder().decode(body)), (c) => c.charCodeAt(0));
+    return { status: response.status, type: response.headers.get('content-type'), frames: framesOf(body) };
+  };
+  const binary = await call('Unary', false, 'from a browser');
+  const text = await call('Count', true, '3');
+  const protocols = performance
+    .getEntriesByType('resource')
+    .filter((e) => e.name.includes('/harbor.test.Echo/'))
+    .map((e) => e.nextHopProtocol);
+  return { binary, text, protocols };
+})()`;
