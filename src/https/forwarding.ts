@@ -7,6 +7,7 @@ import type { Head } from './head.js';
 import { isFieldValue } from './head-parser.js';
 import {
   K_CONNECTION,
+  K_CONTENT_LENGTH,
   K_EXPECT,
   K_FORWARDED,
   K_HOST,
@@ -269,6 +270,7 @@ export function buildResponseHead(
         kind === K_PROXY_CONNECTION ||
         kind === K_UPGRADE ||
         kind === K_REPEATED_LENGTH ||
+        (kind === K_CONTENT_LENGTH && head.contentLengthListed) ||
         (kind === K_CONNECTION && head.connection !== 'keep-alive')
       ) {
         clean = false;
@@ -291,6 +293,10 @@ export function buildResponseHead(
       continue;
     if (kind === K_UPGRADE && !upgrade) continue;
     if (kind === K_TRANSFER_ENCODING && dechunk) continue;
+    if (kind === K_CONTENT_LENGTH && head.contentLengthListed) {
+      out += `Content-Length: ${head.contentLength}\r\n`;
+      continue;
+    }
     if (
       named !== null &&
       (kind === K_OTHER || kind === K_UNDERSCORE) &&

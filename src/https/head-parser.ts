@@ -164,8 +164,9 @@ function parseFields(head: Head, b: Uint8Array, base: number, pos: number, to: n
       if (c !== 0x0d || i + 1 === to || b[i + 1] !== 0x0a) return 'bad-header-value';
     }
     let kind = underscore ? K_UNDERSCORE : kindOf(b, pos, colon);
-    // A response may repeat its Content-Length if every one says the same (head.status is set
-    // for responses only); a request may not, nor a response whose lengths differ.
+    // A response may repeat its Content-Length, or give it as a list, if every one says the
+    // same (head.status is set for responses only); a request may not, nor a response whose
+    // lengths differ.
     if (kind === K_CONTENT_LENGTH && clSeen && head.status !== 0 && sameLength(head, b, vs, ve)) {
       kind = K_REPEATED_LENGTH;
     }
@@ -188,9 +189,31 @@ function parseFields(head: Head, b: Uint8Array, base: number, pos: number, to: n
   return null;
 }
 
-/** True when `b[vs, ve)` is a decimal length equal to the head's Content-Length. */
+/** True when `b[vs, ve)` says the head's Content-Length again (as one length or a list of it). */
 function sameLength(head: Head, b: Uint8Array, vs: number, ve: number): boolean {
-  return decimalLength(b, vs, ve) === head.contentLength;
+  return listedLength(b, vs, ve) === head.contentLength;
+}
+
+/**
+ * The length of a Content-Length value `b[vs, ve)` that is one length or a comma-separated list
+ * of one length (blanks allowed around the commas, no empty element): -1 when it is not.
+ */
+function listedLength(b: Uint8Array, vs: number, ve: number): number {
+  let length = -1;
+  let from = vs;
+  while (from <= ve) {
+    let comma = from;
+    while (comma < ve && b[comma] !== 0x2c) comma++;
+    let start = from;
+    let end = comma;
+    while (start < end && (b[start] === 0x20 || b[start] === 0x09)) start++;
+    while (end > start && (b[end - 1] === 0x20 || b[end - 1] === 0x09)) end--;
+    const one = decimalLength(b, start, end);
+    if (one < 0 || (length !== -1 && one !== length)) return -1;
+    length = one;
+    from = comma + 1;
+  }
+  return length;
 }
 
 /** The Content-Length value `b[vs, ve)`: 1 to 15 decimal digits; -1 when it is not. */
@@ -222,8 +245,15 @@ function noteField(
     case K_CONTENT_LENGTH: {
       if (clSeen) return 'duplicate-content-length';
       const length = decimalLength(b, vs, ve);
-      if (length < 0) return 'bad-content-length';
-      head.contentLength = length;
+      if (length >= 0) {
+        head.contentLength = length;
+        return null;
+      }
+      // A response's list of one length ('2, 2'); a request's list stays a 400.
+      const listed = head.status === 0 ? -1 : listedLength(b, vs, ve);
+      if (listed < 0) return 'bad-content-length';
+      head.contentLength = listed;
+      head.contentLengthListed = true;
       return null;
     }
     case K_TRANSFER_ENCODING:

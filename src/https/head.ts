@@ -58,6 +58,13 @@ export class Head {
   readonly kind: number[] = [];
   /** -1 when there is no Content-Length. */
   contentLength = -1;
+  /**
+   * A response's Content-Length came as a list of one length (`2, 2`: a layer of the backend
+   * joined two headers; RFC 9110 section 8.6 lets a recipient take it as that length, and nginx
+   * does): its line is sent on as `Content-Length: 2`, since strict clients (Node's, nghttp2's)
+   * refuse the list. A request's list is a 400.
+   */
+  contentLengthListed = false;
   chunked = false;
   hasTransferEncoding = false;
   hasTrailer = false;
@@ -82,6 +89,7 @@ export class Head {
     this.startLineEnd = 0;
     this.count = 0;
     this.contentLength = -1;
+    this.contentLengthListed = false;
     this.chunked = false;
     this.hasTransferEncoding = false;
     this.hasTrailer = false;

@@ -5,7 +5,7 @@
 import type * as http2 from 'node:http2';
 import { parseTrailers } from './chunked.js';
 import type { Head } from './head.js';
-import { K_REPEATED_LENGTH } from './header-kinds.js';
+import { K_CONTENT_LENGTH, K_REPEATED_LENGTH } from './header-kinds.js';
 
 /** Request headers HTTP/2 forbids or the HTTP/1.1 head gets from elsewhere. */
 const SKIP_REQUEST = new Set([
@@ -73,7 +73,11 @@ export function http2ResponseHeaders(head: Head, hsts: string | undefined): http
     if (head.kind[i] === K_REPEATED_LENGTH) continue;
     const name = head.name(i).toLowerCase();
     if (SKIP_RESPONSE.has(name) || (noLength && name === 'content-length')) continue;
-    const value = head.value(i);
+    // A list of one length ('2, 2') as that length: nghttp2 refuses the list.
+    const value =
+      head.contentLengthListed && head.kind[i] === K_CONTENT_LENGTH
+        ? String(head.contentLength)
+        : head.value(i);
     const prior = headers[name];
     if (prior === undefined) headers[name] = value;
     else if (name === 'set-cookie')

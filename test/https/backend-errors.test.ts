@@ -402,6 +402,46 @@ t.test(
   },
 );
 
+t.test(
+  'a response giving its Content-Length as a list of one length reaches strict clients as that length',
+  async (t) => {
+    const app = await answeringBackend((path) =>
+      path === '/differ'
+        ? 'HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok'
+        : 'HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nX-A: b\r\n\r\nok',
+    );
+    t.teardown(() => app.close());
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: app.port }, { pair });
+    t.teardown(() => fx.proxy.close());
+    // Node's client refuses the list (HPE_UNEXPECTED_CONTENT_LENGTH); twice: on a kept-alive connection.
+    for (const path of ['/one', '/two']) {
+      const r = await httpsRequest(fx.port, pair, { path });
+      t.equal(r.status, 200, path);
+      t.equal(r.headers['content-length'], '2');
+      t.equal(r.body.toString(), 'ok');
+    }
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => session.close());
+    const h2 = await new Promise<{ status: unknown; length: unknown; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/h2' });
+      let status: unknown;
+      let length: unknown;
+      let body = '';
+      stream.on('response', (h) => {
+        status = h[':status'];
+        length = h['content-length'];
+      });
+      stream.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      stream.on('end', () => resolve({ status, length, body }));
+      stream.on('error', reject);
+    });
+    t.same(h2, { status: 200, length: '2', body: 'ok' }, 'HTTP/2: the length, not the list');
+    t.equal((await httpsRequest(fx.port, pair, { path: '/differ' })).status, 502, 'a list of two lengths');
+  },
+);
+
 t.test('the backend closing mid-body cuts the client connection (no silent truncation)', async (t) => {
   const quitter = await rawBackend((socket) => {
     socket.once('data', () => {

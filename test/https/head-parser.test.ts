@@ -324,7 +324,40 @@ t.test('response heads', async (t) => {
     parse('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 02x\r\n\r\n').error,
     'duplicate-content-length',
   );
-  t.equal(parse('HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n').error, 'bad-content-length');
+  // A list of one length (RFC 9110 section 8.6, as nginx takes it): that length, sent on as one value.
+  for (const value of ['2, 2', '2,2', '2 ,\t2 , 2', '2']) {
+    const listed = parse(`HTTP/1.1 200 OK\r\nContent-Length: ${value}\r\nX-A: b\r\n\r\n`);
+    t.equal(listed.error, null, `"${value}"`);
+    t.equal(listed.head.contentLength, 2, `"${value}": length 2`);
+    if (value !== '2') {
+      t.equal(
+        buildResponseHead(listed.head, RESPONSE_KEEP, false),
+        'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\n',
+        `"${value}": relayed as one length`,
+      );
+    }
+  }
+  t.equal(
+    parse('HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\ncontent-length: 2\r\n\r\n').head.contentLength,
+    2,
+    'a list, then the same length again',
+  );
+  t.equal(parse('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\n\r\n').error, null);
+  for (const value of ['2, 3', '2,', ', 2', '2,,2', '2, x', '2 2']) {
+    t.equal(
+      parse(`HTTP/1.1 200 OK\r\nContent-Length: ${value}\r\n\r\n`).error,
+      'bad-content-length',
+      `"${value}" refused`,
+    );
+  }
+  t.equal(
+    parse('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 2, 2\r\n\r\n').error,
+    'duplicate-content-length',
+  );
+  t.equal(
+    parse('HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nTransfer-Encoding: chunked\r\n\r\n').error,
+    'content-length-with-transfer-encoding',
+  );
 });
 
 t.test('chunked: split at every byte gives the same end', async (t) => {
