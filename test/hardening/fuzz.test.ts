@@ -258,6 +258,7 @@ t.test(
       'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close',
       'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nSet-Cookie: a=b\r\nSet-Cookie: c=d\r\n\r\n',
       'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nX-A: b\r\n\r\nok',
     ].map((text) => Buffer.from(text, 'latin1'));
     // The seeds as they are first, then mutations of them.
     const inputs = Array.from({ length: ROUNDS }, (_, round) =>
