@@ -190,25 +190,13 @@ t.test(
     const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
     t.teardown(() => session.close());
     for (const path of ['/four', '/five']) {
-      const answer = await new Promise<{ status: number; path: unknown; links: unknown[]; body: string }>(
-        (resolve, reject) => {
-          const stream = session.request({ ':path': path });
-          const links: unknown[] = [];
-          let status = 0;
-          let got: unknown;
-          let body = '';
-          stream.on('headers', (h) => links.push(h.link));
-          stream.on('response', (h) => {
-            status = Number(h[':status']);
-            got = h['x-path'];
-          });
-          stream.on('data', (c: Buffer) => {
-            body += c.toString();
-          });
-          stream.on('end', () => resolve({ status, path: got, links, body }));
-          stream.on('error', reject);
-        },
-      );
+      const got = await h2Get(session, path);
+      const answer = {
+        status: Number(got.headers[':status']),
+        path: got.headers['x-path'],
+        links: got.informational.map((h) => h.link),
+        body: got.body,
+      };
       t.same(
         answer,
         { status: 200, path, links: ['</s.css>; rel=preload'], body: 'hello' },
@@ -264,23 +252,8 @@ t.test(
     const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
     t.teardown(() => session.close());
     for (const path of ['/four', '/fiver']) {
-      const answer = await new Promise<{ status: number; body: string; sum: unknown }>((resolve, reject) => {
-        const stream = session.request({ ':path': path });
-        let status = 0;
-        let sum: unknown;
-        let body = '';
-        stream.on('response', (h) => {
-          status = Number(h[':status']);
-        });
-        stream.on('trailers', (h) => {
-          sum = h['x-sum'];
-        });
-        stream.on('data', (c: Buffer) => {
-          body += c.toString();
-        });
-        stream.on('end', () => resolve({ status, body, sum }));
-        stream.on('error', reject);
-      });
+      const got = await h2Get(session, path);
+      const answer = { status: Number(got.headers[':status']), body: got.body, sum: got.trailers?.['x-sum'] };
       t.same(answer, { status: 200, body: `hello ${path}`, sum: String(path.length) }, `HTTP/2 ${path}`);
     }
   },
@@ -382,21 +355,12 @@ t.test(
     t.equal(raw.match(/content-length/gi)?.length, 1, 'one Content-Length on the wire');
     const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
     t.teardown(() => session.close());
-    const h2 = await new Promise<{ status: unknown; length: unknown; body: string }>((resolve, reject) => {
-      const stream = session.request({ ':path': '/h2' });
-      let status: unknown;
-      let length: unknown;
-      let body = '';
-      stream.on('response', (h) => {
-        status = h[':status'];
-        length = h['content-length'];
-      });
-      stream.on('data', (c: Buffer) => {
-        body += c.toString();
-      });
-      stream.on('end', () => resolve({ status, length, body }));
-      stream.on('error', reject);
-    });
+    const answer = await h2Get(session, '/h2');
+    const h2 = {
+      status: answer.headers[':status'],
+      length: answer.headers['content-length'],
+      body: answer.body,
+    };
     t.same(h2, { status: 200, length: '2', body: 'ok' }, 'HTTP/2: one length, not "2, 2"');
     t.equal((await httpsRequest(fx.port, pair, { path: '/differ' })).status, 502, 'lengths that differ');
   },
@@ -422,21 +386,12 @@ t.test(
     }
     const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
     t.teardown(() => session.close());
-    const h2 = await new Promise<{ status: unknown; length: unknown; body: string }>((resolve, reject) => {
-      const stream = session.request({ ':path': '/h2' });
-      let status: unknown;
-      let length: unknown;
-      let body = '';
-      stream.on('response', (h) => {
-        status = h[':status'];
-        length = h['content-length'];
-      });
-      stream.on('data', (c: Buffer) => {
-        body += c.toString();
-      });
-      stream.on('end', () => resolve({ status, length, body }));
-      stream.on('error', reject);
-    });
+    const answer = await h2Get(session, '/h2');
+    const h2 = {
+      status: answer.headers[':status'],
+      length: answer.headers['content-length'],
+      body: answer.body,
+    };
     t.same(h2, { status: 200, length: '2', body: 'ok' }, 'HTTP/2: the length, not the list');
     t.equal((await httpsRequest(fx.port, pair, { path: '/differ' })).status, 502, 'a list of two lengths');
   },
@@ -691,3 +646,34 @@ t.test('a malformed chunked body right after the head: 502, not an empty reply',
     t.match(old, /^HTTP\/1\.1 502 /, `${path}: HTTP/1.0: the 502`);
   }
 });
+
+/** One HTTP/2 GET on `session`, read whole: its 1xx heads, its head, its body as text, its trailers. */
+function h2Get(
+  session: http2.ClientHttp2Session,
+  path: string,
+): Promise<{
+  informational: http2.IncomingHttpHeaders[];
+  headers: http2.IncomingHttpHeaders;
+  body: string;
+  trailers: http2.IncomingHttpHeaders | null;
+}> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': path });
+    const informational: http2.IncomingHttpHeaders[] = [];
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders | null = null;
+    let body = '';
+    stream.on('headers', (h) => informational.push(h));
+    stream.on('response', (h) => {
+      headers = h;
+    });
+    stream.on('trailers', (h) => {
+      trailers = h;
+    });
+    stream.on('data', (c: Buffer) => {
+      body += c.toString();
+    });
+    stream.on('end', () => resolve({ informational, headers, body, trailers }));
+    stream.on('error', reject);
+  });
+}
