@@ -330,17 +330,33 @@ t.test(
   },
 );
 
-t.test(
-  'a response repeating its Content-Length reaches strict clients with one; differing lengths are a 502',
-  async (t) => {
+/**
+ * Content-Length said more than once with one length (RFC 9110 section 8.6: a recipient may keep
+ * one, as nginx and HAProxy do): the lines as the backend sends them, then with lengths that differ.
+ */
+const SAID_AGAIN = [
+  {
+    name: 'a response repeating its Content-Length',
+    same: 'Content-Length: 2\r\nX-A: b\r\nContent-Length: 2',
+    differ: 'Content-Length: 2\r\nX-A: b\r\nContent-Length: 3',
+  },
+  {
+    name: 'a response giving its Content-Length as a list of one length',
+    same: 'Content-Length: 2, 2\r\nX-A: b',
+    differ: 'Content-Length: 2, 3',
+  },
+];
+
+for (const { name, same, differ } of SAID_AGAIN) {
+  t.test(`${name} reaches strict clients with one; differing lengths are a 502`, async (t) => {
     const app = await answeringBackend(
-      (path) =>
-        `HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\nContent-Length: ${path === '/differ' ? 3 : 2}\r\n\r\nok`,
+      (path) => `HTTP/1.1 200 OK\r\n${path === '/differ' ? differ : same}\r\n\r\nok`,
     );
     t.teardown(() => app.close());
     const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: app.port }, { pair });
     t.teardown(() => fx.proxy.close());
-    // Node's client refuses a repeated Content-Length: it gets one.
+    // Node's client refuses a repeated Content-Length, and a list: it gets one. Twice: on a
+    // kept-alive connection.
     for (const path of ['/one', '/two']) {
       const r = await httpsRequest(fx.port, pair, { path });
       t.equal(r.status, 200, path);
@@ -352,50 +368,19 @@ t.test(
       pair,
       'GET /raw HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
     );
+    t.match(raw, /\r\nContent-Length: 2\r\n/, 'one length on the wire');
     t.equal(raw.match(/content-length/gi)?.length, 1, 'one Content-Length on the wire');
     const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
     t.teardown(() => session.close());
     const answer = await h2Get(session, '/h2');
-    const h2 = {
-      status: answer.headers[':status'],
-      length: answer.headers['content-length'],
-      body: answer.body,
-    };
-    t.same(h2, { status: 200, length: '2', body: 'ok' }, 'HTTP/2: one length, not "2, 2"');
-    t.equal((await httpsRequest(fx.port, pair, { path: '/differ' })).status, 502, 'lengths that differ');
-  },
-);
-
-t.test(
-  'a response giving its Content-Length as a list of one length reaches strict clients as that length',
-  async (t) => {
-    const app = await answeringBackend((path) =>
-      path === '/differ'
-        ? 'HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok'
-        : 'HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nX-A: b\r\n\r\nok',
+    t.same(
+      { status: answer.headers[':status'], length: answer.headers['content-length'], body: answer.body },
+      { status: 200, length: '2', body: 'ok' },
+      'HTTP/2: one length, not "2, 2"',
     );
-    t.teardown(() => app.close());
-    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: app.port }, { pair });
-    t.teardown(() => fx.proxy.close());
-    // Node's client refuses the list (HPE_UNEXPECTED_CONTENT_LENGTH); twice: on a kept-alive connection.
-    for (const path of ['/one', '/two']) {
-      const r = await httpsRequest(fx.port, pair, { path });
-      t.equal(r.status, 200, path);
-      t.equal(r.headers['content-length'], '2');
-      t.equal(r.body.toString(), 'ok');
-    }
-    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
-    t.teardown(() => session.close());
-    const answer = await h2Get(session, '/h2');
-    const h2 = {
-      status: answer.headers[':status'],
-      length: answer.headers['content-length'],
-      body: answer.body,
-    };
-    t.same(h2, { status: 200, length: '2', body: 'ok' }, 'HTTP/2: the length, not the list');
-    t.equal((await httpsRequest(fx.port, pair, { path: '/differ' })).status, 502, 'a list of two lengths');
-  },
-);
+    t.equal((await httpsRequest(fx.port, pair, { path: '/differ' })).status, 502, 'lengths that differ');
+  });
+}
 
 t.test('the backend closing mid-body cuts the client connection (no silent truncation)', async (t) => {
   const quitter = await rawBackend((socket) => {
