@@ -1,9 +1,8 @@
 // gRPC-Web to a gRPC server behind --backend-protocol h2c: a browser's calls
 // (binary and text forms) reach a real gRPC server (@grpc/grpc-js) as gRPC,
 // and its answers come back as gRPC-Web, the trailers as the body's last
-// frame. The client here is Node's HTTP/2 client sending what grpc-web's
-// browser library sends; test/e2e/grpc-web-browser.test.ts sends it from
-// Chromium.
+// frame. The client is Node's HTTP/2 client sending what grpc-web's browser
+// library sends, and at the end Chromium itself (a page calling with fetch()).
 import { spawnSync } from 'node:child_process';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
