@@ -21,6 +21,7 @@ import {
   parseBoolean,
   parseChoice,
   parseHsts,
+  parseOrigins,
   parsePortNumber,
   parsePositiveInteger,
   parseSize,
@@ -73,6 +74,14 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     description:
       "How HTTP/2 clients' requests reach the backend: http1 (HTTP/1.1 over a keep-alive pool), or h2c (streams of one clear-text HTTP/2 session, as a gRPC server needs: bodies streamed both ways, trailers passed on). HTTP/1.1 clients are forwarded as HTTP/1.1 either way.",
     defaultText: SIDECAR_DEFAULTS.backendProtocol,
+    commands: ['run', 'check'],
+  },
+  {
+    flag: 'grpc-web-origins',
+    env: ['HARBOR_GRPC_WEB_ORIGINS'],
+    type: 'string',
+    description:
+      'Origins of pages on other sites allowed to make gRPC-Web calls (https://app.example.com,... or *): the proxy answers their CORS preflights and marks the answers. Needs --backend-protocol h2c.',
     commands: ['run', 'check'],
   },
   {
@@ -361,6 +370,8 @@ export interface SidecarSettings {
   readonly backend: Address | undefined;
   /** How HTTP/2 clients' streams reach the backend (--backend-protocol). */
   readonly backendProtocol: 'http1' | 'h2c';
+  /** Origins allowed to make gRPC-Web calls across sites (--grpc-web-origins); empty: none. */
+  readonly grpcWebOrigins: readonly string[];
   readonly keyPassphrase: string | undefined;
   readonly clientCa: string | undefined;
   readonly listenHosts: readonly string[];
@@ -539,6 +550,7 @@ export function resolveSidecarSettings(
     forwards: reads('forward') ? forwardsFrom(flags, env, services, problems) : [],
     trustProxy: setting('trust-proxy', parseTrustList, [] as readonly string[]),
     hsts: setting('hsts', parseHsts, undefined),
+    grpcWebOrigins: setting('grpc-web-origins', parseOrigins, [] as readonly string[]),
     trustRequestId: setting('trust-request-id', parseBoolean, false),
     accessLog: setting(
       'access-log',
@@ -575,6 +587,13 @@ export function resolveSidecarSettings(
     appNameUpcaseSet: upcaseSet,
   };
   problems.push(...listenerClashes(services, settings.forwards, backend, settings.listenHosts));
+  if (settings.grpcWebOrigins.length > 0 && settings.backendProtocol !== 'h2c') {
+    problems.push({
+      code: 'E_SETTING',
+      message:
+        '--grpc-web-origins needs --backend-protocol h2c: gRPC-Web is translated for an h2c backend only',
+    });
+  }
   return { settings: Object.freeze(settings), problems };
 }
 

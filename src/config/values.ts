@@ -171,3 +171,41 @@ export function parseHsts(text: string): Parsed<string> {
   }
   return ok(value);
 }
+
+/**
+ * `--grpc-web-origins https://app.example.com,http://localhost:3000` or `*`: page origins
+ * (scheme, host and port; no path), as a browser sends them in `Origin`.
+ */
+export function parseOrigins(text: string): Parsed<readonly string[]> {
+  const entries = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  if (entries.length === 0) return bad('must name an origin (https://app.example.com) or *');
+  const origins: string[] = [];
+  for (const entry of entries) {
+    if (entry === '*') {
+      origins.push(entry);
+      continue;
+    }
+    const url = URL.canParse(entry) ? new URL(entry) : undefined;
+    if (
+      url === undefined ||
+      (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+      url.pathname !== '/' ||
+      url.search !== '' ||
+      url.hash !== '' ||
+      url.username !== '' ||
+      entry.endsWith('?') ||
+      entry.endsWith('#')
+    ) {
+      return bad(
+        `${JSON.stringify(entry)} is not an origin: scheme://host[:port], such as https://app.example.com, or *`,
+      );
+    }
+    origins.push(url.origin);
+  }
+  if (origins.includes('*') && origins.length > 1)
+    return bad('lists * beside origins: * allows every origin, give one or the other');
+  return ok(origins);
+}

@@ -8,6 +8,7 @@ import type { LiveMember, LiveSet } from '../sockets/live-set.js';
 import type { ServiceStats } from '../stats/index.js';
 import type { AccessLog } from './access-log.js';
 import type { ForwardSettings } from './forwarding.js';
+import type { GrpcWebOrigins } from './grpc-web.js';
 import type { H2cBackend } from './h2c-backend.js';
 import type { BackendPool } from './pool.js';
 
@@ -58,6 +59,8 @@ export interface ProxyCore {
   readonly accessLog?: AccessLog | undefined;
   /** The backend spoken to as h2c by HTTP/2 clients' streams (--backend-protocol h2c). */
   readonly h2c?: H2cBackend | undefined;
+  /** Origins allowed to make gRPC-Web calls across sites (--grpc-web-origins, with h2c). */
+  readonly grpcWebOrigins?: GrpcWebOrigins | undefined;
 }
 
 const REASONS: Record<number, string> = {

@@ -108,6 +108,59 @@ export class GrpcWeb {
 
 const EMPTY = Buffer.alloc(0);
 
+/** What a gRPC-Web answer lets a page of another site read of its head (a trailers-only status). */
+const EXPOSED = 'grpc-status, grpc-message, grpc-status-details-bin';
+/** How long a browser may keep a preflight's answer (a day: Chromium keeps at most two hours). */
+const PREFLIGHT_MAX_AGE = '86400';
+
+/**
+ * The origins of pages on other sites allowed to make gRPC-Web calls (--grpc-web-origins): the
+ * proxy answers their CORS preflights, which a gRPC server cannot, and marks the answers to them.
+ */
+export class GrpcWebOrigins {
+  readonly #any: boolean;
+  readonly #origins: ReadonlySet<string>;
+
+  /** `origins`: as the settings give them (`https://app.example.com`, lower case), or `*`. */
+  constructor(origins: readonly string[]) {
+    this.#any = origins.includes('*');
+    this.#origins = new Set(origins);
+  }
+
+  /** The Access-Control-Allow-Origin for a request from `origin`; null: none (not allowed, or no Origin). */
+  allow(origin: string | undefined): string | null {
+    if (origin === undefined) return null;
+    if (this.#any) return '*';
+    return this.#origins.has(origin.toLowerCase()) ? origin : null;
+  }
+
+  /**
+   * The answer to a preflight from an allowed origin (`allowOrigin` from allow()): POST, with the
+   * headers it asked for (`requested`: its Access-Control-Request-Headers).
+   */
+  preflight(allowOrigin: string, requested: string | undefined): http2.OutgoingHttpHeaders {
+    const headers: http2.OutgoingHttpHeaders = {
+      ':status': 204,
+      'access-control-allow-origin': allowOrigin,
+      'access-control-allow-methods': 'POST',
+      'access-control-max-age': PREFLIGHT_MAX_AGE,
+    };
+    if (requested !== undefined && requested !== '') headers['access-control-allow-headers'] = requested;
+    if (allowOrigin !== '*') headers.vary = 'Origin';
+    return headers;
+  }
+
+  /** An answer to a gRPC-Web call from an allowed origin, marked for it (changed in place). */
+  mark(headers: http2.OutgoingHttpHeaders, allowOrigin: string): void {
+    headers['access-control-allow-origin'] = allowOrigin;
+    headers['access-control-expose-headers'] = EXPOSED;
+    if (allowOrigin !== '*') {
+      const vary = headers.vary;
+      headers.vary = vary === undefined ? 'Origin' : `${String(vary)}, Origin`;
+    }
+  }
+}
+
 /**
  * Base64 in whole groups of four, where a group may end in padding: the text form lets a body be
  * the base64 of several pieces one after another, each padded (grpc-web's clients send one piece

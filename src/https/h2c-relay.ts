@@ -239,6 +239,7 @@ export class H2cRelay {
     const headers = h2cResponseHeaders(incoming, core.settings.hsts);
     const web = this.#web?.responseHeaders(headers) ? this.#web : null;
     this.#webResponse = web;
+    if (web !== null) this.#markForOrigin(headers);
     const ends = (flags & END_STREAM) !== 0;
     const client = this.#client;
     if (client.destroyed || client.closed) return;
@@ -256,6 +257,14 @@ export class H2cRelay {
     if (ends) this.#complete();
     else if (web === null) client.once('wantTrailers', this.#sendTrailers);
   };
+
+  /** A gRPC-Web answer to a page of another site allowed to call (--grpc-web-origins), marked for it. */
+  #markForOrigin(headers: http2.OutgoingHttpHeaders): void {
+    const origins = this.#core.grpcWebOrigins;
+    const origin = this.#headers.origin;
+    const allow = origins?.allow(typeof origin === 'string' ? origin : undefined) ?? null;
+    if (allow !== null) origins?.mark(headers, allow);
+  }
 
   #onData = (data: Buffer): void => {
     const client = this.#client;

@@ -15,6 +15,7 @@ import type { Head } from './head.js';
 import { oversizeStatus, parseRequestText, statusForHeadError } from './head-parser.js';
 import {
   h2cRequestHeaders,
+  headerListLength,
   http1RequestHead,
   http2Answer,
   http2ResponseHeaders,
@@ -120,6 +121,8 @@ export class H2Stream implements ExchangeClient {
     const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId, upload?.holds);
     const h2c = this.#core.h2c;
     if (h2c !== undefined) {
+      if (head.method === 'OPTIONS' && this.#core.grpcWebOrigins !== undefined && this.#answerPreflight(head))
+        return;
       const headers = h2cRequestHeaders(sent, this.#teTrailers);
       this.#relay = new H2cRelay(this.#core, h2c, stream, headers, this.#relayHost(), head.expectContinue);
       return;
@@ -419,6 +422,28 @@ export class H2Stream implements ExchangeClient {
       return;
     }
     this.#respondCanned(status, failureReason(status, detail));
+  }
+
+  /**
+   * A CORS preflight from a page of another site allowed to make gRPC-Web calls
+   * (--grpc-web-origins), answered here: a gRPC server cannot. False: not one (it goes on).
+   */
+  #answerPreflight(head: Head): boolean {
+    const origins = this.#core.grpcWebOrigins!;
+    if (head.header('access-control-request-method') === undefined) return false;
+    const allow = origins.allow(head.header('origin'));
+    if (allow === null) return false;
+    const headers = origins.preflight(allow, head.header('access-control-request-headers'));
+    headers['x-request-id'] = this.#requestId;
+    countResponse(this.#core.stats, 204);
+    this.#finished = true;
+    this.#stream.respond(headers, { endStream: true });
+    const headBytes = headerListLength(headers);
+    this.#core.stats.bytesOut += headBytes;
+    this.#out += headBytes;
+    this.#headOut = headBytes;
+    this.#recordEnd(204, 'CORS preflight (--grpc-web-origins)');
+    return true;
   }
 
   #respondCanned(status: number, reason = REFUSAL_REASONS[status] ?? 'refused'): void {

@@ -24,6 +24,7 @@ import {
   reportSocketError,
 } from './core.js';
 import { formatSubject, peerOf } from './forwarding.js';
+import { GrpcWebOrigins } from './grpc-web.js';
 import { H2cBackend } from './h2c-backend.js';
 import { Http1Connection } from './http1.js';
 import { Http2Front } from './http2.js';
@@ -73,6 +74,11 @@ export interface HttpsProxyOptions {
    * clients are forwarded as HTTP/1.1 either way.
    */
   readonly backendProtocol?: BackendProtocol | undefined;
+  /**
+   * Origins of pages on other sites allowed to make gRPC-Web calls (with an h2c backend): their
+   * CORS preflights are answered by the proxy, and the answers marked for them.
+   */
+  readonly grpcWebOrigins?: readonly string[] | undefined;
 }
 
 export type BackendProtocol = 'http1' | 'h2c';
@@ -155,6 +161,10 @@ class HarborHttpsProxy implements HttpsProxy {
       h2c:
         options.backendProtocol === 'h2c'
           ? new H2cBackend(options.backend, () => pool.markAnswered())
+          : undefined,
+      grpcWebOrigins:
+        options.backendProtocol === 'h2c' && (options.grpcWebOrigins?.length ?? 0) > 0
+          ? new GrpcWebOrigins(options.grpcWebOrigins ?? [])
           : undefined,
     };
     this.#sessions = new SessionCache({ lifetimeSeconds: options.tls.sessionTimeout ?? 300 });

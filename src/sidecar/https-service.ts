@@ -36,6 +36,8 @@ export interface HttpsServiceOptions {
   readonly trustRequestId?: boolean | undefined;
   /** How HTTP/2 clients' streams reach the backend (--backend-protocol). */
   readonly backendProtocol?: BackendProtocol | undefined;
+  /** Origins allowed to make gRPC-Web calls across sites (--grpc-web-origins). */
+  readonly grpcWebOrigins?: readonly string[] | undefined;
   /** One line per request (--access-log). */
   readonly accessLog?: AccessLog | undefined;
   /** OCSP fetch timing (tests make it short). */
@@ -143,6 +145,7 @@ export class HttpsService {
       hsts: o.hsts,
       trustRequestId: o.trustRequestId,
       backendProtocol: o.backendProtocol,
+      grpcWebOrigins: o.grpcWebOrigins,
       accessLog: o.accessLog,
       ocspResponse: () => this.#stapler.response(),
     });

@@ -102,6 +102,7 @@ export class Sidecar {
             hsts: settings.hsts,
             trustRequestId: settings.trustRequestId,
             backendProtocol: settings.backendProtocol,
+            grpcWebOrigins: settings.grpcWebOrigins,
             accessLog: this.#accessLog,
             logger: options.logger,
             watch: options.watch,

@@ -365,6 +365,45 @@ t.test('--backend-protocol: http1 by default, or h2c', async (t) => {
   ]);
 });
 
+t.test('--grpc-web-origins: origins or *, with h2c only; a problem naming what is wrong', async (t) => {
+  const h2c = { HARBOR_BACKEND_PROTOCOL: 'h2c' };
+  const origins = (value: string, env: Record<string, string> = h2c) =>
+    resolveSidecarSettings({ 'grpc-web-origins': value }, env, machine());
+  t.same(resolveSidecarSettings({}, h2c, machine()).settings.grpcWebOrigins, [], 'none by default');
+  t.same(
+    origins(' https://App.Example.com , http://localhost:3000/').settings.grpcWebOrigins,
+    ['https://app.example.com', 'http://localhost:3000'],
+    'as a browser sends them in Origin',
+  );
+  t.same(origins('*').settings.grpcWebOrigins, ['*']);
+  t.same(
+    resolveSidecarSettings({}, { ...h2c, HARBOR_GRPC_WEB_ORIGINS: 'https://a.example' }, machine()).settings
+      .grpcWebOrigins,
+    ['https://a.example'],
+  );
+  for (const bad of ['app.example.com', 'https://a.example/app', 'ftp://a.example', 'https://a.example?x']) {
+    t.match(
+      origins(bad).problems,
+      [
+        {
+          code: 'E_SETTING',
+          message: `--grpc-web-origins "${bad}" is not an origin: scheme://host[:port], such as https://app.example.com, or *`,
+        },
+      ],
+      bad,
+    );
+  }
+  t.match(origins('*, https://a.example').problems, [{ message: /lists \* beside origins/ }]);
+  t.match(origins(' , ').problems, [{ message: /must name an origin/ }]);
+  t.same(origins('https://a.example', {}).problems, [
+    {
+      code: 'E_SETTING',
+      message:
+        '--grpc-web-origins needs --backend-protocol h2c: gRPC-Web is translated for an h2c backend only',
+    },
+  ]);
+});
+
 t.test('--hsts: the header value, or a problem naming what is wrong', async (t) => {
   const hsts = (value: string) => resolveSidecarSettings({ hsts: value }, {}, machine());
   t.equal(hsts('31536000').settings.hsts, 'max-age=31536000');

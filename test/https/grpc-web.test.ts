@@ -49,6 +49,7 @@ async function webCall(
   method: string,
   contentType: string,
   chunks: Buffer[],
+  extra: http2.OutgoingHttpHeaders = {},
 ): Promise<WebAnswer> {
   const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
   try {
@@ -59,6 +60,7 @@ async function webCall(
         'content-type': contentType,
         'x-grpc-web': '1',
         'x-user-agent': 'grpc-web-javascript/0.1',
+        ...extra,
       });
       let headers: http2.IncomingHttpHeaders = {};
       let trailers: http2.IncomingHttpHeaders | null = null;
@@ -91,9 +93,9 @@ function trailersOf(data: Buffer): Record<string, string> {
   return fields;
 }
 
-async function webThroughProxy(t: Test) {
+async function webThroughProxy(t: Test, grpcWebOrigins?: string[]) {
   const backend = await startGrpcServer();
-  const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c' });
+  const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c', grpcWebOrigins });
   t.teardown(async () => {
     await fx.proxy.close();
     backend.close();
@@ -237,61 +239,186 @@ t.test('an answer that is not gRPC (a page of a server that is not all gRPC) pas
   t.equal(answer.raw.toString(), 'no page', 'the body unchanged: no base64, no trailers frame');
 });
 
+/** A CORS preflight for a gRPC-Web call from a page of `origin`: the answer's head. */
+async function preflight(port: number, origin: string): Promise<http2.IncomingHttpHeaders> {
+  const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
+  try {
+    return await new Promise((resolve, reject) => {
+      const stream = session.request({
+        ':method': 'OPTIONS',
+        ':path': '/harbor.test.Echo/Unary',
+        origin,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,x-grpc-web,x-user-agent',
+      });
+      stream.on('response', (headers) => {
+        stream.resume();
+        stream.on('end', () => resolve(headers));
+      });
+      stream.on('error', reject);
+    });
+  } finally {
+    session.close();
+  }
+}
+
+t.test(
+  '--grpc-web-origins: preflights answered by the proxy, answers marked, for those origins only',
+  async (t) => {
+    const { backend, port } = await webThroughProxy(t, ['https://app.example']);
+    const allowed = await preflight(port, 'https://app.example');
+    t.match(
+      allowed,
+      {
+        ':status': 204,
+        'access-control-allow-origin': 'https://app.example',
+        'access-control-allow-methods': 'POST',
+        'access-control-allow-headers': 'content-type,x-grpc-web,x-user-agent',
+        'access-control-max-age': '86400',
+        vary: 'Origin',
+        'x-request-id': /^[0-9a-f-]{36}$/,
+      },
+      'an allowed origin: the proxy answers',
+    );
+    const other = await preflight(port, 'https://elsewhere.example');
+    t.not(
+      other[':status'],
+      204,
+      'another origin: the preflight goes on to the server, which cannot answer it',
+    );
+    t.equal(other['access-control-allow-origin'], undefined);
+
+    const call = (origin?: string) =>
+      webCall(
+        port,
+        'Unary',
+        'application/grpc-web+proto',
+        [frame(Buffer.from('hi'))],
+        origin === undefined ? {} : { origin },
+      );
+    const marked = await call('https://app.example');
+    t.match(marked.headers, {
+      ':status': 200,
+      'access-control-allow-origin': 'https://app.example',
+      'access-control-expose-headers': 'grpc-status, grpc-message, grpc-status-details-bin',
+      vary: 'Origin',
+    });
+    t.equal(framesOf(marked.raw)[0]?.data.toString(), 'echo:hi', 'the call is served');
+    for (const origin of ['https://elsewhere.example', undefined]) {
+      const plain = await call(origin);
+      t.equal(
+        plain.headers['access-control-allow-origin'],
+        undefined,
+        `${origin ?? 'no Origin'}: not marked`,
+      );
+    }
+    t.equal(backend.seen.metadata.length, 3, 'the server saw the three calls, and no preflight');
+  },
+);
+
+t.test('--grpc-web-origins *: every origin', async (t) => {
+  const { port } = await webThroughProxy(t, ['*']);
+  const answer = await preflight(port, 'http://127.0.0.1:9');
+  t.equal(answer[':status'], 204);
+  t.equal(answer['access-control-allow-origin'], '*');
+  t.equal(answer.vary, undefined, 'the same answer for every origin');
+});
+
 const CHROMIUM = ['chromium', 'chromium-browser']
   .map((name) => spawnSync('which', [name], { encoding: 'utf8' }).stdout.trim())
   .find(Boolean);
+
+/**
+ * Chromium on a page of `pageOrigin` (served by the browser itself: nothing else is contacted)
+ * making the page's gRPC-Web calls to the proxy on `port`.
+ */
+async function callsFromChromium(t: Test, port: number, pageOrigin: string) {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Local Network Access: a page the browser serves itself counts as a public site's, whose
+    // calls to a loopback address would wait for the user's permission. A real page and the
+    // sidecar it calls are both public; the tests' are both on loopback.
+    args: ['--no-sandbox', '--disable-features=LocalNetworkAccessChecks'],
+  });
+  t.teardown(() => browser.close());
+  // The certificate is the test's own: the browser is told to take it.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  await page.route(`${pageOrigin}/app.html`, (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>app</title>' }),
+  );
+  await page.goto(`${pageOrigin}/app.html`);
+  return (await page.evaluate(inThePage(`https://localhost:${port}`))) as {
+    binary: unknown;
+    text: unknown;
+    protocols: string[];
+  };
+}
+
+/** What both calls of inThePage() give when served. */
+const SERVED = {
+  binary: {
+    status: 200,
+    type: 'application/grpc-web+proto',
+    frames: [
+      { flag: 0, text: 'echo:from a browser' },
+      { flag: 0x80, text: /grpc-status: 0\r\n/ },
+    ],
+  },
+  text: {
+    status: 200,
+    type: 'application/grpc-web-text+proto',
+    frames: [
+      { flag: 0, text: '0' },
+      { flag: 0, text: '1' },
+      { flag: 0, text: '2' },
+      { flag: 0x80, text: /grpc-status: 0\r\n/ },
+    ],
+  },
+};
 
 t.test(
   'from Chromium: both forms over HTTP/2, as a page of the same origin calls them',
   { skip: CHROMIUM === undefined && 'chromium is not installed' },
   async (t) => {
-    const { chromium } = await import('playwright-core');
     const { port } = await webThroughProxy(t);
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-    t.teardown(() => browser.close());
-    // The certificate is the test's own: the browser is told to take it.
-    const context = await browser.newContext({ ignoreHTTPSErrors: true });
-    const page = await context.newPage();
-    const origin = `https://localhost:${port}`;
     // The app's page, as the app would serve it (the gRPC server serves no pages): its origin is
-    // the proxy's, so the calls are same-origin, as a gRPC-Web app's are.
-    await page.route(`${origin}/app.html`, (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>app</title>' }),
-    );
-    await page.goto(`${origin}/app.html`);
-    const results = (await page.evaluate(IN_THE_PAGE)) as {
-      binary: unknown;
-      text: unknown;
-      protocols: string[];
-    };
+    // the proxy's, so the calls are same-origin, as a gRPC-Web app's usually are.
+    const results = await callsFromChromium(t, port, `https://localhost:${port}`);
     t.same(results.protocols, ['h2', 'h2'], 'both calls went over HTTP/2');
-    t.match(results.binary, {
-      status: 200,
-      type: 'application/grpc-web+proto',
-      frames: [
-        { flag: 0, text: 'echo:from a browser' },
-        { flag: 0x80, text: /grpc-status: 0\r\n/ },
-      ],
-    });
-    t.match(results.text, {
-      status: 200,
-      type: 'application/grpc-web-text+proto',
-      frames: [
-        { flag: 0, text: '0' },
-        { flag: 0, text: '1' },
-        { flag: 0, text: '2' },
-        { flag: 0x80, text: /grpc-status: 0\r\n/ },
-      ],
-    });
+    t.match(results, SERVED);
+  },
+);
+
+t.test(
+  'from Chromium: a page of another site calls when --grpc-web-origins names it, and cannot when not',
+  { skip: CHROMIUM === undefined && 'chromium is not installed' },
+  async (t) => {
+    // A page on loopback at another origin (the browser serves it itself).
+    const pageOrigin = 'http://127.0.0.1:9';
+    const allowed = await webThroughProxy(t, [pageOrigin]);
+    t.match(
+      await callsFromChromium(t, allowed.port, pageOrigin),
+      SERVED,
+      'allowed: preflight, then the calls',
+    );
+    const plain = await webThroughProxy(t);
+    t.match(
+      await callsFromChromium(t, plain.port, pageOrigin),
+      { binary: { error: /Failed to fetch/ }, text: { error: /Failed to fetch/ } },
+      'without it: the browser refuses, as a gRPC server cannot answer a preflight',
+    );
   },
 );
 
 /**
  * What the page runs (as text: the test's own functions are compiled with helpers the page lacks):
- * a gRPC-Web call in each form with fetch(), as grpc-web's library makes it, and the protocol
- * each went over.
+ * a gRPC-Web call in each form with fetch() to the proxy at `base`, as grpc-web's library makes
+ * it (or the error fetch() gave), and the protocol each went over.
  */
-const IN_THE_PAGE = `(async () => {
+const inThePage = (base: string) => `(async () => {
+  const base = ${JSON.stringify(base)};
   const frame = (text) => {
     const message = new TextEncoder().encode(text);
     const out = new Uint8Array(5 + message.length);
@@ -312,7 +439,7 @@ const IN_THE_PAGE = `(async () => {
   const call = async (method, text, message) => {
     const type = text ? 'application/grpc-web-text' : 'application/grpc-web+proto';
     const bytes = frame(message);
-    const response = await fetch('/harbor.test.Echo/' + method, {
+    const response = await fetch(base + '/harbor.test.Echo/' + method, {
       method: 'POST',
       headers: { 'content-type': type, accept: type, 'x-grpc-web': '1' },
       body: text ? btoa(String.fromCharCode(...bytes)) : bytes,
@@ -321,8 +448,9 @@ const IN_THE_PAGE = `(async () => {
     if (text) body = Uint8Array.from(atob(new TextDecoder().decode(body)), (c) => c.charCodeAt(0));
     return { status: response.status, type: response.headers.get('content-type'), frames: framesOf(body) };
   };
-  const binary = await call('Unary', false, 'from a browser');
-  const text = await call('Count', true, '3');
+  const attempt = (...args) => call(...args).catch((error) => ({ error: String(error) }));
+  const binary = await attempt('Unary', false, 'from a browser');
+  const text = await attempt('Count', true, '3');
   const protocols = performance
     .getEntriesByType('resource')
     .filter((e) => e.name.includes('/harbor.test.Echo/'))
