@@ -10,6 +10,7 @@ import { countRequestTimes, countResponse } from '../stats/index.js';
 import { cannedHeadLength, cannedResponse, failureReason, type ProxyCore, REFUSAL_REASONS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
+import type { GrpcWebOrigins } from './grpc-web.js';
 import { H2cRelay, type H2cRelayHost } from './h2c-relay.js';
 import type { Head } from './head.js';
 import { oversizeStatus, parseRequestText, statusForHeadError } from './head-parser.js';
@@ -121,8 +122,8 @@ export class H2Stream implements ExchangeClient {
     const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId, upload?.holds);
     const h2c = this.#core.h2c;
     if (h2c !== undefined) {
-      if (head.method === 'OPTIONS' && this.#core.grpcWebOrigins !== undefined && this.#answerPreflight(head))
-        return;
+      const origins = this.#core.grpcWebOrigins;
+      if (head.method === 'OPTIONS' && origins !== undefined && this.#answerPreflight(head, origins)) return;
       const headers = h2cRequestHeaders(sent, this.#teTrailers);
       this.#relay = new H2cRelay(this.#core, h2c, stream, headers, this.#relayHost(), head.expectContinue);
       return;
@@ -428,8 +429,7 @@ export class H2Stream implements ExchangeClient {
    * A CORS preflight from a page of another site allowed to make gRPC-Web calls
    * (--grpc-web-origins), answered here: a gRPC server cannot. False: not one (it goes on).
    */
-  #answerPreflight(head: Head): boolean {
-    const origins = this.#core.grpcWebOrigins!;
+  #answerPreflight(head: Head, origins: GrpcWebOrigins): boolean {
     if (head.header('access-control-request-method') === undefined) return false;
     const allow = origins.allow(head.header('origin'));
     if (allow === null) return false;
