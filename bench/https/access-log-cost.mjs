@@ -32,6 +32,7 @@ export async function lineCost(file, format, lines = 200_000) {
     tls: 'TLSv1.3',
     requestId: '0f8e2c1a-5b1d-4c0e-9d7e-1b2c3d4e5f60',
     reason: undefined,
+    grpcStatus: -1,
   };
   const cpu0 = process.cpuUsage();
   for (let i = 0; i < lines; i++) {

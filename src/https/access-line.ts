@@ -32,6 +32,8 @@ export interface AccessEntry {
   readonly requestId: string;
   /** When the proxy answered itself: why (no backend, backend timeout, bad response, 408, 431...). */
   readonly reason: string | undefined;
+  /** A gRPC call's status (its grpc-status, 0 for OK), through an h2c backend; -1 for any other request. */
+  readonly grpcStatus: number;
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -65,6 +67,7 @@ export class CapturedLine {
   readonly tls: string;
   readonly requestId: string;
   readonly reason: string | undefined;
+  readonly grpcStatus: number;
 
   /** `entry`'s fields, the request having ended at `now` (a performance.now()). */
   constructor(entry: AccessEntry, now: number, combined: boolean) {
@@ -86,6 +89,7 @@ export class CapturedLine {
     this.tls = entry.tls;
     this.requestId = entry.requestId;
     this.reason = entry.reason;
+    this.grpcStatus = entry.grpcStatus;
   }
 }
 
@@ -116,7 +120,8 @@ function jsonLine(e: CapturedLine, wallMs: number, keepQuery: boolean): string {
     `"protocol":"${e.protocol}","status":${decimal(e.status)},"bytes_in":${decimal(e.bytesIn)},"bytes_out":${decimal(e.bytesOut)},` +
     `"duration_ms":${millis(e.durationMs)},` +
     `"backend_ms":${e.backendMs < 0 ? 'null' : millis(e.backendMs)},"tls":"${e.tls}",` +
-    `"request_id":"${e.requestId}"${e.reason === undefined ? '' : `,"reason":${JSON.stringify(e.reason)}`}}\n`
+    `"request_id":"${e.requestId}"${e.grpcStatus < 0 ? '' : `,"grpc_status":${decimal(e.grpcStatus)}`}` +
+    `${e.reason === undefined ? '' : `,"reason":${JSON.stringify(e.reason)}`}}\n`
   );
 }
 

@@ -27,6 +27,8 @@ export interface H2cRelayHost {
    * may come, with the whole body, before the relay takes a backend stream.
    */
   requestTrailers(): http2.IncomingHttpHeaders | null;
+  /** The call's gRPC status (grpc-status), when the backend gave one: for the access log. */
+  grpcStatus(status: number): void;
 }
 
 /** System errors under which the backend was not there to take the stream: 503 until it has answered once. */
@@ -254,6 +256,8 @@ export class H2cRelay {
     }
     this.#responded = true;
     this.#host.responded(Number(incoming[':status']), headerListLength(headers));
+    // A trailers-only answer (a gRPC error) has its status in its head.
+    this.#noteGrpcStatus(incoming['grpc-status']);
     if (ends) this.#complete();
     else if (web === null) client.once('wantTrailers', this.#sendTrailers);
   };
@@ -276,7 +280,12 @@ export class H2cRelay {
 
   #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
     this.#trailers = h2cResponseHeaders(trailers, undefined);
+    this.#noteGrpcStatus(trailers['grpc-status']);
   };
+
+  #noteGrpcStatus(value: string | string[] | undefined): void {
+    if (typeof value === 'string' && /^\d{1,2}$/.test(value)) this.#host.grpcStatus(Number(value));
+  }
 
   #onEnd = (): void => {
     if (this.#over || !this.#responded) return;

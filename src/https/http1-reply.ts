@@ -158,6 +158,7 @@ export class Http1Reply implements ExchangeClient {
         tls: this.#peer.tls,
         requestId,
         reason,
+        grpcStatus: -1,
       },
       endedAt,
     );

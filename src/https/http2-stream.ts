@@ -53,6 +53,8 @@ export class H2Stream implements ExchangeClient {
   /** The request head as parsed (for the access log). */
   #head: Head | undefined;
   #status = 0;
+  /** The gRPC call's status, from an h2c backend's grpc-status (trailers, or a trailers-only head); -1: none. */
+  #grpcStatus = -1;
   /** Bytes of this stream from and to the client, and (performance.now()) when it began and the backend first answered. */
   #in = 0;
   #out = 0;
@@ -194,6 +196,9 @@ export class H2Stream implements ExchangeClient {
         this.onExchangeFailed(status, detail);
       },
       requestTrailers: () => this.#requestTrailers,
+      grpcStatus: (status: number) => {
+        this.#grpcStatus = status;
+      },
     };
   }
 
@@ -387,6 +392,7 @@ export class H2Stream implements ExchangeClient {
         tls: this.#peer.tls,
         requestId: this.#requestId,
         reason,
+        grpcStatus: this.#grpcStatus,
       },
       endedAt,
     );

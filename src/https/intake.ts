@@ -107,6 +107,7 @@ export class ConnectionIntake {
         tls: '',
         requestId: redirect.requestId,
         reason: 'plain HTTP on the TLS port',
+        grpcStatus: -1,
       },
       endedAt,
     );

@@ -33,6 +33,7 @@ const base: AccessEntry = {
   tls: 'TLSv1.3',
   requestId: '0f8e2c1a-5b1d-4c0e-9d7e-1b2c3d4e5f60',
   reason: undefined,
+  grpcStatus: -1,
 };
 
 /** The line of `entry`, ended at `now` (a performance.now()-like time), formatted as its batch would. */
@@ -61,6 +62,10 @@ t.test('JSON: the fields, numbers and durations as written, the query dropped un
     request_id: base.requestId,
   });
   t.notOk('reason' in parsed, 'no reason when the backend answered');
+  t.notOk('grpc_status' in parsed, 'no grpc_status but for a gRPC call');
+  for (const status of [0, 5, 14]) {
+    t.equal(JSON.parse(lineOf({ ...base, grpcStatus: status }, 1001, 'json')).grpc_status, status);
+  }
   t.notMatch(line, /s3cret/, 'the query string is dropped by default');
   t.equal(JSON.parse(lineOf(base, 1000, 'json', true)).path, '/shop/items?token=s3cret', 'kept when asked');
   for (const [ms, text] of [

@@ -64,6 +64,7 @@ const logGet = (log: AccessLog, head: Head, path: string, requestId: string, ser
       tls: 'TLSv1.3',
       requestId,
       reason: undefined,
+      grpcStatus: -1,
     },
     performance.now(),
   );
@@ -376,6 +377,7 @@ t.test('lines formatted with their batch keep their own request and time', async
     tls: 'TLSv1.3',
     requestId: `id-${status}`,
     reason: undefined,
+    grpcStatus: -1,
   });
   const parse = (text: string) => {
     const raw = Buffer.from(text, 'latin1');

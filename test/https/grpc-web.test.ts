@@ -4,9 +4,13 @@
 // frame. The client is Node's HTTP/2 client sending what grpc-web's browser
 // library sends, and at the end Chromium itself (a page calling with fetch()).
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { AccessLog } from '../../src/https/access-log.js';
 import { grpcWebOf } from '../../src/https/grpc-web.js';
 import { startGrpcServer } from './fixtures/grpc.js';
 import { httpsRequest, makePair, removeDir, startProxy } from './fixtures/helpers.js';
@@ -237,6 +241,36 @@ t.test('an answer that is not gRPC (a page of a server that is not all gRPC) pas
   t.equal(answer.headers[':status'], 404);
   t.equal(answer.headers['content-type'], 'text/plain');
   t.equal(answer.raw.toString(), 'no page', 'the body unchanged: no base64, no trailers frame');
+});
+
+t.test("the access log: a gRPC call's line says its grpc-status; other requests' lines none", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'grpc-web-log-'));
+  const file = join(dir, 'access.log');
+  const log = new AccessLog({ format: 'json', file, keepQuery: false });
+  const backend = await startGrpcServer();
+  const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c', accessLog: log });
+  t.teardown(async () => {
+    await fx.proxy.close();
+    backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await webCall(fx.port, 'Unary', 'application/grpc-web+proto', [frame(Buffer.from('hi'))]);
+  await webCall(fx.port, 'Fail', 'application/grpc-web+proto', [frame(Buffer.from('x'))]);
+  await httpsRequest(fx.port, pair, { path: '/over-http1' });
+  await log.close();
+  const lines = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
+  t.same(
+    lines.map((l) => [l.path, l.status, l.grpc_status]),
+    [
+      ['/harbor.test.Echo/Unary', 200, 0],
+      ['/harbor.test.Echo/Fail', 200, 5],
+      ['/over-http1', 502, undefined],
+    ],
+    'OK in its trailers, NOT_FOUND in a trailers-only head; none for HTTP/1.1',
+  );
 });
 
 /** A CORS preflight for a gRPC-Web call from a page of `origin`: the answer's head. */
