@@ -441,21 +441,19 @@ export class H2Stream implements ExchangeClient {
     if (allow === null) return false;
     const headers = origins.preflight(allow, head.header('access-control-request-headers'));
     headers['x-request-id'] = this.#requestId;
-    countResponse(this.#core.stats, 204);
     this.#finished = true;
     this.#stream.respond(headers, { endStream: true });
     const headBytes = headerListLength(headers);
-    this.#core.stats.bytesOut += headBytes;
-    this.#out += headBytes;
-    this.#headOut = headBytes;
-    this.#recordEnd(204, 'CORS preflight (--grpc-web-origins)');
+    this.#ownAnswerSent(204, headBytes, headBytes, 'CORS preflight (--grpc-web-origins)');
     return true;
   }
 
   #respondCanned(status: number, reason = REFUSAL_REASONS[status] ?? 'refused'): void {
-    countResponse(this.#core.stats, status);
     const stream = this.#stream;
-    if (stream.destroyed || stream.closed || stream.headersSent) return;
+    if (stream.destroyed || stream.closed || stream.headersSent) {
+      countResponse(this.#core.stats, status);
+      return;
+    }
     // A head refused before it became a request gets an id too (see http1-reply.ts).
     if (this.#requestId === '') this.#requestId = newRequestUuid();
     // HTTP/1's answer, and counted as HTTP/1 counts it (as a backend's head is: in HTTP/1 form).
@@ -463,9 +461,15 @@ export class H2Stream implements ExchangeClient {
     const { headers, body } = http2Answer(text);
     stream.respond(headers);
     stream.end(body);
-    this.#core.stats.bytesOut += text.length;
-    this.#out += text.length;
-    this.#headOut = cannedHeadLength(text);
+    this.#ownAnswerSent(status, cannedHeadLength(text), text.length, reason);
+  }
+
+  /** An answer of the proxy's own has gone (`bytes` of it, its head `headBytes`): counted and logged. */
+  #ownAnswerSent(status: number, headBytes: number, bytes: number, reason: string): void {
+    countResponse(this.#core.stats, status);
+    this.#core.stats.bytesOut += bytes;
+    this.#out += bytes;
+    this.#headOut = headBytes;
     this.#recordEnd(status, reason);
   }
 }

@@ -13,7 +13,16 @@ import t, { type Test } from 'tap';
 import { AccessLog } from '../../src/https/access-log.js';
 import { grpcWebOf } from '../../src/https/grpc-web.js';
 import { startGrpcServer } from './fixtures/grpc.js';
-import { httpsRequest, makePair, removeDir, startProxy } from './fixtures/helpers.js';
+import {
+  type H2Answer,
+  h2Client,
+  h2Get,
+  h2Request,
+  httpsRequest,
+  makePair,
+  removeDir,
+  startProxy,
+} from './fixtures/helpers.js';
 
 const pair = makePair();
 t.teardown(() => removeDir(pair.dir));
@@ -39,48 +48,30 @@ function framesOf(body: Buffer): { flag: number; data: Buffer }[] {
   return frames;
 }
 
-interface WebAnswer {
-  headers: http2.IncomingHttpHeaders;
-  /** The body as received (base64 text in the text form). */
-  raw: Buffer;
-  /** HTTP trailers, when any came (a gRPC-Web client cannot read them: none should). */
-  trailers: http2.IncomingHttpHeaders | null;
-}
-
-/** One gRPC-Web call: `chunks` sent as the body, one write each. */
+/** One gRPC-Web call: `chunks` sent as the body, one write each; the answer read whole. */
 async function webCall(
   port: number,
   method: string,
   contentType: string,
   chunks: Buffer[],
   extra: http2.OutgoingHttpHeaders = {},
-): Promise<WebAnswer> {
-  const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
+): Promise<H2Answer> {
+  const session = h2Client(port, pair);
   try {
-    return await new Promise<WebAnswer>((resolve, reject) => {
-      const stream = session.request({
+    const answer = await h2Get(
+      session,
+      {
         ':method': 'POST',
         ':path': `/harbor.test.Echo/${method}`,
         'content-type': contentType,
         'x-grpc-web': '1',
         'x-user-agent': 'grpc-web-javascript/0.1',
         ...extra,
-      });
-      let headers: http2.IncomingHttpHeaders = {};
-      let trailers: http2.IncomingHttpHeaders | null = null;
-      const raw: Buffer[] = [];
-      stream.on('response', (h) => {
-        headers = h;
-      });
-      stream.on('trailers', (h) => {
-        trailers = h;
-      });
-      stream.on('data', (c: Buffer) => raw.push(c));
-      stream.on('end', () => resolve({ headers, raw: Buffer.concat(raw), trailers }));
-      stream.on('error', reject);
-      for (const chunk of chunks) stream.write(chunk);
-      stream.end();
-    });
+      },
+      chunks,
+    );
+    if (answer.error !== undefined) throw new Error(`the stream was reset: ${answer.error}`);
+    return answer;
   } finally {
     session.close();
   }
@@ -133,8 +124,8 @@ t.test('binary form: a unary call, its message and then its trailers as the last
   const answer = await webCall(port, 'Unary', 'application/grpc-web+proto', [frame(Buffer.from('hi'))]);
   t.equal(answer.headers[':status'], 200);
   t.equal(answer.headers['content-type'], 'application/grpc-web+proto', 'the content-type says gRPC-Web');
-  t.equal(answer.trailers, null, 'no HTTP trailers: a browser could not read them');
-  const frames = framesOf(answer.raw);
+  t.same(answer.trailers, {}, 'no HTTP trailers: a browser could not read them');
+  const frames = framesOf(answer.body);
   t.equal(frames.length, 2, 'a message, then the trailers');
   t.same(frames[0], { flag: 0, data: Buffer.from('echo:hi') }, 'the message as the server sent it');
   t.equal(frames[1]?.flag, 0x80, 'the last frame is flagged as trailers');
@@ -147,7 +138,7 @@ t.test('a server stream: every message in order, then the trailers', async (t) =
   const { port } = await webThroughProxy(t);
   const answer = await webCall(port, 'Count', 'application/grpc-web', [frame(Buffer.from('40'))]);
   t.equal(answer.headers['content-type'], 'application/grpc-web+proto');
-  const frames = framesOf(answer.raw);
+  const frames = framesOf(answer.body);
   t.same(
     frames.slice(0, -1).map((f) => f.data.toString()),
     Array.from({ length: 40 }, (_, i) => String(i)),
@@ -163,7 +154,7 @@ t.test('an error: the status in the response head (a trailers-only answer)', asy
   t.equal(answer.headers['grpc-status'], '5', 'NOT_FOUND');
   t.equal(decodeURIComponent(String(answer.headers['grpc-message'])), 'no such thing');
   t.equal(answer.headers['content-type'], 'application/grpc-web+proto');
-  t.equal(answer.raw.length, 0, 'no body');
+  t.equal(answer.body.length, 0, 'no body');
 });
 
 t.test('text form: base64 both ways, cut anywhere, a large message whole', async (t) => {
@@ -176,8 +167,8 @@ t.test('text form: base64 both ways, cut anywhere, a large message whole', async
   for (let at = 0; at < text.length; at += 1001) chunks.push(text.subarray(at, at + 1001));
   const answer = await webCall(port, 'Unary', 'application/grpc-web-text', chunks);
   t.equal(answer.headers['content-type'], 'application/grpc-web-text+proto');
-  t.match(answer.raw.toString('latin1'), /^[A-Za-z0-9+/]*={0,2}$/, 'the body is base64');
-  const frames = framesOf(Buffer.from(answer.raw.toString('latin1'), 'base64'));
+  t.match(answer.body.toString('latin1'), /^[A-Za-z0-9+/]*={0,2}$/, 'the body is base64');
+  const frames = framesOf(Buffer.from(answer.body.toString('latin1'), 'base64'));
   t.equal(frames.length, 2);
   t.ok(
     frames[0]?.data.equals(Buffer.concat([Buffer.from('echo:'), big])),
@@ -195,7 +186,7 @@ t.test('text form: a body of several padded pieces (one per message)', async (t)
     'every piece ends in padding',
   );
   const answer = await webCall(port, 'Sum', 'application/grpc-web-text+proto', [Buffer.concat(pieces)]);
-  const frames = framesOf(Buffer.from(answer.raw.toString('latin1'), 'base64'));
+  const frames = framesOf(Buffer.from(answer.body.toString('latin1'), 'base64'));
   t.equal(frames[0]?.data.toString(), '1314', 'the server read four messages: 12 + 345 + 67 + 890');
 });
 
@@ -240,7 +231,7 @@ t.test('an answer that is not gRPC (a page of a server that is not all gRPC) pas
   const answer = await webCall(fx.port, 'Unary', 'application/grpc-web-text', [text]);
   t.equal(answer.headers[':status'], 404);
   t.equal(answer.headers['content-type'], 'text/plain');
-  t.equal(answer.raw.toString(), 'no page', 'the body unchanged: no base64, no trailers frame');
+  t.equal(answer.body.toString(), 'no page', 'the body unchanged: no base64, no trailers frame');
 });
 
 t.test("the access log: a gRPC call's line says its grpc-status; other requests' lines none", async (t) => {
@@ -274,26 +265,14 @@ t.test("the access log: a gRPC call's line says its grpc-status; other requests'
 });
 
 /** A CORS preflight for a gRPC-Web call from a page of `origin`: the answer's head. */
-async function preflight(port: number, origin: string): Promise<http2.IncomingHttpHeaders> {
-  const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
-  try {
-    return await new Promise((resolve, reject) => {
-      const stream = session.request({
-        ':method': 'OPTIONS',
-        ':path': '/harbor.test.Echo/Unary',
-        origin,
-        'access-control-request-method': 'POST',
-        'access-control-request-headers': 'content-type,x-grpc-web,x-user-agent',
-      });
-      stream.on('response', (headers) => {
-        stream.resume();
-        stream.on('end', () => resolve(headers));
-      });
-      stream.on('error', reject);
-    });
-  } finally {
-    session.close();
-  }
+function preflight(port: number, origin: string): Promise<http2.IncomingHttpHeaders> {
+  return h2Request(port, pair, {
+    ':method': 'OPTIONS',
+    ':path': '/harbor.test.Echo/Unary',
+    origin,
+    'access-control-request-method': 'POST',
+    'access-control-request-headers': 'content-type,x-grpc-web,x-user-agent',
+  });
 }
 
 t.test(
@@ -337,7 +316,7 @@ t.test(
       'access-control-expose-headers': 'grpc-status, grpc-message, grpc-status-details-bin',
       vary: 'Origin',
     });
-    t.equal(framesOf(marked.raw)[0]?.data.toString(), 'echo:hi', 'the call is served');
+    t.equal(framesOf(marked.body)[0]?.data.toString(), 'echo:hi', 'the call is served');
     for (const origin of ['https://elsewhere.example', undefined]) {
       const plain = await call(origin);
       t.equal(

@@ -25,6 +25,8 @@ import { ECHO, startGrpcServer } from './fixtures/grpc.js';
 import {
   captureLogger,
   deadBackend,
+  h2Client,
+  h2Get,
   httpsRequest,
   makePair,
   patternedBytes,
@@ -302,55 +304,6 @@ async function startH2Backend(): Promise<H2Backend> {
   };
 }
 
-function h2Client(port: number): http2.ClientHttp2Session {
-  const session = http2.connect(`https://localhost:${port}`, { ca: pair.cert });
-  session.on('error', () => {});
-  return session;
-}
-
-interface H2Answer {
-  headers: http2.IncomingHttpHeaders;
-  informational: http2.IncomingHttpHeaders[];
-  body: Buffer;
-  trailers: http2.IncomingHttpHeaders;
-  /** The stream's error code, when it was reset instead of ending. */
-  error: string | undefined;
-}
-
-function h2Get(
-  session: http2.ClientHttp2Session,
-  headers: http2.OutgoingHttpHeaders,
-  body?: Buffer,
-): Promise<H2Answer> {
-  return new Promise((resolve) => {
-    const stream = session.request(headers, { endStream: body === undefined });
-    const answer: H2Answer = {
-      headers: {},
-      informational: [],
-      body: Buffer.alloc(0),
-      trailers: {},
-      error: undefined,
-    };
-    const chunks: Buffer[] = [];
-    stream.on('headers', (h) => answer.informational.push(h));
-    stream.on('response', (h) => {
-      answer.headers = h;
-    });
-    stream.on('trailers', (h) => {
-      answer.trailers = h;
-    });
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      answer.error = e.code;
-    });
-    stream.on('close', () => {
-      answer.body = Buffer.concat(chunks);
-      resolve(answer);
-    });
-    if (body !== undefined) stream.end(body);
-  });
-}
-
 t.test(
   'what an h2c backend receives and answers: the header rules, bodies, 1xx, trailers, HSTS',
   async (t) => {
@@ -363,7 +316,7 @@ t.test(
       hsts: 'max-age=60',
       accessLog: log,
     });
-    const session = h2Client(fx.port);
+    const session = h2Client(fx.port, pair);
     t.teardown(async () => {
       session.close();
       await fx.proxy.close();
@@ -441,7 +394,7 @@ t.test(
 t.test("a request's trailers reach the h2c backend; Expect: 100-continue is answered once", async (t) => {
   const backend = await startH2Backend();
   const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c' });
-  const session = h2Client(fx.port);
+  const session = h2Client(fx.port, pair);
   t.teardown(async () => {
     session.close();
     await fx.proxy.close();
@@ -497,7 +450,7 @@ t.test("a request's trailers reach the h2c backend; Expect: 100-continue is answ
 
 t.test('an h2c backend that fails: 503 before it answered once, 502 after, 504 on silence', async (t) => {
   const down = await startProxy(await deadBackend(), { pair, backendProtocol: 'h2c' });
-  const downSession = h2Client(down.port);
+  const downSession = h2Client(down.port, pair);
   t.teardown(async () => {
     downSession.close();
     await down.proxy.close();
@@ -512,7 +465,7 @@ t.test('an h2c backend that fails: 503 before it answered once, 502 after, 504 o
     backendProtocol: 'h2c',
     limits: { backendTimeoutMs: 500 },
   });
-  const session = h2Client(fx.port);
+  const session = h2Client(fx.port, pair);
   t.teardown(async () => {
     session.close();
     await fx.proxy.close();
@@ -570,7 +523,7 @@ t.test("the backend's stream limit, a refused stream, a GOAWAY: every request st
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port }, { pair, backendProtocol: 'h2c' });
-  const session = h2Client(fx.port);
+  const session = h2Client(fx.port, pair);
   t.teardown(async () => {
     session.close();
     await fx.proxy.close();
@@ -613,7 +566,7 @@ t.test('h2c set for a backend that speaks HTTP/1.1 only: 502, and the log line s
     { kind: 'tcp', host: '127.0.0.1', port },
     { pair, backendProtocol: 'h2c', logger },
   );
-  const session = h2Client(fx.port);
+  const session = h2Client(fx.port, pair);
   t.teardown(async () => {
     session.close();
     await fx.proxy.close();
