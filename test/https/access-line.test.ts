@@ -96,6 +96,21 @@ t.test('JSON: what needs escaping goes through JSON.stringify, and the line stil
   t.equal(parsed.reason, reason);
   t.equal(parsed.service, 'dépôt-https');
   t.equal(parsed.backend_ms, null, 'no backend time when the backend never answered');
+  // A target is visible ASCII: a quote and a backslash are what its JSON string must escape.
+  const odd = headOf('GET /a"b\\c/%22?q="x" HTTP/1.1\r\nHost: h\r\n\r\n');
+  for (const keepQuery of [false, true]) {
+    const line = lineOf({ ...base, head: odd }, 1001, 'json', keepQuery);
+    t.equal(
+      JSON.parse(line).path,
+      keepQuery ? '/a"b\\c/%22?q="x"' : '/a"b\\c/%22',
+      `the path, query ${keepQuery}`,
+    );
+  }
+  t.equal(
+    JSON.parse(lineOf({ ...base, head: headOf('GET /plain HTTP/1.1\r\nHost: h\r\n\r\n') }, 1001, 'json'))
+      .path,
+    '/plain',
+  );
   const refused = JSON.parse(
     lineOf({ ...base, head: null, status: 431, reason: 'head too large' }, 5000, 'json'),
   );
@@ -115,6 +130,12 @@ t.test('combined: the common fields, referer and agent, quotes and control bytes
     'combined',
   );
   t.match(escaped, '"GET /a HTTP/1.0"');
+  const quotedPath = lineOf(
+    { ...base, head: headOf('GET /a"b\\c HTTP/1.1\r\nHost: h\r\n\r\n') },
+    1001,
+    'combined',
+  );
+  t.match(quotedPath, ' "GET /a\\"b\\\\c HTTP/1.1" 200 ', 'a quote and a backslash in the path escaped');
   t.match(escaped, ' "https://x/\\"q\\"" "a\\\\b\\x09c" ', 'quotes, backslashes and a tab escaped');
   t.ok(escaped.endsWith(' 1 backend timeout\n'), 'the reason last');
   // A client's UTF-8 in a header (obs-text, held one byte per character): each byte as \xHH, as
@@ -153,4 +174,35 @@ t.test('the time of a line is its own millisecond, across seconds and in either 
   }
   const clf = accessLine('combined', false, new CapturedLine(base, now, true), second + 999 - now);
   t.match(clf, / - - \[04\/Dec\/2026:08:55:12 \+0000\] /, 'the common log format: the second, in UTC');
+});
+
+t.test('what repeats from line to line is built again whenever it changes, in either format', async (t) => {
+  const post = headOf('POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n');
+  const entries: AccessEntry[] = [
+    base,
+    { ...base, client: '198.51.100.9' },
+    { ...base, client: '198.51.100.9', head: post },
+    { ...base, service: 'api-https', head: post },
+    { ...base, tls: 'TLSv1.2' },
+    { ...base, head: null, status: 408 },
+    base,
+  ];
+  for (const [i, entry] of entries.entries()) {
+    const json = JSON.parse(lineOf(entry, 1001, 'json'));
+    t.match(
+      json,
+      {
+        service: entry.service,
+        client: entry.client,
+        method: entry.head?.method ?? '-',
+        path: entry.head === null ? '-' : entry.head.target.split('?')[0],
+        tls: entry.tls,
+      },
+      `JSON line ${i}`,
+    );
+    const combined = lineOf(entry, 1001, 'combined');
+    t.ok(combined.startsWith(`${entry.client} - - [`), `combined line ${i}: the client`);
+    t.match(combined, `] "${entry.head?.method ?? '-'} `, `combined line ${i}: the method`);
+    t.match(combined, ` ${entry.service} ${entry.requestId} `, `combined line ${i}: the service`);
+  }
 });
