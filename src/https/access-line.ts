@@ -150,42 +150,56 @@ function jsonEnding(e: CapturedLine): string {
 }
 
 /**
- * The pieces that repeat from line to line, as the last line had them: a proxy logs a handful
- * of services, and its lines come from few clients (the platform's router) using a few methods.
- * Lines from many clients at once (through a trusted PROXY header) build the opening each time,
+ * A piece of a line kept while the (up to three) values it is built from repeat: a proxy logs a
+ * handful of services, and its lines come from few clients (the platform's router) using a few
+ * methods. Lines from many clients at once (through a trusted PROXY header) build it each time,
  * as every line did before.
  */
-const repeated = {
-  service: '',
-  client: '',
-  method: '',
-  /** `","type":"access","service":"web-https","client":"192.0.2.7","method":"GET","path":"` */
-  opening: '',
-  tls: '',
-  /** `","tls":"TLSv1.3","request_id":"` */
-  tlsPiece: ',"tls":"","request_id":"',
-};
+class KeptPiece {
+  #a = '';
+  #b = '';
+  #c = '';
+  /** '' until first kept. */
+  text = '';
+
+  /** True when the kept text was built from these values. */
+  holds(a: string, b: string, c: string): boolean {
+    return this.text !== '' && a === this.#a && b === this.#b && c === this.#c;
+  }
+
+  /** Keeps `text`, built from these values, and returns it. */
+  keep(a: string, b: string, c: string, text: string): string {
+    this.#a = a;
+    this.#b = b;
+    this.#c = c;
+    this.text = text;
+    return text;
+  }
+}
+
+/** `","type":"access","service":"web-https","client":"192.0.2.7","method":"GET","path":"` */
+const jsonOpenings = new KeptPiece();
 
 /** The line from after its time to the path's first character. */
 function jsonOpening(service: string, client: string, method: string): string {
-  const r = repeated;
-  if (service !== r.service || client !== r.client || method !== r.method || r.opening === '') {
-    r.service = service;
-    r.client = client;
-    r.method = method;
-    r.opening = `","type":"access","service":${JSON.stringify(service)},"client":"${client}","method":"${method === '' ? '-' : method}","path":"`;
-  }
-  return r.opening;
+  const kept = jsonOpenings;
+  if (kept.holds(service, client, method)) return kept.text;
+  return kept.keep(
+    service,
+    client,
+    method,
+    `","type":"access","service":${JSON.stringify(service)},"client":"${client}","method":"${method === '' ? '-' : method}","path":"`,
+  );
 }
+
+/** `","tls":"TLSv1.3","request_id":"` */
+const jsonTlsPieces = new KeptPiece();
 
 /** From after the backend time to the request id's first character. */
 function jsonTls(tls: string): string {
-  const r = repeated;
-  if (tls !== r.tls) {
-    r.tls = tls;
-    r.tlsPiece = `,"tls":"${tls}","request_id":"`;
-  }
-  return r.tlsPiece;
+  const kept = jsonTlsPieces;
+  if (kept.holds(tls, '', '')) return kept.text;
+  return kept.keep(tls, '', '', `,"tls":"${tls}","request_id":"`);
 }
 
 /**
@@ -202,18 +216,13 @@ function combinedProtocol(protocol: AccessEntry['protocol']): string {
   return protocol === 'HTTP/1.1' ? ' HTTP/1.1" ' : protocol === 'h2' ? ' HTTP/2.0" ' : ' HTTP/1.0" ';
 }
 
-/** The last line's opening, `192.0.2.7 - - [04/Dec/2026:08:55:12 +0000] "GET `, and what it holds. */
-const combinedRepeated = { client: '', time: '', method: '', opening: '' };
+/** `192.0.2.7 - - [04/Dec/2026:08:55:12 +0000] "GET ` */
+const combinedOpenings = new KeptPiece();
 
 function combinedOpening(client: string, time: string, method: string): string {
-  const r = combinedRepeated;
-  if (client !== r.client || time !== r.time || method !== r.method || r.opening === '') {
-    r.client = client;
-    r.time = time;
-    r.method = method;
-    r.opening = `${client} - - [${time}] "${method === '' ? '-' : method} `;
-  }
-  return r.opening;
+  const kept = combinedOpenings;
+  if (kept.holds(client, time, method)) return kept.text;
+  return kept.keep(client, time, method, `${client} - - [${time}] "${method === '' ? '-' : method} `);
 }
 
 /** The target as logged: without its query string unless the settings keep it. */
