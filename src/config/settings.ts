@@ -72,7 +72,7 @@ export const SIDECAR_SETTINGS: readonly SettingDefinition[] = [
     env: ['HARBOR_BACKEND_PROTOCOL'],
     type: 'string',
     description:
-      "How HTTP/2 clients' requests reach the backend: http1 (HTTP/1.1 over a keep-alive pool), or h2c (streams of one clear-text HTTP/2 session, as a gRPC server needs: bodies streamed both ways, trailers passed on). HTTP/1.1 clients are forwarded as HTTP/1.1 either way.",
+      "How HTTP/2 clients' requests reach the backend: http1 (HTTP/1.1 over a keep-alive pool), or h2c (streams of one clear-text HTTP/2 session, as a gRPC server needs: bodies streamed both ways, trailers passed on; gRPC-Web calls translated to gRPC, from HTTP/1.1 clients too). Other HTTP/1.1 requests are forwarded as HTTP/1.1 either way.",
     defaultText: SIDECAR_DEFAULTS.backendProtocol,
     commands: ['run', 'check'],
   },

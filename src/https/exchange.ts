@@ -46,7 +46,24 @@ export interface ExchangeClient {
   onClientStalled(): void;
 }
 
-export class BackendExchange implements BackendOwner, ResponseSink {
+/**
+ * What a client side asks of the exchange carrying its request: a BackendExchange, or for an
+ * HTTP/1.1 gRPC-Web call to an h2c backend an H2cBridge (http1-h2c.ts).
+ */
+export interface Exchange {
+  /** True until the exchange has ended or failed. */
+  readonly open: boolean;
+  writeHead(text: string): void;
+  writeBody(data: Buffer): boolean;
+  writeFraming(text: string): boolean;
+  writeChunk(data: Buffer): boolean;
+  corked(work: () => void): void;
+  endRequest(): void;
+  clientDrained(): void;
+  abort(): void;
+}
+
+export class BackendExchange implements Exchange, BackendOwner, ResponseSink {
   readonly #core: ProxyCore;
   readonly #client: ExchangeClient;
   readonly #reader: ResponseReader;

@@ -7,6 +7,7 @@
 // frame of the body, flagged 0x80, as the protocol says
 // (github.com/grpc/grpc/blob/master/doc/PROTOCOL-WEB.md).
 import type * as http2 from 'node:http2';
+import type { Head } from './head.js';
 
 const WEB = 'application/grpc-web';
 const WEB_TEXT = 'application/grpc-web-text';
@@ -110,6 +111,8 @@ const EMPTY = Buffer.alloc(0);
 
 /** What a gRPC-Web answer lets a page of another site read of its head (a trailers-only status). */
 const EXPOSED = 'grpc-status, grpc-message, grpc-status-details-bin';
+/** The access log's reason for a preflight the proxy answered. */
+export const PREFLIGHT_REASON = 'CORS preflight (--grpc-web-origins)';
 /** How long a browser may keep a preflight's answer (a day: Chromium keeps at most two hours). */
 const PREFLIGHT_MAX_AGE = '86400';
 
@@ -132,6 +135,16 @@ export class GrpcWebOrigins {
     if (origin === undefined) return null;
     if (this.#any) return '*';
     return this.#origins.has(origin.toLowerCase()) ? origin : null;
+  }
+
+  /**
+   * The answer's header list when `head` (an OPTIONS request's) is a CORS preflight from a page of
+   * an allowed origin, which the proxy answers itself (a gRPC server cannot); else null: it goes on.
+   */
+  preflightFor(head: Head): http2.OutgoingHttpHeaders | null {
+    if (head.method !== 'OPTIONS' || head.header('access-control-request-method') === undefined) return null;
+    const allow = this.allow(head.header('origin'));
+    return allow === null ? null : this.preflight(allow, head.header('access-control-request-headers'));
   }
 
   /**

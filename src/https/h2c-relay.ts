@@ -11,7 +11,43 @@ import { type GrpcWeb, grpcWebOf } from './grpc-web.js';
 import type { H2cBackend, StreamRequest } from './h2c-backend.js';
 import { h2cResponseHeaders, headerListLength } from './http2-head.js';
 
-/** What the relay tells the client stream's owner (http2-stream.ts). */
+/**
+ * The client's side of a relayed stream, as the relay uses it: an HTTP/2 client's own stream
+ * (node:http2's ServerHttp2Stream), or an HTTP/1.1 gRPC-Web request bridged to the h2c backend
+ * (http1-h2c.ts).
+ */
+export interface RelayClient {
+  readonly readableEnded: boolean;
+  readonly endAfterHeaders: boolean;
+  readonly destroyed: boolean;
+  readonly closed: boolean;
+  readonly headersSent: boolean;
+  readonly writableEnded: boolean;
+  /** A 1xx head. */
+  additionalHeaders(headers: http2.OutgoingHttpHeaders): void;
+  /** The final head; throws when it cannot be sent. */
+  respond(
+    headers: http2.OutgoingHttpHeaders,
+    options: { endStream: boolean; waitForTrailers: boolean },
+  ): void;
+  /** Response body bytes; false: the client is backed up (the owner calls `clientDrained`). */
+  write(chunk: Buffer): boolean;
+  /** The response body's end, with its last bytes; 'wantTrailers' follows when `respond` asked for it. */
+  end(chunk?: Buffer): void;
+  sendTrailers(headers: http2.OutgoingHttpHeaders): void;
+  /** Cuts the response (an HTTP/2 error code). */
+  close(code: number): void;
+  /** The request body: 'data' and 'end' events, paused and resumed. */
+  pause(): void;
+  resume(): void;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  off(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  off(event: 'end' | 'wantTrailers', listener: () => void): unknown;
+  once(event: 'wantTrailers', listener: () => void): unknown;
+}
+
+/** What the relay tells the client stream's owner (http2-stream.ts, http1-h2c.ts). */
 export interface H2cRelayHost {
   /** The backend's response head went to the client: its status and its size (as HTTP/1.1 lines). */
   responded(status: number, headBytes: number): void;
@@ -45,7 +81,7 @@ const REPLAY_BYTES = 64 * 1024;
 export class H2cRelay {
   readonly #core: ProxyCore;
   readonly #h2c: H2cBackend;
-  readonly #client: http2.ServerHttp2Stream;
+  readonly #client: RelayClient;
   readonly #host: H2cRelayHost;
   readonly #headers: http2.OutgoingHttpHeaders;
   readonly #hasBody: boolean;
@@ -74,7 +110,7 @@ export class H2cRelay {
   constructor(
     core: ProxyCore,
     h2c: H2cBackend,
-    client: http2.ServerHttp2Stream,
+    client: RelayClient,
     headers: http2.OutgoingHttpHeaders,
     host: H2cRelayHost,
     expectContinue: boolean,
@@ -245,6 +281,9 @@ export class H2cRelay {
     const ends = (flags & END_STREAM) !== 0;
     const client = this.#client;
     if (client.destroyed || client.closed) return;
+    // A trailers-only answer (a gRPC error) has its status in its head. Noted first: a bridged
+    // HTTP/1.1 client's answer (http1-h2c.ts) may end, and be logged, as its head is written.
+    this.#noteGrpcStatus(incoming['grpc-status']);
     try {
       // The response's trailers (gRPC's grpc-status) can only follow when the client's stream
       // waits for them: every response that does not end with its head does.
@@ -256,8 +295,6 @@ export class H2cRelay {
     }
     this.#responded = true;
     this.#host.responded(Number(incoming[':status']), headerListLength(headers));
-    // A trailers-only answer (a gRPC error) has its status in its head.
-    this.#noteGrpcStatus(incoming['grpc-status']);
     if (ends) this.#complete();
     else if (web === null) client.once('wantTrailers', this.#sendTrailers);
   };

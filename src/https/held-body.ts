@@ -5,7 +5,7 @@
 
 import type { BodySpool } from './body-spool.js';
 import type { ProxyCore } from './core.js';
-import type { BackendExchange } from './exchange.js';
+import type { Exchange } from './exchange.js';
 
 /**
  * Sends `head` (the request head without its last CRLF) and the held body. `lastChunk`: the
@@ -13,7 +13,7 @@ import type { BackendExchange } from './exchange.js';
  * once every byte went (the request is then ended), or with the error reading it back.
  */
 export function sendHeldBody(
-  exchange: BackendExchange,
+  exchange: Exchange,
   head: string,
   spool: BodySpool,
   lastChunk: string | null,

@@ -5,6 +5,7 @@
 // connection's byte counts, and each request's access-log line.
 
 // The module's own binding: the global `performance` is a getter, called on every use.
+import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type * as tls from 'node:tls';
 import { countRequestTimes, countResponse } from '../stats/index.js';
@@ -113,6 +114,21 @@ export class Http1Reply implements ExchangeClient {
     this.#record(status, reason, id, outFrom, cannedHeadLength(text));
   }
 
+  /**
+   * The proxy's own bodiless answer `status` to the current request, with `fields` (HTTP/1.1
+   * lines): a CORS preflight's (--grpc-web-origins), which a gRPC server cannot answer.
+   */
+  answerWith(status: number, fields: string, reason: string): void {
+    countResponse(this.#core.stats, status);
+    const request = this.request!;
+    const outFrom = this.#outFrom();
+    const hsts = this.#core.settings.hsts;
+    const text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${fields}X-Request-Id: ${request.id}\r\n${hsts === undefined ? '' : `Strict-Transport-Security: ${hsts}\r\n`}${this.closeAfter ? 'Connection: close\r\n' : ''}\r\n`;
+    this.write(text);
+    request.started = true;
+    this.#record(status, reason, request.id, outFrom, text.length);
+  }
+
   /** The request is over (answered, cut, or its client gone): its times are counted and its line logged. */
   recordEnd(status: number, reason: string | undefined): void {
     this.#record(status, reason, this.request?.id ?? '', this.#outFrom(), 0);
@@ -158,7 +174,7 @@ export class Http1Reply implements ExchangeClient {
         tls: this.#peer.tls,
         requestId,
         reason,
-        grpcStatus: -1,
+        grpcStatus: request?.grpcStatus ?? -1,
       },
       endedAt,
     );

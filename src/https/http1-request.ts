@@ -37,6 +37,10 @@ export class Request {
   /** For the access log (set only when it is on): byte marks. */
   inAt = 0;
   outAt = 0;
+  /** A gRPC-Web call carried to an h2c backend (http1-h2c.ts). */
+  toH2c = false;
+  /** The call's gRPC status (grpc-status) from an h2c backend, for the access log; -1: none. */
+  grpcStatus = -1;
   /** Of the bytes written for this request, the response heads' (1xx, 101 and final). */
   headOut = 0;
   /** A response head not yet written: it goes out with the first body bytes, in one write. */

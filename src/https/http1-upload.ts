@@ -6,7 +6,7 @@
 import { BodySpool, type SpoolAdd } from './body-spool.js';
 import { ChunkedParser } from './chunked.js';
 import { CONTINUE_WAIT_MS, type ProxyCore } from './core.js';
-import type { BackendExchange } from './exchange.js';
+import type { Exchange } from './exchange.js';
 import { dropHeldBody, sendHeldBody } from './held-body.js';
 import { BODY_CHUNKED, BODY_LENGTH, type Request } from './http1-request.js';
 
@@ -28,7 +28,7 @@ export interface UploadHost {
   /** Whether `request` is still the connection's current one (the connection is open). */
   current(request: Request): boolean;
   /** The backend exchange for `request`, its body being whole. */
-  openExchange(request: Request): BackendExchange;
+  openExchange(request: Request): Exchange;
 }
 
 export class Http1Upload {
@@ -70,7 +70,7 @@ export class Http1Upload {
   }
 
   /** Body bytes from `start`; answers false when the client must wait (it is paused). */
-  feed(exchange: BackendExchange | null, buf: Buffer, start: number): boolean {
+  feed(exchange: Exchange | null, buf: Buffer, start: number): boolean {
     const request = this.#request;
     if (request === null) return false;
     return request.held !== null
@@ -93,7 +93,7 @@ export class Http1Upload {
   }
 
   /** Relays body bytes to the exchange. */
-  #relay(request: Request, exchange: BackendExchange | null, buf: Buffer, start: number): boolean {
+  #relay(request: Request, exchange: Exchange | null, buf: Buffer, start: number): boolean {
     this.stopContinue();
     let stop: number;
     if (request.bodyMode === BODY_LENGTH) {

@@ -10,13 +10,16 @@ import type * as tls from 'node:tls';
 import type { Watch } from '../sockets/inactivity.js';
 import { SLOT } from '../sockets/live-set.js';
 import { type ClientConnection, type ProxyCore, REFUSAL_REASONS, reportSocketError } from './core.js';
-import { BackendExchange } from './exchange.js';
+import { BackendExchange, type Exchange } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
+import { grpcWebOf, PREFLIGHT_REASON } from './grpc-web.js';
 import { Head } from './head.js';
+import { H2cBridge } from './http1-h2c.js';
 import { HEAD_PARTIAL, HEAD_READ, RequestIntake } from './http1-intake.js';
 import { Http1Reply, type ReplyHost } from './http1-reply.js';
 import { Request } from './http1-request.js';
 import { Http1Upload, type UploadHost } from './http1-upload.js';
+import { http1Fields } from './http2-head.js';
 import type { BackendConn } from './pool.js';
 import { ResponseReader } from './response-reader.js';
 import { Tunnel } from './tunnel.js';
@@ -48,7 +51,7 @@ export class Http1Connection implements ClientConnection, ReplyHost {
   /** The request body's side, made when the first request with a body comes. */
   #upload: Http1Upload | null = null;
   #state = C_IDLE;
-  #exchange: BackendExchange | null = null;
+  #exchange: Exchange | null = null;
   #tunnel: Tunnel | null = null;
   #clientPaused = false;
 
@@ -229,7 +232,18 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     if (core.draining || request.clientCloses) reply.closeAfter = true;
     // The request's id, and the access log's marks.
     request.id = requestIdFor(head, core.settings);
+    // A gRPC-Web call goes to an h2c backend as HTTP/2, as a gRPC server needs (http1-h2c.ts).
+    request.toH2c =
+      core.h2c !== undefined && !request.upgrade && grpcWebOf(head.header('content-type')) !== null;
     reply.begin(request);
+    const preflight = core.h2c === undefined ? null : (core.grpcWebOrigins?.preflightFor(head) ?? null);
+    if (preflight !== null) {
+      // A gRPC-Web page's CORS preflight, answered here as on HTTP/2 (a gRPC server cannot).
+      if (!request.done) reply.closeAfter = true;
+      reply.answerWith(204, http1Fields(preflight), PREFLIGHT_REASON);
+      this.answered();
+      return;
+    }
     if (request.done) {
       this.#state = C_WAIT;
       const exchange = this.#openExchange(request, false);
@@ -264,15 +278,13 @@ export class Http1Connection implements ClientConnection, ReplyHost {
     if (this.#state === C_BODY && flowing) this.#resumeClient();
   }
 
-  #openExchange(request: Request, sendsBody: boolean): BackendExchange {
-    const exchange = new BackendExchange(
-      this.#core,
-      this.#reply,
-      this.#reader,
-      sendsBody,
-      this.#head.method === 'HEAD',
-      request.http10,
-    );
+  #openExchange(request: Request, sendsBody: boolean): Exchange {
+    const core = this.#core;
+    const noBody = this.#head.method === 'HEAD';
+    const exchange =
+      request.toH2c && core.h2c !== undefined
+        ? new H2cBridge(core, core.h2c, this.#reply, this.#reader, request, noBody)
+        : new BackendExchange(core, this.#reply, this.#reader, sendsBody, noBody, request.http10);
     this.#exchange = exchange;
     return exchange;
   }

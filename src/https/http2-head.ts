@@ -179,3 +179,22 @@ export function headerListLength(headers: http2.IncomingHttpHeaders | http2.Outg
   }
   return length;
 }
+
+/** Fields an HTTP/1.1 head gets from its own framing, not from a header list. */
+const FRAMING = new Set(['content-length', 'transfer-encoding']);
+
+/**
+ * A header list's fields as HTTP/1.1 lines (`name: value\r\n`, one per value), pseudo-headers
+ * and the body's framing (the HTTP/1.1 head has its own) left out.
+ */
+export function http1Fields(headers: http2.OutgoingHttpHeaders): string {
+  let out = '';
+  for (const name of Object.keys(headers)) {
+    if (name.charCodeAt(0) === 0x3a || FRAMING.has(name)) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const one of value) out += `${name}: ${one}\r\n`;
+    else out += `${name}: ${value}\r\n`;
+  }
+  return out;
+}

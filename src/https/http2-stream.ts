@@ -10,7 +10,7 @@ import { countRequestTimes, countResponse } from '../stats/index.js';
 import { cannedHeadLength, cannedResponse, failureReason, type ProxyCore, REFUSAL_REASONS } from './core.js';
 import { BackendExchange, type ExchangeClient, RELAY_QUEUE_BYTES } from './exchange.js';
 import { buildRequestHead, type Peer, requestIdFor } from './forwarding.js';
-import type { GrpcWebOrigins } from './grpc-web.js';
+import { PREFLIGHT_REASON } from './grpc-web.js';
 import { H2cRelay, type H2cRelayHost } from './h2c-relay.js';
 import type { Head } from './head.js';
 import { oversizeStatus, parseRequestText, statusForHeadError } from './head-parser.js';
@@ -125,7 +125,11 @@ export class H2Stream implements ExchangeClient {
     const h2c = this.#core.h2c;
     if (h2c !== undefined) {
       const origins = this.#core.grpcWebOrigins;
-      if (head.method === 'OPTIONS' && origins !== undefined && this.#answerPreflight(head, origins)) return;
+      const preflight = origins?.preflightFor(head) ?? null;
+      if (preflight !== null) {
+        this.#answerPreflight(preflight);
+        return;
+      }
       const headers = h2cRequestHeaders(sent, this.#teTrailers);
       this.#relay = new H2cRelay(this.#core, h2c, stream, headers, this.#relayHost(), head.expectContinue);
       return;
@@ -433,19 +437,14 @@ export class H2Stream implements ExchangeClient {
 
   /**
    * A CORS preflight from a page of another site allowed to make gRPC-Web calls
-   * (--grpc-web-origins), answered here: a gRPC server cannot. False: not one (it goes on).
+   * (--grpc-web-origins), answered here with `headers`: a gRPC server cannot.
    */
-  #answerPreflight(head: Head, origins: GrpcWebOrigins): boolean {
-    if (head.header('access-control-request-method') === undefined) return false;
-    const allow = origins.allow(head.header('origin'));
-    if (allow === null) return false;
-    const headers = origins.preflight(allow, head.header('access-control-request-headers'));
+  #answerPreflight(headers: http2.OutgoingHttpHeaders): void {
     headers['x-request-id'] = this.#requestId;
     this.#finished = true;
     this.#stream.respond(headers, { endStream: true });
     const headBytes = headerListLength(headers);
-    this.#ownAnswerSent(204, headBytes, headBytes, 'CORS preflight (--grpc-web-origins)');
-    return true;
+    this.#ownAnswerSent(204, headBytes, headBytes, PREFLIGHT_REASON);
   }
 
   #respondCanned(status: number, reason = REFUSAL_REASONS[status] ?? 'refused'): void {
