@@ -35,7 +35,7 @@ export interface RelayClient {
   /** The response body's end, with its last bytes; 'wantTrailers' follows when `respond` asked for it. */
   end(chunk?: Buffer): void;
   sendTrailers(headers: http2.OutgoingHttpHeaders): void;
-  /** Cuts the response (an HTTP/2 error code). */
+  /** Cuts the client's side (an HTTP/2 error code): its owner aborts the relay. */
   close(code: number): void;
   /** The request body: 'data' and 'end' events, paused and resumed. */
   pause(): void;
@@ -97,6 +97,11 @@ export class H2cRelay {
   #responded = false;
   #over = false;
   #trailers: http2.OutgoingHttpHeaders = {};
+  /**
+   * Set while the client takes no more of the response: past the idle timeout it is cut and the
+   * backend's stream cancelled (a client that stops reading must not hold a call on the server).
+   */
+  #stallTimer: NodeJS.Timeout | undefined;
   /** Set while the client waits for 100 Continue (Expect: 100-continue). */
   #continueTimer: NodeJS.Timeout | undefined;
   /** The proxy said 100 itself: a late one from the backend is dropped. */
@@ -186,8 +191,17 @@ export class H2cRelay {
 
   /** The client's stream can take more of the response. */
   clientDrained(): void {
+    clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
     if (!this.#over) this.#backend?.resume();
   }
+
+  #onStalled = (): void => {
+    this.#stallTimer = undefined;
+    // The client's side closes (an HTTP/2 stream reset, an HTTP/1.1 connection cut), and its
+    // owner aborts the relay, which cancels the backend's stream.
+    if (!this.#over) this.#client.close(NGHTTP2_CANCEL);
+  };
 
   /** The client went away (reset its stream): the backend's stream is cancelled. */
   abort(): void {
@@ -312,7 +326,9 @@ export class H2cRelay {
     if (this.#over || client.destroyed) return;
     const chunk = this.#webResponse === null ? data : this.#webResponse.encodeResponse(data);
     this.#host.sent(chunk.length);
-    if (!client.write(chunk)) this.#backend?.pause();
+    if (client.write(chunk)) return;
+    this.#backend?.pause();
+    this.#stallTimer ??= setTimeout(this.#onStalled, this.#core.limits.idleTimeoutMs);
   };
 
   #onTrailers = (trailers: http2.IncomingHttpHeaders): void => {
@@ -351,10 +367,17 @@ export class H2cRelay {
     this.#continueTimer = undefined;
   }
 
+  /** Over: no timer of the relay's may fire. */
+  #stopTimers(): void {
+    clearTimeout(this.#timer);
+    clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
+    this.#stopContinue();
+  }
+
   #complete(): void {
     this.#over = true;
-    clearTimeout(this.#timer);
-    this.#stopContinue();
+    this.#stopTimers();
     this.#host.ended();
   }
 
@@ -435,8 +458,7 @@ export class H2cRelay {
   /** Over: the backend's stream cancelled (or the wait for one given up), the client's body let go. */
   #finish(): void {
     this.#over = true;
-    clearTimeout(this.#timer);
-    this.#stopContinue();
+    this.#stopTimers();
     if (this.#request !== undefined) this.#h2c.cancel(this.#request);
     this.#request = undefined;
     const backend = this.#backend;

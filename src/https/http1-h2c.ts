@@ -121,6 +121,11 @@ export class H2cBridge implements Exchange, ResponseSink {
     this.#relay?.detach();
   }
 
+  /** The client is cut: its connection closes, and closing aborts this exchange (a 499 line). */
+  cutClient(): void {
+    if (!this.#over) this.#client.onClientStalled();
+  }
+
   /** The client's side can take request body again (the stream had held it back). */
   requestDrained(): void {
     if (!this.#over) this.#client.onRequestDrained();
@@ -318,8 +323,9 @@ class BridgedStream extends EventEmitter implements RelayClient {
     this.#bridge.feed(Buffer.from(`0\r\n${http1Fields(headers)}\r\n`, 'latin1'));
   }
 
+  /** The relay cuts the client (it stopped reading for the idle timeout): its connection goes. */
   close(_code: number): void {
-    this.#bridge.onResponseError('stream cut');
+    this.#bridge.cutClient();
   }
 }
 

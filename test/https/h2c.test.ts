@@ -21,7 +21,7 @@ import { MAX_SESSIONS } from '../../src/https/h2c-backend.js';
 import { requestSecondsOf } from '../../src/stats/index.js';
 import { readText } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
-import { ECHO, startGrpcServer } from './fixtures/grpc.js';
+import { ECHO, frame, startGrpcServer } from './fixtures/grpc.js';
 import {
   captureLogger,
   deadBackend,
@@ -608,3 +608,34 @@ t.test('curl over HTTP/2, and an HTTP/1.1 client, through an h2c backend', async
   t.equal(h1.body.toString(), 'http1 /old', 'an HTTP/1.1 client still goes over HTTP/1.1');
   t.equal(backend.http1.length, 1);
 });
+
+t.test(
+  'a client that stops reading its stream is reset after --idle-timeout, and the call cancelled',
+  async (t) => {
+    const backend = await startGrpcServer();
+    const fx = await startProxy(backend.address, {
+      pair,
+      backendProtocol: 'h2c',
+      limits: { idleTimeoutMs: 1000 },
+    });
+    const session = h2Client(fx.port, pair);
+    t.teardown(async () => {
+      session.destroy();
+      await fx.proxy.close();
+      backend.close();
+    });
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/harbor.test.Echo/Big',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    stream.on('error', () => {});
+    const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? -1)));
+    stream.end(frame(Buffer.from('32')));
+    // 32 MiB of answer, never read: the stream's window fills, and the proxy's queue behind it.
+    stream.pause();
+    await waitFor(() => backend.seen.cancelled.includes('big'), 'the server sees the call cancelled');
+    t.equal(await closed, 8, "the client's stream is reset (CANCEL)");
+  },
+);

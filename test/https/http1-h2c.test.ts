@@ -377,3 +377,22 @@ t.test(
     t.notOk(other.headers['access-control-allow-origin']);
   },
 );
+
+t.test('a client that stops reading is cut after --idle-timeout, and the call cancelled', async (t) => {
+  const { backend, port } = await through(t, { limits: { idleTimeoutMs: 1000 } });
+  const socket = await connectTls(port, pair);
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.on('error', () => {});
+  const body = frame(Buffer.from('32'));
+  socket.write(
+    `POST /harbor.test.Echo/Big HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/grpc-web\r\nContent-Length: ${body.length}\r\n\r\n`,
+  );
+  socket.write(body);
+  // 32 MiB of answer, never read: the kernel's buffers and the proxy's queue fill, and the proxy waits.
+  socket.pause();
+  await waitFor(() => backend.seen.cancelled.includes('big'), 'the server sees the call cancelled');
+  // What reached this side is read now, up to the proxy's close.
+  socket.resume();
+  await closed;
+  t.pass('the connection was cut');
+});
