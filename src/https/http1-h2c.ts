@@ -309,14 +309,20 @@ class BridgedStream extends EventEmitter implements RelayClient {
   write(chunk: Buffer): boolean {
     // An empty chunk would end a chunked body.
     if (chunk.length === 0) return true;
-    return this.#bridge.feed(Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, CRLF]));
+    return this.#bridge.feed(Buffer.concat(framed(chunk)));
   }
 
   end(chunk?: Buffer): void {
-    if (chunk !== undefined) this.write(chunk);
     this.writableEnded = true;
-    if (this.#waitForTrailers) this.emit('wantTrailers');
-    else this.#bridge.feed(LAST_CHUNK);
+    if (this.#waitForTrailers) {
+      if (chunk !== undefined) this.write(chunk);
+      this.emit('wantTrailers');
+      return;
+    }
+    // The last data (gRPC-Web's trailers frame) and the body's end in one read: one write to the client.
+    this.#bridge.feed(
+      chunk === undefined || chunk.length === 0 ? LAST_CHUNK : Buffer.concat([...framed(chunk), LAST_CHUNK]),
+    );
   }
 
   sendTrailers(headers: http2.OutgoingHttpHeaders): void {
@@ -327,6 +333,11 @@ class BridgedStream extends EventEmitter implements RelayClient {
   close(_code: number): void {
     this.#bridge.cutClient();
   }
+}
+
+/** `chunk` as one chunk of a chunked body: its size line, its data, its CRLF. */
+function framed(chunk: Buffer): Buffer[] {
+  return [Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF];
 }
 
 /** `HTTP/1.1 STATUS REASON` and the fields of an HTTP/2 header list (`:status` given), as lines. */
