@@ -85,8 +85,8 @@ export class H2cBridge implements Exchange, ResponseSink {
         flowing = stream.push(Buffer.from(buf.subarray(start, stop))) && flowing;
       },
     });
-    // The connection's own parser refused bad framing already: only the data is taken here.
-    if (end >= 0 || end === -2) stream.finish();
+    // Bad framing (-2) never comes here: the connection's own parser refuses it first (a 400).
+    if (end >= 0) stream.finish();
     return flowing;
   }
 

@@ -1,5 +1,6 @@
 // One HTTP/1.x client connection (after TLS): reads request heads strictly and
-// hands each request to a backend exchange (exchange.ts) with a rewritten head,
+// hands each request to a backend exchange (exchange.ts; a gRPC-Web call to an
+// h2c backend to the bridge of http1-h2c.ts) with a rewritten head,
 // relaying the body as raw bytes with backpressure (http1-upload.ts); the
 // answers are written by its reply side (http1-reply.ts). Requests are handled
 // one at a time in order; pipelined bytes wait, with the client paused, until
