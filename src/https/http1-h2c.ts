@@ -25,10 +25,16 @@ import type { ResponseReader, ResponseSink } from './response-reader.js';
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 
+/** The HTTP/1.1 connection's reply side, as the bridge uses it (http1-reply.ts). */
+export interface BridgeClient extends ExchangeClient {
+  /** Writes to the client until this turn's I/O is handled go out as one. */
+  gatherWrites(): void;
+}
+
 export class H2cBridge implements Exchange, ResponseSink {
   readonly #core: ProxyCore;
   readonly #h2c: H2cBackend;
-  readonly #client: ExchangeClient;
+  readonly #client: BridgeClient;
   readonly #reader: ResponseReader;
   readonly #request: Request;
   readonly #stream = new BridgedStream(this);
@@ -43,7 +49,7 @@ export class H2cBridge implements Exchange, ResponseSink {
   constructor(
     core: ProxyCore,
     h2c: H2cBackend,
-    client: ExchangeClient,
+    client: BridgeClient,
     reader: ResponseReader,
     request: Request,
     noBody: boolean,
@@ -137,6 +143,7 @@ export class H2cBridge implements Exchange, ResponseSink {
   feed(bytes: Buffer): boolean {
     if (this.#over) return true;
     this.#flowing = true;
+    this.#client.gatherWrites();
     this.#reader.feed(bytes, this);
     if (!this.#over) this.#client.afterBackendRead();
     return this.#flowing;

@@ -41,6 +41,8 @@ export interface ReplyHost {
 export class Http1Reply implements ExchangeClient {
   readonly #core: ProxyCore;
   readonly #socket: tls.TLSSocket;
+  /** The socket is corked until the next check phase (gatherWrites). */
+  #gathering = false;
   readonly #peer: Peer;
   /** The connection's head object (parsed anew for each request), for the access log. */
   readonly #head: Head;
@@ -190,6 +192,23 @@ export class Http1Reply implements ExchangeClient {
   onRequestDrained(): void {
     this.#host.requestDrained();
   }
+
+  /**
+   * What is written to the client until this turn of the event loop's I/O is handled goes out in
+   * one write: an h2c answer's message and its trailers (http1-h2c.ts) come as separate events of
+   * one backend read, and each write to a TLS socket is a record and a system call of its own.
+   */
+  gatherWrites(): void {
+    if (this.#gathering) return;
+    this.#gathering = true;
+    this.#socket.cork();
+    setImmediate(this.#releaseWrites);
+  }
+
+  #releaseWrites = (): void => {
+    this.#gathering = false;
+    this.#socket.uncork();
+  };
 
   onClientStalled(): void {
     // The backend waited the whole idle timeout for this client to take data.
