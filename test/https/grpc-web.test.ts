@@ -4,15 +4,14 @@
 // frame. The client is Node's HTTP/2 client sending what grpc-web's browser
 // library sends, and at the end Chromium itself (a page calling with fetch()).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type * as http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { AccessLog } from '../../src/https/access-log.js';
 import { grpcWebOf } from '../../src/https/grpc-web.js';
-import { frame, framesOf, startGrpcServer, trailersOf } from './fixtures/grpc.js';
+import { frame, framesOf, startGrpcServer, startH2cServer, trailersOf } from './fixtures/grpc.js';
 import {
   type H2Answer,
   h2Client,
@@ -20,6 +19,7 @@ import {
   h2Request,
   httpsRequest,
   makePair,
+  readJsonLines,
   removeDir,
   startProxy,
 } from './fixtures/helpers.js';
@@ -166,16 +166,11 @@ t.test('text form: a body that is not whole base64 is refused with 400', async (
 });
 
 t.test('an answer that is not gRPC (a page of a server that is not all gRPC) passes as it is', async (t) => {
-  const server = http2.createServer((_request, response) => {
+  const server = await startH2cServer((_request, response) => {
     response.writeHead(404, { 'content-type': 'text/plain' });
     response.end('no page');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: backendPort } = server.address() as AddressInfo;
-  const fx = await startProxy(
-    { kind: 'tcp', host: '127.0.0.1', port: backendPort },
-    { pair, backendProtocol: 'h2c' },
-  );
+  const fx = await startProxy(server.address, { pair, backendProtocol: 'h2c' });
   t.teardown(async () => {
     await fx.proxy.close();
     server.close();
@@ -202,10 +197,7 @@ t.test("the access log: a gRPC call's line says its grpc-status; other requests'
   await webCall(fx.port, 'Fail', 'application/grpc-web+proto', [frame(Buffer.from('x'))]);
   await httpsRequest(fx.port, pair, { path: '/over-http1' });
   await log.close();
-  const lines = readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line));
+  const lines = readJsonLines(file);
   t.same(
     lines.map((l) => [l.path, l.status, l.grpc_status]),
     [
@@ -409,10 +401,7 @@ t.test(
     t.match(results, SERVED, 'preflight answered, calls carried to the gRPC server');
     await log.close();
     // A cross-origin page cannot read the protocol (no Timing-Allow-Origin): the proxy's log says it.
-    const lines = readFileSync(file, 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line));
+    const lines = readJsonLines(file);
     t.same(
       lines.map((l) => [l.method, l.protocol, l.status, l.reason ?? l.grpc_status]),
       [

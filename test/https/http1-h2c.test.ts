@@ -4,10 +4,8 @@
 // body's last frame). Clients: Node's https (keep-alive, chunked and
 // Content-Length bodies, HTTP/1.0 by hand) and curl --http1.1.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import * as http2 from 'node:http2';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -15,8 +13,15 @@ import { AccessLog } from '../../src/https/access-log.js';
 import type { HttpsProxyOptions } from '../../src/https/index.js';
 import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
-import { frame, framesOf, startGrpcServer, trailersOf } from './fixtures/grpc.js';
-import { connectTls, httpsRequest, makePair, removeDir, startProxy } from './fixtures/helpers.js';
+import { frame, framesOf, startGrpcServer, startH2cServer, trailersOf } from './fixtures/grpc.js';
+import {
+  connectTls,
+  httpsRequest,
+  makePair,
+  readJsonLines,
+  removeDir,
+  startProxy,
+} from './fixtures/helpers.js';
 
 const pair = makePair();
 t.teardown(() => removeDir(pair.dir));
@@ -33,6 +38,24 @@ async function through(t: Test, overrides: Partial<HttpsProxyOptions> = {}) {
   return { backend, port: fx.port, stats: fx.stats };
 }
 
+/** A gRPC-Web call's request as a client library on Node's https makes it (a new connection unless an agent is given). */
+function callOptions(
+  port: number,
+  method: string,
+  contentType = 'application/grpc-web',
+): https.RequestOptions {
+  return {
+    host: '127.0.0.1',
+    port,
+    ca: pair.cert,
+    servername: 'localhost',
+    agent: false,
+    method: 'POST',
+    path: `/harbor.test.Echo/${method}`,
+    headers: { 'content-type': contentType, ...WEB_HEADERS },
+  };
+}
+
 /** One gRPC-Web call over HTTP/1.1: `body` sent with its length, or chunked as `pieces`. */
 function call(
   port: number,
@@ -44,26 +67,14 @@ function call(
   const chunked = Array.isArray(body);
   return new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>(
     (resolve, reject) => {
-      const req = https.request(
-        {
-          host: '127.0.0.1',
-          port,
-          ca: pair.cert,
-          servername: 'localhost',
-          agent,
-          method: 'POST',
-          path: `/harbor.test.Echo/${method}`,
-          headers: { 'content-type': contentType, ...WEB_HEADERS },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-          );
-          res.on('error', reject);
-        },
-      );
+      const req = https.request({ ...callOptions(port, method, contentType), agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
+        res.on('error', reject);
+      });
       req.on('error', reject);
       if (chunked) {
         // Node sends Transfer-Encoding: chunked when no length is set and it is written in pieces.
@@ -222,10 +233,7 @@ t.test(
     t.equal(refused.status, 503, 'nothing listening');
     t.match(String(refused.headers['x-request-id']), /^[0-9a-f-]{36}$/, 'the answer carries its id');
     await log.close();
-    const lines = readFileSync(file, 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line));
+    const lines = readJsonLines(file);
     t.same(
       lines.map((l) => [l.protocol, l.status, l.grpc_status, l.reason]),
       [
@@ -257,17 +265,12 @@ t.test(
 );
 
 t.test("an answer that is not gRPC passes as it is, its trailers in the chunked body's end", async (t) => {
-  const server = http2.createServer((_request, response) => {
+  const server = await startH2cServer((_request, response) => {
     response.writeHead(404, { 'content-type': 'text/plain', trailer: 'x-checked' });
     response.addTrailers({ 'x-checked': 'yes' });
     response.end('no page');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: backendPort } = server.address() as AddressInfo;
-  const fx = await startProxy(
-    { kind: 'tcp', host: '127.0.0.1', port: backendPort },
-    { pair, backendProtocol: 'h2c' },
-  );
+  const fx = await startProxy(server.address, { pair, backendProtocol: 'h2c' });
   t.teardown(async () => {
     await fx.proxy.close();
     server.close();
@@ -286,16 +289,7 @@ t.test("an answer that is not gRPC passes as it is, its trailers in the chunked 
 
 t.test('a client that goes away cancels the call on the server', async (t) => {
   const { backend, port } = await through(t);
-  const req = https.request({
-    host: '127.0.0.1',
-    port,
-    ca: pair.cert,
-    servername: 'localhost',
-    agent: false,
-    method: 'POST',
-    path: '/harbor.test.Echo/Slow',
-    headers: { 'content-type': 'application/grpc-web', ...WEB_HEADERS },
-  });
+  const req = https.request(callOptions(port, 'Slow'));
   req.on('error', () => {});
   req.end(frame(Buffer.from('wait')));
   await waitFor(() => backend.seen.slowCalls === 1, 'the server has the call');
@@ -310,32 +304,17 @@ t.test('a server that does not answer in --backend-timeout: 504', async (t) => {
   t.equal(answer.status, 504);
 });
 
-t.test('3 MiB each way, the client reading slowly: every byte, in order', async (t) => {
+t.test("3 MiB each way (the request paced by the backend's window): every byte, in order", async (t) => {
   const { port } = await through(t);
   const message = Buffer.alloc(3 * 1024 * 1024);
   for (let i = 0; i < message.length; i++) message[i] = (i * 7) & 0xff;
   const answer = await new Promise<Buffer>((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        ca: pair.cert,
-        servername: 'localhost',
-        agent: false,
-        method: 'POST',
-        path: '/harbor.test.Echo/Unary',
-        headers: { 'content-type': 'application/grpc-web', ...WEB_HEADERS },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        // Not read for a while: the proxy's queue toward this client fills and the backend waits.
-        res.pause();
-        setTimeout(() => res.resume(), 300);
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks)));
-        res.on('error', reject);
-      },
-    );
+    const req = https.request(callOptions(port, 'Unary'), (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks)));
+      res.on('error', reject);
+    });
     req.on('error', reject);
     req.end(frame(message));
   });
