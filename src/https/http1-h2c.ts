@@ -221,7 +221,6 @@ class BridgedStream extends EventEmitter implements RelayClient {
   /** The client was told to wait (a push answered false): told again once the queue is empty. */
   #blocked = false;
   #ended = false;
-  #endEmitted = false;
   #flushing = false;
   readableEnded = false;
   endAfterHeaders = false;
@@ -278,8 +277,7 @@ class BridgedStream extends EventEmitter implements RelayClient {
     }
     this.#flushing = false;
     if (this.#queue.length > 0) return;
-    if (this.#ended && !this.#endEmitted && this.listenerCount('end') > 0) {
-      this.#endEmitted = true;
+    if (this.#ended && !this.readableEnded && this.listenerCount('end') > 0) {
       this.readableEnded = true;
       this.emit('end');
     }

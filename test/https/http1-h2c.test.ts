@@ -38,25 +38,16 @@ async function through(t: Test, overrides: Partial<HttpsProxyOptions> = {}) {
   return { backend, port: fx.port, stats: fx.stats };
 }
 
-/** A gRPC-Web call's request as a client library on Node's https makes it (a new connection unless an agent is given). */
-function callOptions(
-  port: number,
-  method: string,
-  contentType = 'application/grpc-web',
-): https.RequestOptions {
+/** A gRPC-Web call's method, path and headers, as a client library on Node's https sends them. */
+function callOptions(method: string, contentType = 'application/grpc-web'): https.RequestOptions {
   return {
-    host: '127.0.0.1',
-    port,
-    ca: pair.cert,
-    servername: 'localhost',
-    agent: false,
     method: 'POST',
     path: `/harbor.test.Echo/${method}`,
     headers: { 'content-type': contentType, ...WEB_HEADERS },
   };
 }
 
-/** One gRPC-Web call over HTTP/1.1: `body` sent with its length, or chunked as `pieces`. */
+/** One gRPC-Web call over HTTP/1.1: `body` sent with its length, or chunked as pieces (a new connection unless an agent is given). */
 function call(
   port: number,
   method: string,
@@ -64,25 +55,7 @@ function call(
   body: Buffer | Buffer[],
   agent: https.Agent | false = false,
 ) {
-  const chunked = Array.isArray(body);
-  return new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>(
-    (resolve, reject) => {
-      const req = https.request({ ...callOptions(port, method, contentType), agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-        );
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      if (chunked) {
-        // Node sends Transfer-Encoding: chunked when no length is set and it is written in pieces.
-        for (const piece of body) req.write(piece);
-        req.end();
-      } else req.end(body);
-    },
-  );
+  return httpsRequest(port, pair, { ...callOptions(method, contentType), agent, body });
 }
 
 t.test(
@@ -289,7 +262,14 @@ t.test("an answer that is not gRPC passes as it is, its trailers in the chunked 
 
 t.test('a client that goes away cancels the call on the server', async (t) => {
   const { backend, port } = await through(t);
-  const req = https.request(callOptions(port, 'Slow'));
+  const req = https.request({
+    host: '127.0.0.1',
+    port,
+    ca: pair.cert,
+    servername: 'localhost',
+    agent: false,
+    ...callOptions('Slow'),
+  });
   req.on('error', () => {});
   req.end(frame(Buffer.from('wait')));
   await waitFor(() => backend.seen.slowCalls === 1, 'the server has the call');
@@ -308,16 +288,7 @@ t.test("3 MiB each way (the request paced by the backend's window): every byte, 
   const { port } = await through(t);
   const message = Buffer.alloc(3 * 1024 * 1024);
   for (let i = 0; i < message.length; i++) message[i] = (i * 7) & 0xff;
-  const answer = await new Promise<Buffer>((resolve, reject) => {
-    const req = https.request(callOptions(port, 'Unary'), (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks)));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(frame(message));
-  });
+  const answer = (await call(port, 'Unary', 'application/grpc-web', frame(message))).body;
   const frames = framesOf(answer);
   t.equal(frames[0]?.data.length, message.length + 5);
   t.ok(frames[0]?.data.equals(Buffer.concat([Buffer.from('echo:'), message])), 'the message whole');
