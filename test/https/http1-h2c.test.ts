@@ -47,15 +47,19 @@ function callOptions(method: string, contentType = 'application/grpc-web'): http
   };
 }
 
-/** One gRPC-Web call over HTTP/1.1: `body` sent with its length, or chunked as pieces (a new connection unless an agent is given). */
+/**
+ * One gRPC-Web call over HTTP/1.1: `body` sent with its length, or chunked as pieces (a new
+ * connection unless an agent is given; the answer read at once unless `readAfter` is given).
+ */
 function call(
   port: number,
   method: string,
   contentType: string,
   body: Buffer | Buffer[],
   agent: https.Agent | false = false,
+  readAfter?: Promise<unknown>,
 ) {
-  return httpsRequest(port, pair, { ...callOptions(method, contentType), agent, body });
+  return httpsRequest(port, pair, { ...callOptions(method, contentType), agent, body, readAfter });
 }
 
 t.test(
@@ -294,6 +298,48 @@ t.test("3 MiB each way (the request paced by the backend's window): every byte, 
   t.ok(frames[0]?.data.equals(Buffer.concat([Buffer.from('echo:'), message])), 'the message whole');
   t.equal(frames[1]?.flag, 0x80);
 });
+
+t.test(
+  'a client that stops reading, then reads again: the server is held back meanwhile, and every byte arrives',
+  async (t) => {
+    const { backend, port } = await through(t, { limits: { idleTimeoutMs: 60_000 } });
+    const messages = 64;
+    // The answer is not read until the server has been held back: it wrote some of the 64 MiB,
+    // then nothing more for half a second. A proxy that kept reading the server while its client
+    // did not would let it write all of it (into the proxy's memory).
+    const held = waitFor(
+      () => backend.seen.big.written > 0 && performance.now() - backend.seen.big.at > 500,
+      'the server held back',
+      30_000,
+    );
+    const pending = call(
+      port,
+      'Big',
+      'application/grpc-web',
+      frame(Buffer.from(String(messages))),
+      false,
+      held,
+    );
+    await held;
+    const writtenWhileHeld = backend.seen.big.written;
+    t.ok(
+      !backend.seen.big.done && writtenWhileHeld < messages / 2,
+      `the server was held at ${writtenWhileHeld} of ${messages} MiB`,
+    );
+    const { status, body } = await pending;
+    t.equal(status, 200);
+    const frames = framesOf(body);
+    t.equal(frames.length, messages + 1, 'every message, then the trailers frame');
+    const whole = frames
+      .slice(0, messages)
+      .every(
+        (f, i) => f.flag === 0 && f.data.length === 1024 * 1024 && f.data[0] === i && f.data.at(-1) === i,
+      );
+    t.ok(whole, 'each message whole and in order');
+    t.match(trailersOf(frames[messages]?.data as Buffer), { 'grpc-status': '0' });
+    t.ok(backend.seen.big.done, 'the server wrote the rest once the client read again');
+  },
+);
 
 t.test(
   'a CORS preflight over HTTP/1.1: answered by the proxy for an allowed origin, else passed on',
