@@ -21,7 +21,7 @@ import { MAX_SESSIONS } from '../../src/https/h2c-backend.js';
 import { requestSecondsOf } from '../../src/stats/index.js';
 import { readText } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
-import { ECHO, frame, startGrpcServer } from './fixtures/grpc.js';
+import { bigHeldBack, bigMessagesWhole, ECHO, frame, framesOf, startGrpcServer } from './fixtures/grpc.js';
 import {
   captureLogger,
   deadBackend,
@@ -608,6 +608,56 @@ t.test('curl over HTTP/2, and an HTTP/1.1 client, through an h2c backend', async
   t.equal(h1.body.toString(), 'http1 /old', 'an HTTP/1.1 client still goes over HTTP/1.1');
   t.equal(backend.http1.length, 1);
 });
+
+t.test(
+  'a client that stops reading its stream, then reads again: the server is held back meanwhile, and every byte arrives',
+  async (t) => {
+    const backend = await startGrpcServer();
+    const fx = await startProxy(backend.address, {
+      pair,
+      backendProtocol: 'h2c',
+      limits: { idleTimeoutMs: 60_000 },
+    });
+    const session = h2Client(fx.port, pair);
+    t.teardown(async () => {
+      session.destroy();
+      await fx.proxy.close();
+      backend.close();
+    });
+    const messages = 64;
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/harbor.test.Echo/Big',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.on('trailers', resolve));
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    stream.pause();
+    stream.end(frame(Buffer.from(String(messages))));
+    // Not read until the server has been held back: it wrote some of the 64 MiB, then nothing
+    // more for half a second. A proxy that kept reading the server while its client did not would
+    // let it write all of it (into the proxy's memory).
+    await bigHeldBack(backend.seen);
+    const writtenWhileHeld = backend.seen.big.written;
+    t.ok(
+      !backend.seen.big.done && writtenWhileHeld < messages / 2,
+      `the server was held at ${writtenWhileHeld} of ${messages} MiB`,
+    );
+    stream.resume();
+    await ended;
+    const frames = framesOf(Buffer.concat(chunks));
+    t.equal(frames.length, messages, 'every message');
+    t.ok(bigMessagesWhole(frames, messages), 'each message whole and in order');
+    t.match(await trailers, { 'grpc-status': '0' });
+    t.ok(backend.seen.big.done, 'the server wrote the rest once the client read again');
+  },
+);
 
 t.test(
   'a client that stops reading its stream is reset after --idle-timeout, and the call cancelled',

@@ -13,7 +13,15 @@ import { AccessLog } from '../../src/https/access-log.js';
 import type { HttpsProxyOptions } from '../../src/https/index.js';
 import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
-import { frame, framesOf, startGrpcServer, startH2cServer, trailersOf } from './fixtures/grpc.js';
+import {
+  bigHeldBack,
+  bigMessagesWhole,
+  frame,
+  framesOf,
+  startGrpcServer,
+  startH2cServer,
+  trailersOf,
+} from './fixtures/grpc.js';
 import {
   connectTls,
   httpsRequest,
@@ -307,11 +315,7 @@ t.test(
     // The answer is not read until the server has been held back: it wrote some of the 64 MiB,
     // then nothing more for half a second. A proxy that kept reading the server while its client
     // did not would let it write all of it (into the proxy's memory).
-    const held = waitFor(
-      () => backend.seen.big.written > 0 && performance.now() - backend.seen.big.at > 500,
-      'the server held back',
-      30_000,
-    );
+    const held = bigHeldBack(backend.seen);
     const pending = call(
       port,
       'Big',
@@ -330,12 +334,7 @@ t.test(
     t.equal(status, 200);
     const frames = framesOf(body);
     t.equal(frames.length, messages + 1, 'every message, then the trailers frame');
-    const whole = frames
-      .slice(0, messages)
-      .every(
-        (f, i) => f.flag === 0 && f.data.length === 1024 * 1024 && f.data[0] === i && f.data.at(-1) === i,
-      );
-    t.ok(whole, 'each message whole and in order');
+    t.ok(bigMessagesWhole(frames, messages), 'each message whole and in order');
     t.match(trailersOf(frames[messages]?.data as Buffer), { 'grpc-status': '0' });
     t.ok(backend.seen.big.done, 'the server wrote the rest once the client read again');
   },
