@@ -100,7 +100,13 @@ export class H2cBackend {
       stream = target.session.request(request.headers, {
         endStream: request.endStream,
         waitForTrailers: request.waitForTrailers,
-      });
+        // node:http2's defaults, given: it adds each one missing to the options object, and
+        // that cost about 6 us a request (--cpu-prof, gRPC unary calls), a twentieth of the call.
+        weight: 16,
+        parent: 0,
+        exclusive: false,
+        silent: false,
+      } as http2.ClientSessionRequestOptions);
     } catch (error) {
       // The session closed under it (ERR_HTTP2_INVALID_SESSION, ERR_HTTP2_GOAWAY_SESSION).
       target.gone = true;
