@@ -609,28 +609,30 @@ t.test('curl over HTTP/2, and an HTTP/1.1 client, through an h2c backend', async
   t.equal(backend.http1.length, 1);
 });
 
+/** A gRPC server behind the proxy (`--idle-timeout` as given), and an HTTP/2 stream open to its Big method. */
+async function bigOverHttp2(t: Test, idleTimeoutMs: number) {
+  const backend = await startGrpcServer();
+  const fx = await startProxy(backend.address, { pair, backendProtocol: 'h2c', limits: { idleTimeoutMs } });
+  const session = h2Client(fx.port, pair);
+  t.teardown(async () => {
+    session.destroy();
+    await fx.proxy.close();
+    backend.close();
+  });
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/harbor.test.Echo/Big',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
+  return { backend, stream };
+}
+
 t.test(
   'a client that stops reading its stream, then reads again: the server is held back meanwhile, and every byte arrives',
   async (t) => {
-    const backend = await startGrpcServer();
-    const fx = await startProxy(backend.address, {
-      pair,
-      backendProtocol: 'h2c',
-      limits: { idleTimeoutMs: 60_000 },
-    });
-    const session = h2Client(fx.port, pair);
-    t.teardown(async () => {
-      session.destroy();
-      await fx.proxy.close();
-      backend.close();
-    });
     const messages = 64;
-    const stream = session.request({
-      ':method': 'POST',
-      ':path': '/harbor.test.Echo/Big',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-    });
+    const { backend, stream } = await bigOverHttp2(t, 60_000);
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.on('trailers', resolve));
@@ -662,24 +664,7 @@ t.test(
 t.test(
   'a client that stops reading its stream is reset after --idle-timeout, and the call cancelled',
   async (t) => {
-    const backend = await startGrpcServer();
-    const fx = await startProxy(backend.address, {
-      pair,
-      backendProtocol: 'h2c',
-      limits: { idleTimeoutMs: 1000 },
-    });
-    const session = h2Client(fx.port, pair);
-    t.teardown(async () => {
-      session.destroy();
-      await fx.proxy.close();
-      backend.close();
-    });
-    const stream = session.request({
-      ':method': 'POST',
-      ':path': '/harbor.test.Echo/Big',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-    });
+    const { backend, stream } = await bigOverHttp2(t, 1000);
     stream.on('error', () => {});
     const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? -1)));
     stream.end(frame(Buffer.from('32')));
