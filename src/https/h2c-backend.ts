@@ -100,8 +100,8 @@ export class H2cBackend {
       stream = target.session.request(request.headers, {
         endStream: request.endStream,
         waitForTrailers: request.waitForTrailers,
-        // node:http2's defaults, given: it adds each one missing to the options object, and
-        // that cost about 6 us a request (--cpu-prof, gRPC unary calls), a twentieth of the call.
+        // node:http2's defaults, given: it adds each one missing to the options object of every
+        // stream, which cost gRPC unary calls 10-12% of their CPU (docs/benchmarks.md, h2c).
         weight: 16,
         parent: 0,
         exclusive: false,
