@@ -2,9 +2,10 @@
 // relayed unchanged, or decodes it for a peer that cannot take chunked framing
 // (HTTP/2, HTTP/1.0). Strict like llhttp: hex sizes without spaces, extensions
 // by its grammar, CRLF only, trailer fields checked like header fields. A
-// response's parser may accept framing lines that end in LF alone (RFC 9112
-// section 2.2, as nginx and HAProxy do): it notes where each is, and the reader
-// puts the CR back before relaying.
+// response's parser reads framing as nginx and HAProxy do: a line may end in
+// LF alone (RFC 9112 section 2.2), and blanks may follow a chunk's size (servers
+// that pad the size to a fixed width). It notes where each is, and the reader
+// repairs the framing before relaying: a CR put back, the blanks left out.
 
 /** Receives the data of a body being decoded, and its trailer section. */
 export interface ChunkSink {
@@ -23,6 +24,8 @@ const S_EXT_QUOTED = 6;
 const S_EXT_QUOTED_PAIR = 7;
 const S_EXT_AFTER_QUOTE = 8;
 const S_SIZE_LF = 9;
+/** After a chunk's size, blanks (a backend's response only). */
+const S_SIZE_BLANK = 19;
 const S_DATA = 10;
 const S_DATA_CR = 11;
 const S_DATA_LF = 12;
@@ -62,17 +65,21 @@ export class ChunkedParser {
   /** When decoding: the raw trailer section ("name: value\r\n" lines), '' when none. */
   trailers = '';
   #collectTrailers = false;
-  readonly #lfEnds: boolean;
+  readonly #lenient: boolean;
   /**
-   * Where, in the buffer of the last `execute`, a framing line ended in LF alone (only with
-   * `lfEnds`); the caller empties it once it has used them.
+   * What, in the buffer of the last `execute`, a strict reader would refuse in the framing (only
+   * when lenient), in order: `i` for an LF alone at `i` (a CR goes before it), `~i` for a blank
+   * at `i` after a chunk's size (left out). The caller empties it once it has used them.
    */
-  readonly bareLfAt: number[] = [];
+  readonly repairs: number[] = [];
 
-  /** `lfEnds`: a framing line may end in LF alone (a backend's response; never a client's request). */
-  constructor(maxTrailerBytes: number, lfEnds = false) {
+  /**
+   * `lenient`: a backend's response (never a client's request), whose framing lines may end in
+   * LF alone and whose chunk sizes may be followed by blanks.
+   */
+  constructor(maxTrailerBytes: number, lenient = false) {
     this.#maxTrailerBytes = maxTrailerBytes;
-    this.#lfEnds = lfEnds;
+    this.#lenient = lenient;
   }
 
   reset(collectTrailers = false): void {
@@ -123,6 +130,8 @@ export class ChunkedParser {
             this.#state = S_SIZE_LF;
           } else if (state === S_SIZE && this.#bareLf(c, i)) {
             this.#sizeLineEnded(i);
+          } else if (state === S_SIZE && this.#blank(c, i)) {
+            this.#state = S_SIZE_BLANK;
           } else {
             return this.#fail('bad chunk size');
           }
@@ -155,6 +164,12 @@ export class ChunkedParser {
           else if (c === 0x3d && state === S_EXT_NAME) this.#state = S_EXT_VALUE_START;
           else if (this.#bareLf(c, i)) this.#sizeLineEnded(i);
           else if (TOKEN[c] !== 1 || state === S_EXT_AFTER_QUOTE) return this.#fail('bad chunk extension');
+          break;
+        case S_SIZE_BLANK:
+          if (c === 0x0d) this.#state = S_SIZE_LF;
+          else if (c === 0x3b) this.#state = S_EXT_NAME_START;
+          else if (this.#bareLf(c, i)) this.#sizeLineEnded(i);
+          else if (!this.#blank(c, i)) return this.#fail('bad chunk size');
           break;
         case S_SIZE_LF:
           if (c !== 0x0a) return this.#fail('bad line ending after chunk size');
@@ -206,8 +221,15 @@ export class ChunkedParser {
 
   /** True when `c`, just read at `i - 1`, is an LF that may end a line alone here; notes where. */
   #bareLf(c: number, i: number): boolean {
-    if (c !== 0x0a || !this.#lfEnds) return false;
-    this.bareLfAt.push(i - 1);
+    if (c !== 0x0a || !this.#lenient) return false;
+    this.repairs.push(i - 1);
+    return true;
+  }
+
+  /** True when `c`, just read at `i - 1`, is a blank that may follow a chunk's size; notes where. */
+  #blank(c: number, i: number): boolean {
+    if ((c !== 0x20 && c !== 0x09) || !this.#lenient) return false;
+    this.repairs.push(~(i - 1));
     return true;
   }
 

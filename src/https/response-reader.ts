@@ -188,18 +188,18 @@ export class ResponseReader {
           const decode = this.#decode;
           const decoded = this.#decoded;
           const end = this.#chunked.execute(buf, i, buf.length, decode ? decoded : null);
-          const bareLfAt = this.#chunked.bareLfAt;
+          const repairs = this.#chunked.repairs;
           if (end === -2) {
             decoded.ranges.length = 0;
-            bareLfAt.length = 0;
+            repairs.length = 0;
             sink.onResponseError(this.#chunked.error ?? 'bad chunked body');
             return;
           }
           const stop = end === -1 ? buf.length : end;
           if (decode) decoded.handOn(buf, sink);
-          else if (bareLfAt.length !== 0) relayWithCrlf(buf, i, stop, bareLfAt, sink);
+          else if (repairs.length !== 0) relayRepaired(buf, i, stop, repairs, sink);
           else if (stop > i) sink.onResponseBody(buf, i, stop);
-          bareLfAt.length = 0;
+          repairs.length = 0;
           i = stop;
           if (end >= 0) {
             this.#state = R_DONE;
@@ -235,22 +235,28 @@ export class ResponseReader {
 const CR = Buffer.from('\r', 'latin1');
 
 /**
- * Relays `buf[start, stop)` with a CR put back before each framing LF that came alone, so that a
- * client gets the CRLFs a chunked body is defined with (a strict client, Node's own among them,
- * refuses bare LFs; nginx re-frames the same way).
+ * Relays `buf[start, stop)` with its framing repaired (ChunkedParser's `repairs`): a CR put back
+ * before each LF that came alone, the blanks after a chunk's size left out. A client gets the
+ * framing a chunked body is defined with: a strict one, Node's own among them, refuses a bare LF
+ * or a blank in a size line (nginx re-frames such a body too).
  */
-function relayWithCrlf(
+function relayRepaired(
   buf: Buffer,
   start: number,
   stop: number,
-  bareLfAt: number[],
+  repairs: number[],
   sink: ResponseSink,
 ): void {
   let from = start;
-  for (const lf of bareLfAt) {
-    if (lf > from) sink.onResponseBody(buf, from, lf);
-    sink.onResponseBody(CR, 0, 1);
-    from = lf;
+  for (const repair of repairs) {
+    const at = repair < 0 ? ~repair : repair;
+    if (at > from) sink.onResponseBody(buf, from, at);
+    if (repair < 0) {
+      from = at + 1;
+    } else {
+      sink.onResponseBody(CR, 0, 1);
+      from = at;
+    }
   }
   if (stop > from) sink.onResponseBody(buf, from, stop);
 }

@@ -210,27 +210,28 @@ t.test(
 );
 
 t.test(
-  'a chunked body whose framing lines end in LF alone reaches HTTP/1.1 with CRLFs, HTTP/1.0 and HTTP/2 decoded',
+  'a chunked body whose framing lines end in LF alone, blanks after its sizes, reaches HTTP/1.1 repaired, HTTP/1.0 and HTTP/2 decoded',
   async (t) => {
     // The same backend as above, streaming: its size lines, data ends, trailers and last line end
-    // in LF alone; every other answer is written a byte at a time.
-    const framed = (path: string) =>
-      `5\nhello\n${(path.length + 1).toString(16)};x=1\n ${path}\n0\nX-Sum: ${path.length}\n\n`;
+    // in LF alone, and blanks pad its sizes; every other answer is written a byte at a time.
+    const framed = (path: string, blanks = '') =>
+      `5${blanks}\nhello\n${(path.length + 1).toString(16)}${blanks};x=1\n ${path}\n0${blanks}\nX-Sum: ${path.length}\n\n`;
     const sloppy = await answeringBackend(
-      (path) => `HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nTrailer: X-Sum\n\n${framed(path)}`,
+      (path) => `HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nTrailer: X-Sum\n\n${framed(path, ' \t ')}`,
       { byteAtATime: true },
     );
     t.teardown(() => sloppy.close());
     const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: sloppy.port }, { pair });
     t.teardown(() => fx.proxy.close());
-    // Node's client refuses a bare LF in chunked framing: it reads these only with the CRs put back.
+    // Node's client refuses a bare LF or a blank in chunked framing: it reads these only repaired.
     for (const path of ['/one', '/two']) {
       const r = await httpsRequest(fx.port, pair, { path });
       t.equal(r.status, 200, `HTTP/1.1 ${path}`);
       t.equal(r.body.toString(), `hello ${path}`);
       t.same(r.trailers, { 'x-sum': String(path.length) });
     }
-    // Two answers on one connection: byte for byte the backend's, a CR before each LF that was alone.
+    // Two answers on one connection: byte for byte the backend's, a CR before each LF that was
+    // alone, without the blanks.
     const raw = await rawExchange(
       fx.port,
       pair,
@@ -245,6 +246,7 @@ t.test(
     t.ok(bodies.startsWith(crlf(framed('/a'))), 'the first body, re-framed');
     t.ok(bodies.endsWith(crlf(framed('/bc'))), 'the second body, re-framed');
     t.notMatch(raw, /[^\r]\n/, 'no LF alone reaches the client');
+    t.notMatch(raw, /\t/, 'no blank after a size reaches the client');
     // HTTP/1.0: decoded, ended by the close.
     const old = await rawExchange(fx.port, pair, 'GET /ten HTTP/1.0\r\nHost: localhost\r\n\r\n');
     t.match(old, /^HTTP\/1\.1 200 OK\r\n/);

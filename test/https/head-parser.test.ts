@@ -419,25 +419,32 @@ t.test('chunked: trailers beyond the limit refused', async (t) => {
 });
 
 t.test(
-  'chunked from a backend: framing lines may end in LF alone; each is noted, at any split',
+  'chunked from a backend: framing lines may end in LF alone, blanks may follow a size; each is noted, at any split',
   async (t) => {
-    // Size line, extension, data end, trailer line and the last line each end in LF alone once.
-    const text = '5\nhello\r\nA;x=1\n0123456789\n3\r\nabc\r\n0\nX-Sum: 1\nX-B: 2\r\n\nNEXT';
+    // Size line, extension, data end, trailer line and the last line each end in LF alone once;
+    // three sizes are followed by blanks (before an LF alone, an extension, a CRLF).
+    const text = '5 \t\nhello\r\nA ;x=1\n0123456789\n3  \r\nabc\r\n0\nX-Sum: 1\nX-B: 2\r\n\nNEXT';
     const body = Buffer.from(text, 'latin1');
     const expectedEnd = body.length - 4;
     const lfs = [...text.matchAll(/(?<!\r)\n/g)].map((m) => m.index as number);
+    const blanks = [...text.matchAll(/^[0-9A-Fa-f]+([ \t]+)/dgm)].flatMap((m) => {
+      const [from, to] = m.indices![1] as [number, number];
+      return Array.from({ length: to - from }, (_, k) => ~(from + k));
+    });
     t.equal(lfs.length, 6);
+    t.equal(blanks.length, 5);
+    const expected = [...lfs, ...blanks].sort((a, b) => (a < 0 ? ~a : a) - (b < 0 ? ~b : b));
     for (let split = 0; split < expectedEnd; split++) {
       const p = new ChunkedParser(1024, true);
       p.reset();
       const seen: number[] = [];
       const first = split === 0 ? -1 : p.execute(body, 0, split, null);
-      seen.push(...p.bareLfAt);
-      p.bareLfAt.length = 0;
+      seen.push(...p.repairs);
+      p.repairs.length = 0;
       const end = p.execute(body, split, body.length, null);
-      seen.push(...p.bareLfAt);
-      if (first !== -1 || end !== expectedEnd || seen.join() !== lfs.join()) {
-        t.fail(`split ${split}: first ${first}, end ${end}, LFs at ${seen}`);
+      seen.push(...p.repairs);
+      if (first !== -1 || end !== expectedEnd || seen.join() !== expected.join()) {
+        t.fail(`split ${split}: first ${first}, end ${end}, repairs at ${seen}`);
       }
     }
     const data: string[] = [];
@@ -458,7 +465,7 @@ t.test(
     q.reset(true);
     t.equal(q.execute(bare, 0, bare.length, null), bare.length);
     t.equal(q.trailers, '');
-    t.same(q.bareLfAt, [1, 4, 6, 7]);
+    t.same(q.repairs, [1, 4, 6, 7]);
   },
 );
 
@@ -468,6 +475,10 @@ const badLenientChunked: [string, string][] = [
   ['data longer than its size', '3\nhello\n0\n\n'],
   ['CR then no LF after data', '5\nhello\rX0\n\n'],
   ['CR alone in a trailer', '0\nX: a\rb\n\n'],
+  ['a blank before a size', ' 5\r\nhello\r\n0\r\n\r\n'],
+  ['a blank inside a size', '1 0\r\n0123456789abcdef\r\n0\r\n\r\n'],
+  ['a blank after an extension', '5;x=1 \r\nhello\r\n0\r\n\r\n'],
+  ['something else after the blanks', '5 x\r\nhello\r\n0\r\n\r\n'],
 ];
 for (const [name, text] of badLenientChunked) {
   t.test(`chunked from a backend refused: ${name}`, async (t) => {
