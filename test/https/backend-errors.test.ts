@@ -167,6 +167,46 @@ t.test('a malformed response: 502', async (t) => {
 });
 
 t.test(
+  'a 101 the client did not ask for: 502 over HTTP/1.1 and HTTP/2, none of its bytes relayed, the next request answered',
+  async (t) => {
+    // The backend switches protocols on a plain GET, then speaks its new protocol on the connection.
+    const switching = await answeringBackend((path) =>
+      path === '/ok'
+        ? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
+        : 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nNEW-PROTOCOL-BYTES',
+    );
+    t.teardown(() => switching.close());
+    const fx = await startProxy({ kind: 'tcp', host: '127.0.0.1', port: switching.port }, { pair });
+    t.teardown(() => fx.proxy.close());
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+    const r = await httpsRequest(fx.port, pair, { path: '/switch', agent });
+    t.equal(r.status, 502, 'HTTP/1.1: 502');
+    t.notMatch(r.body.toString(), /NEW-PROTOCOL/);
+    const after = await httpsRequest(fx.port, pair, { path: '/ok', agent });
+    t.same([after.status, after.body.toString()], [200, 'ok'], 'the next request is answered');
+    const raw = await rawExchange(
+      fx.port,
+      pair,
+      'GET /switch HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
+    t.match(raw, /^HTTP\/1\.1 502 /, 'on the wire: a 502, not the 101');
+    t.notMatch(raw, /101|NEW-PROTOCOL/);
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => session.close());
+    const got = await h2Get(session, { ':path': '/switch' });
+    t.equal(Number(got.headers[':status']), 502, 'HTTP/2: 502');
+    t.notMatch(got.body.toString(), /NEW-PROTOCOL/);
+    const ok = await h2Get(session, { ':path': '/ok' });
+    t.same(
+      [Number(ok.headers[':status']), ok.body.toString()],
+      [200, 'ok'],
+      'and the next stream is answered',
+    );
+  },
+);
+
+t.test(
   'a backend whose head lines end in LF alone is answered, over HTTP/1.1 and HTTP/2; a bare CR is not',
   async (t) => {
     // RFC 9112 section 2.2; nginx and HAProxy accept such heads from a backend. Each answer is
