@@ -167,6 +167,40 @@ t.test('a malformed response: 502', async (t) => {
 });
 
 t.test(
+  'a response head larger than --max-header-size: 502, whether it ended or not (no wait for the rest)',
+  async (t) => {
+    const big = `X-Big: ${'a'.repeat(40_000)}\r\n`;
+    const huge = await answeringBackend((path) =>
+      path === '/unended'
+        ? // No end of head: the proxy must not wait for one (nor hold more than its limit).
+          `HTTP/1.1 200 OK\r\n${big}`
+        : path === '/ok'
+          ? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
+          : `HTTP/1.1 200 OK\r\n${big}Content-Length: 2\r\n\r\nok`,
+    );
+    t.teardown(() => huge.close());
+    const fx = await startProxy(
+      { kind: 'tcp', host: '127.0.0.1', port: huge.port },
+      { pair, limits: { backendTimeoutMs: 60_000 } },
+    );
+    t.teardown(() => fx.proxy.close());
+    for (const path of ['/ended', '/unended']) {
+      const r = await httpsRequest(fx.port, pair, { path });
+      t.equal(r.status, 502, `HTTP/1.1 ${path}: 502`);
+      t.notMatch(r.body.toString(), /aaaa/);
+    }
+    const session = http2.connect(`https://localhost:${fx.port}`, { ca: pair.cert });
+    t.teardown(() => session.close());
+    for (const path of ['/ended', '/unended']) {
+      const got = await h2Get(session, { ':path': path });
+      t.equal(Number(got.headers[':status']), 502, `HTTP/2 ${path}: 502`);
+    }
+    const ok = await httpsRequest(fx.port, pair, { path: '/ok' });
+    t.equal(ok.status, 200, 'the next request is answered');
+  },
+);
+
+t.test(
   'a 101 the client did not ask for: 502 over HTTP/1.1 and HTTP/2, none of its bytes relayed, the next request answered',
   async (t) => {
     // The backend switches protocols on a plain GET, then speaks its new protocol on the connection.

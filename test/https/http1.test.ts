@@ -124,6 +124,29 @@ t.test('pipelined requests answered in order', async (t) => {
   t.match(response, /"bodyLength":5/);
 });
 
+t.test(
+  'a request pipelined while the one before waits for the backend: answered after it, in order',
+  async (t) => {
+    const socket = await connectTls(fx.port, fx.pair);
+    t.teardown(() => socket.destroy());
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+    });
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const before = backend.requests;
+    socket.write('GET /slow?ms=300 HTTP/1.1\r\nHost: h\r\n\r\n');
+    // The second request comes in a read of its own, once the first is at the backend.
+    await waitFor(() => backend.requests > before, 'the first request to reach the backend');
+    t.equal(text, '', 'nothing answered yet');
+    socket.write('GET /p/after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
+    await closed;
+    const order = [...text.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1]);
+    t.same(order, ['/slow?ms=300', '/p/after'], 'both answered, in the order asked');
+    t.equal(text.match(/^HTTP\/1\.1 200 OK/gm)?.length, 2);
+  },
+);
+
 t.test('Expect: 100-continue passes through', async (t) => {
   const socket = await connectTls(fx.port, fx.pair);
   t.teardown(() => socket.destroy());
