@@ -25,17 +25,18 @@ const S_EXT_QUOTED_PAIR = 7;
 const S_EXT_AFTER_QUOTE = 8;
 const S_SIZE_LF = 9;
 /** After a chunk's size, blanks (a backend's response only). */
-const S_SIZE_BLANK = 19;
-const S_DATA = 10;
-const S_DATA_CR = 11;
-const S_DATA_LF = 12;
-// From here on, the bytes count against the trailer limit.
-const S_TRAILER_START = 13;
-const S_TRAILER_NAME = 14;
-const S_TRAILER_VALUE = 15;
-const S_TRAILER_LF = 16;
-const S_END_LF = 17;
-const S_DONE = 18;
+const S_SIZE_BLANK = 10;
+const S_DATA = 11;
+const S_DATA_CR = 12;
+const S_DATA_LF = 13;
+// From here on, the bytes count against the trailer limit (the states are ordered: a state at or
+// past S_TRAILER_START is in the trailer section).
+const S_TRAILER_START = 14;
+const S_TRAILER_NAME = 15;
+const S_TRAILER_VALUE = 16;
+const S_TRAILER_LF = 17;
+const S_END_LF = 18;
+const S_DONE = 19;
 
 const HEX = new Int8Array(256).fill(-1);
 for (let i = 0; i < 10; i++) HEX[0x30 + i] = i;

@@ -422,8 +422,8 @@ t.test(
   'chunked from a backend: framing lines may end in LF alone, blanks may follow a size; each is noted, at any split',
   async (t) => {
     // Size line, extension, data end, trailer line and the last line each end in LF alone once;
-    // three sizes are followed by blanks (before an LF alone, an extension, a CRLF).
-    const text = '5 \t\nhello\r\nA ;x=1\n0123456789\n3  \r\nabc\r\n0\nX-Sum: 1\nX-B: 2\r\n\nNEXT';
+    // four sizes are followed by blanks (before an LF alone, an extension, a CRLF, the trailers).
+    const text = '5 \t\nhello\r\nA ;x=1\n0123456789\n3  \r\nabc\r\n0 \nX-Sum: 1\nX-B: 2\r\n\nNEXT';
     const body = Buffer.from(text, 'latin1');
     const expectedEnd = body.length - 4;
     const lfs = [...text.matchAll(/(?<!\r)\n/g)].map((m) => m.index as number);
@@ -432,21 +432,64 @@ t.test(
       return Array.from({ length: to - from }, (_, k) => ~(from + k));
     });
     t.equal(lfs.length, 6);
-    t.equal(blanks.length, 5);
+    t.equal(blanks.length, 6);
     const expected = [...lfs, ...blanks].sort((a, b) => (a < 0 ? ~a : a) - (b < 0 ? ~b : b));
+    // Whatever the split, the same repairs, the same data and the same trailers (a read that
+    // starts among a size's blanks must not take them for trailer text).
     for (let split = 0; split < expectedEnd; split++) {
       const p = new ChunkedParser(1024, true);
-      p.reset();
+      p.reset(true);
       const seen: number[] = [];
-      const first = split === 0 ? -1 : p.execute(body, 0, split, null);
+      let data = '';
+      const sink = { onChunkData: (b: Buffer, s: number, e: number) => (data += b.toString('latin1', s, e)) };
+      const first = split === 0 ? -1 : p.execute(body, 0, split, sink);
       seen.push(...p.repairs);
       p.repairs.length = 0;
-      const end = p.execute(body, split, body.length, null);
+      const end = p.execute(body, split, body.length, sink);
       seen.push(...p.repairs);
-      if (first !== -1 || end !== expectedEnd || seen.join() !== expected.join()) {
-        t.fail(`split ${split}: first ${first}, end ${end}, repairs at ${seen}`);
+      const trailers = JSON.stringify(parseTrailers(p.trailers));
+      if (
+        first !== -1 ||
+        end !== expectedEnd ||
+        seen.join() !== expected.join() ||
+        data !== 'hello0123456789abc' ||
+        trailers !== '[["x-sum","1"],["x-b","2"]]'
+      ) {
+        t.fail(
+          `split ${split}: first ${first}, end ${end}, repairs at ${seen}, data ${data}, trailers ${trailers}`,
+        );
       }
     }
+    // A byte at a time: every read starts and ends in another state.
+    const bytewise = new ChunkedParser(1024, true);
+    bytewise.reset(true);
+    let bytewiseData = '';
+    let bytewiseEnd = -1;
+    for (let i = 0; i < body.length && bytewiseEnd === -1; i++) {
+      bytewiseEnd = bytewise.execute(body, i, i + 1, {
+        onChunkData: (b, s, e) => {
+          bytewiseData += b.toString('latin1', s, e);
+        },
+      });
+    }
+    t.same(
+      {
+        end: bytewiseEnd,
+        repairs: bytewise.repairs,
+        data: bytewiseData,
+        trailers: parseTrailers(bytewise.trailers),
+      },
+      {
+        end: expectedEnd,
+        repairs: expected,
+        data: 'hello0123456789abc',
+        trailers: [
+          ['x-sum', '1'],
+          ['x-b', '2'],
+        ],
+      },
+      'a byte at a time: the same',
+    );
     const data: string[] = [];
     const p = new ChunkedParser(1024, true);
     p.reset(true);
