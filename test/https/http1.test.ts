@@ -81,20 +81,26 @@ for (const [name, request, status] of smuggling) {
   });
 }
 
+/** A TLS connection to the proxy, and all it has received so far as text. */
+async function receiving(t: Test): Promise<{ socket: tls.TLSSocket; received: () => string }> {
+  const socket = await connectTls(fx.port, fx.pair);
+  t.teardown(() => socket.destroy());
+  let text = '';
+  socket.on('data', (c: Buffer) => {
+    text += c.toString('latin1');
+  });
+  return { socket, received: () => text };
+}
+
 t.test(
   'keep-alive: many requests on one client connection share one pooled backend connection',
   async (t) => {
-    const socket = await connectTls(fx.port, fx.pair);
-    t.teardown(() => socket.destroy());
-    let text = '';
-    socket.on('data', (c: Buffer) => {
-      text += c.toString('latin1');
-    });
+    const { socket, received } = await receiving(t);
     for (let i = 0; i < 20; i++) {
       socket.write(`GET /n/${i} HTTP/1.1\r\nHost: h\r\n\r\n`);
       await new Promise<void>((resolve) => {
         const check = (): void => {
-          if (text.includes(`"/n/${i}"`)) {
+          if (received().includes(`"/n/${i}"`)) {
             socket.off('data', check);
             resolve();
           }
@@ -103,7 +109,7 @@ t.test(
         check();
       });
     }
-    t.equal(text.match(/HTTP\/1\.1 200 OK/g)?.length, 20);
+    t.equal(received().match(/HTTP\/1\.1 200 OK/g)?.length, 20);
     const open = await new Promise<number>((resolve) => backend.server.getConnections((_e, n) => resolve(n)));
     t.ok(open <= 3, `backend connections in use: ${open}`);
   },
@@ -127,20 +133,15 @@ t.test('pipelined requests answered in order', async (t) => {
 t.test(
   'a request pipelined while the one before waits for the backend: answered after it, in order',
   async (t) => {
-    const socket = await connectTls(fx.port, fx.pair);
-    t.teardown(() => socket.destroy());
-    let text = '';
-    socket.on('data', (c: Buffer) => {
-      text += c.toString('latin1');
-    });
-    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const { socket, received } = await receiving(t);
     const before = backend.requests;
     socket.write('GET /slow?ms=300 HTTP/1.1\r\nHost: h\r\n\r\n');
     // The second request comes in a read of its own, once the first is at the backend.
     await waitFor(() => backend.requests > before, 'the first request to reach the backend');
-    t.equal(text, '', 'nothing answered yet');
+    t.equal(received(), '', 'nothing answered yet');
     socket.write('GET /p/after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
-    await closed;
+    await waitFor(() => socket.closed, 'the connection to close after the second answer');
+    const text = received();
     const order = [...text.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1]);
     t.same(order, ['/slow?ms=300', '/p/after'], 'both answered, in the order asked');
     t.equal(text.match(/^HTTP\/1\.1 200 OK/gm)?.length, 2);
