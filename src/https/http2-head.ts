@@ -27,9 +27,17 @@ const SKIP_RESPONSE = new Set([
   'upgrade',
 ]);
 
-/** A stream's request as an HTTP/1.1 head (ending in its blank line), and whether it gave a length. */
-export function http1RequestHead(headers: http2.IncomingHttpHeaders): { text: string; hasLength: boolean } {
-  const method = String(headers[':method'] ?? 'GET');
+/**
+ * A stream's request as an HTTP/1.1 head (ending in its blank line), and whether it gave a length.
+ * With `websocketKey` the stream is a WebSocket's extended CONNECT (RFC 8441): its head is the
+ * HTTP/1.1 handshake it stands for, a GET with `Upgrade: websocket` and that key (HTTP/2 has no
+ * Sec-WebSocket-Key: a client's own is not passed on).
+ */
+export function http1RequestHead(
+  headers: http2.IncomingHttpHeaders,
+  websocketKey = '',
+): { text: string; hasLength: boolean } {
+  const method = websocketKey === '' ? String(headers[':method'] ?? 'GET') : 'GET';
   const path = String(headers[':path'] ?? '/');
   const authority = headers[':authority'] ?? headers.host;
   let text = `${method} ${path} HTTP/1.1\r\n`;
@@ -38,11 +46,13 @@ export function http1RequestHead(headers: http2.IncomingHttpHeaders): { text: st
   for (const name of Object.keys(headers)) {
     if (name.charCodeAt(0) === 0x3a || SKIP_REQUEST.has(name)) continue;
     const value = headers[name];
-    if (value === undefined) continue;
+    if (value === undefined || (websocketKey !== '' && name === 'sec-websocket-key')) continue;
     if (name === 'content-length') hasLength = true;
     if (Array.isArray(value)) for (const v of value) text += `${name}: ${v}\r\n`;
     else text += `${name}: ${value}\r\n`;
   }
+  if (websocketKey !== '')
+    text += `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${websocketKey}\r\n`;
   return { text: `${text}\r\n`, hasLength };
 }
 

@@ -24,6 +24,7 @@ import {
 } from './http2-head.js';
 import type { StreamSpares } from './http2-spares.js';
 import { H2Upload, type H2UploadHost } from './http2-upload.js';
+import { H2Tunnel, newWebSocketKey, websocketAccept } from './http2-websocket.js';
 import type { BackendConn } from './pool.js';
 import { newRequestUuid } from './request-uuid.js';
 import type { ResponseReader } from './response-reader.js';
@@ -62,6 +63,11 @@ export class H2Stream implements ExchangeClient {
   #backendAt = 0;
   /** Of #out, the response head's (counted in its HTTP/1 form, as #out counts it). */
   #headOut = 0;
+  /**
+   * A WebSocket's extended CONNECT (RFC 8441): the Sec-WebSocket-Key of the HTTP/1.1 handshake
+   * the backend gets in its place; '' for any other stream.
+   */
+  readonly #websocketKey: string;
 
   constructor(
     core: ProxyCore,
@@ -74,7 +80,11 @@ export class H2Stream implements ExchangeClient {
     this.#stream = stream;
     this.#peer = peer;
     this.#spares = spares;
-    const { text, hasLength } = http1RequestHead(headers);
+    // Extended CONNECT (RFC 8441; the server's SETTINGS allow it): only WebSockets are carried.
+    const extended = headers[':protocol'];
+    this.#websocketKey =
+      extended !== undefined && String(extended).toLowerCase() === 'websocket' ? newWebSocketKey() : '';
+    const { text, hasLength } = http1RequestHead(headers, this.#websocketKey);
     // Counted as HTTP/1 counts a request: its head (here in its HTTP/1.1 form) and its body.
     core.stats.bytesIn += text.length;
     this.#in = text.length;
@@ -95,8 +105,10 @@ export class H2Stream implements ExchangeClient {
     }
     const error = parseRequestText(head, text.slice(0, text.length - 4));
     if (error !== null || head.method === 'CONNECT') {
+      // A tunnel to a host (CONNECT) is not what a reverse proxy is for; a protocol other than
+      // WebSocket over extended CONNECT (WebTransport, say) is one it does not carry.
       this.#finished = true;
-      this.#respondCanned(error === null ? 400 : statusForHeadError(error));
+      this.#respondCanned(error !== null ? statusForHeadError(error) : extended === undefined ? 400 : 501);
       return;
     }
     stream.on('close', this.#onClose);
@@ -104,10 +116,11 @@ export class H2Stream implements ExchangeClient {
     this.#teTrailers = headers.te === 'trailers';
     // An h2c backend takes the body as a stream of its own: nothing is held. Its trailers may
     // come with the whole body before the backend stream is taken: listened for from here.
-    if (core.h2c !== undefined) {
-      if (!stream.endAfterHeaders) stream.once('trailers', this.#onRequestTrailers);
-    } else if (!stream.endAfterHeaders)
-      this.#upload = new H2Upload(core, stream, this.#uploadHost(), hasLength);
+    // A WebSocket's frames are no body: they wait in the stream until the backend's 101.
+    if (this.#websocketKey !== '' || stream.endAfterHeaders) {
+      // nothing to take before the backend answers
+    } else if (core.h2c !== undefined) stream.once('trailers', this.#onRequestTrailers);
+    else this.#upload = new H2Upload(core, stream, this.#uploadHost(), hasLength);
     // The backend is taken one turn of the event loop later: a stream its client resets at
     // once (HTTP/2 rapid reset, CVE-2023-44487: HEADERS then RST_STREAM in one packet, over and
     // over) is gone by then and costs no backend connection (issue 9, item 23). Its body, if
@@ -121,9 +134,11 @@ export class H2Stream implements ExchangeClient {
     stream.on('drain', this.#onDrain);
     this.#requestId = requestIdFor(head, this.#core.settings);
     const upload = this.#upload;
-    const sent = buildRequestHead(head, peer, this.#core.settings, false, this.#requestId, upload?.holds);
+    const websocket = this.#websocketKey !== '';
+    const sent = buildRequestHead(head, peer, this.#core.settings, websocket, this.#requestId, upload?.holds);
     const h2c = this.#core.h2c;
-    if (h2c !== undefined) {
+    // A WebSocket goes to the backend as the HTTP/1.1 handshake it stands for, h2c or not.
+    if (h2c !== undefined && !websocket) {
       const origins = this.#core.grpcWebOrigins;
       const preflight = origins?.preflightFor(head) ?? null;
       if (preflight !== null) {
@@ -403,18 +418,57 @@ export class H2Stream implements ExchangeClient {
   }
 
   onSwitchingProtocols(
-    _head: Head,
+    head: Head,
     _raw: Buffer,
-    _start: number,
-    _end: number,
-    _rest: Buffer,
+    start: number,
+    end: number,
+    rest: Buffer,
     conn: BackendConn,
   ): void {
-    this.#core.pool.failure('bad response: 101 on an HTTP/2 stream', null, 502);
-    conn.owner = null;
-    conn.socket.destroy();
     this.#exchange = null;
-    this.onExchangeFailed(502, 'bad response: 101 on an HTTP/2 stream');
+    const key = this.#websocketKey;
+    const refusal =
+      key === ''
+        ? '101 on an HTTP/2 stream'
+        : head.upgrade?.toLowerCase() !== 'websocket'
+          ? `101 to a WebSocket handshake upgrades to ${JSON.stringify(head.upgrade ?? '')}`
+          : head.header('sec-websocket-accept') !== websocketAccept(key)
+            ? '101 with a Sec-WebSocket-Accept that does not match the key'
+            : '';
+    if (refusal !== '') {
+      this.#core.pool.failure(`bad response: ${refusal}`, null, 502);
+      conn.owner = null;
+      conn.socket.destroy();
+      this.onExchangeFailed(502, `bad response: ${refusal}`);
+      return;
+    }
+    // The WebSocket is open: on HTTP/2 a 200 says so (RFC 8441 section 5), with the backend's
+    // subprotocol and extensions; the accept key was the HTTP/1.1 handshake's own.
+    const headers = http2ResponseHeaders(head, undefined);
+    headers[':status'] = 200;
+    delete headers['sec-websocket-accept'];
+    const stream = this.#stream;
+    try {
+      stream.respond(headers);
+    } catch (error) {
+      const detail = `response head not valid for HTTP/2: ${(error as Error).message}`;
+      this.#core.pool.failure(detail, null, 502);
+      conn.owner = null;
+      conn.socket.destroy();
+      this.onExchangeFailed(502, detail);
+      return;
+    }
+    this.#responded = true;
+    this.#finished = true;
+    this.#status = 101;
+    this.#backendAt = performance.now();
+    this.#core.stats.bytesOut += end - start;
+    this.#out += end - start;
+    this.#headOut = end - start;
+    // Logged as its 101, as a WebSocket over HTTP/1.1 is: the 200 is how HTTP/2 says it.
+    this.#recordEnd(101, undefined);
+    // The stream and the backend connection spliced: the tunnel holds itself through their listeners.
+    new H2Tunnel(this.#core, stream, conn, rest);
   }
 
   onExchangeFailed(status: number, detail: string): void {

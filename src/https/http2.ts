@@ -36,6 +36,9 @@ export class Http2Front {
       maxHeaderListPairs: 400,
       settings: {
         enablePush: false,
+        // WebSockets over HTTP/2 (RFC 8441): a browser opens them as streams of the connection
+        // it has, instead of a TLS connection of its own each (http2-websocket.ts).
+        enableConnectProtocol: true,
         maxConcurrentStreams: 128,
         maxHeaderListSize: 2 * core.limits.maxHeaderBytes,
       },
