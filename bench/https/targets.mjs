@@ -197,6 +197,39 @@ http {
   };
 }
 
+/**
+ * nginx as the WebSocket proxy its documentation shows (Upgrade and Connection passed on), in
+ * front of `originPort`. HTTP/1.1 only: nginx does not allow WebSockets over HTTP/2 (RFC 8441).
+ */
+export async function startNginxWebSocketProxy(dir, sourcePair, originPort) {
+  const pair = ownCopy(sourcePair, join(dir, 'nginx-ws-certs'), 'proxy');
+  const port = await freePort();
+  const { top, temps } = nginxCommon(dir, 'ws-proxy');
+  const config = `${top}
+http {
+  ${temps}
+  server {
+    listen 127.0.0.1:${port} ssl backlog=4096;
+    ssl_certificate ${pair.cert};
+    ssl_certificate_key ${pair.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ${NGINX_TLS_POLICY}
+    location / {
+      proxy_pass http://127.0.0.1:${originPort};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto https;
+    }
+  }
+}
+`;
+  const proc = await startNginx(dir, 'ws-proxy', config, port);
+  return { name: 'nginx', pid: proc.pid, port, proc, stop: () => proc.stop('SIGQUIT') };
+}
+
 /** A bare Node TLS server that answers by itself: what Node costs with no proxying. */
 export async function startBareNode(_dir, pair, { extraNodeArgs = [] } = {}) {
   const port = await freePort();

@@ -234,6 +234,8 @@ t.test(
     const { stream, headers } = await extendedConnect(session, '/echo');
     t.equal(headers[':status'], 200);
     t.equal(upgrades[before]?.[':line'], 'GET /echo HTTP/1.1');
+    const keys = new Set(upgrades.map((headers) => headers['sec-websocket-key']));
+    t.equal(keys.size, upgrades.length, 'each handshake has a key of its own');
     const echoed = readBytes(stream, 5);
     stream.write('hello');
     t.equal(String(await echoed), 'hello');
