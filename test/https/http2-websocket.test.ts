@@ -56,7 +56,9 @@ app.on('upgrade', (req, socket, head) => {
 await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
 
 // A backend as raw bytes: /echo echoes whatever comes after its 101 and ends when the proxy
-// does; /bad-accept answers with a key that is not the one owed.
+// does; /bad-accept answers with a key that is not the one owed; /stall reads nothing after
+// its 101 (kept in `stalled`, for the test to close with bytes unread: a TCP reset).
+let stalled: net.Socket | undefined;
 const rawSockets = new Set<net.Socket>();
 const raw = net.createServer((socket) => {
   rawSockets.add(socket);
@@ -82,6 +84,11 @@ const raw = net.createServer((socket) => {
       `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: chat\r\n\r\n`,
     );
     const rest = Buffer.from(text.slice(end + 4), 'latin1');
+    if (path === '/stall') {
+      socket.pause();
+      stalled = socket;
+      return;
+    }
     if (rest.length > 0) socket.write(rest);
     socket.pipe(socket);
   };
@@ -250,6 +257,36 @@ t.test("a client's reset closes the backend connection", async (t) => {
   stream.close(http2.constants.NGHTTP2_CANCEL);
   await waitFor(() => rawSockets.size === 0, 'the backend connection to close after the client reset');
   t.pass();
+});
+
+/** Bytes the kernel holds unread for `socket` (its Recv-Q, from `ss`). */
+function unreadBytes(socket: net.Socket): number {
+  const out = spawnSync(
+    'ss',
+    ['-tnH', 'state', 'established', `( sport = :${socket.localPort} and dport = :${socket.remotePort} )`],
+    {
+      encoding: 'utf8',
+    },
+  ).stdout;
+  return Number(out.trim().split(/\s+/)[0] ?? 0);
+}
+
+t.test("a backend's failure resets the stream (CONNECT_ERROR), not a clean end", async (t) => {
+  const session = await settledSession(t, rawFx.port);
+  const { stream } = await extendedConnect(session, '/stall');
+  stream.on('error', () => {});
+  stream.resume();
+  await waitFor(() => stalled !== undefined, 'the backend to take the WebSocket');
+  const backend = stalled!;
+  // The backend reads nothing more: what the client sends piles up unread in its kernel
+  // buffer, and closing it then makes the kernel send a reset rather than a FIN.
+  stream.write(Buffer.alloc(1024 * 1024, 1));
+  await waitFor(() => unreadBytes(backend) > 0, "bytes unread in the backend's kernel buffer");
+  // (After a clean end instead, END_STREAM, the stream would stay half open: no close, and the
+  // test fails by its timeout. A reset also ends the readable side first: 'end' tells nothing.)
+  const closed = new Promise<number>((resolve) => stream.once('close', () => resolve(stream.rstCode ?? -1)));
+  backend.destroy();
+  t.equal(await closed, http2.constants.NGHTTP2_CONNECT_ERROR);
 });
 
 t.test('a wrong accept key is a 502; a refused handshake is passed on', async (t) => {
