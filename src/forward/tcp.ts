@@ -255,12 +255,17 @@ export class TcpForwarder implements Forwarder {
       watch.set(this.#idleMs);
       client.once('close', () => sweep.unwatch(watch));
     }
-    // Either side closing abruptly takes the other down; a clean end is passed by pipe as a half-close.
+    // Either side closing abruptly takes the other down, a reset (a side that failed) as a reset;
+    // a clean end is passed by pipe as a half-close.
     upstream.on('close', () => {
-      if (!client.destroyed && (upstream.errored || !client.writableEnded)) client.destroy();
+      if (client.destroyed) return;
+      if (upstream.errored) abort(client);
+      else if (!client.writableEnded) client.destroy();
     });
     client.on('close', () => {
-      if (!upstream.destroyed && (client.errored || !upstream.writableEnded)) upstream.destroy();
+      if (upstream.destroyed) return;
+      if (client.errored) abort(upstream);
+      else if (!upstream.writableEnded) upstream.destroy();
     });
     if (this.#proxyProtocol !== undefined) {
       upstream.write(
@@ -367,4 +372,18 @@ export function listenError(
   return new HarborError('E_LISTEN', `${name}: cannot listen on ${where}: ${error.code ?? error.message}`, {
     cause: error,
   });
+}
+
+/**
+ * Closes `socket` with a TCP reset, as the kernel data plane passes one on: a side that failed
+ * (a reset, a timeout) passed on as a FIN would tell the other a clean end, and a client reading
+ * to the close would take a cut answer for a whole one. A Unix socket has no reset: closed.
+ */
+function abort(socket: net.Socket): void {
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    // ERR_INVALID_HANDLE_TYPE: not a TCP socket.
+    socket.destroy();
+  }
 }

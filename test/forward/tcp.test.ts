@@ -4,7 +4,7 @@ import t, { type Test } from 'tap';
 import { fixedPicker, type Picker, type Target, TcpForwarder } from '../../src/forward/index.js';
 import { relayReadBuffers } from '../../src/forward/tcp.js';
 import { silentLogger } from '../../src/log/index.js';
-import { refusingPort } from '../helpers/net.js';
+import { refusingPort, unreadBytes } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import { echoServer, listenTcp, tagServer, tcpRequest } from './fixtures/net.js';
 
@@ -329,4 +329,54 @@ t.test('--tcp-idle-timeout: a target that accepts and goes silent does not hold 
   await closed;
   t.pass('the client connection is closed by the idle timeout');
   await waitFor(() => forwarder.openConnections === 0, 'the relay to end');
+});
+
+/** How `socket`'s connection ended: 'end' for a FIN, else the error's code (ECONNRESET for a reset). */
+function howItEnds(socket: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    socket.once('end', () => resolve('end'));
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+  });
+}
+
+t.test('a reset from either side reaches the other as a reset, not as a clean end', async (t) => {
+  // The target closes with bytes unread (a reset); every byte the client sent was taken from
+  // it by the relay, so that only the relay's passing on can make the client's close a reset.
+  let accepted: net.Socket | undefined;
+  // pauseOnConnect: the target never reads, and what reaches it stays in its kernel buffer.
+  const target = net.createServer({ pauseOnConnect: true }, (socket) => {
+    socket.on('error', () => {});
+    accepted = socket;
+  });
+  await listenTcp(target);
+  t.teardown(() => target.close());
+  const forwarder = await startTcp(
+    t,
+    fixedPicker({ host: '127.0.0.1', port: (target.address() as net.AddressInfo).port }),
+  );
+  const client = net.connect({ host: '127.0.0.1', port: forwarder.port! });
+  const clientEnds = howItEnds(client);
+  client.write('hello');
+  await waitFor(() => accepted !== undefined && unreadBytes(accepted) > 0, 'bytes unread at the target');
+  accepted!.destroy();
+  t.equal(await clientEnds, 'ECONNRESET', "the target's reset reaches the client");
+
+  // The other way: the client resets (it closes with the target's bytes unread). Paused
+  // before it connects, it never reads.
+  let second: net.Socket | undefined;
+  target.removeAllListeners('connection');
+  target.on('connection', (socket: net.Socket) => {
+    socket.on('error', () => {});
+    second = socket;
+    socket.write('hello back');
+    socket.resume();
+  });
+  const other = net.connect({ host: '127.0.0.1', port: forwarder.port! });
+  other.on('error', () => {});
+  other.pause();
+  await waitFor(() => second !== undefined && unreadBytes(other) > 0, 'bytes unread at the client');
+  const targetEnds = howItEnds(second!);
+  other.destroy();
+  t.equal(await targetEnds, 'ECONNRESET', "the client's reset reaches the target");
+  await waitFor(() => forwarder.openConnections === 0, 'the relays to end');
 });

@@ -1,5 +1,6 @@
 // Small loopback helpers for tests: free ports, a connected socket pair, a backend
 // that echoes what it received, a TLS probe that reports the certificate served.
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { type AddressInfo, connect, createServer, type NetConnectOpts, type Socket } from 'node:net';
@@ -162,4 +163,14 @@ export function readText(stream: NodeJS.ReadableStream): Promise<string> {
     stream.on('end', () => resolve(text));
     stream.on('error', reject);
   });
+}
+
+/**
+ * Bytes the kernel holds unread for `socket` (its Recv-Q, from `ss`). Closing a socket with
+ * bytes unread makes the kernel send a reset rather than a FIN: how tests make a peer fail.
+ */
+export function unreadBytes(socket: Socket): number {
+  const filter = `( sport = :${socket.localPort} and dport = :${socket.remotePort} )`;
+  const out = spawnSync('ss', ['-tnH', 'state', 'established', filter], { encoding: 'utf8' }).stdout;
+  return Number(out.trim().split(/\s+/)[0] || 0);
 }

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { WebSocketServer } from 'ws';
 import { AccessLog } from '../../src/https/access-log.js';
+import { unreadBytes } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   h2Client,
@@ -258,18 +259,6 @@ t.test("a client's reset closes the backend connection", async (t) => {
   await waitFor(() => rawSockets.size === 0, 'the backend connection to close after the client reset');
   t.pass();
 });
-
-/** Bytes the kernel holds unread for `socket` (its Recv-Q, from `ss`). */
-function unreadBytes(socket: net.Socket): number {
-  const out = spawnSync(
-    'ss',
-    ['-tnH', 'state', 'established', `( sport = :${socket.localPort} and dport = :${socket.remotePort} )`],
-    {
-      encoding: 'utf8',
-    },
-  ).stdout;
-  return Number(out.trim().split(/\s+/)[0] ?? 0);
-}
 
 t.test("a backend's failure resets the stream (CONNECT_ERROR), not a clean end", async (t) => {
   const session = await settledSession(t, rawFx.port);
