@@ -436,10 +436,7 @@ export class H2Stream implements ExchangeClient {
             ? '101 with a Sec-WebSocket-Accept that does not match the key'
             : '';
     if (refusal !== '') {
-      this.#core.pool.failure(`bad response: ${refusal}`, null, 502);
-      conn.owner = null;
-      conn.socket.destroy();
-      this.onExchangeFailed(502, `bad response: ${refusal}`);
+      this.#refuseSwitch(conn, `bad response: ${refusal}`);
       return;
     }
     // The WebSocket is open: on HTTP/2 a 200 says so (RFC 8441 section 5), with the backend's
@@ -451,11 +448,7 @@ export class H2Stream implements ExchangeClient {
     try {
       stream.respond(headers);
     } catch (error) {
-      const detail = `response head not valid for HTTP/2: ${(error as Error).message}`;
-      this.#core.pool.failure(detail, null, 502);
-      conn.owner = null;
-      conn.socket.destroy();
-      this.onExchangeFailed(502, detail);
+      this.#refuseSwitch(conn, `response head not valid for HTTP/2: ${(error as Error).message}`);
       return;
     }
     this.#responded = true;
@@ -469,6 +462,14 @@ export class H2Stream implements ExchangeClient {
     this.#recordEnd(101, undefined);
     // The stream and the backend connection spliced: the tunnel holds itself through their listeners.
     new H2Tunnel(this.#core, stream, conn, rest);
+  }
+
+  /** A 101 this stream cannot take: the backend connection (the backend's protocol now) is closed, the client gets its 502. */
+  #refuseSwitch(conn: BackendConn, detail: string): void {
+    this.#core.pool.failure(detail, null, 502);
+    conn.owner = null;
+    conn.socket.destroy();
+    this.onExchangeFailed(502, detail);
   }
 
   onExchangeFailed(status: number, detail: string): void {
