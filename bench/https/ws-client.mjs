@@ -44,8 +44,8 @@ let errors = 0;
 let lastError = '';
 
 /** Runs one session over `duplex` once it is open; resolves when the server's frames all came and it ended. */
-function converse(duplex, skip, resolve, fail) {
-  let got = -skip;
+function converse(duplex, resolve, fail) {
+  let got = 0;
   let closing = false;
   duplex.on('data', (chunk) => {
     got += chunk.length;
@@ -86,7 +86,7 @@ function h1Session() {
           return;
         }
         // Bytes after the head are frames already: counted by converse() from here.
-        converse(socket, 0, resolve, reject);
+        converse(socket, resolve, reject);
         const rest = Buffer.from(head.slice(end + 4), 'latin1');
         if (rest.length > 0) socket.emit('data', rest);
       };
@@ -112,7 +112,7 @@ function h2Session(session) {
         stream.close();
         return;
       }
-      converse(stream, 0, resolve, reject);
+      converse(stream, resolve, reject);
     });
   });
 }

@@ -47,7 +47,6 @@ export class H2Tunnel implements BackendOwner {
   readonly #backend: BackendConn;
   /** The backend is paused until the stream drains. */
   #backendPaused = false;
-  #over = false;
 
   /** Takes `backend` over (its events come here from now on) and starts relaying; `rest`: backend bytes read after its 101. */
   constructor(core: ProxyCore, stream: http2.ServerHttp2Stream, backend: BackendConn, rest: Buffer) {
@@ -82,7 +81,11 @@ export class H2Tunnel implements BackendOwner {
 
   /** The stream is closed (both ends done, reset, or the session gone): nothing more can reach the client. */
   #onClientClose = (): void => {
-    this.#finish();
+    const stream = this.#stream;
+    stream.off('data', this.#onClientData);
+    stream.off('end', this.#onClientEnd);
+    stream.off('drain', this.#onClientDrain);
+    stream.off('close', this.#onClientClose);
     this.#backend.owner = null;
     this.#backend.socket.destroy();
   };
@@ -113,15 +116,5 @@ export class H2Tunnel implements BackendOwner {
     if (stream.destroyed) return;
     if (error === null) stream.end();
     else stream.close(NGHTTP2_CONNECT_ERROR);
-  }
-
-  #finish(): void {
-    if (this.#over) return;
-    this.#over = true;
-    const stream = this.#stream;
-    stream.off('data', this.#onClientData);
-    stream.off('end', this.#onClientEnd);
-    stream.off('drain', this.#onClientDrain);
-    stream.off('close', this.#onClientClose);
   }
 }
