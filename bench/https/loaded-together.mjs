@@ -7,7 +7,7 @@
 // compare builds (ab.mjs) and settings (access-log.mjs) of the same proxy.
 
 import { runH2load } from '../lib/h2load.mjs';
-import { treeCpuSeconds } from '../lib/proc.mjs';
+import { mainThreadCpuSeconds, treeCpuSeconds } from '../lib/proc.mjs';
 import { runHandshakes, waitForOk } from '../lib/tls-probe.mjs';
 import { runWrk } from '../lib/wrk.mjs';
 import { SMALL_PATH } from './targets.mjs';
@@ -19,7 +19,8 @@ import { SMALL_PATH } from './targets.mjs';
  * `connections` connections of 10 streams each, HTTP/2; with `fresh`: the bench's handshake
  * client, `connections` at a time, each a new connection with a full handshake carrying one
  * request), and stopped. `round` rotates the order in which they are started and loaded, so
- * that no target is always first.
+ * that no target is always first. `mainThread` holds the same for each target's main thread
+ * alone (the serving thread of a Node target).
  * A failed request fails the run: a target that errors would look cheap.
  */
 export async function cpuPerRequestLoadedTogether(starters, options = {}) {
@@ -33,11 +34,14 @@ export async function cpuPerRequestLoadedTogether(starters, options = {}) {
     for (const i of order) await waitForOk(targets[i].port, SMALL_PATH, { h2: load.h2 });
     await loadAll(1);
     const cpu0 = targets.map((t) => treeCpuSeconds(t.pid));
+    const main0 = targets.map((t) => mainThreadCpuSeconds(t.pid));
     const results = await loadAll(seconds); // in `order`
-    const perRequest = [];
+    const perRequest = Object.assign([], { mainThread: [] });
     for (const [k, i] of order.entries()) {
       if (results[k].failed > 0) throw new Error(`${targets[i].name}: ${results[k].failed} failed requests`);
       perRequest[i] = ((treeCpuSeconds(targets[i].pid) - cpu0[i]) * 1e6) / Math.max(1, results[k].requests);
+      perRequest.mainThread[i] =
+        ((mainThreadCpuSeconds(targets[i].pid) - main0[i]) * 1e6) / Math.max(1, results[k].requests);
     }
     return perRequest;
   } finally {

@@ -6,7 +6,7 @@
 // identical builds differ much less from round to round (docs/benchmarks.md,
 // "Pinned runs and fixed rates").
 import { pinBenchOrExit, pinTargetTree } from '../lib/pin.mjs';
-import { treeCpuSeconds } from '../lib/proc.mjs';
+import { mainThreadCpuSeconds, treeCpuSeconds } from '../lib/proc.mjs';
 import { waitForOk } from '../lib/tls-probe.mjs';
 import { cpuPerRequestLoadedTogether, loadOptions, loadTarget } from './loaded-together.mjs';
 import { SMALL_PATH } from './targets.mjs';
@@ -15,13 +15,14 @@ import { SMALL_PATH } from './targets.mjs';
  * CPU per request (us, from /proc/PID/stat) of each target, in the order of `starters`, each
  * started, pinned, warmed up for 2 s with its own load, measured for `seconds` and stopped
  * before the next starts; the options are those of cpuPerRequestLoadedTogether, and `round`
- * rotates the order. The caller has pinned itself (pinBenchOrExit()).
+ * rotates the order. The caller has pinned itself (pinBenchOrExit()). `mainThread` holds the
+ * same for each target's main thread alone (the serving thread of a Node target).
  * A failed request fails the run: a target that errors would look cheap.
  */
 export async function cpuPerRequestPinned(starters, options = {}) {
   const { load, seconds, round } = loadOptions(options);
   const shift = round % starters.length;
-  const perRequest = [];
+  const perRequest = Object.assign([], { mainThread: [] });
   for (let k = 0; k < starters.length; k++) {
     const i = (k + shift) % starters.length;
     const target = await starters[i]();
@@ -30,9 +31,12 @@ export async function cpuPerRequestPinned(starters, options = {}) {
       await waitForOk(target.port, SMALL_PATH, { h2: load.h2 });
       await loadTarget(target, load, 2);
       const cpu0 = treeCpuSeconds(target.pid);
+      const main0 = mainThreadCpuSeconds(target.pid);
       const result = await loadTarget(target, load, seconds);
       if (result.failed > 0) throw new Error(`${target.name}: ${result.failed} failed requests`);
       perRequest[i] = ((treeCpuSeconds(target.pid) - cpu0) * 1e6) / Math.max(1, result.requests);
+      perRequest.mainThread[i] =
+        ((mainThreadCpuSeconds(target.pid) - main0) * 1e6) / Math.max(1, result.requests);
     } finally {
       await target.stop();
     }

@@ -204,6 +204,16 @@ export async function waitForPort(port, { host = '127.0.0.1', timeoutMs = 10_000
 
 // --- /proc readings -------------------------------------------------------
 
+/**
+ * CPU seconds of a process's main thread alone (a Node process's serving thread, without its
+ * worker threads, libuv's thread pool or V8's helpers), from /proc/PID/task/PID/stat.
+ */
+export function mainThreadCpuSeconds(pid) {
+  const stat = readStat(`${pid}/task/${pid}`);
+  return stat ? (stat.utime + stat.stime) / TICKS_PER_SECOND : 0;
+}
+
+/** Fields of /proc/PATH/stat, PATH a pid (or `pid/task/tid`); null when it is gone. */
 function readStat(pid) {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');

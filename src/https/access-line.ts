@@ -1,9 +1,8 @@
 // One access-log line as text, from what both protocols know of a request: JSON
 // (one object per line) or the Apache/nginx "combined" format. A request's
-// fields are captured when it ends (copied into a small record) and formatted
-// later with the rest of its batch: a hundred lines formatted in a row keep the
-// formatter's code and data in the cache. Formatting each line as its request
-// ended, between two requests' TLS and socket work, measured dearer (docs/operations.md).
+// fields are captured when it ends (copied into the shared ring of
+// access-ring.ts) and formatted on the log's own thread with the rest of its
+// batch, off the thread that serves (docs/operations.md, "Access log").
 import type { Head } from './head.js';
 
 export type AccessLogFormat = 'json' | 'combined';
@@ -39,58 +38,34 @@ export interface AccessEntry {
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /**
- * A request's line before it is formatted: the entry's fields with what the head said copied
- * out (the head is reused by the connection's next request). A new one per request: records
- * reused batch after batch measured the same (1.207x against 1.213x the CPU per request of a
- * sidecar without the log, 11 rounds) and need their fields mutable.
+ * A request's line before it is formatted: what the entry said, with what the head said copied
+ * out (the head is reused by the connection's next request) and the times made durations. The
+ * log's thread fills one from the shared ring (access-ring.ts) for each line it formats.
  */
 export class CapturedLine {
-  readonly service: string;
-  readonly client: string;
+  service = '';
+  client = '';
   /** '' when no head was read whole. */
-  readonly method: string;
-  readonly target: string;
+  method = '';
+  target = '';
   /** Combined format only: the Referer and User-Agent headers. */
-  readonly referer: string | undefined;
-  readonly agent: string | undefined;
-  readonly protocol: AccessEntry['protocol'];
-  readonly status: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
+  referer: string | undefined = undefined;
+  agent: string | undefined = undefined;
+  protocol: AccessEntry['protocol'] = 'HTTP/1.1';
+  status = 0;
+  bytesIn = 0;
+  bytesOut = 0;
   /** The response body's bytes: bytesOut without the heads. */
-  readonly bodyBytesOut: number;
-  /** performance.now() when the line was written (the request's end). */
-  readonly endedAt: number;
-  readonly durationMs: number;
+  bodyBytesOut = 0;
+  /** performance.now() of the serving thread when the line was written (the request's end). */
+  endedAt = 0;
+  durationMs = 0;
   /** -1: the backend never answered. */
-  readonly backendMs: number;
-  readonly tls: string;
-  readonly requestId: string;
-  readonly reason: string | undefined;
-  readonly grpcStatus: number;
-
-  /** `entry`'s fields, the request having ended at `now` (a performance.now()). */
-  constructor(entry: AccessEntry, now: number, combined: boolean) {
-    const head = entry.head;
-    this.service = entry.service;
-    this.client = entry.client;
-    this.method = head === null ? '' : head.method;
-    this.target = head === null ? '' : head.target;
-    this.referer = combined ? head?.header('referer') : undefined;
-    this.agent = combined ? head?.header('user-agent') : undefined;
-    this.protocol = entry.protocol;
-    this.status = entry.status;
-    this.bytesIn = entry.bytesIn;
-    this.bytesOut = entry.bytesOut;
-    this.bodyBytesOut = entry.bytesOut - entry.headBytesOut;
-    this.endedAt = now;
-    this.durationMs = head === null ? 0 : now - entry.startedAt;
-    this.backendMs = head === null || entry.backendAt === 0 ? -1 : entry.backendAt - entry.startedAt;
-    this.tls = entry.tls;
-    this.requestId = entry.requestId;
-    this.reason = entry.reason;
-    this.grpcStatus = entry.grpcStatus;
-  }
+  backendMs = -1;
+  tls = '';
+  requestId = '';
+  reason: string | undefined = undefined;
+  grpcStatus = -1;
 }
 
 /**

@@ -2,10 +2,15 @@
 // as JSON or in the Apache/nginx "combined" format that log tools parse, to
 // stdout beside the other logs or to a file that SIGUSR1 reopens (logrotate).
 // Never a header that can carry a secret: no Authorization, no Cookie.
-import { close, openSync, write } from 'node:fs';
-// The module's own binding: the global `performance` is a getter, called on every use.
-import { performance } from 'node:perf_hooks';
-import { type AccessEntry, type AccessLogFormat, accessLine, CapturedLine } from './access-line.js';
+//
+// The thread that serves only copies each request's fields into a shared ring
+// (access-ring.ts); a thread of the log's own formats and writes the lines
+// (access-log-thread.ts), so the log costs the serving thread about as little
+// as a line can (docs/operations.md, "Access log").
+import { Worker } from 'node:worker_threads';
+import type { AccessEntry, AccessLogFormat } from './access-line.js';
+import type { AccessLogNotice, AccessLogRequest, AccessLogThreadData } from './access-log-thread.js';
+import { AccessRingWriter, createAccessRing } from './access-ring.js';
 
 export type { AccessEntry, AccessLogFormat } from './access-line.js';
 
@@ -17,7 +22,7 @@ export interface AccessLogOptions {
   readonly keepQuery: boolean;
   /**
    * Told once when lines begin to be lost (the file cannot be opened or written: a full disk, a
-   * removed folder; or too many batches wait behind a stalled disk), and again only after lines
+   * removed folder; or too many lines wait behind a stalled disk), and again only after lines
    * were written since.
    */
   readonly onLoss?: (loss: AccessLogLoss) => void;
@@ -26,219 +31,109 @@ export interface AccessLogOptions {
 /** Why access-log lines are being lost. */
 export interface AccessLogLoss {
   readonly file: string | undefined;
-  /** The system's error code (ENOSPC, ENOENT, EACCES...), or 'EQUEUE' behind a stalled disk. */
+  /**
+   * The system's error code (ENOSPC, ENOENT, EACCES...); 'EQUEUE' behind a stalled disk;
+   * 'ETHREAD' when the log's thread failed (no line is written from then on).
+   */
   readonly code: string;
 }
 
-/** Lines are formatted in batches: when this many are waiting, or FLUSH_MS after the first. */
-const BATCH_LINES = 128;
-const FLUSH_MS = 100;
+/** The log's thread: its module beside this one (.ts when the tests run the sources). */
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+const THREAD_URL = new URL(
+  FROM_SOURCES ? './access-log-thread.ts' : './access-log-thread.js',
+  import.meta.url,
+);
 /**
- * Formatted batches are appended to a buffer of this size, which goes to the file in one write
- * once less than HAND_OFF_ROOM of it is free, or FLUSH_MS after the first line waiting. One
- * write per buffer rather than per batch: each write crosses to libuv's thread pool and back,
- * about 30 us of CPU (docs/operations.md, "Access log").
+ * The thread's Node options: none, rather than the process's own (a worker refuses some, such as
+ * `--input-type`); the sources need the process's module hooks to load TypeScript.
  */
-const BUFFER_BYTES = 256 * 1024;
-const HAND_OFF_ROOM = BUFFER_BYTES / 4;
-/**
- * Buffers waiting for the disk at most (48 MiB): past it, new ones are dropped (lines lost,
- * serving goes on) rather than memory growing without end behind a stalled disk.
- */
-const MAX_QUEUED = 192;
-/** Written buffers kept for the next ones: fresh memory costs a page fault per 4 KiB. */
-const SPARE_BUFFERS = 2;
-
-/** A buffer of lines for the writer, or the file descriptor to close once those before it are written. */
-type Queued =
-  | { readonly buffer: Buffer; readonly length: number; readonly fd: number | undefined }
-  | { readonly close: number };
+const THREAD_EXEC_ARGV = FROM_SOURCES ? undefined : [];
 
 export class AccessLog {
   readonly #options: AccessLogOptions;
-  /** The file's descriptor; undefined: stdout, or the file could not be opened (lines are lost). */
-  #fd: number | undefined;
-  /** Requests ended and not yet formatted; a new array per batch (see CapturedLine). */
-  #batch: CapturedLine[] = [];
-  /** The buffer formatted batches are appended to, and how much of it they fill. */
-  #filling: Buffer | undefined;
-  #filled = 0;
-  #timer: NodeJS.Timeout | undefined;
-  /** Buffers written one at a time, in order (writes to one file must not overtake each other). */
-  readonly #queue: Queued[] = [];
-  #writing = false;
-  readonly #spare: Buffer[] = [];
-  #drained: (() => void) | undefined;
-  /** Lines are being lost (the loss was told); cleared by the next buffer written. */
-  #losing = false;
+  /** undefined once closed (or the log's thread failed): lines are no longer taken. */
+  #ring: AccessRingWriter | undefined;
+  readonly #thread: Worker;
+  /** 1 while lines are being lost and that was told; shared with the log's thread. */
+  readonly #losing = new Int32Array(new SharedArrayBuffer(4));
+  readonly #flushes = new Map<number, () => void>();
+  #flushId = 0;
+  readonly #exited: Promise<void>;
 
   constructor(options: AccessLogOptions) {
     this.#options = options;
-    if (options.file !== undefined) this.#fd = this.#open(options.file);
+    const ring = createAccessRing();
+    this.#ring = new AccessRingWriter(ring, options.format === 'combined');
+    const data: AccessLogThreadData = {
+      ring,
+      losing: this.#losing.buffer as SharedArrayBuffer,
+      format: options.format,
+      keepQuery: options.keepQuery,
+      file: options.file,
+      wallOffset: Date.now() - performance.now(),
+    };
+    this.#thread = new Worker(THREAD_URL, { workerData: data, execArgv: THREAD_EXEC_ARGV });
+    // The process's life is the servers' to decide; close() holds it until the lines are written.
+    this.#thread.unref();
+    this.#thread.on('message', (notice: AccessLogNotice) => this.#told(notice));
+    this.#thread.on('error', (error) => {
+      this.#ring = undefined;
+      this.#lost('ETHREAD');
+      process.emitWarning(`the access log's thread failed: ${error.message}`);
+    });
+    this.#exited = new Promise((resolve) => this.#thread.once('exit', () => resolve()));
   }
 
   /** One line for a request whose answer has ended (or failed) at `endedAt` (a performance.now()). */
   write(entry: AccessEntry, endedAt: number): void {
-    const batch = this.#batch;
-    batch.push(new CapturedLine(entry, endedAt, this.#options.format === 'combined'));
-    if (batch.length >= BATCH_LINES) this.#format();
-    if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
-      this.#timer.unref();
-    }
+    const ring = this.#ring;
+    if (ring !== undefined && !ring.write(entry, endedAt)) this.#lost('EQUEUE');
   }
 
-  /** Formats what is waiting and hands it all to the writer now. */
-  flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#format();
-    this.#handOff();
-  }
-
-  /** Formats the waiting batch into the buffer being filled. */
-  #format(): void {
-    const batch = this.#batch;
-    if (batch.length === 0) return;
-    this.#batch = [];
-    const { format, keepQuery } = this.#options;
-    // Wall-clock time from each line's performance.now(): one clock reading per batch.
-    const wallOffset = Date.now() - performance.now();
-    let text = '';
-    for (const line of batch) text += accessLine(format, keepQuery, line, wallOffset);
-    if (this.#filling !== undefined) {
-      if (this.#append(text)) return;
-      this.#handOff(); // full: this batch starts the next buffer
-    }
-    if (text.length * 3 > BUFFER_BYTES) {
-      // Longer lines than usual (huge paths or headers): a buffer of their own.
-      const bytes = Buffer.from(text, 'utf8');
-      this.#enqueue(bytes, bytes.length);
-      return;
-    }
-    this.#filling = this.#spare.pop() ?? Buffer.allocUnsafe(BUFFER_BYTES);
-    this.#filled = 0;
-    this.#append(text);
-  }
-
-  /** Appends `text` to the buffer being filled, handing it off once nearly full; false when it does not fit. */
-  #append(text: string): boolean {
-    const buffer = this.#filling!;
-    const room = buffer.length - this.#filled;
-    // UTF-8 takes at least one byte per character.
-    if (text.length > room) return false;
-    const written = buffer.write(text, this.#filled, 'utf8');
-    // A write cut short leaves fewer than 4 bytes free (no character takes more).
-    if (written >= room - 3 && written !== Buffer.byteLength(text, 'utf8')) return false;
-    this.#filled += written;
-    if (room - written < HAND_OFF_ROOM) this.#handOff();
-    return true;
-  }
-
-  /** The buffer being filled, to the writer. */
-  #handOff(): void {
-    const buffer = this.#filling;
-    if (buffer === undefined) return;
-    this.#filling = undefined;
-    if (this.#filled === 0) this.#recycle(buffer);
-    else this.#enqueue(buffer, this.#filled);
-    this.#filled = 0;
+  /** Resolves once every line written before it is in the file (or on stdout). */
+  flush(): Promise<void> {
+    if (this.#ring === undefined) return Promise.resolve();
+    const id = ++this.#flushId;
+    this.#thread.ref();
+    return new Promise((resolve) => {
+      this.#flushes.set(id, resolve);
+      this.#ask({ kind: 'flush', id });
+    });
   }
 
   /** Opens the file again (logrotate moved it away: SIGUSR1); lines before go to the old one. */
   reopen(): void {
-    const path = this.#options.file;
-    if (path === undefined) return;
-    this.flush();
-    if (this.#fd !== undefined) this.#queue.push({ close: this.#fd });
-    this.#fd = this.#open(path);
-    this.#pump();
+    if (this.#ring !== undefined) this.#ask({ kind: 'reopen' });
   }
 
-  /** Writes what is waiting, then closes the file. */
+  /** Writes what is waiting, then closes the file and ends the log's thread. */
   close(): Promise<void> {
-    this.flush();
-    if (this.#fd !== undefined) this.#queue.push({ close: this.#fd });
-    this.#fd = undefined;
-    this.#pump();
-    if (!this.#writing) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#drained = resolve;
-    });
+    if (this.#ring !== undefined) {
+      this.#ring = undefined;
+      this.#thread.ref();
+      this.#ask({ kind: 'close' });
+    }
+    return this.#exited;
   }
 
-  #enqueue(buffer: Buffer, length: number): void {
-    if (this.#queue.length >= MAX_QUEUED) {
-      this.#lost('EQUEUE');
-      this.#recycle(buffer);
-      return;
-    }
-    this.#queue.push({ buffer, length, fd: this.#fd });
-    this.#pump();
+  #ask(request: AccessLogRequest): void {
+    this.#thread.postMessage(request);
   }
 
-  #pump(): void {
-    if (this.#writing) return;
-    const next = this.#queue.shift();
-    if (next === undefined) {
-      this.#drained?.();
-      this.#drained = undefined;
-      return;
-    }
-    this.#writing = true;
-    const done = () => {
-      this.#writing = false;
-      this.#pump();
-    };
-    if ('close' in next) {
-      close(next.close, done);
-      return;
-    }
-    const { buffer, length, fd } = next;
-    if (fd === undefined && this.#options.file !== undefined) {
-      // The file could not be opened: these lines are lost.
-      this.#recycle(buffer);
-      done();
-      return;
-    }
-    if (fd === undefined) {
-      process.stdout.write(buffer.subarray(0, length), () => {
-        this.#recycle(buffer);
-        done();
-      });
-      return;
-    }
-    let offset = 0;
-    const more = (error: NodeJS.ErrnoException | null, written: number) => {
-      offset += error ? 0 : written;
-      // A full disk or a removed folder must not take the proxy down: lines are lost, serving goes on.
-      if (error) this.#lost(error.code ?? 'EIO');
-      else if (offset >= length) this.#losing = false;
-      if (error || offset >= length) {
-        this.#recycle(buffer);
-        done();
-      } else write(fd, buffer, offset, length - offset, null, more);
-    };
-    write(fd, buffer, 0, length, null, more);
-  }
-
-  #recycle(buffer: Buffer): void {
-    if (buffer.length === BUFFER_BYTES && this.#spare.length < SPARE_BUFFERS) this.#spare.push(buffer);
-  }
-
-  /** The log file opened for appending; undefined when it cannot be (its lines are lost, serving goes on). */
-  #open(path: string): number | undefined {
-    try {
-      return openSync(path, 'a', 0o640);
-    } catch (error) {
-      this.#lost((error as NodeJS.ErrnoException).code ?? 'EIO');
-      return undefined;
+  #told(notice: AccessLogNotice): void {
+    if (notice.kind === 'stdout') process.stdout.write(notice.bytes);
+    else if (notice.kind === 'lost') this.#options.onLoss?.({ file: this.#options.file, code: notice.code });
+    else {
+      this.#flushes.get(notice.id)?.();
+      this.#flushes.delete(notice.id);
+      if (this.#flushes.size === 0 && this.#ring !== undefined) this.#thread.unref();
     }
   }
 
   #lost(code: string): void {
-    if (this.#losing) return;
-    this.#losing = true;
-    this.#options.onLoss?.({ file: this.#options.file, code });
+    if (Atomics.compareExchange(this.#losing, 0, 0, 1) === 0) {
+      this.#options.onLoss?.({ file: this.#options.file, code });
+    }
   }
 }

@@ -17,15 +17,18 @@ for (const format of ['json', 'combined'] as const) {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'lines.log');
     const script = `import { lineCost } from './bench/https/access-log-cost.mjs';
-      console.log(await lineCost(${JSON.stringify(file)}, ${JSON.stringify(format)}, ${LINES}));`;
+      console.log(JSON.stringify(await lineCost(${JSON.stringify(file)}, ${JSON.stringify(format)}, ${LINES})));`;
     const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
       cwd: root,
       encoding: 'utf8',
       timeout: 120_000,
     });
     t.equal(result.status, 0, `exit 0 (stderr: ${result.stderr.split('\n')[0]})`);
-    const perLine = Number(result.stdout.trim());
-    t.ok(Number.isFinite(perLine) && perLine > 0, `a positive cost per line (${result.stdout.trim()})`);
+    const perLine = JSON.parse(result.stdout.trim() || '{}');
+    t.ok(
+      perLine.serving > 0 && perLine.process > perLine.serving,
+      `a positive cost per line, the serving thread's part of the process's (${result.stdout.trim()})`,
+    );
     const lines = readFileSync(file, 'utf8').split('\n');
     t.equal(lines.pop(), '', 'the file ends with a whole line');
     t.equal(lines.length, LINES, 'one line per call');

@@ -6,8 +6,9 @@ import {
   type AccessEntry,
   type AccessLogFormat,
   accessLine,
-  CapturedLine,
+  type CapturedLine,
 } from '../../src/https/access-line.js';
+import { AccessRingReader, AccessRingWriter, createAccessRing } from '../../src/https/access-ring.js';
 import { Head } from '../../src/https/head.js';
 import { parseRequestHead } from '../../src/https/head-parser.js';
 
@@ -36,9 +37,25 @@ const base: AccessEntry = {
   grpcStatus: -1,
 };
 
+// Lines reach the formatter as they do in the proxy: through the shared ring, one after another
+// (what repeats from one to the next is copied only when it changes). A ring per format: the
+// combined format's records carry two headers more.
+const rings = { json: createAccessRing(), combined: createAccessRing() };
+const writers = {
+  json: new AccessRingWriter(rings.json, false),
+  combined: new AccessRingWriter(rings.combined, true),
+};
+const readers = { json: new AccessRingReader(rings.json), combined: new AccessRingReader(rings.combined) };
+
+/** `entry` ended at `now`, as the log's thread reads it from the ring. */
+function captured(entry: AccessEntry, now: number, format: AccessLogFormat): CapturedLine {
+  if (!writers[format].write(entry, now)) throw new Error('the ring is full');
+  return readers[format].next()!;
+}
+
 /** The line of `entry`, ended at `now` (a performance.now()-like time), formatted as its batch would. */
 function lineOf(entry: AccessEntry, now: number, format: AccessLogFormat, keepQuery = false): string {
-  return accessLine(format, keepQuery, new CapturedLine(entry, now, format === 'combined'), Date.now() - now);
+  return accessLine(format, keepQuery, captured(entry, now, format), Date.now() - now);
 }
 
 t.test('JSON: the fields, numbers and durations as written, the query dropped unless kept', async (t) => {
@@ -168,11 +185,11 @@ t.test('the time of a line is its own millisecond, across seconds and in either 
     second + 7,
   ];
   for (const wall of times) {
-    const captured = new CapturedLine(base, now, false);
-    const line = JSON.parse(accessLine('json', false, captured, wall - now));
+    const record = captured(base, now, 'json');
+    const line = JSON.parse(accessLine('json', false, record, wall - now));
     t.equal(line.time, new Date(wall).toISOString(), `ISO 8601 at ${wall - second} ms`);
   }
-  const clf = accessLine('combined', false, new CapturedLine(base, now, true), second + 999 - now);
+  const clf = accessLine('combined', false, captured(base, now, 'combined'), second + 999 - now);
   t.match(clf, / - - \[04\/Dec\/2026:08:55:12 \+0000\] /, 'the common log format: the second, in UTC');
 });
 
