@@ -10,7 +10,8 @@
 // JavaScript (or to how Node is used), not the whole CPU figure: confirm a
 // saving there with bench:floor or bench:ab.
 //
-// Each run starts the target under callgrind (all its threads; V8 flag
+// Each run starts the target under callgrind (all its threads, counted thread by thread: the
+// figure is the process's, and beside it the main thread's, the one that serves; V8 flag
 // --single-threaded by default, so that GC and compilation run on the main
 // thread and the count varies less), warms it with --warmup requests (default: --requests),
 // zeroes the counters, sends --requests more with h2load (HTTP/1.1 with --h1,
@@ -34,8 +35,8 @@
 // after 2,000 connections (13% of the count, in the compiler): --warmup 4000 --requests 2000.
 // Needs valgrind (Debian: apt-get install valgrind). Under callgrind the target runs
 // 30-50x slower: a run of 2 x 10,000 requests takes about a minute.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { parseOptions, usageError } from '../lib/args.mjs';
 import { makePair } from '../lib/certs.mjs';
 import {
@@ -157,6 +158,7 @@ async function measure(dist) {
     [
       '--tool=callgrind',
       '--smc-check=all-non-file',
+      '--separate-threads=yes',
       `--callgrind-out-file=${out}`,
       process.execPath,
       ...targetArgs(dist, port),
@@ -175,19 +177,26 @@ async function measure(dist) {
     const done = await load(loadPort, requests);
     const dump = await runCommand('callgrind_control', ['--dump', String(proc.pid)]);
     if (dump.code !== 0) throw new Error(`callgrind_control --dump: ${dump.stderr}`);
-    // The dump asked for is <out>.1; the one at exit will be <out>.
-    const file = `${out}.1`;
-    const totals = existsSync(file) ? /^(?:summary|totals): (\d+)/m.exec(readFileSync(file, 'utf8')) : null;
-    if (totals === null) throw new Error(`no totals in ${file}`);
-    if (top > 0) await printTop(file, `/tmp/perf-${proc.pid}.map`, done);
-    return Number(totals[1]) / done;
+    // The dump asked for is <out>.1-TT, one file per thread TT (01: the main thread); the
+    // one at exit will be <out>-TT.
+    const prefix = `${basename(out)}.1-`;
+    const files = readdirSync(dir).filter((f) => f.startsWith(prefix));
+    const count = (file) => {
+      const totals = /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, file), 'utf8'));
+      if (totals === null) throw new Error(`no totals in ${file}`);
+      return Number(totals[1]);
+    };
+    const main = `${prefix}01`;
+    if (!files.includes(main)) throw new Error(`no dump of the main thread (${main}) in ${dir}`);
+    if (top > 0) await printTop(join(dir, main), `/tmp/perf-${proc.pid}.map`, done);
+    return { total: files.reduce((sum, f) => sum + count(f), 0) / done, main: count(main) / done };
   } finally {
     await proc.stop('SIGTERM', 30_000);
     if (top > 0) rmSync(`/tmp/perf-${proc.pid}.map`, { force: true });
   }
 }
 
-/** The `top` functions of a callgrind dump by their own instructions per request, JIT code named from V8's perf map. */
+/** The `top` functions of a callgrind dump (the main thread's) by their own instructions per request, JIT code named from V8's perf map. */
 async function printTop(file, perfMap, done) {
   const { code, stdout, stderr } = await runCommand(
     'callgrind_annotate',
@@ -244,25 +253,34 @@ async function printTop(file, perfMap, done) {
 
 const targets = [...(values.relay ? ['relay'] : []), ...(values.bare ? ['bare'] : []), ...dists];
 const figures = new Map(targets.map((t) => [t, []]));
+const mainFigures = new Map(targets.map((t) => [t, []]));
 process.stdout.write(
   `instructions per ${{ h2: 'HTTP/2 request', h2c: 'HTTP/2 request to an h2c backend', ka: 'keep-alive HTTP/1.1 request', req: 'new connection carrying one request' }[values.mode]} (callgrind, ${requests} requests after ${warmup} of warm-up, node ${nodeFlags.join(' ') || '(no flags)'})\n`,
 );
 for (let run = 0; run < runs; run++) {
   for (const target of targets) {
     const perRequest = await measure(target);
-    figures.get(target).push(perRequest);
-    process.stdout.write(`  run ${run + 1}: ${target}: ${(perRequest / 1000).toFixed(1)}k\n`);
+    figures.get(target).push(perRequest.total);
+    mainFigures.get(target).push(perRequest.main);
+    process.stdout.write(
+      `  run ${run + 1}: ${target}: ${(perRequest.total / 1000).toFixed(1)}k (main thread ${(perRequest.main / 1000).toFixed(1)}k)\n`,
+    );
   }
 }
-const first = median(figures.get(targets[0]));
-for (const target of targets) {
-  const m = median(figures.get(target));
-  const all = figures
-    .get(target)
-    .map((x) => (x / 1000).toFixed(1))
-    .join(', ');
-  const ratio = target === targets[0] ? '' : `, ${(m / first).toFixed(3)}x ${targets[0]}`;
-  process.stdout.write(`${target}: median ${(m / 1000).toFixed(1)}k (${all})${ratio}\n`);
+for (const [what, table] of [
+  ['every thread', figures],
+  ['the main thread', mainFigures],
+]) {
+  const first = median(table.get(targets[0]));
+  for (const target of targets) {
+    const m = median(table.get(target));
+    const all = table
+      .get(target)
+      .map((x) => (x / 1000).toFixed(1))
+      .join(', ');
+    const ratio = target === targets[0] ? '' : `, ${(m / first).toFixed(3)}x ${targets[0]}`;
+    process.stdout.write(`${target}, ${what}: median ${(m / 1000).toFixed(1)}k (${all})${ratio}\n`);
+  }
 }
 await origin.stop();
 process.exit(0);

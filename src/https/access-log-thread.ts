@@ -63,8 +63,11 @@ async function serve(
     toStdout: (buffer, length, done) => {
       // Written by the serving thread, in order with its other logs (a pipe interleaves writes of
       // more than 4 KiB from two threads).
-      const own = buffer.byteOffset === 0 && buffer.buffer.byteLength === length;
-      const bytes = own ? buffer : Uint8Array.prototype.slice.call(buffer, 0, length);
+      // A buffer of its own memory goes as it is (moved, not copied), a view of shared memory as a copy.
+      const own = buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.length;
+      const bytes = own
+        ? new Uint8Array(buffer.buffer, 0, length)
+        : Uint8Array.prototype.slice.call(buffer, 0, length);
       tell({ kind: 'stdout', bytes }, [bytes.buffer as ArrayBuffer]);
       done();
     },

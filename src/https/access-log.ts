@@ -82,7 +82,15 @@ export class AccessLog {
       this.#lost('ETHREAD');
       process.emitWarning(`the access log's thread failed: ${error.message}`);
     });
-    this.#exited = new Promise((resolve) => this.#thread.once('exit', () => resolve()));
+    this.#exited = new Promise((resolve) =>
+      this.#thread.once('exit', () => {
+        // Nothing is written from here on: whoever waits for lines to be written waits no more.
+        this.#ring = undefined;
+        for (const written of this.#flushes.values()) written();
+        this.#flushes.clear();
+        resolve();
+      }),
+    );
   }
 
   /** One line for a request whose answer has ended (or failed) at `endedAt` (a performance.now()). */
