@@ -11,20 +11,10 @@ import t from 'tap';
 import { startSidecarOnSmallDisk } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
-import { startEchoBackend } from '../https/fixtures/helpers.js';
+import { httpsStatus as get, startEchoBackend } from '../https/fixtures/helpers.js';
 
 const CERTS = new URL('../../certs-example/', import.meta.url).pathname;
 const REQUESTS = 300;
-
-function get(agent: https.Agent, port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = https.get({ host: '127.0.0.1', port, path, agent, rejectUnauthorized: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-  });
-}
 
 t.test('a full disk loses access-log lines, never requests; one warning names the file', async (t) => {
   const folder = mkdtempSync(join(tmpdir(), 'harbor-log-full-'));

@@ -7,22 +7,12 @@ import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:
 import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
-import { spawnSidecar } from '../helpers/reload-harness.js';
+import t, { type Test } from 'tap';
+import { type RunningSidecar, spawnSidecar } from '../helpers/reload-harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { startEchoBackend } from '../https/fixtures/helpers.js';
+import { httpsStatus as get, startEchoBackend } from '../https/fixtures/helpers.js';
 
 const CERTS = new URL('../../certs-example/', import.meta.url).pathname;
-
-function get(agent: https.Agent, port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = https.get({ host: '127.0.0.1', port, path, agent, rejectUnauthorized: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-  });
-}
 
 const pathsIn = (file: string): string[] =>
   existsSync(file)
@@ -32,17 +22,23 @@ const pathsIn = (file: string): string[] =>
         .map((l) => JSON.parse(l).path)
     : [];
 
-t.test('on stdout: each line whole, beside the other logs', async (t) => {
+/** A sidecar with `args` in front of an echo backend, serving; both stopped at the test's end. */
+async function serving(t: Test, args: string[]): Promise<RunningSidecar> {
   const app = await startEchoBackend();
   t.teardown(() => app.close());
   const sidecar = await spawnSidecar({
     service: 'web-https',
     certsDir: CERTS,
     backendPort: (app.address as { port: number }).port,
-    extraArgs: ['--access-log', 'json'],
+    extraArgs: args,
   });
   t.teardown(() => sidecar.child.kill('SIGKILL'));
   await sidecar.waitForLog((l) => l.msg === 'harbor-sidecar serving', 'serving', 0, 30_000);
+  return sidecar;
+}
+
+t.test('on stdout: each line whole, beside the other logs', async (t) => {
+  const sidecar = await serving(t, ['--access-log', 'json']);
   const agent = new https.Agent({ keepAlive: true, maxSockets: 4 });
   t.teardown(() => agent.destroy());
   const paths = Array.from({ length: 200 }, (_, i) => `/s/${i}`);
@@ -66,16 +62,7 @@ t.test('in a file: reopened on SIGUSR1 after it moved, and written whole on SIGT
   const dir = mkdtempSync(join(tmpdir(), 'harbor-access-run-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'access.log');
-  const app = await startEchoBackend();
-  t.teardown(() => app.close());
-  const sidecar = await spawnSidecar({
-    service: 'web-https',
-    certsDir: CERTS,
-    backendPort: (app.address as { port: number }).port,
-    extraArgs: ['--access-log', 'json', '--access-log-file', file],
-  });
-  t.teardown(() => sidecar.child.kill('SIGKILL'));
-  await sidecar.waitForLog((l) => l.msg === 'harbor-sidecar serving', 'serving', 0, 30_000);
+  const sidecar = await serving(t, ['--access-log', 'json', '--access-log-file', file]);
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());
 

@@ -9,16 +9,7 @@ import {
   type CapturedLine,
 } from '../../src/https/access-line.js';
 import { AccessRingReader, AccessRingWriter, createAccessRing } from '../../src/https/access-ring.js';
-import { Head } from '../../src/https/head.js';
-import { parseRequestHead } from '../../src/https/head-parser.js';
-
-function headOf(text: string): Head {
-  const head = new Head();
-  const raw = Buffer.from(text, 'latin1');
-  const error = parseRequestHead(head, raw, 0, raw.length);
-  if (error !== null) throw new Error(`test head refused: ${error}`);
-  return head;
-}
+import { headOf } from './fixtures/helpers.js';
 
 const base: AccessEntry = {
   service: 'web-https',
