@@ -1,8 +1,9 @@
-// One access-log line as text, from what both protocols know of a request: JSON
-// (one object per line) or the Apache/nginx "combined" format. A request's
-// fields are captured when it ends (copied into the shared ring of
-// access-ring.ts) and formatted on the log's own thread with the rest of its
-// batch, off the thread that serves (docs/operations.md, "Access log").
+// One access-log line, from what both protocols know of a request: JSON (one
+// object per line) or the Apache/nginx "combined" format. A request's fields
+// are captured when it ends (copied into the shared ring of access-ring.ts);
+// the log's own thread writes each line as bytes straight into the buffer that
+// goes to the file, copying the path and the request id from the ring as they
+// lie there, off the thread that serves (docs/operations.md, "Access log").
 import type { Head } from './head.js';
 
 export type AccessLogFormat = 'json' | 'combined';
@@ -35,22 +36,33 @@ export interface AccessEntry {
   readonly grpcStatus: number;
 }
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
 /**
- * A request's line before it is formatted: what the entry said, with what the head said copied
- * out (the head is reused by the connection's next request) and the times made durations. The
- * log's thread fills one from the shared ring (access-ring.ts) for each line it formats.
+ * A request's line before it is formatted, as the log's thread reads it from the ring
+ * (access-ring.ts) and reuses it for the next: the repeated strings as strings (decoded only
+ * when they change), the others where their bytes lie in the ring (`bytes`), the numbers as
+ * numbers. The getters decode a string of the ring (for tests and rare paths: a line is
+ * formatted from the bytes).
  */
 export class CapturedLine {
   service = '';
   client = '';
   /** '' when no head was read whole. */
   method = '';
-  target = '';
-  /** Combined format only: the Referer and User-Agent headers. */
-  referer: string | undefined = undefined;
-  agent: string | undefined = undefined;
+  tls = '';
+  /** The bytes the strings below lie in (latin1: a byte a character; the reason's UTF-8). */
+  bytes: Buffer = Buffer.alloc(0);
+  targetAt = 0;
+  targetLength = 0;
+  requestIdAt = 0;
+  requestIdLength = 0;
+  /** The proxy's own answer's reason, in UTF-8; length -1: none. */
+  reasonAt = 0;
+  reasonLength = -1;
+  /** Combined format only, the Referer and User-Agent headers; length -1: none. */
+  refererAt = 0;
+  refererLength = -1;
+  agentAt = 0;
+  agentLength = -1;
   protocol: AccessEntry['protocol'] = 'HTTP/1.1';
   status = 0;
   bytesIn = 0;
@@ -62,233 +74,426 @@ export class CapturedLine {
   durationMs = 0;
   /** -1: the backend never answered. */
   backendMs = -1;
-  tls = '';
-  requestId = '';
-  reason: string | undefined = undefined;
   grpcStatus = -1;
+
+  get target(): string {
+    return this.bytes.toString('latin1', this.targetAt, this.targetAt + this.targetLength);
+  }
+
+  get requestId(): string {
+    return this.bytes.toString('latin1', this.requestIdAt, this.requestIdAt + this.requestIdLength);
+  }
+
+  get reason(): string | undefined {
+    return textAt(this.bytes, 'utf8', this.reasonAt, this.reasonLength);
+  }
+
+  get referer(): string | undefined {
+    return textAt(this.bytes, 'latin1', this.refererAt, this.refererLength);
+  }
+
+  get agent(): string | undefined {
+    return textAt(this.bytes, 'latin1', this.agentAt, this.agentLength);
+  }
+}
+
+function textAt(bytes: Buffer, encoding: 'utf8' | 'latin1', at: number, length: number): string | undefined {
+  return length < 0 ? undefined : bytes.toString(encoding, at, at + length);
 }
 
 /**
- * The line for a captured request, ended by a newline; `wallOffset` turns its performance.now()
- * into wall-clock milliseconds (Date.now() - performance.now(), read once per batch).
+ * Writes access-log lines as bytes, one format's. Bytes rather than strings: a line of string
+ * pieces cost V8 a join per piece and a walk of them all to encode the batch, about 1.9 us a
+ * line, where copying the ring's bytes and a few constant pieces costs about 0.3 us
+ * (docs/operations.md, "Access log"). What repeats from line to line (the opening up to the
+ * path, the TLS version, the second of the time) is kept as bytes, built again only when it
+ * changes.
  */
-export function accessLine(
-  format: AccessLogFormat,
-  keepQuery: boolean,
-  line: CapturedLine,
-  wallOffset: number,
-): string {
-  const wallMs = wallOffset + line.endedAt;
-  return format === 'json' ? jsonLine(line, wallMs, keepQuery) : combinedLine(line, wallMs, keepQuery);
+export class AccessLineFormatter {
+  readonly #json: boolean;
+  readonly #keepQuery: boolean;
+  /** JSON: `","type":"access","service":"web-https","client":"192.0.2.7","method":"GET","path":"`; combined: `192.0.2.7 - - [`. */
+  readonly #opening = new KeptBytes();
+  /** JSON: `,"tls":"TLSv1.3","request_id":"`; combined: `] "GET `. */
+  readonly #middle = new KeptBytes();
+  /** Combined: `web-https ` (the service, before the request id). */
+  readonly #service = new KeptBytes();
+  readonly #clock = new SecondClock();
+
+  /** Lines of `format`; the query string kept in the path when `keepQuery` (else dropped). */
+  constructor(format: AccessLogFormat, keepQuery: boolean) {
+    this.#json = format === 'json';
+    this.#keepQuery = keepQuery;
+  }
+
+  /** The most bytes the line of `line` can take (its strings escaped at their longest). */
+  bound(line: CapturedLine): number {
+    return (
+      LINE_BYTES +
+      6 *
+        (line.service.length +
+          line.client.length +
+          line.method.length +
+          line.tls.length +
+          line.targetLength +
+          line.requestIdLength +
+          Math.max(0, line.reasonLength) +
+          Math.max(0, line.refererLength) +
+          Math.max(0, line.agentLength))
+    );
+  }
+
+  /**
+   * Writes the line of `line`, ended by a newline, at `at` in `out`, which has room for
+   * `bound(line)` bytes from there; returns where it ends. `wallOffset` turns its
+   * performance.now() into wall-clock milliseconds (Date.now() - performance.now(), read once
+   * per batch).
+   */
+  write(line: CapturedLine, wallOffset: number, out: Buffer, at: number): number {
+    const wallMs = Math.floor(wallOffset + line.endedAt);
+    return this.#json ? this.#jsonLine(line, wallMs, out, at) : this.#combinedLine(line, wallMs, out, at);
+  }
+
+  /**
+   * `{"time":"...","type":"access","service":...,"client":...,"method":...,"path":...,"protocol":...,
+   * "status":...,"bytes_in":...,"bytes_out":...,"duration_ms":...,"backend_ms":...,"tls":...,
+   * "request_id":...}`, with `grpc_status` and `reason` when there are.
+   */
+  #jsonLine(e: CapturedLine, wallMs: number, out: Buffer, at: number): number {
+    let o = piece(out, at, this.#clock.isoPrefix(wallMs));
+    o = digits3(out, o, wallMs - this.#clock.second * 1000);
+    out[o++] = 0x5a; // Z
+    o = piece(out, o, this.#jsonOpening(e.service, e.client, e.method));
+    if (e.method === '')
+      out[o++] = 0x2d; // -
+    else o = jsonEscaped(out, o, e.bytes, e.targetAt, this.#pathEnd(e));
+    o = piece(out, o, e.protocol === 'HTTP/1.1' ? JSON_HTTP11 : e.protocol === 'h2' ? JSON_H2 : JSON_HTTP10);
+    o = decimal(out, o, e.status);
+    o = piece(out, o, JSON_BYTES_IN);
+    o = decimal(out, o, e.bytesIn);
+    o = piece(out, o, JSON_BYTES_OUT);
+    o = decimal(out, o, e.bytesOut);
+    o = piece(out, o, JSON_DURATION);
+    o = millis(out, o, e.durationMs);
+    if (e.backendMs < 0) o = piece(out, o, JSON_NO_BACKEND);
+    else {
+      o = piece(out, o, JSON_BACKEND);
+      o = millis(out, o, e.backendMs);
+    }
+    o = piece(out, o, this.#jsonTls(e.tls));
+    o = copied(out, o, e.bytes, e.requestIdAt, e.requestIdAt + e.requestIdLength);
+    out[o++] = 0x22; // "
+    if (e.grpcStatus >= 0) {
+      o = piece(out, o, JSON_GRPC_STATUS);
+      o = decimal(out, o, e.grpcStatus);
+    }
+    const reason = e.reason;
+    if (reason !== undefined) {
+      o = piece(out, o, JSON_REASON);
+      o += out.write(JSON.stringify(reason), o, 'utf8');
+    }
+    out[o++] = 0x7d; // }
+    out[o++] = 0x0a;
+    return o;
+  }
+
+  /** From after the time to the path's first character. */
+  #jsonOpening(service: string, client: string, method: string): Buffer {
+    const kept = this.#opening;
+    if (kept.holds(service, client, method)) return kept.bytes;
+    return kept.keep(
+      service,
+      client,
+      method,
+      `","type":"access","service":${JSON.stringify(service)},"client":"${client}","method":"${method === '' ? '-' : method}","path":"`,
+    );
+  }
+
+  /** From after the backend time to the request id's first character. */
+  #jsonTls(tls: string): Buffer {
+    const kept = this.#middle;
+    if (kept.holds(tls, '', '')) return kept.bytes;
+    return kept.keep(tls, '', '', `,"tls":"${tls}","request_id":"`);
+  }
+
+  /**
+   * `client - - [time] "METHOD path PROTOCOL" status bytes "referer" "agent"`, then service, id,
+   * milliseconds and the reason when there is one.
+   */
+  #combinedLine(e: CapturedLine, wallMs: number, out: Buffer, at: number): number {
+    let o = piece(out, at, this.#combinedClient(e.client));
+    o = piece(out, o, this.#clock.clf(wallMs));
+    o = piece(out, o, this.#combinedMethod(e.method));
+    if (e.method === '')
+      out[o++] = 0x2d; // -
+    else o = quoted(out, o, e.bytes, e.targetAt, this.#pathEnd(e));
+    o = piece(out, o, e.protocol === 'HTTP/1.1' ? CLF_HTTP11 : e.protocol === 'h2' ? CLF_H2 : CLF_HTTP10);
+    o = decimal(out, o, e.status);
+    out[o++] = 0x20;
+    o = decimal(out, o, e.bodyBytesOut);
+    out[o++] = 0x20;
+    o = quotedOrDash(out, o, e.bytes, e.refererAt, e.refererLength);
+    out[o++] = 0x20;
+    o = quotedOrDash(out, o, e.bytes, e.agentAt, e.agentLength);
+    out[o++] = 0x20;
+    o = piece(out, o, this.#combinedService(e.service));
+    o = copied(out, o, e.bytes, e.requestIdAt, e.requestIdAt + e.requestIdLength);
+    out[o++] = 0x20;
+    o = millis(out, o, e.durationMs);
+    if (e.reasonLength >= 0) {
+      out[o++] = 0x20;
+      o = copied(out, o, e.bytes, e.reasonAt, e.reasonAt + e.reasonLength);
+    }
+    out[o++] = 0x0a;
+    return o;
+  }
+
+  /** `192.0.2.7 - - [` */
+  #combinedClient(client: string): Buffer {
+    const kept = this.#opening;
+    if (kept.holds(client, '', '')) return kept.bytes;
+    return kept.keep(client, '', '', `${client} - - [`);
+  }
+
+  /** `] "GET ` */
+  #combinedMethod(method: string): Buffer {
+    const kept = this.#middle;
+    if (kept.holds(method, '', '')) return kept.bytes;
+    return kept.keep(method, '', '', `] "${method === '' ? '-' : method} `);
+  }
+
+  /** `web-https ` */
+  #combinedService(service: string): Buffer {
+    const kept = this.#service;
+    if (kept.holds(service, '', '')) return kept.bytes;
+    return kept.keep(service, '', '', `${service} `);
+  }
+
+  /** Where the path as logged ends in the ring: before the query string unless the settings keep it. */
+  #pathEnd(e: CapturedLine): number {
+    const end = e.targetAt + e.targetLength;
+    if (this.#keepQuery) return end;
+    const bytes = e.bytes;
+    for (let i = e.targetAt; i < end; i++) if (bytes[i] === 0x3f) return i; // ?
+    return end;
+  }
 }
+
+/** A line's bytes beyond its strings' (escaped six times over at most): its names, numbers and punctuation. */
+const LINE_BYTES = 512;
+
+const bytesOf = (text: string) => Buffer.from(text, 'latin1');
+const JSON_HTTP11 = bytesOf('","protocol":"HTTP/1.1","status":');
+const JSON_H2 = bytesOf('","protocol":"h2","status":');
+const JSON_HTTP10 = bytesOf('","protocol":"HTTP/1.0","status":');
+const JSON_BYTES_IN = bytesOf(',"bytes_in":');
+const JSON_BYTES_OUT = bytesOf(',"bytes_out":');
+const JSON_DURATION = bytesOf(',"duration_ms":');
+const JSON_BACKEND = bytesOf(',"backend_ms":');
+const JSON_NO_BACKEND = bytesOf(',"backend_ms":null');
+const JSON_GRPC_STATUS = bytesOf(',"grpc_status":');
+const JSON_REASON = bytesOf(',"reason":');
+const CLF_HTTP11 = bytesOf(' HTTP/1.1" ');
+const CLF_H2 = bytesOf(' HTTP/2.0" ');
+const CLF_HTTP10 = bytesOf(' HTTP/1.0" ');
+const DASH_QUOTED = bytesOf('"-"');
+const HEX_DIGITS = bytesOf('0123456789ABCDEF');
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /**
- * A JSON line, built as text from as few pieces as it can: each piece costs V8 a join now and a
- * walk when the batch is encoded, about 100 instructions (callgrind), so what repeats from line
- * to line (the opening up to the path, the TLS version) is a piece of its own, built again only
- * when it changes. The fields that are safe in a JSON string as they are (addresses, a token
- * method, a validated request id, fixed words) go in directly; the path is escaped only when it
- * holds a quote or a backslash, and the service name and the reason go through JSON.stringify.
+ * A piece of a line kept as bytes while the (up to three) strings it is built from repeat: a
+ * proxy logs a handful of services, and its lines come from few clients (the platform's router)
+ * using a few methods. Lines from many clients at once (through a trusted PROXY header) build it
+ * each time.
  */
-function jsonLine(e: CapturedLine, wallMs: number, keepQuery: boolean): string {
-  const path = e.method === '' ? '-' : jsonSafePath(pathOf(e.target, keepQuery));
-  return `${clock.jsonOpening(wallMs)}${jsonOpening(e.service, e.client, e.method)}${path}${jsonProtocol(e.protocol)}${decimal(e.status)},"bytes_in":${decimal(e.bytesIn)},"bytes_out":${decimal(e.bytesOut)},"duration_ms":${millis(e.durationMs)}${e.backendMs < 0 ? ',"backend_ms":null' : `,"backend_ms":${millis(e.backendMs)}`}${jsonTls(e.tls)}${e.requestId}${e.grpcStatus < 0 && e.reason === undefined ? '"}\n' : jsonEnding(e)}`;
-}
-
-/**
- * Between the path and the status: the protocol. (A choice of three constants, not a lookup by
- * name: a keyed lookup by a string costs V8 a megamorphic load on every line.)
- */
-function jsonProtocol(protocol: AccessEntry['protocol']): string {
-  return protocol === 'HTTP/1.1'
-    ? '","protocol":"HTTP/1.1","status":'
-    : protocol === 'h2'
-      ? '","protocol":"h2","status":'
-      : '","protocol":"HTTP/1.0","status":';
-}
-
-/**
- * What a request target can hold that JSON must escape. A target is visible ASCII (the parser
- * refuses any other byte, and HTTP/2 requests go through the same parser), so no control
- * character and nothing above 0x7e: a quote or a backslash are all there is to look for.
- */
-const JSON_UNSAFE_IN_TARGET = /["\\]/;
-
-/** The path inside a JSON string, quotes excluded. */
-function jsonSafePath(path: string): string {
-  return JSON_UNSAFE_IN_TARGET.test(path) ? JSON.stringify(path).slice(1, -1) : path;
-}
-
-/** After the request id: grpc_status and reason when there are, and the line's end. */
-function jsonEnding(e: CapturedLine): string {
-  return `"${e.grpcStatus < 0 ? '' : `,"grpc_status":${decimal(e.grpcStatus)}`}${e.reason === undefined ? '' : `,"reason":${JSON.stringify(e.reason)}`}}\n`;
-}
-
-/**
- * A piece of a line kept while the (up to three) values it is built from repeat: a proxy logs a
- * handful of services, and its lines come from few clients (the platform's router) using a few
- * methods. Lines from many clients at once (through a trusted PROXY header) build it each time,
- * as every line did before.
- */
-class KeptPiece {
+class KeptBytes {
   #a = '';
   #b = '';
   #c = '';
-  /** '' until first kept. */
-  text = '';
+  #kept = false;
+  bytes: Buffer = Buffer.alloc(0);
 
-  /** True when the kept text was built from these values. */
+  /** True when the kept bytes were built from these strings. */
   holds(a: string, b: string, c: string): boolean {
-    return this.text !== '' && a === this.#a && b === this.#b && c === this.#c;
+    return this.#kept && a === this.#a && b === this.#b && c === this.#c;
   }
 
-  /** Keeps `text`, built from these values, and returns it. */
-  keep(a: string, b: string, c: string, text: string): string {
+  /** Keeps `text` (as UTF-8), built from these strings, and returns its bytes. */
+  keep(a: string, b: string, c: string, text: string): Buffer {
     this.#a = a;
     this.#b = b;
     this.#c = c;
-    this.text = text;
-    return text;
+    this.#kept = true;
+    this.bytes = Buffer.from(text, 'utf8');
+    return this.bytes;
   }
 }
 
-/** `","type":"access","service":"web-https","client":"192.0.2.7","method":"GET","path":"` */
-const jsonOpenings = new KeptPiece();
-
-/** The line from after its time to the path's first character. */
-function jsonOpening(service: string, client: string, method: string): string {
-  const kept = jsonOpenings;
-  if (kept.holds(service, client, method)) return kept.text;
-  return kept.keep(
-    service,
-    client,
-    method,
-    `","type":"access","service":${JSON.stringify(service)},"client":"${client}","method":"${method === '' ? '-' : method}","path":"`,
-  );
-}
-
-/** `","tls":"TLSv1.3","request_id":"` */
-const jsonTlsPieces = new KeptPiece();
-
-/** From after the backend time to the request id's first character. */
-function jsonTls(tls: string): string {
-  const kept = jsonTlsPieces;
-  if (kept.holds(tls, '', '')) return kept.text;
-  return kept.keep(tls, '', '', `,"tls":"${tls}","request_id":"`);
-}
-
 /**
- * `client - - [time] "METHOD path PROTOCOL" status bytes "referer" "agent"`, then service, id and
- * time; what repeats from line to line (up to the method, the protocol) as one piece each.
+ * The second of a line's time, formatted once per second: ISO 8601 up to its milliseconds, the
+ * common log format's. Date's own toISOString() per line cost about 3,500 instructions
+ * (callgrind): as many as the rest of the line.
  */
-function combinedLine(e: CapturedLine, wallMs: number, keepQuery: boolean): string {
-  const path = e.method === '' ? '-' : quoted(pathOf(e.target, keepQuery));
-  return `${combinedOpening(e.client, clock.clf(wallMs), e.method)}${path}${combinedProtocol(e.protocol)}${decimal(e.status)} ${decimal(e.bodyBytesOut)} "${e.referer === undefined ? '-' : quoted(e.referer)}" "${e.agent === undefined ? '-' : quoted(e.agent)}" ${e.service} ${e.requestId} ${millis(e.durationMs)}${e.reason === undefined ? '\n' : ` ${e.reason}\n`}`;
-}
+class SecondClock {
+  /** The second of the ISO 8601 time kept. */
+  second = Number.NaN;
+  #iso: Buffer = Buffer.alloc(0);
+  #clfSecond = Number.NaN;
+  #clf: Buffer = Buffer.alloc(0);
 
-/** Between the path and the status: the protocol, as the request line names it. */
-function combinedProtocol(protocol: AccessEntry['protocol']): string {
-  return protocol === 'HTTP/1.1' ? ' HTTP/1.1" ' : protocol === 'h2' ? ' HTTP/2.0" ' : ' HTTP/1.0" ';
-}
-
-/** `192.0.2.7 - - [04/Dec/2026:08:55:12 +0000] "GET ` */
-const combinedOpenings = new KeptPiece();
-
-function combinedOpening(client: string, time: string, method: string): string {
-  const kept = combinedOpenings;
-  if (kept.holds(client, time, method)) return kept.text;
-  return kept.keep(client, time, method, `${client} - - [${time}] "${method === '' ? '-' : method} `);
-}
-
-/** The target as logged: without its query string unless the settings keep it. */
-function pathOf(target: string, keepQuery: boolean): string {
-  if (keepQuery) return target;
-  const q = target.indexOf('?');
-  return q === -1 ? target : target.slice(0, q);
-}
-
-/**
- * The time of a line. Its second is formatted once per second (the ISO 8601 date and time, the
- * common log format's); the milliseconds of ISO 8601 come from a table. Date's own
- * toISOString() cost about 3,500 instructions a line when every line had its own
- * millisecond (callgrind, docs/operations.md): as many as the rest of the line.
- */
-const clock = {
-  isoSecond: Number.NaN,
-  /** '2026-12-04T08:55:12.' for isoSecond. */
-  isoPrefix: '',
-  isoAt: Number.NaN,
-  /** '{"time":"2026-12-04T08:55:12.345Z' for isoAt: the line's first piece. */
-  isoOpening: '',
-  clfAt: Number.NaN,
-  clfText: '',
-  /** A JSON line's opening: `{"time":"` and the time. */
-  jsonOpening(wallMs: number): string {
-    const ms = Math.floor(wallMs);
-    if (ms !== this.isoAt) {
-      this.isoAt = ms;
-      const second = Math.floor(ms / 1000);
-      if (second !== this.isoSecond) {
-        this.isoSecond = second;
-        this.isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
-      }
-      this.isoOpening = `{"time":"${this.isoPrefix}${THOUSANDTHS[ms - second * 1000]}Z`;
-    }
-    return this.isoOpening;
-  },
-  clf(wallMs: number): string {
+  /** `{"time":"2026-12-04T08:55:12.` for the second of `wallMs` (whole milliseconds), kept in `second`. */
+  isoPrefix(wallMs: number): Buffer {
     const second = Math.floor(wallMs / 1000);
-    if (second !== this.clfAt) {
-      this.clfAt = second;
+    if (second !== this.second) {
+      this.second = second;
+      this.#iso = bytesOf(`{"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`);
+    }
+    return this.#iso;
+  }
+
+  /** `04/Dec/2026:08:55:12 +0000` */
+  clf(wallMs: number): Buffer {
+    const second = Math.floor(wallMs / 1000);
+    if (second !== this.#clfSecond) {
+      this.#clfSecond = second;
       const d = new Date(second * 1000);
       const pad = (n: number) => String(n).padStart(2, '0');
-      this.clfText = `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+      this.#clf = bytesOf(
+        `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`,
+      );
     }
-    return this.clfText;
-  },
-};
-
-/**
- * What a quoted field must escape: quotes, backslashes, control bytes, and bytes above 0x7e
- * (a header value's obs-text: raw bytes held one per character, which the log's UTF-8 would
- * otherwise write as two bytes each, turning a client's UTF-8 into mojibake).
- */
-const NEEDS_QUOTING = /["\\\x00-\x1f\x7f-\xff]/;
-const QUOTING = new RegExp(NEEDS_QUOTING.source, 'g');
-
-/** Inside a quoted field: quotes and backslashes escaped, other bytes as \xHH (nginx's escaping). */
-function quoted(text: string): string {
-  if (!NEEDS_QUOTING.test(text)) return text;
-  return text.replace(QUOTING, (c) =>
-    c === '"' || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,
-  );
-}
-
-/** Whole numbers below this (statuses, small byte counts, milliseconds) are written from a table. */
-const TABLE_SIZE = 1000;
-/** '0' to '999'. */
-const WHOLE = Array.from({ length: TABLE_SIZE }, (_, n) => String(n));
-/** '000' to '999': the milliseconds of an ISO 8601 time. */
-const THOUSANDTHS = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'));
-/** A fraction of thousandths as written after the whole milliseconds: '', '.5', '.05', '.432'. */
-const FRACTION = Array.from({ length: 1000 }, (_, n) =>
-  n === 0 ? '' : `.${String(n).padStart(3, '0').replace(/0+$/, '')}`,
-);
-
-/**
- * A number in decimal: a small whole one from the table (formatting a number cost about
- * 0.1 us per line under load), any other as String() writes it.
- */
-function decimal(n: number): string {
-  return WHOLE[n] ?? String(n);
+    return this.#clf;
+  }
 }
 
 /**
- * Milliseconds to three decimals, written from whole microseconds with table lookups
- * (number formatting and padding were a fifth of the log's cost per line): 0.432, 12.05, 3.
+ * Copies `bytes` to `out` at `o`; returns the end. Longer pieces through TypedArray#set (a
+ * memmove), short ones byte by byte (cheaper than the call).
  */
-function millis(ms: number): string {
-  const us = Math.round(ms * 1000);
+function piece(out: Buffer, o: number, bytes: Buffer): number {
+  const length = bytes.length;
+  if (length > 24) {
+    out.set(bytes, o);
+    return o + length;
+  }
+  for (let i = 0; i < length; i++) out[o++] = bytes[i]!;
+  return o;
+}
+
+/** Copies `from`..`to` of `bytes` to `out` at `o`; returns the end. */
+function copied(out: Buffer, o: number, bytes: Buffer, from: number, to: number): number {
+  for (let i = from; i < to; i++) out[o++] = bytes[i]!;
+  return o;
+}
+
+/**
+ * Latin1 text (a byte a character) inside a JSON string: a quote and a backslash escaped, a
+ * control byte as \u00XX, a byte above 0x7f as the UTF-8 of its character (JSON.stringify's
+ * output, encoded). A request target is visible ASCII (the parser refuses any other byte, and
+ * HTTP/2 requests go through the same parser): in practice only a quote or a backslash is
+ * escaped.
+ */
+function jsonEscaped(out: Buffer, o: number, bytes: Buffer, from: number, to: number): number {
+  for (let i = from; i < to; i++) {
+    const c = bytes[i]!;
+    if (c >= 0x20 && c < 0x80 && c !== 0x22 && c !== 0x5c) out[o++] = c;
+    else if (c === 0x22 || c === 0x5c) {
+      out[o++] = 0x5c;
+      out[o++] = c;
+    } else if (c < 0x20) {
+      out[o++] = 0x5c; // \u00XX
+      out[o++] = 0x75;
+      out[o++] = 0x30;
+      out[o++] = 0x30;
+      out[o++] = HEX_DIGITS[c >> 4]!;
+      out[o++] = HEX_DIGITS[c & 15]!;
+    } else {
+      out[o++] = 0xc0 | (c >> 6);
+      out[o++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return o;
+}
+
+/**
+ * Latin1 text inside a quoted field of the combined format: a quote and a backslash escaped
+ * with a backslash, any other byte below 0x20 or above 0x7e as \xHH (nginx's escaping; a
+ * header's obs-text is raw bytes, which would otherwise turn a client's UTF-8 into mojibake).
+ */
+function quoted(out: Buffer, o: number, bytes: Buffer, from: number, to: number): number {
+  for (let i = from; i < to; i++) {
+    const c = bytes[i]!;
+    if (c >= 0x20 && c <= 0x7e && c !== 0x22 && c !== 0x5c) out[o++] = c;
+    else if (c === 0x22 || c === 0x5c) {
+      out[o++] = 0x5c;
+      out[o++] = c;
+    } else {
+      out[o++] = 0x5c; // \xHH
+      out[o++] = 0x78;
+      out[o++] = HEX_DIGITS[c >> 4]!;
+      out[o++] = HEX_DIGITS[c & 15]!;
+    }
+  }
+  return o;
+}
+
+/** A quoted field, or `"-"` when the header was absent (length -1). */
+function quotedOrDash(out: Buffer, o: number, bytes: Buffer, at: number, length: number): number {
+  if (length < 0) return piece(out, o, DASH_QUOTED);
+  out[o++] = 0x22;
+  o = quoted(out, o, bytes, at, at + length);
+  out[o++] = 0x22;
+  return o;
+}
+
+/** `n` in decimal: a whole number from 0 to 2^53 digit by digit, any other as String() writes it. */
+function decimal(out: Buffer, o: number, n: number): number {
+  if (n < 10 && n >= 0 && n === Math.floor(n)) {
+    out[o] = 0x30 + n;
+    return o + 1;
+  }
+  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER && n === Math.floor(n))) {
+    return o + out.write(String(n), o, 'latin1');
+  }
+  let length = 2;
+  for (let m = n; m >= 100; m = Math.floor(m / 10)) length++;
+  const end = o + length;
+  for (let i = end; i > o; ) {
+    const q = Math.floor(n / 10);
+    out[--i] = 0x30 + n - q * 10;
+    n = q;
+  }
+  return end;
+}
+
+/** A number from 0 to 999 as three digits: the milliseconds of an ISO 8601 time. */
+function digits3(out: Buffer, o: number, n: number): number {
+  const hundreds = Math.floor(n / 100);
+  const tens = Math.floor(n / 10) - hundreds * 10;
+  out[o] = 0x30 + hundreds;
+  out[o + 1] = 0x30 + tens;
+  out[o + 2] = 0x30 + n - hundreds * 100 - tens * 10;
+  return o + 3;
+}
+
+/** Milliseconds to three decimals, trailing zeros dropped: 0.432, 12.05, 3. */
+function millis(out: Buffer, o: number, ms: number): number {
+  let us = Math.round(ms * 1000);
+  if (us < 0) {
+    out[o++] = 0x2d; // -
+    us = -us;
+  }
   const whole = Math.floor(us / 1000);
-  return decimal(whole) + (FRACTION[us - whole * 1000] as string);
+  o = decimal(out, o, whole);
+  const fraction = us - whole * 1000;
+  if (fraction === 0 || !Number.isFinite(fraction)) return o;
+  out[o++] = 0x2e; // .
+  const tenths = Math.floor(fraction / 100);
+  const hundredths = Math.floor(fraction / 10) - tenths * 10;
+  const thousandths = fraction - tenths * 100 - hundredths * 10;
+  out[o++] = 0x30 + tenths;
+  if (hundredths === 0 && thousandths === 0) return o;
+  out[o++] = 0x30 + hundredths;
+  if (thousandths !== 0) out[o++] = 0x30 + thousandths;
+  return o;
 }

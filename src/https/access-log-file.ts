@@ -54,22 +54,33 @@ export class AccessLogFile {
     if (options.file !== undefined) this.#fd = this.#open(options.file);
   }
 
-  /** Appends formatted lines (each ended by a newline) to the buffer being filled. */
-  add(text: string): void {
-    if (text.length === 0) return;
-    if (this.#filling !== undefined) {
-      if (this.#append(text)) return;
-      this.#handOff(); // full: these lines start the next buffer
-    }
-    if (text.length * 3 > BUFFER_BYTES) {
-      // Longer lines than usual (huge paths or headers): a buffer of their own.
-      const bytes = Buffer.from(text, 'utf8');
-      this.#enqueue(bytes, bytes.length);
-      return;
-    }
-    this.#filling = this.#spare.pop() ?? Buffer.allocUnsafe(BUFFER_BYTES);
+  /**
+   * The buffer to append up to `bytes` bytes of lines to, from `filled` on; then `appended()`
+   * says where they end. A buffer of its own for lines longer than a buffer (huge paths or
+   * headers).
+   */
+  reserve(bytes: number): Buffer {
+    const filling = this.#filling;
+    if (filling !== undefined && filling.length - this.#filled >= bytes) return filling;
+    this.#handOff(); // full: these lines start the next buffer
+    const buffer =
+      bytes > BUFFER_BYTES
+        ? Buffer.allocUnsafe(bytes)
+        : (this.#spare.pop() ?? Buffer.allocUnsafe(BUFFER_BYTES));
+    this.#filling = buffer;
     this.#filled = 0;
-    this.#append(text);
+    return buffer;
+  }
+
+  /** Where the lines of the buffer being filled begin (those appended end there). */
+  get filled(): number {
+    return this.#filled;
+  }
+
+  /** Lines were appended to the reserved buffer up to `end`: it goes to the writer once nearly full. */
+  appended(end: number): void {
+    this.#filled = end;
+    if (this.#filling!.length - end < HAND_OFF_ROOM) this.#handOff();
   }
 
   /** Hands what was added to the writer now; resolves once everything added so far is written. */
@@ -100,20 +111,6 @@ export class AccessLogFile {
   #idle(): Promise<void> {
     if (!this.#writing) return Promise.resolve();
     return new Promise((resolve) => this.#drained.push(resolve));
-  }
-
-  /** Appends `text` to the buffer being filled, handing it off once nearly full; false when it does not fit. */
-  #append(text: string): boolean {
-    const buffer = this.#filling!;
-    const room = buffer.length - this.#filled;
-    // UTF-8 takes at least one byte per character.
-    if (text.length > room) return false;
-    const written = buffer.write(text, this.#filled, 'utf8');
-    // A write cut short leaves fewer than 4 bytes free (no character takes more).
-    if (written >= room - 3 && written !== Buffer.byteLength(text, 'utf8')) return false;
-    this.#filled += written;
-    if (room - written < HAND_OFF_ROOM) this.#handOff();
-    return true;
   }
 
   /** The buffer being filled, to the writer. */

@@ -3,7 +3,7 @@
 // so that formatting and writing cost the thread that serves nothing. Started by
 // AccessLog (access-log.ts), one per process.
 import { parentPort, workerData } from 'node:worker_threads';
-import { type AccessLogFormat, accessLine } from './access-line.js';
+import { AccessLineFormatter, type AccessLogFormat } from './access-line.js';
 import { AccessLogFile } from './access-log-file.js';
 import { type AccessRingMemory, AccessRingReader } from './access-ring.js';
 
@@ -37,8 +37,6 @@ export type AccessLogNotice =
 
 /** Lines gather for this long after the first of a batch before they are written. */
 const FLUSH_MS = 100;
-/** Lines joined into one string before they are appended (V8 joins short strings cheaply). */
-const JOIN_LINES = 128;
 
 if (parentPort !== null && (workerData as { ring?: unknown } | null)?.ring !== undefined) {
   const port = parentPort;
@@ -84,20 +82,14 @@ async function serve(
   // The wall clock against this thread's monotonic one: it moves when the wall clock is set.
   const wallDrift = () => Date.now() - performance.now();
   const drift0 = wallDrift();
+  const formatter = new AccessLineFormatter(data.format, data.keepQuery);
   const format = () => {
     // From the serving thread's performance.now() to wall-clock milliseconds: one reading per drain.
     const wallOffset = data.wallOffset + wallDrift() - drift0;
-    let text = '';
-    let joined = 0;
     for (let line = reader.next(); line !== undefined; line = reader.next()) {
-      text += accessLine(data.format, data.keepQuery, line, wallOffset);
-      if (++joined === JOIN_LINES) {
-        file.add(text);
-        text = '';
-        joined = 0;
-      }
+      const out = file.reserve(formatter.bound(line));
+      file.appended(formatter.write(line, wallOffset, out, file.filled));
     }
-    file.add(text);
   };
   /** performance.now() when the batch gathering ends; 0: none is. */
   let batchEnds = 0;

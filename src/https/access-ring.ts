@@ -231,8 +231,15 @@ export class AccessRingReader {
   readonly #fields: Float64Array;
   readonly #bytes: Buffer;
   #consumed = 0;
-  /** Bytes done with, ever (mod 2^32): the end of the last record read. */
+  /**
+   * Bytes done with, ever (mod 2^32): up to the end of the record before the last one read (whose
+   * strings its line still points to).
+   */
   #freed = 0;
+  /** The end of the last record read's bytes, ever (mod 2^32): done with at the next call. */
+  #lineEnd = 0;
+  /** Where the record being read's next string lies in the bytes. */
+  #at = 0;
   /** The line read last, reused: its fields are the next record's once `next()` is called again. */
   readonly #line = new CapturedLine();
 
@@ -240,6 +247,7 @@ export class AccessRingReader {
     this.#control = new Int32Array(memory.control);
     this.#fields = new Float64Array(memory.fields);
     this.#bytes = Buffer.from(memory.bytes);
+    this.#line.bytes = this.#bytes;
   }
 
   /** Whether a record waits to be read. */
@@ -271,37 +279,47 @@ export class AccessRingReader {
     Atomics.notify(this.#control, C.wake);
   }
 
-  /** The next record as a line (the same object each time), or undefined when none waits. */
+  /**
+   * The next record as a line (the same object each time), or undefined when none waits. Its
+   * strings but the repeated ones stay in the ring, where the line says they lie, until the next
+   * call.
+   */
   next(): CapturedLine | undefined {
     const control = this.#control;
     const n = this.#consumed;
+    // The line returned last is done with: the writer may have its bytes.
+    this.#freed = this.#lineEnd;
     if (Atomics.load(control, C.published) >>> 0 === n) {
       this.#release();
       return undefined;
     }
     const f = this.#fields;
     const slot = (n & (SLOTS - 1)) * FIELDS;
-    const bytes = this.#bytes;
     const startCount = f[slot + F.start]!;
     const start = startCount % BYTES;
-    let o = start;
     const line = this.#line;
-    const text = (field: number, encoding: 'utf8' | 'latin1'): string | undefined => {
-      const length = f[slot + field]!;
-      if (length < 0) return undefined;
-      const value = bytes.toString(encoding, o, o + length);
-      o += length;
-      return value;
-    };
-    line.service = text(F.service, 'utf8') ?? line.service;
-    line.client = text(F.client, 'latin1') ?? line.client;
-    line.method = text(F.method, 'latin1') ?? line.method;
-    line.tls = text(F.tls, 'latin1') ?? line.tls;
-    line.target = text(F.target, 'latin1')!;
-    line.requestId = text(F.requestId, 'latin1')!;
-    line.reason = text(F.reason, 'utf8');
-    line.referer = text(F.referer, 'latin1');
-    line.agent = text(F.agent, 'latin1');
+    // The repeated strings, when they changed (in the order written).
+    this.#at = start;
+    line.service = this.#changed(slot + F.service, 'utf8') ?? line.service;
+    line.client = this.#changed(slot + F.client, 'latin1') ?? line.client;
+    line.method = this.#changed(slot + F.method, 'latin1') ?? line.method;
+    line.tls = this.#changed(slot + F.tls, 'latin1') ?? line.tls;
+    let o = this.#at;
+    line.targetAt = o;
+    line.targetLength = f[slot + F.target]!;
+    o += line.targetLength;
+    line.requestIdAt = o;
+    line.requestIdLength = f[slot + F.requestId]!;
+    o += line.requestIdLength;
+    line.reasonAt = o;
+    line.reasonLength = f[slot + F.reason]!;
+    if (line.reasonLength > 0) o += line.reasonLength;
+    line.refererAt = o;
+    line.refererLength = f[slot + F.referer]!;
+    if (line.refererLength > 0) o += line.refererLength;
+    line.agentAt = o;
+    line.agentLength = f[slot + F.agent]!;
+    if (line.agentLength > 0) o += line.agentLength;
     line.endedAt = f[slot + F.endedAt]!;
     line.durationMs = f[slot + F.durationMs]!;
     line.backendMs = f[slot + F.backendMs]!;
@@ -312,9 +330,18 @@ export class AccessRingReader {
     line.grpcStatus = f[slot + F.grpcStatus]!;
     line.protocol = PROTOCOLS[f[slot + F.protocol]!]!;
     this.#consumed = (n + 1) >>> 0;
-    this.#freed = (startCount + (o - start)) >>> 0;
+    this.#lineEnd = (startCount + (o - start)) >>> 0;
     if ((this.#consumed & (RELEASE_EVERY - 1)) === 0) this.#release();
     return line;
+  }
+
+  /** A repeated string the record changed (it lies at `#at`, which moves past it); undefined: unchanged. */
+  #changed(field: number, encoding: 'utf8' | 'latin1'): string | undefined {
+    const length = this.#fields[field]!;
+    if (length < 0) return undefined;
+    const at = this.#at;
+    this.#at = at + length;
+    return this.#bytes.toString(encoding, at, at + length);
   }
 
   /** Tells the writer which records and bytes it may reuse: those of the records read. */

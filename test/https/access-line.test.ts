@@ -4,8 +4,8 @@
 import t from 'tap';
 import {
   type AccessEntry,
+  AccessLineFormatter,
   type AccessLogFormat,
-  accessLine,
   type CapturedLine,
 } from '../../src/https/access-line.js';
 import { AccessRingReader, AccessRingWriter, createAccessRing } from '../../src/https/access-ring.js';
@@ -42,6 +42,30 @@ const readers = { json: new AccessRingReader(rings.json), combined: new AccessRi
 function captured(entry: AccessEntry, now: number, format: AccessLogFormat): CapturedLine {
   if (!writers[format].write(entry, now)) throw new Error('the ring is full');
   return readers[format].next()!;
+}
+
+// A formatter per format and query setting, each kept from line to line as the log's thread keeps its own.
+const formatters = new Map<string, AccessLineFormatter>();
+
+/** The line of `line` as text, `wallOffset` from its times to the wall clock's. */
+function accessLine(
+  format: AccessLogFormat,
+  keepQuery: boolean,
+  line: CapturedLine,
+  wallOffset: number,
+): string {
+  const key = `${format} ${keepQuery}`;
+  const formatter = formatters.get(key) ?? new AccessLineFormatter(format, keepQuery);
+  formatters.set(key, formatter);
+  // Exactly the room the formatter asks for, and something already there: a line longer than its
+  // bound would be cut (a Buffer drops writes past its end), one that writes where it should not
+  // shows it.
+  const bound = formatter.bound(line);
+  const out = Buffer.alloc(bound + 8, '#');
+  const end = formatter.write(line, wallOffset, out, 4);
+  if (end > 4 + bound) throw new Error(`a line of ${end - 4} bytes overran its bound of ${bound}`);
+  if (out.toString('latin1', 0, 4) !== '####') throw new Error('written before its start');
+  return out.toString('utf8', 4, end);
 }
 
 /** The line of `entry`, ended at `now` (a performance.now()-like time), formatted as its batch would. */
@@ -123,6 +147,27 @@ t.test('JSON: what needs escaping goes through JSON.stringify, and the line stil
     lineOf({ ...base, head: null, status: 431, reason: 'head too large' }, 5000, 'json'),
   );
   t.match(refused, { method: '-', path: '-', duration_ms: 0, backend_ms: null, status: 431 });
+});
+
+t.test('any byte of a path is escaped as its format needs, should one ever pass the parser', async (t) => {
+  // The parser lets only visible ASCII through; the formatter escapes every other byte all the same.
+  const head = headOf('GET /x HTTP/1.1\r\nHost: h\r\n\r\n');
+  const path = '/a\u0001b\tc\u007fd\u00e9e\u00ff"\\';
+  head.target = path;
+  const json = lineOf({ ...base, head }, 1001, 'json');
+  t.equal(JSON.parse(json).path, path, 'JSON: every character back as it was');
+  t.notMatch(json.slice(0, -1), /[\x00-\x1f]/, 'JSON: no raw control byte but its ending newline');
+  t.match(
+    lineOf({ ...base, head }, 1001, 'combined'),
+    ' "GET /a\\x01b\\x09c\\x7Fd\\xE9e\\xFF\\"\\\\ HTTP/1.1" ',
+    'combined: \\xHH, quotes and backslashes escaped',
+  );
+  // A line at its longest: every byte of every string escaped, each within the bound it was given.
+  const worst = headOf('GET /x HTTP/1.1\r\nHost: h\r\n\r\n');
+  worst.target = '\u0001'.repeat(5000);
+  const huge = { ...base, head: worst, service: '\u0001'.repeat(300), reason: '\u0001'.repeat(3000) };
+  t.equal(JSON.parse(lineOf(huge, 1001, 'json')).reason, huge.reason, 'JSON at its longest');
+  t.match(lineOf(huge, 1001, 'combined'), /^192/, 'combined at its longest');
 });
 
 t.test('combined: the common fields, referer and agent, quotes and control bytes escaped', async (t) => {

@@ -3,7 +3,7 @@
 // across the ring's end, a full ring refusing a line and taking lines again
 // once read, and a reader woken by the writer, by itself, or by its timer.
 import t from 'tap';
-import type { AccessEntry } from '../../src/https/access-line.js';
+import type { AccessEntry, CapturedLine } from '../../src/https/access-line.js';
 import { AccessRingReader, AccessRingWriter, createAccessRing } from '../../src/https/access-ring.js';
 import { headOf } from './fixtures/helpers.js';
 
@@ -23,6 +23,12 @@ const base: AccessEntry = {
   reason: undefined,
   grpcStatus: -1,
 };
+
+/** A line's fields, its strings decoded (they lie in the ring until the next read). */
+function fieldsOf(line: CapturedLine) {
+  const { target, requestId, reason, referer, agent } = line;
+  return { ...line, target, requestId, reason, referer, agent };
+}
 
 t.test('a record reads back as written, every field, text of any kind', async (t) => {
   const ring = createAccessRing();
@@ -59,7 +65,7 @@ t.test('a record reads back as written, every field, text of any kind', async (t
   for (const [entry, now] of entries) t.ok(writer.write(entry, now), 'taken');
   t.equal(writer.published, 3);
   t.ok(reader.waiting, 'records wait');
-  const read = entries.map(() => ({ ...reader.next()! }));
+  const read = entries.map(() => fieldsOf(reader.next()!));
   t.equal(reader.next(), undefined, 'no more');
   t.match(read[0], {
     service: 'web-https',
@@ -188,6 +194,27 @@ t.test('a full ring refuses a line, and takes lines again once they are read', a
   t.ok(writer.write({ ...base, head: big }, 0), 'a long one taken again once they are read');
   t.equal(reader.next()?.target.length, 900_001, 'across the ring end');
 });
+
+t.test(
+  'the last line read keeps its strings until the next read, even when the reader tells what it read',
+  async (t) => {
+    const ring = createAccessRing();
+    const writer = new AccessRingWriter(ring, false);
+    const reader = new AccessRingReader(ring);
+    // The 256th record read tells the writer (RELEASE_EVERY): make it a long one.
+    for (let i = 0; i < 255; i++) writer.write(base, i);
+    writer.write({ ...base, head: headOf(`GET /${'y'.repeat(900_000)} HTTP/1.1\r\nHost: h\r\n\r\n`) }, 255);
+    for (let i = 0; i < 255; i++) reader.next();
+    const line = reader.next()!;
+    // The writer now fills every byte it was given back, and wraps round to the ring's start.
+    const other = headOf(`GET /${'z'.repeat(100_000)} HTTP/1.1\r\nHost: h\r\n\r\n`);
+    let taken = 0;
+    while (taken < 100 && writer.write({ ...base, head: other }, 0)) taken++;
+    t.ok(taken > 30, `the writer took ${taken} long lines`);
+    t.equal(line.target, `/${'y'.repeat(900_000)}`, 'the line read last is whole');
+    t.equal(reader.next()?.target.length, 100_001, 'the next one reads as written');
+  },
+);
 
 t.test('the reader is woken by a record after it slept, by itself, or by its timer', async (t) => {
   // A wait alone does not keep a process alive (the log's thread has its message port).
