@@ -77,11 +77,11 @@ export class CapturedLine {
   grpcStatus = -1;
 
   get target(): string {
-    return this.bytes.toString('latin1', this.targetAt, this.targetAt + this.targetLength);
+    return textAt(this.bytes, 'latin1', this.targetAt, this.targetLength) as string;
   }
 
   get requestId(): string {
-    return this.bytes.toString('latin1', this.requestIdAt, this.requestIdAt + this.requestIdLength);
+    return textAt(this.bytes, 'latin1', this.requestIdAt, this.requestIdLength) as string;
   }
 
   get reason(): string | undefined {
@@ -97,6 +97,7 @@ export class CapturedLine {
   }
 }
 
+/** The string of `length` bytes at `at`; undefined when its length is -1 (none). */
 function textAt(bytes: Buffer, encoding: 'utf8' | 'latin1', at: number, length: number): string | undefined {
   return length < 0 ? undefined : bytes.toString(encoding, at, at + length);
 }
