@@ -188,10 +188,9 @@ export class AccessLineFormatter {
       o = piece(out, o, JSON_GRPC_STATUS);
       o = decimal(out, o, e.grpcStatus);
     }
-    const reason = e.reason;
-    if (reason !== undefined) {
+    if (e.reasonLength >= 0) {
       o = piece(out, o, JSON_REASON);
-      o += out.write(JSON.stringify(reason), o, 'utf8');
+      o += out.write(JSON.stringify(e.reason), o, 'utf8');
     }
     out[o++] = 0x7d; // }
     out[o++] = 0x0a;

@@ -304,22 +304,17 @@ export class AccessRingReader {
     line.client = this.#changed(slot + F.client, 'latin1') ?? line.client;
     line.method = this.#changed(slot + F.method, 'latin1') ?? line.method;
     line.tls = this.#changed(slot + F.tls, 'latin1') ?? line.tls;
-    let o = this.#at;
-    line.targetAt = o;
-    line.targetLength = f[slot + F.target]!;
-    o += line.targetLength;
-    line.requestIdAt = o;
-    line.requestIdLength = f[slot + F.requestId]!;
-    o += line.requestIdLength;
-    line.reasonAt = o;
-    line.reasonLength = f[slot + F.reason]!;
-    if (line.reasonLength > 0) o += line.reasonLength;
-    line.refererAt = o;
-    line.refererLength = f[slot + F.referer]!;
-    if (line.refererLength > 0) o += line.refererLength;
-    line.agentAt = o;
-    line.agentLength = f[slot + F.agent]!;
-    if (line.agentLength > 0) o += line.agentLength;
+    // The others stay where they lie: the line says where (length -1: absent).
+    line.targetAt = this.#at;
+    line.targetLength = this.#skipped(slot + F.target);
+    line.requestIdAt = this.#at;
+    line.requestIdLength = this.#skipped(slot + F.requestId);
+    line.reasonAt = this.#at;
+    line.reasonLength = this.#skipped(slot + F.reason);
+    line.refererAt = this.#at;
+    line.refererLength = this.#skipped(slot + F.referer);
+    line.agentAt = this.#at;
+    line.agentLength = this.#skipped(slot + F.agent);
     line.endedAt = f[slot + F.endedAt]!;
     line.durationMs = f[slot + F.durationMs]!;
     line.backendMs = f[slot + F.backendMs]!;
@@ -330,21 +325,29 @@ export class AccessRingReader {
     line.grpcStatus = f[slot + F.grpcStatus]!;
     line.protocol = PROTOCOLS[f[slot + F.protocol]!]!;
     this.#consumed = (n + 1) >>> 0;
-    this.#lineEnd = (startCount + (o - start)) >>> 0;
+    this.#lineEnd = (startCount + (this.#at - start)) >>> 0;
     if ((this.#consumed & (RELEASE_EVERY - 1)) === 0) this.#release();
     return line;
   }
 
   /** A repeated string the record changed (it lies at `#at`, which moves past it); undefined: unchanged. */
   #changed(field: number, encoding: 'utf8' | 'latin1'): string | undefined {
-    const length = this.#fields[field]!;
-    if (length < 0) return undefined;
     const at = this.#at;
-    this.#at = at + length;
-    return this.#bytes.toString(encoding, at, at + length);
+    const length = this.#skipped(field);
+    return length < 0 ? undefined : this.#bytes.toString(encoding, at, at + length);
   }
 
-  /** Tells the writer which records and bytes it may reuse: those of the records read. */
+  /** The length of the string of `field` (-1: absent), `#at` moved past it. */
+  #skipped(field: number): number {
+    const length = this.#fields[field]!;
+    if (length > 0) this.#at += length;
+    return length;
+  }
+
+  /**
+   * Tells the writer which records and bytes it may reuse: the records read, and the bytes of all
+   * but the last line returned.
+   */
   #release(): void {
     // The bytes first: a writer that sees a record consumed may reuse its bytes at once.
     Atomics.store(this.#control, C.freed, this.#freed | 0);
