@@ -28,7 +28,8 @@
 // --pin: one target at a time, alone on the last CPU with the load generator and
 // the origin on the first (pinned.mjs), instead of the three loaded at once.
 // Reported: each round's B/A ratio (against the mean of the two A), their
-// median and range, beside the same for A again / A: the noise floor. A and B
+// median and range, beside the same for A again / A: the noise floor; then the
+// same for each sidecar's serving thread alone (its main thread). A and B
 // are dist folders (`npm run build` output; copy one aside inside the
 // repository, with package.json beside it, before changing the code:
 // cp -r dist scratch/dist-a; cp package.json scratch/).
@@ -101,19 +102,30 @@ try {
   };
   const ratios = [];
   const noise = [];
+  // The same for each sidecar's main thread alone, the one that serves (the access log formats
+  // and writes on a thread of its own).
+  const servingRatios = [];
+  const servingNoise = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const [a, again, b] = await measure(
+    const perRequest = await measure(
       [() => sidecar('ab-a', values.a), () => sidecar('ab-a2', values.a), () => sidecar('ab-b', values.b)],
       { ...load, round },
     );
+    const [a, again, b] = perRequest;
+    const [aServing, againServing, bServing] = perRequest.mainThread;
     ratios.push((2 * b) / (a + again));
     noise.push(again / a);
+    servingRatios.push((2 * bServing) / (aServing + againServing));
+    servingNoise.push(againServing / aServing);
     console.log(
-      `round ${round + 1}: A ${a.toFixed(1)} us, A again ${again.toFixed(1)} us, B ${b.toFixed(1)} us per ${unit}; B/A ${ratios.at(-1).toFixed(3)}`,
+      `round ${round + 1}: A ${a.toFixed(1)} us, A again ${again.toFixed(1)} us, B ${b.toFixed(1)} us per ${unit}; B/A ${ratios.at(-1).toFixed(3)}; serving thread B/A ${servingRatios.at(-1).toFixed(3)}`,
     );
   }
   console.log(
     `B/A median ${median(ratios).toFixed(3)} over ${ROUNDS} rounds (range ${spread(ratios)}), where A again / A gives ${median(noise).toFixed(3)} (${spread(noise)}); A ${values.a}, B ${values.b}; ${load.h2 ? `h2load -c${load.connections} -m10` : load.fresh ? `handshake client, ${load.connections} at a time,` : `wrk -t1 -c${load.connections}`} -d${SECONDS}s each, ${how}${load.headers.length > 0 ? ', -H "Connection: close"' : ''}${accessLog === undefined ? '' : `; access log ${accessLog}`}`,
+  );
+  console.log(
+    `the serving thread alone: B/A median ${median(servingRatios).toFixed(3)} (range ${spread(servingRatios)}), where A again / A gives ${median(servingNoise).toFixed(3)} (${spread(servingNoise)})`,
   );
   await origin.stop?.();
 } finally {

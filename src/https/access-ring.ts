@@ -1,7 +1,8 @@
 // The access log's hand-off between the serving thread and the log's own thread: a ring of
 // fixed-size records (the numbers of a request's line) and a ring of bytes (its strings), both
-// in shared memory. The serving thread copies a request's fields in (a few stores and one or two
-// byte copies, about 0.15 us); the log's thread reads them back, formats and writes the lines.
+// in shared memory. The serving thread copies a request's fields in (a few stores and one write
+// of its strings joined, about 0.15 us); the log's thread reads them back, formats and writes the
+// lines.
 // One writer, one reader, in order. A full ring refuses the line (it is lost and said so):
 // memory stays bounded behind a stalled disk, and serving goes on.
 //
@@ -35,9 +36,9 @@ const F = {
   tls: 13,
   target: 14,
   requestId: 15,
-  reason: 16,
-  referer: 17,
-  agent: 18,
+  referer: 16,
+  agent: 17,
+  reason: 18,
 } as const;
 const FIELDS = 19;
 
@@ -165,40 +166,44 @@ export class AccessRingWriter {
       o += length;
       this.#service = service;
     } else f[slot + F.service] = -1;
+    // The strings of a byte a character (as parsed from the wire), joined and written in one call:
+    // Buffer#write costs about 650 instructions a call into C++ whatever the length, and joining
+    // two strings about 150.
+    let latin1 = '';
     if (newClient) {
       f[slot + F.client] = client.length;
-      o += bytes.write(client, o, 'latin1');
+      latin1 = client;
       this.#client = client;
     } else f[slot + F.client] = -1;
     if (newMethod) {
       f[slot + F.method] = method.length;
-      o += bytes.write(method, o, 'latin1');
+      latin1 += method;
       this.#method = method;
     } else f[slot + F.method] = -1;
     if (newTls) {
       f[slot + F.tls] = tls.length;
-      o += bytes.write(tls, o, 'latin1');
+      latin1 += tls;
       this.#tls = tls;
     } else f[slot + F.tls] = -1;
     f[slot + F.target] = target.length;
-    o += bytes.write(target, o, 'latin1');
     f[slot + F.requestId] = requestId.length;
-    o += bytes.write(requestId, o, 'latin1');
+    latin1 += target + requestId;
+    if (referer === undefined) f[slot + F.referer] = -1;
+    else {
+      f[slot + F.referer] = referer.length;
+      latin1 += referer;
+    }
+    if (agent === undefined) f[slot + F.agent] = -1;
+    else {
+      f[slot + F.agent] = agent.length;
+      latin1 += agent;
+    }
+    o += bytes.write(latin1, o, 'latin1');
     if (reason === undefined) f[slot + F.reason] = -1;
     else {
       const length = bytes.write(reason, o, 'utf8');
       f[slot + F.reason] = length;
       o += length;
-    }
-    if (referer === undefined) f[slot + F.referer] = -1;
-    else {
-      f[slot + F.referer] = referer.length;
-      o += bytes.write(referer, o, 'latin1');
-    }
-    if (agent === undefined) f[slot + F.agent] = -1;
-    else {
-      f[slot + F.agent] = agent.length;
-      o += bytes.write(agent, o, 'latin1');
     }
     const startCount = (this.#written + pad) >>> 0;
     f[slot + F.start] = startCount;
@@ -309,12 +314,12 @@ export class AccessRingReader {
     line.targetLength = this.#skipped(slot + F.target);
     line.requestIdAt = this.#at;
     line.requestIdLength = this.#skipped(slot + F.requestId);
-    line.reasonAt = this.#at;
-    line.reasonLength = this.#skipped(slot + F.reason);
     line.refererAt = this.#at;
     line.refererLength = this.#skipped(slot + F.referer);
     line.agentAt = this.#at;
     line.agentLength = this.#skipped(slot + F.agent);
+    line.reasonAt = this.#at;
+    line.reasonLength = this.#skipped(slot + F.reason);
     line.endedAt = f[slot + F.endedAt]!;
     line.durationMs = f[slot + F.durationMs]!;
     line.backendMs = f[slot + F.backendMs]!;
