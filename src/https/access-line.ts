@@ -106,7 +106,7 @@ function textAt(bytes: Buffer, encoding: 'utf8' | 'latin1', at: number, length: 
  * Writes access-log lines as bytes, one format's. Bytes rather than strings: a line of string
  * pieces cost V8 a join per piece and a walk of them all to encode the batch, about 1.9 us a
  * line, where copying the ring's bytes and a few constant pieces costs about 0.3 us
- * (docs/operations.md, "Access log"). What repeats from line to line (the opening up to the
+ * (docs/benchmarks.md, "The access log's cost"). What repeats from line to line (the opening up to the
  * path, the TLS version, the second of the time) is kept as bytes, built again only when it
  * changes.
  */

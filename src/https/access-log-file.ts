@@ -8,7 +8,7 @@ import { close, openSync, write } from 'node:fs';
  * Lines are appended to a buffer of this size, which goes to the file in one write once less
  * than HAND_OFF_ROOM of it is free, or when the batch window ends. One write per buffer rather
  * than per batch: each write crosses to libuv's thread pool and back, about 30 us of CPU
- * (docs/operations.md, "Access log").
+ * (docs/benchmarks.md, "The access log's cost").
  */
 const BUFFER_BYTES = 256 * 1024;
 const HAND_OFF_ROOM = BUFFER_BYTES / 4;
