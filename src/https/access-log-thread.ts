@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { AccessLineFormatter, type AccessLogFormat } from './access-line.js';
 import { AccessLogFile } from './access-log-file.js';
-import { type AccessRingMemory, AccessRingReader } from './access-ring.js';
+import { type AccessRingMemory, AccessRingReader, REOPEN_HERE } from './access-ring.js';
 
 /** What the serving thread gives the log's thread when it starts it. */
 export interface AccessLogThreadData {
@@ -24,10 +24,7 @@ export interface AccessLogThreadData {
 }
 
 /** Asked of the log's thread. */
-export type AccessLogRequest =
-  | { readonly kind: 'flush'; readonly id: number }
-  | { readonly kind: 'reopen' }
-  | { readonly kind: 'close' };
+export type AccessLogRequest = { readonly kind: 'flush'; readonly id: number } | { readonly kind: 'close' };
 
 /** Told by the log's thread. */
 export type AccessLogNotice =
@@ -87,6 +84,11 @@ async function serve(
     // From the serving thread's performance.now() to wall-clock milliseconds: one reading per drain.
     const wallOffset = data.wallOffset + wallDrift() - drift0;
     for (let line = reader.next(); line !== undefined; line = reader.next()) {
+      // logrotate moved the file: the lines before go to the old one, those after to the new.
+      if (line.status === REOPEN_HERE) {
+        file.reopen();
+        continue;
+      }
       const out = file.reserve(formatter.bound(line));
       file.appended(formatter.write(line, wallOffset, out, file.filled));
     }
@@ -99,8 +101,7 @@ async function serve(
       if (batchEnds === 0) batchEnds = performance.now() + FLUSH_MS;
     }
     const request = requests.shift();
-    if (request?.kind === 'reopen') file.reopen();
-    else if (request?.kind === 'flush') {
+    if (request?.kind === 'flush') {
       batchEnds = 0;
       await file.flush();
       tell({ kind: 'flushed', id: request.id });

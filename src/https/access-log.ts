@@ -110,9 +110,12 @@ export class AccessLog {
     });
   }
 
-  /** Opens the file again (logrotate moved it away: SIGUSR1); lines before go to the old one. */
+  /**
+   * Opens the file again (logrotate moved it away: SIGUSR1): the lines written before go to the
+   * old one, those after to the new, in the order the log's thread reads them.
+   */
   reopen(): void {
-    if (this.#ring !== undefined) this.#ask({ kind: 'reopen' });
+    this.#ring?.reopenHere();
   }
 
   /** Writes what is waiting, then closes the file and ends the log's thread. */

@@ -70,6 +70,12 @@ const WAKE_EVERY = 1024;
 
 const PROTOCOLS: readonly AccessEntry['protocol'][] = ['HTTP/1.1', 'h2', 'HTTP/1.0'];
 
+/**
+ * The status of a record that is no request's: the log's file is to be reopened there, after the
+ * lines before it and before those after it (AccessRingWriter.reopenHere).
+ */
+export const REOPEN_HERE = -1;
+
 /** The shared memory of one ring, passed to the log's thread as is. */
 export interface AccessRingMemory {
   readonly control: SharedArrayBuffer;
@@ -102,6 +108,8 @@ export class AccessRingWriter {
   #client: string | undefined;
   #method: string | undefined;
   #tls: string | undefined;
+  /** A reopen asked while the ring was full: its record goes in before the next line's. */
+  #reopenPending = false;
 
   constructor(memory: AccessRingMemory, combined: boolean) {
     this.#control = new Int32Array(memory.control);
@@ -120,12 +128,13 @@ export class AccessRingWriter {
    * when the ring has no room for it (the line is lost).
    */
   write(entry: AccessEntry, now: number): boolean {
+    if (this.#reopenPending) {
+      this.reopenHere();
+      if (this.#reopenPending) return false;
+    }
     const control = this.#control;
     const n = this.#published;
-    if ((n - this.#consumed) >>> 0 >= SLOTS) {
-      this.#consumed = Atomics.load(control, C.consumed) >>> 0;
-      if ((n - this.#consumed) >>> 0 >= SLOTS) return false;
-    }
+    if (!this.#roomForRecord(n)) return false;
     const head = entry.head;
     const method = head === null ? '' : head.method;
     const target = head === null ? '' : head.target;
@@ -217,7 +226,41 @@ export class AccessRingWriter {
     f[slot + F.bodyBytesOut] = entry.bytesOut - entry.headBytesOut;
     f[slot + F.grpcStatus] = entry.grpcStatus;
     f[slot + F.protocol] = entry.protocol === 'HTTP/1.1' ? 0 : entry.protocol === 'h2' ? 1 : 2;
-    // Everything above is the reader's once this store is seen (a sequentially consistent store).
+    this.#publish(n);
+    return true;
+  }
+
+  /**
+   * Asks the reader to reopen the log's file after the lines written so far and before those
+   * written next (logrotate moved it: SIGUSR1), by a record of its own: the reopen and the lines
+   * reach the log's thread in one order. When the ring is full, the record goes in before the next
+   * line that finds room.
+   */
+  reopenHere(): void {
+    const n = this.#published;
+    this.#reopenPending = !this.#roomForRecord(n);
+    if (this.#reopenPending) return;
+    const f = this.#fields;
+    const slot = (n & (SLOTS - 1)) * FIELDS;
+    f.fill(0, slot, slot + F.start);
+    f[slot + F.status] = REOPEN_HERE;
+    // No strings: the repeated ones unchanged, the others absent.
+    f[slot + F.start] = this.#written;
+    f.fill(-1, slot + F.service, slot + FIELDS);
+    this.#publish(n);
+  }
+
+  /** Whether record `n` has a slot: the reader has read the one SLOTS before it. */
+  #roomForRecord(n: number): boolean {
+    if ((n - this.#consumed) >>> 0 < SLOTS) return true;
+    this.#consumed = Atomics.load(this.#control, C.consumed) >>> 0;
+    return (n - this.#consumed) >>> 0 < SLOTS;
+  }
+
+  /** Record `n`, written, becomes the reader's; a reader asleep is woken. */
+  #publish(n: number): void {
+    const control = this.#control;
+    // Everything written before is the reader's once this store is seen (a sequentially consistent store).
     this.#published = (n + 1) >>> 0;
     Atomics.store(control, C.published, this.#published | 0);
     // Seen after the store above, or the reader sees the record before it goes to sleep.
@@ -226,7 +269,6 @@ export class AccessRingWriter {
       Atomics.add(control, C.wake, 1);
       Atomics.notify(control, C.wake);
     }
-    return true;
   }
 }
 

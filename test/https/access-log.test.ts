@@ -296,6 +296,34 @@ t.test('combined, the query kept when asked, and a file reopened after logrotate
   t.notMatch(readFileSync(`${file}.1`, 'utf8'), /\/after/, 'the rotated file is left alone');
 });
 
+t.test('a line written after reopen() goes to the new file, one written before it to the old', async (t) => {
+  // The reopen and the lines reach the log's thread by two ways (a message, the ring): a line
+  // written at once after reopen() is on the ring before the thread has the message.
+  const file = join(dir, 'reopen-order.log');
+  const log = new AccessLog({ format: 'json', file, keepQuery: false });
+  t.teardown(() => log.close());
+  await log.flush(); // the thread has opened the file
+  const head = new Head();
+  for (let round = 0; round < 10; round++) {
+    logGet(log, head, `/before-${round}`, `b${round}`);
+    renameSync(file, `${file}.${round}`);
+    log.reopen();
+    logGet(log, head, `/after-${round}`, `a${round}`);
+    await log.flush();
+    // The file moved holds the lines since the reopen before (none in the first round).
+    t.same(
+      lines(`${file}.${round}`).map((line) => line.path),
+      round === 0 ? ['/before-0'] : [`/after-${round - 1}`, `/before-${round}`],
+      `round ${round}: the moved file has the lines before`,
+    );
+    t.same(
+      lines(file).map((line) => line.path),
+      [`/after-${round}`],
+      `round ${round}: the new file the line after`,
+    );
+  }
+});
+
 t.test(
   "combined: the bytes are the response body's, as Apache's %b and nginx's $body_bytes_sent",
   async (t) => {

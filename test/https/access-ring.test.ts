@@ -4,7 +4,12 @@
 // once read, and a reader woken by the writer, by itself, or by its timer.
 import t from 'tap';
 import type { AccessEntry, CapturedLine } from '../../src/https/access-line.js';
-import { AccessRingReader, AccessRingWriter, createAccessRing } from '../../src/https/access-ring.js';
+import {
+  AccessRingReader,
+  AccessRingWriter,
+  createAccessRing,
+  REOPEN_HERE,
+} from '../../src/https/access-ring.js';
 import { headOf } from './fixtures/helpers.js';
 
 const base: AccessEntry = {
@@ -213,6 +218,36 @@ t.test(
     t.ok(taken > 30, `the writer took ${taken} long lines`);
     t.equal(line.target, `/${'y'.repeat(900_000)}`, 'the line read last is whole');
     t.equal(reader.next()?.target.length, 100_001, 'the next one reads as written');
+  },
+);
+
+t.test(
+  'a reopen is a record between the lines before and after it, one asked on a full ring too',
+  async (t) => {
+    const ring = createAccessRing();
+    const writer = new AccessRingWriter(ring, false);
+    const reader = new AccessRingReader(ring);
+    const statuses = (): number[] => {
+      const read: number[] = [];
+      for (let line = reader.next(); line !== undefined; line = reader.next()) read.push(line.status);
+      return read;
+    };
+    writer.write({ ...base, status: 201 }, 0);
+    writer.reopenHere();
+    writer.write({ ...base, status: 202 }, 0);
+    t.same(statuses(), [201, REOPEN_HERE, 202], 'in the order asked');
+    let taken = 0;
+    while (writer.write(base, 0)) taken++;
+    t.equal(taken, 16_384, 'the ring full');
+    writer.reopenHere();
+    t.notOk(writer.write({ ...base, status: 203 }, 0), 'a line still refused');
+    const read = statuses();
+    t.equal(read.length, 16_384, 'what the ring held');
+    t.notOk(read.includes(REOPEN_HERE), 'without the reopen');
+    t.ok(writer.write({ ...base, status: 204 }, 0), 'room again');
+    const after = statuses();
+    t.same(after, [REOPEN_HERE, 204], 'the reopen goes in before the next line');
+    t.equal(reader.next(), undefined);
   },
 );
 
