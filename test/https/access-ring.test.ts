@@ -29,6 +29,12 @@ const base: AccessEntry = {
   grpcStatus: -1,
 };
 
+/** A new ring's two sides (`combined`: the writer copies Referer and User-Agent too). */
+function newRing(combined = false) {
+  const ring = createAccessRing();
+  return { writer: new AccessRingWriter(ring, combined), reader: new AccessRingReader(ring) };
+}
+
 /** A line's fields, its strings decoded (they lie in the ring until the next read). */
 function fieldsOf(line: CapturedLine) {
   const { target, requestId, reason, referer, agent } = line;
@@ -36,9 +42,7 @@ function fieldsOf(line: CapturedLine) {
 }
 
 t.test('a record reads back as written, every field, text of any kind', async (t) => {
-  const ring = createAccessRing();
-  const writer = new AccessRingWriter(ring, true);
-  const reader = new AccessRingReader(ring);
+  const { writer, reader } = newRing(true);
   t.notOk(reader.waiting, 'nothing waits at first');
   t.equal(reader.next(), undefined);
   // Header values are bytes held one per character (obs-text included); the service and the
@@ -134,9 +138,7 @@ t.test('a record reads back as written, every field, text of any kind', async (t
 });
 
 t.test('in order across the ring end many times over, long and short strings mixed', async (t) => {
-  const ring = createAccessRing();
-  const writer = new AccessRingWriter(ring, false);
-  const reader = new AccessRingReader(ring);
+  const { writer, reader } = newRing();
   const targets: string[] = [];
   let read = 0;
   let wrong = -1;
@@ -170,9 +172,7 @@ t.test('in order across the ring end many times over, long and short strings mix
 });
 
 t.test('a full ring refuses a line, and takes lines again once they are read', async (t) => {
-  const ring = createAccessRing();
-  const writer = new AccessRingWriter(ring, false);
-  const reader = new AccessRingReader(ring);
+  const { writer, reader } = newRing();
   // Records: 16,384 fit.
   let taken = 0;
   while (taken < 20_000 && writer.write(base, taken)) taken++;
@@ -203,9 +203,7 @@ t.test('a full ring refuses a line, and takes lines again once they are read', a
 t.test(
   'the last line read keeps its strings until the next read, even when the reader tells what it read',
   async (t) => {
-    const ring = createAccessRing();
-    const writer = new AccessRingWriter(ring, false);
-    const reader = new AccessRingReader(ring);
+    const { writer, reader } = newRing();
     // The 256th record read tells the writer (RELEASE_EVERY): make it a long one.
     for (let i = 0; i < 255; i++) writer.write(base, i);
     writer.write({ ...base, head: headOf(`GET /${'y'.repeat(900_000)} HTTP/1.1\r\nHost: h\r\n\r\n`) }, 255);
@@ -224,9 +222,7 @@ t.test(
 t.test(
   'a reopen is a record between the lines before and after it, one asked on a full ring too',
   async (t) => {
-    const ring = createAccessRing();
-    const writer = new AccessRingWriter(ring, false);
-    const reader = new AccessRingReader(ring);
+    const { writer, reader } = newRing();
     const statuses = (): number[] => {
       const read: number[] = [];
       for (let line = reader.next(); line !== undefined; line = reader.next()) read.push(line.status);
@@ -255,9 +251,7 @@ t.test('the reader is woken by a record after it slept, by itself, or by its tim
   // A wait alone does not keep a process alive (the log's thread has its message port).
   const alive = setInterval(() => {}, 1000);
   t.teardown(() => clearInterval(alive));
-  const ring = createAccessRing();
-  const writer = new AccessRingWriter(ring, false);
-  const reader = new AccessRingReader(ring);
+  const { writer, reader } = newRing();
   writer.write(base, 0);
   await reader.waitForRecords(); // one waits: at once
   t.ok(reader.next(), 'read');
