@@ -1,8 +1,9 @@
 // The access log's hand-off between the serving thread and the log's own thread: a ring of
 // fixed-size records (the numbers of a request's line) and a ring of bytes (its strings), both
 // in shared memory. The serving thread copies a request's fields in (a few stores and one write
-// of its strings joined, about 0.15 us); the log's thread reads them back, formats and writes the
-// lines.
+// of its strings joined: about 1.8k instructions, 0.25-0.35 us in a loop of its own); the log's
+// thread reads them back, formats and writes the lines. A reopen of the log's file (SIGUSR1) is a
+// record of its own, in order with the lines.
 // One writer, one reader, in order. A full ring refuses the line (it is lost and said so):
 // memory stays bounded behind a stalled disk, and serving goes on.
 //
